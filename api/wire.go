@@ -1,0 +1,222 @@
+package api
+
+import (
+	"time"
+
+	"github.com/ivsrt/ivsrt"
+)
+
+// The JSON shapes of the ivs-realtime API (service model 2020-07-14).
+// Optional inputs are pointers so that "absent" and "zero" differ; optional
+// outputs are omitted when empty.
+
+// timestamp is an ISO-8601 UTC time with milliseconds, as AWS sends them.
+type timestamp time.Time
+
+func (t timestamp) MarshalJSON() ([]byte, error) {
+	return []byte(`"` + time.Time(t).UTC().Format("2006-01-02T15:04:05.000Z") + `"`), nil
+}
+
+func ts(t time.Time) *timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	v := timestamp(t)
+	return &v
+}
+
+type recordingWire struct {
+	StorageConfigurationArn         *string        `json:"storageConfigurationArn"`
+	MediaTypes                      []string       `json:"mediaTypes,omitempty"`
+	ThumbnailConfiguration          *thumbnailWire `json:"thumbnailConfiguration,omitempty"`
+	RecordingReconnectWindowSeconds *int           `json:"recordingReconnectWindowSeconds,omitempty"`
+	HlsConfiguration                *hlsWire       `json:"hlsConfiguration,omitempty"`
+	RecordParticipantReplicas       *bool          `json:"recordParticipantReplicas,omitempty"`
+}
+
+type thumbnailWire struct {
+	TargetIntervalSeconds *int     `json:"targetIntervalSeconds,omitempty"`
+	Storage               []string `json:"storage,omitempty"`
+	RecordingMode         *string  `json:"recordingMode,omitempty"`
+}
+
+type hlsWire struct {
+	TargetSegmentDurationSeconds *int `json:"targetSegmentDurationSeconds,omitempty"`
+}
+
+// Defaults the service documents for a recording configuration.
+const (
+	defaultMediaType                = "AUDIO_VIDEO"
+	defaultThumbnailIntervalSeconds = 60
+	defaultThumbnailStorage         = "SEQUENTIAL"
+	defaultThumbnailRecordingMode   = "INTERVAL"
+	defaultHLSSegmentSeconds        = 6
+)
+
+// toDomain fills in the documented defaults for what the caller left out.
+func (r *recordingWire) toDomain() *ivsrt.AutoParticipantRecording {
+	if r == nil {
+		return nil
+	}
+	d := &ivsrt.AutoParticipantRecording{
+		StorageConfigurationARN:         deref(r.StorageConfigurationArn),
+		MediaTypes:                      r.MediaTypes,
+		RecordingReconnectWindowSeconds: deref(r.RecordingReconnectWindowSeconds),
+		HLSTargetSegmentDurationSeconds: defaultHLSSegmentSeconds,
+		RecordParticipantReplicas:       deref(r.RecordParticipantReplicas),
+		Thumbnail: &ivsrt.ThumbnailConfiguration{
+			TargetIntervalSeconds: defaultThumbnailIntervalSeconds,
+			Storage:               []string{defaultThumbnailStorage},
+			RecordingMode:         defaultThumbnailRecordingMode,
+		},
+	}
+	if len(d.MediaTypes) == 0 {
+		d.MediaTypes = []string{defaultMediaType}
+	}
+	if h := r.HlsConfiguration; h != nil && h.TargetSegmentDurationSeconds != nil {
+		d.HLSTargetSegmentDurationSeconds = *h.TargetSegmentDurationSeconds
+	}
+	if t := r.ThumbnailConfiguration; t != nil {
+		if t.TargetIntervalSeconds != nil {
+			d.Thumbnail.TargetIntervalSeconds = *t.TargetIntervalSeconds
+		}
+		if t.Storage != nil {
+			d.Thumbnail.Storage = t.Storage
+		}
+		if t.RecordingMode != nil {
+			d.Thumbnail.RecordingMode = *t.RecordingMode
+		}
+	}
+	return d
+}
+
+func recordingFromDomain(d *ivsrt.AutoParticipantRecording) *recordingWire {
+	if d == nil {
+		return nil
+	}
+	r := &recordingWire{
+		StorageConfigurationArn:         &d.StorageConfigurationARN,
+		MediaTypes:                      d.MediaTypes,
+		RecordingReconnectWindowSeconds: &d.RecordingReconnectWindowSeconds,
+		RecordParticipantReplicas:       &d.RecordParticipantReplicas,
+	}
+	if d.HLSTargetSegmentDurationSeconds != 0 {
+		r.HlsConfiguration = &hlsWire{TargetSegmentDurationSeconds: &d.HLSTargetSegmentDurationSeconds}
+	}
+	if t := d.Thumbnail; t != nil {
+		r.ThumbnailConfiguration = &thumbnailWire{
+			TargetIntervalSeconds: &t.TargetIntervalSeconds,
+			Storage:               t.Storage,
+			RecordingMode:         &t.RecordingMode,
+		}
+	}
+	return r
+}
+
+type stageEndpoints struct {
+	Events string `json:"events,omitempty"`
+	Whip   string `json:"whip,omitempty"`
+}
+
+type stageWire struct {
+	Arn                                   string            `json:"arn"`
+	Name                                  string            `json:"name"`
+	ActiveSessionID                       string            `json:"activeSessionId,omitempty"`
+	Tags                                  map[string]string `json:"tags"`
+	AutoParticipantRecordingConfiguration *recordingWire    `json:"autoParticipantRecordingConfiguration,omitempty"`
+	Endpoints                             *stageEndpoints   `json:"endpoints,omitempty"`
+}
+
+type stageSummaryWire struct {
+	Arn             string            `json:"arn"`
+	Name            string            `json:"name"`
+	ActiveSessionID string            `json:"activeSessionId,omitempty"`
+	Tags            map[string]string `json:"tags"`
+}
+
+type tokenConfigWire struct {
+	Duration     *int              `json:"duration"`
+	UserID       *string           `json:"userId"`
+	Attributes   map[string]string `json:"attributes"`
+	Capabilities []string          `json:"capabilities"`
+}
+
+type participantTokenWire struct {
+	ParticipantID  string            `json:"participantId"`
+	Token          string            `json:"token"`
+	UserID         string            `json:"userId,omitempty"`
+	Attributes     map[string]string `json:"attributes,omitempty"`
+	Duration       int               `json:"duration"`
+	Capabilities   []string          `json:"capabilities"`
+	ExpirationTime *timestamp        `json:"expirationTime,omitempty"`
+}
+
+func tokenFromDomain(t *ivsrt.ParticipantToken) participantTokenWire {
+	caps := make([]string, len(t.Capabilities))
+	for i, c := range t.Capabilities {
+		caps[i] = string(c)
+	}
+	return participantTokenWire{
+		ParticipantID:  string(t.ParticipantID),
+		Token:          t.Token,
+		UserID:         t.UserID,
+		Attributes:     t.Attributes,
+		Duration:       t.DurationMinutes,
+		Capabilities:   caps,
+		ExpirationTime: ts(t.ExpirationTime),
+	}
+}
+
+type sessionWire struct {
+	SessionID string     `json:"sessionId"`
+	StartTime *timestamp `json:"startTime,omitempty"`
+	EndTime   *timestamp `json:"endTime,omitempty"`
+}
+
+func sessionFromDomain(s *ivsrt.StageSession) sessionWire {
+	return sessionWire{SessionID: string(s.ID), StartTime: ts(s.StartTime), EndTime: ts(s.EndTime)}
+}
+
+// recordingStateDisabled is every participant's recording state: this
+// server does not record.
+const recordingStateDisabled = "DISABLED"
+
+type participantWire struct {
+	ParticipantID   string            `json:"participantId"`
+	UserID          string            `json:"userId,omitempty"`
+	State           string            `json:"state"`
+	FirstJoinTime   *timestamp        `json:"firstJoinTime,omitempty"`
+	Attributes      map[string]string `json:"attributes,omitempty"`
+	Published       bool              `json:"published"`
+	RecordingState  string            `json:"recordingState"`
+	Protocol        string            `json:"protocol,omitempty"`
+	ReplicationType string            `json:"replicationType"`
+}
+
+type participantSummaryWire struct {
+	ParticipantID   string     `json:"participantId"`
+	UserID          string     `json:"userId,omitempty"`
+	State           string     `json:"state"`
+	FirstJoinTime   *timestamp `json:"firstJoinTime,omitempty"`
+	Published       bool       `json:"published"`
+	RecordingState  string     `json:"recordingState"`
+	ReplicationType string     `json:"replicationType"`
+}
+
+type eventWire struct {
+	Name                string     `json:"name"`
+	ParticipantID       string     `json:"participantId"`
+	EventTime           *timestamp `json:"eventTime,omitempty"`
+	RemoteParticipantID string     `json:"remoteParticipantId,omitempty"`
+	ErrorCode           string     `json:"errorCode,omitempty"`
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}
+
+func minutes(n int) time.Duration { return time.Duration(n) * time.Minute }

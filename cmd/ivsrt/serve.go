@@ -1,0 +1,327 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ivsrt/ivsrt"
+	"github.com/ivsrt/ivsrt/api"
+	"github.com/ivsrt/ivsrt/store/sqlite"
+	"github.com/ivsrt/ivsrt/token"
+)
+
+// Config is what `ivsrt serve` is told: defaults, overridden by IVSRT_*
+// environment variables, overridden by flags given on the command line.
+type Config struct {
+	Listen          string
+	DataDir         string
+	Region          string
+	AccountID       string
+	PublicURL       string
+	Dev             bool
+	AccessKeyID     string
+	SecretAccessKey string
+	MaxStages       int
+	LogLevel        string
+}
+
+// Main is the running server: a test can start one on 127.0.0.1:0 with a
+// temporary data folder, talk to it, and close it.
+type Main struct {
+	Config Config
+	Logger *slog.Logger
+
+	DB       *sqlite.DB
+	API      *api.Server
+	listener net.Listener
+	http     *http.Server
+	served   chan error
+}
+
+// NewMain returns a Main with default configuration.
+func NewMain() *Main {
+	return &Main{
+		Config: Config{
+			Listen:    "127.0.0.1:7870",
+			DataDir:   "./ivsrt-data",
+			Region:    "us-east-1",
+			AccountID: "123456789012",
+			MaxStages: 0,
+			LogLevel:  "info",
+		},
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, nil)),
+	}
+}
+
+// ParseFlags reads the environment, then the flags, into m.Config and
+// checks the result.
+func (m *Main) ParseFlags(args []string) error {
+	c := &m.Config
+	env := func(name string, dst *string) {
+		if v, ok := os.LookupEnv(name); ok {
+			*dst = v
+		}
+	}
+	env("IVSRT_LISTEN", &c.Listen)
+	env("IVSRT_DATA", &c.DataDir)
+	env("IVSRT_REGION", &c.Region)
+	env("IVSRT_ACCOUNT_ID", &c.AccountID)
+	env("IVSRT_PUBLIC_URL", &c.PublicURL)
+	env("IVSRT_ACCESS_KEY_ID", &c.AccessKeyID)
+	env("IVSRT_SECRET_ACCESS_KEY", &c.SecretAccessKey)
+	env("IVSRT_LOG_LEVEL", &c.LogLevel)
+	if v, ok := os.LookupEnv("IVSRT_DEV"); ok {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("IVSRT_DEV=%q: want true or false", v)
+		}
+		c.Dev = b
+	}
+	if v, ok := os.LookupEnv("IVSRT_MAX_STAGES"); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("IVSRT_MAX_STAGES=%q: want a whole number", v)
+		}
+		c.MaxStages = n
+	}
+
+	fs := flag.NewFlagSet("ivsrt serve", flag.ContinueOnError)
+	fs.StringVar(&c.Listen, "listen", c.Listen, "address to serve the API on (IVSRT_LISTEN)")
+	fs.StringVar(&c.DataDir, "data", c.DataDir, "data folder, created if missing (IVSRT_DATA)")
+	fs.StringVar(&c.Region, "region", c.Region, "AWS region this server answers as (IVSRT_REGION)")
+	fs.StringVar(&c.AccountID, "account-id", c.AccountID, "12-digit account id in ARNs (IVSRT_ACCOUNT_ID)")
+	fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "base URL clients reach this server at; default http://LISTEN (IVSRT_PUBLIC_URL)")
+	fs.BoolVar(&c.Dev, "dev", c.Dev, "accept any well-formed SigV4 signature without checking the secret (IVSRT_DEV)")
+	fs.StringVar(&c.AccessKeyID, "access-key-id", c.AccessKeyID, "access key id clients sign with (IVSRT_ACCESS_KEY_ID)")
+	fs.StringVar(&c.SecretAccessKey, "secret-access-key", c.SecretAccessKey, "secret access key clients sign with (IVSRT_SECRET_ACCESS_KEY)")
+	fs.IntVar(&c.MaxStages, "max-stages", c.MaxStages, "most stages that may exist at once, 0 for no limit (IVSRT_MAX_STAGES)")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error (IVSRT_LOG_LEVEL)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	return m.validate()
+}
+
+func (m *Main) validate() error {
+	c := &m.Config
+	if len(c.AccountID) != 12 || strings.Trim(c.AccountID, "0123456789") != "" {
+		return fmt.Errorf("--account-id %q: want 12 digits", c.AccountID)
+	}
+	if c.Region == "" || strings.Trim(c.Region, "abcdefghijklmnopqrstuvwxyz0123456789-") != "" {
+		return fmt.Errorf("--region %q: want lower-case letters, digits and dashes", c.Region)
+	}
+	if (c.AccessKeyID == "") != (c.SecretAccessKey == "") {
+		return errors.New("--access-key-id and --secret-access-key go together: give both or neither")
+	}
+	if c.MaxStages < 0 {
+		return fmt.Errorf("--max-stages %d: want 0 or more", c.MaxStages)
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		return fmt.Errorf("--log-level %q: want debug, info, warn or error", c.LogLevel)
+	}
+	m.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	return nil
+}
+
+// Run opens the data folder and starts serving; it returns once the
+// server is listening.
+func (m *Main) Run(ctx context.Context) error {
+	c := m.Config
+	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+		return fmt.Errorf("create data folder: %w", err)
+	}
+	creds, err := m.credentials()
+	if err != nil {
+		return err
+	}
+	pageKey, err := loadOrCreateSecret(filepath.Join(c.DataDir, "pagination.key"), 32)
+	if err != nil {
+		return err
+	}
+	signingKey, err := token.LoadOrCreateKey(filepath.Join(c.DataDir, "token-signing-key.pem"))
+	if err != nil {
+		return err
+	}
+	if m.DB, err = sqlite.Open(ctx, filepath.Join(c.DataDir, "ivsrt.db")); err != nil {
+		return err
+	}
+
+	if m.listener, err = net.Listen("tcp", c.Listen); err != nil {
+		return fmt.Errorf("listen on %s: %w", c.Listen, err)
+	}
+	publicURL := c.PublicURL
+	if publicURL == "" {
+		publicURL = "http://" + m.listener.Addr().String()
+	}
+	m.Config.PublicURL = publicURL
+	eventsURL, whipURL := api.EndpointURLs(publicURL)
+	issuer := token.NewIssuer(signingKey, token.WithEventsURL(eventsURL), token.WithWHIPURL(whipURL))
+
+	verifier := &api.SigV4Verifier{Credentials: creds, Service: "ivs", Dev: c.Dev}
+	m.API, err = api.NewServer(m.DB, issuer, verifier, api.Config{
+		Region:        c.Region,
+		AccountID:     c.AccountID,
+		PublicURL:     publicURL,
+		Quota:         ivsrt.StageQuota{MaxStages: c.MaxStages},
+		PaginationKey: pageKey,
+	}, api.WithLogger(m.Logger.With("component", "api")))
+	if err != nil {
+		return err
+	}
+
+	m.http = &http.Server{
+		Handler:           m.API,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn),
+	}
+	m.served = make(chan error, 1)
+	go func() { m.served <- m.http.Serve(m.listener) }()
+	m.Logger.Info("serving", "addr", m.listener.Addr().String(), "public_url", publicURL,
+		"data", c.DataDir, "region", c.Region, "dev", c.Dev)
+	return nil
+}
+
+// Addr returns the address the server listens on.
+func (m *Main) Addr() string { return m.listener.Addr().String() }
+
+// Close stops serving, letting requests in flight finish, and closes the store.
+func (m *Main) Close() error {
+	var errs []error
+	if m.http != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		errs = append(errs, m.http.Shutdown(ctx))
+		if err := <-m.served; !errors.Is(err, http.ErrServerClosed) {
+			errs = append(errs, err)
+		}
+		m.http = nil
+	}
+	if m.DB != nil {
+		errs = append(errs, m.DB.Close())
+		m.DB = nil
+	}
+	return errors.Join(errs...)
+}
+
+// storedCredentials is the data folder's credentials.json.
+type storedCredentials struct {
+	AccessKeyID     string `json:"accessKeyId"`
+	SecretAccessKey string `json:"secretAccessKey"`
+}
+
+// credentials returns the keys clients must sign with: the configured ones,
+// or else the data folder's, generated at first start so that a fresh
+// install is never open to anyone.
+func (m *Main) credentials() ([]api.Credential, error) {
+	c := m.Config
+	if c.AccessKeyID != "" {
+		return []api.Credential{{AccessKeyID: c.AccessKeyID, SecretAccessKey: c.SecretAccessKey}}, nil
+	}
+	path := filepath.Join(c.DataDir, "credentials.json")
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		sc := storedCredentials{
+			AccessKeyID:     "AKIV" + randomString(16, "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"),
+			SecretAccessKey: randomString(40, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"),
+		}
+		data, _ = json.MarshalIndent(sc, "", "  ")
+		if err := writeFileAtomic(path, append(data, '\n')); err != nil {
+			return nil, fmt.Errorf("save generated credentials: %w", err)
+		}
+		fmt.Fprintf(os.Stderr, "ivsrt: generated API credentials (kept in %s):\n"+
+			"  export AWS_ACCESS_KEY_ID=%s\n  export AWS_SECRET_ACCESS_KEY=%s\n",
+			path, sc.AccessKeyID, sc.SecretAccessKey)
+	} else if err != nil {
+		return nil, fmt.Errorf("read credentials: %w", err)
+	}
+	var sc storedCredentials
+	if err := json.Unmarshal(data, &sc); err != nil || sc.AccessKeyID == "" || sc.SecretAccessKey == "" {
+		return nil, fmt.Errorf("%s is damaged: want {\"accessKeyId\": ..., \"secretAccessKey\": ...}", path)
+	}
+	return []api.Credential{{AccessKeyID: sc.AccessKeyID, SecretAccessKey: sc.SecretAccessKey}}, nil
+}
+
+// loadOrCreateSecret returns the n random bytes kept at path, creating them
+// the first time.
+func loadOrCreateSecret(path string, n int) ([]byte, error) {
+	data, err := os.ReadFile(path)
+	if err == nil {
+		if len(data) != n {
+			return nil, fmt.Errorf("%s is damaged: want %d bytes, got %d", path, n, len(data))
+		}
+		return data, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	data = make([]byte, n)
+	rand.Read(data)
+	if err := writeFileAtomic(path, data); err != nil {
+		return nil, fmt.Errorf("save %s: %w", path, err)
+	}
+	return data, nil
+}
+
+func randomString(n int, alphabet string) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	return string(b)
+}
+
+// writeFileAtomic writes data so that a crash leaves either the old file or
+// the whole new one: temp file, fsync, rename, fsync of the folder.
+func writeFileAtomic(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(path)+"-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

@@ -1,0 +1,42 @@
+package ivsrt
+
+import "time"
+
+// EventName is what happened to a participant.
+type EventName string
+
+const (
+	EventJoined           EventName = "JOINED"
+	EventLeft             EventName = "LEFT"
+	EventPublishStarted   EventName = "PUBLISH_STARTED"
+	EventPublishStopped   EventName = "PUBLISH_STOPPED"
+	EventSubscribeStarted EventName = "SUBSCRIBE_STARTED"
+	EventSubscribeStopped EventName = "SUBSCRIBE_STOPPED"
+	EventPublishError     EventName = "PUBLISH_ERROR"
+	EventSubscribeError   EventName = "SUBSCRIBE_ERROR"
+	EventJoinError        EventName = "JOIN_ERROR"
+)
+
+// Error codes carried by *_ERROR events.
+const (
+	ErrInsufficientCapabilities = "INSUFFICIENT_CAPABILITIES"
+	ErrQuotaExceeded            = "QUOTA_EXCEEDED"
+	ErrPublisherNotFound        = "PUBLISHER_NOT_FOUND"
+	ErrInternalServer           = "INTERNAL_SERVER_EXCEPTION"
+)
+
+// Event is one thing that happened to one participant in a stage session.
+type Event struct {
+	StageARN            StageARN
+	SessionID           SessionID // filled in by the store
+	Name                EventName
+	ParticipantID       ParticipantID
+	RemoteParticipantID ParticipantID // the publisher, for subscribe events
+	ErrorCode           string
+	Time                time.Time
+
+	// Set on JOINED, from the participant's token.
+	UserID     string
+	Attributes map[string]string
+	Protocol   string
+}

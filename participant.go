@@ -1,0 +1,107 @@
+package ivsrt
+
+import (
+	"context"
+	"time"
+)
+
+// ParticipantID identifies one participant: one token, one person, one stage.
+type ParticipantID string
+
+// Capability is something a participant token allows.
+type Capability string
+
+const (
+	CapabilityPublish   Capability = "PUBLISH"
+	CapabilitySubscribe Capability = "SUBSCRIBE"
+)
+
+// ParticipantToken is what CreateParticipantToken issues: the right of one
+// participant to join one stage until ExpirationTime.
+type ParticipantToken struct {
+	ParticipantID   ParticipantID
+	StageARN        StageARN
+	UserID          string
+	Attributes      map[string]string
+	Capabilities    []Capability
+	DurationMinutes int
+	CreatedAt       time.Time
+	ExpirationTime  time.Time
+
+	// RevokedAt is set, for good, when the participant is disconnected.
+	RevokedAt    time.Time
+	RevokeReason string
+
+	// Token is the signed JWT. It is returned once, when the token is
+	// created, and never stored.
+	Token string
+}
+
+// Can reports whether the token grants c.
+func (t *ParticipantToken) Can(c Capability) bool {
+	for _, have := range t.Capabilities {
+		if have == c {
+			return true
+		}
+	}
+	return false
+}
+
+// Revoked reports whether the token was revoked.
+func (t *ParticipantToken) Revoked() bool { return !t.RevokedAt.IsZero() }
+
+// TokenStore persists participant tokens so that the media plane can check a
+// presented token against what the control plane issued.
+type TokenStore interface {
+	// CreateParticipantToken stores tok. Returns ENOTFOUND if its stage does
+	// not exist.
+	CreateParticipantToken(ctx context.Context, tok *ParticipantToken) error
+
+	// GetParticipantToken returns ENOTFOUND if no token has that participant id.
+	GetParticipantToken(ctx context.Context, id ParticipantID) (*ParticipantToken, error)
+
+	// RevokeParticipantToken marks the token revoked for good, keeping the
+	// first revocation's time and reason. Returns ENOTFOUND if the stage has
+	// no such participant.
+	RevokeParticipantToken(ctx context.Context, stage StageARN, id ParticipantID, reason string) error
+}
+
+// TokenIssuer signs participant tokens and checks presented ones.
+type TokenIssuer interface {
+	// Issue returns the signed form of tok.
+	Issue(ctx context.Context, tok *ParticipantToken) (string, error)
+
+	// Verify checks the signature and expiry of a presented token and returns
+	// its claims. Returns EDENIED for anything not issued by this server or
+	// expired.
+	Verify(ctx context.Context, token string) (*ParticipantToken, error)
+}
+
+// ParticipantState tells whether a participant is in the stage now.
+type ParticipantState string
+
+const (
+	ParticipantConnected    ParticipantState = "CONNECTED"
+	ParticipantDisconnected ParticipantState = "DISCONNECTED"
+)
+
+// Participant is one participant's presence in one stage session.
+type Participant struct {
+	ID            ParticipantID
+	StageARN      StageARN
+	SessionID     SessionID
+	UserID        string
+	Attributes    map[string]string
+	State         ParticipantState
+	FirstJoinTime time.Time
+	Published     bool   // ever published in this session
+	Protocol      string // UNKNOWN, WHIP, ...
+}
+
+// ParticipantFilter narrows ListParticipants; at most one field is set.
+type ParticipantFilter struct {
+	UserID         *string
+	Published      *bool
+	State          *ParticipantState
+	RecordingState *string
+}

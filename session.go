@@ -1,0 +1,56 @@
+package ivsrt
+
+import (
+	"context"
+	"time"
+)
+
+// SessionID identifies a stage session: "st-" and 13 characters.
+type SessionID string
+
+// StageSession is one stretch of time during which a stage had participants.
+type StageSession struct {
+	ID        SessionID
+	StageARN  StageARN
+	StartTime time.Time
+	EndTime   time.Time // zero while the session is active
+}
+
+// Active reports whether the session has not ended.
+func (s *StageSession) Active() bool { return s.EndTime.IsZero() }
+
+// SessionStore persists what happens in stages: sessions, participants and
+// their events. The media plane writes through RecordEvent; the API reads.
+type SessionStore interface {
+	// RecordEvent stores ev and applies what it means, in one transaction:
+	// JOINED starts a session if the stage is idle and marks the participant
+	// CONNECTED; PUBLISH_STARTED marks it published; LEFT marks it
+	// DISCONNECTED and ends the session when nobody is left. It fills in
+	// ev.SessionID. Returns ENOTFOUND if the stage does not exist, and
+	// ECONFLICT for an event of a participant who is not in the active
+	// session (other than JOINED).
+	RecordEvent(ctx context.Context, ev *Event) error
+
+	// GetStageSession returns ENOTFOUND if the stage has no such session.
+	GetStageSession(ctx context.Context, stage StageARN, id SessionID) (*StageSession, error)
+
+	// ListStageSessions returns a stage's sessions, newest first.
+	ListStageSessions(ctx context.Context, stage StageARN, page Page) (sessions []*StageSession, next string, err error)
+
+	// GetParticipant returns ENOTFOUND if the session has no such participant.
+	GetParticipant(ctx context.Context, stage StageARN, session SessionID, id ParticipantID) (*Participant, error)
+
+	// ListParticipants returns a session's participants in order of first join.
+	ListParticipants(ctx context.Context, stage StageARN, session SessionID, filter ParticipantFilter, page Page) (participants []*Participant, next string, err error)
+
+	// ListParticipantEvents returns a participant's events in the order they happened.
+	ListParticipantEvents(ctx context.Context, stage StageARN, session SessionID, id ParticipantID, page Page) (events []*Event, next string, err error)
+}
+
+// Store is everything the control plane persists.
+type Store interface {
+	StageStore
+	TokenStore
+	SessionStore
+	Close() error
+}

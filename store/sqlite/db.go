@@ -1,0 +1,196 @@
+// Package sqlite stores ivsrt's state in an embedded SQLite database
+// (modernc.org/sqlite, pure Go): one file in the data folder, WAL journal,
+// every commit synced before the API answers.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"runtime"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/ivsrt/ivsrt"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+//go:embed migrations/*.sql
+var migrationFS embed.FS
+
+var _ ivsrt.Store = (*DB)(nil)
+
+// DB is the SQLite store. Writes go through one connection, so that SQLite's
+// single writer never makes callers spin on SQLITE_BUSY; reads use a pool
+// that runs beside it thanks to WAL.
+type DB struct {
+	path  string
+	write *sql.DB
+	read  *sql.DB
+
+	// Now returns the current time; tests replace it. It is read once per
+	// transaction.
+	Now func() time.Time
+}
+
+// Open opens (creating if needed) the database at path and applies pending
+// migrations.
+func Open(ctx context.Context, path string) (*DB, error) {
+	db := &DB{path: path, Now: time.Now}
+	var err error
+	if db.write, err = openPool(path, 1, "immediate"); err != nil {
+		return nil, err
+	}
+	if db.read, err = openPool(path, max(4, 2*runtime.GOMAXPROCS(0)), "deferred"); err != nil {
+		db.write.Close()
+		return nil, err
+	}
+	if err := db.migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+func openPool(path string, conns int, txlock string) (*sql.DB, error) {
+	q := url.Values{}
+	q.Add("_pragma", "journal_mode(WAL)")
+	// FULL: a commit is on disk before the API acknowledges it.
+	q.Add("_pragma", "synchronous(FULL)")
+	q.Add("_pragma", "foreign_keys(ON)")
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Set("_txlock", txlock)
+	pool, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	pool.SetMaxOpenConns(conns)
+	pool.SetMaxIdleConns(conns)
+	pool.SetConnMaxLifetime(0)
+	return pool, nil
+}
+
+// Close closes the database.
+func (db *DB) Close() error {
+	return errors.Join(db.read.Close(), db.write.Close())
+}
+
+// migrate applies, in name order, each embedded migration not yet recorded
+// in schema_migrations, each in its own transaction.
+func (db *DB) migrate(ctx context.Context) error {
+	if _, err := db.write.ExecContext(ctx,
+		`CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
+		return fmt.Errorf("create schema_migrations: %w", err)
+	}
+	names, err := fs.Glob(migrationFS, "migrations/*.sql")
+	if err != nil {
+		return fmt.Errorf("list migrations: %w", err)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if err := db.applyMigration(ctx, name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (db *DB) applyMigration(ctx context.Context, name string) error {
+	tx, err := db.write.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin migration %s: %w", name, err)
+	}
+	defer tx.Rollback()
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE name = ?`, name).Scan(&n); err != nil {
+		return fmt.Errorf("check migration %s: %w", name, err)
+	} else if n > 0 {
+		return nil
+	}
+	body, err := fs.ReadFile(migrationFS, name)
+	if err != nil {
+		return fmt.Errorf("read migration %s: %w", name, err)
+	}
+	if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+		return fmt.Errorf("apply migration %s: %w", name, err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)`,
+		name, time.Now().UnixMilli()); err != nil {
+		return fmt.Errorf("record migration %s: %w", name, err)
+	}
+	return tx.Commit()
+}
+
+// Tx is a write transaction with the time it is taking place at.
+type Tx struct {
+	*sql.Tx
+	now time.Time
+}
+
+func (db *DB) beginWrite(ctx context.Context) (*Tx, error) {
+	tx, err := db.write.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("begin: %w", err)
+	}
+	return &Tx{Tx: tx, now: db.Now().UTC().Truncate(time.Millisecond)}, nil
+}
+
+func (db *DB) beginRead(ctx context.Context) (*Tx, error) {
+	tx, err := db.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("begin read: %w", err)
+	}
+	return &Tx{Tx: tx, now: db.Now().UTC().Truncate(time.Millisecond)}, nil
+}
+
+// translate turns driver errors into domain codes: a constraint violation
+// is a conflict, a missing row is not found; everything else stays internal.
+func translate(err error, what string) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return ivsrt.Errorf(ivsrt.ENOTFOUND, "%s not found", what)
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() {
+		case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+			return ivsrt.Errorf(ivsrt.ECONFLICT, "%s already exists", what)
+		}
+	}
+	return err
+}
+
+func millis(t time.Time) int64 { return t.UnixMilli() }
+
+func fromMillis(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
+
+func nullMillis(ms sql.NullInt64) time.Time {
+	if !ms.Valid {
+		return time.Time{}
+	}
+	return fromMillis(ms.Int64)
+}
+
+// cursor and parseCursor carry a keyset position (the seq of the last row
+// returned) between pages. The API signs these, so a bad one here is a bug
+// in a caller, reported as invalid input all the same.
+func cursor(seq int64) string { return strconv.FormatInt(seq, 10) }
+
+func parseCursor(after string) (int64, error) {
+	if after == "" {
+		return 0, nil
+	}
+	seq, err := strconv.ParseInt(after, 10, 64)
+	if err != nil || seq < 0 {
+		return 0, ivsrt.Errorf(ivsrt.EINVALID, "The nextToken is not valid.")
+	}
+	return seq, nil
+}

@@ -1,0 +1,357 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+
+	"github.com/ivsrt/ivsrt"
+)
+
+// recordingJSON is the stored form of a recording configuration.
+type recordingJSON struct {
+	StorageConfigurationARN         string   `json:"storageConfigurationArn"`
+	MediaTypes                      []string `json:"mediaTypes,omitempty"`
+	ThumbnailIntervalSeconds        int      `json:"thumbnailIntervalSeconds,omitempty"`
+	ThumbnailStorage                []string `json:"thumbnailStorage,omitempty"`
+	ThumbnailRecordingMode          string   `json:"thumbnailRecordingMode,omitempty"`
+	HasThumbnail                    bool     `json:"hasThumbnail,omitempty"`
+	RecordingReconnectWindowSeconds int      `json:"recordingReconnectWindowSeconds,omitempty"`
+	HLSTargetSegmentDurationSeconds int      `json:"hlsTargetSegmentDurationSeconds,omitempty"`
+	RecordParticipantReplicas       bool     `json:"recordParticipantReplicas,omitempty"`
+}
+
+func encodeRecording(r *ivsrt.AutoParticipantRecording) (sql.NullString, error) {
+	if r == nil {
+		return sql.NullString{}, nil
+	}
+	j := recordingJSON{
+		StorageConfigurationARN:         r.StorageConfigurationARN,
+		MediaTypes:                      r.MediaTypes,
+		RecordingReconnectWindowSeconds: r.RecordingReconnectWindowSeconds,
+		HLSTargetSegmentDurationSeconds: r.HLSTargetSegmentDurationSeconds,
+		RecordParticipantReplicas:       r.RecordParticipantReplicas,
+	}
+	if t := r.Thumbnail; t != nil {
+		j.HasThumbnail = true
+		j.ThumbnailIntervalSeconds = t.TargetIntervalSeconds
+		j.ThumbnailStorage = t.Storage
+		j.ThumbnailRecordingMode = t.RecordingMode
+	}
+	b, err := json.Marshal(j)
+	if err != nil {
+		return sql.NullString{}, fmt.Errorf("encode recording configuration: %w", err)
+	}
+	return sql.NullString{String: string(b), Valid: true}, nil
+}
+
+func decodeRecording(s sql.NullString) (*ivsrt.AutoParticipantRecording, error) {
+	if !s.Valid {
+		return nil, nil
+	}
+	var j recordingJSON
+	if err := json.Unmarshal([]byte(s.String), &j); err != nil {
+		return nil, fmt.Errorf("decode recording configuration: %w", err)
+	}
+	r := &ivsrt.AutoParticipantRecording{
+		StorageConfigurationARN:         j.StorageConfigurationARN,
+		MediaTypes:                      j.MediaTypes,
+		RecordingReconnectWindowSeconds: j.RecordingReconnectWindowSeconds,
+		HLSTargetSegmentDurationSeconds: j.HLSTargetSegmentDurationSeconds,
+		RecordParticipantReplicas:       j.RecordParticipantReplicas,
+	}
+	if j.HasThumbnail {
+		r.Thumbnail = &ivsrt.ThumbnailConfiguration{
+			TargetIntervalSeconds: j.ThumbnailIntervalSeconds,
+			Storage:               j.ThumbnailStorage,
+			RecordingMode:         j.ThumbnailRecordingMode,
+		}
+	}
+	return r, nil
+}
+
+// CreateStage implements ivsrt.StageStore.
+func (db *DB) CreateStage(ctx context.Context, stage *ivsrt.Stage, tokens []*ivsrt.ParticipantToken, quota ivsrt.StageQuota) error {
+	tx, err := db.beginWrite(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if quota.MaxStages > 0 {
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM stages`).Scan(&n); err != nil {
+			return fmt.Errorf("count stages: %w", err)
+		}
+		if n >= quota.MaxStages {
+			return ivsrt.Errorf(ivsrt.EQUOTA, "Stage quota exceeded: this account may have at most %d stages.", quota.MaxStages)
+		}
+	}
+	rec, err := encodeRecording(stage.AutoParticipantRecording)
+	if err != nil {
+		return err
+	}
+	stage.CreatedAt, stage.UpdatedAt = tx.now, tx.now
+	if _, err := tx.ExecContext(ctx,
+		`INSERT INTO stages (arn, name, active_session_id, recording, created_at, updated_at) VALUES (?, ?, NULL, ?, ?, ?)`,
+		string(stage.ARN), stage.Name, rec, millis(tx.now), millis(tx.now)); err != nil {
+		return translate(err, "stage")
+	}
+	if err := putTags(ctx, tx, string(stage.ARN), stage.Tags); err != nil {
+		return err
+	}
+	for _, tok := range tokens {
+		if err := insertToken(ctx, tx, tok); err != nil {
+			return err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit create stage: %w", err)
+	}
+	return nil
+}
+
+// GetStage implements ivsrt.StageStore.
+func (db *DB) GetStage(ctx context.Context, arn ivsrt.StageARN) (*ivsrt.Stage, error) {
+	tx, err := db.beginRead(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	return getStage(ctx, tx, arn)
+}
+
+const stageColumns = `seq, arn, name, active_session_id, recording, created_at, updated_at`
+
+func scanStage(row interface{ Scan(...any) error }) (*ivsrt.Stage, int64, error) {
+	var (
+		s                    ivsrt.Stage
+		seq                  int64
+		active               sql.NullString
+		rec                  sql.NullString
+		createdAt, updatedAt int64
+	)
+	if err := row.Scan(&seq, &s.ARN, &s.Name, &active, &rec, &createdAt, &updatedAt); err != nil {
+		return nil, 0, err
+	}
+	s.ActiveSessionID = ivsrt.SessionID(active.String)
+	s.CreatedAt, s.UpdatedAt = fromMillis(createdAt), fromMillis(updatedAt)
+	var err error
+	if s.AutoParticipantRecording, err = decodeRecording(rec); err != nil {
+		return nil, 0, err
+	}
+	return &s, seq, nil
+}
+
+func getStage(ctx context.Context, tx *Tx, arn ivsrt.StageARN) (*ivsrt.Stage, error) {
+	s, _, err := scanStage(tx.QueryRowContext(ctx, `SELECT `+stageColumns+` FROM stages WHERE arn = ?`, string(arn)))
+	if err != nil {
+		return nil, translate(err, "stage")
+	}
+	if s.Tags, err = listTags(ctx, tx, string(arn)); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// UpdateStage implements ivsrt.StageStore.
+func (db *DB) UpdateStage(ctx context.Context, arn ivsrt.StageARN, upd ivsrt.StageUpdate) (*ivsrt.Stage, error) {
+	tx, err := db.beginWrite(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	s, err := getStage(ctx, tx, arn)
+	if err != nil {
+		return nil, err
+	}
+	if upd.Name != nil {
+		s.Name = *upd.Name
+	}
+	if upd.AutoParticipantRecording != nil {
+		s.AutoParticipantRecording = upd.AutoParticipantRecording
+	}
+	rec, err := encodeRecording(s.AutoParticipantRecording)
+	if err != nil {
+		return nil, err
+	}
+	s.UpdatedAt = tx.now
+	if _, err := tx.ExecContext(ctx, `UPDATE stages SET name = ?, recording = ?, updated_at = ? WHERE arn = ?`,
+		s.Name, rec, millis(tx.now), string(arn)); err != nil {
+		return nil, fmt.Errorf("update stage: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("commit update stage: %w", err)
+	}
+	return s, nil
+}
+
+// DeleteStage implements ivsrt.StageStore. Foreign keys cascade to tokens,
+// sessions, participants and events; tags are keyed by ARN and go explicitly.
+func (db *DB) DeleteStage(ctx context.Context, arn ivsrt.StageARN) error {
+	tx, err := db.beginWrite(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	res, err := tx.ExecContext(ctx, `DELETE FROM stages WHERE arn = ?`, string(arn))
+	if err != nil {
+		return fmt.Errorf("delete stage: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("delete stage: %w", err)
+	} else if n == 0 {
+		return ivsrt.Errorf(ivsrt.ENOTFOUND, "stage not found")
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM tags WHERE resource_arn = ?`, string(arn)); err != nil {
+		return fmt.Errorf("delete stage tags: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit delete stage: %w", err)
+	}
+	return nil
+}
+
+// ListStages implements ivsrt.StageStore.
+func (db *DB) ListStages(ctx context.Context, page ivsrt.Page) ([]*ivsrt.Stage, string, error) {
+	after, err := parseCursor(page.After)
+	if err != nil {
+		return nil, "", err
+	}
+	tx, err := db.beginRead(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, `SELECT `+stageColumns+` FROM stages WHERE seq > ? ORDER BY seq LIMIT ?`, after, page.Limit+1)
+	if err != nil {
+		return nil, "", fmt.Errorf("list stages: %w", err)
+	}
+	defer rows.Close()
+	var (
+		stages []*ivsrt.Stage
+		seqs   []int64
+	)
+	for rows.Next() {
+		s, seq, err := scanStage(rows)
+		if err != nil {
+			return nil, "", fmt.Errorf("scan stage: %w", err)
+		}
+		stages, seqs = append(stages, s), append(seqs, seq)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", fmt.Errorf("list stages: %w", err)
+	}
+	rows.Close()
+	next := ""
+	if len(stages) > page.Limit {
+		stages = stages[:page.Limit]
+		next = cursor(seqs[page.Limit-1])
+	}
+	for _, s := range stages {
+		if s.Tags, err = listTags(ctx, tx, string(s.ARN)); err != nil {
+			return nil, "", err
+		}
+	}
+	return stages, next, nil
+}
+
+// TagResource implements ivsrt.StageStore.
+func (db *DB) TagResource(ctx context.Context, arn string, tags map[string]string) error {
+	tx, err := db.beginWrite(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := resourceExists(ctx, tx, arn); err != nil {
+		return err
+	}
+	if err := putTags(ctx, tx, arn, tags); err != nil {
+		return err
+	}
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM tags WHERE resource_arn = ?`, arn).Scan(&n); err != nil {
+		return fmt.Errorf("count tags: %w", err)
+	}
+	if n > ivsrt.MaxTagsPerResource {
+		return ivsrt.Errorf(ivsrt.EINVALID, "A resource may have at most %d tags; this request would leave it with %d.", ivsrt.MaxTagsPerResource, n)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit tag resource: %w", err)
+	}
+	return nil
+}
+
+// UntagResource implements ivsrt.StageStore.
+func (db *DB) UntagResource(ctx context.Context, arn string, keys []string) error {
+	tx, err := db.beginWrite(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := resourceExists(ctx, tx, arn); err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM tags WHERE resource_arn = ? AND key = ?`, arn, k); err != nil {
+			return fmt.Errorf("delete tag: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit untag resource: %w", err)
+	}
+	return nil
+}
+
+// ListTags implements ivsrt.StageStore.
+func (db *DB) ListTags(ctx context.Context, arn string) (map[string]string, error) {
+	tx, err := db.beginRead(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	if err := resourceExists(ctx, tx, arn); err != nil {
+		return nil, err
+	}
+	return listTags(ctx, tx, arn)
+}
+
+// resourceExists checks a taggable resource. Stages are the only kind.
+func resourceExists(ctx context.Context, tx *Tx, arn string) error {
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM stages WHERE arn = ?`, arn).Scan(&n); err != nil {
+		return fmt.Errorf("find resource: %w", err)
+	}
+	if n == 0 {
+		return ivsrt.Errorf(ivsrt.ENOTFOUND, "resource not found")
+	}
+	return nil
+}
+
+func putTags(ctx context.Context, tx *Tx, arn string, tags map[string]string) error {
+	for k, v := range tags {
+		if _, err := tx.ExecContext(ctx,
+			`INSERT INTO tags (resource_arn, key, value) VALUES (?, ?, ?) ON CONFLICT (resource_arn, key) DO UPDATE SET value = excluded.value`,
+			arn, k, v); err != nil {
+			return fmt.Errorf("put tag: %w", err)
+		}
+	}
+	return nil
+}
+
+func listTags(ctx context.Context, tx *Tx, arn string) (map[string]string, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT key, value FROM tags WHERE resource_arn = ?`, arn)
+	if err != nil {
+		return nil, fmt.Errorf("list tags: %w", err)
+	}
+	defer rows.Close()
+	tags := map[string]string{}
+	for rows.Next() {
+		var k, v string
+		if err := rows.Scan(&k, &v); err != nil {
+			return nil, fmt.Errorf("scan tag: %w", err)
+		}
+		tags[k] = v
+	}
+	return tags, rows.Err()
+}

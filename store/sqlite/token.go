@@ -1,0 +1,120 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/ivsrt/ivsrt"
+)
+
+// CreateParticipantToken implements ivsrt.TokenStore.
+func (db *DB) CreateParticipantToken(ctx context.Context, tok *ivsrt.ParticipantToken) error {
+	tx, err := db.beginWrite(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := resourceExists(ctx, tx, string(tok.StageARN)); err != nil {
+		return ivsrt.Errorf(ivsrt.ENOTFOUND, "stage not found")
+	}
+	if err := insertToken(ctx, tx, tok); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit participant token: %w", err)
+	}
+	return nil
+}
+
+func insertToken(ctx context.Context, tx *Tx, tok *ivsrt.ParticipantToken) error {
+	attrs, err := encodeAttributes(tok.Attributes)
+	if err != nil {
+		return err
+	}
+	caps := make([]string, len(tok.Capabilities))
+	for i, c := range tok.Capabilities {
+		caps[i] = string(c)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO participant_tokens
+		(participant_id, stage_arn, user_id, attributes, capabilities, duration_minutes, created_at, expires_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		string(tok.ParticipantID), string(tok.StageARN), tok.UserID, attrs, strings.Join(caps, ","),
+		tok.DurationMinutes, millis(tok.CreatedAt), millis(tok.ExpirationTime)); err != nil {
+		return translate(err, "participant token")
+	}
+	return nil
+}
+
+// GetParticipantToken implements ivsrt.TokenStore.
+func (db *DB) GetParticipantToken(ctx context.Context, id ivsrt.ParticipantID) (*ivsrt.ParticipantToken, error) {
+	var (
+		t                    ivsrt.ParticipantToken
+		attrs, caps          string
+		createdAt, expiresAt int64
+		revokedAt            sql.NullInt64
+	)
+	err := db.read.QueryRowContext(ctx, `SELECT participant_id, stage_arn, user_id, attributes, capabilities,
+		duration_minutes, created_at, expires_at, revoked_at, revoke_reason
+		FROM participant_tokens WHERE participant_id = ?`, string(id)).Scan(
+		&t.ParticipantID, &t.StageARN, &t.UserID, &attrs, &caps,
+		&t.DurationMinutes, &createdAt, &expiresAt, &revokedAt, &t.RevokeReason)
+	if err != nil {
+		return nil, translate(err, "participant token")
+	}
+	if t.Attributes, err = decodeAttributes(attrs); err != nil {
+		return nil, err
+	}
+	for _, c := range strings.Split(caps, ",") {
+		if c != "" {
+			t.Capabilities = append(t.Capabilities, ivsrt.Capability(c))
+		}
+	}
+	t.CreatedAt, t.ExpirationTime, t.RevokedAt = fromMillis(createdAt), fromMillis(expiresAt), nullMillis(revokedAt)
+	return &t, nil
+}
+
+// RevokeParticipantToken implements ivsrt.TokenStore.
+func (db *DB) RevokeParticipantToken(ctx context.Context, stage ivsrt.StageARN, id ivsrt.ParticipantID, reason string) error {
+	tx, err := db.beginWrite(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM participant_tokens WHERE participant_id = ? AND stage_arn = ?`,
+		string(id), string(stage)).Scan(&n); err != nil {
+		return fmt.Errorf("find participant token: %w", err)
+	} else if n == 0 {
+		return ivsrt.Errorf(ivsrt.ENOTFOUND, "participant not found")
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE participant_tokens SET revoked_at = ?, revoke_reason = ?
+		WHERE participant_id = ? AND revoked_at IS NULL`, millis(tx.now), reason, string(id)); err != nil {
+		return fmt.Errorf("revoke participant token: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit revoke: %w", err)
+	}
+	return nil
+}
+
+func encodeAttributes(m map[string]string) (string, error) {
+	if m == nil {
+		m = map[string]string{}
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return "", fmt.Errorf("encode attributes: %w", err)
+	}
+	return string(b), nil
+}
+
+func decodeAttributes(s string) (map[string]string, error) {
+	m := map[string]string{}
+	if err := json.Unmarshal([]byte(s), &m); err != nil {
+		return nil, fmt.Errorf("decode attributes: %w", err)
+	}
+	return m, nil
+}
