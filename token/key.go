@@ -1,0 +1,133 @@
+package token
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// pemType is the PEM block type of a SEC 1 EC private key, the form written
+// by x509.MarshalECPrivateKey.
+const pemType = "EC PRIVATE KEY"
+
+// LoadOrCreateKey returns the P-384 signing key stored in path as a PEM
+// "EC PRIVATE KEY" block. If path does not exist, a new key is generated and
+// written there with mode 0600, atomically: a reader never sees a partial
+// file, and after a crash the file either holds the whole key or is absent.
+//
+// Only one process should create the key of a given path at a time: two
+// processes racing on a missing file would each keep the key they generated
+// while the file ends up holding one of them.
+func LoadOrCreateKey(path string) (*ecdsa.PrivateKey, error) {
+	data, err := os.ReadFile(path)
+	if err == nil {
+		key, err := parseKey(data)
+		if err != nil {
+			return nil, fmt.Errorf("token: key file %s: %w", path, err)
+		}
+		return key, nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("token: read key: %w", err)
+	}
+
+	key, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("token: generate key: %w", err)
+	}
+	der, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("token: marshal key: %w", err)
+	}
+	if err := writeFileAtomic(path, pem.EncodeToMemory(&pem.Block{Type: pemType, Bytes: der})); err != nil {
+		return nil, fmt.Errorf("token: write key: %w", err)
+	}
+	return key, nil
+}
+
+// parseKey decodes a PEM "EC PRIVATE KEY" block and accepts only P-384 keys.
+func parseKey(data []byte) (*ecdsa.PrivateKey, error) {
+	block, _ := pem.Decode(data)
+	if block == nil {
+		return nil, errors.New("no PEM block found")
+	}
+	if block.Type != pemType {
+		return nil, fmt.Errorf("PEM block is %q, want %q", block.Type, pemType)
+	}
+	key, err := x509.ParseECPrivateKey(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("parse EC private key: %w", err)
+	}
+	if err := checkCurve(key); err != nil {
+		return nil, err
+	}
+	return key, nil
+}
+
+// checkCurve reports an error unless key is on P-384, the curve of ES384.
+func checkCurve(key *ecdsa.PrivateKey) error {
+	if key.Curve != elliptic.P384() {
+		return fmt.Errorf("key uses curve %s, want P-384", key.Curve.Params().Name)
+	}
+	return nil
+}
+
+// keyID names a public key by the first 16 hex digits of the SHA-256 of its
+// PKIX DER encoding, so the same key gets the same id after a restart.
+func keyID(pub *ecdsa.PublicKey) (string, error) {
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(der)
+	return hex.EncodeToString(sum[:8]), nil
+}
+
+// writeFileAtomic writes data to path through a temporary file in the same
+// directory: write, fsync, chmod 0600, rename, then fsync the directory so
+// that the rename itself is durable.
+func writeFileAtomic(path string, data []byte) (err error) {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+
+	if err := f.Chmod(0o600); err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
