@@ -26,9 +26,13 @@ type SessionStore interface {
 	// JOINED starts a session if the stage is idle and marks the participant
 	// CONNECTED; PUBLISH_STARTED marks it published; LEFT marks it
 	// DISCONNECTED and ends the session when nobody is left. It fills in
-	// ev.SessionID. Returns ENOTFOUND if the stage does not exist, and
-	// ECONFLICT for an event of a participant who is not in the active
-	// session (other than JOINED).
+	// ev.SessionID, and ev.Time with the store's clock when zero.
+	// JOIN_ERROR is filed under the active session without listing the
+	// participant, and dropped (nil error) when the stage is idle.
+	// Returns ENOTFOUND if the stage does not exist, and ECONFLICT for any
+	// other event of a participant who is not CONNECTED in the active
+	// session (never joined, or already left): so *_STOPPED events must be
+	// recorded before LEFT.
 	RecordEvent(ctx context.Context, ev *Event) error
 
 	// GetStageSession returns ENOTFOUND if the stage has no such session.
@@ -40,10 +44,12 @@ type SessionStore interface {
 	// GetParticipant returns ENOTFOUND if the session has no such participant.
 	GetParticipant(ctx context.Context, stage StageARN, session SessionID, id ParticipantID) (*Participant, error)
 
-	// ListParticipants returns a session's participants in order of first join.
+	// ListParticipants returns a session's participants in order of first
+	// join; an unknown session, or one of another stage, lists nobody.
 	ListParticipants(ctx context.Context, stage StageARN, session SessionID, filter ParticipantFilter, page Page) (participants []*Participant, next string, err error)
 
-	// ListParticipantEvents returns a participant's events in the order they happened.
+	// ListParticipantEvents returns a participant's events in the order they
+	// were recorded; unknown ids list nothing.
 	ListParticipantEvents(ctx context.Context, stage StageARN, session SessionID, id ParticipantID, page Page) (events []*Event, next string, err error)
 }
 

@@ -72,7 +72,8 @@ type StageQuota struct {
 }
 
 // Page asks for one page of a list. After is the opaque position a previous
-// page returned as its Next (empty for the first page); Limit is at least 1.
+// page returned as its next (empty for the first page); Limit must be at
+// least 1 (stores answer EINVALID otherwise).
 type Page struct {
 	After string
 	Limit int
@@ -81,7 +82,8 @@ type Page struct {
 // StageStore persists stages, their tags and their participant tokens.
 type StageStore interface {
 	// CreateStage stores a new stage and the participant tokens created with
-	// it, all or nothing. Returns EQUOTA if the quota would be exceeded and
+	// it, all or nothing, setting the stage's CreatedAt and UpdatedAt from the
+	// store's clock (tokens keep the CreatedAt their issuer gave them). Returns EQUOTA if the quota would be exceeded and
 	// ECONFLICT if the ARN exists.
 	CreateStage(ctx context.Context, stage *Stage, tokens []*ParticipantToken, quota StageQuota) error
 

@@ -44,15 +44,23 @@ type Validation struct {
 	problems []string
 }
 
-// Err returns an EINVALID *Error describing every violation, or nil.
+// maxListedProblems bounds how many violations an error message spells out,
+// so that a request with thousands of bad values gets a short answer.
+const maxListedProblems = 10
+
+// Err returns an EINVALID *Error describing the violations (the first
+// maxListedProblems of them), or nil.
 func (v *Validation) Err() error {
-	switch n := len(v.problems); n {
-	case 0:
+	switch n := len(v.problems); {
+	case n == 0:
 		return nil
-	case 1:
+	case n == 1:
 		return Errorf(EINVALID, "1 validation error detected: %s", v.problems[0])
-	default:
+	case n <= maxListedProblems:
 		return Errorf(EINVALID, "%d validation errors detected: %s", n, strings.Join(v.problems, "; "))
+	default:
+		return Errorf(EINVALID, "%d validation errors detected: %s; and %d more", n,
+			strings.Join(v.problems[:maxListedProblems], "; "), n-maxListedProblems)
 	}
 }
 

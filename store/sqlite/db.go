@@ -184,7 +184,11 @@ func nullMillis(ms sql.NullInt64) time.Time {
 // in a caller, reported as invalid input all the same.
 func cursor(seq int64) string { return strconv.FormatInt(seq, 10) }
 
-func parseCursor(after string) (int64, error) {
+func parseCursor(page ivsrt.Page) (int64, error) {
+	if page.Limit < 1 {
+		return 0, ivsrt.Errorf(ivsrt.EINVALID, "page size must be at least 1, got %d", page.Limit)
+	}
+	after := page.After
 	if after == "" {
 		return 0, nil
 	}

@@ -59,7 +59,8 @@ func (db *DB) RecordEvent(ctx context.Context, ev *ivsrt.Event) error {
 		var state string
 		err := tx.QueryRowContext(ctx, `SELECT state FROM participants WHERE session_id = ? AND participant_id = ?`,
 			string(session), string(ev.ParticipantID)).Scan(&state)
-		if err == sql.ErrNoRows {
+		if err == sql.ErrNoRows || (err == nil && state != string(ivsrt.ParticipantConnected)) {
+			// Never joined this session, or left it.
 			return ivsrt.Errorf(ivsrt.ECONFLICT, "participant %s is not in the stage", ev.ParticipantID)
 		} else if err != nil {
 			return fmt.Errorf("find participant: %w", err)
@@ -153,7 +154,7 @@ func scanSession(row interface{ Scan(...any) error }) (*ivsrt.StageSession, int6
 
 // ListStageSessions implements ivsrt.SessionStore.
 func (db *DB) ListStageSessions(ctx context.Context, stage ivsrt.StageARN, page ivsrt.Page) ([]*ivsrt.StageSession, string, error) {
-	before, err := parseCursor(page.After)
+	before, err := parseCursor(page)
 	if err != nil {
 		return nil, "", err
 	}
@@ -204,7 +205,7 @@ func (db *DB) GetParticipant(ctx context.Context, stage ivsrt.StageARN, session 
 // so every participant's recording state is DISABLED and a recording-state
 // filter matches nobody.
 func (db *DB) ListParticipants(ctx context.Context, stage ivsrt.StageARN, session ivsrt.SessionID, f ivsrt.ParticipantFilter, page ivsrt.Page) ([]*ivsrt.Participant, string, error) {
-	after, err := parseCursor(page.After)
+	after, err := parseCursor(page)
 	if err != nil {
 		return nil, "", err
 	}
@@ -235,7 +236,7 @@ func (db *DB) ListParticipants(ctx context.Context, stage ivsrt.StageARN, sessio
 
 // ListParticipantEvents implements ivsrt.SessionStore.
 func (db *DB) ListParticipantEvents(ctx context.Context, stage ivsrt.StageARN, session ivsrt.SessionID, id ivsrt.ParticipantID, page ivsrt.Page) ([]*ivsrt.Event, string, error) {
-	after, err := parseCursor(page.After)
+	after, err := parseCursor(page)
 	if err != nil {
 		return nil, "", err
 	}

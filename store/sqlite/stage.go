@@ -214,7 +214,7 @@ func (db *DB) DeleteStage(ctx context.Context, arn ivsrt.StageARN) error {
 
 // ListStages implements ivsrt.StageStore.
 func (db *DB) ListStages(ctx context.Context, page ivsrt.Page) ([]*ivsrt.Stage, string, error) {
-	after, err := parseCursor(page.After)
+	after, err := parseCursor(page)
 	if err != nil {
 		return nil, "", err
 	}

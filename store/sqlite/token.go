@@ -17,8 +17,10 @@ func (db *DB) CreateParticipantToken(ctx context.Context, tok *ivsrt.Participant
 		return err
 	}
 	defer tx.Rollback()
-	if err := resourceExists(ctx, tx, string(tok.StageARN)); err != nil {
+	if err := resourceExists(ctx, tx, string(tok.StageARN)); ivsrt.ErrorCode(err) == ivsrt.ENOTFOUND {
 		return ivsrt.Errorf(ivsrt.ENOTFOUND, "stage not found")
+	} else if err != nil {
+		return err
 	}
 	if err := insertToken(ctx, tx, tok); err != nil {
 		return err

@@ -1,0 +1,372 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"io/fs"
+	"maps"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ivsrt/ivsrt"
+	"github.com/ivsrt/ivsrt/store/storetest"
+)
+
+func TestStore(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, now func() time.Time) ivsrt.Store {
+		return openTestDB(t, filepath.Join(t.TempDir(), "ivsrt.db"), now)
+	})
+}
+
+// openTestDB opens the database at path with the given clock and closes it
+// when the test ends.
+func openTestDB(t *testing.T, path string, now func() time.Time) *DB {
+	t.Helper()
+	db, err := Open(context.Background(), path)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	db.Now = now
+	t.Cleanup(func() {
+		if err := db.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return db
+}
+
+var start = time.Date(2025, time.May, 4, 10, 0, 0, 987654321, time.UTC)
+
+func newARN() ivsrt.StageARN {
+	return ivsrt.NewStageARN("us-east-1", "123456789012", ivsrt.NewStageID())
+}
+
+func newToken(arn ivsrt.StageARN, now time.Time) *ivsrt.ParticipantToken {
+	return &ivsrt.ParticipantToken{
+		ParticipantID:   ivsrt.NewParticipantID(),
+		StageARN:        arn,
+		UserID:          "user",
+		Attributes:      map[string]string{"role": "guest"},
+		Capabilities:    []ivsrt.Capability{ivsrt.CapabilitySubscribe, ivsrt.CapabilityPublish},
+		DurationMinutes: 60,
+		CreatedAt:       now,
+		ExpirationTime:  now.Add(time.Hour),
+	}
+}
+
+func record(t *testing.T, db *DB, ev *ivsrt.Event) *ivsrt.Event {
+	t.Helper()
+	if err := db.RecordEvent(t.Context(), ev); err != nil {
+		t.Fatalf("RecordEvent %s: %v", ev.Name, err)
+	}
+	return ev
+}
+
+// contents is everything a store holds about some stages and tokens, read
+// through the store's interface.
+type contents struct {
+	Stages       []*ivsrt.Stage
+	Tags         map[ivsrt.StageARN]map[string]string
+	Tokens       []*ivsrt.ParticipantToken
+	Sessions     map[ivsrt.StageARN][]*ivsrt.StageSession
+	Participants map[ivsrt.SessionID][]*ivsrt.Participant
+	Events       map[ivsrt.SessionID]map[ivsrt.ParticipantID][]*ivsrt.Event
+}
+
+func readContents(t *testing.T, db *DB, tokens []ivsrt.ParticipantID) *contents {
+	t.Helper()
+	ctx := t.Context()
+	page := ivsrt.Page{Limit: ivsrt.MaxPageSize}
+	c := &contents{
+		Tags:         map[ivsrt.StageARN]map[string]string{},
+		Sessions:     map[ivsrt.StageARN][]*ivsrt.StageSession{},
+		Participants: map[ivsrt.SessionID][]*ivsrt.Participant{},
+		Events:       map[ivsrt.SessionID]map[ivsrt.ParticipantID][]*ivsrt.Event{},
+	}
+	var err error
+	if c.Stages, _, err = db.ListStages(ctx, page); err != nil {
+		t.Fatalf("ListStages: %v", err)
+	}
+	for _, st := range c.Stages {
+		if c.Tags[st.ARN], err = db.ListTags(ctx, string(st.ARN)); err != nil {
+			t.Fatalf("ListTags: %v", err)
+		}
+		sessions, _, err := db.ListStageSessions(ctx, st.ARN, page)
+		if err != nil {
+			t.Fatalf("ListStageSessions: %v", err)
+		}
+		c.Sessions[st.ARN] = sessions
+		for _, s := range sessions {
+			ps, _, err := db.ListParticipants(ctx, st.ARN, s.ID, ivsrt.ParticipantFilter{}, page)
+			if err != nil {
+				t.Fatalf("ListParticipants: %v", err)
+			}
+			c.Participants[s.ID] = ps
+			c.Events[s.ID] = map[ivsrt.ParticipantID][]*ivsrt.Event{}
+			for _, p := range ps {
+				if c.Events[s.ID][p.ID], _, err = db.ListParticipantEvents(ctx, st.ARN, s.ID, p.ID, page); err != nil {
+					t.Fatalf("ListParticipantEvents: %v", err)
+				}
+			}
+		}
+	}
+	for _, id := range tokens {
+		tok, err := db.GetParticipantToken(ctx, id)
+		if err != nil {
+			t.Fatalf("GetParticipantToken: %v", err)
+		}
+		c.Tokens = append(c.Tokens, tok)
+	}
+	return c
+}
+
+func TestReopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ivsrt.db")
+	clock := storetest.NewClock(start)
+	db := openTestDB(t, path, clock.Now)
+	ctx := t.Context()
+
+	rec := &ivsrt.AutoParticipantRecording{
+		StorageConfigurationARN:         "arn:aws:ivs:us-east-1:123456789012:storage-configuration/AbCdEf123456",
+		MediaTypes:                      []string{"AUDIO_VIDEO"},
+		Thumbnail:                       &ivsrt.ThumbnailConfiguration{TargetIntervalSeconds: 30, Storage: []string{"LATEST"}, RecordingMode: "INTERVAL"},
+		HLSTargetSegmentDurationSeconds: 4,
+	}
+	st := &ivsrt.Stage{ARN: newARN(), Name: "kept", Tags: map[string]string{"team": "video"}, AutoParticipantRecording: rec}
+	tok1, tok2 := newToken(st.ARN, clock.Now()), newToken(st.ARN, clock.Now())
+	if err := db.CreateStage(ctx, st, []*ivsrt.ParticipantToken{tok1, tok2}, ivsrt.StageQuota{}); err != nil {
+		t.Fatalf("CreateStage: %v", err)
+	}
+	bare := &ivsrt.Stage{ARN: newARN()}
+	if err := db.CreateStage(ctx, bare, nil, ivsrt.StageQuota{}); err != nil {
+		t.Fatalf("CreateStage: %v", err)
+	}
+	clock.Advance(time.Second)
+	if err := db.RevokeParticipantToken(ctx, st.ARN, tok2.ParticipantID, "gone"); err != nil {
+		t.Fatalf("RevokeParticipantToken: %v", err)
+	}
+	// An ended session, then an active one.
+	record(t, db, &ivsrt.Event{StageARN: st.ARN, Name: ivsrt.EventJoined, ParticipantID: tok2.ParticipantID, Time: clock.Advance(time.Second), UserID: "user", Protocol: "WHIP"})
+	record(t, db, &ivsrt.Event{StageARN: st.ARN, Name: ivsrt.EventPublishStarted, ParticipantID: tok2.ParticipantID, Time: clock.Advance(time.Second)})
+	record(t, db, &ivsrt.Event{StageARN: st.ARN, Name: ivsrt.EventLeft, ParticipantID: tok2.ParticipantID, Time: clock.Advance(time.Second)})
+	active := record(t, db, &ivsrt.Event{StageARN: st.ARN, Name: ivsrt.EventJoined, ParticipantID: tok1.ParticipantID, Time: clock.Advance(time.Second),
+		UserID: "user", Attributes: map[string]string{"role": "guest"}}).SessionID
+	record(t, db, &ivsrt.Event{StageARN: st.ARN, Name: ivsrt.EventSubscribeStarted, ParticipantID: tok1.ParticipantID,
+		RemoteParticipantID: tok2.ParticipantID, Time: clock.Advance(time.Second)})
+
+	tokens := []ivsrt.ParticipantID{tok1.ParticipantID, tok2.ParticipantID}
+	before := readContents(t, db, tokens)
+	if n := len(before.Sessions[st.ARN]); n != 2 {
+		t.Fatalf("sessions before closing: got %d, want 2", n)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+
+	db = openTestDB(t, path, clock.Now)
+	after := readContents(t, db, tokens)
+	if !reflect.DeepEqual(after, before) {
+		t.Errorf("after reopening: got %+v, want %+v", after, before)
+	}
+	got, err := db.GetStage(ctx, st.ARN)
+	if err != nil {
+		t.Fatalf("GetStage: %v", err)
+	}
+	if got.ActiveSessionID != active {
+		t.Errorf("ActiveSessionID after reopening: got %q, want %q", got.ActiveSessionID, active)
+	}
+	if !maps.Equal(got.Tags, st.Tags) {
+		t.Errorf("Tags after reopening: got %v, want %v", got.Tags, st.Tags)
+	}
+	if tok := after.Tokens[1]; !tok.Revoked() || tok.RevokeReason != "gone" {
+		t.Errorf("revoked token after reopening: got revoked %v reason %q, want true \"gone\"", tok.Revoked(), tok.RevokeReason)
+	}
+
+	// The reopened store carries on where the old one stopped.
+	left := record(t, db, &ivsrt.Event{StageARN: st.ARN, Name: ivsrt.EventLeft, ParticipantID: tok1.ParticipantID, Time: clock.Advance(time.Second)})
+	if left.SessionID != active {
+		t.Errorf("LEFT after reopening: SessionID: got %q, want %q", left.SessionID, active)
+	}
+	s, err := db.GetStageSession(ctx, st.ARN, active)
+	if err != nil {
+		t.Fatalf("GetStageSession: %v", err)
+	}
+	if !s.EndTime.Equal(left.Time.Truncate(time.Millisecond)) {
+		t.Errorf("EndTime: got %v, want %v", s.EndTime, left.Time.Truncate(time.Millisecond))
+	}
+	later := &ivsrt.Stage{ARN: newARN()}
+	if err := db.CreateStage(ctx, later, nil, ivsrt.StageQuota{}); err != nil {
+		t.Fatalf("CreateStage after reopening: %v", err)
+	}
+	stages, _, err := db.ListStages(ctx, ivsrt.Page{Limit: 10})
+	if err != nil {
+		t.Fatalf("ListStages: %v", err)
+	}
+	want := []ivsrt.StageARN{st.ARN, bare.ARN, later.ARN}
+	var arns []ivsrt.StageARN
+	for _, s := range stages {
+		arns = append(arns, s.ARN)
+	}
+	if !slices.Equal(arns, want) {
+		t.Errorf("ListStages after reopening: got %v, want %v", arns, want)
+	}
+}
+
+func appliedMigrations(t *testing.T, db *DB) map[string]int64 {
+	t.Helper()
+	rows, err := db.read.QueryContext(t.Context(), `SELECT name, applied_at FROM schema_migrations`)
+	if err != nil {
+		t.Fatalf("read schema_migrations: %v", err)
+	}
+	defer rows.Close()
+	applied := map[string]int64{}
+	for rows.Next() {
+		var name string
+		var at int64
+		if err := rows.Scan(&name, &at); err != nil {
+			t.Fatalf("scan schema_migrations: %v", err)
+		}
+		applied[name] = at
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatalf("read schema_migrations: %v", err)
+	}
+	return applied
+}
+
+func TestMigrations(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ivsrt.db")
+	db := openTestDB(t, path, time.Now)
+	ctx := t.Context()
+
+	names, err := fs.Glob(migrationFS, "migrations/*.sql")
+	if err != nil || len(names) == 0 {
+		t.Fatalf("embedded migrations: got %v (%v), want some", names, err)
+	}
+	applied := appliedMigrations(t, db)
+	if got := slices.Sorted(maps.Keys(applied)); !slices.Equal(got, names) {
+		t.Errorf("recorded migrations: got %v, want %v", got, names)
+	}
+	for name, at := range applied {
+		if at <= 0 {
+			t.Errorf("%s applied_at: got %d, want a time", name, at)
+		}
+	}
+
+	st := &ivsrt.Stage{ARN: newARN(), Tags: map[string]string{"a": "1"}}
+	if err := db.CreateStage(ctx, st, nil, ivsrt.StageQuota{}); err != nil {
+		t.Fatalf("CreateStage: %v", err)
+	}
+	if err := db.migrate(ctx); err != nil {
+		t.Fatalf("migrate again: got %v, want nil", err)
+	}
+	if got := appliedMigrations(t, db); !maps.Equal(got, applied) {
+		t.Errorf("recorded migrations after migrating again: got %v, want %v", got, applied)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+
+	db = openTestDB(t, path, time.Now)
+	if got := appliedMigrations(t, db); !maps.Equal(got, applied) {
+		t.Errorf("recorded migrations after reopening: got %v, want %v", got, applied)
+	}
+	got, err := db.GetStage(ctx, st.ARN)
+	if err != nil {
+		t.Fatalf("GetStage after reopening: %v", err)
+	}
+	if !maps.Equal(got.Tags, st.Tags) {
+		t.Errorf("Tags after reopening: got %v, want %v", got.Tags, st.Tags)
+	}
+}
+
+func TestPragmas(t *testing.T) {
+	db := openTestDB(t, filepath.Join(t.TempDir(), "ivsrt.db"), time.Now)
+	tests := []struct {
+		pragma string
+		want   string
+	}{
+		{"journal_mode", "wal"},
+		{"synchronous", "2"}, // FULL
+		{"foreign_keys", "1"},
+		{"busy_timeout", "10000"},
+	}
+	pools := []struct {
+		name string
+		pool *sql.DB
+	}{
+		{"write", db.write},
+		{"read", db.read},
+	}
+	for _, tt := range tests {
+		for _, p := range pools {
+			t.Run(p.name+" "+tt.pragma, func(t *testing.T) {
+				var got string
+				if err := p.pool.QueryRowContext(t.Context(), "PRAGMA "+tt.pragma).Scan(&got); err != nil {
+					t.Fatalf("PRAGMA %s: %v", tt.pragma, err)
+				}
+				if got != tt.want {
+					t.Errorf("PRAGMA %s: got %v, want %v", tt.pragma, got, tt.want)
+				}
+			})
+		}
+	}
+}
+
+func TestConcurrentWriters(t *testing.T) {
+	const writers = 16
+	tests := []struct {
+		name    string
+		handles int // open DBs on the same file, as separate processes would
+	}{
+		{"one handle", 1},
+		{"two handles", 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "ivsrt.db")
+			clock := storetest.NewClock(start)
+			var dbs []*DB
+			for range tt.handles {
+				dbs = append(dbs, openTestDB(t, path, clock.Now))
+			}
+			ctx := t.Context()
+			st := &ivsrt.Stage{ARN: newARN()}
+			if err := dbs[0].CreateStage(ctx, st, nil, ivsrt.StageQuota{}); err != nil {
+				t.Fatalf("CreateStage: %v", err)
+			}
+
+			toks := make([]*ivsrt.ParticipantToken, writers)
+			errs := make([]error, writers)
+			var wg sync.WaitGroup
+			for i := range writers {
+				db := dbs[i%len(dbs)]
+				toks[i] = newToken(st.ARN, clock.Now())
+				wg.Go(func() {
+					errs[i] = db.CreateParticipantToken(ctx, toks[i])
+					// A reader beside the writers.
+					if _, err := db.GetStage(ctx, st.ARN); err != nil && errs[i] == nil {
+						errs[i] = err
+					}
+				})
+			}
+			wg.Wait()
+			for i, err := range errs {
+				if err != nil {
+					t.Errorf("writer %d: got %v, want nil", i, err)
+				}
+			}
+			for _, db := range dbs {
+				for _, tok := range toks {
+					if _, err := db.GetParticipantToken(ctx, tok.ParticipantID); err != nil {
+						t.Errorf("GetParticipantToken %s: got %v, want nil", tok.ParticipantID, err)
+					}
+				}
+			}
+		})
+	}
+}
