@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strings"
 	"time"
 
@@ -166,7 +167,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	var out any
-	if rest, ok := strings.CutPrefix(r.URL.EscapedPath(), "/tags/"); ok {
+	if rest, ok := strings.CutPrefix(r.URL.EscapedPath(), "/tags/"); ok && isTagsMethod(r.Method) {
 		out, err = s.serveTags(r, rest, body)
 	} else if op, ok := s.ops[strings.TrimPrefix(r.URL.Path, "/")]; ok && r.Method == http.MethodPost {
 		out, err = op(r.Context(), body)
@@ -188,6 +189,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Write(buf)
 }
 
+// isTagsMethod reports whether /tags/{resourceArn} answers method; any
+// other is an unknown operation, as for any other unmatched route.
+func isTagsMethod(method string) bool {
+	return method == http.MethodGet || method == http.MethodPost || method == http.MethodDelete
+}
+
 // decode parses a JSON request body into v. An empty body is an empty
 // object, as clients send for operations without fields.
 func decode(body []byte, v any) error {
@@ -201,9 +208,26 @@ func decode(body []byte, v any) error {
 	var typeErr *json.UnmarshalTypeError
 	if errors.As(err, &typeErr) && typeErr.Field != "" {
 		return ivsrt.Errorf(ivsrt.EINVALID, "1 validation error detected: Value at '%s' failed to satisfy constraint: Member must be of type %s",
-			typeErr.Field, jsonTypeName(typeErr.Type.String()))
+			wireField(reflect.TypeOf(v), typeErr.Field), jsonTypeName(typeErr.Type.String()))
 	}
 	return ivsrt.Errorf(ivsrt.EINVALID, "The request body is not valid JSON for this operation.")
+}
+
+// wireField returns the path of a field as the client sent it. encoding/json
+// puts the Go names of embedded structs in the path ("tokenConfigWire.duration"
+// for "duration"), which mean nothing to a client.
+func wireField(t reflect.Type, path string) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	head, rest, ok := strings.Cut(path, ".")
+	if !ok || t.Kind() != reflect.Struct {
+		return path
+	}
+	if f, found := t.FieldByName(head); found && f.Anonymous {
+		return wireField(f.Type, rest)
+	}
+	return path
 }
 
 func jsonTypeName(goType string) string {
