@@ -14,6 +14,7 @@ import (
 	"reflect"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ivsrt/ivsrt"
 )
@@ -173,7 +174,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		out, err = op(r.Context(), body)
 	} else {
 		writeException(w, "UnknownOperationException", http.StatusNotFound,
-			fmt.Sprintf("No operation matches %s %s.", r.Method, r.URL.Path))
+			fmt.Sprintf("No operation matches %s %s.", shorten(r.Method), shorten(r.URL.Path)))
 		return
 	}
 	if err != nil {
@@ -187,6 +188,20 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Write(buf)
+}
+
+// shorten keeps client-supplied text quoted in a message short, so that a
+// long request line cannot make a longer answer.
+func shorten(s string) string {
+	const max = 256
+	if len(s) <= max {
+		return s
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
 }
 
 // isTagsMethod reports whether /tags/{resourceArn} answers method; any
