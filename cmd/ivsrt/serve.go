@@ -19,6 +19,7 @@ import (
 
 	"github.com/ivsrt/ivsrt"
 	"github.com/ivsrt/ivsrt/api"
+	"github.com/ivsrt/ivsrt/sfu"
 	"github.com/ivsrt/ivsrt/store/sqlite"
 	"github.com/ivsrt/ivsrt/token"
 )
@@ -36,7 +37,17 @@ type Config struct {
 	SecretAccessKey string
 	MaxStages       int
 	LogLevel        string
+
+	// Media: the UDP port all media goes through, the TCP port of the ICE
+	// fallback (-1 disables it), and the public addresses put in ICE
+	// candidates when the server is behind a 1:1 NAT (comma-separated).
+	RTCUDPPort   int
+	RTCTCPPort   int
+	RTCPublicIPs string
 }
+
+// defaultRTCPort is the default media port, UDP and TCP.
+const defaultRTCPort = 7881
 
 // Main is the running server: a test can start one on 127.0.0.1:0 with a
 // temporary data folder, talk to it, and close it.
@@ -46,9 +57,15 @@ type Main struct {
 
 	DB       *sqlite.DB
 	API      *api.Server
+	SFU      *sfu.Server
 	listener net.Listener
 	http     *http.Server
 	served   chan error
+
+	// rtcPortsGiven is set when the media ports were configured; if not,
+	// a server listening on port 0 takes free media ports too, so that
+	// servers started side by side (tests) do not collide.
+	rtcPortsGiven bool
 }
 
 // NewMain returns a Main with default configuration.
@@ -61,6 +78,9 @@ func NewMain() *Main {
 			AccountID: "123456789012",
 			MaxStages: 0,
 			LogLevel:  "info",
+
+			RTCUDPPort: defaultRTCPort,
+			RTCTCPPort: defaultRTCPort,
 		},
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, nil)),
 	}
@@ -83,6 +103,17 @@ func (m *Main) ParseFlags(args []string) error {
 	env("IVSRT_ACCESS_KEY_ID", &c.AccessKeyID)
 	env("IVSRT_SECRET_ACCESS_KEY", &c.SecretAccessKey)
 	env("IVSRT_LOG_LEVEL", &c.LogLevel)
+	env("IVSRT_RTC_PUBLIC_IP", &c.RTCPublicIPs)
+	for name, dst := range map[string]*int{"IVSRT_RTC_UDP_PORT": &c.RTCUDPPort, "IVSRT_RTC_TCP_PORT": &c.RTCTCPPort} {
+		if v, ok := os.LookupEnv(name); ok {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return fmt.Errorf("%s=%q: want a port number", name, v)
+			}
+			*dst = n
+			m.rtcPortsGiven = true
+		}
+	}
 	if v, ok := os.LookupEnv("IVSRT_DEV"); ok {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
@@ -109,9 +140,17 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&c.SecretAccessKey, "secret-access-key", c.SecretAccessKey, "secret access key clients sign with (IVSRT_SECRET_ACCESS_KEY)")
 	fs.IntVar(&c.MaxStages, "max-stages", c.MaxStages, "most stages that may exist at once, 0 for no limit (IVSRT_MAX_STAGES)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error (IVSRT_LOG_LEVEL)")
+	fs.IntVar(&c.RTCUDPPort, "rtc-udp-port", c.RTCUDPPort, "UDP port all media goes through, 0 for any free port (IVSRT_RTC_UDP_PORT)")
+	fs.IntVar(&c.RTCTCPPort, "rtc-tcp-port", c.RTCTCPPort, "TCP port of the ICE fallback for clients without UDP, 0 for any free port, -1 to disable (IVSRT_RTC_TCP_PORT)")
+	fs.StringVar(&c.RTCPublicIPs, "rtc-public-ip", c.RTCPublicIPs, "public IP address(es) of a 1:1 NAT in front of the server, comma-separated, for ICE candidates (IVSRT_RTC_PUBLIC_IP)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "rtc-udp-port" || f.Name == "rtc-tcp-port" {
+			m.rtcPortsGiven = true
+		}
+	})
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
@@ -131,6 +170,17 @@ func (m *Main) validate() error {
 	}
 	if c.MaxStages < 0 {
 		return fmt.Errorf("--max-stages %d: want 0 or more", c.MaxStages)
+	}
+	if c.RTCUDPPort < 0 || c.RTCUDPPort > 65535 {
+		return fmt.Errorf("--rtc-udp-port %d: want a port number, 0..65535", c.RTCUDPPort)
+	}
+	if c.RTCTCPPort < -1 || c.RTCTCPPort > 65535 {
+		return fmt.Errorf("--rtc-tcp-port %d: want a port number, 0..65535, or -1", c.RTCTCPPort)
+	}
+	for _, ip := range publicIPs(c.RTCPublicIPs) {
+		if net.ParseIP(ip) == nil {
+			return fmt.Errorf("--rtc-public-ip %q: want IP addresses separated by commas", c.RTCPublicIPs)
+		}
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(c.LogLevel)); err != nil {
@@ -174,6 +224,25 @@ func (m *Main) Run(ctx context.Context) error {
 	eventsURL, whipURL := api.EndpointURLs(publicURL)
 	issuer := token.NewIssuer(signingKey, token.WithEventsURL(eventsURL), token.WithWHIPURL(whipURL))
 
+	// Media binds to the address the API listens on, so that a server
+	// kept to the loopback interface keeps its media there too.
+	udpPort, tcpPort := c.RTCUDPPort, c.RTCTCPPort
+	if _, port, _ := net.SplitHostPort(c.Listen); port == "0" && !m.rtcPortsGiven {
+		udpPort, tcpPort = 0, min(tcpPort, 0)
+	}
+	host := m.listener.Addr().(*net.TCPAddr).IP.String()
+	rtc := sfu.Config{
+		UDPAddr:   net.JoinHostPort(host, strconv.Itoa(udpPort)),
+		PublicIPs: publicIPs(c.RTCPublicIPs),
+		PublicURL: publicURL,
+	}
+	if tcpPort >= 0 {
+		rtc.TCPAddr = net.JoinHostPort(host, strconv.Itoa(tcpPort))
+	}
+	if m.SFU, err = sfu.New(m.DB, issuer, rtc, sfu.WithLogger(m.Logger)); err != nil {
+		return err
+	}
+
 	verifier := &api.SigV4Verifier{Credentials: creds, Service: "ivs", Dev: c.Dev}
 	m.API, err = api.NewServer(m.DB, issuer, verifier, api.Config{
 		Region:        c.Region,
@@ -181,13 +250,13 @@ func (m *Main) Run(ctx context.Context) error {
 		PublicURL:     publicURL,
 		Quota:         ivsrt.StageQuota{MaxStages: c.MaxStages},
 		PaginationKey: pageKey,
-	}, api.WithLogger(m.Logger.With("component", "api")))
+	}, api.WithLogger(m.Logger.With("component", "api")), api.WithMediaPlane(m.SFU))
 	if err != nil {
 		return err
 	}
 
 	m.http = &http.Server{
-		Handler:           m.API,
+		Handler:           router{api: m.API, media: m.SFU},
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
@@ -197,16 +266,55 @@ func (m *Main) Run(ctx context.Context) error {
 	m.served = make(chan error, 1)
 	go func() { m.served <- m.http.Serve(m.listener) }()
 	m.Logger.Info("serving", "addr", m.listener.Addr().String(), "public_url", publicURL,
-		"data", c.DataDir, "region", c.Region, "dev", c.Dev)
+		"data", c.DataDir, "region", c.Region, "dev", c.Dev,
+		"rtc_udp", m.SFU.UDPAddr().String(), "rtc_tcp", addrString(m.SFU.TCPAddr()))
 	return nil
+}
+
+// router sends the media plane's paths (/events, /whip, /whep/...) to the
+// sfu and everything else to the API.
+type router struct {
+	api   http.Handler
+	media http.Handler
+}
+
+func (rt router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if sfu.IsMediaPath(r.URL.Path) {
+		rt.media.ServeHTTP(w, r)
+		return
+	}
+	rt.api.ServeHTTP(w, r)
+}
+
+// publicIPs splits the --rtc-public-ip list.
+func publicIPs(list string) []string {
+	var ips []string
+	for _, ip := range strings.Split(list, ",") {
+		if ip = strings.TrimSpace(ip); ip != "" {
+			ips = append(ips, ip)
+		}
+	}
+	return ips
+}
+
+func addrString(a net.Addr) string {
+	if a == nil {
+		return "off"
+	}
+	return a.String()
 }
 
 // Addr returns the address the server listens on.
 func (m *Main) Addr() string { return m.listener.Addr().String() }
 
-// Close stops serving, letting requests in flight finish, and closes the store.
+// Close disconnects the participants (recording their departure), stops
+// serving, letting requests in flight finish, and closes the store.
 func (m *Main) Close() error {
 	var errs []error
+	if m.SFU != nil {
+		errs = append(errs, m.SFU.Close())
+		m.SFU = nil
+	}
 	if m.http != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()

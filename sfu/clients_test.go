@@ -1,0 +1,372 @@
+package sfu_test
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+)
+
+// Codecs of the test clients.
+var (
+	videoFeedback = []webrtc.RTCPFeedback{{Type: "nack"}, {Type: "nack", Parameter: "pli"}, {Type: "ccm", Parameter: "fir"}}
+	opus          = webrtc.RTPCodecParameters{PayloadType: 111, RTPCodecCapability: webrtc.RTPCodecCapability{
+		MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2, SDPFmtpLine: "minptime=10;useinbandfec=1"}}
+	vp8 = webrtc.RTPCodecParameters{PayloadType: 96, RTPCodecCapability: webrtc.RTPCodecCapability{
+		MimeType: webrtc.MimeTypeVP8, ClockRate: 90000, RTCPFeedback: videoFeedback}}
+	h264 = webrtc.RTPCodecParameters{PayloadType: 102, RTPCodecCapability: webrtc.RTPCodecCapability{
+		MimeType: webrtc.MimeTypeH264, ClockRate: 90000, RTCPFeedback: videoFeedback,
+		SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"}}
+	vp9 = webrtc.RTPCodecParameters{PayloadType: 98, RTPCodecCapability: webrtc.RTPCodecCapability{
+		MimeType: webrtc.MimeTypeVP9, ClockRate: 90000, RTCPFeedback: videoFeedback}}
+)
+
+// publisher is a WHIP client sending synthetic audio (20 ms packets) and
+// video (30 frames a second, a keyframe on request or every keyEvery
+// frames).
+type publisher struct {
+	t         testing.TB
+	pc        *webrtc.PeerConnection
+	conn      *cuttableConn
+	location  string
+	connected <-chan struct{}
+	gone      <-chan struct{}
+	video     webrtc.RTPCodecParameters
+	run       uint8
+	keyEvery  uint32
+
+	plis      atomic.Int32
+	firstPLI  atomic.Int64 // unix nanoseconds
+	keyNow    atomic.Bool
+	sentVideo atomic.Int32
+	stop      chan struct{}
+	done      chan struct{}
+	stopOnce  sync.Once
+}
+
+// publish starts a WHIP session with the token: video of the given codec
+// (none if its MIME type is empty), and Opus audio if withAudio.
+func (h *harness) publish(tok string, video webrtc.RTPCodecParameters, withAudio bool, opts ...func(*publisher)) (*publisher, error) {
+	h.t.Helper()
+	var codecs []webrtc.RTPCodecParameters
+	if withAudio {
+		codecs = append(codecs, opus)
+	}
+	if video.MimeType != "" {
+		codecs = append(codecs, video)
+	}
+	pc, conn := newClientPC(h.t, codecs...)
+	p := &publisher{t: h.t, pc: pc, conn: conn, video: video, keyEvery: 1 << 30,
+		stop: make(chan struct{}), done: make(chan struct{})}
+	for _, o := range opts {
+		o(p)
+	}
+	p.connected, p.gone = watchState(pc)
+
+	var videoTrack, audioTrack *webrtc.TrackLocalStaticRTP
+	add := func(c webrtc.RTPCodecParameters, id string) *webrtc.TrackLocalStaticRTP {
+		track, err := webrtc.NewTrackLocalStaticRTP(c.RTPCodecCapability, id, "publisher")
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		tr, err := pc.AddTransceiverFromTrack(track, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		go func() {
+			for {
+				pkts, _, err := tr.Sender().ReadRTCP()
+				if err != nil {
+					return
+				}
+				for _, pkt := range pkts {
+					switch pkt.(type) {
+					case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+						p.plis.Add(1)
+						p.firstPLI.CompareAndSwap(0, time.Now().UnixNano())
+						p.keyNow.Store(true)
+					}
+				}
+			}
+		}()
+		return track
+	}
+	if video.MimeType != "" {
+		videoTrack = add(video, "video")
+	}
+	if withAudio {
+		audioTrack = add(opus, "audio")
+	}
+	answer, loc, err := h.post("/whip", tok, offer(h.t, pc))
+	if err != nil {
+		close(p.done)
+		return nil, err
+	}
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
+		h.t.Fatalf("set WHIP answer: %v", err)
+	}
+	p.location = loc
+	go p.send(videoTrack, audioTrack)
+	return p, nil
+}
+
+// mustPublish is publish that fails the test on error.
+func (h *harness) mustPublish(tok string, video webrtc.RTPCodecParameters, withAudio bool, opts ...func(*publisher)) *publisher {
+	h.t.Helper()
+	p, err := h.publish(tok, video, withAudio, opts...)
+	if err != nil {
+		h.t.Fatalf("publish: %v", err)
+	}
+	wait(h.t, p.connected, "the publisher to connect")
+	// The client may see the connection up a moment before the server
+	// does: wait for the server to record the publication.
+	stage, id := tokenClaims(h.t, tok)
+	eventually(h.t, "PUBLISH_STARTED of "+id, func() error {
+		session := h.activeSession(stage)
+		if session == "" {
+			return errors.New("no active session")
+		}
+		if got := h.history(stage, session, id); len(got) == 0 || got[len(got)-1] != "PUBLISH_STARTED" {
+			return fmt.Errorf("events %q", got)
+		}
+		return nil
+	})
+	return p
+}
+
+// tokenClaims reads the stage and participant of a participant token.
+func tokenClaims(t testing.TB, tok string) (stage, participant string) {
+	t.Helper()
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		t.Fatalf("token %q is not a JWT", tok)
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatalf("token payload: %v", err)
+	}
+	var c struct {
+		JTI      string `json:"jti"`
+		Resource string `json:"resource"`
+	}
+	if err := json.Unmarshal(payload, &c); err != nil {
+		t.Fatalf("token claims: %v", err)
+	}
+	return c.Resource, c.JTI
+}
+
+func (p *publisher) send(video, audio *webrtc.TrackLocalStaticRTP) {
+	defer close(p.done)
+	select {
+	case <-p.connected:
+	case <-p.stop:
+		return
+	case <-time.After(testTimeout):
+		return
+	}
+	vseq, vts := uint16(rand.Uint32()), rand.Uint32()
+	aseq, ats := uint16(rand.Uint32()), rand.Uint32()
+	vtick := time.NewTicker(33 * time.Millisecond)
+	defer vtick.Stop()
+	atick := time.NewTicker(20 * time.Millisecond)
+	defer atick.Stop()
+	var frame, afr uint32
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-atick.C:
+			if audio == nil {
+				continue
+			}
+			m := mediaPacket{Codec: webrtc.MimeTypeOpus, Run: p.run, Frame: afr, Count: 1, Key: true, SrcSeq: aseq, SrcTS: ats}
+			audio.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: aseq, Timestamp: ats, Marker: afr == 0},
+				Payload: m.payload()})
+			aseq++
+			ats += 960
+			afr++
+		case <-vtick.C:
+			if video == nil {
+				continue
+			}
+			key := frame == 0 || frame%p.keyEvery == 0 || p.keyNow.Swap(false)
+			count := uint16(2)
+			if key {
+				count = 3
+			}
+			for i := range count {
+				m := mediaPacket{Codec: p.video.MimeType, Run: p.run, Frame: frame, Index: i, Count: count, Key: key,
+					SrcSeq: vseq, SrcTS: vts}
+				video.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: vseq, Timestamp: vts, Marker: i == count-1},
+					Payload: m.payload()})
+				vseq++
+			}
+			p.sentVideo.Add(1)
+			vts += 3000
+			frame++
+		}
+	}
+}
+
+// run marks what a publisher sends as sent by its n-th connection.
+func run(n uint8) func(*publisher) { return func(p *publisher) { p.run = n } }
+
+// keyEvery sets how often a publisher sends a keyframe unasked.
+func keyEvery(frames uint32) func(*publisher) { return func(p *publisher) { p.keyEvery = frames } }
+
+// halt stops sending and closes the connection, without DELETE.
+func (p *publisher) halt() {
+	p.stopOnce.Do(func() { close(p.stop) })
+	<-p.done
+	p.pc.Close()
+}
+
+// subscriber is a WHEP client that checks every packet it receives.
+type subscriber struct {
+	t         testing.TB
+	pc        *webrtc.PeerConnection
+	location  string
+	connected <-chan struct{}
+	gone      <-chan struct{}
+
+	mu  sync.Mutex
+	got map[webrtc.RTPCodecType][]received
+	bad []error
+}
+
+type received struct {
+	seq    uint16
+	ts     uint32
+	ssrc   uint32
+	marker bool
+	at     time.Time
+	m      mediaPacket
+}
+
+// subscribe starts a WHEP session with the token to remote's tracks.
+func (h *harness) subscribe(tok, remote string) (*subscriber, error) {
+	h.t.Helper()
+	pc, _ := newClientPC(h.t)
+	s := &subscriber{t: h.t, pc: pc, got: map[webrtc.RTPCodecType][]received{}}
+	s.connected, s.gone = watchState(pc)
+	for _, kind := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo} {
+		if _, err := pc.AddTransceiverFromKind(kind, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+			h.t.Fatal(err)
+		}
+	}
+	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		for {
+			pkt, _, err := tr.ReadRTP()
+			if err != nil {
+				return
+			}
+			m, err := parsePayload(tr.Codec().MimeType, pkt.Payload)
+			s.mu.Lock()
+			if err != nil {
+				s.bad = append(s.bad, err)
+			} else {
+				s.got[tr.Kind()] = append(s.got[tr.Kind()], received{seq: pkt.SequenceNumber, ts: pkt.Timestamp,
+					ssrc: pkt.SSRC, marker: pkt.Marker, at: time.Now(), m: m})
+			}
+			s.mu.Unlock()
+		}
+	})
+	answer, loc, err := h.post("/whep/"+remote, tok, offer(h.t, pc))
+	if err != nil {
+		return nil, err
+	}
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
+		h.t.Fatalf("set WHEP answer: %v", err)
+	}
+	s.location = loc
+	return s, nil
+}
+
+func (h *harness) mustSubscribe(tok, remote string) *subscriber {
+	h.t.Helper()
+	s, err := h.subscribe(tok, remote)
+	if err != nil {
+		h.t.Fatalf("subscribe to %s: %v", remote, err)
+	}
+	wait(h.t, s.connected, "the subscriber to connect")
+	stage, id := tokenClaims(h.t, tok)
+	eventually(h.t, "SUBSCRIBE_STARTED of "+id, func() error {
+		session := h.activeSession(stage)
+		if session == "" {
+			return errors.New("no active session")
+		}
+		if got := h.history(stage, session, id); !slices.Contains(got, "SUBSCRIBE_STARTED remote="+remote) {
+			return fmt.Errorf("events %q", got)
+		}
+		return nil
+	})
+	return s
+}
+
+// packets returns what was received of kind so far.
+func (s *subscriber) packets(kind webrtc.RTPCodecType) []received {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]received(nil), s.got[kind]...)
+}
+
+// waitFor waits until n packets of kind have arrived.
+func (s *subscriber) waitFor(kind webrtc.RTPCodecType, n int) {
+	s.t.Helper()
+	eventually(s.t, fmt.Sprintf("receive %d %s packets", n, kind), func() error {
+		if got := len(s.packets(kind)); got < n {
+			return fmt.Errorf("got %d", got)
+		}
+		return nil
+	})
+}
+
+// check verifies everything received of kind: payloads intact, one SSRC,
+// sequence numbers consecutive in arrival order, timestamps mapped with
+// one offset per publisher connection, and for video a start on a
+// keyframe and every change of publisher connection on a keyframe.
+func (s *subscriber) check(kind webrtc.RTPCodecType) error {
+	s.mu.Lock()
+	bad := s.bad
+	s.mu.Unlock()
+	if len(bad) > 0 {
+		return fmt.Errorf("%d damaged payloads, the first: %w", len(bad), bad[0])
+	}
+	pkts := s.packets(kind)
+	if len(pkts) == 0 {
+		return errors.New("nothing received")
+	}
+	video := kind == webrtc.RTPCodecTypeVideo
+	if video && !(pkts[0].m.Key && pkts[0].m.Index == 0) {
+		return fmt.Errorf("first video packet is frame %d packet %d, not the start of a keyframe", pkts[0].m.Frame, pkts[0].m.Index)
+	}
+	for i := 1; i < len(pkts); i++ {
+		a, b := pkts[i-1], pkts[i]
+		switch {
+		case b.ssrc != a.ssrc:
+			return fmt.Errorf("packet %d: SSRC changed from %d to %d", i, a.ssrc, b.ssrc)
+		case b.seq != a.seq+1:
+			return fmt.Errorf("packet %d: sequence number %d follows %d", i, b.seq, a.seq)
+		case b.m.Run == a.m.Run && b.m.SrcSeq != a.m.SrcSeq+1:
+			return fmt.Errorf("packet %d: publisher's packet %d follows %d", i, b.m.SrcSeq, a.m.SrcSeq)
+		case b.m.Run == a.m.Run && b.ts-a.ts != b.m.SrcTS-a.m.SrcTS:
+			return fmt.Errorf("packet %d: timestamp step %d, publisher's %d", i, b.ts-a.ts, b.m.SrcTS-a.m.SrcTS)
+		case b.m.Run != a.m.Run && video && !(b.m.Key && b.m.Index == 0):
+			return fmt.Errorf("packet %d: the new publisher connection starts at frame %d packet %d, not at a keyframe", i, b.m.Frame, b.m.Index)
+		case b.m.Run != a.m.Run && int32(b.ts-a.ts) <= 0:
+			return fmt.Errorf("packet %d: timestamp went from %d to %d across the publisher's reconnection", i, a.ts, b.ts)
+		}
+	}
+	return nil
+}

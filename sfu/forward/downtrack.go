@@ -1,0 +1,247 @@
+package forward
+
+import (
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pion/interceptor"
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+)
+
+// DownTrack is one subscriber's copy of a Source: the webrtc.TrackLocal
+// added to the subscriber's peer connection. It rewrites every packet into
+// the subscriber's stream and passes the subscriber's keyframe requests
+// (PLI, FIR) up to the publisher.
+type DownTrack struct {
+	src *Source
+
+	mu      sync.Mutex
+	codecs  []webrtc.RTPCodecParameters // negotiated with the subscriber
+	ssrc    uint32
+	writer  webrtc.TrackLocalWriter
+	bindID  string
+	started bool
+	closed  bool
+	ptGen   uint64 // the upstream generation pt was chosen for
+	pt      uint8
+	ptOK    bool
+	m       munger
+}
+
+var _ webrtc.TrackLocal = (*DownTrack)(nil)
+
+// ID implements webrtc.TrackLocal: the track id the subscriber sees.
+func (d *DownTrack) ID() string { return d.src.trackID }
+
+// RID implements webrtc.TrackLocal; simulcast is not forwarded.
+func (d *DownTrack) RID() string { return "" }
+
+// StreamID implements webrtc.TrackLocal: the stream id the subscriber sees.
+func (d *DownTrack) StreamID() string { return d.src.streamID }
+
+// Kind implements webrtc.TrackLocal.
+func (d *DownTrack) Kind() webrtc.RTPCodecType { return d.src.kind }
+
+// Bind implements webrtc.TrackLocal. It keeps every media codec negotiated
+// with the subscriber, so that a publisher that comes back with another
+// codec of those can still be forwarded, and starts reading the
+// subscriber's RTCP for this track.
+func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
+	var codecs []webrtc.RTPCodecParameters
+	for _, c := range ctx.CodecParameters() {
+		if forwardable(c.MimeType) && strings.HasPrefix(strings.ToLower(c.MimeType), d.src.kind.String()+"/") {
+			codecs = append(codecs, c)
+		}
+	}
+	if len(codecs) == 0 {
+		return webrtc.RTPCodecParameters{}, webrtc.ErrUnsupportedCodec
+	}
+	chosen := codecs[0]
+	if cur, ok := d.src.Codec(); ok {
+		if pt, ok := payloadType(codecs, cur); ok {
+			for _, c := range codecs {
+				if uint8(c.PayloadType) == pt {
+					chosen = c
+				}
+			}
+		}
+	}
+
+	d.mu.Lock()
+	d.codecs = codecs
+	d.ssrc = uint32(ctx.SSRC())
+	d.writer = ctx.WriteStream()
+	d.bindID = ctx.ID()
+	d.ptGen = 0
+	d.mu.Unlock()
+
+	go d.readRTCP(ctx.RTCPReader())
+	return chosen, nil
+}
+
+// Unbind implements webrtc.TrackLocal.
+func (d *DownTrack) Unbind(ctx webrtc.TrackLocalContext) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.bindID == ctx.ID() {
+		d.writer = nil
+	}
+	return nil
+}
+
+// Start begins forwarding, from the next keyframe for video, and asks the
+// publisher for one. Call it once the subscriber's connection is up:
+// packets written before are lost.
+func (d *DownTrack) Start() {
+	d.mu.Lock()
+	d.started = true
+	d.m.synced = false
+	d.mu.Unlock()
+	d.src.RequestKeyframe()
+}
+
+// Close detaches d from its source.
+func (d *DownTrack) Close() {
+	s := d.src
+	s.mu.Lock()
+	delete(s.downs, d)
+	s.mu.Unlock()
+	d.mu.Lock()
+	d.closed = true
+	d.mu.Unlock()
+}
+
+// readRTCP reads the subscriber's RTCP about this track until the sender
+// stops. Reading is also what lets the interceptors (NACK responder, RTCP
+// reports) see it.
+func (d *DownTrack) readRTCP(r interceptor.RTCPReader) {
+	buf := make([]byte, 1500)
+	for {
+		n, _, err := r.Read(buf, nil)
+		if err != nil {
+			return
+		}
+		pkts, err := rtcp.Unmarshal(buf[:n])
+		if err != nil {
+			continue
+		}
+		for _, p := range pkts {
+			switch p.(type) {
+			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+				d.src.RequestKeyframe()
+			}
+		}
+	}
+}
+
+// write forwards one packet of upstream u. It runs with the source's read
+// lock held.
+func (d *DownTrack) write(p *rtp.Packet, u *Upstream, now time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.started || d.closed || d.writer == nil {
+		return
+	}
+	if d.ptGen != u.gen {
+		d.pt, d.ptOK = payloadType(d.codecs, u.codec)
+		d.ptGen = u.gen
+	}
+	if !d.ptOK {
+		return // the subscriber did not negotiate this codec
+	}
+	if !d.m.follows(u.gen, p.SSRC) {
+		if d.src.kind == webrtc.RTPCodecTypeVideo && !KeyframeStart(u.codec.MimeType, p.Payload) {
+			d.src.requestKeyframe(u)
+			return
+		}
+		d.m.switchTo(u.gen, &p.Header, now, u.codec.ClockRate)
+	}
+	seq, ts, ok := d.m.rewrite(&p.Header, now)
+	if !ok {
+		return
+	}
+	h := p.Header
+	h.SSRC = d.ssrc
+	h.PayloadType = d.pt
+	h.SequenceNumber = seq
+	h.Timestamp = ts
+	// Header extension ids are negotiated per connection: the publisher's
+	// mean nothing to the subscriber.
+	h.Extension, h.ExtensionProfile, h.Extensions = false, 0, nil
+	h.CSRC = slices.Clone(h.CSRC)
+	if n, err := d.writer.WriteRTP(&h, p.Payload); n == 0 && err == nil {
+		// The connection's SRTP is not ready yet (it starts just after
+		// the connected state is reported): nothing reached the
+		// subscriber, so start over from the next keyframe.
+		d.m = munger{}
+		d.src.requestKeyframe(u)
+	}
+}
+
+// munger maps the sequence numbers and timestamps of the upstream packets
+// to the subscriber's stream. Within one upstream stream the mapping is a
+// constant offset, so reordered and retransmitted packets keep their
+// place; when the upstream changes (the publisher reconnected, or its SSRC
+// changed), the new stream is made to follow on from the last packet sent:
+// the next sequence number, and a timestamp advanced by the time that
+// passed.
+type munger struct {
+	synced  bool // a mapping for the current upstream exists
+	started bool // a packet was ever forwarded
+	gen     uint64
+	ssrc    uint32
+
+	baseIn  int64 // extended sequence number of the first packet mapped
+	highIn  int64 // highest extended sequence number seen since
+	outBase uint16
+	tsOff   uint32
+	highTS  uint32 // output timestamp of highIn
+	highAt  time.Time
+}
+
+// follows reports whether packets of the upstream stream (gen, ssrc) are
+// already being mapped.
+func (m *munger) follows(gen uint64, ssrc uint32) bool {
+	return m.synced && m.gen == gen && m.ssrc == ssrc
+}
+
+// switchTo starts mapping a new upstream stream whose first packet to
+// forward is h.
+func (m *munger) switchTo(gen uint64, h *rtp.Header, now time.Time, clockRate uint32) {
+	ext := int64(1)<<32 | int64(h.SequenceNumber)
+	if m.started {
+		m.outBase = m.outSeq(m.highIn) + 1
+		step := uint32(1)
+		if elapsed := now.Sub(m.highAt); elapsed > 0 && clockRate > 0 {
+			step = max(1, uint32(uint64(elapsed)*uint64(clockRate)/uint64(time.Second)))
+		}
+		m.tsOff = m.highTS + step - h.Timestamp
+	} else {
+		m.outBase = h.SequenceNumber
+		m.tsOff = 0
+	}
+	m.gen, m.ssrc = gen, h.SSRC
+	m.baseIn, m.highIn = ext, ext
+	m.synced = true
+}
+
+func (m *munger) outSeq(ext int64) uint16 { return m.outBase + uint16(ext-m.baseIn) }
+
+// rewrite returns the subscriber's sequence number and timestamp for h, or
+// false for a packet older than the start of the mapping.
+func (m *munger) rewrite(h *rtp.Header, now time.Time) (uint16, uint32, bool) {
+	ext := m.highIn + int64(int16(h.SequenceNumber-uint16(m.highIn)))
+	if ext < m.baseIn {
+		return 0, 0, false
+	}
+	ts := h.Timestamp + m.tsOff
+	if ext >= m.highIn {
+		m.highIn, m.highTS, m.highAt = ext, ts, now
+	}
+	m.started = true
+	return m.outSeq(ext), ts, true
+}

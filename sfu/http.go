@@ -1,0 +1,171 @@
+package sfu
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+
+	"github.com/ivsrt/ivsrt"
+	"github.com/ivsrt/ivsrt/token"
+)
+
+// Codes of refusals, in the JSON body of an HTTP error and in the error
+// message of the events WebSocket. Those that are also event error codes
+// of the API are recorded with PUBLISH_ERROR or SUBSCRIBE_ERROR.
+const (
+	codeTokenMissing         = "TOKEN_MISSING"
+	codeTokenInvalid         = "TOKEN_INVALID"
+	codeTokenExpired         = "TOKEN_EXPIRED"
+	codeTokenRevoked         = "TOKEN_REVOKED"
+	codeStageNotFound        = "STAGE_NOT_FOUND"
+	codeNotFound             = "NOT_FOUND"
+	codeSessionEnded         = "SESSION_ENDED"
+	codeUnsupportedMediaType = "UNSUPPORTED_MEDIA_TYPE"
+	codeShuttingDown         = "SHUTTING_DOWN"
+	codeInvalidInput         = "INVALID_INPUT"
+	codeInvalidAudioCodec    = "INVALID_AUDIO_CODEC"
+	codeInvalidVideoCodec    = "INVALID_VIDEO_CODEC"
+)
+
+// maxSDPBytes bounds an SDP offer.
+const maxSDPBytes = 64 << 10
+
+// refusal is a request turned down, with what the client is told.
+type refusal struct {
+	status  int // HTTP status
+	code    string
+	message string
+}
+
+func (r *refusal) Error() string { return r.code + ": " + r.message }
+
+var errInternal = &refusal{http.StatusInternalServerError, ivsrt.ErrInternalServer, "internal server error"}
+
+// errorBody is the JSON body of every error response.
+type errorBody struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// writeRefusal answers with ref. A refused token gets the challenge of
+// RFC 6750, section 3.
+func writeRefusal(w http.ResponseWriter, ref *refusal) {
+	h := w.Header()
+	if ref.status == http.StatusUnauthorized {
+		if ref.code == codeTokenMissing {
+			h.Set("WWW-Authenticate", `Bearer realm="ivsrt"`)
+		} else {
+			h.Set("WWW-Authenticate", fmt.Sprintf(`Bearer realm="ivsrt", error="invalid_token", error_description=%q`, ref.message))
+		}
+	}
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(ref.status)
+	json.NewEncoder(w).Encode(errorBody{Code: ref.code, Message: ref.message})
+}
+
+// setCORS lets browser pages on any origin use WHIP and WHEP: requests
+// carry a bearer token, never cookies.
+func setCORS(h http.Header) {
+	h.Set("Access-Control-Allow-Origin", "*")
+	h.Set("Access-Control-Allow-Methods", "POST, DELETE, PATCH, OPTIONS")
+	h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, If-Match")
+	h.Set("Access-Control-Expose-Headers", "Location, Link, ETag, Accept-Post, Accept-Patch")
+}
+
+// options answers a CORS preflight or an OPTIONS request (RFC 9725,
+// section 4.2).
+func (s *Server) options(w http.ResponseWriter, r *http.Request) {
+	if r.PathValue("id") == "" {
+		w.Header().Set("Accept-Post", "application/sdp")
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// patch refuses trickle ICE and ICE restarts, which sessions do not
+// support: the answer carries every candidate (RFC 9725, section 4.3.1).
+func (s *Server) patch(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Allow", "DELETE, OPTIONS")
+	writeRefusal(w, &refusal{http.StatusMethodNotAllowed, codeInvalidInput, "trickle ICE and ICE restarts are not supported"})
+}
+
+// readOffer reads the SDP offer of a WHIP or WHEP POST.
+func readOffer(w http.ResponseWriter, r *http.Request) (string, *refusal) {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/sdp" {
+		return "", &refusal{http.StatusUnsupportedMediaType, codeUnsupportedMediaType, "the offer must be sent as application/sdp"}
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxSDPBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return "", &refusal{http.StatusRequestEntityTooLarge, codeInvalidInput, "the offer is too large"}
+		}
+		return "", &refusal{http.StatusBadRequest, codeInvalidInput, "the offer could not be read"}
+	}
+	if len(strings.TrimSpace(string(body))) == 0 {
+		return "", &refusal{http.StatusBadRequest, codeInvalidInput, "the offer is empty"}
+	}
+	return string(body), nil
+}
+
+// bearerToken returns the token of an "Authorization: Bearer" header.
+func bearerToken(r *http.Request) string {
+	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return ""
+	}
+	return strings.TrimSpace(tok)
+}
+
+// verify checks a presented participant token's signature and expiry. An
+// expired token is not refused here: a participant already in the stage
+// may go on with it, which only the stage knows.
+func (s *Server) verify(ctx context.Context, raw string) (claims, *refusal) {
+	if raw == "" {
+		return claims{}, &refusal{http.StatusUnauthorized, codeTokenMissing, "a participant token is required"}
+	}
+	tok, err := s.tokens.Verify(ctx, raw)
+	if err == nil {
+		return claims{tok: tok}, nil
+	}
+	if token.IsExpired(err) {
+		// The signature was checked before the expiry, so the claims
+		// are genuine.
+		if tok := expiredClaims(raw); tok != nil {
+			return claims{tok: tok, expired: true}, nil
+		}
+	}
+	if ivsrt.ErrorCode(err) != ivsrt.EDENIED {
+		s.logger.Error("verify token failed", "error", err)
+		return claims{}, errInternal
+	}
+	return claims{}, &refusal{http.StatusUnauthorized, codeTokenInvalid, ivsrt.ErrorMessage(err)}
+}
+
+// expiredClaims reads the participant and stage of a token whose signature
+// has been verified, or nil.
+func expiredClaims(raw string) *ivsrt.ParticipantToken {
+	parts := strings.Split(raw, ".")
+	if len(parts) != 3 {
+		return nil
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return nil
+	}
+	var c struct {
+		ID       string `json:"jti"`
+		Resource string `json:"resource"`
+	}
+	if err := json.Unmarshal(payload, &c); err != nil || c.ID == "" || ivsrt.StageARN(c.Resource).ID() == "" {
+		return nil
+	}
+	return &ivsrt.ParticipantToken{ParticipantID: ivsrt.ParticipantID(c.ID), StageARN: ivsrt.StageARN(c.Resource)}
+}

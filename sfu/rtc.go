@@ -1,0 +1,189 @@
+package sfu
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/logging"
+	"github.com/pion/webrtc/v4"
+)
+
+// Codecs a publisher may send: Opus, VP8 and H.264 constrained baseline
+// (and baseline) in packetization mode 1, what browsers and OBS offer.
+var (
+	codecOpus = webrtc.RTPCodecParameters{
+		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2,
+			SDPFmtpLine: "minptime=10;useinbandfec=1"},
+		PayloadType: 111,
+	}
+	videoFeedback = []webrtc.RTCPFeedback{{Type: "ccm", Parameter: "fir"}}
+	codecVP8      = webrtc.RTPCodecParameters{
+		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000,
+			RTCPFeedback: videoFeedback},
+		PayloadType: 96,
+	}
+	codecH264ConstrainedBaseline = webrtc.RTPCodecParameters{
+		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
+			SDPFmtpLine:  "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
+			RTCPFeedback: videoFeedback},
+		PayloadType: 102,
+	}
+	codecH264Baseline = webrtc.RTPCodecParameters{
+		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
+			SDPFmtpLine:  "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f",
+			RTCPFeedback: videoFeedback},
+		PayloadType: 104,
+	}
+)
+
+// listen binds the media sockets and builds the WebRTC API all peer
+// connections are made with.
+func (s *Server) listen() error {
+	host, portText, err := net.SplitHostPort(s.cfg.UDPAddr)
+	if err != nil {
+		return fmt.Errorf("sfu: UDP address %q: %w", s.cfg.UDPAddr, err)
+	}
+	port, err := strconv.Atoi(portText)
+	if err != nil || port < 0 || port > 65535 {
+		return fmt.Errorf("sfu: UDP address %q: bad port", s.cfg.UDPAddr)
+	}
+	ip := net.ParseIP(host)
+	if host != "" && ip == nil {
+		return fmt.Errorf("sfu: UDP address %q: want an IP address, not a name", s.cfg.UDPAddr)
+	}
+	specific := ip != nil && !ip.IsUnspecified()
+	logs := pionLoggerFactory{s.logger}
+
+	if specific {
+		conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: ip, Port: port})
+		if err != nil {
+			return fmt.Errorf("sfu: listen on UDP %s: %w", s.cfg.UDPAddr, err)
+		}
+		s.udpConn = conn
+		s.udpMux = webrtc.NewICEUDPMux(logs.NewLogger("ice"), conn)
+	} else {
+		// One socket per local address, all on the same port: replies
+		// leave from the address the client wrote to.
+		mux, err := ice.NewMultiUDPMuxFromPort(port, ice.UDPMuxFromPortWithLogger(logs.NewLogger("ice")))
+		if err != nil {
+			return fmt.Errorf("sfu: listen on UDP port %d: %w", port, err)
+		}
+		s.udpMux = mux
+	}
+	if s.cfg.TCPAddr != "" {
+		ln, err := net.Listen("tcp", s.cfg.TCPAddr)
+		if err != nil {
+			return fmt.Errorf("sfu: listen on TCP %s: %w", s.cfg.TCPAddr, err)
+		}
+		s.tcpLn = ln
+		s.tcpMux = webrtc.NewICETCPMux(logs.NewLogger("ice"), ln, 64)
+	}
+
+	var se webrtc.SettingEngine
+	se.LoggerFactory = logs
+	se.SetICEUDPMux(s.udpMux)
+	networks := []webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6}
+	if s.tcpMux != nil {
+		se.SetICETCPMux(s.tcpMux)
+		networks = append(networks, webrtc.NetworkTypeTCP4, webrtc.NetworkTypeTCP6)
+	}
+	se.SetNetworkTypes(networks)
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	se.SetICETimeouts(s.iceDisconnected, s.iceFailed, s.iceKA)
+	if specific {
+		// Offer only the address the media socket is bound to.
+		se.SetIPFilter(func(candidate net.IP) bool { return candidate.Equal(ip) })
+		se.SetIncludeLoopbackCandidate(ip.IsLoopback())
+	}
+	if len(s.cfg.PublicIPs) > 0 {
+		for _, p := range s.cfg.PublicIPs {
+			if net.ParseIP(p) == nil {
+				return fmt.Errorf("sfu: public IP %q is not an IP address", p)
+			}
+		}
+		if err := se.SetICEAddressRewriteRules(webrtc.ICEAddressRewriteRule{
+			External:        s.cfg.PublicIPs,
+			AsCandidateType: webrtc.ICECandidateTypeHost,
+			Mode:            webrtc.ICEAddressRewriteReplace,
+		}); err != nil {
+			return fmt.Errorf("sfu: public IPs: %w", err)
+		}
+	}
+
+	var me webrtc.MediaEngine
+	if err := me.RegisterCodec(codecOpus, webrtc.RTPCodecTypeAudio); err != nil {
+		return fmt.Errorf("sfu: register codec: %w", err)
+	}
+	for _, c := range []webrtc.RTPCodecParameters{codecVP8, codecH264ConstrainedBaseline, codecH264Baseline} {
+		if err := me.RegisterCodec(c, webrtc.RTPCodecTypeVideo); err != nil {
+			return fmt.Errorf("sfu: register codec: %w", err)
+		}
+	}
+	// Publishers get NACKs for what they lose and TWCC feedback for their
+	// bandwidth estimate; subscribers get retransmissions for their NACKs;
+	// both get sender and receiver reports.
+	var ir interceptor.Registry
+	if err := webrtc.ConfigureNack(&me, &ir); err != nil {
+		return fmt.Errorf("sfu: configure NACK: %w", err)
+	}
+	if err := webrtc.ConfigureRTCPReports(&ir); err != nil {
+		return fmt.Errorf("sfu: configure RTCP reports: %w", err)
+	}
+	if err := webrtc.ConfigureTWCCSender(&me, &ir); err != nil {
+		return fmt.Errorf("sfu: configure TWCC: %w", err)
+	}
+	s.api = webrtc.NewAPI(webrtc.WithMediaEngine(&me), webrtc.WithInterceptorRegistry(&ir), webrtc.WithSettingEngine(se))
+	return nil
+}
+
+// closeSockets releases the media sockets.
+func (s *Server) closeSockets() error {
+	var errs []error
+	if s.udpMux != nil {
+		errs = append(errs, s.udpMux.Close())
+	}
+	if s.tcpMux != nil {
+		errs = append(errs, s.tcpMux.Close())
+	}
+	if s.tcpLn != nil {
+		if err := s.tcpLn.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			errs = append(errs, err)
+		}
+	}
+	if s.udpConn != nil {
+		if err := s.udpConn.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// pionLoggerFactory sends pion's errors and warnings to the server's
+// logger, a level lower: pion reports as errors what a network causes.
+type pionLoggerFactory struct{ logger *slog.Logger }
+
+func (f pionLoggerFactory) NewLogger(scope string) logging.LeveledLogger {
+	return pionLogger{f.logger.With("scope", scope)}
+}
+
+type pionLogger struct{ logger *slog.Logger }
+
+func (l pionLogger) Trace(string)          {}
+func (l pionLogger) Tracef(string, ...any) {}
+func (l pionLogger) Debug(string)          {}
+func (l pionLogger) Debugf(string, ...any) {}
+func (l pionLogger) Info(string)           {}
+func (l pionLogger) Infof(string, ...any)  {}
+func (l pionLogger) Warn(msg string)       { l.logger.Debug("pion", "msg", msg) }
+func (l pionLogger) Warnf(format string, args ...any) {
+	l.logger.Debug("pion", "msg", fmt.Sprintf(format, args...))
+}
+func (l pionLogger) Error(msg string) { l.logger.Warn("pion", "msg", msg) }
+func (l pionLogger) Errorf(format string, args ...any) {
+	l.logger.Warn("pion", "msg", fmt.Sprintf(format, args...))
+}

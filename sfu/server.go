@@ -1,0 +1,478 @@
+// Package sfu is the media plane: participants join stages over a JSON
+// events WebSocket, publish over WHIP (RFC 9725) and subscribe over WHEP,
+// and a selective forwarding unit built on pion/webrtc carries their media.
+// Every join, leave, publish and subscribe is written through the store as
+// it happens, so that the API tells the same story.
+//
+// The stage and participant lifecycle lives here; the RTP forwarding
+// itself lives in package forward.
+package sfu
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/ivsrt/ivsrt"
+)
+
+// Defaults of a Server's limits and timers.
+const (
+	DefaultMaxPublishers  = 12    // per stage, as in Amazon IVS
+	DefaultMaxSubscribers = 10000 // subscriptions per stage
+
+	DefaultPingInterval   = 5 * time.Second
+	DefaultPingTimeout    = 5 * time.Second
+	DefaultRepublishGrace = 5 * time.Second
+
+	DefaultICEDisconnectedTimeout = 3 * time.Second
+	DefaultICEFailedTimeout       = 5 * time.Second
+	DefaultICEKeepalive           = time.Second
+)
+
+// storeTimeout bounds one write through the store.
+const storeTimeout = 10 * time.Second
+
+// tombstoneTTL is how long joins to a stage closed by CloseStage are
+// refused, while the API deletes it.
+const tombstoneTTL = 10 * time.Second
+
+// Config is what a Server needs besides its collaborators.
+type Config struct {
+	// UDPAddr is the address of the single UDP socket that carries all
+	// media (pion's ICE UDP mux), such as ":7881" or "127.0.0.1:0". A
+	// specific IP address also limits the ICE candidates offered to it.
+	UDPAddr string
+
+	// TCPAddr, if set, also accepts ICE over TCP (passive candidates) at
+	// this address, for clients whose UDP is blocked.
+	TCPAddr string
+
+	// PublicIPs, if set, replace the address of host candidates: the
+	// server's public addresses behind a 1:1 NAT.
+	PublicIPs []string
+
+	// PublicURL is the base URL of WHIP and WHEP resources (the Location
+	// of a session); empty means the scheme and host of each request.
+	PublicURL string
+
+	// MaxPublishers and MaxSubscribers bound a stage; zero means the
+	// defaults.
+	MaxPublishers  int
+	MaxSubscribers int
+}
+
+// Server is the media plane. It implements ivsrt.MediaPlane and serves the
+// events WebSocket, WHIP and WHEP over HTTP.
+type Server struct {
+	store  ivsrt.Store
+	tokens ivsrt.TokenIssuer
+	cfg    Config
+	logger *slog.Logger
+	now    func() time.Time
+
+	pingInterval, pingTimeout         time.Duration
+	grace                             time.Duration
+	iceDisconnected, iceFailed, iceKA time.Duration
+	keyframeInterval                  time.Duration
+
+	api     *webrtc.API
+	udpConn net.PacketConn
+	udpMux  ice.UDPMux
+	tcpLn   net.Listener
+	tcpMux  ice.TCPMux
+	routes  *http.ServeMux
+
+	mu         sync.Mutex
+	closing    bool // no new work is accepted
+	closed     bool // no more background work is counted
+	stages     map[ivsrt.StageARN]*stage
+	tombstones map[ivsrt.StageARN]time.Time
+	resources  map[string]any // *publishSession or *subscribeSession by id
+	wg         sync.WaitGroup // event connections and closers
+}
+
+var _ ivsrt.MediaPlane = (*Server)(nil)
+
+// Option configures a Server.
+type Option func(*Server)
+
+// WithLogger sets the logger; the default discards.
+func WithLogger(l *slog.Logger) Option { return func(s *Server) { s.logger = l } }
+
+// WithClock sets the clock of the join times in the stage state. Event
+// times come from the store's clock, token expiry from the issuer's.
+func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = now } }
+
+// WithPing sets how often the events WebSocket is pinged and how long a
+// pong may take before the participant is considered gone.
+func WithPing(interval, timeout time.Duration) Option {
+	return func(s *Server) { s.pingInterval, s.pingTimeout = interval, timeout }
+}
+
+// WithICETimeouts sets how long a peer connection may go without network
+// activity before it is disconnected and then failed (and the session
+// ended), and how often keepalives are sent.
+func WithICETimeouts(disconnected, failed, keepalive time.Duration) Option {
+	return func(s *Server) { s.iceDisconnected, s.iceFailed, s.iceKA = disconnected, failed, keepalive }
+}
+
+// WithRepublishGrace sets how long subscriptions to a publisher that
+// stopped publishing are kept, waiting for it to publish again.
+func WithRepublishGrace(d time.Duration) Option { return func(s *Server) { s.grace = d } }
+
+// WithKeyframeInterval sets the least time between two keyframe requests
+// sent to a publisher.
+func WithKeyframeInterval(d time.Duration) Option {
+	return func(s *Server) { s.keyframeInterval = d }
+}
+
+// New returns a media plane over store that checks participant tokens
+// with tokens. It binds the media sockets at once; Close releases them.
+func New(store ivsrt.Store, tokens ivsrt.TokenIssuer, cfg Config, opts ...Option) (*Server, error) {
+	s := &Server{
+		store:      store,
+		tokens:     tokens,
+		cfg:        cfg,
+		stages:     map[ivsrt.StageARN]*stage{},
+		tombstones: map[ivsrt.StageARN]time.Time{},
+		resources:  map[string]any{},
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	if s.logger == nil {
+		s.logger = slog.New(slog.DiscardHandler)
+	}
+	s.logger = s.logger.With("component", "sfu")
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.pingInterval <= 0 {
+		s.pingInterval = DefaultPingInterval
+	}
+	if s.pingTimeout <= 0 {
+		s.pingTimeout = DefaultPingTimeout
+	}
+	if s.grace <= 0 {
+		s.grace = DefaultRepublishGrace
+	}
+	if s.iceDisconnected <= 0 {
+		s.iceDisconnected = DefaultICEDisconnectedTimeout
+	}
+	if s.iceFailed <= 0 {
+		s.iceFailed = DefaultICEFailedTimeout
+	}
+	if s.iceKA <= 0 {
+		s.iceKA = DefaultICEKeepalive
+	}
+	if s.cfg.MaxPublishers <= 0 {
+		s.cfg.MaxPublishers = DefaultMaxPublishers
+	}
+	if s.cfg.MaxSubscribers <= 0 {
+		s.cfg.MaxSubscribers = DefaultMaxSubscribers
+	}
+	s.cfg.PublicURL = strings.TrimSuffix(s.cfg.PublicURL, "/")
+	if err := s.listen(); err != nil {
+		s.closeSockets()
+		return nil, err
+	}
+	s.routes = http.NewServeMux()
+	s.routes.HandleFunc("GET /events", s.serveEvents)
+	s.routes.HandleFunc("POST /whip", s.postWHIP)
+	s.routes.HandleFunc("OPTIONS /whip", s.options)
+	s.routes.HandleFunc("DELETE /whip/{id}", s.deleteWHIP)
+	s.routes.HandleFunc("PATCH /whip/{id}", s.patch)
+	s.routes.HandleFunc("OPTIONS /whip/{id}", s.options)
+	s.routes.HandleFunc("POST /whep/{participant}", s.postWHEP)
+	s.routes.HandleFunc("OPTIONS /whep/{participant}", s.options)
+	s.routes.HandleFunc("DELETE /whep/{participant}/{id}", s.deleteWHEP)
+	s.routes.HandleFunc("PATCH /whep/{participant}/{id}", s.patch)
+	s.routes.HandleFunc("OPTIONS /whep/{participant}/{id}", s.options)
+	return s, nil
+}
+
+// IsMediaPath reports whether an HTTP request for path belongs to the
+// media plane rather than to the API: /events, /whip and what is under
+// /whip/ and /whep/.
+func IsMediaPath(path string) bool {
+	return path == "/events" || path == "/whip" ||
+		strings.HasPrefix(path, "/whip/") || strings.HasPrefix(path, "/whep/")
+}
+
+// ServeHTTP serves the events WebSocket, WHIP and WHEP.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	setCORS(w.Header())
+	s.routes.ServeHTTP(w, r)
+}
+
+// UDPAddr returns the address of the media UDP socket.
+func (s *Server) UDPAddr() net.Addr {
+	if s.udpConn != nil {
+		return s.udpConn.LocalAddr()
+	}
+	if m, ok := s.udpMux.(*ice.MultiUDPMuxDefault); ok {
+		if addrs := m.GetListenAddresses(); len(addrs) > 0 {
+			return addrs[0]
+		}
+	}
+	return nil
+}
+
+// TCPAddr returns the address ICE over TCP is accepted at, or nil.
+func (s *Server) TCPAddr() net.Addr {
+	if s.tcpLn == nil {
+		return nil
+	}
+	return s.tcpLn.Addr()
+}
+
+// Close disconnects everyone, recording their departure, and releases the
+// media sockets.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closing = true
+	stages := make([]*stage, 0, len(s.stages))
+	for _, st := range s.stages {
+		stages = append(stages, st)
+	}
+	s.mu.Unlock()
+
+	ctx := context.Background()
+	for _, st := range stages {
+		st.lock()
+		st.closeAll(ctx, closeShutdown, "server shutting down")
+		st.unlock()
+	}
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		s.logger.Warn("connections still closing at shutdown")
+	}
+	return s.closeSockets()
+}
+
+// DisconnectParticipant implements ivsrt.MediaPlane: it ends the
+// participant's WebSocket (telling it reason), its publication and its
+// subscriptions, and records its departure. The caller has revoked the
+// token already.
+func (s *Server) DisconnectParticipant(ctx context.Context, arn ivsrt.StageARN, id ivsrt.ParticipantID, reason string) error {
+	st := s.existingStage(arn)
+	if st == nil {
+		return nil
+	}
+	defer st.unlock()
+	if reason == "" {
+		reason = "disconnected"
+	}
+	st.disconnect(ctx, id, closeDisconnected, reason)
+	return nil
+}
+
+// CloseStage implements ivsrt.MediaPlane: everyone is disconnected and,
+// for a while, nobody may join, so that the stage can be deleted.
+func (s *Server) CloseStage(ctx context.Context, arn ivsrt.StageARN) error {
+	s.mu.Lock()
+	now := s.now()
+	for a, until := range s.tombstones {
+		if now.After(until) {
+			delete(s.tombstones, a)
+		}
+	}
+	s.tombstones[arn] = now.Add(tombstoneTTL)
+	s.mu.Unlock()
+	st := s.existingStage(arn)
+	if st == nil {
+		return nil
+	}
+	defer st.unlock()
+	st.closeAll(ctx, closeStageDeleted, "stage deleted")
+	return nil
+}
+
+// errShuttingDown refuses work once Close has begun.
+var errShuttingDown = &refusal{http.StatusServiceUnavailable, codeShuttingDown, "the server is shutting down"}
+
+// lockStage returns the stage arn, created if needed, locked.
+func (s *Server) lockStage(arn ivsrt.StageARN) (*stage, *refusal) {
+	for {
+		s.mu.Lock()
+		if s.closing {
+			s.mu.Unlock()
+			return nil, errShuttingDown
+		}
+		if until, ok := s.tombstones[arn]; ok {
+			if s.now().Before(until) {
+				s.mu.Unlock()
+				return nil, &refusal{http.StatusNotFound, codeStageNotFound, "the stage was deleted"}
+			}
+			delete(s.tombstones, arn)
+		}
+		st := s.stages[arn]
+		if st == nil {
+			st = newStage(s, arn)
+			s.stages[arn] = st
+		}
+		s.mu.Unlock()
+		st.mu.Lock()
+		if !st.dead {
+			return st, nil
+		}
+		st.mu.Unlock()
+	}
+}
+
+// existingStage returns the stage arn locked, or nil if it has nobody.
+func (s *Server) existingStage(arn ivsrt.StageARN) *stage {
+	for {
+		s.mu.Lock()
+		st := s.stages[arn]
+		s.mu.Unlock()
+		if st == nil {
+			return nil
+		}
+		st.mu.Lock()
+		if !st.dead {
+			return st
+		}
+		st.mu.Unlock()
+	}
+}
+
+// forget removes a stage that has become empty.
+func (s *Server) forget(st *stage) {
+	s.mu.Lock()
+	if s.stages[st.arn] == st {
+		delete(s.stages, st.arn)
+	}
+	s.mu.Unlock()
+}
+
+// track counts a goroutine that Close waits for; false once closed.
+func (s *Server) track() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.wg.Add(1)
+	return true
+}
+
+// goClose runs f in the background; Close waits for it.
+func (s *Server) goClose(f func()) {
+	if !s.track() {
+		go f()
+		return
+	}
+	go func() {
+		defer s.wg.Done()
+		f()
+	}()
+}
+
+func (s *Server) addResource(id string, r any) {
+	s.mu.Lock()
+	s.resources[id] = r
+	s.mu.Unlock()
+}
+
+func (s *Server) removeResource(id string) {
+	s.mu.Lock()
+	delete(s.resources, id)
+	s.mu.Unlock()
+}
+
+func (s *Server) resource(id string) any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.resources[id]
+}
+
+// newResourceID returns an unguessable id for a WHIP or WHEP session: its
+// URL is what allows ending it.
+func newResourceID() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// resourceURL returns the absolute URL of a session resource at path.
+func (s *Server) resourceURL(r *http.Request, path string) string {
+	if s.cfg.PublicURL != "" {
+		return s.cfg.PublicURL + path
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return fmt.Sprintf("%s://%s%s", scheme, r.Host, path)
+}
+
+// storeContext bounds a write through the store. Writes go on when the
+// request that caused them is gone: a departure must be recorded.
+func storeContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
+}
+
+// EndStaleSessions records the departure of every participant the store
+// still has connected, and so ends their sessions: after a crash, nobody
+// is connected any more. Call it when starting, before serving. It returns
+// how many departures it recorded.
+func (s *Server) EndStaleSessions(ctx context.Context) (int, error) {
+	connected := ivsrt.ParticipantConnected
+	n := 0
+	page := ivsrt.Page{Limit: 100}
+	for {
+		stages, next, err := s.store.ListStages(ctx, page)
+		if err != nil {
+			return n, fmt.Errorf("list stages: %w", err)
+		}
+		for _, stg := range stages {
+			if stg.ActiveSessionID == "" {
+				continue
+			}
+			ppage := ivsrt.Page{Limit: 100}
+			for {
+				ps, pnext, err := s.store.ListParticipants(ctx, stg.ARN, stg.ActiveSessionID,
+					ivsrt.ParticipantFilter{State: &connected}, ppage)
+				if err != nil {
+					return n, fmt.Errorf("list participants: %w", err)
+				}
+				for _, p := range ps {
+					if err := s.store.RecordEvent(ctx, &ivsrt.Event{StageARN: stg.ARN, Name: ivsrt.EventLeft, ParticipantID: p.ID}); err != nil {
+						return n, fmt.Errorf("record departure: %w", err)
+					}
+					n++
+				}
+				if pnext == "" {
+					break
+				}
+				ppage.After = pnext
+			}
+		}
+		if next == "" {
+			return n, nil
+		}
+		page.After = next
+	}
+}

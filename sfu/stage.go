@@ -1,0 +1,477 @@
+package sfu
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/ivsrt/ivsrt"
+	"github.com/ivsrt/ivsrt/sfu/forward"
+)
+
+// Protocols recorded on JOINED: a participant whose first connection is a
+// WHIP session joined over WHIP; the events WebSocket and WHEP are this
+// server's own client protocol, which the API's enum knows as UNKNOWN.
+const (
+	protocolWHIP    = "WHIP"
+	protocolUnknown = "UNKNOWN"
+)
+
+// stage is the live state of one stage: who is in it, who publishes, who
+// subscribes to whom. Everything that changes it, and the events that
+// record the change, happen with mu held, so that the store sees events in
+// the order they happened. Closing connections, which may take time, is
+// queued with later and done after mu is released.
+type stage struct {
+	s   *Server
+	arn ivsrt.StageARN
+
+	mu      sync.Mutex
+	dead    bool // forgotten by the server; lock a fresh stage instead
+	session ivsrt.SessionID
+	version uint64
+	changed bool
+	after   []func()
+	parts   map[ivsrt.ParticipantID]*participant
+	pubs    map[ivsrt.ParticipantID]*publication
+}
+
+func newStage(s *Server, arn ivsrt.StageARN) *stage {
+	return &stage{
+		s:     s,
+		arn:   arn,
+		parts: map[ivsrt.ParticipantID]*participant{},
+		pubs:  map[ivsrt.ParticipantID]*publication{},
+	}
+}
+
+// participant is someone in the stage: it has the events WebSocket open,
+// or a WHIP session, or WHEP sessions, or several of these.
+type participant struct {
+	id       ivsrt.ParticipantID
+	tok      *ivsrt.ParticipantToken // as stored
+	protocol string
+	joinedAt time.Time
+	events   *eventsConn
+	pub      *publishSession
+	subs     map[ivsrt.ParticipantID]*subscribeSession // by publisher
+}
+
+// present reports whether the participant still has a connection.
+func (p *participant) present() bool {
+	return p.events != nil || p.pub != nil || len(p.subs) > 0
+}
+
+// publication is what a participant publishes, as subscribers see it. It
+// outlives one WHIP session: when the publisher stops, subscribers wait
+// for the republish grace period before their subscriptions end, so that
+// a publisher that reconnects keeps its audience and their streams stay
+// continuous.
+type publication struct {
+	owner   ivsrt.ParticipantID
+	sources map[webrtc.RTPCodecType]*forward.Source
+	session *publishSession // nil while waiting for the publisher to return
+	subs    map[*subscribeSession]struct{}
+	grace   *time.Timer
+}
+
+// live reports whether the publisher is publishing now.
+func (pub *publication) live() bool { return pub.session != nil && pub.session.started }
+
+func (st *stage) lock() { st.mu.Lock() }
+
+// unlock publishes the stage state if it changed, forgets the stage if
+// nobody is left, releases the lock and starts the queued closings.
+func (st *stage) unlock() {
+	if !st.dead && st.changed {
+		st.changed = false
+		st.broadcast()
+	}
+	if !st.dead && len(st.parts) == 0 && len(st.pubs) == 0 {
+		st.dead = true
+		st.s.forget(st)
+	}
+	after := st.after
+	st.after = nil
+	st.mu.Unlock()
+	for _, f := range after {
+		st.s.goClose(f)
+	}
+}
+
+// later queues f to run once the stage is unlocked.
+func (st *stage) later(f func()) { st.after = append(st.after, f) }
+
+// record writes ev through the store.
+func (st *stage) record(ctx context.Context, ev *ivsrt.Event) error {
+	ev.StageARN = st.arn
+	ctx, cancel := storeContext(ctx)
+	defer cancel()
+	if err := st.s.store.RecordEvent(ctx, ev); err != nil {
+		st.s.logger.Warn("record event failed", "stage", st.arn, "participant", ev.ParticipantID,
+			"event", ev.Name, "error", err)
+		return err
+	}
+	if ev.SessionID != "" {
+		st.session = ev.SessionID
+	}
+	return nil
+}
+
+// claims is what a presented token says: checked by the issuer, or known
+// to be genuinely signed but expired.
+type claims struct {
+	tok     *ivsrt.ParticipantToken
+	expired bool
+}
+
+// admit checks the stored side of a token: that it is still known (its
+// stage exists), matches, is not revoked, and is unexpired unless its
+// participant is already in the stage (a joined participant may stay past
+// its token's expiry, as in IVS). Refusals of a known participant are
+// recorded as JOIN_ERROR.
+func (st *stage) admit(ctx context.Context, c claims) (*ivsrt.ParticipantToken, *refusal) {
+	id := c.tok.ParticipantID
+	tok, err := st.s.store.GetParticipantToken(ctx, id)
+	if ivsrt.ErrorCode(err) == ivsrt.ENOTFOUND {
+		return nil, &refusal{http.StatusNotFound, codeStageNotFound, "the stage of this participant token no longer exists"}
+	} else if err != nil {
+		st.s.logger.Error("read participant token failed", "participant", id, "error", err)
+		return nil, errInternal
+	}
+	switch {
+	case tok.StageARN != c.tok.StageARN:
+		return nil, &refusal{http.StatusUnauthorized, codeTokenInvalid, "invalid token"}
+	case tok.Revoked():
+		st.record(ctx, &ivsrt.Event{Name: ivsrt.EventJoinError, ParticipantID: id})
+		msg := "the participant was disconnected"
+		if tok.RevokeReason != "" {
+			msg += ": " + tok.RevokeReason
+		}
+		return nil, &refusal{http.StatusUnauthorized, codeTokenRevoked, msg}
+	case c.expired && st.parts[id] == nil:
+		st.record(ctx, &ivsrt.Event{Name: ivsrt.EventJoinError, ParticipantID: id})
+		return nil, &refusal{http.StatusUnauthorized, codeTokenExpired, "token expired"}
+	}
+	return tok, nil
+}
+
+// join puts tok's participant in the stage if it is not in it yet,
+// recording JOINED, which starts a session if the stage was idle.
+func (st *stage) join(ctx context.Context, tok *ivsrt.ParticipantToken, protocol string) (*participant, *refusal) {
+	if p := st.parts[tok.ParticipantID]; p != nil {
+		return p, nil
+	}
+	err := st.record(ctx, &ivsrt.Event{
+		Name:          ivsrt.EventJoined,
+		ParticipantID: tok.ParticipantID,
+		UserID:        tok.UserID,
+		Attributes:    tok.Attributes,
+		Protocol:      protocol,
+	})
+	if ivsrt.ErrorCode(err) == ivsrt.ENOTFOUND {
+		return nil, &refusal{http.StatusNotFound, codeStageNotFound, "the stage no longer exists"}
+	} else if err != nil {
+		return nil, errInternal
+	}
+	p := &participant{
+		id:       tok.ParticipantID,
+		tok:      tok,
+		protocol: protocol,
+		joinedAt: st.s.now().UTC(),
+		subs:     map[ivsrt.ParticipantID]*subscribeSession{},
+	}
+	st.parts[p.id] = p
+	st.changed = true
+	return p, nil
+}
+
+// leaveIfGone records the departure of a participant that has no
+// connection left; the last one out ends the session.
+func (st *stage) leaveIfGone(ctx context.Context, p *participant) {
+	if p == nil || p.present() || st.parts[p.id] != p {
+		return
+	}
+	delete(st.parts, p.id)
+	st.changed = true
+	st.record(ctx, &ivsrt.Event{Name: ivsrt.EventLeft, ParticipantID: p.id})
+	if len(st.parts) == 0 {
+		st.session = ""
+	}
+}
+
+// refuseAction records a publish or subscribe that was refused: an error
+// event if the participant is in the stage; otherwise the request was its
+// join, so it joins, fails and leaves.
+func (st *stage) refuseAction(ctx context.Context, tok *ivsrt.ParticipantToken, protocol string, name ivsrt.EventName, code string, remote ivsrt.ParticipantID) {
+	ev := &ivsrt.Event{Name: name, ParticipantID: tok.ParticipantID, ErrorCode: code, RemoteParticipantID: remote}
+	if st.parts[tok.ParticipantID] != nil {
+		st.record(ctx, ev)
+		return
+	}
+	p, ref := st.join(ctx, tok, protocol)
+	if ref != nil {
+		return
+	}
+	st.record(ctx, ev)
+	st.leaveIfGone(ctx, p)
+}
+
+// publishers counts the participants other than except that publish or
+// are setting up a publication.
+func (st *stage) publishers(except ivsrt.ParticipantID) int {
+	n := 0
+	for id, pub := range st.pubs {
+		if id != except && pub.session != nil {
+			n++
+		}
+	}
+	return n
+}
+
+// subscriptions counts the subscriptions in the stage.
+func (st *stage) subscriptions() int {
+	n := 0
+	for _, pub := range st.pubs {
+		n += len(pub.subs)
+	}
+	return n
+}
+
+// publication returns the participant's publication, created if needed.
+func (st *stage) publication(id ivsrt.ParticipantID) *publication {
+	pub := st.pubs[id]
+	if pub == nil {
+		pub = &publication{
+			owner:   id,
+			sources: map[webrtc.RTPCodecType]*forward.Source{},
+			subs:    map[*subscribeSession]struct{}{},
+		}
+		st.pubs[id] = pub
+	}
+	if pub.grace != nil {
+		pub.grace.Stop()
+		pub.grace = nil
+	}
+	return pub
+}
+
+// source returns the publication's track of kind, created if needed.
+func (st *stage) source(pub *publication, kind webrtc.RTPCodecType) *forward.Source {
+	src := pub.sources[kind]
+	if src == nil {
+		var opts []forward.Option
+		if st.s.keyframeInterval > 0 {
+			opts = append(opts, forward.WithKeyframeInterval(st.s.keyframeInterval))
+		}
+		src = forward.NewSource(kind, kind.String(), string(pub.owner), opts...)
+		pub.sources[kind] = src
+	}
+	return src
+}
+
+// endPublish ends a WHIP session: PUBLISH_STOPPED if it had started, and
+// its connection closed. Unless another session of the same participant
+// took over, its subscribers wait for the republish grace period.
+func (st *stage) endPublish(ctx context.Context, ps *publishSession) {
+	if ps.ended {
+		return
+	}
+	ps.ended = true
+	st.s.removeResource(ps.id)
+	for _, u := range ps.ups {
+		u.Detach()
+	}
+	p := st.parts[ps.pid]
+	if p != nil && p.pub == ps {
+		p.pub = nil
+	}
+	if pub := st.pubs[ps.pid]; pub != nil && pub.session == ps {
+		pub.session = nil
+		if len(pub.subs) == 0 {
+			st.endPublication(ctx, pub)
+		} else {
+			pub.grace = time.AfterFunc(st.s.grace, func() {
+				st.lock()
+				defer st.unlock()
+				if st.pubs[pub.owner] == pub && pub.session == nil {
+					st.endPublication(context.Background(), pub)
+				}
+			})
+		}
+	}
+	if ps.started {
+		st.record(ctx, &ivsrt.Event{Name: ivsrt.EventPublishStopped, ParticipantID: ps.pid})
+	}
+	st.changed = true
+	if pc := ps.pc; pc != nil {
+		st.later(func() { pc.Close() })
+	}
+	st.leaveIfGone(ctx, p)
+}
+
+// endPublication ends a publication for good: its session, its
+// subscriptions and its tracks.
+func (st *stage) endPublication(ctx context.Context, pub *publication) {
+	if st.pubs[pub.owner] != pub {
+		return
+	}
+	if pub.grace != nil {
+		pub.grace.Stop()
+		pub.grace = nil
+	}
+	if ps := pub.session; ps != nil {
+		pub.session = nil
+		st.endPublish(ctx, ps)
+	}
+	delete(st.pubs, pub.owner)
+	for ss := range pub.subs {
+		st.endSubscribe(ctx, ss)
+	}
+	for _, src := range pub.sources {
+		src.Close()
+	}
+	st.changed = true
+}
+
+// endSubscribe ends a WHEP session: SUBSCRIBE_STOPPED if it had started,
+// and its connection closed.
+func (st *stage) endSubscribe(ctx context.Context, ss *subscribeSession) {
+	if ss.ended {
+		return
+	}
+	ss.ended = true
+	st.s.removeResource(ss.id)
+	for _, d := range ss.downs {
+		d.Close()
+	}
+	p := st.parts[ss.pid]
+	if p != nil && p.subs[ss.remote] == ss {
+		delete(p.subs, ss.remote)
+	}
+	if pub := st.pubs[ss.remote]; pub != nil {
+		delete(pub.subs, ss)
+	}
+	if ss.started {
+		st.record(ctx, &ivsrt.Event{Name: ivsrt.EventSubscribeStopped, ParticipantID: ss.pid, RemoteParticipantID: ss.remote})
+	}
+	st.changed = true
+	if pc := ss.pc; pc != nil {
+		st.later(func() { pc.Close() })
+	}
+	st.leaveIfGone(ctx, p)
+}
+
+// disconnect ends everything of one participant, telling its WebSocket
+// why, and records its departure.
+func (st *stage) disconnect(ctx context.Context, id ivsrt.ParticipantID, code int, reason string) {
+	if pub := st.pubs[id]; pub != nil {
+		st.endPublication(ctx, pub)
+	}
+	p := st.parts[id]
+	if p == nil {
+		return
+	}
+	if ec := p.events; ec != nil {
+		p.events = nil
+		ec.kick(code, reason)
+	}
+	if p.pub != nil {
+		st.endPublish(ctx, p.pub)
+	}
+	for _, ss := range p.subs {
+		st.endSubscribe(ctx, ss)
+	}
+	st.leaveIfGone(ctx, p)
+}
+
+// closeAll disconnects everyone.
+func (st *stage) closeAll(ctx context.Context, code int, reason string) {
+	ids := make([]ivsrt.ParticipantID, 0, len(st.parts)+len(st.pubs))
+	for id := range st.pubs {
+		ids = append(ids, id)
+	}
+	for id := range st.parts {
+		ids = append(ids, id)
+	}
+	for _, id := range ids {
+		st.disconnect(ctx, id, code, reason)
+	}
+}
+
+// stateMessage is the stage state pushed on the events WebSocket.
+type stateMessage struct {
+	Type         string             `json:"type"`
+	Version      uint64             `json:"version"`
+	StageARN     ivsrt.StageARN     `json:"stageArn"`
+	SessionID    ivsrt.SessionID    `json:"sessionId,omitempty"`
+	Participants []participantState `json:"participants"`
+}
+
+type participantState struct {
+	ParticipantID ivsrt.ParticipantID `json:"participantId"`
+	UserID        string              `json:"userId,omitempty"`
+	Attributes    map[string]string   `json:"attributes"`
+	Protocol      string              `json:"protocol"`
+	JoinedAt      time.Time           `json:"joinedAt"`
+	Publishing    bool                `json:"publishing"`
+	Tracks        []trackState        `json:"tracks,omitempty"`
+}
+
+type trackState struct {
+	Kind  string `json:"kind"`
+	Codec string `json:"codec,omitempty"`
+}
+
+// broadcast pushes the stage state to every events WebSocket.
+func (st *stage) broadcast() {
+	st.version++
+	msg := stateMessage{Type: "state", Version: st.version, StageARN: st.arn, SessionID: st.session,
+		Participants: make([]participantState, 0, len(st.parts))}
+	for _, p := range st.parts {
+		ps := participantState{
+			ParticipantID: p.id,
+			UserID:        p.tok.UserID,
+			Attributes:    p.tok.Attributes,
+			Protocol:      p.protocol,
+			JoinedAt:      p.joinedAt.Truncate(time.Millisecond),
+		}
+		if ps.Attributes == nil {
+			ps.Attributes = map[string]string{}
+		}
+		if pub := st.pubs[p.id]; pub != nil && pub.live() {
+			ps.Publishing = true
+			for kind, src := range pub.sources {
+				t := trackState{Kind: kind.String()}
+				if c, ok := src.Codec(); ok {
+					t.Codec = c.MimeType
+				}
+				ps.Tracks = append(ps.Tracks, t)
+			}
+			slices.SortFunc(ps.Tracks, func(a, b trackState) int { return cmp.Compare(a.Kind, b.Kind) })
+		}
+		msg.Participants = append(msg.Participants, ps)
+	}
+	slices.SortFunc(msg.Participants, func(a, b participantState) int {
+		if c := a.JoinedAt.Compare(b.JoinedAt); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.ParticipantID, b.ParticipantID)
+	})
+	buf, err := json.Marshal(msg)
+	if err != nil {
+		st.s.logger.Error("encode stage state failed", "error", err)
+		return
+	}
+	for _, p := range st.parts {
+		if p.events != nil {
+			p.events.setState(buf)
+		}
+	}
+}

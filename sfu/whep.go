@@ -1,0 +1,227 @@
+package sfu
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/ivsrt/ivsrt"
+	"github.com/ivsrt/ivsrt/sfu/forward"
+)
+
+// subscribeSession is one WHEP session: one peer connection sending a
+// subscriber the tracks of one publisher.
+type subscribeSession struct {
+	id     string
+	st     *stage
+	pid    ivsrt.ParticipantID // the subscriber
+	remote ivsrt.ParticipantID // the publisher
+
+	// Guarded by st.mu.
+	pc      *webrtc.PeerConnection
+	sources map[webrtc.RTPCodecType]*forward.Source
+	downs   []*forward.DownTrack
+	started bool // connected: SUBSCRIBE_STARTED recorded
+	ended   bool
+}
+
+// postWHEP creates a WHEP session: POST /whep/{participantId} with the
+// subscriber's bearer token and an SDP offer receiving audio, video or
+// both subscribes to that participant; the answer comes back with 201
+// Created and the session's URL in Location.
+func (s *Server) postWHEP(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	remote := ivsrt.ParticipantID(r.PathValue("participant"))
+	var v ivsrt.Validation
+	if !v.TokenParticipantID("participantId", string(remote)) {
+		writeRefusal(w, &refusal{http.StatusNotFound, ivsrt.ErrPublisherNotFound, "no participant has that id"})
+		return
+	}
+	offer, ref := readOffer(w, r)
+	if ref != nil {
+		writeRefusal(w, ref)
+		return
+	}
+	c, ref := s.verify(ctx, bearerToken(r))
+	if ref != nil {
+		writeRefusal(w, ref)
+		return
+	}
+	st, ref := s.lockStage(c.tok.StageARN)
+	if ref != nil {
+		writeRefusal(w, ref)
+		return
+	}
+	ss, ref := st.startSubscribe(ctx, c, remote)
+	st.unlock()
+	if ref != nil {
+		writeRefusal(w, ref)
+		return
+	}
+
+	answer, ref := s.negotiateSubscribe(ctx, ss, offer)
+	if ref != nil {
+		st.lock()
+		if !ss.ended {
+			st.record(ctx, &ivsrt.Event{Name: ivsrt.EventSubscribeError, ParticipantID: ss.pid,
+				RemoteParticipantID: remote, ErrorCode: eventCode(ref)})
+			st.endSubscribe(ctx, ss)
+		}
+		st.unlock()
+		writeRefusal(w, ref)
+		return
+	}
+	w.Header().Set("Location", s.resourceURL(r, "/whep/"+string(remote)+"/"+ss.id))
+	w.Header().Set("Content-Type", "application/sdp")
+	w.WriteHeader(http.StatusCreated)
+	w.Write([]byte(answer))
+}
+
+// startSubscribe checks that the participant may subscribe to remote and
+// registers its new WHEP session, which replaces any previous one to the
+// same publisher. The stage is locked.
+func (st *stage) startSubscribe(ctx context.Context, c claims, remote ivsrt.ParticipantID) (*subscribeSession, *refusal) {
+	tok, ref := st.admit(ctx, c)
+	if ref != nil {
+		return nil, ref
+	}
+	id := tok.ParticipantID
+	if !tok.Can(ivsrt.CapabilitySubscribe) {
+		st.refuseAction(ctx, tok, protocolUnknown, ivsrt.EventSubscribeError, ivsrt.ErrInsufficientCapabilities, remote)
+		return nil, &refusal{http.StatusForbidden, ivsrt.ErrInsufficientCapabilities, "the participant token does not allow subscribing"}
+	}
+	pub := st.pubs[remote]
+	if pub == nil || !pub.live() {
+		st.refuseAction(ctx, tok, protocolUnknown, ivsrt.EventSubscribeError, ivsrt.ErrPublisherNotFound, remote)
+		return nil, &refusal{http.StatusNotFound, ivsrt.ErrPublisherNotFound, "participant " + string(remote) + " does not publish in this stage"}
+	}
+	p := st.parts[id]
+	var old *subscribeSession
+	if p != nil {
+		old = p.subs[remote]
+	}
+	if old == nil && st.subscriptions() >= st.s.cfg.MaxSubscribers {
+		st.refuseAction(ctx, tok, protocolUnknown, ivsrt.EventSubscribeError, ivsrt.ErrQuotaExceeded, remote)
+		return nil, &refusal{http.StatusForbidden, ivsrt.ErrQuotaExceeded, "the stage already has the most subscriptions it may have"}
+	}
+	p, ref = st.join(ctx, tok, protocolUnknown)
+	if ref != nil {
+		return nil, ref
+	}
+	ss := &subscribeSession{id: newResourceID(), st: st, pid: id, remote: remote,
+		sources: make(map[webrtc.RTPCodecType]*forward.Source, len(pub.sources))}
+	for k, src := range pub.sources {
+		ss.sources[k] = src
+	}
+	p.subs[remote] = ss
+	pub.subs[ss] = struct{}{}
+	if old != nil {
+		st.endSubscribe(ctx, old)
+	}
+	st.s.addResource(ss.id, ss)
+	return ss, nil
+}
+
+// negotiateSubscribe answers a WHEP offer with the publisher's tracks of
+// the kinds the offer receives.
+func (s *Server) negotiateSubscribe(ctx context.Context, ss *subscribeSession, offer string) (string, *refusal) {
+	pc, err := s.api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		s.logger.Error("create peer connection failed", "error", err)
+		return "", errInternal
+	}
+	st := ss.st
+	st.lock()
+	if ss.ended {
+		st.unlock()
+		pc.Close()
+		return "", errSessionEnded
+	}
+	ss.pc = pc
+	sources := ss.sources
+	st.unlock()
+	pc.OnConnectionStateChange(func(state webrtc.PeerConnectionState) { s.subscribeState(ss, state) })
+
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
+		return "", &refusal{http.StatusBadRequest, codeInvalidInput, "the offer was not accepted: " + err.Error()}
+	}
+	offered := map[webrtc.RTPCodecType]bool{}
+	for _, t := range pc.GetTransceivers() {
+		offered[t.Kind()] = true
+	}
+	var downs []*forward.DownTrack
+	for _, kind := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo} {
+		src := sources[kind]
+		if src == nil || !offered[kind] {
+			continue
+		}
+		d, err := src.NewDownTrack()
+		if err != nil {
+			continue // the publication ended meanwhile
+		}
+		downs = append(downs, d)
+		if _, err := pc.AddTrack(d); err != nil {
+			for _, d := range downs {
+				d.Close()
+			}
+			return "", &refusal{http.StatusBadRequest, codeInvalidInput, "the offer cannot receive the " + kind.String() + " track: " + err.Error()}
+		}
+	}
+	st.lock()
+	if ss.ended {
+		st.unlock()
+		for _, d := range downs {
+			d.Close()
+		}
+		return "", errSessionEnded
+	}
+	ss.downs = downs
+	st.unlock()
+	if len(downs) == 0 {
+		return "", &refusal{http.StatusBadRequest, codeInvalidInput, "the offer receives none of the kinds the participant publishes"}
+	}
+	return s.completeAnswer(ctx, pc)
+}
+
+// subscribeState follows the subscriber's connection: once connected,
+// SUBSCRIBE_STARTED, and forwarding starts at the next keyframe, which is
+// asked of the publisher at once; the session ends when the connection
+// fails or closes.
+func (s *Server) subscribeState(ss *subscribeSession, state webrtc.PeerConnectionState) {
+	st := ss.st
+	ctx := context.Background()
+	switch state {
+	case webrtc.PeerConnectionStateConnected:
+		st.lock()
+		if ss.ended || ss.started {
+			st.unlock()
+			return
+		}
+		ss.started = true
+		st.record(ctx, &ivsrt.Event{Name: ivsrt.EventSubscribeStarted, ParticipantID: ss.pid, RemoteParticipantID: ss.remote})
+		downs := ss.downs
+		st.unlock()
+		for _, d := range downs {
+			d.Start()
+		}
+	case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
+		st.lock()
+		st.endSubscribe(ctx, ss)
+		st.unlock()
+	}
+}
+
+// deleteWHEP ends a WHEP session.
+func (s *Server) deleteWHEP(w http.ResponseWriter, r *http.Request) {
+	ss, ok := s.resource(r.PathValue("id")).(*subscribeSession)
+	if !ok || string(ss.remote) != r.PathValue("participant") {
+		writeRefusal(w, &refusal{http.StatusNotFound, codeNotFound, "no such WHEP session"})
+		return
+	}
+	st := ss.st
+	st.lock()
+	st.endSubscribe(r.Context(), ss)
+	st.unlock()
+	w.WriteHeader(http.StatusOK)
+}

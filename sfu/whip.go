@@ -1,0 +1,326 @@
+package sfu
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/sdp/v3"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/ivsrt/ivsrt"
+	"github.com/ivsrt/ivsrt/sfu/forward"
+)
+
+// gatherTimeout bounds ICE candidate gathering for an answer. Candidates
+// come from the mux sockets, so gathering is immediate in practice.
+const gatherTimeout = 5 * time.Second
+
+// publishSession is one WHIP session: one peer connection receiving a
+// participant's audio and video.
+type publishSession struct {
+	id  string
+	st  *stage
+	pid ivsrt.ParticipantID
+
+	// Guarded by st.mu.
+	pc      *webrtc.PeerConnection
+	ups     []*forward.Upstream
+	started bool // connected: PUBLISH_STARTED recorded
+	ended   bool
+}
+
+// postWHIP creates a WHIP session (RFC 9725, section 4.2): the participant
+// and stage come from the bearer token, the body is the SDP offer, and the
+// answer comes back with 201 Created and the session's URL in Location.
+func (s *Server) postWHIP(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	offer, ref := readOffer(w, r)
+	if ref != nil {
+		writeRefusal(w, ref)
+		return
+	}
+	c, ref := s.verify(ctx, bearerToken(r))
+	if ref != nil {
+		writeRefusal(w, ref)
+		return
+	}
+	st, ref := s.lockStage(c.tok.StageARN)
+	if ref != nil {
+		writeRefusal(w, ref)
+		return
+	}
+	ps, ref := st.startPublish(ctx, c)
+	st.unlock()
+	if ref != nil {
+		writeRefusal(w, ref)
+		return
+	}
+
+	answer, ref := s.negotiatePublish(ctx, ps, offer)
+	if ref != nil {
+		st.lock()
+		if !ps.ended {
+			st.record(ctx, &ivsrt.Event{Name: ivsrt.EventPublishError, ParticipantID: ps.pid, ErrorCode: eventCode(ref)})
+			st.endPublish(ctx, ps)
+		}
+		st.unlock()
+		writeRefusal(w, ref)
+		return
+	}
+	w.Header().Set("Location", s.resourceURL(r, "/whip/"+ps.id))
+	w.Header().Set("Content-Type", "application/sdp")
+	w.WriteHeader(http.StatusCreated)
+	w.Write([]byte(answer))
+}
+
+// startPublish checks that the participant may publish and registers its
+// new WHIP session, which replaces any previous one. The stage is locked.
+func (st *stage) startPublish(ctx context.Context, c claims) (*publishSession, *refusal) {
+	tok, ref := st.admit(ctx, c)
+	if ref != nil {
+		return nil, ref
+	}
+	id := tok.ParticipantID
+	if !tok.Can(ivsrt.CapabilityPublish) {
+		st.refuseAction(ctx, tok, protocolWHIP, ivsrt.EventPublishError, ivsrt.ErrInsufficientCapabilities, "")
+		return nil, &refusal{http.StatusForbidden, ivsrt.ErrInsufficientCapabilities, "the participant token does not allow publishing"}
+	}
+	if st.publishers(id) >= st.s.cfg.MaxPublishers {
+		st.refuseAction(ctx, tok, protocolWHIP, ivsrt.EventPublishError, ivsrt.ErrQuotaExceeded, "")
+		return nil, &refusal{http.StatusForbidden, ivsrt.ErrQuotaExceeded,
+			"the stage already has the most publishers it may have"}
+	}
+	p, ref := st.join(ctx, tok, protocolWHIP)
+	if ref != nil {
+		return nil, ref
+	}
+	ps := &publishSession{id: newResourceID(), st: st, pid: id}
+	old := p.pub
+	p.pub = ps
+	st.publication(id).session = ps
+	if old != nil {
+		st.endPublish(ctx, old)
+	}
+	st.s.addResource(ps.id, ps)
+	return ps, nil
+}
+
+// negotiatePublish answers a WHIP offer: at most one audio track (Opus)
+// and one video track (H.264 or VP8), no simulcast.
+func (s *Server) negotiatePublish(ctx context.Context, ps *publishSession, offer string) (string, *refusal) {
+	var parsed sdp.SessionDescription
+	if err := parsed.UnmarshalString(offer); err != nil {
+		return "", &refusal{http.StatusBadRequest, codeInvalidInput, "the offer is not valid SDP"}
+	}
+	audio, video := 0, 0
+	for _, m := range parsed.MediaDescriptions {
+		switch m.MediaName.Media {
+		case "audio":
+			audio++
+		case "video":
+			video++
+		}
+		if _, ok := m.Attribute("simulcast"); ok {
+			return "", &refusal{http.StatusBadRequest, codeInvalidInput, "simulcast is not supported"}
+		}
+	}
+	if audio > 1 || video > 1 || audio+video == 0 {
+		return "", &refusal{http.StatusBadRequest, codeInvalidInput, "the offer must have one audio track, one video track, or both"}
+	}
+
+	pc, err := s.api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		s.logger.Error("create peer connection failed", "error", err)
+		return "", errInternal
+	}
+	st := ps.st
+	st.lock()
+	if ps.ended {
+		st.unlock()
+		pc.Close()
+		return "", errSessionEnded
+	}
+	ps.pc = pc
+	st.unlock()
+	pc.OnTrack(func(t *webrtc.TrackRemote, r *webrtc.RTPReceiver) { s.publishTrack(ps, t, r) })
+	pc.OnConnectionStateChange(func(state webrtc.PeerConnectionState) { s.publishState(ps, state) })
+
+	answer, ref := s.answer(ctx, pc, offer)
+	if ref != nil {
+		return "", ref
+	}
+	kinds, ref := acceptedKinds(answer)
+	if ref != nil {
+		return "", ref
+	}
+	st.lock()
+	defer st.unlock()
+	if ps.ended {
+		return "", errSessionEnded
+	}
+	if pub := st.pubs[ps.pid]; pub != nil && pub.session == ps {
+		for _, k := range kinds {
+			st.source(pub, k)
+		}
+	}
+	return answer, nil
+}
+
+var errSessionEnded = &refusal{http.StatusConflict, codeSessionEnded, "the session ended while it was being set up"}
+
+// answer applies offer to pc and returns the answer with every candidate.
+func (s *Server) answer(ctx context.Context, pc *webrtc.PeerConnection, offer string) (string, *refusal) {
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
+		if errors.Is(err, webrtc.ErrConnectionClosed) {
+			return "", errSessionEnded
+		}
+		return "", &refusal{http.StatusBadRequest, codeInvalidInput, "the offer was not accepted: " + err.Error()}
+	}
+	return s.completeAnswer(ctx, pc)
+}
+
+// completeAnswer creates and applies the answer and waits for candidates.
+func (s *Server) completeAnswer(ctx context.Context, pc *webrtc.PeerConnection) (string, *refusal) {
+	answer, err := pc.CreateAnswer(nil)
+	if err != nil {
+		if errors.Is(err, webrtc.ErrConnectionClosed) {
+			return "", errSessionEnded
+		}
+		return "", &refusal{http.StatusBadRequest, codeInvalidInput, "no answer to this offer: " + err.Error()}
+	}
+	gathered := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(answer); err != nil {
+		if errors.Is(err, webrtc.ErrConnectionClosed) {
+			return "", errSessionEnded
+		}
+		s.logger.Error("set local description failed", "error", err)
+		return "", errInternal
+	}
+	timer := time.NewTimer(gatherTimeout)
+	defer timer.Stop()
+	select {
+	case <-gathered:
+	case <-timer.C:
+		s.logger.Warn("ICE gathering timed out")
+	case <-ctx.Done():
+		return "", errSessionEnded
+	}
+	local := pc.LocalDescription()
+	if local == nil {
+		return "", errSessionEnded
+	}
+	return local.SDP, nil
+}
+
+// acceptedKinds returns the kinds of the media sections an answer
+// accepted, refusing an answer that rejected one: the offer had no codec
+// in common with this server for it.
+func acceptedKinds(answer string) ([]webrtc.RTPCodecType, *refusal) {
+	var parsed sdp.SessionDescription
+	if err := parsed.UnmarshalString(answer); err != nil {
+		return nil, errInternal
+	}
+	var kinds []webrtc.RTPCodecType
+	for _, m := range parsed.MediaDescriptions {
+		kind := webrtc.NewRTPCodecType(m.MediaName.Media)
+		if kind == 0 {
+			continue
+		}
+		if m.MediaName.Port.Value == 0 {
+			if kind == webrtc.RTPCodecTypeAudio {
+				return nil, &refusal{http.StatusBadRequest, codeInvalidAudioCodec, "audio must be Opus"}
+			}
+			return nil, &refusal{http.StatusBadRequest, codeInvalidVideoCodec,
+				"video must be H.264 (constrained baseline, packetization mode 1) or VP8"}
+		}
+		kinds = append(kinds, kind)
+	}
+	return kinds, nil
+}
+
+// eventCode is the error code an event records for a refusal.
+func eventCode(ref *refusal) string {
+	switch ref.code {
+	case codeInvalidInput, codeInvalidAudioCodec, codeInvalidVideoCodec:
+		return ref.code
+	}
+	return ivsrt.ErrInternalServer
+}
+
+// publishTrack forwards one of the publisher's tracks until it ends.
+func (s *Server) publishTrack(ps *publishSession, t *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
+	st := ps.st
+	st.lock()
+	pub := st.pubs[ps.pid]
+	if ps.ended || pub == nil || pub.session != ps {
+		st.unlock()
+		return
+	}
+	pc := ps.pc
+	ssrc := uint32(t.SSRC())
+	up := st.source(pub, t.Kind()).Attach(t.Codec(), func() {
+		pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}})
+	})
+	ps.ups = append(ps.ups, up)
+	st.changed = true
+	st.unlock()
+
+	// Reading RTCP lets the interceptors see the sender reports.
+	go func() {
+		for {
+			if _, _, err := r.ReadRTCP(); err != nil {
+				return
+			}
+		}
+	}()
+	for {
+		pkt, _, err := t.ReadRTP()
+		if err != nil {
+			up.Detach()
+			return
+		}
+		if err := up.WriteRTP(pkt); errors.Is(err, forward.ErrDetached) {
+			return
+		}
+	}
+}
+
+// publishState follows the publisher's connection: PUBLISH_STARTED once
+// connected; the session ends when the connection fails (the network
+// vanished: no ICE traffic for the failed timeout) or closes.
+func (s *Server) publishState(ps *publishSession, state webrtc.PeerConnectionState) {
+	st := ps.st
+	ctx := context.Background()
+	switch state {
+	case webrtc.PeerConnectionStateConnected:
+		st.lock()
+		if !ps.ended && !ps.started {
+			ps.started = true
+			st.record(ctx, &ivsrt.Event{Name: ivsrt.EventPublishStarted, ParticipantID: ps.pid})
+			st.changed = true
+		}
+		st.unlock()
+	case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
+		st.lock()
+		st.endPublish(ctx, ps)
+		st.unlock()
+	}
+}
+
+// deleteWHIP ends a WHIP session (RFC 9725, section 4.2): its URL is the
+// capability to end it.
+func (s *Server) deleteWHIP(w http.ResponseWriter, r *http.Request) {
+	ps, ok := s.resource(r.PathValue("id")).(*publishSession)
+	if !ok {
+		writeRefusal(w, &refusal{http.StatusNotFound, codeNotFound, "no such WHIP session"})
+		return
+	}
+	st := ps.st
+	st.lock()
+	st.endPublish(r.Context(), ps)
+	st.unlock()
+	w.WriteHeader(http.StatusOK)
+}
