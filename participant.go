@@ -66,14 +66,20 @@ type TokenStore interface {
 	RevokeParticipantToken(ctx context.Context, stage StageARN, id ParticipantID, reason string) error
 }
 
+// ErrTokenExpired is what TokenIssuer.Verify returns for a genuine token
+// whose expiration time has passed, together with the token's claims: an
+// expired token cannot join, but a participant already in the stage may go
+// on with it, which only the media plane knows.
+var ErrTokenExpired = &Error{Code: EDENIED, Message: "token expired"}
+
 // TokenIssuer signs participant tokens and checks presented ones.
 type TokenIssuer interface {
 	// Issue returns the signed form of tok.
 	Issue(ctx context.Context, tok *ParticipantToken) (string, error)
 
 	// Verify checks the signature and expiry of a presented token and returns
-	// its claims. Returns EDENIED for anything not issued by this server or
-	// expired.
+	// its claims. Returns EDENIED for anything not issued by this server, and
+	// the claims with ErrTokenExpired for a genuine token past its expiry.
 	Verify(ctx context.Context, token string) (*ParticipantToken, error)
 }
 

@@ -2,7 +2,6 @@ package sfu
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 	"strings"
 
 	"github.com/ivsrt/ivsrt"
-	"github.com/ivsrt/ivsrt/token"
 )
 
 // Codes of refusals, in the JSON body of an HTTP error and in the error
@@ -135,37 +133,12 @@ func (s *Server) verify(ctx context.Context, raw string) (claims, *refusal) {
 	if err == nil {
 		return claims{tok: tok}, nil
 	}
-	if token.IsExpired(err) {
-		// The signature was checked before the expiry, so the claims
-		// are genuine.
-		if tok := expiredClaims(raw); tok != nil {
-			return claims{tok: tok, expired: true}, nil
-		}
+	if errors.Is(err, ivsrt.ErrTokenExpired) && tok != nil {
+		return claims{tok: tok, expired: true}, nil
 	}
 	if ivsrt.ErrorCode(err) != ivsrt.EDENIED {
 		s.logger.Error("verify token failed", "error", err)
 		return claims{}, errInternal
 	}
 	return claims{}, &refusal{http.StatusUnauthorized, codeTokenInvalid, ivsrt.ErrorMessage(err)}
-}
-
-// expiredClaims reads the participant and stage of a token whose signature
-// has been verified, or nil.
-func expiredClaims(raw string) *ivsrt.ParticipantToken {
-	parts := strings.Split(raw, ".")
-	if len(parts) != 3 {
-		return nil
-	}
-	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		return nil
-	}
-	var c struct {
-		ID       string `json:"jti"`
-		Resource string `json:"resource"`
-	}
-	if err := json.Unmarshal(payload, &c); err != nil || c.ID == "" || ivsrt.StageARN(c.Resource).ID() == "" {
-		return nil
-	}
-	return &ivsrt.ParticipantToken{ParticipantID: ivsrt.ParticipantID(c.ID), StageARN: ivsrt.StageARN(c.Resource)}
 }

@@ -32,7 +32,6 @@ const (
 	msgAlgorithm    = "unsupported token signing algorithm"
 	msgUnknownKey   = "token signed by an unknown key"
 	msgSignature    = "invalid token signature"
-	msgExpired      = "token expired"
 	msgNoExpiration = "token has no expiration time"
 	msgNoID         = "token has no participant id"
 	msgNoStage      = "token names no stage"
@@ -40,13 +39,6 @@ const (
 	msgVersion      = "unsupported token version"
 	msgInvalid      = "invalid token"
 )
-
-// IsExpired reports whether err is the EDENIED error Verify returns for a
-// token whose expiration time has passed.
-func IsExpired(err error) bool {
-	var e *ivsrt.Error
-	return errors.As(err, &e) && e.Code == ivsrt.EDENIED && e.Message == msgExpired
-}
 
 // capabilities is the "capabilities" claim.
 type capabilities struct {
@@ -210,14 +202,20 @@ func (i *Issuer) Issue(ctx context.Context, tok *ivsrt.ParticipantToken) (string
 // Token are left zero.
 //
 // Every failure is an EDENIED error whose message is safe to show to the
-// client; IsExpired tells an expired token from the others.
+// client. A genuine token past its expiry is returned with its claims and
+// ivsrt.ErrTokenExpired.
 func (i *Issuer) Verify(ctx context.Context, s string) (*ivsrt.ParticipantToken, error) {
 	if len(s) > MaxLength {
 		return nil, ivsrt.Errorf(ivsrt.EDENIED, msgTooLong)
 	}
 
 	var c claims
-	if _, err := i.parser.ParseWithClaims(s, &c, i.keyFunc); err != nil {
+	expired := false
+	if _, err := i.parser.ParseWithClaims(s, &c, i.keyFunc); errors.Is(err, jwt.ErrTokenExpired) {
+		// The parser checks the signature before the claims, so these
+		// claims are genuine.
+		expired = true
+	} else if err != nil {
 		return nil, denial(err)
 	}
 
@@ -250,7 +248,7 @@ func (i *Issuer) Verify(ctx context.Context, s string) (*ivsrt.ParticipantToken,
 		created = time.Unix(c.IssuedAt, 0).UTC()
 	}
 
-	return &ivsrt.ParticipantToken{
+	tok := &ivsrt.ParticipantToken{
 		ParticipantID:  ivsrt.ParticipantID(id),
 		StageARN:       stage,
 		UserID:         c.UserID,
@@ -258,7 +256,11 @@ func (i *Issuer) Verify(ctx context.Context, s string) (*ivsrt.ParticipantToken,
 		Capabilities:   caps,
 		CreatedAt:      created,
 		ExpirationTime: time.Unix(c.ExpiresAt, 0).UTC(),
-	}, nil
+	}
+	if expired {
+		return tok, ivsrt.ErrTokenExpired
+	}
+	return tok, nil
 }
 
 // keyFunc returns i's public key if the token's "kid" names it. The signing
@@ -284,8 +286,6 @@ func denial(err error) error {
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid), errors.Is(err, jwt.ErrTokenUnverifiable):
 		// A method outside WithValidMethods, or an unknown or missing alg.
 		return ivsrt.Errorf(ivsrt.EDENIED, msgAlgorithm)
-	case errors.Is(err, jwt.ErrTokenExpired):
-		return ivsrt.Errorf(ivsrt.EDENIED, msgExpired)
 	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
 		return ivsrt.Errorf(ivsrt.EDENIED, msgNoExpiration)
 	default:

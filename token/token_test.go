@@ -367,7 +367,6 @@ func TestVerifyRejects(t *testing.T) {
 		{"ES256", sign(t, jwt.SigningMethodES256, newKey(t, elliptic.P256()), iss.kid, validClaims()), msgAlgorithm},
 		{"ES512", sign(t, jwt.SigningMethodES512, newKey(t, elliptic.P521()), iss.kid, validClaims()), msgAlgorithm},
 		{"no exp", withClaims(func(c *claims) { c.ExpiresAt = 0 }), msgNoExpiration},
-		{"expired", withClaims(func(c *claims) { c.ExpiresAt = testCreated.Unix() }), msgExpired},
 		{"no jti", withClaims(func(c *claims) { c.ID = "" }), msgNoID},
 		{"no resource", withClaims(func(c *claims) { c.Resource = "" }), msgNoStage},
 		{"resource not a stage", withClaims(func(c *claims) { c.Resource = "arn:aws:ivs:us-east-1:1:channel/x" }), msgNoStage},
@@ -410,35 +409,21 @@ func TestVerifyExpiry(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			iss := NewIssuer(key, WithClock(fixedClock(tt.now)), WithLeeway(tt.leeway))
-			_, err := iss.Verify(context.Background(), issue(t, iss, tok))
-			if got := err == nil; got != tt.ok {
-				t.Fatalf("got ok %v (%v), want %v", got, err, tt.ok)
+			got, err := iss.Verify(context.Background(), issue(t, iss, tok))
+			if ok := err == nil; ok != tt.ok {
+				t.Fatalf("got ok %v (%v), want %v", ok, err, tt.ok)
 			}
-			if got := IsExpired(err); got != !tt.ok {
-				t.Errorf("got IsExpired %v, want %v", got, !tt.ok)
+			if expired := errors.Is(err, ivsrt.ErrTokenExpired); expired != !tt.ok {
+				t.Errorf("got expired %v (%v), want %v", expired, err, !tt.ok)
 			}
 			if !tt.ok {
 				denied(t, err, "token expired")
 			}
+			// Expired or not, the claims are those issued.
+			if got == nil || got.ParticipantID != tok.ParticipantID || got.StageARN != tok.StageARN {
+				t.Errorf("got claims %+v, want those of %s", got, tok.ParticipantID)
+			}
 		})
-	}
-}
-
-func TestIsExpired(t *testing.T) {
-	tests := []struct {
-		err  error
-		want bool
-	}{
-		{nil, false},
-		{os.ErrNotExist, false},
-		{ivsrt.Errorf(ivsrt.EDENIED, msgSignature), false},
-		{ivsrt.Errorf(ivsrt.EINVALID, msgExpired), false},
-		{ivsrt.Errorf(ivsrt.EDENIED, msgExpired), true},
-	}
-	for _, tt := range tests {
-		if got := IsExpired(tt.err); got != tt.want {
-			t.Errorf("IsExpired(%v): got %v, want %v", tt.err, got, tt.want)
-		}
 	}
 }
 

@@ -242,6 +242,14 @@ func (m *Main) Run(ctx context.Context) error {
 	if m.SFU, err = sfu.New(m.DB, issuer, rtc, sfu.WithLogger(m.Logger)); err != nil {
 		return err
 	}
+	// Nobody is connected to a server that is only starting: whoever the
+	// store still has in a stage was there when the last run ended
+	// without saying goodbye (a crash, kill -9), and leaves now.
+	if n, err := m.SFU.EndStaleSessions(ctx); err != nil {
+		return fmt.Errorf("end sessions left open: %w", err)
+	} else if n > 0 {
+		m.Logger.Info("ended sessions left open by the last run", "departures", n)
+	}
 
 	verifier := &api.SigV4Verifier{Credentials: creds, Service: "ivs", Dev: c.Dev}
 	m.API, err = api.NewServer(m.DB, issuer, verifier, api.Config{
