@@ -22,6 +22,7 @@ import (
 	"github.com/ivsrt/ivsrt/sfu"
 	"github.com/ivsrt/ivsrt/store/sqlite"
 	"github.com/ivsrt/ivsrt/token"
+	"github.com/ivsrt/ivsrt/web"
 )
 
 // Config is what `ivsrt serve` is told: defaults, overridden by IVSRT_*
@@ -263,8 +264,13 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 
+	pages, err := web.NewHandler(web.Config{Region: c.Region, Dev: c.Dev, PublicURL: publicURL})
+	if err != nil {
+		return err
+	}
+
 	m.http = &http.Server{
-		Handler:           router{api: m.API, media: m.SFU},
+		Handler:           router{api: m.API, media: m.SFU, web: pages},
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
@@ -280,15 +286,21 @@ func (m *Main) Run(ctx context.Context) error {
 }
 
 // router sends the media plane's paths (/events, /whip, /whep/...) to the
-// sfu and everything else to the API.
+// sfu, the pages (/join, /console, /client/...) to web, and everything else
+// to the API.
 type router struct {
 	api   http.Handler
 	media http.Handler
+	web   http.Handler
 }
 
 func (rt router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if sfu.IsMediaPath(r.URL.Path) {
 		rt.media.ServeHTTP(w, r)
+		return
+	}
+	if web.IsWebRequest(r) {
+		rt.web.ServeHTTP(w, r)
 		return
 	}
 	rt.api.ServeHTTP(w, r)

@@ -1,0 +1,666 @@
+// ivsrt.js — a small browser client for ivsrt stages.
+//
+// It speaks the protocol of docs/protocol.md: the events WebSocket to be in
+// the stage and follow who is there, WHIP (RFC 9725) to publish the camera
+// and microphone, WHEP to watch every publisher. No dependencies, no build
+// step: import it as an ES module from the server that issued the token.
+//
+//   import { Stage } from "/client/ivsrt.js";
+//   const stage = new Stage(token);
+//   stage.addEventListener("streamadded", (e) => show(e.detail.participant, e.detail.stream));
+//   stage.addEventListener("streamremoved", (e) => hide(e.detail.participant));
+//   stage.addEventListener("disconnected", (e) => alert(e.detail.reason));
+//   await stage.join();
+//   stage.setMicrophoneMuted(true);
+//   stage.leave();
+//
+// Events (all CustomEvents; the payload is in `detail`):
+//   connectionstatechange   {state}: "connecting", "connected", "reconnecting", "disconnected"
+//   joined                  {participantId, sessionId, stageArn}: each time the WebSocket joins
+//   participantjoined       {participant}      someone (the local participant too) is in the stage
+//   participantleft         {participant}      someone left
+//   participantpublished    {participant}      someone started publishing
+//   participantunpublished  {participant}      someone stopped publishing
+//   participantupdated      {participant}      anything else changed (tracks, attributes)
+//   streamadded             {participant, stream}   media to show: the local camera, or a subscription
+//   streamremoved           {participant, stream}
+//   mutechange              {microphoneMuted, cameraMuted}
+//   error                   {error}            a publish or subscribe attempt failed (retried when it can be)
+//   disconnected            {code, reason}     the end: left, disconnected by the server, token refused,
+//                                              connection lost for good
+//
+// A dropped WebSocket is reconnected, with backoff, while the token is
+// valid (or while media still flows: an expired token may rejoin while its
+// participant is in the stage). The server's refusals and disconnections
+// (DisconnectParticipant, DeleteStage, another connection taking over)
+// are final.
+
+/** Codes of a final `disconnected` event besides the server's own. */
+export const LEFT = "LEFT";
+export const CONNECTION_FAILED = "CONNECTION_FAILED";
+export const CONNECTION_LOST = "CONNECTION_LOST";
+
+// Close codes of the events WebSocket that end the participant for good,
+// with the code they stand for when no message came before them.
+const finalCloseCodes = {
+  4401: "TOKEN_INVALID",
+  4403: "DISCONNECTED",
+  4404: "STAGE_NOT_FOUND",
+  4409: "REPLACED",
+};
+
+// Codes of HTTP refusals of WHIP and WHEP that retrying cannot fix.
+const fatalMediaCodes = new Set([
+  "INSUFFICIENT_CAPABILITIES", "TOKEN_MISSING", "TOKEN_INVALID", "TOKEN_EXPIRED", "TOKEN_REVOKED",
+  "STAGE_NOT_FOUND", "INVALID_INPUT", "INVALID_AUDIO_CODEC", "INVALID_VIDEO_CODEC", "UNSUPPORTED_MEDIA_TYPE",
+]);
+
+const gatherTimeoutMs = 3000;
+const maxBackoffMs = 10000;
+
+/** An error of the server or the connection, with the protocol's code. */
+export class StageError extends Error {
+  /**
+   * @param {string} code  e.g. "TOKEN_EXPIRED", "PUBLISHER_NOT_FOUND"
+   * @param {string} message
+   * @param {number} [status]  the HTTP status, for WHIP and WHEP refusals
+   */
+  constructor(code, message, status) {
+    super(message || code);
+    this.name = "StageError";
+    this.code = code;
+    this.status = status;
+  }
+}
+
+/**
+ * Decodes the claims of a participant token (without checking its
+ * signature: that is the server's job).
+ * @param {string} token
+ * @returns {{jti: string, topic: string, resource: string, events_url: string, whip_url: string,
+ *            user_id?: string, attributes?: object, capabilities?: object, exp: number}}
+ */
+export function decodeToken(token) {
+  const part = String(token).split(".")[1];
+  if (!part) throw new StageError("TOKEN_INVALID", "not a participant token");
+  let b64 = part.replace(/-/g, "+").replace(/_/g, "/");
+  b64 += "=".repeat((4 - (b64.length % 4)) % 4);
+  try {
+    const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+    return JSON.parse(new TextDecoder().decode(bytes));
+  } catch {
+    throw new StageError("TOKEN_INVALID", "not a participant token");
+  }
+}
+
+/**
+ * Someone in the stage, as the events WebSocket describes them.
+ * `stream` is the MediaStream to show (the camera for the local
+ * participant, the subscription for others), or null.
+ */
+export class Participant {
+  constructor(id, isLocal) {
+    /** @type {string} */ this.id = id;
+    /** @type {boolean} */ this.isLocal = isLocal;
+    /** @type {string} */ this.userId = "";
+    /** @type {Object<string,string>} */ this.attributes = {};
+    /** @type {string} "UNKNOWN" for browsers, "WHIP" for encoders such as OBS */ this.protocol = "";
+    /** @type {string} */ this.joinedAt = "";
+    /** @type {boolean} */ this.publishing = false;
+    /** @type {{kind: string, codec: string}[]} */ this.tracks = [];
+    /** @type {MediaStream|null} */ this.stream = null;
+  }
+
+  /** The name to show: the userId, or else the participant id. */
+  get name() {
+    return this.userId || this.id;
+  }
+}
+
+/**
+ * One participant token's presence in a stage.
+ */
+export class Stage extends EventTarget {
+  #token;
+  #claims;
+  #opts;
+  #state = "new";
+  #ended = false;
+
+  #ws = null;
+  #everJoined = false;
+  #attempt = 0;
+  #reconnectTimer = 0;
+  #pingTimer = 0;
+  #lastHeard = 0;
+  #joinWaiter = null;
+  #info = null; // the joined message
+
+  #participants = new Map(); // id → Participant
+  #local;
+  #localStream = null;
+  #ownsLocalStream = false;
+  #micMuted = false;
+  #camMuted = false;
+
+  #pub = null; // {pc, location}
+  #pubAttempt = 0;
+  #pubTimer = 0;
+  #subs = new Map(); // publisher id → {pc, location, stream, announced, attempt, timer}
+
+  /**
+   * @param {string} token  a participant token (CreateParticipantToken)
+   * @param {object} [options]
+   * @param {boolean} [options.publish=true]  publish when the token allows it
+   * @param {boolean} [options.subscribe=true]  watch every publisher when the token allows it
+   * @param {boolean|MediaTrackConstraints} [options.audio=true]  microphone constraints
+   * @param {boolean|MediaTrackConstraints} [options.video=true]  camera constraints
+   * @param {MediaStream} [options.mediaStream]  publish this stream instead of asking for the camera
+   * @param {RTCConfiguration} [options.rtcConfiguration]  for every peer connection
+   * @param {boolean} [options.reconnect=true]  reconnect a dropped WebSocket while the token is valid
+   */
+  constructor(token, options = {}) {
+    super();
+    this.#token = String(token || "").trim();
+    this.#claims = decodeToken(this.#token);
+    this.#opts = {
+      publish: true, subscribe: true, audio: true, video: true, reconnect: true,
+      rtcConfiguration: {}, ...options,
+    };
+    this.#local = new Participant(this.#claims.jti || "", true);
+    this.#local.userId = this.#claims.user_id || "";
+    this.#local.attributes = this.#claims.attributes || {};
+  }
+
+  /** The token's claims. */
+  get claims() { return this.#claims; }
+  /** "new", "connecting", "connected", "reconnecting" or "disconnected". */
+  get connectionState() { return this.#state; }
+  /** The local participant. */
+  get localParticipant() { return this.#local; }
+  /** Everyone in the stage, the local participant included, in order of joining. */
+  get participants() { return [...this.#participants.values()]; }
+  /** The camera and microphone being published, or null. */
+  get localStream() { return this.#localStream; }
+  get participantId() { return this.#local.id; }
+  get stageArn() { return this.#claims.resource; }
+  /** The stage session of the last join. */
+  get sessionId() { return this.#info ? this.#info.sessionId : ""; }
+  get canPublish() { return this.#can("allow_publish"); }
+  get canSubscribe() { return this.#can("allow_subscribe"); }
+  get microphoneMuted() { return this.#micMuted; }
+  get cameraMuted() { return this.#camMuted; }
+
+  /**
+   * Calls listener for events of type; returns a function that removes it.
+   * @param {string} type
+   * @param {(detail: any, event: CustomEvent) => void} listener
+   */
+  on(type, listener) {
+    const fn = (e) => listener(e.detail, e);
+    this.addEventListener(type, fn);
+    return () => this.removeEventListener(type, fn);
+  }
+
+  /**
+   * Takes the camera and microphone (when publishing), joins the stage and
+   * resolves once joined; publishing and subscribing follow. Rejects with
+   * a StageError if the server refuses the token or cannot be reached.
+   */
+  async join() {
+    if (this.#state !== "new") throw new StageError("INVALID_STATE", "join() may be called once");
+    this.#setState("connecting");
+    if (this.#opts.publish && this.canPublish) {
+      try {
+        await this.#openMedia();
+      } catch (err) {
+        this.#emit("error", { error: err });
+      }
+    }
+    if (this.#ended) throw new StageError(LEFT, "left before joining");
+    const joined = new Promise((resolve, reject) => { this.#joinWaiter = { resolve, reject }; });
+    this.#connect();
+    return joined;
+  }
+
+  /** Leaves the stage: closes the WebSocket, the publication and every subscription. */
+  leave() {
+    this.#end(LEFT, "left the stage");
+  }
+
+  /** Mutes (sends silence) or unmutes the microphone. */
+  setMicrophoneMuted(muted) {
+    this.#micMuted = !!muted;
+    this.#applyMute();
+  }
+
+  /** Mutes (sends black frames) or unmutes the camera. */
+  setCameraMuted(muted) {
+    this.#camMuted = !!muted;
+    this.#applyMute();
+  }
+
+  // --- the events WebSocket -------------------------------------------
+
+  #connect() {
+    if (this.#ended) return;
+    let url;
+    try {
+      url = new URL(this.#claims.events_url);
+    } catch {
+      this.#end("TOKEN_INVALID", "the token has no events_url");
+      return;
+    }
+    url.searchParams.set("access_token", this.#token);
+    const ws = new WebSocket(url.href);
+    this.#ws = ws;
+    let joined = false;
+    let final = null; // {code, message} from an error or disconnected message
+    ws.onmessage = (e) => {
+      if (this.#ws !== ws) return;
+      this.#lastHeard = Date.now();
+      let m;
+      try {
+        m = JSON.parse(e.data);
+      } catch {
+        return;
+      }
+      switch (m.type) {
+        case "joined":
+          joined = true;
+          this.#onJoined(m);
+          break;
+        case "state":
+          this.#onState(m);
+          break;
+        case "error":
+          final = { code: m.code, message: m.message };
+          break;
+        case "disconnected":
+          // A server shutting down may be back soon: that is a drop, not an end.
+          if (m.code !== "SHUTTING_DOWN") final = { code: m.code, message: m.message };
+          break;
+      }
+    };
+    ws.onclose = (e) => {
+      if (this.#ws !== ws) return;
+      this.#ws = null;
+      clearInterval(this.#pingTimer);
+      if (!final && finalCloseCodes[e.code]) final = { code: finalCloseCodes[e.code], message: e.reason };
+      this.#onDrop(final, joined);
+    };
+  }
+
+  #onJoined(m) {
+    this.#info = m;
+    this.#everJoined = true;
+    this.#attempt = 0;
+    this.#local.id = m.participantId;
+    if (m.userId) this.#local.userId = m.userId;
+    if (m.attributes) this.#local.attributes = m.attributes;
+    if (!this.#participants.has(this.#local.id)) {
+      this.#participants.set(this.#local.id, this.#local);
+      this.#emit("participantjoined", { participant: this.#local });
+    }
+    this.#startPing(m.pingIntervalMs || 5000);
+    this.#setState("connected");
+    this.#emit("joined", { participantId: m.participantId, sessionId: m.sessionId, stageArn: m.stageArn });
+    if (this.#joinWaiter) {
+      this.#joinWaiter.resolve(this);
+      this.#joinWaiter = null;
+    }
+    const pc = this.#pub && this.#pub.pc;
+    if (!pc || pc.connectionState === "failed" || pc.connectionState === "closed") this.#publish();
+  }
+
+  #onDrop(final, joined) {
+    if (this.#ended) return;
+    if (final) {
+      this.#end(final.code, final.message);
+      return;
+    }
+    if (!this.#everJoined) {
+      this.#end(CONNECTION_FAILED, "could not connect to the stage");
+      return;
+    }
+    if (!this.#opts.reconnect || !this.#mayRejoin()) {
+      this.#end(CONNECTION_LOST, "the connection to the stage was lost");
+      return;
+    }
+    this.#setState("reconnecting");
+    const delay = joined ? 0 : backoff(this.#attempt++);
+    clearTimeout(this.#reconnectTimer);
+    this.#reconnectTimer = setTimeout(() => this.#connect(), delay);
+  }
+
+  // A token may rejoin before it expires, or after while its participant
+  // is still in the stage (its media flows).
+  #mayRejoin() {
+    if (!this.#claims.exp || Date.now() < this.#claims.exp * 1000) return true;
+    const live = (pc) => pc && pc.connectionState === "connected";
+    if (this.#pub && live(this.#pub.pc)) return true;
+    for (const s of this.#subs.values()) if (live(s.pc)) return true;
+    return false;
+  }
+
+  // The server pings too, but a browser cannot see those: its own pings
+  // tell a half-open connection (a vanished network) from a quiet one.
+  #startPing(intervalMs) {
+    clearInterval(this.#pingTimer);
+    this.#lastHeard = Date.now();
+    const ws = this.#ws;
+    this.#pingTimer = setInterval(() => {
+      if (this.#ws !== ws) return;
+      if (Date.now() - this.#lastHeard > 3 * intervalMs) {
+        this.#ws = null;
+        clearInterval(this.#pingTimer);
+        ws.onclose = ws.onmessage = null;
+        ws.close();
+        this.#onDrop(null, false);
+        return;
+      }
+      if (ws.readyState === WebSocket.OPEN) ws.send('{"type":"ping"}');
+    }, intervalMs);
+  }
+
+  #onState(m) {
+    const seen = new Set();
+    for (const w of m.participants || []) {
+      seen.add(w.participantId);
+      let p = this.#participants.get(w.participantId);
+      const isNew = !p;
+      if (isNew) {
+        p = w.participantId === this.#local.id ? this.#local : new Participant(w.participantId, false);
+        this.#participants.set(p.id, p);
+      }
+      const before = JSON.stringify([p.userId, p.attributes, p.protocol, p.tracks]);
+      p.userId = w.userId || "";
+      p.attributes = w.attributes || {};
+      p.protocol = w.protocol || "";
+      p.joinedAt = w.joinedAt || "";
+      p.tracks = w.tracks || [];
+      const publishing = !!w.publishing;
+      if (isNew) this.#emit("participantjoined", { participant: p });
+      else if (before !== JSON.stringify([p.userId, p.attributes, p.protocol, p.tracks])) {
+        this.#emit("participantupdated", { participant: p });
+      }
+      if (publishing !== p.publishing) {
+        p.publishing = publishing;
+        this.#emit(publishing ? "participantpublished" : "participantunpublished", { participant: p });
+      }
+    }
+    for (const [id, p] of this.#participants) {
+      if (seen.has(id) || p.isLocal) continue;
+      this.#unsubscribe(id);
+      this.#participants.delete(id);
+      this.#emit("participantleft", { participant: p });
+    }
+    // Keep the stage's order of joining.
+    const order = (m.participants || []).map((w) => w.participantId);
+    this.#participants = new Map([...this.#participants].sort((a, b) => rank(order, a[0]) - rank(order, b[0])));
+    this.#reconcile();
+  }
+
+  // --- publishing: WHIP ------------------------------------------------
+
+  async #openMedia() {
+    if (this.#opts.mediaStream) {
+      this.#localStream = this.#opts.mediaStream;
+    } else {
+      this.#localStream = await navigator.mediaDevices.getUserMedia({
+        audio: this.#opts.audio, video: this.#opts.video,
+      });
+      this.#ownsLocalStream = true;
+    }
+    this.#applyMute();
+    this.#local.stream = this.#localStream;
+    this.#emit("streamadded", { participant: this.#local, stream: this.#localStream });
+  }
+
+  async #publish() {
+    clearTimeout(this.#pubTimer);
+    if (this.#ended || !this.#localStream || !this.#info || !this.canPublish) return;
+    this.#closePublication();
+    const pc = new RTCPeerConnection(this.#opts.rtcConfiguration);
+    const pub = { pc, location: null };
+    this.#pub = pub;
+    for (const track of this.#localStream.getTracks()) {
+      pc.addTransceiver(track, { direction: "sendonly", streams: [this.#localStream] });
+    }
+    pc.addEventListener("connectionstatechange", () => {
+      if (this.#pub !== pub) return;
+      if (pc.connectionState === "connected") this.#pubAttempt = 0;
+      if (pc.connectionState === "failed") this.#retryPublish();
+    });
+    try {
+      const location = await this.#exchange(this.#info.whipUrl || this.#claims.whip_url, pc);
+      if (this.#pub !== pub) {
+        release(location);
+        return;
+      }
+      pub.location = location;
+    } catch (err) {
+      if (this.#pub !== pub) return;
+      this.#emit("error", { error: err });
+      if (!fatalMediaCodes.has(err.code)) this.#retryPublish();
+    }
+  }
+
+  #retryPublish() {
+    if (this.#ended) return;
+    clearTimeout(this.#pubTimer);
+    this.#pubTimer = setTimeout(() => this.#publish(), backoff(this.#pubAttempt++));
+  }
+
+  #closePublication() {
+    const pub = this.#pub;
+    this.#pub = null;
+    if (!pub) return;
+    pub.pc.close();
+    release(pub.location);
+  }
+
+  #applyMute() {
+    if (!this.#localStream) return;
+    for (const t of this.#localStream.getAudioTracks()) t.enabled = !this.#micMuted;
+    for (const t of this.#localStream.getVideoTracks()) t.enabled = !this.#camMuted;
+    this.#emit("mutechange", { microphoneMuted: this.#micMuted, cameraMuted: this.#camMuted });
+  }
+
+  // --- subscribing: WHEP ----------------------------------------------
+
+  // Subscribes to every publisher and drops subscriptions to those who
+  // stopped.
+  #reconcile() {
+    if (this.#ended) return;
+    const want = this.#opts.subscribe && this.canSubscribe;
+    for (const p of this.#participants.values()) {
+      if (want && !p.isLocal && p.publishing && !this.#subs.has(p.id)) this.#subscribe(p.id, 0);
+    }
+    for (const id of [...this.#subs.keys()]) {
+      const p = this.#participants.get(id);
+      if (!want || !p || !p.publishing) this.#unsubscribe(id);
+    }
+  }
+
+  async #subscribe(id, attempt) {
+    if (this.#ended || !this.#info) return;
+    const pc = new RTCPeerConnection(this.#opts.rtcConfiguration);
+    const sub = { pc, location: null, stream: new MediaStream(), announced: false, attempt, timer: 0 };
+    this.#subs.set(id, sub);
+    pc.addTransceiver("audio", { direction: "recvonly" });
+    pc.addTransceiver("video", { direction: "recvonly" });
+    pc.addEventListener("track", (e) => sub.stream.addTrack(e.track));
+    pc.addEventListener("connectionstatechange", () => {
+      if (this.#subs.get(id) !== sub) return;
+      if (pc.connectionState === "connected") sub.attempt = 0;
+      if (pc.connectionState === "failed" || pc.connectionState === "closed") this.#retrySubscribe(id, sub);
+    });
+    try {
+      const location = await this.#exchange(this.#info.whepUrl + encodeURIComponent(id), pc);
+      if (this.#subs.get(id) !== sub) {
+        release(location);
+        return;
+      }
+      sub.location = location;
+      const p = this.#participants.get(id);
+      if (p) {
+        sub.announced = true;
+        p.stream = sub.stream;
+        this.#emit("streamadded", { participant: p, stream: sub.stream });
+      }
+    } catch (err) {
+      if (this.#subs.get(id) !== sub) return;
+      if (err.code !== "PUBLISHER_NOT_FOUND") this.#emit("error", { error: err });
+      if (!fatalMediaCodes.has(err.code)) this.#retrySubscribe(id, sub);
+      else this.#unsubscribe(id);
+    }
+  }
+
+  // Subscribes again, later, while the publisher still publishes.
+  #retrySubscribe(id, sub) {
+    if (this.#ended) return;
+    const attempt = sub.attempt + 1;
+    this.#unsubscribe(id);
+    const retry = { pc: null, location: null, stream: null, announced: false, attempt, timer: 0 };
+    this.#subs.set(id, retry);
+    retry.timer = setTimeout(() => {
+      if (this.#subs.get(id) !== retry) return;
+      this.#subs.delete(id);
+      const p = this.#participants.get(id);
+      if (p && p.publishing) this.#subscribe(id, attempt);
+    }, backoff(attempt));
+  }
+
+  #unsubscribe(id) {
+    const sub = this.#subs.get(id);
+    if (!sub) return;
+    this.#subs.delete(id);
+    clearTimeout(sub.timer);
+    if (sub.pc) sub.pc.close();
+    release(sub.location);
+    if (sub.announced) {
+      const p = this.#participants.get(id);
+      if (p && p.stream === sub.stream) p.stream = null;
+      this.#emit("streamremoved", { participant: p || { id }, stream: sub.stream });
+    }
+  }
+
+  // --- shared ---------------------------------------------------------
+
+  // One WHIP or WHEP exchange: the offer with every candidate, the answer,
+  // and the session's URL (DELETE it to end the session).
+  async #exchange(url, pc) {
+    await pc.setLocalDescription(await pc.createOffer());
+    await iceGathered(pc);
+    let res;
+    try {
+      res = await fetch(url, {
+        method: "POST",
+        headers: { "Content-Type": "application/sdp", Authorization: "Bearer " + this.#token },
+        body: pc.localDescription.sdp,
+      });
+    } catch (err) {
+      throw new StageError("NETWORK_ERROR", String(err && err.message || err));
+    }
+    if (res.status !== 201) {
+      let body = {};
+      try {
+        body = await res.json();
+      } catch {
+        // not JSON
+      }
+      throw new StageError(body.code || "HTTP_" + res.status, body.message || res.statusText, res.status);
+    }
+    const location = new URL(res.headers.get("Location") || "", url).href;
+    const answer = await res.text();
+    if (pc.signalingState === "closed") {
+      release(location);
+      throw new StageError("SESSION_ENDED", "closed while connecting");
+    }
+    await pc.setRemoteDescription({ type: "answer", sdp: answer });
+    return location;
+  }
+
+  #end(code, message) {
+    if (this.#ended) return;
+    this.#ended = true;
+    clearTimeout(this.#reconnectTimer);
+    clearTimeout(this.#pubTimer);
+    clearInterval(this.#pingTimer);
+    const ws = this.#ws;
+    this.#ws = null;
+    if (ws) {
+      ws.onclose = ws.onmessage = null;
+      try {
+        ws.close(1000, code === LEFT ? "left" : undefined);
+      } catch {
+        // already closed
+      }
+    }
+    this.#closePublication();
+    for (const id of [...this.#subs.keys()]) this.#unsubscribe(id);
+    if (this.#localStream) {
+      if (this.#ownsLocalStream) for (const t of this.#localStream.getTracks()) t.stop();
+      this.#emit("streamremoved", { participant: this.#local, stream: this.#localStream });
+      this.#local.stream = null;
+    }
+    this.#participants.clear();
+    this.#setState("disconnected");
+    const reason = message || code;
+    this.#emit("disconnected", { code, reason });
+    if (this.#joinWaiter) {
+      this.#joinWaiter.reject(new StageError(code, reason));
+      this.#joinWaiter = null;
+    }
+  }
+
+  #can(capability) {
+    const caps = this.#claims.capabilities;
+    return !caps || caps[capability] !== false;
+  }
+
+  #setState(state) {
+    if (this.#state === state) return;
+    this.#state = state;
+    this.#emit("connectionstatechange", { state });
+  }
+
+  #emit(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+}
+
+// iceGathered resolves when pc has every candidate, or after a while with
+// those it has: the server takes no trickled candidates.
+function iceGathered(pc) {
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      pc.removeEventListener("icegatheringstatechange", check);
+      resolve();
+    };
+    const check = () => pc.iceGatheringState === "complete" && done();
+    const timer = setTimeout(done, gatherTimeoutMs);
+    pc.addEventListener("icegatheringstatechange", check);
+  });
+}
+
+// release ends a WHIP or WHEP session; its URL is the capability to do so.
+function release(location) {
+  if (!location) return;
+  fetch(location, { method: "DELETE", keepalive: true }).catch(() => {});
+}
+
+// backoff is the wait before the attempt-th retry: 0.5 s doubling to 10 s,
+// with jitter.
+function backoff(attempt) {
+  const base = Math.min(maxBackoffMs, 500 * 2 ** Math.min(attempt, 10));
+  return base / 2 + Math.random() * (base / 2);
+}
+
+function rank(order, id) {
+  const i = order.indexOf(id);
+  return i < 0 ? -1 : i;
+}

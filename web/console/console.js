@@ -1,0 +1,536 @@
+// The ivsrt web console: stages, sessions, participants and their events,
+// read through the ivs-realtime API of this server with SigV4-signed
+// requests, as the AWS CLI reads them; polled every two seconds.
+
+import { signRequest } from "/console/sigv4.js";
+
+const pollMs = 2000;
+const credentialsKey = "ivsrt.console.credentials";
+// In --dev the server accepts any well-formed signature.
+const devCredentials = { accessKeyId: "AKIDIVSRTDEVCONSOLE0", secretAccessKey: "ivsrt-dev-console-placeholder-secret" };
+const authErrors = new Set([
+  "UnrecognizedClientException", "InvalidSignatureException", "IncompleteSignatureException",
+  "MissingAuthenticationTokenException", "AccessDeniedException",
+]);
+
+const $ = (id) => document.getElementById(id);
+
+let config = { region: "us-east-1", dev: false };
+let credentials = null;
+let pollTimer = 0;
+let polling = null; // the refresh in flight
+let pollAgain = false;
+
+// What is selected, kept in the URL's fragment: #stage=...&session=...&participant=...
+const selection = { stage: "", session: "", participant: "" };
+// What the last refresh read.
+const view = { stages: [], live: new Map(), sessions: [], participants: [], events: [], participant: null };
+
+// --- the API ----------------------------------------------------------
+
+class APIError extends Error {
+  constructor(code, message, status) {
+    super(message);
+    this.code = code;
+    this.status = status;
+  }
+}
+
+async function api(operation, input = {}) {
+  const url = location.origin + "/" + operation;
+  const body = JSON.stringify(input);
+  const signed = await signRequest({
+    method: "POST", url, body, region: config.region, service: "ivs",
+    accessKeyId: credentials.accessKeyId, secretAccessKey: credentials.secretAccessKey,
+  });
+  let res;
+  try {
+    res = await fetch(url, {
+      method: "POST", body, cache: "no-store",
+      headers: { ...signed.headers, "Content-Type": "application/json" },
+    });
+  } catch (err) {
+    throw new APIError("NetworkError", "The server cannot be reached: " + (err.message || err), 0);
+  }
+  let data = {};
+  try {
+    data = await res.json();
+  } catch {
+    // not JSON
+  }
+  if (!res.ok) {
+    const code = (res.headers.get("x-amzn-ErrorType") || "").split(":")[0] || "HTTP " + res.status;
+    throw new APIError(code, data.message || data.exceptionMessage || res.statusText, res.status);
+  }
+  return data;
+}
+
+// listAll reads every page of a List operation (up to a sane bound).
+async function listAll(operation, input, field) {
+  const out = [];
+  let nextToken;
+  for (let page = 0; page < 20; page++) {
+    const res = await api(operation, { ...input, maxResults: 100, ...(nextToken ? { nextToken } : {}) });
+    out.push(...(res[field] || []));
+    nextToken = res.nextToken;
+    if (!nextToken) break;
+  }
+  return out;
+}
+
+// --- refreshing ---------------------------------------------------------
+
+// refresh reads what the page shows and renders it; called every pollMs
+// and after every action.
+function refresh() {
+  if (polling) {
+    pollAgain = true;
+    return polling;
+  }
+  polling = (async () => {
+    try {
+      await load();
+      render();
+      setLive("ok", "Live · updated " + new Date().toLocaleTimeString());
+      showError("");
+    } catch (err) {
+      if (authErrors.has(err.code) && !config.dev) {
+        signOut(err.message);
+        return;
+      }
+      setLive("error", "Not updating");
+      showError(err.message);
+    } finally {
+      polling = null;
+      if (pollAgain) {
+        pollAgain = false;
+        refresh();
+      }
+    }
+  })();
+  return polling;
+}
+
+async function load() {
+  const stages = await listAll("ListStages", {}, "stages");
+  stages.sort((a, b) => (a.name || stageId(a.arn)).localeCompare(b.name || stageId(b.arn)));
+  const live = new Map();
+  await Promise.all(stages.filter((s) => s.activeSessionId).map(async (s) => {
+    const connected = await listAll("ListParticipants",
+      { stageArn: s.arn, sessionId: s.activeSessionId, filterByState: "CONNECTED" }, "participants");
+    live.set(s.arn, connected.length);
+  }));
+  view.stages = stages;
+  view.live = live;
+
+  const stage = selectedStage();
+  view.sessions = [];
+  view.participants = [];
+  view.events = [];
+  view.participant = null;
+  if (!stage) return;
+  view.sessions = await listAll("ListStageSessions", { stageArn: stage.arn }, "stageSessions");
+  view.sessions.sort((a, b) => (b.startTime || "").localeCompare(a.startTime || ""));
+  if (!view.sessions.some((s) => s.sessionId === selection.session)) {
+    // Follow the live session, or else the latest.
+    selection.session = stage.activeSessionId || (view.sessions[0] && view.sessions[0].sessionId) || "";
+    selection.participant = "";
+    writeSelection();
+  }
+  if (!selection.session) return;
+  view.participants = await listAll("ListParticipants", { stageArn: stage.arn, sessionId: selection.session }, "participants");
+  view.participants.sort((a, b) => (a.firstJoinTime || "").localeCompare(b.firstJoinTime || ""));
+  if (!selection.participant) return;
+  if (!view.participants.some((p) => p.participantId === selection.participant)) {
+    selection.participant = "";
+    writeSelection();
+    return;
+  }
+  const input = { stageArn: stage.arn, sessionId: selection.session, participantId: selection.participant };
+  const [events, got] = await Promise.all([
+    listAll("ListParticipantEvents", input, "events"),
+    api("GetParticipant", input),
+  ]);
+  view.events = events.sort((a, b) => (a.eventTime || "").localeCompare(b.eventTime || ""));
+  view.participant = got.participant || null;
+}
+
+function selectedStage() {
+  return view.stages.find((s) => stageId(s.arn) === selection.stage) || null;
+}
+
+// --- rendering ----------------------------------------------------------
+
+function render() {
+  renderStages();
+  const stage = selectedStage();
+  $("pick-stage").hidden = !!stage;
+  for (const id of ["stage-card", "token-card", "sessions-card"]) $(id).hidden = !stage;
+  if (!stage) {
+    $("participants-card").hidden = true;
+    $("events-card").hidden = true;
+    return;
+  }
+  $("stage-title").textContent = stage.name || stageId(stage.arn);
+  $("stage-arn").textContent = stage.arn;
+  $("stage-active").hidden = !stage.activeSessionId;
+  $("stage-session").textContent = stage.activeSessionId || "none";
+  const tags = Object.entries(stage.tags || {}).map(([k, v]) => `${k}=${v}`).join(", ");
+  $("stage-tags").textContent = tags || "none";
+  renderSessions(stage);
+  renderParticipants();
+  renderEvents();
+}
+
+function renderStages() {
+  $("stage-count").textContent = view.stages.length ? String(view.stages.length) : "";
+  $("no-stages").hidden = view.stages.length > 0;
+  replaceRows($("stages"), view.stages.map((s) => {
+    const id = stageId(s.arn);
+    const live = view.live.get(s.arn) || 0;
+    return el("tr", { "data-stage-id": id, "data-stage-arn": s.arn, class: id === selection.stage ? "selected" : "", tabindex: "0" },
+      el("td", { class: "strong" }, s.name || el("span", { class: "muted" }, "(no name)")),
+      el("td", {}, el("code", {}, id)),
+      el("td", { class: "num live-count" + (live ? " on" : "") }, String(live)),
+      el("td", {}, s.activeSessionId ? el("code", {}, s.activeSessionId) : el("span", { class: "muted" }, "idle")),
+      el("td", { class: "actions" }, el("button", { type: "button", class: "small danger", "data-action": "delete-stage" }, "Delete")));
+  }));
+}
+
+function renderSessions(stage) {
+  $("no-sessions").hidden = view.sessions.length > 0;
+  replaceRows($("sessions"), view.sessions.map((s) =>
+    el("tr", { "data-session-id": s.sessionId, class: s.sessionId === selection.session ? "selected" : "", tabindex: "0" },
+      el("td", {}, el("code", {}, s.sessionId)),
+      el("td", {}, formatTime(s.startTime)),
+      el("td", {}, s.endTime ? formatTime(s.endTime) : ""),
+      el("td", {}, s.sessionId === stage.activeSessionId ? el("span", { class: "badge ok" }, "live") : ""))));
+}
+
+function renderParticipants() {
+  const card = $("participants-card");
+  card.hidden = !selection.session;
+  if (!selection.session) return;
+  $("participants-session").textContent = "in " + selection.session;
+  $("no-participants").hidden = view.participants.length > 0;
+  replaceRows($("participants"), view.participants.map((p) => {
+    const connected = p.state === "CONNECTED";
+    return el("tr", { "data-participant-id": p.participantId, "data-state": p.state, class: p.participantId === selection.participant ? "selected" : "", tabindex: "0" },
+      el("td", { class: "strong" }, p.userId || el("span", { class: "muted" }, "(none)")),
+      el("td", {}, el("code", {}, p.participantId)),
+      el("td", {}, el("span", { class: "badge " + (connected ? "ok" : "off") }, p.state)),
+      el("td", {}, p.published ? "yes" : "no"),
+      el("td", {}, formatTime(p.firstJoinTime)),
+      el("td", { class: "actions" }, connected
+        ? el("button", { type: "button", class: "small danger", "data-action": "disconnect" }, "Disconnect")
+        : ""));
+  }));
+}
+
+function renderEvents() {
+  const card = $("events-card");
+  card.hidden = !selection.participant || !view.participant;
+  if (card.hidden) return;
+  const p = view.participant;
+  $("events-participant").textContent = "of " + (p.userId || p.participantId);
+  const facts = [
+    ["Participant ID", p.participantId], ["User ID", p.userId || "(none)"], ["State", p.state],
+    ["Protocol", p.protocol || ""], ["Attributes", Object.entries(p.attributes || {}).map(([k, v]) => `${k}=${v}`).join(", ") || "none"],
+  ];
+  replaceChildren($("participant-facts"), facts.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
+  replaceChildren($("events"), view.events.map((e) =>
+    el("li", { class: "event " + eventClass(e.name), "data-event": e.name },
+      el("time", { datetime: e.eventTime || "" }, formatTime(e.eventTime, true)),
+      el("span", { class: "event-name" }, e.name),
+      e.remoteParticipantId ? el("span", { class: "muted" }, "remote " + nameOf(e.remoteParticipantId)) : "",
+      e.errorCode ? el("span", { class: "badge bad" }, e.errorCode) : "")));
+}
+
+function eventClass(name) {
+  if (/ERROR/.test(name)) return "bad";
+  if (name === "LEFT" || /STOPPED/.test(name)) return "off";
+  return "ok";
+}
+
+function nameOf(participantId) {
+  const p = view.participants.find((x) => x.participantId === participantId);
+  return p && p.userId ? `${p.userId} (${participantId})` : participantId;
+}
+
+// replaceRows renders rows into table's body, leaving it alone when
+// nothing changed so that a click in progress is not lost.
+function replaceRows(table, rows) {
+  replaceChildren(table.tBodies[0], rows);
+}
+
+function replaceChildren(parent, children) {
+  const html = children.map((c) => (typeof c === "string" ? c : c.outerHTML)).join("");
+  if (parent.dataset.rendered === html) return;
+  parent.dataset.rendered = html;
+  parent.replaceChildren(...children);
+}
+
+// el builds an element; children are nodes or text, never HTML.
+function el(tag, attrs, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) if (v !== "" && v != null) e.setAttribute(k, v);
+  for (const c of children) if (c !== "" && c != null) e.append(c);
+  return e;
+}
+
+function formatTime(iso, seconds) {
+  if (!iso) return "";
+  const d = new Date(iso);
+  const today = new Date().toDateString() === d.toDateString();
+  const time = d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", ...(seconds || today ? { second: "2-digit" } : {}) });
+  return today ? time : d.toLocaleDateString() + " " + time;
+}
+
+function stageId(arn) {
+  return String(arn).split("/").pop();
+}
+
+function setLive(state, text) {
+  $("live").dataset.state = state;
+  $("live-text").textContent = text;
+}
+
+function showError(message) {
+  $("error").hidden = !message;
+  $("error").textContent = message || "";
+}
+
+// --- selection ----------------------------------------------------------
+
+function readSelection() {
+  const q = new URLSearchParams(location.hash.slice(1));
+  selection.stage = q.get("stage") || "";
+  selection.session = q.get("session") || "";
+  selection.participant = q.get("participant") || "";
+}
+
+function writeSelection() {
+  const q = new URLSearchParams();
+  for (const k of ["stage", "session", "participant"]) if (selection[k]) q.set(k, selection[k]);
+  const hash = q.toString();
+  history.replaceState(null, "", hash ? "#" + hash : location.pathname);
+}
+
+function select(changes) {
+  Object.assign(selection, changes);
+  writeSelection();
+  render();
+  refresh();
+}
+
+// --- actions --------------------------------------------------------------
+
+function confirmDialog({ title, text, ok, reason }) {
+  const dialog = $("confirm");
+  $("confirm-title").textContent = title;
+  $("confirm-text").textContent = text;
+  $("confirm-ok").textContent = ok;
+  $("confirm-reason-label").hidden = !reason;
+  $("confirm-reason").value = "";
+  return new Promise((resolve) => {
+    const done = (value) => {
+      $("confirm-form").onsubmit = null;
+      $("confirm-cancel").onclick = null;
+      dialog.onclose = null;
+      if (dialog.open) dialog.close();
+      resolve(value);
+    };
+    $("confirm-form").onsubmit = (e) => {
+      e.preventDefault();
+      done({ reason: $("confirm-reason").value.trim() });
+    };
+    $("confirm-cancel").onclick = () => done(null);
+    dialog.onclose = () => done(null);
+    dialog.showModal();
+    if (reason) $("confirm-reason").focus();
+  });
+}
+
+async function act(fn) {
+  try {
+    await fn();
+    showError("");
+  } catch (err) {
+    showError(err.message);
+  }
+  await refresh();
+}
+
+function wireActions() {
+  $("create-stage").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const name = $("new-stage-name").value.trim();
+    act(async () => {
+      const res = await api("CreateStage", name ? { name } : {});
+      $("new-stage-name").value = "";
+      select({ stage: stageId(res.stage.arn), session: "", participant: "" });
+    });
+  });
+
+  $("stages").tBodies[0].addEventListener("click", (e) => {
+    const row = e.target.closest("tr[data-stage-id]");
+    if (!row) return;
+    if (e.target.closest("[data-action=delete-stage]")) {
+      const name = row.cells[0].textContent;
+      confirmDialog({ title: "Delete stage?", text: `Delete ${name}? Everyone in it is disconnected.`, ok: "Delete" }).then((ok) => {
+        if (!ok) return;
+        act(async () => {
+          await api("DeleteStage", { arn: row.dataset.stageArn });
+          if (selection.stage === row.dataset.stageId) select({ stage: "", session: "", participant: "" });
+        });
+      });
+      return;
+    }
+    if (selection.stage !== row.dataset.stageId) {
+      $("minted").hidden = true;
+      select({ stage: row.dataset.stageId, session: "", participant: "" });
+    }
+  });
+
+  $("sessions").tBodies[0].addEventListener("click", (e) => {
+    const row = e.target.closest("tr[data-session-id]");
+    if (row && row.dataset.sessionId !== selection.session) select({ session: row.dataset.sessionId, participant: "" });
+  });
+
+  $("participants").tBodies[0].addEventListener("click", (e) => {
+    const row = e.target.closest("tr[data-participant-id]");
+    if (!row) return;
+    const id = row.dataset.participantId;
+    if (e.target.closest("[data-action=disconnect]")) {
+      const stage = selectedStage();
+      const name = row.cells[0].textContent;
+      confirmDialog({ title: "Disconnect participant?", text: `Disconnect ${name} (${id})? Its token is revoked for good.`, ok: "Disconnect", reason: true }).then((ok) => {
+        if (!ok || !stage) return;
+        act(() => api("DisconnectParticipant", { stageArn: stage.arn, participantId: id, ...(ok.reason ? { reason: ok.reason } : {}) }));
+      });
+      return;
+    }
+    select({ participant: id === selection.participant ? "" : id });
+  });
+
+  for (const id of ["stages", "sessions", "participants"]) {
+    $(id).tBodies[0].addEventListener("keydown", (e) => {
+      if ((e.key === "Enter" || e.key === " ") && e.target.matches("tr")) {
+        e.preventDefault();
+        e.target.click();
+      }
+    });
+  }
+
+  $("mint").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const stage = selectedStage();
+    if (!stage) return;
+    const input = { stageArn: stage.arn, capabilities: [] };
+    const userId = $("mint-user").value.trim();
+    if (userId) input.userId = userId;
+    const duration = parseInt($("mint-duration").value, 10);
+    if (duration) input.duration = duration;
+    if ($("mint-publish").checked) input.capabilities.push("PUBLISH");
+    if ($("mint-subscribe").checked) input.capabilities.push("SUBSCRIBE");
+    const attributes = {};
+    for (const line of $("mint-attributes").value.split(/[,\n]/)) {
+      const [k, ...v] = line.split("=");
+      if (k.trim()) attributes[k.trim()] = v.join("=").trim();
+    }
+    if (Object.keys(attributes).length) input.attributes = attributes;
+    act(async () => {
+      const { participantToken: t } = await api("CreateParticipantToken", input);
+      const link = location.origin + "/join?token=" + encodeURIComponent(t.token);
+      $("join-link").value = link;
+      $("open-link").href = link;
+      $("minted-token").value = t.token;
+      $("minted-info").textContent = `Participant ${t.participantId}` + (t.userId ? ` (${t.userId})` : "") +
+        `, ${(t.capabilities || []).join(" + ") || "no capabilities"}` +
+        (t.expirationTime ? `, valid until ${new Date(t.expirationTime).toLocaleString()}` : "") + ".";
+      $("minted").hidden = false;
+    });
+  });
+
+  for (const [button, input] of [["copy-link", "join-link"], ["copy-token", "minted-token"]]) {
+    $(button).addEventListener("click", async () => {
+      const text = $(input).value;
+      try {
+        await navigator.clipboard.writeText(text);
+      } catch {
+        $(input).select();
+        document.execCommand("copy");
+      }
+      const label = $(button).textContent;
+      $(button).textContent = "Copied";
+      setTimeout(() => { $(button).textContent = label; }, 1500);
+    });
+  }
+
+  $("sign-in-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    credentials = { accessKeyId: $("access-key-id").value.trim(), secretAccessKey: $("secret-access-key").value.trim() };
+    sessionStorage.setItem(credentialsKey, JSON.stringify(credentials));
+    $("secret-access-key").value = "";
+    start();
+  });
+
+  $("sign-out").addEventListener("click", () => signOut(""));
+  window.addEventListener("hashchange", () => {
+    readSelection();
+    render();
+    refresh();
+  });
+}
+
+// --- signing in -----------------------------------------------------------
+
+function signOut(message) {
+  clearInterval(pollTimer);
+  pollTimer = 0;
+  credentials = null;
+  sessionStorage.removeItem(credentialsKey);
+  $("app").hidden = true;
+  $("sign-out").hidden = true;
+  $("sign-in").hidden = false;
+  $("sign-in-error").hidden = !message;
+  $("sign-in-error").textContent = message || "";
+  setLive("idle", "Signed out");
+  $("access-key-id").focus();
+}
+
+function start() {
+  $("sign-in").hidden = true;
+  $("app").hidden = false;
+  $("sign-out").hidden = config.dev;
+  setLive("idle", "Loading…");
+  clearInterval(pollTimer);
+  pollTimer = setInterval(refresh, pollMs);
+  refresh();
+}
+
+async function main() {
+  wireActions();
+  readSelection();
+  try {
+    const res = await fetch("/console/config.json", { cache: "no-store" });
+    config = await res.json();
+  } catch {
+    showError("The console configuration could not be read; assuming us-east-1.");
+  }
+  $("region").textContent = config.region;
+  $("dev-badge").hidden = !config.dev;
+  if (config.dev) {
+    credentials = devCredentials;
+  } else {
+    try {
+      credentials = JSON.parse(sessionStorage.getItem(credentialsKey) || "null");
+    } catch {
+      credentials = null;
+    }
+  }
+  if (credentials && credentials.accessKeyId && credentials.secretAccessKey) start();
+  else signOut("");
+}
+
+main();

@@ -1,0 +1,384 @@
+package web_test
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+
+	"github.com/ivsrt/ivsrt/api"
+	"github.com/ivsrt/ivsrt/web"
+	"github.com/ivsrt/ivsrt/web/webtest"
+)
+
+func newHandler(t *testing.T, cfg web.Config) *web.Handler {
+	t.Helper()
+	h, err := web.NewHandler(cfg)
+	if err != nil {
+		t.Fatalf("NewHandler: %v", err)
+	}
+	return h
+}
+
+func get(t *testing.T, h http.Handler, method, target string, header http.Header) *http.Response {
+	t.Helper()
+	r := httptest.NewRequest(method, target, nil)
+	for k, v := range header {
+		r.Header[k] = v
+	}
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	return w.Result()
+}
+
+func TestRoutes(t *testing.T) {
+	h := newHandler(t, web.Config{Region: "eu-west-1", PublicURL: "https://media.example.com"})
+	tests := []struct {
+		method, path string
+		status       int
+		contentType  string
+		location     string
+	}{
+		{"GET", "/join", 200, "text/html; charset=utf-8", ""},
+		{"GET", "/join?token=abc", 200, "text/html; charset=utf-8", ""},
+		{"HEAD", "/join", 200, "text/html; charset=utf-8", ""},
+		{"GET", "/console", 200, "text/html; charset=utf-8", ""},
+		{"GET", "/client/ivsrt.js", 200, "text/javascript; charset=utf-8", ""},
+		{"GET", "/join/join.js", 200, "text/javascript; charset=utf-8", ""},
+		{"GET", "/console/console.js", 200, "text/javascript; charset=utf-8", ""},
+		{"GET", "/console/sigv4.js", 200, "text/javascript; charset=utf-8", ""},
+		{"GET", "/console/config.json", 200, "application/json", ""},
+		{"GET", "/shared/ivsrt.css", 200, "text/css; charset=utf-8", ""},
+		{"GET", "/shared/icon.svg", 200, "image/svg+xml", ""},
+		{"GET", "/", 302, "", "/console"},
+		{"GET", "/join/?token=abc", 301, "", "/join?token=abc"},
+		{"GET", "/console/", 301, "", "/console"},
+		{"GET", "/join/index.html", 404, "", ""},
+		{"GET", "/client/", 404, "", ""},
+		{"GET", "/client/../web.go", 404, "", ""},
+		{"GET", "/shared/nothing.css", 404, "", ""},
+		{"POST", "/join", 405, "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
+			res := get(t, h, tt.method, tt.path, nil)
+			if res.StatusCode != tt.status {
+				t.Fatalf("status got %v, want %v", res.StatusCode, tt.status)
+			}
+			if tt.contentType != "" {
+				if got := res.Header.Get("Content-Type"); got != tt.contentType {
+					t.Errorf("Content-Type got %v, want %v", got, tt.contentType)
+				}
+			}
+			if got := res.Header.Get("Location"); got != tt.location {
+				t.Errorf("Location got %v, want %v", got, tt.location)
+			}
+			if tt.method == "POST" {
+				return
+			}
+			for name, want := range map[string]string{
+				"X-Content-Type-Options": "nosniff",
+				"Referrer-Policy":        "no-referrer",
+				"X-Frame-Options":        "DENY",
+			} {
+				if got := res.Header.Get(name); got != want {
+					t.Errorf("%s got %q, want %q", name, got, want)
+				}
+			}
+			csp := res.Header.Get("Content-Security-Policy")
+			for _, part := range []string{
+				"default-src 'none'", "script-src 'self'", "style-src 'self'", "media-src 'self' blob: mediastream:",
+				"connect-src 'self' ws://example.com wss://example.com https://media.example.com wss://media.example.com",
+				"frame-ancestors 'none'", "base-uri 'none'",
+			} {
+				if !strings.Contains(csp, part) {
+					t.Errorf("Content-Security-Policy %q lacks %q", csp, part)
+				}
+			}
+			if strings.Contains(csp, "unsafe-") {
+				t.Errorf("Content-Security-Policy %q allows something unsafe", csp)
+			}
+		})
+	}
+}
+
+func TestPermissionsPolicy(t *testing.T) {
+	h := newHandler(t, web.Config{Region: "us-east-1"})
+	for path, want := range map[string]string{"/join": "camera=(self), microphone=(self)", "/console": "camera=(), microphone=()"} {
+		if got := get(t, h, "GET", path, nil).Header.Get("Permissions-Policy"); !strings.Contains(got, want) {
+			t.Errorf("%s: Permissions-Policy got %q, want it to contain %q", path, got, want)
+		}
+	}
+}
+
+func TestConfig(t *testing.T) {
+	for _, tt := range []struct {
+		cfg  web.Config
+		want string
+	}{
+		{web.Config{Region: "eu-central-1"}, `{"region":"eu-central-1","dev":false}`},
+		{web.Config{Region: "us-east-1", Dev: true}, `{"region":"us-east-1","dev":true}`},
+	} {
+		res := get(t, newHandler(t, tt.cfg), "GET", "/console/config.json", nil)
+		body, _ := io.ReadAll(res.Body)
+		if string(body) != tt.want {
+			t.Errorf("config.json got %s, want %s", body, tt.want)
+		}
+		if got := res.Header.Get("Cache-Control"); got != "no-store" {
+			t.Errorf("config.json Cache-Control got %q, want no-store", got)
+		}
+	}
+}
+
+func TestBadPublicURL(t *testing.T) {
+	for _, u := range []string{"media.example.com", "ftp://x", "http://exa mple.com", "http://x/\r\n"} {
+		if _, err := web.NewHandler(web.Config{Region: "us-east-1", PublicURL: u}); err == nil {
+			t.Errorf("NewHandler with public URL %q: got no error", u)
+		}
+	}
+}
+
+func TestHostNotEchoedUnchecked(t *testing.T) {
+	h := newHandler(t, web.Config{Region: "us-east-1"})
+	r := httptest.NewRequest("GET", "/join", nil)
+	r.Host = "evil.example.com; script-src *"
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	if csp := w.Result().Header.Get("Content-Security-Policy"); strings.Contains(csp, "evil") {
+		t.Errorf("Content-Security-Policy %q names a malformed Host", csp)
+	}
+}
+
+func TestRevalidation(t *testing.T) {
+	h := newHandler(t, web.Config{Region: "us-east-1"})
+	res := get(t, h, "GET", "/client/ivsrt.js", nil)
+	etag := res.Header.Get("ETag")
+	if etag == "" {
+		t.Fatalf("no ETag")
+	}
+	if got := res.Header.Get("Cache-Control"); got != "no-cache" {
+		t.Errorf("Cache-Control got %q, want no-cache", got)
+	}
+	res = get(t, h, "GET", "/client/ivsrt.js", http.Header{"If-None-Match": {etag}})
+	if res.StatusCode != http.StatusNotModified {
+		t.Errorf("with If-None-Match: status got %v, want %v", res.StatusCode, http.StatusNotModified)
+	}
+	if got := get(t, h, "GET", "/join?token=x", nil).Header.Get("Cache-Control"); got != "no-store" {
+		t.Errorf("join page Cache-Control got %q, want no-store", got)
+	}
+}
+
+// TestPagesLoadWhatExists checks that every script, style sheet and image
+// a page names is served.
+func TestPagesLoadWhatExists(t *testing.T) {
+	h := newHandler(t, web.Config{Region: "us-east-1"})
+	ref := regexp.MustCompile(`(?:src|href)="(/[^"#?]*)"|from "(/[^"]*)"`)
+	for _, page := range []string{"/join", "/console", "/join/join.js", "/console/console.js"} {
+		body, _ := io.ReadAll(get(t, h, "GET", page, nil).Body)
+		for _, m := range ref.FindAllStringSubmatch(string(body), -1) {
+			path := m[1] + m[2]
+			if path == "/join" || path == "/console" {
+				continue
+			}
+			if res := get(t, h, "GET", path, nil); res.StatusCode != http.StatusOK {
+				t.Errorf("%s names %s: status got %v, want 200", page, path, res.StatusCode)
+			}
+		}
+	}
+}
+
+func TestIsWebRequest(t *testing.T) {
+	for _, tt := range []struct {
+		method, path string
+		want         bool
+	}{
+		{"GET", "/", true},
+		{"HEAD", "/join", true},
+		{"GET", "/console", true},
+		{"GET", "/console/config.json", true},
+		{"GET", "/client/ivsrt.js", true},
+		{"GET", "/shared/ivsrt.css", true},
+		{"POST", "/", false},
+		{"POST", "/console", false},
+		{"POST", "/CreateStage", false},
+		{"GET", "/CreateStage", false},
+		{"GET", "/tags/arn", false},
+		{"GET", "/events", false},
+		{"GET", "/joined", false},
+	} {
+		r := httptest.NewRequest(tt.method, tt.path, nil)
+		if got := web.IsWebRequest(r); got != tt.want {
+			t.Errorf("IsWebRequest(%s %s) got %v, want %v", tt.method, tt.path, got, tt.want)
+		}
+	}
+}
+
+// signCase is a request the console's signer and the Go SDK's sign alike.
+type signCase struct {
+	Name         string            `json:"name"`
+	Method       string            `json:"method"`
+	Path         string            `json:"path"` // escaped, with the query
+	Headers      map[string]string `json:"headers"`
+	Body         string            `json:"body"`
+	SessionToken string            `json:"sessionToken,omitempty"`
+}
+
+// TestSigV4MatchesGo signs fixed requests with the console's JavaScript
+// signer in Chromium, with WebCrypto and with its own SHA-256, and checks
+// that the signature is the one aws-sdk-go-v2 computes and that the
+// server's verifier accepts it; and the signer's SHA-256 against Go's.
+func TestSigV4MatchesGo(t *testing.T) {
+	b := webtest.NewBrowser(t)
+	srv := httptest.NewServer(newHandler(t, web.Config{Region: "us-east-1"}))
+	t.Cleanup(srv.Close)
+
+	const (
+		region = "eu-west-1"
+		keyID  = "AKIDEXAMPLE0000TEST1"
+		secret = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
+	)
+	signingTime := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	arn := "arn%3Aaws%3Aivs%3Aus-east-1%3A123456789012%3Astage%2FabcdEFGH1234"
+	cases := []signCase{
+		{Name: "empty list", Method: "POST", Path: "/ListStages", Body: "{}"},
+		{Name: "body with unicode", Method: "POST", Path: "/CreateParticipantToken",
+			Headers: map[string]string{"Content-Type": "application/json"},
+			Body:    `{"stageArn":"arn:aws:ivs:us-east-1:123456789012:stage/abcdEFGH1234","userId":"zoë ✓","attributes":{"a":"b c"}}`},
+		{Name: "escaped path", Method: "GET", Path: "/tags/" + arn},
+		{Name: "repeated query keys", Method: "DELETE", Path: "/tags/" + arn + "?tagKeys=b&tagKeys=a%20b&tagKeys=c%2Bd&tagKeys=%E2%9C%93&tagKeys=a"},
+		{Name: "spaces in a header and a session token", Method: "POST", Path: "/GetStage",
+			Headers: map[string]string{"X-Custom-Header": "  one   two  "}, Body: `{"arn":"x"}`, SessionToken: "session/token+1="},
+	}
+
+	tab := b.NewTab("signer")
+	tab.Navigate(srv.URL + "/console")
+	host := strings.TrimPrefix(srv.URL, "http://")
+	verifier := &api.SigV4Verifier{
+		Credentials: []api.Credential{{AccessKeyID: keyID, SecretAccessKey: secret}},
+		Service:     "ivs",
+		Now:         func() time.Time { return signingTime.Add(time.Minute) },
+	}
+
+	for _, tc := range cases {
+		for _, webCrypto := range []bool{true, false} {
+			name := tc.Name + " (WebCrypto)"
+			if !webCrypto {
+				name = tc.Name + " (own SHA-256)"
+			}
+			t.Run(name, func(t *testing.T) {
+				input, _ := json.Marshal(tc)
+				got := webtest.Eval[map[string]string](tab, `(async () => {
+					const tc = `+string(input)+`;
+					const { signRequest } = await import("/console/sigv4.js");
+					const signed = await signRequest({
+						method: tc.method, url: location.origin + tc.path, headers: tc.headers || {}, body: tc.body,
+						region: `+jsString(region)+`, service: "ivs", accessKeyId: `+jsString(keyID)+`,
+						secretAccessKey: `+jsString(secret)+`, sessionToken: tc.sessionToken,
+						date: new Date("2026-11-24T10:00:00Z"), webCrypto: `+jsBool(webCrypto)+`,
+					});
+					return signed.headers;
+				})()`)
+
+				// What the Go SDK signs for the same request.
+				want := goSign(t, "http://"+host+tc.Path, tc, keyID, secret, region, signingTime)
+				if got["Authorization"] != want {
+					t.Errorf("Authorization\n got %s\nwant %s", got["Authorization"], want)
+				}
+				if got["X-Amz-Date"] != "20261124T100000Z" {
+					t.Errorf("X-Amz-Date got %q, want 20261124T100000Z", got["X-Amz-Date"])
+				}
+
+				// And the server's verifier accepts it, and only it.
+				r := httptest.NewRequest(tc.Method, "http://"+host+tc.Path, strings.NewReader(tc.Body))
+				for k, v := range got {
+					r.Header.Set(k, v)
+				}
+				if _, err := verifier.Verify(r, []byte(tc.Body)); err != nil {
+					t.Errorf("the server's verifier refused the signature: %v", err)
+				}
+				if _, err := verifier.Verify(r, []byte(tc.Body+" ")); err == nil {
+					t.Errorf("the server's verifier accepted the signature for another body")
+				}
+			})
+		}
+	}
+	t.Run("own SHA-256", func(t *testing.T) { checkSHA256(t, tab) })
+	if v := tab.CSPViolations(); len(v) > 0 {
+		t.Errorf("Content Security Policy violations: %v", v)
+	}
+}
+
+// checkSHA256 checks the signer's own SHA-256 and HMAC-SHA256 against
+// Go's on inputs around the block boundaries, and keys shorter and longer
+// than a block.
+func checkSHA256(t *testing.T, tab *webtest.Tab) {
+	lengths := []int{0, 1, 55, 56, 63, 64, 65, 119, 120, 1000}
+	type result struct {
+		Sum  []string `json:"sum"`
+		HMAC []string `json:"hmac"`
+	}
+	got := webtest.Eval[result](tab, `(async () => {
+		const { sha256, hmacSHA256 } = await import("/console/sigv4.js");
+		const hex = (b) => [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
+		const bytes = (n) => new Uint8Array(n).map((_, i) => (i * 7 + 3) & 255);
+		const lengths = `+jsonString(lengths)+`;
+		return {
+			sum: lengths.map((n) => hex(sha256(bytes(n)))),
+			hmac: lengths.map((n) => hex(hmacSHA256(bytes(n), new TextEncoder().encode("message")))),
+		};
+	})()`)
+	for i, n := range lengths {
+		data := make([]byte, n)
+		for j := range data {
+			data[j] = byte(j*7 + 3)
+		}
+		sum := sha256.Sum256(data)
+		if want := hex.EncodeToString(sum[:]); got.Sum[i] != want {
+			t.Errorf("sha256 of %d bytes got %s, want %s", n, got.Sum[i], want)
+		}
+		mac := hmac.New(sha256.New, data)
+		mac.Write([]byte("message"))
+		if want := hex.EncodeToString(mac.Sum(nil)); got.HMAC[i] != want {
+			t.Errorf("HMAC-SHA256 with a %d-byte key got %s, want %s", n, got.HMAC[i], want)
+		}
+	}
+}
+
+func goSign(t *testing.T, url string, tc signCase, keyID, secret, region string, at time.Time) string {
+	t.Helper()
+	r, err := http.NewRequestWithContext(context.Background(), tc.Method, url, http.NoBody)
+	if err != nil {
+		t.Fatalf("new request: %v", err)
+	}
+	for k, v := range tc.Headers {
+		r.Header.Set(k, v)
+	}
+	sum := sha256.Sum256([]byte(tc.Body))
+	creds := aws.Credentials{AccessKeyID: keyID, SecretAccessKey: secret, SessionToken: tc.SessionToken}
+	if err := v4.NewSigner().SignHTTP(context.Background(), creds, r, hex.EncodeToString(sum[:]), "ivs", region, at); err != nil {
+		t.Fatalf("sign: %v", err)
+	}
+	return r.Header.Get("Authorization")
+}
+
+func jsString(s string) string { b, _ := json.Marshal(s); return string(b) }
+
+func jsonString(v any) string { b, _ := json.Marshal(v); return string(b) }
+
+func jsBool(b bool) string {
+	if b {
+		return "true"
+	}
+	return "false"
+}
