@@ -10,6 +10,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/ivsrt/ivsrt/cli"
 )
 
 const usage = `ivsrt: a self-hosted server that speaks the Amazon IVS Real-Time API.
@@ -17,6 +19,14 @@ const usage = `ivsrt: a self-hosted server that speaks the Amazon IVS Real-Time 
 Usage:
   ivsrt serve [flags]     run the server (ivsrt serve -h lists the flags)
   ivsrt version           print the version
+
+  ivsrt <command> [parameters]
+                          the aws CLI's ivs-realtime commands against a server:
+                          create-stage, get-stage, list-stages, create-participant-token,
+                          list-participants, ... (ivsrt help lists them all)
+  ivsrt bot [flags]       synthetic participants that publish and subscribe
+  ivsrt completion bash|zsh
+                          a shell completion script
 `
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -25,6 +35,11 @@ var version = "dev"
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if args := os.Args[1:]; len(args) > 0 && isCLICommand(args[0]) {
+		code := cli.Main(ctx, args, cli.StdIO())
+		stop()
+		os.Exit(code)
+	}
 	if err := run(ctx, os.Args[1:]); err != nil {
 		if !errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(os.Stderr, "ivsrt:", err)
@@ -44,12 +59,22 @@ func run(ctx context.Context, args []string) error {
 	case "version", "--version":
 		fmt.Println("ivsrt", version)
 		return nil
-	case "help", "-h", "--help":
+	case "-h", "--help":
 		fmt.Print(usage)
 		return nil
 	}
 	fmt.Fprint(os.Stderr, usage)
 	return fmt.Errorf("unknown command %q", args[0])
+}
+
+// isCLICommand reports whether the command line is one for the cli
+// package: anything but serving and the version.
+func isCLICommand(name string) bool {
+	switch name {
+	case "serve", "version", "--version", "-h", "--help":
+		return false
+	}
+	return true
 }
 
 func serve(ctx context.Context, args []string) error {
