@@ -1,0 +1,341 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/logging"
+	"github.com/pion/rtcp"
+	"github.com/pion/webrtc/v4"
+)
+
+// vp8 is the codec of the bench's publisher and subscribers, with the
+// feedback a browser offers.
+var vp8 = webrtc.RTPCodecParameters{PayloadType: 96, RTPCodecCapability: webrtc.RTPCodecCapability{
+	MimeType: webrtc.MimeTypeVP8, ClockRate: 90000,
+	RTCPFeedback: []webrtc.RTCPFeedback{{Type: "nack"}, {Type: "nack", Parameter: "pli"}, {Type: "ccm", Parameter: "fir"}}}}
+
+// countingConn is a peer's UDP socket that counts what it receives: the
+// bytes on the wire (UDP payloads: SRTP, SRTCP, STUN, DTLS).
+type countingConn struct {
+	*net.UDPConn
+	bytes atomic.Uint64
+}
+
+// ReadFromAddrPort and WriteToAddrPort let pion's UDP mux use the socket
+// without allocating per packet, as it does a bare *net.UDPConn.
+func (c *countingConn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
+	n, addr, err := c.UDPConn.ReadFromUDPAddrPort(b)
+	c.bytes.Add(uint64(n))
+	return n, addr, err
+}
+
+func (c *countingConn) WriteToAddrPort(b []byte, addr netip.AddrPort) (int, error) {
+	return c.UDPConn.WriteToUDPAddrPort(b, addr)
+}
+
+func (c *countingConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	n, addr, err := c.UDPConn.ReadFrom(b)
+	c.bytes.Add(uint64(n))
+	return n, addr, err
+}
+
+// peer is one pion peer connection of the bench on a UDP socket of its
+// own on 127.0.0.1, as a browser tab has.
+type peer struct {
+	pc        *webrtc.PeerConnection
+	mux       ice.UDPMux
+	conn      *countingConn
+	connected chan struct{}
+}
+
+var quietLogs = &logging.DefaultLoggerFactory{Writer: io.Discard, DefaultLogLevel: logging.LogLevelDisabled}
+
+// newPeer returns a peer that sends or receives VP8. With rtcpFeedback its
+// interceptors send receiver reports and NACKs and answer NACKs, as a
+// browser's do; without, it sends no RTCP of its own but keyframe requests.
+func newPeer(rtcpFeedback bool) (*peer, error) {
+	var me webrtc.MediaEngine
+	if err := me.RegisterCodec(vp8, webrtc.RTPCodecTypeVideo); err != nil {
+		return nil, err
+	}
+	var ir interceptor.Registry
+	if rtcpFeedback {
+		if err := webrtc.ConfigureNack(&me, &ir); err != nil {
+			return nil, err
+		}
+		if err := webrtc.ConfigureRTCPReports(&ir); err != nil {
+			return nil, err
+		}
+	}
+	udp, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		return nil, err
+	}
+	udp.SetReadBuffer(socketBuffer)
+	udp.SetWriteBuffer(socketBuffer)
+	conn := &countingConn{UDPConn: udp}
+	mux := webrtc.NewICEUDPMux(quietLogs.NewLogger("ice"), conn)
+	var se webrtc.SettingEngine
+	se.LoggerFactory = quietLogs
+	se.SetICEUDPMux(mux)
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	pc, err := webrtc.NewAPI(webrtc.WithMediaEngine(&me), webrtc.WithInterceptorRegistry(&ir), webrtc.WithSettingEngine(se)).
+		NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		mux.Close()
+		return nil, err
+	}
+	p := &peer{pc: pc, mux: mux, conn: conn, connected: make(chan struct{})}
+	var once sync.Once
+	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+		if s == webrtc.PeerConnectionStateConnected {
+			once.Do(func() { close(p.connected) })
+		}
+	})
+	return p, nil
+}
+
+func (p *peer) close() {
+	p.pc.Close()
+	p.mux.Close()
+}
+
+// offer returns the peer's offer with all its candidates.
+func (p *peer) offer(ctx context.Context) (string, error) {
+	o, err := p.pc.CreateOffer(nil)
+	if err != nil {
+		return "", err
+	}
+	gathered := webrtc.GatheringCompletePromise(p.pc)
+	if err := p.pc.SetLocalDescription(o); err != nil {
+		return "", err
+	}
+	select {
+	case <-gathered:
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+	return p.pc.LocalDescription().SDP, nil
+}
+
+// exchange posts the offer to a WHIP or WHEP endpoint and applies the
+// answer.
+func (p *peer) exchange(ctx context.Context, client *http.Client, url, token, offer string) error {
+	answer, err := postOffer(ctx, client, url, token, offer)
+	if err != nil {
+		return err
+	}
+	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
+		return fmt.Errorf("apply answer: %w", err)
+	}
+	return nil
+}
+
+// refused is an error answer of WHIP or WHEP.
+type refused struct {
+	status        int
+	code, message string
+}
+
+// refusal reads the JSON body of an error answer.
+func refusal(status int, body []byte) error {
+	var e struct{ Code, Message string }
+	json.Unmarshal(body, &e)
+	return &refused{status, e.Code, e.Message}
+}
+
+func (e *refused) Error() string { return fmt.Sprintf("%d %s: %s", e.status, e.code, e.message) }
+
+// publisher is a WHIP client that sends the synthetic stream.
+type publisher struct {
+	*peer
+	track  *webrtc.TrackLocalStaticRTP
+	sender *sender
+}
+
+// publish starts a WHIP session; the stream starts once connected.
+func publish(ctx context.Context, client *http.Client, base, token string, cfg streamConfig, rtcpFeedback bool) (*publisher, error) {
+	p, err := newPeer(rtcpFeedback)
+	if err != nil {
+		return nil, err
+	}
+	track, err := webrtc.NewTrackLocalStaticRTP(vp8.RTPCodecCapability, "video", "sfubench")
+	if err != nil {
+		p.close()
+		return nil, err
+	}
+	tr, err := p.pc.AddTransceiverFromTrack(track, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+	if err != nil {
+		p.close()
+		return nil, err
+	}
+	pub := &publisher{peer: p, track: track}
+	pub.sender = newSender(cfg, func(raw []byte) error {
+		_, err := track.Write(raw)
+		return err
+	})
+	// Keyframe requests (the SFU's PLI when a subscriber starts) are
+	// answered with a keyframe at the next frame, as an encoder does.
+	go func() {
+		for {
+			pkts, _, err := tr.Sender().ReadRTCP()
+			if err != nil {
+				return
+			}
+			for _, pkt := range pkts {
+				switch pkt.(type) {
+				case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+					pub.sender.keyAsked.Store(true)
+					pub.sender.keyRequests.Add(1)
+				}
+			}
+		}
+	}()
+	offer, err := p.offer(ctx)
+	if err == nil {
+		err = p.exchange(ctx, client, base+"/whip", token, offer)
+	}
+	if err != nil {
+		p.close()
+		return nil, fmt.Errorf("WHIP: %w", err)
+	}
+	select {
+	case <-p.connected:
+	case <-time.After(10 * time.Second):
+		p.close()
+		return nil, errors.New("WHIP: the publisher did not connect")
+	case <-ctx.Done():
+		p.close()
+		return nil, ctx.Err()
+	}
+	go pub.sender.run()
+	return pub, nil
+}
+
+func (p *publisher) close() {
+	p.sender.close()
+	p.peer.close()
+}
+
+// subscriber is a WHEP client that counts what it receives.
+type subscriber struct {
+	*peer
+	start time.Time // when the WHEP request began
+	tally tally
+}
+
+// subscribe starts a WHEP session to the publisher's video.
+func subscribe(ctx context.Context, client *http.Client, base, token, publisherID string, rtcpFeedback bool) (*subscriber, error) {
+	p, err := newPeer(rtcpFeedback)
+	if err != nil {
+		return nil, err
+	}
+	s := &subscriber{peer: p}
+	if _, err := p.pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo,
+		webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+		p.close()
+		return nil, err
+	}
+	p.pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		buf := make([]byte, 1500)
+		for {
+			n, _, err := tr.Read(buf)
+			if err != nil {
+				return
+			}
+			if c, sent, err := parseRTP(buf[:n]); err == nil {
+				s.tally.add(c, sent, time.Now())
+			}
+		}
+	})
+	offer, err := p.offer(ctx)
+	if err != nil {
+		p.close()
+		return nil, err
+	}
+	s.start = time.Now()
+	if err := p.exchange(ctx, client, base+"/whep/"+publisherID, token, offer); err != nil {
+		p.close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// receiver is a subscriber of either kind.
+type receiver interface {
+	counts() *tally
+	wire() uint64 // bytes received on the socket
+	began() time.Time
+	close()
+}
+
+func (s *subscriber) counts() *tally       { return &s.tally }
+func (s *subscriber) wire() uint64         { return s.conn.bytes.Load() }
+func (s *subscriber) began() time.Time     { return s.start }
+func (s *liteSubscriber) counts() *tally   { return &s.tally }
+func (s *liteSubscriber) wire() uint64     { return s.bytes.Load() }
+func (s *liteSubscriber) began() time.Time { return s.start }
+
+// sender sends the stream's packets when they are due.
+type sender struct {
+	cfg         streamConfig
+	write       func([]byte) error
+	keyAsked    atomic.Bool
+	keyRequests atomic.Uint64 // PLIs and FIRs received
+	sent        atomic.Uint64 // packets sent: the counter of the next one
+	stop        chan struct{}
+	done        chan struct{}
+}
+
+func newSender(cfg streamConfig, write func([]byte) error) *sender {
+	return &sender{cfg: cfg, write: write, stop: make(chan struct{}), done: make(chan struct{})}
+}
+
+func (s *sender) run() {
+	defer close(s.done)
+	st := newStream(s.cfg, time.Now())
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		if s.keyAsked.Swap(false) {
+			st.requestKeyframe()
+		}
+		for _, p := range st.nextFrame() {
+			if d := time.Until(p.due); d > 0 {
+				timer.Reset(d)
+				select {
+				case <-s.stop:
+					return
+				case <-timer.C:
+				}
+			}
+			stamp(p.raw, time.Now())
+			s.write(p.raw)
+			s.sent.Store(p.counter + 1)
+		}
+	}
+}
+
+func (s *sender) close() {
+	select {
+	case <-s.stop:
+	default:
+		close(s.stop)
+	}
+	<-s.done
+}

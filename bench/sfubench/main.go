@@ -1,0 +1,195 @@
+// Command sfubench measures ivsrt's media plane: one publisher sending
+// about 2.5 Mbps of VP8 over WHIP, fanned out to N WHEP subscribers, each
+// with its own peer connection (DTLS, SRTP). It reports the packets and
+// bits forwarded, the loss, the server's CPU per forwarded packet and per
+// forwarded gigabit, and the time from a WHEP request to its first packet;
+// and, in the same run, the same for a plain UDP relay of the same packets
+// (no encryption, no RTP logic), the ceiling of the machine.
+//
+// Run it from the module root:
+//
+//	go run ./bench/sfubench --subscribers 10,50,100,200,400 --duration 10s
+//
+// See README.md beside this file.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	for _, a := range os.Args[1:] {
+		if a == "--relay" || a == "-relay" {
+			if err := runRelay(); err != nil {
+				fmt.Fprintln(os.Stderr, "sfubench relay:", err)
+				os.Exit(1)
+			}
+			return
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:])
+	stop()
+	killChildren()
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(os.Stderr, "sfubench:", err)
+		os.Exit(1)
+	}
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, format+"\n", args...)
+}
+
+func parseFlags(args []string) (*options, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("sfubench", flag.ContinueOnError)
+	subs := fs.String("subscribers", "10,50,100,200,400", "subscriber counts to measure, comma-separated")
+	fs.DurationVar(&o.duration, "duration", 10*time.Second, "measured time per phase")
+	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "unmeasured time before each phase, once everyone has joined")
+	fs.DurationVar(&o.drain, "drain", 500*time.Millisecond, "wait after a phase for the packets of its window still in flight")
+	fs.IntVar(&o.runs, "runs", 1, "runs of the whole sweep; the report gives the median of each figure")
+	kbps := fs.Int("bitrate", 2500, "publisher's video bit rate, kbit/s of RTP payload")
+	fs.IntVar(&o.stream.payloadSize, "payload", 1200, "largest RTP payload, bytes")
+	fs.IntVar(&o.stream.fps, "fps", 30, "frames per second")
+	fs.DurationVar(&o.stream.keyframeEvery, "keyframe-interval", 2*time.Second, "time between keyframes (keyframes are also sent when the SFU asks)")
+	fs.Float64Var(&o.stream.keyframeSize, "keyframe-size", 3, "size of a keyframe over that of another frame")
+	fs.Float64Var(&o.stream.pacing, "pacing", 2.5, "send a frame's packets at this multiple of the average rate; 0 sends each frame in one burst")
+	fs.IntVar(&o.joinConcurrency, "join-concurrency", 8, "subscribers joining at the same time")
+	fs.DurationVar(&o.joinTimeout, "join-timeout", 10*time.Second, "how long a subscriber may wait for its first packet")
+	fs.StringVar(&o.client, "client", "lite", "subscriber implementation: lite (one goroutine per subscriber: ICE checks, DTLS, SRTP decryption in place) or pion (a pion PeerConnection each)")
+	fs.BoolVar(&o.rtcpFeedback, "client-rtcp", true, "the publisher, and pion subscribers, send receiver reports and NACKs and answer NACKs, as browsers do")
+	fs.BoolVar(&o.baseline, "baseline", true, "also measure the plain UDP relay")
+	fs.IntVar(&socketBuffer, "socket-buffer", socketBuffer, "send and receive buffer of the bench's and the relay's UDP sockets, bytes (capped by net.core.rmem_max and wmem_max)")
+	fs.StringVar(&o.serverBin, "server", "", "ivsrt binary to measure; default: build ./cmd/ivsrt")
+	fs.DurationVar(&o.quietWait, "quiet-wait", 20*time.Second, "before each phase, wait up to this long for the rest of the machine to go idle; 0 to not wait")
+	fs.StringVar(&o.perfDir, "perf", "", "record a CPU profile of the server with perf during each measured window, into this folder")
+	fs.StringVar(&o.out, "out", "", "report file; default bench/results/<date>/sfu.md, - for none")
+	gogc := fs.Int("client-gogc", 400, "GOGC of the bench process (the load generator); the server keeps Go's default")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	for _, f := range strings.Split(*subs, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("--subscribers %q: want positive numbers separated by commas", *subs)
+		}
+		o.subscribers = append(o.subscribers, n)
+	}
+	o.stream.bitrate = *kbps * 1000
+	switch {
+	case o.duration <= 0:
+		return nil, errors.New("--duration: want more than 0")
+	case o.runs < 1:
+		return nil, errors.New("--runs: want 1 or more")
+	case o.stream.bitrate <= 0 || o.stream.fps <= 0:
+		return nil, errors.New("--bitrate and --fps: want more than 0")
+	case o.stream.payloadSize < 64 || o.stream.payloadSize > 1400:
+		return nil, errors.New("--payload: want 64 to 1400 bytes")
+	case o.stream.keyframeSize < 1:
+		return nil, errors.New("--keyframe-size: want 1 or more")
+	case o.client != "lite" && o.client != "pion":
+		return nil, errors.New("--client: want lite or pion")
+	case o.joinConcurrency < 1:
+		return nil, errors.New("--join-concurrency: want 1 or more")
+	}
+	debug.SetGCPercent(*gogc)
+	return o, nil
+}
+
+func run(ctx context.Context, args []string) error {
+	o, err := parseFlags(args)
+	if err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp("", "sfubench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	root, rootErr := moduleRoot()
+	if o.serverBin == "" {
+		if rootErr != nil {
+			return rootErr
+		}
+		logf("building ivsrt")
+		if o.serverBin, err = buildServer(ctx, root, tmp); err != nil {
+			return err
+		}
+	}
+	if o.out == "" {
+		if rootErr != nil {
+			return rootErr
+		}
+		o.out = filepath.Join(root, "bench", "results", time.Now().Format("2006-01-02"), "sfu.md")
+	}
+
+	logf("stream: %.2f Mbps, %d fps, %.0f packets/s, %d-byte payloads; %d run(s) of %v", float64(o.stream.bitrate)/1e6,
+		o.stream.fps, o.stream.packetsPerSecond(), o.stream.payloadSize, o.runs, o.subscribers)
+	results := make([][]result, o.runs)
+	for r := range o.runs {
+		for _, n := range o.subscribers {
+			logf("run %d, %d subscribers: ivsrt", r+1, n)
+			sfu, err := runSFU(ctx, o, tmp, n, r+1)
+			if err != nil {
+				return fmt.Errorf("run %d, %d subscribers, ivsrt: %w", r+1, n, err)
+			}
+			res := result{sfu: sfu}
+			logf("  %s", sfu.summary())
+			if o.baseline {
+				logf("run %d, %d subscribers: relay", r+1, n)
+				if res.relay, err = runBaseline(ctx, o, n); err != nil {
+					return fmt.Errorf("run %d, %d subscribers, relay: %w", r+1, n, err)
+				}
+				logf("  %s", res.relay.summary())
+			}
+			results[r] = append(results[r], res)
+		}
+	}
+	report := writeReport(o, results)
+	fmt.Print(report)
+	if o.out != "-" {
+		if err := os.MkdirAll(filepath.Dir(o.out), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(o.out, []byte(report), 0o644); err != nil {
+			return err
+		}
+		logf("wrote %s", o.out)
+	}
+	return nil
+}
+
+// result is one run's measurements for one subscriber count.
+type result struct {
+	sfu, relay *measurement
+}
+
+// median returns the median of xs (the mean of the middle two for an
+// even count).
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}

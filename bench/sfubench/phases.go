@@ -1,0 +1,447 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/ivsrealtime"
+)
+
+// options are the bench's settings (its flags).
+type options struct {
+	subscribers     []int
+	duration        time.Duration
+	warmup          time.Duration
+	drain           time.Duration
+	runs            int
+	stream          streamConfig
+	joinConcurrency int
+	joinTimeout     time.Duration
+	rtcpFeedback    bool
+	client          string // "lite" or "pion"
+	baseline        bool
+	serverBin       string
+	perfDir         string
+	quietWait       time.Duration
+	out             string
+}
+
+// measurement is what one phase (the SFU or the relay, N subscribers)
+// measured over its window.
+type measurement struct {
+	n          int
+	subscribed int // receivers the phase started; the SFU's WHEP sessions that were set up
+	window     time.Duration
+	sent       uint64 // packets the publisher sent in the window
+	received   uint64 // of those, distinct arrivals summed over the receivers
+	arrived    uint64 // packets that arrived in the window, whenever sent
+	wireBytes  uint64 // bytes the receivers' sockets got in the window
+	serverCPU  time.Duration
+	selfCPU    time.Duration
+	machineCPU time.Duration
+	drops      uint64
+	latency    histogram
+	joins      []time.Duration // WHEP request to first packet, of those that got one
+	failed     int             // subscribers refused, or without a packet within the join timeout
+	plis       uint64          // keyframe requests the publisher received while the subscribers joined
+}
+
+// window is the start or end of a measured window.
+type window struct {
+	cpu     cpuSample
+	counter uint64
+	wire    uint64
+	arrived uint64
+}
+
+func (m *measurement) between(a, b window) {
+	m.window = b.cpu.at.Sub(a.cpu.at)
+	m.sent = b.counter - a.counter
+	m.wireBytes = b.wire - a.wire
+	m.arrived = b.arrived - a.arrived
+	m.serverCPU = b.cpu.server - a.cpu.server
+	m.selfCPU = b.cpu.self - a.cpu.self
+	m.machineCPU = b.cpu.machine - a.cpu.machine
+	m.drops = b.cpu.drops - a.cpu.drops
+}
+
+// apiClient returns an SDK client of the server's API with throwaway keys
+// (the server runs with --dev).
+func apiClient(base string, hc *http.Client) *ivsrealtime.Client {
+	return ivsrealtime.NewFromConfig(aws.Config{
+		Region:           "us-east-1",
+		Credentials:      credentials.NewStaticCredentialsProvider("AKIDSFUBENCH", "sfubench-secret", ""),
+		RetryMaxAttempts: 1,
+		HTTPClient:       hc,
+	}, func(o *ivsrealtime.Options) { o.BaseEndpoint = aws.String(base) })
+}
+
+type participantToken struct{ id, token string }
+
+// makeTokens creates a stage and n participant tokens in it.
+func makeTokens(ctx context.Context, api *ivsrealtime.Client, n int) ([]participantToken, error) {
+	stage, err := api.CreateStage(ctx, &ivsrealtime.CreateStageInput{Name: aws.String("sfubench")})
+	if err != nil {
+		return nil, fmt.Errorf("CreateStage: %w", err)
+	}
+	toks := make([]participantToken, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range 8 {
+		wg.Go(func() {
+			for i := range next {
+				out, err := api.CreateParticipantToken(ctx, &ivsrealtime.CreateParticipantTokenInput{
+					StageArn: stage.Stage.Arn, UserId: aws.String(fmt.Sprintf("sfubench-%d", i))})
+				if err != nil {
+					errs[i] = fmt.Errorf("CreateParticipantToken: %w", err)
+					continue
+				}
+				toks[i] = participantToken{aws.ToString(out.ParticipantToken.ParticipantId), aws.ToString(out.ParticipantToken.Token)}
+			}
+		})
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return toks, errors.Join(errs...)
+}
+
+// runSFU measures ivsrt forwarding one publisher to n subscribers.
+func runSFU(ctx context.Context, o *options, tmp string, n int, run int) (*measurement, error) {
+	if err := waitQuiet(ctx, o.quietWait); err != nil {
+		return nil, err
+	}
+	srv, err := startServer(ctx, o.serverBin, tmp)
+	if err != nil {
+		return nil, err
+	}
+	defer srv.stop()
+	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: o.joinConcurrency + 8}}
+	defer hc.CloseIdleConnections()
+	toks, err := makeTokens(ctx, apiClient(srv.url, hc), n+1)
+	if err != nil {
+		return nil, err
+	}
+
+	pub, err := publish(ctx, hc, srv.url, toks[0].token, o.stream, o.rtcpFeedback)
+	if err != nil {
+		return nil, fmt.Errorf("%w (server log: %s)", err, tail(srv.log))
+	}
+	defer pub.close()
+
+	m := &measurement{n: n}
+	subs := make([]receiver, n)
+	defer func() {
+		// The server goes first: nobody's departure needs recording.
+		srv.stop()
+		var wg sync.WaitGroup
+		for _, s := range subs {
+			if s != nil {
+				wg.Go(s.close)
+			}
+		}
+		wg.Wait()
+	}()
+	joinErrs := make([]error, n)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range o.joinConcurrency {
+		wg.Go(func() {
+			for i := range next {
+				s, err := joinOne(ctx, hc, srv.url, toks[i+1].token, toks[0].id, o)
+				mu.Lock()
+				subs[i], joinErrs[i] = s, err
+				mu.Unlock()
+			}
+		})
+	}
+	for i := range n {
+		select {
+		case next <- i:
+		case <-ctx.Done():
+		}
+	}
+	close(next)
+	wg.Wait()
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	m.plis = pub.sender.keyRequests.Load()
+	var firstErr error
+	for i, s := range subs {
+		if s == nil {
+			m.failed++
+			if firstErr == nil {
+				firstErr = joinErrs[i]
+			}
+			continue
+		}
+		m.subscribed++
+		if at := s.counts().firstAt(); !at.IsZero() {
+			m.joins = append(m.joins, at.Sub(s.began()))
+		} else {
+			m.failed++
+		}
+	}
+	if m.subscribed == 0 {
+		return nil, fmt.Errorf("no subscriber could join: %v (server log: %s)", firstErr, tail(srv.log))
+	}
+	if firstErr != nil {
+		logf("  %d of %d subscribers failed to join, the first: %v", m.failed, n, firstErr)
+	}
+
+	if err := sleep(ctx, o.warmup); err != nil {
+		return nil, err
+	}
+	var perf *exec.Cmd
+	if o.perfDir != "" {
+		perf = startPerf(o.perfDir, fmt.Sprintf("sfu-n%d-run%d", n, run), srv.pid())
+	}
+	wire := func() (wire, arrived uint64) {
+		for _, s := range subs {
+			if s != nil {
+				wire += s.wire()
+				arrived += s.counts().arrivals()
+			}
+		}
+		return wire, arrived
+	}
+	measure := func(on bool) {
+		for _, s := range subs {
+			if s != nil {
+				s.counts().setMeasure(on)
+			}
+		}
+	}
+	measure(true)
+	start, err := mark(srv.pid(), pub.sender, wire)
+	if err != nil {
+		return nil, err
+	}
+	if err := sleep(ctx, o.duration); err != nil {
+		return nil, err
+	}
+	end, err := mark(srv.pid(), pub.sender, wire)
+	if err != nil {
+		return nil, err
+	}
+	measure(false)
+	stopPerf(perf)
+	m.between(start, end)
+	if err := sleep(ctx, o.drain); err != nil {
+		return nil, err
+	}
+	for _, s := range subs {
+		if s != nil {
+			t := s.counts()
+			m.received += t.count(start.counter, end.counter)
+			t.mu.Lock()
+			m.latency.merge(&t.latency)
+			t.mu.Unlock()
+		}
+	}
+	return m, nil
+}
+
+// joinOne subscribes and waits for the first packet. A subscriber that
+// was refused for want of a publisher (the server may see the publisher
+// connected a moment after the publisher does) tries again.
+func joinOne(ctx context.Context, hc *http.Client, base, token, publisherID string, o *options) (receiver, error) {
+	deadline := time.Now().Add(o.joinTimeout)
+	for {
+		var s receiver
+		var err error
+		if o.client == "pion" {
+			s, err = subscribe(ctx, hc, base, token, publisherID, o.rtcpFeedback)
+		} else {
+			s, err = subscribeLite(ctx, hc, base, token, publisherID)
+		}
+		var ref *refused
+		if errors.As(err, &ref) && ref.code == "PUBLISHER_NOT_FOUND" && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		for s.counts().firstAt().IsZero() && time.Now().Before(deadline) && ctx.Err() == nil {
+			time.Sleep(2 * time.Millisecond)
+		}
+		return s, nil
+	}
+}
+
+// mark samples the CPU times, the publisher's counter and the bytes
+// received, at the start or end of a window.
+func mark(pid int, snd *sender, received func() (wire, arrived uint64)) (window, error) {
+	var w window
+	w.counter = snd.sent.Load()
+	w.wire, w.arrived = received()
+	var err error
+	w.cpu, err = sampleCPU(pid)
+	return w, err
+}
+
+// runBaseline measures the relay forwarding the same stream to n
+// receivers.
+func runBaseline(ctx context.Context, o *options, n int) (*measurement, error) {
+	if err := waitQuiet(ctx, o.quietWait); err != nil {
+		return nil, err
+	}
+	relay, err := startRelay(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer relay.stop()
+	rs, err := joinRelay(relay.addr, n)
+	if err != nil {
+		return nil, err
+	}
+	defer closeReceivers(rs)
+	conn, err := net.DialUDP("udp4", nil, relay.addr)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	conn.SetWriteBuffer(socketBuffer)
+	snd := newSender(o.stream, func(raw []byte) error {
+		_, err := conn.Write(raw)
+		return err
+	})
+	go snd.run()
+	defer snd.close()
+
+	m := &measurement{n: n, subscribed: n}
+	if err := sleep(ctx, o.warmup); err != nil {
+		return nil, err
+	}
+	wire := func() (wire, arrived uint64) {
+		for _, r := range rs {
+			wire += r.bytes.Load()
+			arrived += r.tally.arrivals()
+		}
+		return wire, arrived
+	}
+	for _, r := range rs {
+		r.tally.setMeasure(true)
+	}
+	start, err := mark(relay.pid(), snd, wire)
+	if err != nil {
+		return nil, err
+	}
+	if err := sleep(ctx, o.duration); err != nil {
+		return nil, err
+	}
+	end, err := mark(relay.pid(), snd, wire)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range rs {
+		r.tally.setMeasure(false)
+	}
+	m.between(start, end)
+	if err := sleep(ctx, o.drain); err != nil {
+		return nil, err
+	}
+	for _, r := range rs {
+		m.received += r.tally.count(start.counter, end.counter)
+		r.tally.mu.Lock()
+		m.latency.merge(&r.tally.latency)
+		r.tally.mu.Unlock()
+	}
+	return m, nil
+}
+
+// startPerf records a CPU profile of pid with perf until stopPerf; nil if
+// perf cannot be started.
+func startPerf(dir, name string, pid int) *exec.Cmd {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		logf("  perf: %v", err)
+		return nil
+	}
+	cmd := exec.Command("perf", "record", "-F", "499", "-g", "-p", fmt.Sprint(pid),
+		"-o", filepath.Join(dir, name+".perf.data"))
+	cmd.Stdout, cmd.Stderr = nil, nil
+	if err := startChild(cmd); err != nil {
+		logf("  perf: %v", err)
+		return nil
+	}
+	return cmd
+}
+
+func stopPerf(cmd *exec.Cmd) {
+	if cmd == nil {
+		return
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		<-done
+	}
+	children.mu.Lock()
+	delete(children.procs, cmd.Process)
+	children.mu.Unlock()
+}
+
+// waitQuiet waits, up to max, for the rest of the machine to go idle (at
+// most 0.15 cores busy over a second): other work on the same cores
+// makes the figures of a phase worse than they are.
+func waitQuiet(ctx context.Context, max time.Duration) error {
+	if max <= 0 {
+		return nil
+	}
+	deadline := time.Now().Add(max)
+	for {
+		a, err := machineCPU()
+		if err != nil {
+			return err
+		}
+		t := time.Now()
+		if err := sleep(ctx, time.Second); err != nil {
+			return err
+		}
+		b, err := machineCPU()
+		if err != nil {
+			return err
+		}
+		busy := (b - a).Seconds() / time.Since(t).Seconds()
+		if busy <= 0.15 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			logf("  the machine is still busy (%.2f cores); measuring anyway", busy)
+			return nil
+		}
+	}
+}
+
+// sleep waits for d or until ctx is done.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

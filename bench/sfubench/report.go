@@ -1,0 +1,241 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// figures are the derived numbers of one measurement.
+type figures struct {
+	pps, mbps, loss          float64 // forwarded packets/s, Mbps on the wire, % lost
+	cpu, usPerPkt, sPerGbit  float64 // server: % of one core, µs per packet, CPU s per Gbit
+	self, other              float64 // % of one core: the bench, everything else
+	joinP50, joinP99         float64 // ms
+	latP50, latP99           float64 // ms
+	drops                    float64 // datagrams dropped by full receive buffers, machine-wide
+	subscribed, failed, sent float64
+}
+
+func (m *measurement) figures() figures {
+	secs := m.window.Seconds()
+	f := figures{subscribed: float64(m.subscribed), failed: float64(m.failed), sent: float64(m.sent)}
+	if secs <= 0 {
+		return f
+	}
+	f.pps = float64(m.arrived) / secs
+	f.mbps = float64(m.wireBytes) * 8 / secs / 1e6
+	if expected := float64(m.sent) * float64(m.subscribed); expected > 0 {
+		f.loss = 100 * (1 - float64(m.received)/expected)
+	}
+	f.cpu = 100 * m.serverCPU.Seconds() / secs
+	if m.arrived > 0 {
+		f.usPerPkt = float64(m.serverCPU.Microseconds()) / float64(m.arrived)
+	}
+	if m.wireBytes > 0 {
+		f.sPerGbit = m.serverCPU.Seconds() / (float64(m.wireBytes) * 8 / 1e9)
+	}
+	f.self = 100 * m.selfCPU.Seconds() / secs
+	f.other = 100 * max(0, (m.machineCPU-m.serverCPU-m.selfCPU).Seconds()) / secs
+	joins := append([]time.Duration(nil), m.joins...)
+	f.joinP50 = ms(percentile(joins, 0.50))
+	f.joinP99 = ms(percentile(joins, 0.99))
+	f.latP50 = ms(m.latency.quantile(0.50))
+	f.latP99 = ms(m.latency.quantile(0.99))
+	f.drops = float64(m.drops)
+	return f
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func (m *measurement) summary() string {
+	f := m.figures()
+	s := fmt.Sprintf("%.0f packets/s, %.1f Mbps, loss %.3f%%, server CPU %.0f%% (%.1f µs/packet), bench CPU %.0f%%, other CPU %.0f%%, latency p50 %.1f ms p99 %.1f ms, rcvbuf drops %.0f",
+		f.pps, f.mbps, f.loss, f.cpu, f.usPerPkt, f.self, f.other, f.latP50, f.latP99, f.drops)
+	if len(m.joins) > 0 {
+		s += fmt.Sprintf(", join p50 %.0f ms p99 %.0f ms, %d keyframe requests", f.joinP50, f.joinP99, m.plis)
+	}
+	if m.failed > 0 {
+		s += fmt.Sprintf(", %d failed to join", m.failed)
+	}
+	return s
+}
+
+// medianFigures takes each figure's median over runs on its own.
+func medianFigures(fs []figures) figures {
+	pick := func(get func(figures) float64) float64 {
+		xs := make([]float64, len(fs))
+		for i, f := range fs {
+			xs[i] = get(f)
+		}
+		return median(xs)
+	}
+	return figures{
+		pps: pick(func(f figures) float64 { return f.pps }), mbps: pick(func(f figures) float64 { return f.mbps }),
+		loss: pick(func(f figures) float64 { return f.loss }), cpu: pick(func(f figures) float64 { return f.cpu }),
+		usPerPkt: pick(func(f figures) float64 { return f.usPerPkt }), sPerGbit: pick(func(f figures) float64 { return f.sPerGbit }),
+		self: pick(func(f figures) float64 { return f.self }), other: pick(func(f figures) float64 { return f.other }),
+		joinP50: pick(func(f figures) float64 { return f.joinP50 }), joinP99: pick(func(f figures) float64 { return f.joinP99 }),
+		latP50: pick(func(f figures) float64 { return f.latP50 }), latP99: pick(func(f figures) float64 { return f.latP99 }),
+		drops: pick(func(f figures) float64 { return f.drops }), subscribed: pick(func(f figures) float64 { return f.subscribed }),
+		failed: pick(func(f figures) float64 { return f.failed }), sent: pick(func(f figures) float64 { return f.sent }),
+	}
+}
+
+// tables renders the SFU table and the relay table of one set of
+// figures per subscriber count.
+func tables(b *strings.Builder, ns []int, sfu, relay []figures) {
+	b.WriteString("| subscribers | joined | packets/s forwarded | Mbps on the wire | loss | SFU CPU (% of one core) | SFU CPU µs/packet | SFU CPU s/Gbit | join → first packet p50 / p99 ms | latency p50 / p99 ms | bench CPU (% of one core) | other CPU | rcvbuf drops |\n")
+	b.WriteString("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for i, n := range ns {
+		f := sfu[i]
+		fmt.Fprintf(b, "| %d | %.0f | %s | %.0f | %s | %.0f%% | %.1f | %.2f | %.0f / %.0f | %.1f / %.1f | %.0f%% | %.0f%% | %.0f |\n",
+			n, f.subscribed-f.failed, kilo(f.pps), f.mbps, pct(f.loss), f.cpu, f.usPerPkt, f.sPerGbit,
+			f.joinP50, f.joinP99, f.latP50, f.latP99, f.self, f.other, f.drops)
+	}
+	if relay == nil {
+		return
+	}
+	b.WriteString("\nPlain UDP relay of the same packets, same run:\n\n")
+	b.WriteString("| subscribers | relay packets/s | relay Mbps | relay loss | relay CPU (% of one core) | relay CPU µs/packet | latency p50 / p99 ms | bench CPU | SFU / relay packet rate | relay / SFU CPU per packet |\n")
+	b.WriteString("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for i, n := range ns {
+		r, s := relay[i], sfu[i]
+		rate, cost := 0.0, 0.0
+		if r.pps > 0 {
+			rate = 100 * s.pps / r.pps
+		}
+		if s.usPerPkt > 0 {
+			cost = 100 * r.usPerPkt / s.usPerPkt
+		}
+		fmt.Fprintf(b, "| %d | %s | %.0f | %s | %.0f%% | %.1f | %.1f / %.1f | %.0f%% | %.0f%% | %.0f%% |\n",
+			n, kilo(r.pps), r.mbps, pct(r.loss), r.cpu, r.usPerPkt, r.latP50, r.latP99, r.self, rate, cost)
+	}
+}
+
+func kilo(x float64) string {
+	if x >= 10000 {
+		return fmt.Sprintf("%.1fk", x/1000)
+	}
+	return fmt.Sprintf("%.0f", x)
+}
+
+func pct(x float64) string {
+	if x < 0.0005 {
+		return "0"
+	}
+	return fmt.Sprintf("%.3f%%", x)
+}
+
+// writeReport renders the report: the medians over the runs, then each
+// run.
+func writeReport(o *options, results [][]result) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# sfubench — %s\n\n", time.Now().Format("2006-01-02 15:04"))
+	fmt.Fprintf(&b, "- machine: %d cores (%s), Linux %s, net.core.rmem_max %s, wmem_max %s\n",
+		runtime.NumCPU(), cpuModel(), readTrim("/proc/sys/kernel/osrelease"),
+		readTrim("/proc/sys/net/core/rmem_max"), readTrim("/proc/sys/net/core/wmem_max"))
+	fmt.Fprintf(&b, "- ivsrt: %s, %s\n", gitDescribe(), runtime.Version())
+	s := o.stream
+	fmt.Fprintf(&b, "- publisher: VP8, %.2f Mbps of RTP payload, %d fps, payloads up to %d bytes, keyframe every %v (%.0f× a frame), paced at %.1f×: %.0f packets/s\n",
+		float64(s.bitrate)/1e6, s.fps, s.payloadSize, s.keyframeEvery, s.keyframeSize, s.pacing, s.packetsPerSecond())
+	fmt.Fprintf(&b, "- subscribers: one WHEP peer connection each (DTLS, SRTP), joining %d at a time; receiver reports and NACKs: %v\n",
+		o.joinConcurrency, o.rtcpFeedback)
+	fmt.Fprintf(&b, "- each phase: %v warm-up once all have joined, %v measured, %d run(s); the figures are medians over the runs, each taken on its own\n",
+		o.warmup, o.duration, o.runs)
+	fmt.Fprintf(&b, "- command: `go run ./bench/sfubench %s`\n\n", strings.Join(os.Args[1:], " "))
+
+	median := func(pick func(result) *measurement) []figures {
+		out := make([]figures, len(o.subscribers))
+		for i := range o.subscribers {
+			var fs []figures
+			for _, run := range results {
+				if m := pick(run[i]); m != nil {
+					fs = append(fs, m.figures())
+				}
+			}
+			out[i] = medianFigures(fs)
+		}
+		return out
+	}
+	sfu := median(func(r result) *measurement { return r.sfu })
+	var relay []figures
+	if o.baseline {
+		relay = median(func(r result) *measurement { return r.relay })
+	}
+	b.WriteString("## ivsrt\n\n")
+	tables(&b, o.subscribers, sfu, relay)
+	b.WriteString("\n")
+	if o.runs > 1 {
+		for r, run := range results {
+			fmt.Fprintf(&b, "<details><summary>run %d</summary>\n\n", r+1)
+			var sf, rf []figures
+			for _, res := range run {
+				sf = append(sf, res.sfu.figures())
+				if res.relay != nil {
+					rf = append(rf, res.relay.figures())
+				}
+			}
+			if !o.baseline {
+				rf = nil
+			}
+			tables(&b, o.subscribers, sf, rf)
+			b.WriteString("\n</details>\n\n")
+		}
+	}
+	b.WriteString(columnNotes)
+	return b.String()
+}
+
+const columnNotes = `### Columns
+
+- **packets/s forwarded**: RTP packets of the publisher that reached the subscribers during the
+  measured window, summed over the subscribers, per second. **loss** is what of the packets the
+  publisher sent in the window (× subscribers) never arrived, by the counter in each payload (so
+  retransmissions and duplicates count once), after a drain of the packets still in flight: a
+  packet later than the drain is lost, as it would be to a player.
+- **Mbps on the wire**: the UDP payload bytes the subscribers' sockets received (SRTP with its
+  authentication tag, RTCP, STUN), per second.
+- **SFU CPU**: user + system time of the server process over the window (` + "`/proc/PID/stat`" + `, 10 ms
+  ticks), as % of one core, per forwarded packet, and per forwarded gigabit on the wire.
+  On loopback a send also runs the receiving side of the kernel, so it is in these figures.
+- **join → first packet**: from the start of the WHEP request to the first RTP packet, over all
+  subscribers as they joined (the first packet is the start of a keyframe the SFU asked for).
+- **latency**: one-way, publisher send to subscriber receive, of the window's packets (one clock).
+- **bench CPU**: the load generator (publisher and subscribers, this process) on the same cores;
+  **other CPU**: the rest of the machine. **rcvbuf drops**: datagrams the kernel dropped because
+  a receive buffer was full (` + "`/proc/net/snmp`" + ` RcvbufErrors, machine-wide).
+- **SFU / relay packet rate**: forwarded packets/s of ivsrt over the relay's for the same offered
+  load; it stays near 100% until one of them saturates. **relay / SFU CPU per packet** says how
+  many packets the SFU forwards per core-second relative to the relay (its share of the ceiling
+  once CPU-bound).
+`
+
+func cpuModel() string {
+	data, _ := os.ReadFile("/proc/cpuinfo")
+	for _, line := range strings.Split(string(data), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown CPU"
+}
+
+func readTrim(path string) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "?"
+	}
+	return strings.TrimSpace(string(data))
+}
+
+func gitDescribe() string {
+	out, err := exec.Command("git", "describe", "--always", "--dirty").Output()
+	if err != nil {
+		return "unknown commit"
+	}
+	return "commit " + strings.TrimSpace(string(out))
+}
