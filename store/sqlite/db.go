@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"sort"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/ivsrt/ivsrt"
@@ -34,6 +35,18 @@ type DB struct {
 	write *sql.DB
 	read  *sql.DB
 
+	// Statements of the hot paths, by query text, prepared on each pool so
+	// that SQLite parses them once per connection rather than on every call.
+	writeStmts map[string]*sql.Stmt
+	readStmts  map[string]*sql.Stmt
+
+	// Participant tokens go through one writer that commits them in
+	// groups (see CreateParticipantToken).
+	tokenWrites     chan *tokenWrite
+	tokenWriterDone chan struct{}
+	closing         chan struct{}
+	closeOnce       sync.Once
+
 	// Now returns the current time; tests replace it. It is read once per
 	// transaction.
 	Now func() time.Time
@@ -42,7 +55,7 @@ type DB struct {
 // Open opens (creating if needed) the database at path and applies pending
 // migrations.
 func Open(ctx context.Context, path string) (*DB, error) {
-	db := &DB{path: path, Now: time.Now}
+	db := &DB{path: path, Now: time.Now, closing: make(chan struct{})}
 	var err error
 	if db.write, err = openPool(path, 1, "immediate"); err != nil {
 		return nil, err
@@ -55,7 +68,40 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		db.Close()
 		return nil, err
 	}
+	if db.writeStmts, err = prepare(ctx, db.write, writeQueries); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if db.readStmts, err = prepare(ctx, db.read, readQueries); err != nil {
+		db.Close()
+		return nil, err
+	}
+	db.tokenWrites = make(chan *tokenWrite)
+	db.tokenWriterDone = make(chan struct{})
+	go db.writeTokens()
 	return db, nil
+}
+
+// The queries prepared on each pool. Tx's query methods use the prepared
+// statement when given one of these texts exactly.
+var (
+	writeQueries = []string{qStageExists, qInsertToken}
+	readQueries  = []string{qGetStage, qListStages}
+)
+
+func prepare(ctx context.Context, pool *sql.DB, queries []string) (map[string]*sql.Stmt, error) {
+	stmts := make(map[string]*sql.Stmt, len(queries))
+	for _, q := range queries {
+		st, err := pool.PrepareContext(ctx, q)
+		if err != nil {
+			for _, st := range stmts {
+				st.Close()
+			}
+			return nil, fmt.Errorf("prepare %q: %w", q, err)
+		}
+		stmts[q] = st
+	}
+	return stmts, nil
 }
 
 func openPool(path string, conns int, txlock string) (*sql.DB, error) {
@@ -78,7 +124,17 @@ func openPool(path string, conns int, txlock string) (*sql.DB, error) {
 
 // Close closes the database.
 func (db *DB) Close() error {
-	return errors.Join(db.read.Close(), db.write.Close())
+	db.closeOnce.Do(func() { close(db.closing) })
+	if db.tokenWriterDone != nil {
+		<-db.tokenWriterDone
+	}
+	var errs []error
+	for _, stmts := range []map[string]*sql.Stmt{db.writeStmts, db.readStmts} {
+		for _, st := range stmts {
+			errs = append(errs, st.Close())
+		}
+	}
+	return errors.Join(append(errs, db.read.Close(), db.write.Close())...)
 }
 
 // migrate applies, in name order, each embedded migration not yet recorded
@@ -130,7 +186,8 @@ func (db *DB) applyMigration(ctx context.Context, name string) error {
 // Tx is a write transaction with the time it is taking place at.
 type Tx struct {
 	*sql.Tx
-	now time.Time
+	now   time.Time
+	stmts map[string]*sql.Stmt // prepared on the transaction's pool
 }
 
 func (db *DB) beginWrite(ctx context.Context) (*Tx, error) {
@@ -138,7 +195,7 @@ func (db *DB) beginWrite(ctx context.Context) (*Tx, error) {
 	if err != nil {
 		return nil, fmt.Errorf("begin: %w", err)
 	}
-	return &Tx{Tx: tx, now: db.Now().UTC().Truncate(time.Millisecond)}, nil
+	return &Tx{Tx: tx, now: db.Now().UTC().Truncate(time.Millisecond), stmts: db.writeStmts}, nil
 }
 
 func (db *DB) beginRead(ctx context.Context) (*Tx, error) {
@@ -146,7 +203,30 @@ func (db *DB) beginRead(ctx context.Context) (*Tx, error) {
 	if err != nil {
 		return nil, fmt.Errorf("begin read: %w", err)
 	}
-	return &Tx{Tx: tx, now: db.Now().UTC().Truncate(time.Millisecond)}, nil
+	return &Tx{Tx: tx, now: db.Now().UTC().Truncate(time.Millisecond), stmts: db.readStmts}, nil
+}
+
+// ExecContext, QueryContext and QueryRowContext run query as *sql.Tx does,
+// through its prepared statement if it has one.
+func (tx *Tx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if st, ok := tx.stmts[query]; ok {
+		return tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+	}
+	return tx.Tx.ExecContext(ctx, query, args...)
+}
+
+func (tx *Tx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if st, ok := tx.stmts[query]; ok {
+		return tx.StmtContext(ctx, st).QueryContext(ctx, args...)
+	}
+	return tx.Tx.QueryContext(ctx, query, args...)
+}
+
+func (tx *Tx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	if st, ok := tx.stmts[query]; ok {
+		return tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
+	}
+	return tx.Tx.QueryRowContext(ctx, query, args...)
 }
 
 // translate turns driver errors into domain codes: a constraint violation

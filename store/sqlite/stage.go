@@ -113,15 +113,73 @@ func (db *DB) CreateStage(ctx context.Context, stage *ivsrt.Stage, tokens []*ivs
 
 // GetStage implements ivsrt.StageStore.
 func (db *DB) GetStage(ctx context.Context, arn ivsrt.StageARN) (*ivsrt.Stage, error) {
-	tx, err := db.beginRead(ctx)
+	// One statement reads the stage and its tags from one snapshot, so no
+	// explicit transaction is needed.
+	rows, err := db.readStmts[qGetStage].QueryContext(ctx, string(arn))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("get stage: %w", err)
 	}
-	defer tx.Rollback()
-	return getStage(ctx, tx, arn)
+	stages, _, err := scanStagesWithTags(rows)
+	if err != nil {
+		return nil, fmt.Errorf("get stage: %w", err)
+	}
+	if len(stages) == 0 {
+		return nil, ivsrt.Errorf(ivsrt.ENOTFOUND, "stage not found")
+	}
+	return stages[0], nil
 }
 
 const stageColumns = `seq, arn, name, active_session_id, recording, created_at, updated_at`
+
+// qGetStage and qListStages return stages with their tags, one row per tag
+// (or one row with NULL tag columns for a stage without tags), rows of a
+// stage next to each other.
+const (
+	qGetStage = `SELECT s.seq, s.arn, s.name, s.active_session_id, s.recording, s.created_at, s.updated_at, t.key, t.value
+		FROM stages s LEFT JOIN tags t ON t.resource_arn = s.arn WHERE s.arn = ?`
+	qListStages = `SELECT s.seq, s.arn, s.name, s.active_session_id, s.recording, s.created_at, s.updated_at, t.key, t.value
+		FROM (SELECT ` + stageColumns + ` FROM stages WHERE seq > ? ORDER BY seq LIMIT ?) s
+		LEFT JOIN tags t ON t.resource_arn = s.arn ORDER BY s.seq`
+)
+
+// scanStagesWithTags reads the rows of qGetStage or qListStages, closing
+// them, and returns the stages in order with their seqs.
+func scanStagesWithTags(rows *sql.Rows) ([]*ivsrt.Stage, []int64, error) {
+	defer rows.Close()
+	var (
+		stages []*ivsrt.Stage
+		seqs   []int64
+	)
+	for rows.Next() {
+		var (
+			s                    ivsrt.Stage
+			seq                  int64
+			active, rec          sql.NullString
+			createdAt, updatedAt int64
+			key, value           sql.NullString
+		)
+		if err := rows.Scan(&seq, &s.ARN, &s.Name, &active, &rec, &createdAt, &updatedAt, &key, &value); err != nil {
+			return nil, nil, err
+		}
+		if n := len(seqs); n == 0 || seqs[n-1] != seq {
+			s.ActiveSessionID = ivsrt.SessionID(active.String)
+			s.CreatedAt, s.UpdatedAt = fromMillis(createdAt), fromMillis(updatedAt)
+			var err error
+			if s.AutoParticipantRecording, err = decodeRecording(rec); err != nil {
+				return nil, nil, err
+			}
+			s.Tags = map[string]string{}
+			stages, seqs = append(stages, &s), append(seqs, seq)
+		}
+		if key.Valid {
+			stages[len(stages)-1].Tags[key.String] = value.String
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, err
+	}
+	return stages, seqs, rows.Close()
+}
 
 func scanStage(row interface{ Scan(...any) error }) (*ivsrt.Stage, int64, error) {
 	var (
@@ -218,40 +276,19 @@ func (db *DB) ListStages(ctx context.Context, page ivsrt.Page) ([]*ivsrt.Stage, 
 	if err != nil {
 		return nil, "", err
 	}
-	tx, err := db.beginRead(ctx)
-	if err != nil {
-		return nil, "", err
-	}
-	defer tx.Rollback()
-	rows, err := tx.QueryContext(ctx, `SELECT `+stageColumns+` FROM stages WHERE seq > ? ORDER BY seq LIMIT ?`, after, page.Limit+1)
+	// One statement reads the page and its tags from one snapshot.
+	rows, err := db.readStmts[qListStages].QueryContext(ctx, after, page.Limit+1)
 	if err != nil {
 		return nil, "", fmt.Errorf("list stages: %w", err)
 	}
-	defer rows.Close()
-	var (
-		stages []*ivsrt.Stage
-		seqs   []int64
-	)
-	for rows.Next() {
-		s, seq, err := scanStage(rows)
-		if err != nil {
-			return nil, "", fmt.Errorf("scan stage: %w", err)
-		}
-		stages, seqs = append(stages, s), append(seqs, seq)
-	}
-	if err := rows.Err(); err != nil {
+	stages, seqs, err := scanStagesWithTags(rows)
+	if err != nil {
 		return nil, "", fmt.Errorf("list stages: %w", err)
 	}
-	rows.Close()
 	next := ""
 	if len(stages) > page.Limit {
 		stages = stages[:page.Limit]
 		next = cursor(seqs[page.Limit-1])
-	}
-	for _, s := range stages {
-		if s.Tags, err = listTags(ctx, tx, string(s.ARN)); err != nil {
-			return nil, "", err
-		}
 	}
 	return stages, next, nil
 }
@@ -316,10 +353,12 @@ func (db *DB) ListTags(ctx context.Context, arn string) (map[string]string, erro
 	return listTags(ctx, tx, arn)
 }
 
+const qStageExists = `SELECT COUNT(*) FROM stages WHERE arn = ?`
+
 // resourceExists checks a taggable resource. Stages are the only kind.
 func resourceExists(ctx context.Context, tx *Tx, arn string) error {
 	var n int
-	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM stages WHERE arn = ?`, arn).Scan(&n); err != nil {
+	if err := tx.QueryRowContext(ctx, qStageExists, arn).Scan(&n); err != nil {
 		return fmt.Errorf("find resource: %w", err)
 	}
 	if n == 0 {

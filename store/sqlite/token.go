@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -11,25 +12,113 @@ import (
 )
 
 // CreateParticipantToken implements ivsrt.TokenStore.
+//
+// Tokens are the most frequent write, so they are committed in groups: the
+// token writer inserts every token waiting at the time in one transaction
+// and syncs it once. Each caller returns only after the commit holding its
+// token is on disk.
 func (db *DB) CreateParticipantToken(ctx context.Context, tok *ivsrt.ParticipantToken) error {
-	tx, err := db.beginWrite(ctx)
-	if err != nil {
-		return err
+	w := &tokenWrite{ctx: ctx, tok: tok, done: make(chan error, 1)}
+	select {
+	case db.tokenWrites <- w:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-db.closing:
+		return errors.New("sqlite: database closed")
 	}
-	defer tx.Rollback()
+	// Once taken, a token is answered right after its group's commit, so
+	// the caller waits for the outcome even if ctx ends meanwhile.
+	return <-w.done
+}
+
+// maxTokenGroup bounds how many tokens one commit holds.
+const maxTokenGroup = 256
+
+// tokenWrite is one caller's token waiting for the token writer.
+type tokenWrite struct {
+	ctx  context.Context
+	tok  *ivsrt.ParticipantToken
+	done chan error
+}
+
+// writeTokens is the token writer: it takes a token, then every other one
+// already waiting, and commits them together, until the database closes.
+// tokenWrites is unbuffered, so every token taken is answered.
+func (db *DB) writeTokens() {
+	defer close(db.tokenWriterDone)
+	for {
+		var group []*tokenWrite
+		select {
+		case w := <-db.tokenWrites:
+			group = append(group, w)
+		case <-db.closing:
+			return
+		}
+	more:
+		for len(group) < maxTokenGroup {
+			select {
+			case w := <-db.tokenWrites:
+				group = append(group, w)
+			default:
+				break more
+			}
+		}
+		db.commitTokens(group)
+	}
+}
+
+// commitTokens inserts the tokens of group in one transaction and answers
+// each caller: its own error (stage not found, say), or else the outcome of
+// the commit.
+func (db *DB) commitTokens(group []*tokenWrite) {
+	errs := make([]error, len(group))
+	err := func() error {
+		// Not any caller's context: one caller giving up must not undo
+		// the others' tokens.
+		ctx := context.Background()
+		tx, err := db.beginWrite(ctx)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback()
+		for i, w := range group {
+			if errs[i] = w.ctx.Err(); errs[i] != nil {
+				continue
+			}
+			// A statement failing for this token alone (no such stage, a
+			// duplicate id) is undone on its own and the others stand;
+			// anything else may have taken the transaction with it.
+			errs[i] = insertCheckedToken(ctx, tx, w.tok)
+			if ivsrt.ErrorCode(errs[i]) == ivsrt.EINTERNAL {
+				return errs[i]
+			}
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("commit participant token: %w", err)
+		}
+		return nil
+	}()
+	for i, w := range group {
+		if errs[i] == nil {
+			errs[i] = err
+		}
+		w.done <- errs[i]
+	}
+}
+
+// insertCheckedToken inserts tok if its stage exists.
+func insertCheckedToken(ctx context.Context, tx *Tx, tok *ivsrt.ParticipantToken) error {
 	if err := resourceExists(ctx, tx, string(tok.StageARN)); ivsrt.ErrorCode(err) == ivsrt.ENOTFOUND {
 		return ivsrt.Errorf(ivsrt.ENOTFOUND, "stage not found")
 	} else if err != nil {
 		return err
 	}
-	if err := insertToken(ctx, tx, tok); err != nil {
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit participant token: %w", err)
-	}
-	return nil
+	return insertToken(ctx, tx, tok)
 }
+
+const qInsertToken = `INSERT INTO participant_tokens
+	(participant_id, stage_arn, user_id, attributes, capabilities, duration_minutes, created_at, expires_at)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
 
 func insertToken(ctx context.Context, tx *Tx, tok *ivsrt.ParticipantToken) error {
 	attrs, err := encodeAttributes(tok.Attributes)
@@ -40,9 +129,7 @@ func insertToken(ctx context.Context, tx *Tx, tok *ivsrt.ParticipantToken) error
 	for i, c := range tok.Capabilities {
 		caps[i] = string(c)
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO participant_tokens
-		(participant_id, stage_arn, user_id, attributes, capabilities, duration_minutes, created_at, expires_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+	if _, err := tx.ExecContext(ctx, qInsertToken,
 		string(tok.ParticipantID), string(tok.StageARN), tok.UserID, attrs, strings.Join(caps, ","),
 		tok.DurationMinutes, millis(tok.CreatedAt), millis(tok.ExpirationTime)); err != nil {
 		return translate(err, "participant token")
