@@ -15,6 +15,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ivsrealtime"
+
+	"github.com/ivsrt/ivsrt/bench/internal/procstat"
 )
 
 const region = "us-east-1"
@@ -278,5 +280,5 @@ func cpuOf(pid int) (time.Duration, error) {
 	if pid == 0 {
 		return 0, nil
 	}
-	return processCPU(pid)
+	return procstat.ProcessCPU(pid)
 }

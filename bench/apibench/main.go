@@ -25,6 +25,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/ivsrealtime"
+
+	"github.com/ivsrt/ivsrt/bench/internal/procstat"
 )
 
 // config is what the flags say.
@@ -175,7 +177,7 @@ func bench(cfg config, args []string) error {
 	if err := cfg.validate(); err != nil {
 		return err
 	}
-	root, rootErr := moduleRoot()
+	root, rootErr := procstat.ModuleRoot()
 	if cfg.Out == "" {
 		if rootErr != nil {
 			return rootErr
@@ -193,7 +195,7 @@ func bench(cfg config, args []string) error {
 			return rootErr
 		}
 		logf("building ./cmd/ivsrt")
-		if cfg.Server, err = buildServer(context.Background(), root, tmp); err != nil {
+		if cfg.Server, err = procstat.BuildServer(context.Background(), root, tmp); err != nil {
 			return err
 		}
 	}

@@ -1,70 +1,21 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
+
+	"github.com/ivsrt/ivsrt/bench/internal/procstat"
 )
 
-// clockTicks is USER_HZ, the unit of utime and stime in /proc/PID/stat. It
-// is 100 on every Linux architecture Go supports.
-const clockTicks = 100
-
-// processCPU returns the user plus system CPU time used so far by all the
-// threads of process pid.
-func processCPU(pid int) (time.Duration, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	// "pid (comm) state ppid ...": comm may hold spaces and parentheses,
-	// so the fields are counted from the last ')'.
-	i := strings.LastIndexByte(string(data), ')')
-	if i < 0 {
-		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
-	}
-	f := strings.Fields(string(data[i+1:]))
-	if len(f) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
-	}
-	// f[0] is field 3 (state); utime and stime are fields 14 and 15.
-	utime, err1 := strconv.ParseInt(f[11], 10, 64)
-	stime, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err := errors.Join(err1, err2); err != nil {
-		return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
-	}
-	return time.Duration(utime+stime) * time.Second / clockTicks, nil
-}
-
-// machineCPU returns the busy CPU time of the whole machine so far, all
-// cores together: everything but idle and iowait in /proc/stat.
+// machineCPU is procstat.MachineCPU, with 0 when /proc cannot be read: the
+// figure that depends on it is only a hint of disturbance.
 func machineCPU() time.Duration {
-	data, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return 0
-	}
-	line, _, _ := strings.Cut(string(data), "\n")
-	f := strings.Fields(line)
-	if len(f) < 9 || f[0] != "cpu" {
-		return 0
-	}
-	var busy int64
-	for i, v := range f[1:9] { // user nice system idle iowait irq softirq steal
-		if i == 3 || i == 4 {
-			continue
-		}
-		n, _ := strconv.ParseInt(v, 10, 64)
-		busy += n
-	}
-	return time.Duration(busy) * time.Second / clockTicks
+	d, _ := procstat.MachineCPU()
+	return d
 }
 
 // selfCPU returns the CPU time used so far by this process.
@@ -173,36 +124,4 @@ func tail(path string, n int) string {
 		data = data[len(data)-n:]
 	}
 	return string(data)
-}
-
-// buildServer builds the ivsrt command into dir and returns its path.
-func buildServer(ctx context.Context, moduleRoot, dir string) (string, error) {
-	bin := filepath.Join(dir, "ivsrt")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/ivsrt")
-	cmd.Dir = moduleRoot
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("go build ./cmd/ivsrt: %w\n%s", err, out)
-	}
-	return bin, nil
-}
-
-// moduleRoot finds the folder holding this module's go.mod, walking up from
-// the working directory.
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		data, err := os.ReadFile(filepath.Join(dir, "go.mod"))
-		if err == nil && strings.Contains(string(data), "module github.com/ivsrt/ivsrt\n") {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("run apibench from inside the github.com/ivsrt/ivsrt module (or give --server and --out)")
-		}
-		dir = parent
-	}
 }

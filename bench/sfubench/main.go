@@ -27,6 +27,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/ivsrt/ivsrt/bench/internal/procstat"
 )
 
 func main() {
@@ -122,13 +124,13 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	root, rootErr := moduleRoot()
+	root, rootErr := procstat.ModuleRoot()
 	if o.serverBin == "" {
 		if rootErr != nil {
 			return rootErr
 		}
 		logf("building ivsrt")
-		if o.serverBin, err = buildServer(ctx, root, tmp); err != nil {
+		if o.serverBin, err = procstat.BuildServer(ctx, root, tmp); err != nil {
 			return err
 		}
 	}

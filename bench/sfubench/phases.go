@@ -16,6 +16,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ivsrealtime"
+
+	"github.com/ivsrt/ivsrt/bench/internal/procstat"
 )
 
 // options are the bench's settings (its flags).
@@ -411,7 +413,7 @@ func waitQuiet(ctx context.Context, max time.Duration) error {
 	}
 	deadline := time.Now().Add(max)
 	for {
-		a, err := machineCPU()
+		a, err := procstat.MachineCPU()
 		if err != nil {
 			return err
 		}
@@ -419,7 +421,7 @@ func waitQuiet(ctx context.Context, max time.Duration) error {
 		if err := sleep(ctx, time.Second); err != nil {
 			return err
 		}
-		b, err := machineCPU()
+		b, err := procstat.MachineCPU()
 		if err != nil {
 			return err
 		}

@@ -64,38 +64,6 @@ func killChildren() {
 	clear(children.procs)
 }
 
-// moduleRoot returns the folder of the ivsrt module's go.mod, looking up
-// from the working folder.
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		data, err := os.ReadFile(filepath.Join(dir, "go.mod"))
-		if err == nil && strings.HasPrefix(string(data), "module github.com/ivsrt/ivsrt\n") {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("not inside the ivsrt module: run from its root, or give --server")
-		}
-		dir = parent
-	}
-}
-
-// buildServer builds ./cmd/ivsrt into dir.
-func buildServer(ctx context.Context, root, dir string) (string, error) {
-	bin := filepath.Join(dir, "ivsrt")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/ivsrt")
-	cmd.Dir = root
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("build ivsrt: %w", err)
-	}
-	return bin, nil
-}
-
 // freePort returns a TCP port of 127.0.0.1 nobody listens on now.
 func freePort() (int, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

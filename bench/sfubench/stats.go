@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"math"
 	"math/bits"
@@ -11,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/ivsrt/ivsrt/bench/internal/procstat"
 )
 
 // tally is what one receiver got: which of the publisher's packets (by
@@ -149,69 +150,6 @@ func percentile(ds []time.Duration, q float64) time.Duration {
 	return ds[max(0, min(i, len(ds)-1))]
 }
 
-// clockTick is the unit of the CPU times in /proc (USER_HZ), 100 on
-// every Linux this runs on.
-const clockTick = 10 * time.Millisecond
-
-// processCPU returns the user+system CPU time the process pid has used,
-// from /proc/PID/stat.
-func processCPU(pid int) (time.Duration, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	// The command name, in parentheses, may hold spaces: the fields
-	// counted here start after its closing parenthesis.
-	s := string(data)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
-	}
-	// Fields 14 and 15 of stat (utime, stime) are 12 and 13 after the name.
-	utime, err1 := strconv.ParseUint(f[11], 10, 64)
-	stime, err2 := strconv.ParseUint(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
-	}
-	return time.Duration(utime+stime) * clockTick, nil
-}
-
-// machineCPU returns the busy time of all the machine's cores together,
-// from /proc/stat.
-func machineCPU() (time.Duration, error) {
-	f, err := os.Open("/proc/stat")
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	if !sc.Scan() {
-		return 0, fmt.Errorf("/proc/stat: empty")
-	}
-	fields := strings.Fields(sc.Text())
-	if len(fields) < 5 || fields[0] != "cpu" {
-		return 0, fmt.Errorf("/proc/stat: unexpected format")
-	}
-	var busy uint64
-	for i, v := range fields[1:] {
-		n, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("/proc/stat: unexpected format")
-		}
-		// idle and iowait are not busy; guest times are already counted
-		// in user time.
-		if i == 3 || i == 4 || i >= 8 {
-			continue
-		}
-		busy += n
-	}
-	return time.Duration(busy) * clockTick, nil
-}
-
 // udpDrops returns the datagrams the kernel dropped for lack of room in a
 // receive buffer (RcvbufErrors of /proc/net/snmp), machine-wide.
 func udpDrops() (uint64, error) {
@@ -251,13 +189,13 @@ type cpuSample struct {
 func sampleCPU(serverPID int) (cpuSample, error) {
 	s := cpuSample{at: time.Now()}
 	var err error
-	if s.server, err = processCPU(serverPID); err != nil {
+	if s.server, err = procstat.ProcessCPU(serverPID); err != nil {
 		return s, fmt.Errorf("server CPU: %w", err)
 	}
-	if s.self, err = processCPU(os.Getpid()); err != nil {
+	if s.self, err = procstat.ProcessCPU(os.Getpid()); err != nil {
 		return s, err
 	}
-	if s.machine, err = machineCPU(); err != nil {
+	if s.machine, err = procstat.MachineCPU(); err != nil {
 		return s, err
 	}
 	if s.drops, err = udpDrops(); err != nil {
