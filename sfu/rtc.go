@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
 	"strconv"
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/logging"
 	"github.com/pion/webrtc/v4"
 )
@@ -60,7 +62,11 @@ func (s *Server) listen() error {
 	logs := pionLoggerFactory{s.logger}
 
 	if specific {
-		conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: ip, Port: port})
+		sockets := s.cfg.UDPSockets
+		if sockets <= 0 {
+			sockets = runtime.GOMAXPROCS(0)
+		}
+		conn, err := listenUDPGroup(&net.UDPAddr{IP: ip, Port: port}, sockets)
 		if err != nil {
 			return fmt.Errorf("sfu: listen on UDP %s: %w", s.cfg.UDPAddr, err)
 		}
@@ -125,12 +131,18 @@ func (s *Server) listen() error {
 		}
 	}
 	// Publishers get NACKs for what they lose and TWCC feedback for their
-	// bandwidth estimate; subscribers get retransmissions for their NACKs;
-	// both get sender and receiver reports.
+	// bandwidth estimate; both get sender and receiver reports.
+	// Subscribers' NACKs are answered by the forward package from one
+	// buffer per published track, not by pion's NACK responder, which
+	// would copy every packet into a buffer of each subscriber.
 	var ir interceptor.Registry
-	if err := webrtc.ConfigureNack(&me, &ir); err != nil {
+	generator, err := nack.NewGeneratorInterceptor()
+	if err != nil {
 		return fmt.Errorf("sfu: configure NACK: %w", err)
 	}
+	me.RegisterFeedback(webrtc.RTCPFeedback{Type: "nack"}, webrtc.RTPCodecTypeVideo)
+	me.RegisterFeedback(webrtc.RTCPFeedback{Type: "nack", Parameter: "pli"}, webrtc.RTPCodecTypeVideo)
+	ir.Add(generator)
 	if err := webrtc.ConfigureRTCPReports(&ir); err != nil {
 		return fmt.Errorf("sfu: configure RTCP reports: %w", err)
 	}

@@ -58,6 +58,11 @@ type Config struct {
 	// this address, for clients whose UDP is blocked.
 	TCPAddr string
 
+	// UDPSockets is how many sockets share the UDP port when UDPAddr
+	// names one IP address (SO_REUSEPORT, Linux), so that sends to
+	// different peers run in parallel; zero means GOMAXPROCS.
+	UDPSockets int
+
 	// PublicIPs, if set, replace the address of host candidates: the
 	// server's public addresses behind a 1:1 NAT.
 	PublicIPs []string

@@ -42,9 +42,10 @@ type Config struct {
 	// Media: the UDP port all media goes through, the TCP port of the ICE
 	// fallback (-1 disables it), and the public addresses put in ICE
 	// candidates when the server is behind a 1:1 NAT (comma-separated).
-	RTCUDPPort   int
-	RTCTCPPort   int
-	RTCPublicIPs string
+	RTCUDPPort    int
+	RTCUDPSockets int
+	RTCTCPPort    int
+	RTCPublicIPs  string
 }
 
 // defaultRTCPort is the default media port, UDP and TCP.
@@ -122,6 +123,13 @@ func (m *Main) ParseFlags(args []string) error {
 		}
 		c.Dev = b
 	}
+	if v, ok := os.LookupEnv("IVSRT_RTC_UDP_SOCKETS"); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("IVSRT_RTC_UDP_SOCKETS=%q: want a whole number", v)
+		}
+		c.RTCUDPSockets = n
+	}
 	if v, ok := os.LookupEnv("IVSRT_MAX_STAGES"); ok {
 		n, err := strconv.Atoi(v)
 		if err != nil {
@@ -142,6 +150,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.IntVar(&c.MaxStages, "max-stages", c.MaxStages, "most stages that may exist at once, 0 for no limit (IVSRT_MAX_STAGES)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error (IVSRT_LOG_LEVEL)")
 	fs.IntVar(&c.RTCUDPPort, "rtc-udp-port", c.RTCUDPPort, "UDP port all media goes through, 0 for any free port (IVSRT_RTC_UDP_PORT)")
+	fs.IntVar(&c.RTCUDPSockets, "rtc-udp-sockets", c.RTCUDPSockets, "sockets sharing the UDP port, sending in parallel (Linux), 0 for one per core (IVSRT_RTC_UDP_SOCKETS)")
 	fs.IntVar(&c.RTCTCPPort, "rtc-tcp-port", c.RTCTCPPort, "TCP port of the ICE fallback for clients without UDP, 0 for any free port, -1 to disable (IVSRT_RTC_TCP_PORT)")
 	fs.StringVar(&c.RTCPublicIPs, "rtc-public-ip", c.RTCPublicIPs, "public IP address(es) of a 1:1 NAT in front of the server, comma-separated, for ICE candidates (IVSRT_RTC_PUBLIC_IP)")
 	if err := fs.Parse(args); err != nil {
@@ -174,6 +183,9 @@ func (m *Main) validate() error {
 	}
 	if c.RTCUDPPort < 0 || c.RTCUDPPort > 65535 {
 		return fmt.Errorf("--rtc-udp-port %d: want a port number, 0..65535", c.RTCUDPPort)
+	}
+	if c.RTCUDPSockets < 0 {
+		return fmt.Errorf("--rtc-udp-sockets %d: want 0 or more", c.RTCUDPSockets)
 	}
 	if c.RTCTCPPort < -1 || c.RTCTCPPort > 65535 {
 		return fmt.Errorf("--rtc-tcp-port %d: want a port number, 0..65535, or -1", c.RTCTCPPort)
@@ -233,9 +245,10 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	host := m.listener.Addr().(*net.TCPAddr).IP.String()
 	rtc := sfu.Config{
-		UDPAddr:   net.JoinHostPort(host, strconv.Itoa(udpPort)),
-		PublicIPs: publicIPs(c.RTCPublicIPs),
-		PublicURL: publicURL,
+		UDPAddr:    net.JoinHostPort(host, strconv.Itoa(udpPort)),
+		UDPSockets: c.RTCUDPSockets,
+		PublicIPs:  publicIPs(c.RTCPublicIPs),
+		PublicURL:  publicURL,
 	}
 	if tcpPort >= 0 {
 		rtc.TCPAddr = net.JoinHostPort(host, strconv.Itoa(tcpPort))

@@ -17,7 +17,8 @@ import (
 // the subscriber's stream and passes the subscriber's keyframe requests
 // (PLI, FIR) up to the publisher.
 type DownTrack struct {
-	src *Source
+	src   *Source
+	shard int // the source's worker that writes to it; set when created
 
 	mu      sync.Mutex
 	codecs  []webrtc.RTPCodecParameters // negotiated with the subscriber
@@ -30,6 +31,7 @@ type DownTrack struct {
 	pt      uint8
 	ptOK    bool
 	m       munger
+	hdr     rtp.Header // the header being written, kept to spare an allocation per packet
 }
 
 var _ webrtc.TrackLocal = (*DownTrack)(nil)
@@ -108,7 +110,14 @@ func (d *DownTrack) Start() {
 func (d *DownTrack) Close() {
 	s := d.src
 	s.mu.Lock()
-	delete(s.downs, d)
+	if i := slices.Index(s.downs, d); i >= 0 {
+		s.downs = slices.Delete(s.downs, i, i+1)
+	}
+	if share := s.shards[d.shard]; share != nil {
+		if i := slices.Index(share, d); i >= 0 {
+			s.shards[d.shard] = slices.Delete(slices.Clone(share), i, i+1)
+		}
+	}
 	s.mu.Unlock()
 	d.mu.Lock()
 	d.closed = true
@@ -116,7 +125,8 @@ func (d *DownTrack) Close() {
 }
 
 // readRTCP reads the subscriber's RTCP about this track until the sender
-// stops. Reading is also what lets the interceptors (NACK responder, RTCP
+// stops: keyframe requests go to the publisher, NACKs are answered from the
+// source's packet cache. Reading is also what lets the interceptors (RTCP
 // reports) see it.
 func (d *DownTrack) readRTCP(r interceptor.RTCPReader) {
 	buf := make([]byte, 1500)
@@ -130,16 +140,19 @@ func (d *DownTrack) readRTCP(r interceptor.RTCPReader) {
 			continue
 		}
 		for _, p := range pkts {
-			switch p.(type) {
+			switch p := p.(type) {
 			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
 				d.src.RequestKeyframe()
+			case *rtcp.TransportLayerNack:
+				d.retransmit(p)
 			}
 		}
 	}
 }
 
-// write forwards one packet of upstream u. It runs with the source's read
-// lock held.
+// write forwards one packet of upstream u, from WriteRTP or the worker of
+// d's share. A closed d writes nothing, so packets still queued for it
+// when it closes are dropped.
 func (d *DownTrack) write(p *rtp.Packet, u *Upstream, now time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -164,7 +177,20 @@ func (d *DownTrack) write(p *rtp.Packet, u *Upstream, now time.Time) {
 	if !ok {
 		return
 	}
-	h := p.Header
+	if n, err := d.send(p, seq, ts); n == 0 && err == nil {
+		// The connection's SRTP is not ready yet (it starts just after
+		// the connected state is reported): nothing reached the
+		// subscriber, so start over from the next keyframe.
+		d.m = munger{}
+		d.src.requestKeyframe(u)
+	}
+}
+
+// send writes p to the subscriber with its sequence number and timestamp
+// in the subscriber's stream, with d.mu held.
+func (d *DownTrack) send(p *rtp.Packet, seq uint16, ts uint32) (int, error) {
+	h := &d.hdr
+	*h = p.Header
 	h.SSRC = d.ssrc
 	h.PayloadType = d.pt
 	h.SequenceNumber = seq
@@ -172,13 +198,35 @@ func (d *DownTrack) write(p *rtp.Packet, u *Upstream, now time.Time) {
 	// Header extension ids are negotiated per connection: the publisher's
 	// mean nothing to the subscriber.
 	h.Extension, h.ExtensionProfile, h.Extensions = false, 0, nil
-	h.CSRC = slices.Clone(h.CSRC)
-	if n, err := d.writer.WriteRTP(&h, p.Payload); n == 0 && err == nil {
-		// The connection's SRTP is not ready yet (it starts just after
-		// the connected state is reported): nothing reached the
-		// subscriber, so start over from the next keyframe.
-		d.m = munger{}
-		d.src.requestKeyframe(u)
+	if len(h.CSRC) > 0 {
+		h.CSRC = slices.Clone(h.CSRC)
+	}
+	n, err := d.writer.WriteRTP(h, p.Payload)
+	*h = rtp.Header{}
+	return n, err
+}
+
+// retransmit answers a NACK of the subscriber (RFC 4585, section 6.2.1):
+// each packet it lost that the source still keeps is sent again, with the
+// same sequence number and timestamp as the first time.
+func (d *DownTrack) retransmit(nack *rtcp.TransportLayerNack) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if nack.MediaSSRC != d.ssrc || !d.started || d.closed || d.writer == nil || !d.m.synced ||
+		!d.ptOK || d.ptGen != d.m.gen {
+		return
+	}
+	for _, pair := range nack.Nacks {
+		pair.Range(func(seq uint16) bool {
+			ext, ok := d.m.sourceSeq(seq)
+			if !ok {
+				return true
+			}
+			if p := d.src.cache.get(d.m.gen, d.m.ssrc, uint16(ext)); p != nil {
+				_, _ = d.send(p, seq, p.Timestamp+d.m.tsOff)
+			}
+			return true
+		})
 	}
 }
 
@@ -230,6 +278,16 @@ func (m *munger) switchTo(gen uint64, h *rtp.Header, now time.Time, clockRate ui
 }
 
 func (m *munger) outSeq(ext int64) uint16 { return m.outBase + uint16(ext-m.baseIn) }
+
+// sourceSeq returns the extended upstream sequence number that was sent to
+// the subscriber as seq, if seq is one of the current mapping's.
+func (m *munger) sourceSeq(seq uint16) (int64, bool) {
+	ext := m.baseIn + int64(seq-m.outBase)
+	if !m.synced || ext > m.highIn || m.highIn-ext >= cacheSize {
+		return 0, false
+	}
+	return ext, true
+}
 
 // rewrite returns the subscriber's sequence number and timestamp for h, or
 // false for a packet older than the start of the mapping.

@@ -11,6 +11,8 @@ package forward
 
 import (
 	"errors"
+	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -42,11 +44,22 @@ type Source struct {
 	streamID         string
 	keyframeInterval time.Duration
 
+	fanout int // workers, see WithFanout
+
 	mu     sync.RWMutex
 	up     *Upstream
 	gen    uint64
-	downs  map[*DownTrack]struct{}
+	downs  []*DownTrack
 	closed bool
+	// With enough subscribers, the copies of a packet are written by
+	// fanout workers, each for a fixed share of the subscribers, so that
+	// the sends run on every core and each subscriber's packets stay in
+	// order. shards[i] is worker i's share; a share is replaced, never
+	// modified, as the worker may still be writing to an old one.
+	shards  [][]*DownTrack
+	workers []chan job // nil until started; closed by Close
+
+	cache packetCache // recent upstream packets, for subscribers' NACKs
 
 	kfMu      sync.Mutex
 	kfLast    time.Time
@@ -63,17 +76,28 @@ func WithKeyframeInterval(d time.Duration) Option {
 	return func(s *Source) { s.keyframeInterval = d }
 }
 
+// WithFanout sets how many workers write a packet's copies once the
+// source has minShard subscribers for each; runtime.GOMAXPROCS by default.
+// With 1, WriteRTP writes every copy itself.
+func WithFanout(n int) Option {
+	return func(s *Source) { s.fanout = n }
+}
+
 // NewSource returns a source of the given kind whose subscriber tracks have
 // the given track and stream ids (what a subscriber sees as
 // MediaStreamTrack.id and MediaStream.id).
 func NewSource(kind webrtc.RTPCodecType, trackID, streamID string, opts ...Option) *Source {
-	s := &Source{kind: kind, trackID: trackID, streamID: streamID, downs: map[*DownTrack]struct{}{}}
+	s := &Source{kind: kind, trackID: trackID, streamID: streamID}
 	for _, o := range opts {
 		o(s)
 	}
 	if s.keyframeInterval <= 0 {
 		s.keyframeInterval = DefaultKeyframeInterval
 	}
+	if s.fanout <= 0 {
+		s.fanout = runtime.GOMAXPROCS(0)
+	}
+	s.shards = make([][]*DownTrack, s.fanout)
 	return s
 }
 
@@ -110,8 +134,29 @@ func (s *Source) Attach(codec webrtc.RTPCodecParameters, requestKeyframe func())
 	return u
 }
 
-// WriteRTP forwards p to every started subscriber. p is not modified or
-// kept. It returns ErrDetached once u no longer feeds the source.
+// minShard is the fewest subscribers per worker for a source to start its
+// workers: each copy costs several microseconds (SRTP and a sendto),
+// handing a packet to a worker a few.
+const minShard = 16
+
+// workerQueue is how many packets a worker may be behind the upstream
+// before WriteRTP waits for it: about two seconds of video.
+const workerQueue = 512
+
+// job is one packet for a worker to write to its share of the subscribers.
+type job struct {
+	p     *rtp.Packet
+	u     *Upstream
+	now   time.Time
+	downs []*DownTrack
+}
+
+// WriteRTP forwards p to every started subscriber, in the order packets
+// are written. Once the source has enough subscribers to start its
+// workers, it returns when the workers have p, not when they have written
+// it. p is not modified, but it is kept (to answer NACKs, and by the
+// workers): the caller must not reuse it. It returns ErrDetached once u no
+// longer feeds the source.
 func (u *Upstream) WriteRTP(p *rtp.Packet) error {
 	s := u.src
 	s.mu.RLock()
@@ -119,11 +164,32 @@ func (u *Upstream) WriteRTP(p *rtp.Packet) error {
 	if s.up != u {
 		return ErrDetached
 	}
+	if s.kind == webrtc.RTPCodecTypeVideo {
+		s.cache.put(u.gen, p)
+	}
 	now := time.Now()
-	for d := range s.downs {
-		d.write(p, u, now)
+	if s.workers == nil {
+		for _, d := range s.downs {
+			d.write(p, u, now)
+		}
+		return nil
+	}
+	// Close waits for the read lock: no worker is stopped while this runs.
+	for i, jobs := range s.workers {
+		if len(s.shards[i]) > 0 {
+			jobs <- job{p, u, now, s.shards[i]}
+		}
 	}
 	return nil
+}
+
+// work writes the packets it is given until the source closes.
+func work(jobs <-chan job) {
+	for j := range jobs {
+		for _, d := range j.downs {
+			d.write(j.p, j.u, j.now)
+		}
+	}
 }
 
 // Detach stops u feeding the source; later writes return ErrDetached.
@@ -181,7 +247,24 @@ func (s *Source) NewDownTrack() (*DownTrack, error) {
 		return nil, ErrClosed
 	}
 	d := &DownTrack{src: s}
-	s.downs[d] = struct{}{}
+	s.downs = append(s.downs, d)
+	// The new subscriber goes to the smallest share.
+	for i := range s.shards {
+		if len(s.shards[i]) < len(s.shards[d.shard]) {
+			d.shard = i
+		}
+	}
+	s.shards[d.shard] = append(slices.Clip(s.shards[d.shard]), d)
+	// Once started, the workers write every packet until the source
+	// closes: going back to writing in WriteRTP could overtake packets
+	// still queued.
+	if s.workers == nil && s.fanout > 1 && len(s.downs) >= s.fanout*minShard {
+		s.workers = make([]chan job, s.fanout)
+		for i := range s.workers {
+			s.workers[i] = make(chan job, workerQueue)
+			go work(s.workers[i])
+		}
+	}
 	return d, nil
 }
 
@@ -189,12 +272,17 @@ func (s *Source) NewDownTrack() (*DownTrack, error) {
 // nothing afterwards.
 func (s *Source) Close() {
 	s.mu.Lock()
-	for d := range s.downs {
+	for _, d := range s.downs {
 		d.mu.Lock()
 		d.closed = true
 		d.mu.Unlock()
 	}
-	clear(s.downs)
+	s.downs = nil
+	clear(s.shards)
+	for _, jobs := range s.workers {
+		close(jobs)
+	}
+	s.workers = nil
 	s.up = nil
 	s.closed = true
 	s.mu.Unlock()
@@ -205,6 +293,7 @@ func (s *Source) Close() {
 		s.kfPending = nil
 	}
 	s.kfMu.Unlock()
+	s.cache.clear()
 }
 
 // Subscribers returns how many down tracks the source has.

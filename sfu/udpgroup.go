@@ -1,0 +1,203 @@
+package sfu
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/ice/v4"
+)
+
+// udpGroup is several UDP sockets bound to the same address with
+// SO_REUSEPORT, used as one net.PacketConn by the ICE UDP mux. Go
+// serializes the writes on one socket, so a single socket caps everything
+// the server sends at what one core can push through sendto; with one
+// socket per core, copies of a packet to different subscribers leave in
+// parallel. A destination is always written from the same socket, so the
+// packets to one peer keep their order. What arrives on any socket is read
+// by one goroutine per socket and handed to ReadFrom in arrival order.
+type udpGroup struct {
+	conns []*net.UDPConn
+	in    chan datagram
+	done  chan struct{}
+	once  sync.Once
+	wg    sync.WaitGroup
+	bufs  sync.Pool
+
+	// readDeadline is ReadFrom's deadline in Unix nanoseconds, 0 for none;
+	// the sockets' own never expire, or their readers would spin.
+	readDeadline atomic.Int64
+}
+
+type datagram struct {
+	buf  *[]byte
+	n    int
+	from netip.AddrPort
+	err  error
+}
+
+var (
+	_ net.PacketConn           = (*udpGroup)(nil)
+	_ ice.AddrPortReaderWriter = (*udpGroup)(nil)
+)
+
+// listenUDPGroup binds n sockets to addr (n ≤ 1, or a system without
+// SO_REUSEPORT: one). With port 0, the first socket picks the port and the
+// others join it.
+func listenUDPGroup(addr *net.UDPAddr, n int) (net.PacketConn, error) {
+	if n <= 1 || !reusePortSupported {
+		return net.ListenUDP("udp", addr)
+	}
+	lc := net.ListenConfig{Control: reusePort}
+	g := &udpGroup{
+		in:   make(chan datagram, 256),
+		done: make(chan struct{}),
+		bufs: sync.Pool{New: func() any { b := make([]byte, 1500); return &b }},
+	}
+	at := addr.String()
+	for range n {
+		c, err := lc.ListenPacket(context.Background(), "udp", at)
+		if err != nil {
+			for _, c := range g.conns {
+				c.Close()
+			}
+			return nil, fmt.Errorf("socket %d of %d: %w", len(g.conns)+1, n, err)
+		}
+		g.conns = append(g.conns, c.(*net.UDPConn))
+		at = c.LocalAddr().String()
+	}
+	for _, c := range g.conns {
+		g.wg.Add(1)
+		go g.read(c)
+	}
+	return g, nil
+}
+
+// read passes what arrives on c to ReadFromAddrPort until the group is
+// closed.
+func (g *udpGroup) read(c *net.UDPConn) {
+	defer g.wg.Done()
+	for {
+		buf := g.bufs.Get().(*[]byte)
+		n, from, err := c.ReadFromUDPAddrPort(*buf)
+		select {
+		case g.in <- datagram{buf, n, from, err}:
+		case <-g.done:
+			return
+		}
+		if errors.Is(err, net.ErrClosed) {
+			return
+		}
+		// Other errors (an ICMP error reported on the socket) are passed on
+		// and reading goes on, as on a single socket.
+	}
+}
+
+// ReadFromAddrPort implements ice.AddrPortReaderWriter.
+func (g *udpGroup) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
+	var expired <-chan time.Time
+	if dl := g.readDeadline.Load(); dl != 0 {
+		wait := time.Until(time.Unix(0, dl))
+		if wait <= 0 {
+			return 0, netip.AddrPort{}, os.ErrDeadlineExceeded
+		}
+		timer := time.NewTimer(wait)
+		defer timer.Stop()
+		expired = timer.C
+	}
+	select {
+	case d := <-g.in:
+		n := copy(b, (*d.buf)[:d.n])
+		g.bufs.Put(d.buf)
+		return n, d.from, d.err
+	case <-g.done:
+		return 0, netip.AddrPort{}, net.ErrClosed
+	case <-expired:
+		return 0, netip.AddrPort{}, os.ErrDeadlineExceeded
+	}
+}
+
+// WriteToAddrPort implements ice.AddrPortReaderWriter.
+func (g *udpGroup) WriteToAddrPort(b []byte, to netip.AddrPort) (int, error) {
+	return g.conn(to).WriteToUDPAddrPort(b, to)
+}
+
+// conn returns the socket that writes to the destination.
+func (g *udpGroup) conn(to netip.AddrPort) *net.UDPConn {
+	a := to.Addr().As16()
+	h := uint32(to.Port())
+	for _, x := range a[8:] {
+		h = h*31 + uint32(x)
+	}
+	h *= 2654435761 // Knuth's multiplicative hash spreads neighbouring ports
+	return g.conns[(h>>16)%uint32(len(g.conns))]
+}
+
+// ReadFrom implements net.PacketConn.
+func (g *udpGroup) ReadFrom(b []byte) (int, net.Addr, error) {
+	n, from, err := g.ReadFromAddrPort(b)
+	if err != nil {
+		return n, nil, err
+	}
+	return n, net.UDPAddrFromAddrPort(from), nil
+}
+
+// WriteTo implements net.PacketConn.
+func (g *udpGroup) WriteTo(b []byte, addr net.Addr) (int, error) {
+	ua, ok := addr.(*net.UDPAddr)
+	if !ok {
+		return 0, &net.OpError{Op: "write", Net: "udp", Addr: addr, Err: errors.New("not a UDP address")}
+	}
+	return g.WriteToAddrPort(b, ua.AddrPort())
+}
+
+// Close implements net.PacketConn.
+func (g *udpGroup) Close() error {
+	var errs []error
+	g.once.Do(func() {
+		close(g.done)
+		for _, c := range g.conns {
+			errs = append(errs, c.Close())
+		}
+		g.wg.Wait()
+	})
+	return errors.Join(errs...)
+}
+
+// LocalAddr implements net.PacketConn: the address every socket is bound to.
+func (g *udpGroup) LocalAddr() net.Addr { return g.conns[0].LocalAddr() }
+
+// SetDeadline implements net.PacketConn.
+func (g *udpGroup) SetDeadline(t time.Time) error {
+	g.SetReadDeadline(t)
+	return g.SetWriteDeadline(t)
+}
+
+// SetReadDeadline implements net.PacketConn.
+func (g *udpGroup) SetReadDeadline(t time.Time) error {
+	var dl int64
+	if !t.IsZero() {
+		dl = max(t.UnixNano(), 1)
+	}
+	g.readDeadline.Store(dl)
+	return nil
+}
+
+// SetWriteDeadline implements net.PacketConn.
+func (g *udpGroup) SetWriteDeadline(t time.Time) error {
+	return g.each(func(c *net.UDPConn) error { return c.SetWriteDeadline(t) })
+}
+
+func (g *udpGroup) each(f func(*net.UDPConn) error) error {
+	var errs []error
+	for _, c := range g.conns {
+		errs = append(errs, f(c))
+	}
+	return errors.Join(errs...)
+}
