@@ -23,6 +23,8 @@ func (s *StageSession) Active() bool { return s.EndTime.IsZero() }
 // their events. The media plane writes through RecordEvent; the API reads.
 type SessionStore interface {
 	// RecordEvent stores ev and applies what it means, in one transaction:
+	// Each event, and the session it starts or ends, is also appended to the
+	// event stream in the same transaction.
 	// JOINED starts a session if the stage is idle and marks the participant
 	// CONNECTED; PUBLISH_STARTED marks it published; LEFT marks it
 	// DISCONNECTED and ends the session when nobody is left. It fills in
@@ -58,5 +60,6 @@ type Store interface {
 	StageStore
 	TokenStore
 	SessionStore
+	EventStream
 	Close() error
 }

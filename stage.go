@@ -80,6 +80,8 @@ type Page struct {
 }
 
 // StageStore persists stages, their tags and their participant tokens.
+// CreateStage, UpdateStage and DeleteStage each append a stage change to the
+// event stream (see EventStream) in the same transaction.
 type StageStore interface {
 	// CreateStage stores a new stage and the participant tokens created with
 	// it, all or nothing, setting the stage's CreatedAt and UpdatedAt from the

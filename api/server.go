@@ -157,13 +157,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeException(w, "ValidationException", http.StatusBadRequest, "The request body could not be read.")
 		return
 	}
-	if _, err := s.auth.Verify(r, body); err != nil {
-		var ae *AuthError
-		if errors.As(err, &ae) {
-			writeException(w, ae.Exception, ae.Status, ae.Message)
-			return
-		}
-		s.writeError(w, r, err)
+	if !s.auth.Authorize(w, r, body) {
 		return
 	}
 

@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/textproto"
@@ -370,4 +371,21 @@ func sigExpected(r *http.Request, body []byte, auth sigAuth, secret string, sign
 		return sigAuth{}, sigInvalid("The request signature could not be computed: " + aerr.Message)
 	}
 	return got, nil
+}
+
+// Authorize verifies r, whose body has been read into body, and answers a
+// failed check as the API does (AWS error shape), reporting whether r may
+// go on. It lets handlers beside the API, such as the event stream, take
+// the same signatures.
+func (v *SigV4Verifier) Authorize(w http.ResponseWriter, r *http.Request, body []byte) bool {
+	_, err := v.Verify(r, body)
+	if err == nil {
+		return true
+	}
+	var ae *AuthError
+	if !errors.As(err, &ae) { // Verify fails only with *AuthError
+		ae = &AuthError{Exception: "InternalServerException", Status: http.StatusInternalServerError, Message: "Internal server error."}
+	}
+	writeException(w, ae.Exception, ae.Status, ae.Message)
+	return false
 }

@@ -282,14 +282,18 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 
+	// The event stream, served beside the router (see eventstream.go).
+	stream := m.newEventStream(verifier)
+
 	m.http = &http.Server{
-		Handler:           router{api: m.API, media: m.SFU, web: pages},
+		Handler:           withEventStream(stream, router{api: m.API, media: m.SFU, web: pages}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn),
 	}
+	m.http.RegisterOnShutdown(stream.Close) // streams never end by themselves
 	m.served = make(chan error, 1)
 	go func() { m.served <- m.http.Serve(m.listener) }()
 	m.Logger.Info("serving", "addr", m.listener.Addr().String(), "public_url", publicURL,

@@ -85,7 +85,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 // The queries prepared on each pool. Tx's query methods use the prepared
 // statement when given one of these texts exactly.
 var (
-	writeQueries = []string{qStageExists, qInsertToken}
+	writeQueries = []string{qStageExists, qInsertToken, qInsertOutbox}
 	readQueries  = []string{qGetStage, qListStages}
 )
 

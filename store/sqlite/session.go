@@ -24,12 +24,15 @@ func (db *DB) RecordEvent(ctx context.Context, ev *ivsrt.Event) error {
 	}
 	session := ivsrt.SessionID(active.String)
 
+	var stream []*ivsrt.StreamEvent
+	userID := ev.UserID
 	switch ev.Name {
 	case ivsrt.EventJoined:
 		if session == "" {
 			if session, err = startSession(ctx, tx, ev); err != nil {
 				return err
 			}
+			stream = append(stream, ivsrt.NewSessionStreamEvent(ev.StageARN, session, ivsrt.StreamSessionStarted, ev.Time))
 		}
 		attrs, err := encodeAttributes(ev.Attributes)
 		if err != nil {
@@ -39,11 +42,13 @@ func (db *DB) RecordEvent(ctx context.Context, ev *ivsrt.Event) error {
 		if protocol == "" {
 			protocol = "UNKNOWN"
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO participants
+		// A participant who joins again keeps the user id of the first join.
+		if err := tx.QueryRowContext(ctx, `INSERT INTO participants
 			(session_id, participant_id, user_id, attributes, state, first_join_time, protocol)
 			VALUES (?, ?, ?, ?, 'CONNECTED', ?, ?)
-			ON CONFLICT (session_id, participant_id) DO UPDATE SET state = 'CONNECTED'`,
-			string(session), string(ev.ParticipantID), ev.UserID, attrs, millis(ev.Time), protocol); err != nil {
+			ON CONFLICT (session_id, participant_id) DO UPDATE SET state = 'CONNECTED'
+			RETURNING user_id`,
+			string(session), string(ev.ParticipantID), ev.UserID, attrs, millis(ev.Time), protocol).Scan(&userID); err != nil {
 			return fmt.Errorf("upsert participant: %w", err)
 		}
 	case ivsrt.EventJoinError:
@@ -52,13 +57,22 @@ func (db *DB) RecordEvent(ctx context.Context, ev *ivsrt.Event) error {
 			// failed join under.
 			return nil
 		}
+		// The participant is not listed, but may have been before.
+		var known string
+		err := tx.QueryRowContext(ctx, `SELECT user_id FROM participants WHERE session_id = ? AND participant_id = ?`,
+			string(session), string(ev.ParticipantID)).Scan(&known)
+		if err == nil {
+			userID = known
+		} else if err != sql.ErrNoRows {
+			return fmt.Errorf("find participant: %w", err)
+		}
 	default:
 		if session == "" {
 			return ivsrt.Errorf(ivsrt.ECONFLICT, "participant %s is not in the stage", ev.ParticipantID)
 		}
 		var state string
-		err := tx.QueryRowContext(ctx, `SELECT state FROM participants WHERE session_id = ? AND participant_id = ?`,
-			string(session), string(ev.ParticipantID)).Scan(&state)
+		err := tx.QueryRowContext(ctx, `SELECT state, user_id FROM participants WHERE session_id = ? AND participant_id = ?`,
+			string(session), string(ev.ParticipantID)).Scan(&state, &userID)
 		if err == sql.ErrNoRows || (err == nil && state != string(ivsrt.ParticipantConnected)) {
 			// Never joined this session, or left it.
 			return ivsrt.Errorf(ivsrt.ECONFLICT, "participant %s is not in the stage", ev.ParticipantID)
@@ -67,6 +81,7 @@ func (db *DB) RecordEvent(ctx context.Context, ev *ivsrt.Event) error {
 		}
 	}
 	ev.SessionID = session
+	stream = append(stream, ivsrt.NewParticipantStreamEvent(ev, userID))
 
 	if _, err := tx.ExecContext(ctx, `INSERT INTO participant_events
 		(session_id, participant_id, name, remote_participant_id, error_code, event_time) VALUES (?, ?, ?, ?, ?, ?)`,
@@ -81,7 +96,16 @@ func (db *DB) RecordEvent(ctx context.Context, ev *ivsrt.Event) error {
 			return fmt.Errorf("mark published: %w", err)
 		}
 	case ivsrt.EventLeft:
-		if err := leave(ctx, tx, ev, session); err != nil {
+		ended, err := leave(ctx, tx, ev, session)
+		if err != nil {
+			return err
+		}
+		if ended {
+			stream = append(stream, ivsrt.NewSessionStreamEvent(ev.StageARN, session, ivsrt.StreamSessionEnded, ev.Time))
+		}
+	}
+	for _, se := range stream {
+		if err := appendEvent(ctx, tx, se); err != nil {
 			return err
 		}
 	}
@@ -103,27 +127,28 @@ func startSession(ctx context.Context, tx *Tx, ev *ivsrt.Event) (ivsrt.SessionID
 	return id, nil
 }
 
-// leave marks the participant gone and ends the session when it was the last.
-func leave(ctx context.Context, tx *Tx, ev *ivsrt.Event, session ivsrt.SessionID) error {
+// leave marks the participant gone and ends the session when it was the
+// last, reporting whether it did.
+func leave(ctx context.Context, tx *Tx, ev *ivsrt.Event, session ivsrt.SessionID) (ended bool, err error) {
 	if _, err := tx.ExecContext(ctx, `UPDATE participants SET state = 'DISCONNECTED' WHERE session_id = ? AND participant_id = ?`,
 		string(session), string(ev.ParticipantID)); err != nil {
-		return fmt.Errorf("mark disconnected: %w", err)
+		return false, fmt.Errorf("mark disconnected: %w", err)
 	}
 	var connected int
 	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM participants WHERE session_id = ? AND state = 'CONNECTED'`,
 		string(session)).Scan(&connected); err != nil {
-		return fmt.Errorf("count connected: %w", err)
+		return false, fmt.Errorf("count connected: %w", err)
 	}
 	if connected > 0 {
-		return nil
+		return false, nil
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE stage_sessions SET end_time = ? WHERE session_id = ?`, millis(ev.Time), string(session)); err != nil {
-		return fmt.Errorf("end session: %w", err)
+		return false, fmt.Errorf("end session: %w", err)
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE stages SET active_session_id = NULL WHERE arn = ?`, string(ev.StageARN)); err != nil {
-		return fmt.Errorf("clear active session: %w", err)
+		return false, fmt.Errorf("clear active session: %w", err)
 	}
-	return nil
+	return true, nil
 }
 
 // GetStageSession implements ivsrt.SessionStore.

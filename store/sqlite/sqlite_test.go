@@ -370,3 +370,71 @@ func TestConcurrentWriters(t *testing.T) {
 		})
 	}
 }
+
+// TestOutboxReopen checks that the event stream survives a restart whole,
+// ids included, and that new events continue after the old ones.
+func TestOutboxReopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ivsrt.db")
+	clock := storetest.NewClock(start)
+	db := openTestDB(t, path, clock.Now)
+	st := &ivsrt.Stage{ARN: newARN(), Name: "kept"}
+	if err := db.CreateStage(t.Context(), st, nil, ivsrt.StageQuota{}); err != nil {
+		t.Fatalf("CreateStage: %v", err)
+	}
+	id := ivsrt.NewParticipantID()
+	record(t, db, &ivsrt.Event{StageARN: st.ARN, Name: ivsrt.EventJoined, ParticipantID: id, UserID: "u", Time: clock.Advance(time.Second)})
+	record(t, db, &ivsrt.Event{StageARN: st.ARN, Name: ivsrt.EventPublishStarted, ParticipantID: id, Time: clock.Advance(time.Second)})
+	before := storetest.ReadAllEvents(t, db, 0, 100)
+	if len(before) != 4 {
+		t.Fatalf("events before closing: got %d, want 4", len(before))
+	}
+	if err := db.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+
+	db = openTestDB(t, path, clock.Now)
+	after := storetest.ReadAllEvents(t, db, 0, 100)
+	if !reflect.DeepEqual(after, before) {
+		t.Errorf("after reopening: got %+v, want %+v", after, before)
+	}
+	record(t, db, &ivsrt.Event{StageARN: st.ARN, Name: ivsrt.EventLeft, ParticipantID: id, Time: clock.Advance(time.Second)})
+	more := storetest.ReadAllEvents(t, db, before[len(before)-1].Seq, 100)
+	var names []string
+	for _, ev := range more {
+		names = append(names, ev.EventName())
+		if ev.Seq <= before[len(before)-1].Seq {
+			t.Errorf("%s: Seq %d, want above %d", ev.EventName(), ev.Seq, before[len(before)-1].Seq)
+		}
+	}
+	if want := []string{ivsrt.StreamParticipantLeft, ivsrt.StreamSessionEnded}; !slices.Equal(names, want) {
+		t.Errorf("events after reopening: got %v, want %v", names, want)
+	}
+}
+
+// TestOutboxRollback checks that an event appended in a transaction that
+// then fails (rolls back) is not left behind.
+func TestOutboxRollback(t *testing.T) {
+	db := openTestDB(t, filepath.Join(t.TempDir(), "ivsrt.db"), storetest.NewClock(start).Now)
+	ctx := t.Context()
+	st := &ivsrt.Stage{ARN: newARN(), Name: "s"}
+	if err := db.CreateStage(ctx, st, nil, ivsrt.StageQuota{}); err != nil {
+		t.Fatalf("CreateStage: %v", err)
+	}
+	last, err := db.LastEventSeq(ctx)
+	if err != nil {
+		t.Fatalf("LastEventSeq: %v", err)
+	}
+	tx, err := db.beginWrite(ctx)
+	if err != nil {
+		t.Fatalf("beginWrite: %v", err)
+	}
+	if err := appendEvent(ctx, tx, ivsrt.NewStageStreamEvent(st.ARN, "s", ivsrt.StreamStageUpdated, tx.now)); err != nil {
+		t.Fatalf("appendEvent: %v", err)
+	}
+	if err := tx.Rollback(); err != nil {
+		t.Fatalf("Rollback: %v", err)
+	}
+	if got := storetest.ReadAllEvents(t, db, last, 10); len(got) != 0 {
+		t.Errorf("events after rollback: got %d, want none", len(got))
+	}
+}

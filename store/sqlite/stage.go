@@ -105,6 +105,9 @@ func (db *DB) CreateStage(ctx context.Context, stage *ivsrt.Stage, tokens []*ivs
 			return err
 		}
 	}
+	if err := appendEvent(ctx, tx, ivsrt.NewStageStreamEvent(stage.ARN, stage.Name, ivsrt.StreamStageCreated, tx.now)); err != nil {
+		return err
+	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit create stage: %w", err)
 	}
@@ -238,6 +241,9 @@ func (db *DB) UpdateStage(ctx context.Context, arn ivsrt.StageARN, upd ivsrt.Sta
 		s.Name, rec, millis(tx.now), string(arn)); err != nil {
 		return nil, fmt.Errorf("update stage: %w", err)
 	}
+	if err := appendEvent(ctx, tx, ivsrt.NewStageStreamEvent(arn, s.Name, ivsrt.StreamStageUpdated, tx.now)); err != nil {
+		return nil, err
+	}
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("commit update stage: %w", err)
 	}
@@ -246,23 +252,34 @@ func (db *DB) UpdateStage(ctx context.Context, arn ivsrt.StageARN, upd ivsrt.Sta
 
 // DeleteStage implements ivsrt.StageStore. Foreign keys cascade to tokens,
 // sessions, participants and events; tags are keyed by ARN and go explicitly.
+// A session still active ends with the stage, and the stream says so.
 func (db *DB) DeleteStage(ctx context.Context, arn ivsrt.StageARN) error {
 	tx, err := db.beginWrite(ctx)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
-	res, err := tx.ExecContext(ctx, `DELETE FROM stages WHERE arn = ?`, string(arn))
-	if err != nil {
-		return fmt.Errorf("delete stage: %w", err)
+	var (
+		name   string
+		active sql.NullString
+	)
+	if err := tx.QueryRowContext(ctx, `SELECT name, active_session_id FROM stages WHERE arn = ?`, string(arn)).Scan(&name, &active); err != nil {
+		return translate(err, "stage")
 	}
-	if n, err := res.RowsAffected(); err != nil {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM stages WHERE arn = ?`, string(arn)); err != nil {
 		return fmt.Errorf("delete stage: %w", err)
-	} else if n == 0 {
-		return ivsrt.Errorf(ivsrt.ENOTFOUND, "stage not found")
 	}
 	if _, err := tx.ExecContext(ctx, `DELETE FROM tags WHERE resource_arn = ?`, string(arn)); err != nil {
 		return fmt.Errorf("delete stage tags: %w", err)
+	}
+	if active.Valid && active.String != "" {
+		ended := ivsrt.NewSessionStreamEvent(arn, ivsrt.SessionID(active.String), ivsrt.StreamSessionEnded, tx.now)
+		if err := appendEvent(ctx, tx, ended); err != nil {
+			return err
+		}
+	}
+	if err := appendEvent(ctx, tx, ivsrt.NewStageStreamEvent(arn, name, ivsrt.StreamStageDeleted, tx.now)); err != nil {
+		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit delete stage: %w", err)

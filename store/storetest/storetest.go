@@ -91,6 +91,7 @@ func Run(t *testing.T, open OpenFunc) {
 		{"ListStageSessions", testListStageSessions},
 		{"StageIsolation", testStageIsolation},
 		{"MalformedPage", testMalformedPage},
+		{"Outbox", testOutbox},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
