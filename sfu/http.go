@@ -113,6 +113,24 @@ func readOffer(w http.ResponseWriter, r *http.Request) (string, *refusal) {
 	return string(body), nil
 }
 
+// admitOffer does what a WHIP or WHEP POST starts with: read the SDP offer,
+// verify the bearer token and lock the stage it names. On failure it has
+// answered the request; on success the caller holds the stage's lock.
+func (s *Server) admitOffer(w http.ResponseWriter, r *http.Request) (offer string, c claims, st *stage, ok bool) {
+	offer, ref := readOffer(w, r)
+	if ref == nil {
+		c, ref = s.verify(r.Context(), bearerToken(r))
+	}
+	if ref == nil {
+		st, ref = s.lockStage(c.tok.StageARN)
+	}
+	if ref != nil {
+		writeRefusal(w, ref)
+		return "", claims{}, nil, false
+	}
+	return offer, c, st, true
+}
+
 // bearerToken returns the token of an "Authorization: Bearer" header.
 func bearerToken(r *http.Request) string {
 	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")

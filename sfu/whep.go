@@ -38,19 +38,8 @@ func (s *Server) postWHEP(w http.ResponseWriter, r *http.Request) {
 		writeRefusal(w, &refusal{http.StatusNotFound, ivsrt.ErrPublisherNotFound, "no participant has that id"})
 		return
 	}
-	offer, ref := readOffer(w, r)
-	if ref != nil {
-		writeRefusal(w, ref)
-		return
-	}
-	c, ref := s.verify(ctx, bearerToken(r))
-	if ref != nil {
-		writeRefusal(w, ref)
-		return
-	}
-	st, ref := s.lockStage(c.tok.StageARN)
-	if ref != nil {
-		writeRefusal(w, ref)
+	offer, c, st, ok := s.admitOffer(w, r)
+	if !ok {
 		return
 	}
 	ss, ref := st.startSubscribe(ctx, c, remote)

@@ -37,19 +37,8 @@ type publishSession struct {
 // answer comes back with 201 Created and the session's URL in Location.
 func (s *Server) postWHIP(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	offer, ref := readOffer(w, r)
-	if ref != nil {
-		writeRefusal(w, ref)
-		return
-	}
-	c, ref := s.verify(ctx, bearerToken(r))
-	if ref != nil {
-		writeRefusal(w, ref)
-		return
-	}
-	st, ref := s.lockStage(c.tok.StageARN)
-	if ref != nil {
-		writeRefusal(w, ref)
+	offer, c, st, ok := s.admitOffer(w, r)
+	if !ok {
 		return
 	}
 	ps, ref := st.startPublish(ctx, c)
