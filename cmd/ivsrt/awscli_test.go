@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -31,26 +30,7 @@ func newAWSCLI(t *testing.T) *awsCLI {
 	if err != nil {
 		t.Skip("the aws CLI is not on PATH")
 	}
-	var env []string
-	for _, kv := range os.Environ() {
-		name, _, _ := strings.Cut(kv, "=")
-		switch upper := strings.ToUpper(name); {
-		case strings.HasPrefix(upper, "AWS_"), strings.HasSuffix(upper, "_PROXY"):
-			continue // nothing of the user's AWS setup, no proxy for 127.0.0.1
-		}
-		env = append(env, kv)
-	}
-	env = append(env,
-		"AWS_ACCESS_KEY_ID="+testAccessKeyID,
-		"AWS_SECRET_ACCESS_KEY="+testSecretAccessKey,
-		"AWS_DEFAULT_REGION="+testRegion,
-		"AWS_CONFIG_FILE=/dev/null",
-		"AWS_SHARED_CREDENTIALS_FILE=/dev/null",
-		"AWS_PAGER=",
-		"AWS_EC2_METADATA_DISABLED=true",
-		"NO_PROXY=127.0.0.1",
-	)
-	return &awsCLI{t: t, path: path, env: env}
+	return &awsCLI{t: t, path: path, env: cliEnv()}
 }
 
 // exec runs `aws ivs-realtime args...` and returns what it printed.

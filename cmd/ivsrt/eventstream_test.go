@@ -12,22 +12,14 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ivsrealtime"
+
+	"github.com/ivsrt/ivsrt"
 )
 
 // sseEvent is one event read from the event stream.
 type sseEvent struct {
 	ID, Event string
-	Envelope  struct {
-		Version    string         `json:"version"`
-		ID         string         `json:"id"`
-		DetailType string         `json:"detail-type"`
-		Source     string         `json:"source"`
-		Account    string         `json:"account"`
-		Time       string         `json:"time"`
-		Region     string         `json:"region"`
-		Resources  []string       `json:"resources"`
-		Detail     map[string]any `json:"detail"`
-	}
+	Envelope  ivsrt.Envelope
 }
 
 // openEventStream opens the event stream of m with r and returns its events
