@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/pion/webrtc/v4"
+
 	"github.com/ivsrt/ivsrt"
 )
 
@@ -129,6 +131,26 @@ func (s *Server) admitOffer(w http.ResponseWriter, r *http.Request) (offer strin
 		return "", claims{}, nil, false
 	}
 	return offer, c, st, true
+}
+
+// newPeer creates the peer connection of a WHIP or WHEP session of st and
+// hands it to attach with the stage locked. attach reports whether the
+// session ended meanwhile (a disconnect raced the negotiation); then the
+// connection is closed and errSessionEnded returned.
+func (s *Server) newPeer(st *stage, attach func(*webrtc.PeerConnection) (ended bool)) (*webrtc.PeerConnection, *refusal) {
+	pc, err := s.api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		s.logger.Error("create peer connection failed", "error", err)
+		return nil, errInternal
+	}
+	st.lock()
+	ended := attach(pc)
+	st.unlock()
+	if ended {
+		pc.Close()
+		return nil, errSessionEnded
+	}
+	return pc, nil
 }
 
 // bearerToken returns the token of an "Authorization: Bearer" header.

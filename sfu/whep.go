@@ -115,21 +115,18 @@ func (st *stage) startSubscribe(ctx context.Context, c claims, remote ivsrt.Part
 // negotiateSubscribe answers a WHEP offer with the publisher's tracks of
 // the kinds the offer receives.
 func (s *Server) negotiateSubscribe(ctx context.Context, ss *subscribeSession, offer string) (string, *refusal) {
-	pc, err := s.api.NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		s.logger.Error("create peer connection failed", "error", err)
-		return "", errInternal
-	}
+	var sources map[webrtc.RTPCodecType]*forward.Source
 	st := ss.st
-	st.lock()
-	if ss.ended {
-		st.unlock()
-		pc.Close()
-		return "", errSessionEnded
+	pc, ref := s.newPeer(st, func(pc *webrtc.PeerConnection) bool {
+		if ss.ended {
+			return true
+		}
+		ss.pc, sources = pc, ss.sources
+		return false
+	})
+	if ref != nil {
+		return "", ref
 	}
-	ss.pc = pc
-	sources := ss.sources
-	st.unlock()
 	pc.OnConnectionStateChange(func(state webrtc.PeerConnectionState) { s.subscribeState(ss, state) })
 
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {

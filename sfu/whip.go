@@ -120,20 +120,17 @@ func (s *Server) negotiatePublish(ctx context.Context, ps *publishSession, offer
 		return "", &refusal{http.StatusBadRequest, codeInvalidInput, "the offer must have one audio track, one video track, or both"}
 	}
 
-	pc, err := s.api.NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		s.logger.Error("create peer connection failed", "error", err)
-		return "", errInternal
-	}
 	st := ps.st
-	st.lock()
-	if ps.ended {
-		st.unlock()
-		pc.Close()
-		return "", errSessionEnded
+	pc, ref := s.newPeer(st, func(pc *webrtc.PeerConnection) bool {
+		if ps.ended {
+			return true
+		}
+		ps.pc = pc
+		return false
+	})
+	if ref != nil {
+		return "", ref
 	}
-	ps.pc = pc
-	st.unlock()
 	pc.OnTrack(func(t *webrtc.TrackRemote, r *webrtc.RTPReceiver) { s.publishTrack(ps, t, r) })
 	pc.OnConnectionStateChange(func(state webrtc.PeerConnectionState) { s.publishState(ps, state) })
 
