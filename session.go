@@ -61,5 +61,6 @@ type Store interface {
 	TokenStore
 	SessionStore
 	EventStream
+	DeliveryStore
 	Close() error
 }

@@ -50,6 +50,38 @@ type DB struct {
 	// Now returns the current time; tests replace it. It is read once per
 	// transaction.
 	Now func() time.Time
+
+	// Those waiting for new events (see NotifyEvents).
+	listenersMu sync.Mutex
+	listeners   map[chan struct{}]struct{}
+}
+
+// NotifyEvents implements ivsrt.EventNotifier.
+func (db *DB) NotifyEvents() (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	db.listenersMu.Lock()
+	if db.listeners == nil {
+		db.listeners = map[chan struct{}]struct{}{}
+	}
+	db.listeners[ch] = struct{}{}
+	db.listenersMu.Unlock()
+	return ch, func() {
+		db.listenersMu.Lock()
+		delete(db.listeners, ch)
+		db.listenersMu.Unlock()
+	}
+}
+
+// eventsWritten wakes every listener that is not awake already.
+func (db *DB) eventsWritten() {
+	db.listenersMu.Lock()
+	defer db.listenersMu.Unlock()
+	for ch := range db.listeners {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // Open opens (creating if needed) the database at path and applies pending
@@ -85,8 +117,8 @@ func Open(ctx context.Context, path string) (*DB, error) {
 // The queries prepared on each pool. Tx's query methods use the prepared
 // statement when given one of these texts exactly.
 var (
-	writeQueries = []string{qStageExists, qInsertToken, qInsertOutbox}
-	readQueries  = []string{qGetStage, qListStages}
+	writeQueries = []string{qStageExists, qInsertToken, qInsertOutbox, qInsertDelivery, qMoveCursor, qDeleteDelivery, qRetryDelivery}
+	readQueries  = []string{qGetStage, qListStages, qReadEvent}
 )
 
 func prepare(ctx context.Context, pool *sql.DB, queries []string) (map[string]*sql.Stmt, error) {
@@ -188,6 +220,21 @@ type Tx struct {
 	*sql.Tx
 	now   time.Time
 	stmts map[string]*sql.Stmt // prepared on the transaction's pool
+
+	db       *DB
+	appended bool // events were appended to the outbox
+}
+
+// Commit commits the transaction and, if it appended events, tells those
+// waiting for them.
+func (tx *Tx) Commit() error {
+	if err := tx.Tx.Commit(); err != nil {
+		return err
+	}
+	if tx.appended {
+		tx.db.eventsWritten()
+	}
+	return nil
 }
 
 func (db *DB) beginWrite(ctx context.Context) (*Tx, error) {
@@ -195,7 +242,7 @@ func (db *DB) beginWrite(ctx context.Context) (*Tx, error) {
 	if err != nil {
 		return nil, fmt.Errorf("begin: %w", err)
 	}
-	return &Tx{Tx: tx, now: db.Now().UTC().Truncate(time.Millisecond), stmts: db.writeStmts}, nil
+	return &Tx{Tx: tx, now: db.Now().UTC().Truncate(time.Millisecond), stmts: db.writeStmts, db: db}, nil
 }
 
 func (db *DB) beginRead(ctx context.Context) (*Tx, error) {
@@ -203,7 +250,7 @@ func (db *DB) beginRead(ctx context.Context) (*Tx, error) {
 	if err != nil {
 		return nil, fmt.Errorf("begin read: %w", err)
 	}
-	return &Tx{Tx: tx, now: db.Now().UTC().Truncate(time.Millisecond), stmts: db.readStmts}, nil
+	return &Tx{Tx: tx, now: db.Now().UTC().Truncate(time.Millisecond), stmts: db.readStmts, db: db}, nil
 }
 
 // ExecContext, QueryContext and QueryRowContext run query as *sql.Tx does,

@@ -25,6 +25,7 @@ func appendEvent(ctx context.Context, tx *Tx, ev *ivsrt.StreamEvent) error {
 	if ev.Seq, err = res.LastInsertId(); err != nil {
 		return fmt.Errorf("append event: %w", err)
 	}
+	tx.appended = true
 	return nil
 }
 
@@ -37,7 +38,7 @@ func (db *DB) ReadEvents(ctx context.Context, afterSeq int64, limit int) ([]*ivs
 	if limit < 1 {
 		return nil, ivsrt.Errorf(ivsrt.EINVALID, "limit must be at least 1, got %d", limit)
 	}
-	rows, err := db.read.QueryContext(ctx, `SELECT seq, id, stage_arn, detail_type, body, created_at
+	rows, err := db.read.QueryContext(ctx, `SELECT `+eventColumns+`
 		FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?`, afterSeq, limit)
 	if err != nil {
 		return nil, fmt.Errorf("read events: %w", err)
@@ -45,24 +46,37 @@ func (db *DB) ReadEvents(ctx context.Context, afterSeq int64, limit int) ([]*ivs
 	defer rows.Close()
 	var events []*ivsrt.StreamEvent
 	for rows.Next() {
-		var (
-			ev   ivsrt.StreamEvent
-			body string
-			at   int64
-		)
-		if err := rows.Scan(&ev.Seq, &ev.ID, &ev.StageARN, &ev.DetailType, &body, &at); err != nil {
-			return nil, fmt.Errorf("scan event: %w", err)
+		ev, err := scanEvent(rows)
+		if err != nil {
+			return nil, err
 		}
-		if err := json.Unmarshal([]byte(body), &ev.Detail); err != nil {
-			return nil, fmt.Errorf("decode event %d: %w", ev.Seq, err)
-		}
-		ev.Time = fromMillis(at)
-		events = append(events, &ev)
+		events = append(events, ev)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read events: %w", err)
 	}
 	return events, nil
+}
+
+// eventColumns are the outbox columns scanEvent reads, in order.
+const eventColumns = `seq, id, stage_arn, detail_type, body, created_at`
+
+// scanEvent reads an outbox row of eventColumns, followed by extra
+// columns if given.
+func scanEvent(row interface{ Scan(...any) error }, extra ...any) (*ivsrt.StreamEvent, error) {
+	var (
+		ev   ivsrt.StreamEvent
+		body string
+		at   int64
+	)
+	if err := row.Scan(append([]any{&ev.Seq, &ev.ID, &ev.StageARN, &ev.DetailType, &body, &at}, extra...)...); err != nil {
+		return nil, fmt.Errorf("scan event: %w", err)
+	}
+	if err := json.Unmarshal([]byte(body), &ev.Detail); err != nil {
+		return nil, fmt.Errorf("decode event %d: %w", ev.Seq, err)
+	}
+	ev.Time = fromMillis(at)
+	return &ev, nil
 }
 
 // LastEventSeq implements ivsrt.EventStream.

@@ -92,6 +92,7 @@ func Run(t *testing.T, open OpenFunc) {
 		{"StageIsolation", testStageIsolation},
 		{"MalformedPage", testMalformedPage},
 		{"Outbox", testOutbox},
+		{"Delivery", testDelivery},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
