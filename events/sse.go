@@ -1,5 +1,6 @@
-// Package events delivers ivsrt's event stream (the store's outbox) to
-// clients: Server-Sent Events now; webhooks and NATS later.
+// Package events delivers ivsrt's event stream (the store's outbox): to
+// clients over Server-Sent Events, and through a Relay to sinks (webhooks
+// here; NATS in events/natssink), each with a durable queue.
 package events
 
 import (
@@ -52,8 +53,9 @@ type Config struct {
 //	event: <detail-type>
 //	data: <envelope JSON>
 //
-// Query parameters stageArn and eventName (each repeatable) keep only the
-// events of those stages and with those event names. A client resumes with
+// Query parameters stageArn, eventName and detailType (each repeatable)
+// keep only the events of those stages, with those event names and detail
+// types. A client resumes with
 // the Last-Event-ID header (or ?after=<seq>): the events after that seq are
 // replayed from the store, then new ones follow. Without either, the
 // stream starts with the events written after the request arrived.
@@ -97,13 +99,15 @@ func (h *Handler) Close() { h.cancel() }
 
 // filter keeps the events a client asked for.
 type filter struct {
-	stages []ivsrt.StageARN
-	names  []string
+	stages      []ivsrt.StageARN
+	names       []string
+	detailTypes []string
 }
 
 func (f filter) match(ev *ivsrt.StreamEvent) bool {
 	return (len(f.stages) == 0 || slices.Contains(f.stages, ev.StageARN)) &&
-		(len(f.names) == 0 || slices.Contains(f.names, ev.EventName()))
+		(len(f.names) == 0 || slices.Contains(f.names, ev.EventName())) &&
+		(len(f.detailTypes) == 0 || slices.Contains(f.detailTypes, ev.DetailType))
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -125,6 +129,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.stages = append(f.stages, ivsrt.StageARN(s))
 	}
 	f.names = q["eventName"]
+	f.detailTypes = q["detailType"]
 
 	after, resume := int64(0), r.Header.Get("Last-Event-ID")
 	if resume == "" {
@@ -183,6 +188,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) follow(ctx context.Context, bw *bufio.Writer, rc *http.ResponseController, f filter, after int64) error {
 	poll := time.NewTicker(h.cfg.PollInterval)
 	defer poll.Stop()
+	var wake <-chan struct{}
+	if n, ok := h.stream.(ivsrt.EventNotifier); ok {
+		ch, stop := n.NotifyEvents()
+		defer stop()
+		wake = ch
+	}
 	keepAlive := time.NewTimer(h.cfg.KeepAlive)
 	defer keepAlive.Stop()
 	for {
@@ -215,6 +226,8 @@ func (h *Handler) follow(ctx context.Context, bw *bufio.Writer, rc *http.Respons
 			case <-ctx.Done():
 				return ctx.Err()
 			case <-poll.C:
+				waiting = false
+			case <-wake:
 				waiting = false
 			case <-keepAlive.C:
 				fmt.Fprint(bw, ": keep-alive\n\n")

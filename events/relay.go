@@ -1,0 +1,667 @@
+package events
+
+import (
+	"container/heap"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/ivsrt/ivsrt"
+)
+
+// A Sender hands one event to a receiver (a webhook, a NATS subject).
+type Sender interface {
+	// Send delivers the attempt. A nil error means the receiver has the
+	// event; any other makes the relay try again later.
+	Send(ctx context.Context, a *Attempt) error
+}
+
+// Attempt is one try to deliver an event.
+type Attempt struct {
+	Event    *ivsrt.StreamEvent
+	Envelope *ivsrt.Envelope
+	Body     []byte // the envelope's JSON
+	Number   int    // 1 for the first try
+}
+
+// Defaults of SinkConfig.
+const (
+	DefaultRetryFor    = 24 * time.Hour
+	DefaultMinBackoff  = time.Second
+	DefaultMaxBackoff  = time.Hour
+	DefaultTimeout     = 10 * time.Second
+	DefaultConcurrency = 16
+)
+
+// SinkConfig configures one destination of the event stream.
+type SinkConfig struct {
+	// Name identifies the sink's queue in the store: a sink keeps its
+	// place in the stream across restarts under the same name.
+	Name   string
+	Kind   string // "webhook", "nats": shown to operators
+	Target string // where it delivers, without secrets: shown to operators
+	Sender Sender
+	Filter *Pattern // nil keeps every event
+
+	// An event is tried until it is delivered or RetryFor has passed since
+	// it entered the queue; then it becomes a dead letter. Between tries
+	// the wait doubles from MinBackoff up to MaxBackoff, each wait drawn at
+	// random from its upper half so that retries spread out.
+	RetryFor   time.Duration
+	MinBackoff time.Duration
+	MaxBackoff time.Duration
+	Timeout    time.Duration // of one try
+
+	// Concurrency is how many stages' events may be in flight at once.
+	// Events of one stage go one at a time, in order.
+	Concurrency int
+}
+
+func (c *SinkConfig) setDefaults() {
+	if c.RetryFor <= 0 {
+		c.RetryFor = DefaultRetryFor
+	}
+	if c.MinBackoff <= 0 {
+		c.MinBackoff = DefaultMinBackoff
+	}
+	if c.MaxBackoff <= 0 {
+		c.MaxBackoff = DefaultMaxBackoff
+	}
+	c.MaxBackoff = max(c.MaxBackoff, c.MinBackoff)
+	if c.Timeout <= 0 {
+		c.Timeout = DefaultTimeout
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = DefaultConcurrency
+	}
+}
+
+// backoff returns the wait after the attempts-th failed try.
+func (c *SinkConfig) backoff(attempts int) time.Duration {
+	d := c.MinBackoff
+	for i := 1; i < attempts && d < c.MaxBackoff; i++ {
+		d *= 2
+	}
+	d = min(d, c.MaxBackoff)
+	return d/2 + rand.N(d/2+1)
+}
+
+// RelayStore is what the relay needs of the store.
+type RelayStore interface {
+	ivsrt.EventStream
+	ivsrt.DeliveryStore
+}
+
+// Defaults of RelayConfig.
+const (
+	DefaultRetention     = 7 * 24 * time.Hour
+	DefaultPruneInterval = time.Minute
+)
+
+// RelayConfig configures a Relay.
+type RelayConfig struct {
+	Region    string // the envelopes' region
+	AccountID string // the envelopes' account
+
+	PollInterval time.Duration // how often the store is read for new events when it cannot tell
+	BatchSize    int           // most events taken in at once
+
+	// Retention is how long events are kept once every sink is done with
+	// them (the SSE stream replays from what is kept). Zero keeps
+	// DefaultRetention; negative keeps events for ever.
+	Retention     time.Duration
+	PruneInterval time.Duration
+}
+
+// Relay delivers the event stream to its sinks, each from its own durable
+// queue (see ivsrt.DeliveryStore), and prunes the stream of old events.
+type Relay struct {
+	store RelayStore
+	cfg   RelayConfig
+	log   *slog.Logger
+	now   func() time.Time
+	sinks []*sink
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// RelayOption configures a Relay.
+type RelayOption func(*Relay)
+
+// WithRelayLogger sets the logger (default: discard).
+func WithRelayLogger(l *slog.Logger) RelayOption { return func(r *Relay) { r.log = l } }
+
+// WithClock sets where the relay reads the time (default time.Now).
+func WithClock(now func() time.Time) RelayOption { return func(r *Relay) { r.now = now } }
+
+// NewRelay returns a relay of store's events to sinks. Start starts it.
+func NewRelay(store RelayStore, cfg RelayConfig, sinks []SinkConfig, opts ...RelayOption) (*Relay, error) {
+	r := &Relay{store: store, cfg: cfg, log: slog.New(slog.DiscardHandler), now: time.Now}
+	for _, o := range opts {
+		o(r)
+	}
+	if r.cfg.PollInterval <= 0 {
+		r.cfg.PollInterval = DefaultPollInterval
+	}
+	if r.cfg.BatchSize <= 0 {
+		r.cfg.BatchSize = DefaultBatchSize
+	}
+	if r.cfg.Retention == 0 {
+		r.cfg.Retention = DefaultRetention
+	}
+	if r.cfg.PruneInterval <= 0 {
+		r.cfg.PruneInterval = DefaultPruneInterval
+	}
+	names := map[string]bool{}
+	for _, c := range sinks {
+		if c.Name == "" || c.Sender == nil {
+			return nil, fmt.Errorf("event sink: a name and a sender are required")
+		}
+		if names[c.Name] {
+			return nil, fmt.Errorf("event sink %q: the name is used twice", c.Name)
+		}
+		names[c.Name] = true
+		c.setDefaults()
+		r.sinks = append(r.sinks, &sink{relay: r, cfg: c, log: r.log.With("sink", c.Name)})
+	}
+	return r, nil
+}
+
+// Start loads the sinks' queues and starts delivering. It returns once
+// every sink has its place in the stream, so that the events written after
+// Start returns reach every sink.
+func (r *Relay) Start(ctx context.Context) error {
+	for _, s := range r.sinks {
+		if err := s.load(ctx); err != nil {
+			return fmt.Errorf("event sink %s: %w", s.cfg.Name, err)
+		}
+	}
+	ctx, r.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	for _, s := range r.sinks {
+		r.wg.Go(func() { s.run(ctx) })
+	}
+	if r.cfg.Retention > 0 {
+		r.wg.Go(func() { r.prune(ctx) })
+	}
+	return nil
+}
+
+// Close stops delivering and waits for tries in flight to end (their
+// outcomes are recorded).
+func (r *Relay) Close() {
+	if r.cancel != nil {
+		r.cancel()
+	}
+	r.wg.Wait()
+}
+
+func (r *Relay) sink(name string) *sink {
+	for _, s := range r.sinks {
+		if s.cfg.Name == name {
+			return s
+		}
+	}
+	return nil
+}
+
+// Redrive puts the sink's dead letter of the event eventID back into its
+// queue. Returns an ivsrt.Error ENOTFOUND if there is no such sink or dead
+// letter.
+func (r *Relay) Redrive(ctx context.Context, sinkName, eventID string) error {
+	s := r.sink(sinkName)
+	if s == nil {
+		return ivsrt.Errorf(ivsrt.ENOTFOUND, "no event sink is named %q", sinkName)
+	}
+	d, err := r.store.RedriveDeadLetter(ctx, sinkName, eventID, r.now())
+	if err != nil {
+		return err
+	}
+	select {
+	case s.redriven <- d:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.done:
+		return nil // it is in the store's queue: the next start takes it
+	}
+}
+
+// SinkStatus is a sink as operators see it.
+type SinkStatus struct {
+	Name            string    `json:"name"`
+	Kind            string    `json:"kind"`
+	Target          string    `json:"target"`
+	Pending         int       `json:"pending"`
+	InFlight        int       `json:"inFlight"`
+	Delivered       int64     `json:"delivered"`   // since start
+	Failed          int64     `json:"failedTries"` // since start
+	DeadLettered    int64     `json:"deadLettered"`
+	LastError       string    `json:"lastError,omitempty"`
+	LastErrorAt     time.Time `json:"lastErrorAt,omitzero"`
+	LastDeliveredAt time.Time `json:"lastDeliveredAt,omitzero"`
+}
+
+// Status returns the state of every sink.
+func (r *Relay) Status() []SinkStatus {
+	out := make([]SinkStatus, 0, len(r.sinks))
+	for _, s := range r.sinks {
+		s.mu.Lock()
+		out = append(out, s.status)
+		s.mu.Unlock()
+	}
+	return out
+}
+
+// SinkNames returns the names of the sinks.
+func (r *Relay) SinkNames() []string {
+	names := make([]string, len(r.sinks))
+	for i, s := range r.sinks {
+		names[i] = s.cfg.Name
+	}
+	return names
+}
+
+// prune deletes, now and then, the events every sink is done with and
+// that are older than the retention.
+func (r *Relay) prune(ctx context.Context) {
+	t := time.NewTicker(r.cfg.PruneInterval)
+	defer t.Stop()
+	for {
+		n, err := r.store.PruneEvents(ctx, r.now().Add(-r.cfg.Retention), r.SinkNames())
+		if err != nil && ctx.Err() == nil {
+			r.log.Error("prune event stream", "err", err)
+		} else if n > 0 {
+			r.log.Info("pruned event stream", "events", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// sink delivers to one destination. Its queue lives in the store; the
+// relay keeps a copy in memory: per stage, the deliveries in Seq order. A
+// stage's first delivery is tried when due; the next only once it is
+// settled, so receivers see each stage's events in order.
+type sink struct {
+	relay *Relay
+	cfg   SinkConfig
+	log   *slog.Logger
+
+	cursor   int64
+	stages   map[ivsrt.StageARN]*stageQueue
+	ready    readyHeap // stages whose first delivery is not in flight
+	inFlight int
+	pending  int
+
+	results  chan tryResult
+	redriven chan *ivsrt.Delivery
+	done     chan struct{}
+
+	mu     sync.Mutex // guards status, read by Status
+	status SinkStatus
+}
+
+type stageQueue struct {
+	stage     ivsrt.StageARN
+	queue     []*queued
+	inFlight  bool
+	heapIndex int // in ready, or -1
+}
+
+type queued struct {
+	d  *ivsrt.Delivery
+	ev *ivsrt.StreamEvent // nil when not kept in memory
+}
+
+type tryResult struct {
+	q       *stageQueue
+	d       *ivsrt.Delivery
+	err     error // nil: delivered
+	at      time.Time
+	aborted bool // cut short by shutdown: not a failure of the receiver
+}
+
+// keepInMemory is how many queued events a sink keeps whole in memory;
+// beyond it, it keeps only their place and reads them when their turn
+// comes, so that a long outage of a receiver does not fill the memory.
+const keepInMemory = 4096
+
+func (s *sink) load(ctx context.Context) error {
+	cursor, err := s.relay.store.OpenSink(ctx, s.cfg.Name)
+	if err != nil {
+		return err
+	}
+	pending, err := s.relay.store.PendingDeliveries(ctx, s.cfg.Name)
+	if err != nil {
+		return err
+	}
+	s.cursor = cursor
+	s.stages = map[ivsrt.StageARN]*stageQueue{}
+	s.results = make(chan tryResult, s.cfg.Concurrency)
+	s.redriven = make(chan *ivsrt.Delivery)
+	s.done = make(chan struct{})
+	s.status = SinkStatus{Name: s.cfg.Name, Kind: s.cfg.Kind, Target: s.cfg.Target}
+	for _, d := range pending {
+		s.add(d, nil)
+	}
+	if len(pending) > 0 {
+		s.log.Info("resuming deliveries", "pending", len(pending))
+	}
+	return nil
+}
+
+// add appends d to its stage's queue (in Seq order; a redriven delivery
+// may come back before others, never before one in flight).
+func (s *sink) add(d *ivsrt.Delivery, ev *ivsrt.StreamEvent) {
+	q := s.stages[d.StageARN]
+	if q == nil {
+		q = &stageQueue{stage: d.StageARN, heapIndex: -1}
+		s.stages[d.StageARN] = q
+	}
+	if s.pending >= keepInMemory {
+		ev = nil
+	}
+	item := &queued{d: d, ev: ev}
+	i := len(q.queue)
+	for i > 0 && q.queue[i-1].d.Seq > d.Seq && !(i == 1 && q.inFlight) {
+		i--
+	}
+	q.queue = append(q.queue, nil)
+	copy(q.queue[i+1:], q.queue[i:])
+	q.queue[i] = item
+	s.pending++
+	if !q.inFlight {
+		if q.heapIndex >= 0 {
+			heap.Fix(&s.ready, q.heapIndex)
+		} else {
+			heap.Push(&s.ready, q)
+		}
+	}
+	s.setStatus(func(st *SinkStatus) { st.Pending = s.pending })
+}
+
+func (s *sink) setStatus(f func(*SinkStatus)) {
+	s.mu.Lock()
+	f(&s.status)
+	s.mu.Unlock()
+}
+
+func (s *sink) run(ctx context.Context) {
+	defer close(s.done)
+	var wake <-chan struct{}
+	if n, ok := s.relay.store.(ivsrt.EventNotifier); ok {
+		ch, stop := n.NotifyEvents()
+		defer stop()
+		wake = ch
+	}
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	var takeInFailures int
+	for {
+		if err := s.takeIn(ctx); err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			takeInFailures++
+			s.log.Error("take in events", "err", err)
+		} else {
+			takeInFailures = 0
+		}
+		next := s.startDue(ctx)
+		wait := s.relay.cfg.PollInterval
+		if takeInFailures > 0 {
+			wait = min(time.Duration(takeInFailures)*time.Second, 30*time.Second)
+		}
+		if !next.IsZero() {
+			wait = min(wait, max(0, next.Sub(s.relay.now())))
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+		case <-wake:
+		case <-timer.C:
+		case r := <-s.results:
+			s.settle(ctx, r)
+		case d := <-s.redriven:
+			s.add(d, nil)
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	// Let the tries in flight end (their context is cancelled) and record
+	// the outcomes of those that finished, so that a restart does not send
+	// them again needlessly.
+	drain, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	for s.inFlight > 0 {
+		s.settle(drain, <-s.results)
+	}
+}
+
+// takeIn reads the events written since the cursor, queues those the
+// filter keeps and moves the cursor past all of them.
+func (s *sink) takeIn(ctx context.Context) error {
+	for {
+		evs, err := s.relay.store.ReadEvents(ctx, s.cursor, s.relay.cfg.BatchSize)
+		if err != nil {
+			return err
+		}
+		if len(evs) == 0 {
+			return nil
+		}
+		var keep []*ivsrt.StreamEvent
+		for _, ev := range evs {
+			if s.cfg.Filter.MatchEvent(ev, s.relay.cfg.Region, s.relay.cfg.AccountID) {
+				keep = append(keep, ev)
+			}
+		}
+		through := evs[len(evs)-1].Seq
+		at := s.relay.now()
+		if err := s.relay.store.EnqueueDeliveries(ctx, s.cfg.Name, keep, through, at); err != nil {
+			return err
+		}
+		s.cursor = through
+		for _, ev := range keep {
+			s.add(&ivsrt.Delivery{Sink: s.cfg.Name, Seq: ev.Seq, StageARN: ev.StageARN,
+				EnqueuedAt: at.UTC().Truncate(time.Millisecond)}, ev)
+		}
+		if len(evs) < s.relay.cfg.BatchSize {
+			return nil
+		}
+	}
+}
+
+// startDue starts the tries that are due, as many as the concurrency
+// allows, and returns when the next one is due (zero if none waits).
+func (s *sink) startDue(ctx context.Context) time.Time {
+	now := s.relay.now()
+	for s.ready.Len() > 0 && s.inFlight < s.cfg.Concurrency {
+		q := s.ready[0]
+		head := q.queue[0]
+		if head.d.NextTry.After(now) {
+			return head.d.NextTry
+		}
+		heap.Pop(&s.ready)
+		q.inFlight = true
+		s.inFlight++
+		s.relay.wg.Go(func() { s.results <- s.try(ctx, q, head) })
+	}
+	s.setStatus(func(st *SinkStatus) { st.InFlight = s.inFlight })
+	if s.ready.Len() > 0 && s.inFlight < s.cfg.Concurrency {
+		return s.ready[0].queue[0].d.NextTry
+	}
+	return time.Time{}
+}
+
+// try sends one event.
+func (s *sink) try(ctx context.Context, q *stageQueue, item *queued) tryResult {
+	res := tryResult{q: q, d: item.d}
+	ev := item.ev
+	if ev == nil {
+		var err error
+		if ev, err = s.relay.store.ReadEvent(ctx, item.d.Seq); err != nil {
+			res.err, res.at = fmt.Errorf("read event %d: %w", item.d.Seq, err), s.relay.now()
+			return res
+		}
+	}
+	env := ev.Envelope(s.relay.cfg.Region, s.relay.cfg.AccountID)
+	body, err := json.Marshal(env)
+	if err != nil {
+		res.err, res.at = fmt.Errorf("encode event %d: %w", ev.Seq, err), s.relay.now()
+		return res
+	}
+	tctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	res.err = s.cfg.Sender.Send(tctx, &Attempt{Event: ev, Envelope: env, Body: body, Number: item.d.Attempts + 1})
+	res.at = s.relay.now()
+	res.aborted = res.err != nil && ctx.Err() != nil
+	return res
+}
+
+// settle records the outcome of a try, and of any others that have ended
+// meanwhile, in one write; then the stages involved move on.
+func (s *sink) settle(ctx context.Context, first tryResult) {
+	results := []tryResult{first}
+	for more := true; more; {
+		select {
+		case r := <-s.results:
+			results = append(results, r)
+		default:
+			more = false
+		}
+	}
+	var (
+		settled  []tryResult
+		outcomes []ivsrt.DeliveryOutcome
+	)
+	for _, r := range results {
+		if r.aborted {
+			// Left as it was, to be tried again after the restart.
+			r.q.inFlight = false
+			s.inFlight--
+			continue
+		}
+		o := ivsrt.DeliveryOutcome{Seq: r.d.Seq, Attempts: r.d.Attempts + 1, At: r.at}
+		switch {
+		case r.err == nil:
+			o.Result = ivsrt.Delivered
+		case ivsrt.ErrorCode(r.err) == ivsrt.ENOTFOUND:
+			// The event is gone from the stream: nothing to deliver.
+			o.Result, o.LastError = ivsrt.Dead, truncateError(r.err)
+		case r.at.Sub(r.d.EnqueuedAt) >= s.cfg.RetryFor:
+			o.Result, o.LastError = ivsrt.Dead, truncateError(r.err)
+		default:
+			o.Result, o.LastError = ivsrt.Retry, truncateError(r.err)
+			o.NextTry = r.at.Add(s.cfg.backoff(o.Attempts))
+		}
+		settled = append(settled, r)
+		outcomes = append(outcomes, o)
+	}
+	if len(settled) == 0 {
+		return
+	}
+	// The outcomes must be recorded before the stages move on: were the
+	// next event sent first, a crash could leave the store believing the
+	// earlier one undelivered, and it would be sent again after the later.
+	for attempt := 1; ; attempt++ {
+		err := s.relay.store.SettleDeliveries(ctx, s.cfg.Name, outcomes)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			// Shutting down: the store's queue still has them, to be sent
+			// again after the restart.
+			s.log.Warn("delivery outcomes not recorded", "err", err, "events", len(outcomes))
+			s.inFlight -= len(settled)
+			return
+		}
+		s.log.Error("record delivery outcomes", "err", err, "attempt", attempt)
+		select {
+		case <-time.After(min(time.Duration(attempt)*200*time.Millisecond, 5*time.Second)):
+		case <-ctx.Done():
+		}
+	}
+	for i, r := range settled {
+		s.apply(r, outcomes[i])
+	}
+	s.setStatus(func(st *SinkStatus) { st.InFlight, st.Pending = s.inFlight, s.pending })
+}
+
+// apply moves the memory queue as the store's has moved.
+func (s *sink) apply(r tryResult, o ivsrt.DeliveryOutcome) {
+	q := r.q
+	q.inFlight = false
+	s.inFlight--
+	switch o.Result {
+	case ivsrt.Delivered, ivsrt.Dead:
+		q.queue = q.queue[1:]
+		s.pending--
+		if o.Result == ivsrt.Delivered {
+			s.setStatus(func(st *SinkStatus) { st.Delivered++; st.LastDeliveredAt = o.At })
+		} else {
+			s.log.Warn("event undeliverable: kept as a dead letter", "seq", o.Seq, "attempts", o.Attempts, "err", o.LastError)
+			s.setStatus(func(st *SinkStatus) {
+				st.Failed++
+				st.DeadLettered++
+				st.LastError, st.LastErrorAt = o.LastError, o.At
+			})
+		}
+	case ivsrt.Retry:
+		r.d.Attempts, r.d.NextTry, r.d.LastError = o.Attempts, o.NextTry, o.LastError
+		s.log.Debug("delivery failed: will retry", "seq", o.Seq, "attempts", o.Attempts, "next", o.NextTry, "err", o.LastError)
+		s.setStatus(func(st *SinkStatus) { st.Failed++; st.LastError, st.LastErrorAt = o.LastError, o.At })
+	}
+	if len(q.queue) == 0 {
+		delete(s.stages, q.stage)
+		return
+	}
+	heap.Push(&s.ready, q)
+}
+
+// truncateError keeps error texts stored with deliveries short.
+func truncateError(err error) string {
+	const limit = 512
+	s := err.Error()
+	if len(s) > limit {
+		s = s[:limit] + "…"
+	}
+	return s
+}
+
+// readyHeap orders stages by when their first delivery is due.
+type readyHeap []*stageQueue
+
+func (h readyHeap) Len() int { return len(h) }
+func (h readyHeap) Less(i, j int) bool {
+	a, b := h[i].queue[0].d, h[j].queue[0].d
+	if !a.NextTry.Equal(b.NextTry) {
+		return a.NextTry.Before(b.NextTry)
+	}
+	return a.Seq < b.Seq
+}
+func (h readyHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].heapIndex, h[j].heapIndex = i, j
+}
+func (h *readyHeap) Push(x any) {
+	q := x.(*stageQueue)
+	q.heapIndex = len(*h)
+	*h = append(*h, q)
+}
+func (h *readyHeap) Pop() any {
+	old := *h
+	q := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	q.heapIndex = -1
+	return q
+}
