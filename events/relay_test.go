@@ -1,14 +1,9 @@
-package events
+package events_test
 
 import (
-	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,143 +11,12 @@ import (
 	"time"
 
 	"github.com/ivsrt/ivsrt"
+	"github.com/ivsrt/ivsrt/events"
+	"github.com/ivsrt/ivsrt/events/eventstest"
 	"github.com/ivsrt/ivsrt/store/sqlite"
 )
 
 const testSecret = "whsec-test-0123456789"
-
-// receiver is a webhook receiver on loopback that can be down (its port
-// refuses connections) or up, and answers as its answer func says.
-type receiver struct {
-	t    *testing.T
-	addr string
-
-	mu       sync.Mutex
-	srv      *http.Server
-	answer   func(env *ivsrt.Envelope) int // status to answer; nil: 200
-	accepted []*ivsrt.Envelope             // answered 2xx, in order of arrival
-	tries    int
-	attempts map[string]int // highest Ivsrt-Delivery-Attempt seen per event id
-	badSigs  int
-	changed  chan struct{}
-}
-
-// newReceiver reserves a loopback port and returns a receiver that is down.
-func newReceiver(t *testing.T) *receiver {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &receiver{t: t, addr: l.Addr().String(), attempts: map[string]int{}, changed: make(chan struct{}, 1)}
-	l.Close()
-	t.Cleanup(r.down)
-	return r
-}
-
-func (r *receiver) url() string { return "http://" + r.addr + "/hook" }
-
-func (r *receiver) up() {
-	r.t.Helper()
-	var l net.Listener
-	var err error
-	for range 50 { // the port was free a moment ago; retry briefly if TIME_WAIT holds it
-		if l, err = net.Listen("tcp", r.addr); err == nil {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if err != nil {
-		r.t.Fatalf("receiver up: %v", err)
-	}
-	srv := &http.Server{Handler: r, ReadHeaderTimeout: 5 * time.Second}
-	r.mu.Lock()
-	r.srv = srv
-	r.mu.Unlock()
-	go srv.Serve(l)
-}
-
-func (r *receiver) down() {
-	r.mu.Lock()
-	srv := r.srv
-	r.srv = nil
-	r.mu.Unlock()
-	if srv != nil {
-		srv.Close()
-	}
-}
-
-func (r *receiver) setAnswer(f func(env *ivsrt.Envelope) int) {
-	r.mu.Lock()
-	r.answer = f
-	r.mu.Unlock()
-}
-
-func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	body, err := io.ReadAll(io.LimitReader(req.Body, 1<<20))
-	if err != nil {
-		http.Error(w, "read", http.StatusBadRequest)
-		return
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	defer func() {
-		select {
-		case r.changed <- struct{}{}:
-		default:
-		}
-	}()
-	r.tries++
-	if err := VerifySignature([]byte(testSecret), req.Header.Get(SignatureHeader), body, time.Now(), 0); err != nil {
-		r.badSigs++
-		http.Error(w, err.Error(), http.StatusUnauthorized)
-		return
-	}
-	var env ivsrt.Envelope
-	if err := json.Unmarshal(body, &env); err != nil {
-		http.Error(w, "json", http.StatusBadRequest)
-		return
-	}
-	if id := req.Header.Get(EventIDHeader); id != env.ID {
-		r.t.Errorf("%s %q, envelope id %q", EventIDHeader, id, env.ID)
-	}
-	n, _ := strconv.Atoi(req.Header.Get(AttemptHeader))
-	r.attempts[env.ID] = max(r.attempts[env.ID], n)
-	status := http.StatusOK
-	if r.answer != nil {
-		status = r.answer(&env)
-	}
-	if status/100 == 2 {
-		r.accepted = append(r.accepted, &env)
-	}
-	w.WriteHeader(status)
-	fmt.Fprintf(w, "answered %d", status)
-}
-
-// waitAccepted waits until n envelopes were accepted and returns them.
-func (r *receiver) waitAccepted(n int, within time.Duration) []*ivsrt.Envelope {
-	r.t.Helper()
-	deadline := time.After(within)
-	for {
-		r.mu.Lock()
-		got := slices.Clone(r.accepted)
-		r.mu.Unlock()
-		if len(got) >= n {
-			return got
-		}
-		select {
-		case <-r.changed:
-		case <-time.After(50 * time.Millisecond):
-		case <-deadline:
-			r.t.Fatalf("receiver: %d events accepted after %v, want %d", len(got), within, n)
-		}
-	}
-}
-
-func (r *receiver) snapshot() (accepted []*ivsrt.Envelope, tries, badSigs int) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.accepted), r.tries, r.badSigs
-}
 
 // openDB opens a fresh SQLite store in dir (or a new temporary folder).
 func openDB(t *testing.T, dir string) *sqlite.DB {
@@ -168,25 +32,25 @@ func openDB(t *testing.T, dir string) *sqlite.DB {
 }
 
 // fastRetries makes a sink retry quickly, for tests.
-func fastRetries(c SinkConfig) SinkConfig {
+func fastRetries(c events.SinkConfig) events.SinkConfig {
 	c.MinBackoff, c.MaxBackoff = 10*time.Millisecond, 80*time.Millisecond
 	c.Timeout = 2 * time.Second
 	return c
 }
 
-func webhookSink(t *testing.T, name, url string, secrets ...string) SinkConfig {
+func webhookSink(t *testing.T, name, url string, secrets ...string) events.SinkConfig {
 	t.Helper()
 	if len(secrets) == 0 {
 		secrets = []string{testSecret}
 	}
-	w, err := NewWebhook(url, secrets...)
+	w, err := events.NewWebhook(url, secrets...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return fastRetries(SinkConfig{Name: name, Kind: "webhook", Target: Redact(url), Sender: w})
+	return fastRetries(events.SinkConfig{Name: name, Kind: "webhook", Target: events.Redact(url), Sender: w})
 }
 
-func startRelay(t *testing.T, db RelayStore, cfg RelayConfig, sinks ...SinkConfig) *Relay {
+func startRelay(t *testing.T, db events.RelayStore, cfg events.RelayConfig, sinks ...events.SinkConfig) *events.Relay {
 	t.Helper()
 	if cfg.Region == "" {
 		cfg.Region, cfg.AccountID = "eu-west-1", "111122223333"
@@ -194,7 +58,7 @@ func startRelay(t *testing.T, db RelayStore, cfg RelayConfig, sinks ...SinkConfi
 	if cfg.PollInterval == 0 {
 		cfg.PollInterval = 50 * time.Millisecond
 	}
-	r, err := NewRelay(db, cfg, sinks)
+	r, err := events.NewRelay(db, cfg, sinks)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,8 +121,8 @@ func checkOrder(t *testing.T, got []*ivsrt.Envelope, stages []ivsrt.StageARN, pe
 func TestWebhookReceiverDownThenUp(t *testing.T) {
 	db := openDB(t, "")
 	defer db.Close()
-	rcv := newReceiver(t)
-	relay := startRelay(t, db, RelayConfig{}, webhookSink(t, "hook", rcv.url()))
+	rcv := eventstest.NewReceiver(t, testSecret)
+	relay := startRelay(t, db, events.RelayConfig{}, webhookSink(t, "hook", rcv.URL()))
 
 	stages := stageChanges(t, db, 3, 5) // 18 events
 	time.Sleep(400 * time.Millisecond)  // tries fail: connection refused
@@ -267,19 +131,17 @@ func TestWebhookReceiverDownThenUp(t *testing.T) {
 		t.Errorf("status while the receiver is down: %+v", st)
 	}
 
-	rcv.up()
-	got := rcv.waitAccepted(18, 15*time.Second)
+	rcv.Up()
+	got := rcv.WaitAccepted(18, 15*time.Second)
 	checkOrder(t, got, stages, 6)
 	time.Sleep(200 * time.Millisecond) // nothing more may come
-	accepted, _, badSigs := rcv.snapshot()
+	accepted, _, badSigs := rcv.Snapshot()
 	if len(accepted) != 18 || badSigs != 0 {
 		t.Errorf("after delivery: %d accepted (want 18), %d bad signatures", len(accepted), badSigs)
 	}
-	rcv.mu.Lock()
-	if first := rcv.attempts[got[0].ID]; first < 2 {
+	if first := rcv.Attempt(got[0].ID); first < 2 {
 		t.Errorf("first event delivered at attempt %d, want a retry (>= 2)", first)
 	}
-	rcv.mu.Unlock()
 	for _, env := range got {
 		if env.Source != "aws.ivs" || env.DetailType != ivsrt.DetailTypeStageChange || env.Region != "eu-west-1" || env.Account != "111122223333" {
 			t.Errorf("envelope: %+v", env)
@@ -298,16 +160,16 @@ func TestWebhookReceiverDownThenUp(t *testing.T) {
 func TestWebhookStageIsolation(t *testing.T) {
 	db := openDB(t, "")
 	defer db.Close()
-	rcv := newReceiver(t)
-	rcv.up()
+	rcv := eventstest.NewReceiver(t, testSecret)
+	rcv.Up()
 	var blocked sync.Map
-	rcv.setAnswer(func(env *ivsrt.Envelope) int {
+	rcv.SetAnswer(func(env *ivsrt.Envelope) int {
 		if _, ok := blocked.Load(env.Resources[0]); ok {
 			return http.StatusServiceUnavailable
 		}
 		return http.StatusOK
 	})
-	relay := startRelay(t, db, RelayConfig{}, webhookSink(t, "hook", rcv.url()))
+	relay := startRelay(t, db, events.RelayConfig{}, webhookSink(t, "hook", rcv.URL()))
 	_ = relay
 
 	// Block stage a before its events exist: create it by hand first.
@@ -323,33 +185,33 @@ func TestWebhookStageIsolation(t *testing.T) {
 		}
 	}
 	others := stageChanges(t, db, 2, 3)
-	got := rcv.waitAccepted(8, 10*time.Second) // the other stages flow
+	got := rcv.WaitAccepted(8, 10*time.Second) // the other stages flow
 	checkOrder(t, got, others, 4)
-	_, tries, _ := rcv.snapshot()
+	_, tries, _ := rcv.Snapshot()
 	if tries <= 8 {
 		t.Errorf("%d tries in all, want a's first event retried meanwhile", tries)
 	}
 
 	blocked.Delete(string(a))
-	got = rcv.waitAccepted(12, 10*time.Second)
+	got = rcv.WaitAccepted(12, 10*time.Second)
 	checkOrder(t, got, append(others, a), 4)
 }
 
 func TestWebhookDeadLetterAndRedrive(t *testing.T) {
 	db := openDB(t, "")
 	defer db.Close()
-	rcv := newReceiver(t)
-	rcv.up()
+	rcv := eventstest.NewReceiver(t, testSecret)
+	rcv.Up()
 	var failing sync.Map
-	rcv.setAnswer(func(env *ivsrt.Envelope) int {
+	rcv.SetAnswer(func(env *ivsrt.Envelope) int {
 		if _, ok := failing.Load(env.Resources[0]); ok {
 			return http.StatusInternalServerError
 		}
 		return http.StatusNoContent
 	})
-	sink := webhookSink(t, "hook", rcv.url())
+	sink := webhookSink(t, "hook", rcv.URL())
 	sink.RetryFor = 300 * time.Millisecond
-	relay := startRelay(t, db, RelayConfig{}, sink)
+	relay := startRelay(t, db, events.RelayConfig{}, sink)
 
 	a := ivsrt.NewStageARN("eu-west-1", "111122223333", ivsrt.NewStageID())
 	failing.Store(string(a), true)
@@ -385,7 +247,7 @@ func TestWebhookDeadLetterAndRedrive(t *testing.T) {
 	if _, err := db.UpdateStage(t.Context(), a, ivsrt.StageUpdate{Name: &name}); err != nil {
 		t.Fatal(err)
 	}
-	got := rcv.waitAccepted(1, 10*time.Second)
+	got := rcv.WaitAccepted(1, 10*time.Second)
 	if got[0].Detail["stage_name"] != "v1" {
 		t.Errorf("after the dead letter: got %v", got[0].Detail)
 	}
@@ -396,7 +258,7 @@ func TestWebhookDeadLetterAndRedrive(t *testing.T) {
 	if err := relay.Redrive(t.Context(), "hook", l.Event.ID); err != nil {
 		t.Fatalf("Redrive: %v", err)
 	}
-	got = rcv.waitAccepted(2, 10*time.Second)
+	got = rcv.WaitAccepted(2, 10*time.Second)
 	if got[1].ID != l.Event.ID {
 		t.Errorf("after redrive: got %s, want the dead letter %s", got[1].ID, l.Event.ID)
 	}
@@ -408,19 +270,19 @@ func TestWebhookDeadLetterAndRedrive(t *testing.T) {
 func TestWebhookFilter(t *testing.T) {
 	db := openDB(t, "")
 	defer db.Close()
-	rcv := newReceiver(t)
-	rcv.up()
+	rcv := eventstest.NewReceiver(t, testSecret)
+	rcv.Up()
 	stages := []ivsrt.StageARN{
 		ivsrt.NewStageARN("eu-west-1", "111122223333", ivsrt.NewStageID()),
 		ivsrt.NewStageARN("eu-west-1", "111122223333", ivsrt.NewStageID()),
 	}
-	p, err := ParsePattern(`{"resources": ["` + string(stages[1]) + `"], "detail": {"event_name": ["Stage Updated"]}}`)
+	p, err := events.ParsePattern(`{"resources": ["` + string(stages[1]) + `"], "detail": {"event_name": ["Stage Updated"]}}`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sink := webhookSink(t, "hook", rcv.url())
+	sink := webhookSink(t, "hook", rcv.URL())
 	sink.Filter = p
-	relay := startRelay(t, db, RelayConfig{}, sink)
+	relay := startRelay(t, db, events.RelayConfig{}, sink)
 	for _, arn := range stages {
 		if err := db.CreateStage(t.Context(), &ivsrt.Stage{ARN: arn, Name: "v0"}, nil, ivsrt.StageQuota{}); err != nil {
 			t.Fatal(err)
@@ -431,9 +293,9 @@ func TestWebhookFilter(t *testing.T) {
 			}
 		}
 	}
-	got := rcv.waitAccepted(2, 10*time.Second)
+	got := rcv.WaitAccepted(2, 10*time.Second)
 	time.Sleep(300 * time.Millisecond)
-	got, _, _ = rcv.snapshot()
+	got, _, _ = rcv.Snapshot()
 	if len(got) != 2 || got[0].Detail["stage_name"] != "v1" || got[1].Detail["stage_name"] != "v2" || got[0].Resources[0] != string(stages[1]) {
 		t.Errorf("filtered: got %d events, want stage 2's two updates", len(got))
 	}
@@ -451,8 +313,8 @@ func TestWebhookFilter(t *testing.T) {
 func TestRelayRestart(t *testing.T) {
 	dir := t.TempDir()
 	db := openDB(t, dir)
-	rcv := newReceiver(t)
-	relay := startRelay(t, db, RelayConfig{}, webhookSink(t, "hook", rcv.url()))
+	rcv := eventstest.NewReceiver(t, testSecret)
+	relay := startRelay(t, db, events.RelayConfig{}, webhookSink(t, "hook", rcv.URL()))
 	stages := stageChanges(t, db, 2, 2)
 	time.Sleep(200 * time.Millisecond)
 	relay.Close()
@@ -470,19 +332,19 @@ func TestRelayRestart(t *testing.T) {
 
 	db = openDB(t, dir)
 	defer db.Close()
-	rcv.up()
-	startRelay(t, db, RelayConfig{}, webhookSink(t, "hook", rcv.url()))
-	got := rcv.waitAccepted(8, 10*time.Second)
+	rcv.Up()
+	startRelay(t, db, events.RelayConfig{}, webhookSink(t, "hook", rcv.URL()))
+	got := rcv.WaitAccepted(8, 10*time.Second)
 	checkOrder(t, got, stages, 4)
 }
 
 func TestRelayPrunes(t *testing.T) {
 	db := openDB(t, "")
 	defer db.Close()
-	rcv := newReceiver(t)
-	rcv.up()
+	rcv := eventstest.NewReceiver(t, testSecret)
+	rcv.Up()
 	var hold sync.Map
-	rcv.setAnswer(func(env *ivsrt.Envelope) int {
+	rcv.SetAnswer(func(env *ivsrt.Envelope) int {
 		if _, ok := hold.Load(env.Resources[0]); ok {
 			return http.StatusServiceUnavailable
 		}
@@ -490,13 +352,13 @@ func TestRelayPrunes(t *testing.T) {
 	})
 	held := ivsrt.NewStageARN("eu-west-1", "111122223333", ivsrt.NewStageID())
 	hold.Store(string(held), true)
-	startRelay(t, db, RelayConfig{Retention: time.Millisecond, PruneInterval: 20 * time.Millisecond},
-		webhookSink(t, "hook", rcv.url()))
+	startRelay(t, db, events.RelayConfig{Retention: time.Millisecond, PruneInterval: 20 * time.Millisecond},
+		webhookSink(t, "hook", rcv.URL()))
 	stageChanges(t, db, 2, 1)
 	if err := db.CreateStage(t.Context(), &ivsrt.Stage{ARN: held, Name: "v0"}, nil, ivsrt.StageQuota{}); err != nil {
 		t.Fatal(err)
 	}
-	rcv.waitAccepted(4, 10*time.Second)
+	rcv.WaitAccepted(4, 10*time.Second)
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		evs, err := db.ReadEvents(t.Context(), 0, 100)
@@ -516,23 +378,23 @@ func TestRelayPrunes(t *testing.T) {
 func TestNewRelayRefusesBadSinks(t *testing.T) {
 	db := openDB(t, "")
 	defer db.Close()
-	w, _ := NewWebhook("http://127.0.0.1:1/", "s")
-	for _, sinks := range [][]SinkConfig{
+	w, _ := events.NewWebhook("http://127.0.0.1:1/", "s")
+	for _, sinks := range [][]events.SinkConfig{
 		{{Name: "", Sender: w}},
 		{{Name: "a"}},
 		{{Name: "a", Sender: w}, {Name: "a", Sender: w}},
 	} {
-		if _, err := NewRelay(db, RelayConfig{}, sinks); err == nil {
-			t.Errorf("NewRelay(%+v): no error", sinks)
+		if _, err := events.NewRelay(db, events.RelayConfig{}, sinks); err == nil {
+			t.Errorf("events.NewRelay(%+v): no error", sinks)
 		}
 	}
 	for _, u := range []string{"", "ftp://x/", "/relative", "http://"} {
-		if _, err := NewWebhook(u, "s"); err == nil {
-			t.Errorf("NewWebhook(%q): no error", u)
+		if _, err := events.NewWebhook(u, "s"); err == nil {
+			t.Errorf("events.NewWebhook(%q): no error", u)
 		}
 	}
-	if _, err := NewWebhook("http://127.0.0.1:1/"); err == nil {
-		t.Error("NewWebhook without a secret: no error")
+	if _, err := events.NewWebhook("http://127.0.0.1:1/"); err == nil {
+		t.Error("events.NewWebhook without a secret: no error")
 	}
 }
 
@@ -540,7 +402,7 @@ func TestSignature(t *testing.T) {
 	body := []byte(`{"id":"x"}`)
 	now := time.Unix(1_750_000_000, 0)
 	old, cur := []byte("old-secret"), []byte("new-secret")
-	header := Sign([][]byte{cur, old}, now, body)
+	header := events.Sign([][]byte{cur, old}, now, body)
 	if !strings.HasPrefix(header, "t=1750000000,v1=") || strings.Count(header, "v1=") != 2 {
 		t.Fatalf("header %q", header)
 	}
@@ -555,31 +417,31 @@ func TestSignature(t *testing.T) {
 		{"current secret", cur, header, body, now, nil},
 		{"retiring secret", old, header, body, now, nil},
 		{"a little later", cur, header, body, now.Add(4 * time.Minute), nil},
-		{"wrong secret", []byte("guess"), header, body, now, ErrBadSignature},
-		{"tampered body", cur, header, []byte(`{"id":"y"}`), now, ErrBadSignature},
-		{"replayed later", cur, header, body, now.Add(6 * time.Minute), ErrStale},
-		{"from the future", cur, header, body, now.Add(-6 * time.Minute), ErrStale},
-		{"altered timestamp", cur, strings.Replace(header, "t=1750000000", "t=1750000001", 1), body, now, ErrBadSignature},
-		{"empty", cur, "", body, now, ErrNoSignature},
-		{"no timestamp", cur, "v1=00", body, now, ErrNoSignature},
-		{"garbage", cur, "t=x,v1=zz", body, now, ErrNoSignature},
+		{"wrong secret", []byte("guess"), header, body, now, events.ErrBadSignature},
+		{"tampered body", cur, header, []byte(`{"id":"y"}`), now, events.ErrBadSignature},
+		{"replayed later", cur, header, body, now.Add(6 * time.Minute), events.ErrStale},
+		{"from the future", cur, header, body, now.Add(-6 * time.Minute), events.ErrStale},
+		{"altered timestamp", cur, strings.Replace(header, "t=1750000000", "t=1750000001", 1), body, now, events.ErrBadSignature},
+		{"empty", cur, "", body, now, events.ErrNoSignature},
+		{"no timestamp", cur, "v1=00", body, now, events.ErrNoSignature},
+		{"garbage", cur, "t=x,v1=zz", body, now, events.ErrNoSignature},
 	} {
-		if err := VerifySignature(tc.secret, tc.header, tc.body, tc.at, 0); !errors.Is(err, tc.want) {
+		if err := events.VerifySignature(tc.secret, tc.header, tc.body, tc.at, 0); !errors.Is(err, tc.want) {
 			t.Errorf("%s: got %v, want %v", tc.name, err, tc.want)
 		}
 	}
 }
 
 func TestWebhookRedactsCredentials(t *testing.T) {
-	if got := Redact("https://user:pw@example.com/hook?token=abc"); got != "https://example.com/hook?…" {
+	if got := events.Redact("https://user:pw@example.com/hook?token=abc"); got != "https://example.com/hook?…" {
 		t.Errorf("Redact: %q", got)
 	}
-	w, err := NewWebhook("http://user:pw@127.0.0.1:1/hook?token=abc", "s")
+	w, err := events.NewWebhook("http://user:pw@127.0.0.1:1/hook?token=abc", "s")
 	if err != nil {
 		t.Fatal(err)
 	}
 	env := &ivsrt.Envelope{ID: "x"}
-	err = w.Send(t.Context(), &Attempt{Envelope: env, Body: []byte("{}"), Number: 1})
+	err = w.Send(t.Context(), &events.Attempt{Envelope: env, Body: []byte("{}"), Number: 1})
 	if err == nil || strings.Contains(err.Error(), "pw") || strings.Contains(err.Error(), "abc") {
 		t.Errorf("error of an unreachable webhook: %v", err)
 	}

@@ -37,9 +37,10 @@ type Config struct {
 	Region    string // the envelopes' region
 	AccountID string // the envelopes' account
 
-	// Authorize checks a request before it may stream; when it refuses, it
-	// has answered the request itself. nil lets anyone in.
-	Authorize func(w http.ResponseWriter, r *http.Request) bool
+	// Authorize checks a request, whose body has been read into body,
+	// before it may go on; when it refuses, it has answered the request
+	// itself. nil lets anyone in.
+	Authorize func(w http.ResponseWriter, r *http.Request, body []byte) bool
 
 	PollInterval time.Duration // how often the store is read for new events
 	KeepAlive    time.Duration // longest silence before a comment is sent
@@ -120,7 +121,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusMethodNotAllowed, "Use GET.")
 		return
 	}
-	if h.cfg.Authorize != nil && !h.cfg.Authorize(w, r) {
+	if h.cfg.Authorize != nil && !h.cfg.Authorize(w, r, nil) {
 		return
 	}
 	q := r.URL.Query()
@@ -260,8 +261,25 @@ func flush(bw *bufio.Writer, rc *http.ResponseController) error {
 	return nil
 }
 
+// writeError answers in the API's error shape: the exception's name in
+// x-amzn-ErrorType, the message in the body (as message and
+// exceptionMessage), so that clients of the API read these errors too.
 func writeError(w http.ResponseWriter, status int, message string) {
+	name, ok := exceptions[status]
+	if !ok {
+		name = "InternalServerException"
+	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("x-amzn-ErrorType", name)
 	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(map[string]string{"message": message})
+	json.NewEncoder(w).Encode(map[string]string{"message": message, "exceptionMessage": message})
+}
+
+var exceptions = map[int]string{
+	http.StatusBadRequest:            "ValidationException",
+	http.StatusRequestEntityTooLarge: "ValidationException",
+	http.StatusForbidden:             "AccessDeniedException",
+	http.StatusNotFound:              "ResourceNotFoundException",
+	http.StatusMethodNotAllowed:      "UnknownOperationException",
+	http.StatusServiceUnavailable:    "ServiceUnavailableException",
 }

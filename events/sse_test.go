@@ -360,7 +360,7 @@ func TestStreamClose(t *testing.T) {
 }
 
 func TestStreamRefusals(t *testing.T) {
-	srv, _ := newServer(t, &memStream{}, Config{Authorize: func(w http.ResponseWriter, r *http.Request) bool {
+	srv, _ := newServer(t, &memStream{}, Config{Authorize: func(w http.ResponseWriter, r *http.Request, _ []byte) bool {
 		if r.Header.Get("Authorization") == "ok" {
 			return true
 		}

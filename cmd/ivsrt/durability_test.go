@@ -85,7 +85,7 @@ type durableServer struct {
 // durableStart starts the server on addr with data as its data folder and
 // returns once it answers HTTP. The process is killed when the test ends,
 // if it is still running.
-func durableStart(t *testing.T, bin, data, addr string) *durableServer {
+func durableStart(t *testing.T, bin, data, addr string, extraArgs ...string) *durableServer {
 	t.Helper()
 	logPath := filepath.Join(data, "..", filepath.Base(data)+"-server.log")
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
@@ -99,6 +99,7 @@ func durableStart(t *testing.T, bin, data, addr string) *durableServer {
 	cmd := exec.Command(bin, "serve", "--listen", addr, "--data", data,
 		"--rtc-udp-port", "0", "--rtc-tcp-port", "-1",
 		"--access-key-id", durableKeyID, "--secret-access-key", durableSecret, "--log-level", "warn")
+	cmd.Args = append(cmd.Args, extraArgs...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "IVSRT_") { // flags decide, not the caller's environment

@@ -1,34 +1,70 @@
 package main
 
 import (
+	"context"
+	"fmt"
 	"net/http"
 
 	"github.com/ivsrt/ivsrt/api"
 	"github.com/ivsrt/ivsrt/events"
 )
 
-// newEventStream returns the handler of the event stream (GET
-// /v1/events/stream). Clients sign their requests as for the API; with
-// --dev, which trusts every caller, the stream is open to anyone (so that a
-// browser's EventSource, which cannot sign, can follow it).
-func (m *Main) newEventStream(verifier *api.SigV4Verifier) *events.Handler {
-	cfg := events.Config{Region: m.Config.Region, AccountID: m.Config.AccountID}
-	if !m.Config.Dev {
-		cfg.Authorize = func(w http.ResponseWriter, r *http.Request) bool {
-			return verifier.Authorize(w, r, nil)
-		}
+// startRelay starts delivering the event stream to the configured sinks,
+// and pruning it after the retention, even when there is no sink.
+func (m *Main) startRelay(ctx context.Context) error {
+	sinks, err := m.buildSinks()
+	if err != nil {
+		return err
 	}
-	return events.NewHandler(m.DB, cfg, events.WithLogger(m.Logger.With("component", "events")))
+	retention := m.Config.EventRetention
+	if retention == 0 {
+		retention = -1 // for ever
+	}
+	relay, err := events.NewRelay(m.DB, events.RelayConfig{
+		Region:    m.Config.Region,
+		AccountID: m.Config.AccountID,
+		Retention: retention,
+	}, sinks.configs, events.WithRelayLogger(m.Logger.With("component", "relay")))
+	if err != nil {
+		sinks.close()
+		return err
+	}
+	if err := relay.Start(ctx); err != nil {
+		sinks.close()
+		return fmt.Errorf("start event delivery: %w", err)
+	}
+	m.Relay, m.sinks = relay, sinks
+	for _, s := range sinks.configs {
+		m.Logger.Info("delivering events", "sink", s.Name, "kind", s.Kind, "target", s.Target)
+	}
+	return nil
 }
 
-// withEventStream sends the event stream's path to stream and every other
-// request to next.
-func withEventStream(stream, next http.Handler) http.Handler {
+// newEventHandlers returns the handlers of the event stream (GET
+// /v1/events/stream) and of its delivery API (/v1/events/sinks,
+// /v1/events/dead-letters...). Clients sign their requests as for the API;
+// with --dev, which trusts every caller, they are open to anyone (so that a
+// browser's EventSource, which cannot sign, can follow the stream).
+func (m *Main) newEventHandlers(verifier *api.SigV4Verifier) (*events.Handler, *events.AdminHandler) {
+	cfg := events.Config{Region: m.Config.Region, AccountID: m.Config.AccountID}
+	if !m.Config.Dev {
+		cfg.Authorize = verifier.Authorize
+	}
+	log := m.Logger.With("component", "events")
+	return events.NewHandler(m.DB, cfg, events.WithLogger(log)), events.NewAdminHandler(m.Relay, m.DB, cfg, log)
+}
+
+// withEventStream sends the event stream's path to stream, the rest of
+// /v1/events/ to admin, and every other request to next.
+func withEventStream(stream, admin, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if events.IsStreamPath(r.URL.Path) {
+		switch {
+		case events.IsStreamPath(r.URL.Path):
 			stream.ServeHTTP(w, r)
-			return
+		case events.IsEventsPath(r.URL.Path):
+			admin.ServeHTTP(w, r)
+		default:
+			next.ServeHTTP(w, r)
 		}
-		next.ServeHTTP(w, r)
 	})
 }

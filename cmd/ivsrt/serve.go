@@ -19,6 +19,7 @@ import (
 
 	"github.com/ivsrt/ivsrt"
 	"github.com/ivsrt/ivsrt/api"
+	"github.com/ivsrt/ivsrt/events"
 	"github.com/ivsrt/ivsrt/sfu"
 	"github.com/ivsrt/ivsrt/store/sqlite"
 	"github.com/ivsrt/ivsrt/token"
@@ -46,6 +47,18 @@ type Config struct {
 	RTCUDPSockets int
 	RTCTCPPort    int
 	RTCPublicIPs  string
+
+	// The event stream's sinks (see sinks.go) and how long delivered
+	// events are kept (0 for ever).
+	EventSinksFile    string
+	WebhookURLs       []string
+	WebhookSecret     string
+	WebhookFilter     string
+	NATSURL           string
+	NATSSubjectPrefix string
+	NATSJetStream     bool
+	EventRetryFor     time.Duration
+	EventRetention    time.Duration
 }
 
 // defaultRTCPort is the default media port, UDP and TCP.
@@ -60,6 +73,8 @@ type Main struct {
 	DB       *sqlite.DB
 	API      *api.Server
 	SFU      *sfu.Server
+	Relay    *events.Relay
+	sinks    *sinkSet
 	listener net.Listener
 	http     *http.Server
 	served   chan error
@@ -83,6 +98,9 @@ func NewMain() *Main {
 
 			RTCUDPPort: defaultRTCPort,
 			RTCTCPPort: defaultRTCPort,
+
+			EventRetryFor:  events.DefaultRetryFor,
+			EventRetention: events.DefaultRetention,
 		},
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, nil)),
 	}
@@ -106,6 +124,23 @@ func (m *Main) ParseFlags(args []string) error {
 	env("IVSRT_SECRET_ACCESS_KEY", &c.SecretAccessKey)
 	env("IVSRT_LOG_LEVEL", &c.LogLevel)
 	env("IVSRT_RTC_PUBLIC_IP", &c.RTCPublicIPs)
+	env("IVSRT_EVENT_SINKS", &c.EventSinksFile)
+	env("IVSRT_WEBHOOK_SECRET", &c.WebhookSecret)
+	env("IVSRT_WEBHOOK_FILTER", &c.WebhookFilter)
+	env("IVSRT_NATS_URL", &c.NATSURL)
+	env("IVSRT_NATS_SUBJECT_PREFIX", &c.NATSSubjectPrefix)
+	if v, ok := os.LookupEnv("IVSRT_WEBHOOK_URL"); ok {
+		c.WebhookURLs = publicIPs(v) // a comma-separated list, as the IPs
+	}
+	for name, dst := range map[string]*time.Duration{"IVSRT_EVENT_RETRY_FOR": &c.EventRetryFor, "IVSRT_EVENT_RETENTION": &c.EventRetention} {
+		if v, ok := os.LookupEnv(name); ok {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				return fmt.Errorf("%s=%q: want a duration such as 24h", name, v)
+			}
+			*dst = d
+		}
+	}
 	for name, dst := range map[string]*int{"IVSRT_RTC_UDP_PORT": &c.RTCUDPPort, "IVSRT_RTC_TCP_PORT": &c.RTCTCPPort} {
 		if v, ok := os.LookupEnv(name); ok {
 			n, err := strconv.Atoi(v)
@@ -153,9 +188,20 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.IntVar(&c.RTCUDPSockets, "rtc-udp-sockets", c.RTCUDPSockets, "sockets sharing the UDP port, sending in parallel (Linux), 0 for one per core (IVSRT_RTC_UDP_SOCKETS)")
 	fs.IntVar(&c.RTCTCPPort, "rtc-tcp-port", c.RTCTCPPort, "TCP port of the ICE fallback for clients without UDP, 0 for any free port, -1 to disable (IVSRT_RTC_TCP_PORT)")
 	fs.StringVar(&c.RTCPublicIPs, "rtc-public-ip", c.RTCPublicIPs, "public IP address(es) of a 1:1 NAT in front of the server, comma-separated, for ICE candidates (IVSRT_RTC_PUBLIC_IP)")
+	fs.StringVar(&c.EventSinksFile, "event-sinks", c.EventSinksFile, "JSON file of the event stream's webhooks and NATS sinks (IVSRT_EVENT_SINKS; see docs/events.md)")
+	webhooks := stringList(c.WebhookURLs)
+	fs.Var(&webhooks, "webhook-url", "deliver the event stream to this URL, signed with --webhook-secret; may be repeated (IVSRT_WEBHOOK_URL, comma-separated)")
+	fs.StringVar(&c.WebhookSecret, "webhook-secret", c.WebhookSecret, "secret the --webhook-url requests are signed with (IVSRT_WEBHOOK_SECRET)")
+	fs.StringVar(&c.WebhookFilter, "webhook-filter", c.WebhookFilter, "EventBridge-style event pattern (JSON) the --webhook-url events must match (IVSRT_WEBHOOK_FILTER)")
+	fs.StringVar(&c.NATSURL, "nats-url", c.NATSURL, "publish the event stream to this NATS server (IVSRT_NATS_URL)")
+	fs.StringVar(&c.NATSSubjectPrefix, "nats-subject-prefix", c.NATSSubjectPrefix, "first token of the NATS subjects, default ivs (IVSRT_NATS_SUBJECT_PREFIX)")
+	fs.BoolVar(&c.NATSJetStream, "nats-jetstream", c.NATSJetStream, "publish to NATS through JetStream, waiting for the stream's ack")
+	fs.DurationVar(&c.EventRetryFor, "event-retry-for", c.EventRetryFor, "how long an event is retried before it becomes a dead letter (IVSRT_EVENT_RETRY_FOR)")
+	fs.DurationVar(&c.EventRetention, "event-retention", c.EventRetention, "how long delivered events are kept for replay, 0 for ever (IVSRT_EVENT_RETENTION)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	c.WebhookURLs = webhooks
 	fs.Visit(func(f *flag.Flag) {
 		if f.Name == "rtc-udp-port" || f.Name == "rtc-tcp-port" {
 			m.rtcPortsGiven = true
@@ -195,6 +241,15 @@ func (m *Main) validate() error {
 			return fmt.Errorf("--rtc-public-ip %q: want IP addresses separated by commas", c.RTCPublicIPs)
 		}
 	}
+	if c.EventRetryFor <= 0 {
+		return fmt.Errorf("--event-retry-for %v: want a positive duration", c.EventRetryFor)
+	}
+	if c.EventRetention < 0 {
+		return fmt.Errorf("--event-retention %v: want 0 (for ever) or a positive duration", c.EventRetention)
+	}
+	if _, err := events.ParsePattern(c.WebhookFilter); err != nil {
+		return fmt.Errorf("--webhook-filter: %w", err)
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(c.LogLevel)); err != nil {
 		return fmt.Errorf("--log-level %q: want debug, info, warn or error", c.LogLevel)
@@ -223,6 +278,11 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	if m.DB, err = sqlite.Open(ctx, filepath.Join(c.DataDir, "ivsrt.db")); err != nil {
+		return err
+	}
+	// The relay starts before anything writes events, so that a sink
+	// configured for the first time gets those of this start-up too.
+	if err := m.startRelay(ctx); err != nil {
 		return err
 	}
 
@@ -282,11 +342,12 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 
-	// The event stream, served beside the router (see eventstream.go).
-	stream := m.newEventStream(verifier)
+	// The event stream and its delivery API, served beside the router (see
+	// eventstream.go).
+	stream, admin := m.newEventHandlers(verifier)
 
 	m.http = &http.Server{
-		Handler:           withEventStream(stream, router{api: m.API, media: m.SFU, web: pages}),
+		Handler:           withEventStream(stream, admin, router{api: m.API, media: m.SFU, web: pages}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
@@ -360,6 +421,15 @@ func (m *Main) Close() error {
 			errs = append(errs, err)
 		}
 		m.http = nil
+	}
+	// What is not delivered yet stays queued in the store for the next run.
+	if m.Relay != nil {
+		m.Relay.Close()
+		m.Relay = nil
+	}
+	if m.sinks != nil {
+		m.sinks.close()
+		m.sinks = nil
 	}
 	if m.DB != nil {
 		errs = append(errs, m.DB.Close())
