@@ -1,0 +1,325 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/ivsrt/ivsrt"
+)
+
+// RecordEvent implements ivsrt.SessionStore.
+//
+// The stage's row is locked first (lockStage), so the events of one stage
+// are applied one at a time, as they would be by a single writer: two first
+// joins cannot both start a session, and two last leaves cannot both miss
+// ending it.
+func (db *DB) RecordEvent(ctx context.Context, ev *ivsrt.Event) error {
+	if ev.Time.IsZero() {
+		ev.Time = ms(db.Now())
+	}
+	return db.write(ctx, pgx.ReadCommitted, func(tx *Tx) error {
+		_, session, err := lockStage(ctx, tx, string(ev.StageARN))
+		if err != nil {
+			return translate(err, "stage")
+		}
+
+		var stream []*ivsrt.StreamEvent
+		userID := ev.UserID
+		switch ev.Name {
+		case ivsrt.EventJoined:
+			if session == "" {
+				if session, err = startSession(ctx, tx, ev); err != nil {
+					return err
+				}
+				stream = append(stream, ivsrt.NewSessionStreamEvent(ev.StageARN, session, ivsrt.StreamSessionStarted, ev.Time))
+			}
+			attrs, err := encodeAttributes(ev.Attributes)
+			if err != nil {
+				return err
+			}
+			protocol := ev.Protocol
+			if protocol == "" {
+				protocol = "UNKNOWN"
+			}
+			// A participant who joins again keeps the user id of the first join.
+			if err := tx.QueryRow(ctx, `INSERT INTO participants
+				(session_id, participant_id, user_id, attributes, state, first_join_time, protocol)
+				VALUES ($1, $2, $3, $4, 'CONNECTED', $5, $6)
+				ON CONFLICT (session_id, participant_id) DO UPDATE SET state = 'CONNECTED'
+				RETURNING user_id`,
+				string(session), string(ev.ParticipantID), ev.UserID, attrs, ms(ev.Time), protocol).Scan(&userID); err != nil {
+				return fmt.Errorf("upsert participant: %w", err)
+			}
+		case ivsrt.EventJoinError:
+			if session == "" {
+				// Nobody is in the stage, so there is no session to file a
+				// failed join under.
+				return nil
+			}
+			// The participant is not listed, but may have been before.
+			var known string
+			err := tx.QueryRow(ctx, `SELECT user_id FROM participants WHERE session_id = $1 AND participant_id = $2`,
+				string(session), string(ev.ParticipantID)).Scan(&known)
+			if err == nil {
+				userID = known
+			} else if !errors.Is(err, pgx.ErrNoRows) {
+				return fmt.Errorf("find participant: %w", err)
+			}
+		default:
+			if session == "" {
+				return ivsrt.Errorf(ivsrt.ECONFLICT, "participant %s is not in the stage", ev.ParticipantID)
+			}
+			var state string
+			err := tx.QueryRow(ctx, `SELECT state, user_id FROM participants WHERE session_id = $1 AND participant_id = $2`,
+				string(session), string(ev.ParticipantID)).Scan(&state, &userID)
+			if errors.Is(err, pgx.ErrNoRows) || (err == nil && state != string(ivsrt.ParticipantConnected)) {
+				// Never joined this session, or left it.
+				return ivsrt.Errorf(ivsrt.ECONFLICT, "participant %s is not in the stage", ev.ParticipantID)
+			} else if err != nil {
+				return fmt.Errorf("find participant: %w", err)
+			}
+		}
+		ev.SessionID = session
+		stream = append(stream, ivsrt.NewParticipantStreamEvent(ev, userID))
+
+		if _, err := tx.Exec(ctx, `INSERT INTO participant_events
+			(session_id, participant_id, name, remote_participant_id, error_code, event_time) VALUES ($1, $2, $3, $4, $5, $6)`,
+			string(session), string(ev.ParticipantID), string(ev.Name), string(ev.RemoteParticipantID), ev.ErrorCode, ms(ev.Time)); err != nil {
+			return fmt.Errorf("insert event: %w", err)
+		}
+
+		switch ev.Name {
+		case ivsrt.EventPublishStarted:
+			if _, err := tx.Exec(ctx, `UPDATE participants SET published = TRUE WHERE session_id = $1 AND participant_id = $2`,
+				string(session), string(ev.ParticipantID)); err != nil {
+				return fmt.Errorf("mark published: %w", err)
+			}
+		case ivsrt.EventLeft:
+			ended, err := leave(ctx, tx, ev, session)
+			if err != nil {
+				return err
+			}
+			if ended {
+				stream = append(stream, ivsrt.NewSessionStreamEvent(ev.StageARN, session, ivsrt.StreamSessionEnded, ev.Time))
+			}
+		}
+		return appendEvents(ctx, tx, stream...)
+	})
+}
+
+func startSession(ctx context.Context, tx *Tx, ev *ivsrt.Event) (ivsrt.SessionID, error) {
+	id := ivsrt.NewSessionID()
+	if _, err := tx.Exec(ctx, `INSERT INTO stage_sessions (session_id, stage_arn, start_time) VALUES ($1, $2, $3)`,
+		string(id), string(ev.StageARN), ms(ev.Time)); err != nil {
+		return "", fmt.Errorf("start session: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `UPDATE stages SET active_session_id = $1 WHERE arn = $2`, string(id), string(ev.StageARN)); err != nil {
+		return "", fmt.Errorf("set active session: %w", err)
+	}
+	return id, nil
+}
+
+// leave marks the participant gone and ends the session when it was the
+// last, reporting whether it did.
+func leave(ctx context.Context, tx *Tx, ev *ivsrt.Event, session ivsrt.SessionID) (ended bool, err error) {
+	if _, err := tx.Exec(ctx, `UPDATE participants SET state = 'DISCONNECTED' WHERE session_id = $1 AND participant_id = $2`,
+		string(session), string(ev.ParticipantID)); err != nil {
+		return false, fmt.Errorf("mark disconnected: %w", err)
+	}
+	var connected bool
+	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM participants WHERE session_id = $1 AND state = 'CONNECTED')`,
+		string(session)).Scan(&connected); err != nil {
+		return false, fmt.Errorf("count connected: %w", err)
+	}
+	if connected {
+		return false, nil
+	}
+	if _, err := tx.Exec(ctx, `UPDATE stage_sessions SET end_time = $1 WHERE session_id = $2`, ms(ev.Time), string(session)); err != nil {
+		return false, fmt.Errorf("end session: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `UPDATE stages SET active_session_id = NULL WHERE arn = $1`, string(ev.StageARN)); err != nil {
+		return false, fmt.Errorf("clear active session: %w", err)
+	}
+	return true, nil
+}
+
+const sessionColumns = `seq, session_id, stage_arn, start_time, end_time`
+
+func scanSession(row pgx.Row) (*ivsrt.StageSession, int64, error) {
+	var (
+		s   ivsrt.StageSession
+		seq int64
+		end *time.Time
+	)
+	if err := row.Scan(&seq, &s.ID, &s.StageARN, &s.StartTime, &end); err != nil {
+		return nil, 0, err
+	}
+	s.StartTime, s.EndTime = s.StartTime.UTC(), fromNull(end)
+	return &s, seq, nil
+}
+
+// GetStageSession implements ivsrt.SessionStore.
+func (db *DB) GetStageSession(ctx context.Context, stage ivsrt.StageARN, id ivsrt.SessionID) (*ivsrt.StageSession, error) {
+	var s *ivsrt.StageSession
+	err := db.read(ctx, func(conn *pgx.Conn) error {
+		var err error
+		s, _, err = scanSession(conn.QueryRow(ctx, `SELECT `+sessionColumns+` FROM stage_sessions
+			WHERE stage_arn = $1 AND session_id = $2`, string(stage), string(id)))
+		return err
+	})
+	if err != nil {
+		return nil, translate(err, "stage session")
+	}
+	return s, nil
+}
+
+// ListStageSessions implements ivsrt.SessionStore.
+func (db *DB) ListStageSessions(ctx context.Context, stage ivsrt.StageARN, page ivsrt.Page) ([]*ivsrt.StageSession, string, error) {
+	before, err := parseCursor(page)
+	if err != nil {
+		return nil, "", err
+	}
+	if page.After == "" {
+		before = math.MaxInt64
+	}
+	var (
+		sessions []*ivsrt.StageSession
+		next     string
+	)
+	err = db.read(ctx, func(conn *pgx.Conn) error {
+		rows, err := conn.Query(ctx, `SELECT `+sessionColumns+` FROM stage_sessions
+			WHERE stage_arn = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3`, string(stage), before, page.Limit+1)
+		if err != nil {
+			return err
+		}
+		sessions, next, err = collect(rows, page.Limit, func(r pgx.Rows) (*ivsrt.StageSession, int64, error) { return scanSession(r) })
+		return err
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("list stage sessions: %w", err)
+	}
+	return sessions, next, nil
+}
+
+const participantColumns = `p.seq, p.participant_id, s.stage_arn, p.session_id, p.user_id, p.attributes,
+	p.state, p.first_join_time, p.published, p.protocol`
+
+func scanParticipant(row pgx.Row) (*ivsrt.Participant, int64, error) {
+	var (
+		p     ivsrt.Participant
+		seq   int64
+		attrs []byte
+	)
+	if err := row.Scan(&seq, &p.ID, &p.StageARN, &p.SessionID, &p.UserID, &attrs, &p.State, &p.FirstJoinTime, &p.Published, &p.Protocol); err != nil {
+		return nil, 0, err
+	}
+	var err error
+	if p.Attributes, err = decodeAttributes(attrs); err != nil {
+		return nil, 0, err
+	}
+	p.FirstJoinTime = p.FirstJoinTime.UTC()
+	return &p, seq, nil
+}
+
+// GetParticipant implements ivsrt.SessionStore.
+func (db *DB) GetParticipant(ctx context.Context, stage ivsrt.StageARN, session ivsrt.SessionID, id ivsrt.ParticipantID) (*ivsrt.Participant, error) {
+	var p *ivsrt.Participant
+	err := db.read(ctx, func(conn *pgx.Conn) error {
+		var err error
+		p, _, err = scanParticipant(conn.QueryRow(ctx, `SELECT `+participantColumns+`
+			FROM participants p JOIN stage_sessions s ON s.session_id = p.session_id
+			WHERE s.stage_arn = $1 AND p.session_id = $2 AND p.participant_id = $3`, string(stage), string(session), string(id)))
+		return err
+	})
+	if err != nil {
+		return nil, translate(err, "participant")
+	}
+	return p, nil
+}
+
+// ListParticipants implements ivsrt.SessionStore. Recording never runs here,
+// so every participant's recording state is DISABLED and a recording-state
+// filter matches nobody.
+func (db *DB) ListParticipants(ctx context.Context, stage ivsrt.StageARN, session ivsrt.SessionID, f ivsrt.ParticipantFilter, page ivsrt.Page) ([]*ivsrt.Participant, string, error) {
+	after, err := parseCursor(page)
+	if err != nil {
+		return nil, "", err
+	}
+	q := `SELECT ` + participantColumns + ` FROM participants p JOIN stage_sessions s ON s.session_id = p.session_id
+		WHERE s.stage_arn = $1 AND p.session_id = $2 AND p.seq > $3`
+	args := []any{string(stage), string(session), after}
+	switch {
+	case f.UserID != nil:
+		args = append(args, *f.UserID)
+		q += fmt.Sprintf(` AND p.user_id = $%d`, len(args))
+	case f.Published != nil:
+		args = append(args, *f.Published)
+		q += fmt.Sprintf(` AND p.published = $%d`, len(args))
+	case f.State != nil:
+		args = append(args, string(*f.State))
+		q += fmt.Sprintf(` AND p.state = $%d`, len(args))
+	case f.RecordingState != nil:
+		q += ` AND FALSE`
+	}
+	args = append(args, page.Limit+1)
+	q += fmt.Sprintf(` ORDER BY p.seq LIMIT $%d`, len(args))
+	var (
+		participants []*ivsrt.Participant
+		next         string
+	)
+	err = db.read(ctx, func(conn *pgx.Conn) error {
+		rows, err := conn.Query(ctx, q, args...)
+		if err != nil {
+			return err
+		}
+		participants, next, err = collect(rows, page.Limit, func(r pgx.Rows) (*ivsrt.Participant, int64, error) { return scanParticipant(r) })
+		return err
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("list participants: %w", err)
+	}
+	return participants, next, nil
+}
+
+// ListParticipantEvents implements ivsrt.SessionStore.
+func (db *DB) ListParticipantEvents(ctx context.Context, stage ivsrt.StageARN, session ivsrt.SessionID, id ivsrt.ParticipantID, page ivsrt.Page) ([]*ivsrt.Event, string, error) {
+	after, err := parseCursor(page)
+	if err != nil {
+		return nil, "", err
+	}
+	var (
+		events []*ivsrt.Event
+		next   string
+	)
+	err = db.read(ctx, func(conn *pgx.Conn) error {
+		rows, err := conn.Query(ctx, `SELECT e.seq, s.stage_arn, e.session_id, e.name, e.participant_id,
+			e.remote_participant_id, e.error_code, e.event_time
+			FROM participant_events e JOIN stage_sessions s ON s.session_id = e.session_id
+			WHERE s.stage_arn = $1 AND e.session_id = $2 AND e.participant_id = $3 AND e.seq > $4
+			ORDER BY e.seq LIMIT $5`, string(stage), string(session), string(id), after, page.Limit+1)
+		if err != nil {
+			return err
+		}
+		events, next, err = collect(rows, page.Limit, func(r pgx.Rows) (*ivsrt.Event, int64, error) {
+			var (
+				e   ivsrt.Event
+				seq int64
+			)
+			if err := r.Scan(&seq, &e.StageARN, &e.SessionID, &e.Name, &e.ParticipantID, &e.RemoteParticipantID, &e.ErrorCode, &e.Time); err != nil {
+				return nil, 0, err
+			}
+			e.Time = e.Time.UTC()
+			return &e, seq, nil
+		})
+		return err
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("list participant events: %w", err)
+	}
+	return events, next, nil
+}

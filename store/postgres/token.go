@@ -1,0 +1,105 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/ivsrt/ivsrt"
+)
+
+// CreateParticipantToken implements ivsrt.TokenStore. The foreign key on
+// the stage tells a missing stage.
+func (db *DB) CreateParticipantToken(ctx context.Context, tok *ivsrt.ParticipantToken) error {
+	return db.write(ctx, pgx.ReadCommitted, func(tx *Tx) error {
+		return insertToken(ctx, tx, tok)
+	})
+}
+
+func insertToken(ctx context.Context, tx *Tx, tok *ivsrt.ParticipantToken) error {
+	attrs, err := encodeAttributes(tok.Attributes)
+	if err != nil {
+		return err
+	}
+	caps := make([]string, len(tok.Capabilities))
+	for i, c := range tok.Capabilities {
+		caps[i] = string(c)
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO participant_tokens
+		(participant_id, stage_arn, user_id, attributes, capabilities, duration_minutes, created_at, expires_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		string(tok.ParticipantID), string(tok.StageARN), tok.UserID, attrs, caps,
+		tok.DurationMinutes, ms(tok.CreatedAt), ms(tok.ExpirationTime))
+	if isCode(err, codeForeignKeyViolation) {
+		return ivsrt.Errorf(ivsrt.ENOTFOUND, "stage not found")
+	}
+	return translate(err, "participant token")
+}
+
+// GetParticipantToken implements ivsrt.TokenStore.
+func (db *DB) GetParticipantToken(ctx context.Context, id ivsrt.ParticipantID) (*ivsrt.ParticipantToken, error) {
+	var (
+		t         ivsrt.ParticipantToken
+		attrs     []byte
+		caps      []string
+		revokedAt *time.Time
+	)
+	err := db.read(ctx, func(conn *pgx.Conn) error {
+		return conn.QueryRow(ctx, `SELECT participant_id, stage_arn, user_id, attributes, capabilities,
+			duration_minutes, created_at, expires_at, revoked_at, revoke_reason
+			FROM participant_tokens WHERE participant_id = $1`, string(id)).Scan(
+			&t.ParticipantID, &t.StageARN, &t.UserID, &attrs, &caps,
+			&t.DurationMinutes, &t.CreatedAt, &t.ExpirationTime, &revokedAt, &t.RevokeReason)
+	})
+	if err != nil {
+		return nil, translate(err, "participant token")
+	}
+	if t.Attributes, err = decodeAttributes(attrs); err != nil {
+		return nil, err
+	}
+	for _, c := range caps {
+		t.Capabilities = append(t.Capabilities, ivsrt.Capability(c))
+	}
+	t.CreatedAt, t.ExpirationTime, t.RevokedAt = t.CreatedAt.UTC(), t.ExpirationTime.UTC(), fromNull(revokedAt)
+	return &t, nil
+}
+
+// RevokeParticipantToken implements ivsrt.TokenStore. One statement keeps
+// the first revocation: a second changes nothing.
+func (db *DB) RevokeParticipantToken(ctx context.Context, stage ivsrt.StageARN, id ivsrt.ParticipantID, reason string) error {
+	return db.write(ctx, pgx.ReadCommitted, func(tx *Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE participant_tokens
+			SET revoked_at = COALESCE(revoked_at, $3),
+				revoke_reason = CASE WHEN revoked_at IS NULL THEN $4 ELSE revoke_reason END
+			WHERE participant_id = $1 AND stage_arn = $2`, string(id), string(stage), tx.now, reason)
+		if err != nil {
+			return fmt.Errorf("revoke participant token: %w", err)
+		}
+		if tag.RowsAffected() == 0 {
+			return ivsrt.Errorf(ivsrt.ENOTFOUND, "participant not found")
+		}
+		return nil
+	})
+}
+
+func encodeAttributes(m map[string]string) ([]byte, error) {
+	if m == nil {
+		m = map[string]string{}
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("encode attributes: %w", err)
+	}
+	return b, nil
+}
+
+func decodeAttributes(b []byte) (map[string]string, error) {
+	m := map[string]string{}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("decode attributes: %w", err)
+	}
+	return m, nil
+}
