@@ -23,6 +23,7 @@ const (
 	closeDisconnected = 4403
 	closeStageDeleted = 4404
 	closeReplaced     = 4409
+	closeEvicted      = 4503 // the stage moved to another node: join again
 )
 
 // writeTimeout bounds one message written to a WebSocket.

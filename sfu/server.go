@@ -75,6 +75,10 @@ type Config struct {
 	// defaults.
 	MaxPublishers  int
 	MaxSubscribers int
+
+	// ResourcePrefix starts the id of every WHIP and WHEP session, so that
+	// in a cluster a request for one reaches the node that has it.
+	ResourcePrefix string
 }
 
 // Server is the media plane. It implements ivsrt.MediaPlane and serves the
@@ -413,12 +417,60 @@ func (s *Server) resource(id string) any {
 	return s.resources[id]
 }
 
-// newResourceID returns an unguessable id for a WHIP or WHEP session: its
-// URL is what allows ending it.
-func newResourceID() string {
+// newResourceID returns an unguessable id for a WHIP or WHEP session (its
+// URL is what allows ending it), after the configured prefix.
+func (s *Server) newResourceID() string {
 	b := make([]byte, 16)
 	rand.Read(b)
-	return hex.EncodeToString(b)
+	return s.cfg.ResourcePrefix + hex.EncodeToString(b)
+}
+
+// HostedStages returns the stages that have someone connected here.
+func (s *Server) HostedStages() []ivsrt.StageARN {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	arns := make([]ivsrt.StageARN, 0, len(s.stages))
+	for arn := range s.stages {
+		arns = append(arns, arn)
+	}
+	return arns
+}
+
+// ParticipantCount returns how many participants are connected here, by
+// the events WebSocket or by WHIP alone.
+func (s *Server) ParticipantCount() int {
+	s.mu.Lock()
+	stages := make([]*stage, 0, len(s.stages))
+	for _, st := range s.stages {
+		stages = append(stages, st)
+	}
+	s.mu.Unlock()
+	n := 0
+	for _, st := range stages {
+		st.mu.Lock()
+		ids := make(map[ivsrt.ParticipantID]bool, len(st.parts)+len(st.pubs))
+		for id := range st.parts {
+			ids[id] = true
+		}
+		for id := range st.pubs {
+			ids[id] = true
+		}
+		st.mu.Unlock()
+		n += len(ids)
+	}
+	return n
+}
+
+// EvictStage disconnects everyone in the stage, telling them reason, and
+// records their departure; unlike CloseStage it lets them join again at
+// once (elsewhere, when another node has taken the stage over).
+func (s *Server) EvictStage(ctx context.Context, arn ivsrt.StageARN, reason string) {
+	st := s.existingStage(arn)
+	if st == nil {
+		return
+	}
+	defer st.unlock()
+	st.closeAll(ctx, closeEvicted, reason)
 }
 
 // resourceURL returns the absolute URL of a session resource at path.
@@ -444,7 +496,6 @@ func storeContext(ctx context.Context) (context.Context, context.CancelFunc) {
 // is connected any more. Call it when starting, before serving. It returns
 // how many departures it recorded.
 func (s *Server) EndStaleSessions(ctx context.Context) (int, error) {
-	connected := ivsrt.ParticipantConnected
 	n := 0
 	page := ivsrt.Page{Limit: 100}
 	for {
@@ -456,24 +507,37 @@ func (s *Server) EndStaleSessions(ctx context.Context) (int, error) {
 			if stg.ActiveSessionID == "" {
 				continue
 			}
-			ppage := ivsrt.Page{Limit: 100}
-			for {
-				ps, pnext, err := s.store.ListParticipants(ctx, stg.ARN, stg.ActiveSessionID,
-					ivsrt.ParticipantFilter{State: &connected}, ppage)
-				if err != nil {
-					return n, fmt.Errorf("list participants: %w", err)
-				}
-				for _, p := range ps {
-					if err := s.store.RecordEvent(ctx, &ivsrt.Event{StageARN: stg.ARN, Name: ivsrt.EventLeft, ParticipantID: p.ID}); err != nil {
-						return n, fmt.Errorf("record departure: %w", err)
-					}
-					n++
-				}
-				if pnext == "" {
-					break
-				}
-				ppage.After = pnext
+			left, err := EndSession(ctx, s.store, stg.ARN, stg.ActiveSessionID)
+			n += left
+			if err != nil {
+				return n, err
 			}
+		}
+		if next == "" {
+			return n, nil
+		}
+		page.After = next
+	}
+}
+
+// EndSession records the departure of everyone the store has connected in
+// the stage's session (the last departure ends it) and returns how many
+// left. It is for sessions whose media plane is gone: a crashed run's, or
+// in a cluster a dead node's.
+func EndSession(ctx context.Context, store ivsrt.Store, stage ivsrt.StageARN, session ivsrt.SessionID) (int, error) {
+	connected := ivsrt.ParticipantConnected
+	n := 0
+	page := ivsrt.Page{Limit: 100}
+	for {
+		ps, next, err := store.ListParticipants(ctx, stage, session, ivsrt.ParticipantFilter{State: &connected}, page)
+		if err != nil {
+			return n, fmt.Errorf("list participants: %w", err)
+		}
+		for _, p := range ps {
+			if err := store.RecordEvent(ctx, &ivsrt.Event{StageARN: stage, Name: ivsrt.EventLeft, ParticipantID: p.ID}); err != nil {
+				return n, fmt.Errorf("record departure: %w", err)
+			}
+			n++
 		}
 		if next == "" {
 			return n, nil

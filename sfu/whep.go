@@ -98,7 +98,7 @@ func (st *stage) startSubscribe(ctx context.Context, c claims, remote ivsrt.Part
 	if ref != nil {
 		return nil, ref
 	}
-	ss := &subscribeSession{id: newResourceID(), st: st, pid: id, remote: remote,
+	ss := &subscribeSession{id: st.s.newResourceID(), st: st, pid: id, remote: remote,
 		sources: make(map[webrtc.RTPCodecType]*forward.Source, len(pub.sources))}
 	for k, src := range pub.sources {
 		ss.sources[k] = src

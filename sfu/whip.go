@@ -86,7 +86,7 @@ func (st *stage) startPublish(ctx context.Context, c claims) (*publishSession, *
 	if ref != nil {
 		return nil, ref
 	}
-	ps := &publishSession{id: newResourceID(), st: st, pid: id}
+	ps := &publishSession{id: st.s.newResourceID(), st: st, pid: id}
 	old := p.pub
 	p.pub = ps
 	st.publication(id).session = ps

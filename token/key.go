@@ -39,6 +39,19 @@ func LoadOrCreateKey(path string) (*ecdsa.PrivateKey, error) {
 		return nil, fmt.Errorf("token: read key: %w", err)
 	}
 
+	data, err = GenerateKeyPEM()
+	if err != nil {
+		return nil, err
+	}
+	if err := writeFileAtomic(path, data); err != nil {
+		return nil, fmt.Errorf("token: write key: %w", err)
+	}
+	return parseKey(data)
+}
+
+// GenerateKeyPEM returns a new P-384 signing key as a PEM "EC PRIVATE KEY"
+// block, for keys kept elsewhere than in a file (a cluster's shared store).
+func GenerateKeyPEM() ([]byte, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("token: generate key: %w", err)
@@ -47,8 +60,14 @@ func LoadOrCreateKey(path string) (*ecdsa.PrivateKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("token: marshal key: %w", err)
 	}
-	if err := writeFileAtomic(path, pem.EncodeToMemory(&pem.Block{Type: pemType, Bytes: der})); err != nil {
-		return nil, fmt.Errorf("token: write key: %w", err)
+	return pem.EncodeToMemory(&pem.Block{Type: pemType, Bytes: der}), nil
+}
+
+// ParseKeyPEM reads a key GenerateKeyPEM made.
+func ParseKeyPEM(data []byte) (*ecdsa.PrivateKey, error) {
+	key, err := parseKey(data)
+	if err != nil {
+		return nil, fmt.Errorf("token: %w", err)
 	}
 	return key, nil
 }
