@@ -56,6 +56,11 @@ type DB struct {
 	listenDone   chan struct{}
 	closeOnce    sync.Once
 
+	// The leads TryLead holds, which Close ends.
+	leadsMu     sync.Mutex
+	leads       map[*lead]struct{}
+	leadsClosed bool
+
 	// retries counts transactions run again after a serialization failure
 	// or a deadlock.
 	retries atomic.Int64
@@ -87,7 +92,8 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 	return db, nil
 }
 
-// Close stops listening for events and closes the connections.
+// Close stops listening for events, gives up the leads held and closes the
+// connections.
 func (db *DB) Close() error {
 	db.closeOnce.Do(func() {
 		db.listenCancel()
@@ -97,6 +103,7 @@ func (db *DB) Close() error {
 		if started {
 			<-db.listenDone
 		}
+		db.endLeads()
 		db.pool.Close()
 	})
 	return nil
@@ -262,6 +269,7 @@ const (
 	codeForeignKeyViolation  = "23503"
 	codeSerializationFailure = "40001"
 	codeDeadlockDetected     = "40P01"
+	codeUndefinedObject      = "42704"
 )
 
 // retryable reports whether a transaction that failed with err may succeed

@@ -54,10 +54,16 @@ var (
 //	func TestMain(m *testing.M) { pgtest.Main(m) }
 func Main(m *testing.M) {
 	code := m.Run()
+	Stop()
+	os.Exit(code)
+}
+
+// Stop stops the server the tests shared, if one was started: for a
+// TestMain that does more than Main.
+func Stop() {
 	if srv != nil {
 		srv.stop()
 	}
-	os.Exit(code)
 }
 
 // Start returns the DSN of a new, empty database, dropped when t ends (so
