@@ -1,6 +1,7 @@
 package events
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -35,7 +36,7 @@ func IsEventsPath(path string) bool { return strings.HasPrefix(path, eventsPathP
 //
 // Answers are JSON; errors are {"message": "..."} with a 4xx or 5xx status.
 type AdminHandler struct {
-	relay     *Relay // nil when no sink is configured
+	relay     DeliveryControl // nil when no sink is configured
 	store     ivsrt.DeliveryStore
 	region    string
 	account   string
@@ -43,9 +44,18 @@ type AdminHandler struct {
 	log       *slog.Logger
 }
 
+// DeliveryControl is what the handler shows and mends: a Relay, or in a
+// cluster whichever node's relay runs.
+type DeliveryControl interface {
+	Status() []SinkStatus
+	Redrive(ctx context.Context, sink, eventID string) error
+}
+
+var _ DeliveryControl = (*Relay)(nil)
+
 // NewAdminHandler returns the handler; relay may be nil (no sinks), and
 // cfg's Authorize, Region and AccountID apply as for the stream.
-func NewAdminHandler(relay *Relay, store ivsrt.DeliveryStore, cfg Config, log *slog.Logger) *AdminHandler {
+func NewAdminHandler(relay DeliveryControl, store ivsrt.DeliveryStore, cfg Config, log *slog.Logger) *AdminHandler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}

@@ -98,8 +98,9 @@ type RelayStore interface {
 
 // Defaults of RelayConfig.
 const (
-	DefaultRetention     = 7 * 24 * time.Hour
-	DefaultPruneInterval = time.Minute
+	DefaultRetention      = 7 * 24 * time.Hour
+	DefaultPruneInterval  = time.Minute
+	DefaultResyncInterval = 10 * time.Second
 )
 
 // RelayConfig configures a Relay.
@@ -115,6 +116,11 @@ type RelayConfig struct {
 	// DefaultRetention; negative keeps events for ever.
 	Retention     time.Duration
 	PruneInterval time.Duration
+
+	// ResyncInterval is how often each sink reads its queue back from the
+	// store, to pick up what was put there from elsewhere (a dead letter
+	// redriven through another node of a cluster).
+	ResyncInterval time.Duration
 }
 
 // Relay delivers the event stream to its sinks, each from its own durable
@@ -156,6 +162,9 @@ func NewRelay(store RelayStore, cfg RelayConfig, sinks []SinkConfig, opts ...Rel
 	}
 	if r.cfg.PruneInterval <= 0 {
 		r.cfg.PruneInterval = DefaultPruneInterval
+	}
+	if r.cfg.ResyncInterval <= 0 {
+		r.cfg.ResyncInterval = DefaultResyncInterval
 	}
 	names := map[string]bool{}
 	for _, c := range sinks {
@@ -297,7 +306,8 @@ type sink struct {
 
 	cursor   int64
 	stages   map[ivsrt.StageARN]*stageQueue
-	ready    readyHeap // stages whose first delivery is not in flight
+	known    map[int64]bool // the seqs in the queue
+	ready    readyHeap      // stages whose first delivery is not in flight
 	inFlight int
 	pending  int
 
@@ -345,6 +355,7 @@ func (s *sink) load(ctx context.Context) error {
 	}
 	s.cursor = cursor
 	s.stages = map[ivsrt.StageARN]*stageQueue{}
+	s.known = map[int64]bool{}
 	s.results = make(chan tryResult, s.cfg.Concurrency)
 	s.redriven = make(chan *ivsrt.Delivery)
 	s.done = make(chan struct{})
@@ -361,6 +372,10 @@ func (s *sink) load(ctx context.Context) error {
 // add appends d to its stage's queue (in Seq order; a redriven delivery
 // may come back before others, never before one in flight).
 func (s *sink) add(d *ivsrt.Delivery, ev *ivsrt.StreamEvent) {
+	if s.known[d.Seq] {
+		return
+	}
+	s.known[d.Seq] = true
 	q := s.stages[d.StageARN]
 	if q == nil {
 		q = &stageQueue{stage: d.StageARN, heapIndex: -1}
@@ -405,7 +420,14 @@ func (s *sink) run(ctx context.Context) {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	var takeInFailures int
+	lastResync := s.relay.now()
 	for {
+		if s.relay.now().Sub(lastResync) >= s.relay.cfg.ResyncInterval {
+			lastResync = s.relay.now()
+			if err := s.resync(ctx); err != nil && ctx.Err() == nil {
+				s.log.Error("read queue back", "err", err)
+			}
+		}
 		if err := s.takeIn(ctx); err != nil {
 			if ctx.Err() != nil {
 				break
@@ -445,6 +467,22 @@ func (s *sink) run(ctx context.Context) {
 	for s.inFlight > 0 {
 		s.settle(drain, <-s.results)
 	}
+}
+
+// resync adds to the queue in memory what the store's queue has and it
+// lacks.
+func (s *sink) resync(ctx context.Context) error {
+	pending, err := s.relay.store.PendingDeliveries(ctx, s.cfg.Name)
+	if err != nil {
+		return err
+	}
+	for _, d := range pending {
+		if !s.known[d.Seq] {
+			s.log.Info("queued from elsewhere", "seq", d.Seq)
+			s.add(d, nil)
+		}
+	}
+	return nil
 }
 
 // takeIn reads the events written since the cursor, queues those the
@@ -605,6 +643,7 @@ func (s *sink) apply(r tryResult, o ivsrt.DeliveryOutcome) {
 	case ivsrt.Delivered, ivsrt.Dead:
 		q.queue = q.queue[1:]
 		s.pending--
+		delete(s.known, o.Seq)
 		if o.Result == ivsrt.Delivered {
 			s.setStatus(func(st *SinkStatus) { st.Delivered++; st.LastDeliveredAt = o.At })
 		} else {
