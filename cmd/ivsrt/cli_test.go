@@ -25,6 +25,7 @@ import (
 
 	"github.com/ivsrt/ivsrt"
 	"github.com/ivsrt/ivsrt/bot"
+	"github.com/ivsrt/ivsrt/store/postgres/pgtest"
 	"github.com/ivsrt/ivsrt/web/webtest"
 )
 
@@ -41,6 +42,7 @@ var (
 
 func TestMain(m *testing.M) {
 	code := m.Run()
+	pgtest.Stop() // the cluster tests' PostgreSQL
 	if cliBuildDir != "" {
 		os.RemoveAll(cliBuildDir)
 	}

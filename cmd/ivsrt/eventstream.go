@@ -51,7 +51,11 @@ func (m *Main) newEventHandlers(verifier *api.SigV4Verifier) (*events.Handler, *
 		cfg.Authorize = verifier.Authorize
 	}
 	log := m.Logger.With("component", "events")
-	return events.NewHandler(m.DB, cfg, events.WithLogger(log)), events.NewAdminHandler(m.Relay, m.DB, cfg, log)
+	var control events.DeliveryControl = m.Relay
+	if m.delivery != nil { // in a cluster
+		control = m.delivery
+	}
+	return events.NewHandler(m.DB, cfg, events.WithLogger(log)), events.NewAdminHandler(control, m.DB, cfg, log)
 }
 
 // withEventStream sends the event stream's path to stream, the rest of

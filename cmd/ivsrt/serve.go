@@ -19,9 +19,9 @@ import (
 
 	"github.com/ivsrt/ivsrt"
 	"github.com/ivsrt/ivsrt/api"
+	"github.com/ivsrt/ivsrt/cluster"
 	"github.com/ivsrt/ivsrt/events"
 	"github.com/ivsrt/ivsrt/sfu"
-	"github.com/ivsrt/ivsrt/store/sqlite"
 	"github.com/ivsrt/ivsrt/token"
 	"github.com/ivsrt/ivsrt/web"
 )
@@ -59,6 +59,20 @@ type Config struct {
 	NATSJetStream     bool
 	EventRetryFor     time.Duration
 	EventRetention    time.Duration
+
+	// Store is where state lives: empty for SQLite in the data folder, or
+	// a postgres:// URL. ClusterNATS, with a PostgreSQL store, makes this
+	// process a node of a cluster (see cluster.go); NodeURL is where the
+	// other nodes reach it, NodeID its name there (empty: made up).
+	Store       string
+	ClusterNATS string
+	NodeURL     string
+	NodeID      string
+	// How long a stage's placement holds unrenewed, how often a node
+	// reports, and after how long a silent node counts as dead.
+	ClusterLeaseTTL  time.Duration
+	ClusterHeartbeat time.Duration
+	ClusterDeadAfter time.Duration
 }
 
 // defaultRTCPort is the default media port, UDP and TCP.
@@ -70,11 +84,13 @@ type Main struct {
 	Config Config
 	Logger *slog.Logger
 
-	DB       *sqlite.DB
+	DB       ivsrt.Store
 	API      *api.Server
 	SFU      *sfu.Server
-	Relay    *events.Relay
+	Relay    *events.Relay // of a single node; in a cluster, see delivery
+	Node     *cluster.Node // nil outside a cluster
 	sinks    *sinkSet
+	delivery *deliveryControl
 	listener net.Listener
 	http     *http.Server
 	served   chan error
@@ -101,6 +117,10 @@ func NewMain() *Main {
 
 			EventRetryFor:  events.DefaultRetryFor,
 			EventRetention: events.DefaultRetention,
+
+			ClusterLeaseTTL:  cluster.DefaultLeaseTTL,
+			ClusterHeartbeat: cluster.DefaultHeartbeatInterval,
+			ClusterDeadAfter: cluster.DefaultDeadAfter,
 		},
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, nil)),
 	}
@@ -129,6 +149,10 @@ func (m *Main) ParseFlags(args []string) error {
 	env("IVSRT_WEBHOOK_FILTER", &c.WebhookFilter)
 	env("IVSRT_NATS_URL", &c.NATSURL)
 	env("IVSRT_NATS_SUBJECT_PREFIX", &c.NATSSubjectPrefix)
+	env("IVSRT_STORE", &c.Store)
+	env("IVSRT_CLUSTER_NATS", &c.ClusterNATS)
+	env("IVSRT_NODE_URL", &c.NodeURL)
+	env("IVSRT_NODE_ID", &c.NodeID)
 	if v, ok := os.LookupEnv("IVSRT_WEBHOOK_URL"); ok {
 		c.WebhookURLs = publicIPs(v) // a comma-separated list, as the IPs
 	}
@@ -198,6 +222,13 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.BoolVar(&c.NATSJetStream, "nats-jetstream", c.NATSJetStream, "publish to NATS through JetStream, waiting for the stream's ack")
 	fs.DurationVar(&c.EventRetryFor, "event-retry-for", c.EventRetryFor, "how long an event is retried before it becomes a dead letter (IVSRT_EVENT_RETRY_FOR)")
 	fs.DurationVar(&c.EventRetention, "event-retention", c.EventRetention, "how long delivered events are kept for replay, 0 for ever (IVSRT_EVENT_RETENTION)")
+	fs.StringVar(&c.Store, "store", c.Store, "where state lives: empty for SQLite in the data folder, or postgres://user:pass@host/db (IVSRT_STORE)")
+	fs.StringVar(&c.ClusterNATS, "cluster-nats", c.ClusterNATS, "NATS URL of the cluster this node joins; needs a PostgreSQL --store (IVSRT_CLUSTER_NATS)")
+	fs.StringVar(&c.NodeURL, "node-url", c.NodeURL, "where the other nodes of the cluster reach this one; default http://LISTEN (IVSRT_NODE_URL)")
+	fs.StringVar(&c.NodeID, "node-id", c.NodeID, "this node's name in the cluster; default a new one at each start (IVSRT_NODE_ID)")
+	fs.DurationVar(&c.ClusterLeaseTTL, "cluster-lease", c.ClusterLeaseTTL, "how long a stage stays placed on a node that stops renewing it")
+	fs.DurationVar(&c.ClusterHeartbeat, "cluster-heartbeat", c.ClusterHeartbeat, "how often a node reports its load and renews its stages")
+	fs.DurationVar(&c.ClusterDeadAfter, "cluster-dead-after", c.ClusterDeadAfter, "silence after which a node counts as dead and its stages are cleaned up")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -241,6 +272,15 @@ func (m *Main) validate() error {
 			return fmt.Errorf("--rtc-public-ip %q: want IP addresses separated by commas", c.RTCPublicIPs)
 		}
 	}
+	if c.Store != "" && !isPostgres(c.Store) && c.Store != "sqlite" {
+		return fmt.Errorf("--store %q: want empty, sqlite, or a postgres:// URL", redactDSN(c.Store))
+	}
+	if c.ClusterNATS != "" && !isPostgres(c.Store) {
+		return errors.New("--cluster-nats needs a PostgreSQL --store, which the nodes share")
+	}
+	if c.ClusterLeaseTTL <= 0 || c.ClusterHeartbeat <= 0 || c.ClusterDeadAfter <= 0 || c.ClusterHeartbeat >= c.ClusterLeaseTTL {
+		return errors.New("--cluster-lease, --cluster-heartbeat and --cluster-dead-after must be positive, the heartbeat shorter than the lease")
+	}
 	if c.EventRetryFor <= 0 {
 		return fmt.Errorf("--event-retry-for %v: want a positive duration", c.EventRetryFor)
 	}
@@ -265,25 +305,21 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data folder: %w", err)
 	}
-	creds, err := m.credentials()
+	if err := m.openStore(ctx); err != nil {
+		return err
+	}
+	sec, err := m.secrets(ctx)
 	if err != nil {
 		return err
 	}
-	pageKey, err := loadOrCreateSecret(filepath.Join(c.DataDir, "pagination.key"), 32)
-	if err != nil {
-		return err
-	}
-	signingKey, err := token.LoadOrCreateKey(filepath.Join(c.DataDir, "token-signing-key.pem"))
-	if err != nil {
-		return err
-	}
-	if m.DB, err = sqlite.Open(ctx, filepath.Join(c.DataDir, "ivsrt.db")); err != nil {
-		return err
-	}
+	creds, pageKey, signingKey := sec.credentials, sec.pageKey, sec.signingKey
 	// The relay starts before anything writes events, so that a sink
-	// configured for the first time gets those of this start-up too.
-	if err := m.startRelay(ctx); err != nil {
-		return err
+	// configured for the first time gets those of this start-up too. In a
+	// cluster it runs on one node at a time, once this one has joined.
+	if c.ClusterNATS == "" {
+		if err := m.startRelay(ctx); err != nil {
+			return err
+		}
 	}
 
 	if m.listener, err = net.Listen("tcp", c.Listen); err != nil {
@@ -296,6 +332,15 @@ func (m *Main) Run(ctx context.Context) error {
 	m.Config.PublicURL = publicURL
 	eventsURL, whipURL := api.EndpointURLs(publicURL)
 	issuer := token.NewIssuer(signingKey, token.WithEventsURL(eventsURL), token.WithWHIPURL(whipURL))
+	if c.ClusterNATS != "" {
+		nodeURL := c.NodeURL
+		if nodeURL == "" {
+			nodeURL = "http://" + m.listener.Addr().String()
+		}
+		if err := m.newNode(issuer, nodeURL); err != nil {
+			return err
+		}
+	}
 
 	// Media binds to the address the API listens on, so that a server
 	// kept to the loopback interface keeps its media there too.
@@ -310,6 +355,9 @@ func (m *Main) Run(ctx context.Context) error {
 		PublicIPs:  publicIPs(c.RTCPublicIPs),
 		PublicURL:  publicURL,
 	}
+	if m.Node != nil {
+		rtc.ResourcePrefix = m.Node.ResourcePrefix()
+	}
 	if tcpPort >= 0 {
 		rtc.TCPAddr = net.JoinHostPort(host, strconv.Itoa(tcpPort))
 	}
@@ -318,11 +366,21 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	// Nobody is connected to a server that is only starting: whoever the
 	// store still has in a stage was there when the last run ended
-	// without saying goodbye (a crash, kill -9), and leaves now.
-	if n, err := m.SFU.EndStaleSessions(ctx); err != nil {
-		return fmt.Errorf("end sessions left open: %w", err)
-	} else if n > 0 {
-		m.Logger.Info("ended sessions left open by the last run", "departures", n)
+	// without saying goodbye (a crash, kill -9), and leaves now. (In a
+	// cluster the others may well be connected: the stages of a node that
+	// died are cleaned up by the survivors, once its leases run out.)
+	var media ivsrt.MediaPlane = m.SFU
+	if m.Node == nil {
+		if n, err := m.SFU.EndStaleSessions(ctx); err != nil {
+			return fmt.Errorf("end sessions left open: %w", err)
+		} else if n > 0 {
+			m.Logger.Info("ended sessions left open by the last run", "departures", n)
+		}
+	} else {
+		if err := m.joinCluster(ctx); err != nil {
+			return err
+		}
+		media = m.Node
 	}
 
 	verifier := &api.SigV4Verifier{Credentials: creds, Service: "ivs", Dev: c.Dev}
@@ -332,7 +390,7 @@ func (m *Main) Run(ctx context.Context) error {
 		PublicURL:     publicURL,
 		Quota:         ivsrt.StageQuota{MaxStages: c.MaxStages},
 		PaginationKey: pageKey,
-	}, api.WithLogger(m.Logger.With("component", "api")), api.WithMediaPlane(m.SFU))
+	}, api.WithLogger(m.Logger.With("component", "api")), api.WithMediaPlane(media))
 	if err != nil {
 		return err
 	}
@@ -346,8 +404,24 @@ func (m *Main) Run(ctx context.Context) error {
 	// eventstream.go).
 	stream, admin := m.newEventHandlers(verifier)
 
+	var mediaHandler http.Handler = m.SFU
+	if m.Node != nil {
+		mediaHandler = m.Node.Route(m.SFU)
+	}
+	var handler http.Handler = withEventStream(stream, admin, router{api: m.API, media: mediaHandler, web: pages})
+	if m.Node != nil {
+		status := m.Node.StatusHandler(verifier.Authorize)
+		next := handler
+		handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == cluster.StatusPath {
+				status.ServeHTTP(w, r)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
 	m.http = &http.Server{
-		Handler:           withEventStream(stream, admin, router{api: m.API, media: m.SFU, web: pages}),
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
@@ -427,6 +501,12 @@ func (m *Main) Close() error {
 		m.Relay.Close()
 		m.Relay = nil
 	}
+	// Leaving the cluster stops the relay if it ran here, and gives up the
+	// stages' leases.
+	if m.Node != nil {
+		m.Node.Close()
+		m.Node = nil
+	}
 	if m.sinks != nil {
 		m.sinks.close()
 		m.sinks = nil
@@ -455,10 +535,7 @@ func (m *Main) credentials() ([]api.Credential, error) {
 	path := filepath.Join(c.DataDir, "credentials.json")
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		sc := storedCredentials{
-			AccessKeyID:     "AKIV" + randomString(16, "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"),
-			SecretAccessKey: randomString(40, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"),
-		}
+		sc := newCredentials()
 		data, _ = json.MarshalIndent(sc, "", "  ")
 		if err := writeFileAtomic(path, append(data, '\n')); err != nil {
 			return nil, fmt.Errorf("save generated credentials: %w", err)
@@ -474,6 +551,14 @@ func (m *Main) credentials() ([]api.Credential, error) {
 		return nil, fmt.Errorf("%s is damaged: want {\"accessKeyId\": ..., \"secretAccessKey\": ...}", path)
 	}
 	return []api.Credential{{AccessKeyID: sc.AccessKeyID, SecretAccessKey: sc.SecretAccessKey}}, nil
+}
+
+// newCredentials returns a new random access key.
+func newCredentials() storedCredentials {
+	return storedCredentials{
+		AccessKeyID:     "AKIV" + randomString(16, "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"),
+		SecretAccessKey: randomString(40, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"),
+	}
 }
 
 // loadOrCreateSecret returns the n random bytes kept at path, creating them
