@@ -315,6 +315,13 @@ type sink struct {
 	redriven chan *ivsrt.Delivery
 	done     chan struct{}
 
+	// Outcomes applied in memory and not yet written: a stage moves on as
+	// soon as its event is delivered, and the outcomes are written in
+	// batches by one write at a time in the background.
+	unsettled []ivsrt.DeliveryOutcome
+	flushing  bool
+	flushed   chan flushResult
+
 	mu     sync.Mutex // guards status, read by Status
 	status SinkStatus
 }
@@ -330,6 +337,15 @@ type queued struct {
 	d  *ivsrt.Delivery
 	ev *ivsrt.StreamEvent // nil when not kept in memory
 }
+
+type flushResult struct {
+	outcomes []ivsrt.DeliveryOutcome
+	err      error
+}
+
+// maxUnsettled bounds the outcomes waiting to be written: beyond it, no
+// new try starts until a write has gone through.
+const maxUnsettled = 4096
 
 type tryResult struct {
 	q       *stageQueue
@@ -359,6 +375,7 @@ func (s *sink) load(ctx context.Context) error {
 	s.results = make(chan tryResult, s.cfg.Concurrency)
 	s.redriven = make(chan *ivsrt.Delivery)
 	s.done = make(chan struct{})
+	s.flushed = make(chan flushResult, 1)
 	s.status = SinkStatus{Name: s.cfg.Name, Kind: s.cfg.Kind, Target: s.cfg.Target}
 	for _, d := range pending {
 		s.add(d, nil)
@@ -411,15 +428,12 @@ func (s *sink) setStatus(f func(*SinkStatus)) {
 
 func (s *sink) run(ctx context.Context) {
 	defer close(s.done)
-	var wake <-chan struct{}
-	if n, ok := s.relay.store.(ivsrt.EventNotifier); ok {
-		ch, stop := n.NotifyEvents()
-		defer stop()
-		wake = ch
-	}
+	// Events are taken in beside the deliveries, so that neither waits for
+	// the other's writes.
+	taken := make(chan []intake)
+	s.relay.wg.Go(func() { s.takeInLoop(ctx, taken) })
 	timer := time.NewTimer(0)
 	defer timer.Stop()
-	var takeInFailures int
 	lastResync := s.relay.now()
 	for {
 		if s.relay.now().Sub(lastResync) >= s.relay.cfg.ResyncInterval {
@@ -428,30 +442,23 @@ func (s *sink) run(ctx context.Context) {
 				s.log.Error("read queue back", "err", err)
 			}
 		}
-		if err := s.takeIn(ctx); err != nil {
-			if ctx.Err() != nil {
-				break
-			}
-			takeInFailures++
-			s.log.Error("take in events", "err", err)
-		} else {
-			takeInFailures = 0
-		}
 		next := s.startDue(ctx)
 		wait := s.relay.cfg.PollInterval
-		if takeInFailures > 0 {
-			wait = min(time.Duration(takeInFailures)*time.Second, 30*time.Second)
-		}
 		if !next.IsZero() {
 			wait = min(wait, max(0, next.Sub(s.relay.now())))
 		}
 		timer.Reset(wait)
 		select {
 		case <-ctx.Done():
-		case <-wake:
 		case <-timer.C:
+		case batch := <-taken:
+			for _, in := range batch {
+				s.add(in.d, in.ev)
+			}
 		case r := <-s.results:
 			s.settle(ctx, r)
+		case fr := <-s.flushed:
+			s.afterFlush(ctx, fr)
 		case d := <-s.redriven:
 			s.add(d, nil)
 		}
@@ -465,7 +472,28 @@ func (s *sink) run(ctx context.Context) {
 	drain, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	for s.inFlight > 0 {
-		s.settle(drain, <-s.results)
+		select {
+		case r := <-s.results:
+			s.settle(drain, r)
+		case fr := <-s.flushed:
+			s.afterFlush(drain, fr)
+		}
+	}
+	for s.flushing {
+		fr := <-s.flushed
+		s.flushing = false
+		if fr.err != nil {
+			s.unsettled = append(fr.outcomes, s.unsettled...)
+			break
+		}
+		s.flush(drain)
+	}
+	if len(s.unsettled) > 0 {
+		if err := s.relay.store.SettleDeliveries(drain, s.cfg.Name, s.unsettled); err != nil {
+			// The store's queue still has them: they are sent again after
+			// the restart.
+			s.log.Warn("delivery outcomes not recorded", "err", err, "events", len(s.unsettled))
+		}
 	}
 }
 
@@ -485,9 +513,50 @@ func (s *sink) resync(ctx context.Context) error {
 	return nil
 }
 
+// intake is an event taken into the queue.
+type intake struct {
+	d  *ivsrt.Delivery
+	ev *ivsrt.StreamEvent
+}
+
+// takeInLoop takes events into the queue as they are written (woken by
+// the store when it can tell, else every poll interval), and hands them
+// to the delivery loop on taken.
+func (s *sink) takeInLoop(ctx context.Context, taken chan<- []intake) {
+	var wake <-chan struct{}
+	if n, ok := s.relay.store.(ivsrt.EventNotifier); ok {
+		ch, stop := n.NotifyEvents()
+		defer stop()
+		wake = ch
+	}
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	failures := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-wake:
+		case <-timer.C:
+		}
+		wait := s.relay.cfg.PollInterval
+		if err := s.takeIn(ctx, taken); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			failures++
+			s.log.Error("take in events", "err", err)
+			wait = min(time.Duration(failures)*time.Second, 30*time.Second)
+		} else {
+			failures = 0
+		}
+		timer.Reset(wait)
+	}
+}
+
 // takeIn reads the events written since the cursor, queues those the
 // filter keeps and moves the cursor past all of them.
-func (s *sink) takeIn(ctx context.Context) error {
+func (s *sink) takeIn(ctx context.Context, taken chan<- []intake) error {
 	for {
 		evs, err := s.relay.store.ReadEvents(ctx, s.cursor, s.relay.cfg.BatchSize)
 		if err != nil {
@@ -508,9 +577,17 @@ func (s *sink) takeIn(ctx context.Context) error {
 			return err
 		}
 		s.cursor = through
-		for _, ev := range keep {
-			s.add(&ivsrt.Delivery{Sink: s.cfg.Name, Seq: ev.Seq, StageARN: ev.StageARN,
-				EnqueuedAt: at.UTC().Truncate(time.Millisecond)}, ev)
+		if len(keep) > 0 {
+			batch := make([]intake, len(keep))
+			for i, ev := range keep {
+				batch[i] = intake{&ivsrt.Delivery{Sink: s.cfg.Name, Seq: ev.Seq, StageARN: ev.StageARN,
+					EnqueuedAt: at.UTC().Truncate(time.Millisecond)}, ev}
+			}
+			select {
+			case taken <- batch:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
 		}
 		if len(evs) < s.relay.cfg.BatchSize {
 			return nil
@@ -522,7 +599,7 @@ func (s *sink) takeIn(ctx context.Context) error {
 // allows, and returns when the next one is due (zero if none waits).
 func (s *sink) startDue(ctx context.Context) time.Time {
 	now := s.relay.now()
-	for s.ready.Len() > 0 && s.inFlight < s.cfg.Concurrency {
+	for s.ready.Len() > 0 && s.inFlight < s.cfg.Concurrency && len(s.unsettled) < maxUnsettled {
 		q := s.ready[0]
 		head := q.queue[0]
 		if head.d.NextTry.After(now) {
@@ -534,7 +611,7 @@ func (s *sink) startDue(ctx context.Context) time.Time {
 		s.relay.wg.Go(func() { s.results <- s.try(ctx, q, head) })
 	}
 	s.setStatus(func(st *SinkStatus) { st.InFlight = s.inFlight })
-	if s.ready.Len() > 0 && s.inFlight < s.cfg.Concurrency {
+	if s.ready.Len() > 0 && s.inFlight < s.cfg.Concurrency && len(s.unsettled) < maxUnsettled {
 		return s.ready[0].queue[0].d.NextTry
 	}
 	return time.Time{}
@@ -607,34 +684,62 @@ func (s *sink) settle(ctx context.Context, first tryResult) {
 	if len(settled) == 0 {
 		return
 	}
-	// The outcomes must be recorded before the stages move on: were the
-	// next event sent first, a crash could leave the store believing the
-	// earlier one undelivered, and it would be sent again after the later.
-	for attempt := 1; ; attempt++ {
-		err := s.relay.store.SettleDeliveries(ctx, s.cfg.Name, outcomes)
-		if err == nil {
-			break
-		}
-		if ctx.Err() != nil {
-			// Shutting down: the store's queue still has them, to be sent
-			// again after the restart.
-			s.log.Warn("delivery outcomes not recorded", "err", err, "events", len(outcomes))
-			s.inFlight -= len(settled)
-			return
-		}
-		s.log.Error("record delivery outcomes", "err", err, "attempt", attempt)
-		select {
-		case <-time.After(min(time.Duration(attempt)*200*time.Millisecond, 5*time.Second)):
-		case <-ctx.Done():
-		}
-	}
 	for i, r := range settled {
 		s.apply(r, outcomes[i])
 	}
+	s.unsettled = append(s.unsettled, outcomes...)
+	s.flush(ctx)
 	s.setStatus(func(st *SinkStatus) { st.InFlight, st.Pending = s.inFlight, s.pending })
 }
 
-// apply moves the memory queue as the store's has moved.
+// flush writes the outcomes not yet written, unless a write is under way
+// (its end starts the next).
+//
+// The stages have moved on already: a receiver is not kept waiting for our
+// disk, nor for the writes of the API's callers, which share it. The price
+// is paid on a crash only: the deliveries of the last moments before it,
+// not yet written, are made again after the restart (in order, with the
+// same event ids).
+func (s *sink) flush(ctx context.Context) {
+	if s.flushing || len(s.unsettled) == 0 {
+		return
+	}
+	batch := s.unsettled
+	s.unsettled = nil
+	s.flushing = true
+	s.relay.wg.Go(func() {
+		s.flushed <- flushResult{outcomes: batch, err: s.relay.store.SettleDeliveries(ctx, s.cfg.Name, batch)}
+	})
+}
+
+// afterFlush takes the end of a write of outcomes.
+func (s *sink) afterFlush(ctx context.Context, fr flushResult) {
+	s.flushing = false
+	if fr.err != nil {
+		// Keep them, first, for the next write: outcomes of one event must
+		// be written in the order they came.
+		s.unsettled = append(fr.outcomes, s.unsettled...)
+		if ctx.Err() != nil {
+			return
+		}
+		s.log.Error("record delivery outcomes", "err", fr.err, "events", len(fr.outcomes))
+		select { // do not hammer a failing store
+		case <-time.After(200 * time.Millisecond):
+		case <-ctx.Done():
+			return
+		}
+	} else {
+		for _, o := range fr.outcomes {
+			if o.Result != ivsrt.Retry {
+				delete(s.known, o.Seq) // gone from the store's queue too
+			}
+		}
+	}
+	s.flush(ctx)
+}
+
+// apply moves the memory queue as the store's will once the outcome is
+// written.
 func (s *sink) apply(r tryResult, o ivsrt.DeliveryOutcome) {
 	q := r.q
 	q.inFlight = false
@@ -642,8 +747,7 @@ func (s *sink) apply(r tryResult, o ivsrt.DeliveryOutcome) {
 	switch o.Result {
 	case ivsrt.Delivered, ivsrt.Dead:
 		q.queue = q.queue[1:]
-		s.pending--
-		delete(s.known, o.Seq)
+		s.pending-- // known until the outcome is written (see afterFlush)
 		if o.Result == ivsrt.Delivered {
 			s.setStatus(func(st *SinkStatus) { st.Delivered++; st.LastDeliveredAt = o.At })
 		} else {

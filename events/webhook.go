@@ -33,6 +33,10 @@ const (
 // by default: older requests are taken for replays.
 const DefaultSignatureTolerance = 5 * time.Minute
 
+// maxIdleConnsPerHost is how many connections a webhook keeps open to its
+// receiver, at least a sink's concurrency.
+const maxIdleConnsPerHost = 64
+
 // Webhook delivers events by POSTing their envelope's JSON to a URL. A
 // 2xx answer means delivered; anything else, or no answer, means try again
 // later. Redirects are not followed.
@@ -60,7 +64,13 @@ func NewWebhook(rawURL string, secrets ...string) (*Webhook, error) {
 		}
 		w.Secrets = append(w.Secrets, []byte(s))
 	}
+	// Keep enough connections open for every stage in flight at once: the
+	// default transport keeps two per host and would open a new one for
+	// most deliveries.
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = maxIdleConnsPerHost
 	w.Client = &http.Client{
+		Transport:     t,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 	return w, nil
