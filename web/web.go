@@ -3,8 +3,9 @@
 // (/join?token=...) and the web console (/console).
 //
 // The pages hold no secrets and need no build step. The console talks to
-// the same ivs-realtime API as the AWS clients, signing its requests with
-// SigV4 in the browser, so the API's credentials protect it; the join page
+// the same ivs-realtime API as the AWS clients, and to the event delivery
+// API beside it, signing its requests with SigV4 in the browser, so the
+// API's credentials protect it; the join page
 // uses the participant token it is given, as any client of the media plane.
 package web
 

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -257,6 +258,7 @@ func TestSigV4MatchesGo(t *testing.T) {
 			Body:    `{"stageArn":"arn:aws:ivs:us-east-1:123456789012:stage/abcdEFGH1234","userId":"zoë ✓","attributes":{"a":"b c"}}`},
 		{Name: "escaped path", Method: "GET", Path: "/tags/" + arn},
 		{Name: "repeated query keys", Method: "DELETE", Path: "/tags/" + arn + "?tagKeys=b&tagKeys=a%20b&tagKeys=c%2Bd&tagKeys=%E2%9C%93&tagKeys=a"},
+		{Name: "a page of dead letters", Method: "GET", Path: "/v1/events/dead-letters?sink=webhook-2&maxResults=50&nextToken=1234%2Fwebhook-2"},
 		{Name: "spaces in a header and a session token", Method: "POST", Path: "/GetStage",
 			Headers: map[string]string{"X-Custom-Header": "  one   two  "}, Body: `{"arn":"x"}`, SessionToken: "session/token+1="},
 	}
@@ -381,4 +383,58 @@ func jsBool(b bool) string {
 		return "true"
 	}
 	return "false"
+}
+
+// TestBrowserConsoleDeliveryHelpers checks the console's helpers for its event
+// delivery tab: the query that lists dead letters, and what a sink's last
+// error and delivery say of its health.
+func TestBrowserConsoleDeliveryHelpers(t *testing.T) {
+	b := webtest.NewBrowser(t)
+	srv := httptest.NewServer(newHandler(t, web.Config{Region: "us-east-1"}))
+	t.Cleanup(srv.Close)
+	tab := b.NewTab("console")
+	tab.Navigate(srv.URL + "/console")
+
+	for _, tt := range []struct {
+		sink, nextToken string
+		max             int
+		want            string
+	}{
+		{"", "", 50, "/v1/events/dead-letters?maxResults=50"},
+		{"webhook", "", 10, "/v1/events/dead-letters?sink=webhook&maxResults=10"},
+		{"a b&c", "12/a b&c", 50, "/v1/events/dead-letters?sink=a%20b%26c&maxResults=50&nextToken=12%2Fa%20b%26c"},
+	} {
+		got := webtest.Eval[string](tab, `(async () => {
+			const { deadLettersPath } = await import("/console/console.js");
+			return deadLettersPath(`+jsString(tt.sink)+`, `+strconv.Itoa(tt.max)+`, `+jsString(tt.nextToken)+`);
+		})()`)
+		if got != tt.want {
+			t.Errorf("deadLettersPath(%q, %d, %q) got %q, want %q", tt.sink, tt.max, tt.nextToken, got, tt.want)
+		}
+	}
+
+	for _, tt := range []struct {
+		name   string
+		status map[string]string
+		want   string
+	}{
+		{"nothing yet", map[string]string{}, ""},
+		{"delivered", map[string]string{"lastDeliveredAt": "2026-11-26T10:00:00Z"}, "delivering"},
+		{"failed", map[string]string{"lastError": "HTTP 500", "lastErrorAt": "2026-11-26T10:00:00Z"}, "failing"},
+		{"failed, then delivered", map[string]string{"lastError": "HTTP 500", "lastErrorAt": "2026-11-26T10:00:00Z",
+			"lastDeliveredAt": "2026-11-26T10:00:01.5Z"}, "delivering"},
+		{"delivered, then failed", map[string]string{"lastError": "HTTP 500", "lastErrorAt": "2026-11-26T10:00:02Z",
+			"lastDeliveredAt": "2026-11-26T10:00:01.5Z"}, "failing"},
+	} {
+		got := webtest.Eval[string](tab, `(async () => {
+			const { sinkHealth } = await import("/console/console.js");
+			return sinkHealth(`+jsonString(tt.status)+`)?.text || "";
+		})()`)
+		if got != tt.want {
+			t.Errorf("sinkHealth, %s: got %q, want %q", tt.name, got, tt.want)
+		}
+	}
+	if v := tab.CSPViolations(); len(v) > 0 {
+		t.Errorf("Content Security Policy violations: %v", v)
+	}
 }

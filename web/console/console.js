@@ -1,10 +1,18 @@
 // The ivsrt web console: stages, sessions, participants and their events,
 // read through the ivs-realtime API of this server with SigV4-signed
-// requests, as the AWS CLI reads them; polled every two seconds.
+// requests, as the AWS CLI reads them; and the delivery of the event
+// stream to its sinks, with the dead letters to redrive, read through the
+// server's delivery API, signed the same way. Polled every two seconds.
 
 import { signRequest } from "/console/sigv4.js";
 
 const pollMs = 2000;
+const deadLetterPage = 50; // dead letters read per page
+const deliveryPaths = {
+  sinks: "/v1/events/sinks",
+  deadLetters: "/v1/events/dead-letters",
+  redrive: "/v1/events/dead-letters/redrive",
+};
 const credentialsKey = "ivsrt.console.credentials";
 // In --dev the server accepts any well-formed signature.
 const devCredentials = { accessKeyId: "AKIDIVSRTDEVCONSOLE0", secretAccessKey: "ivsrt-dev-console-placeholder-secret" };
@@ -20,11 +28,17 @@ let credentials = null;
 let pollTimer = 0;
 let polling = null; // the refresh in flight
 let pollAgain = false;
+let actionError = ""; // what the last action failed with, shown until the next one
 
-// What is selected, kept in the URL's fragment: #stage=...&session=...&participant=...
-const selection = { stage: "", session: "", participant: "" };
+// What is selected, kept in the URL's fragment:
+// #tab=delivery&stage=...&session=...&participant=... (tab is empty for the stages).
+const selectionKeys = ["tab", "stage", "session", "participant"];
+const selection = { tab: "", stage: "", session: "", participant: "" };
 // What the last refresh read.
 const view = { stages: [], live: new Map(), sessions: [], participants: [], events: [], participant: null };
+// What the last refresh of the delivery tab read. pages is how many pages
+// of dead letters to read: one, and one more for each "Load more".
+const delivery = { loaded: false, sinks: [], deadLetters: [], nextToken: "", pages: 1, sink: "" };
 
 // --- the API ----------------------------------------------------------
 
@@ -36,18 +50,25 @@ class APIError extends Error {
   }
 }
 
-async function api(operation, input = {}) {
-  const url = location.origin + "/" + operation;
-  const body = JSON.stringify(input);
+// api calls an operation of the ivs-realtime API.
+function api(operation, input = {}) {
+  return request("POST", "/" + operation, input);
+}
+
+// request sends a signed request to path (with its query) and returns the
+// JSON answer; input, when given, is sent as the JSON body.
+async function request(method, path, input) {
+  const url = location.origin + path;
+  const body = input === undefined ? "" : JSON.stringify(input);
   const signed = await signRequest({
-    method: "POST", url, body, region: config.region, service: "ivs",
+    method, url, body, region: config.region, service: "ivs",
     accessKeyId: credentials.accessKeyId, secretAccessKey: credentials.secretAccessKey,
   });
   let res;
   try {
     res = await fetch(url, {
-      method: "POST", body, cache: "no-store",
-      headers: { ...signed.headers, "Content-Type": "application/json" },
+      method, cache: "no-store",
+      ...(input === undefined ? { headers: signed.headers } : { body, headers: { ...signed.headers, "Content-Type": "application/json" } }),
     });
   } catch (err) {
     throw new APIError("NetworkError", "The server cannot be reached: " + (err.message || err), 0);
@@ -92,7 +113,7 @@ function refresh() {
       await load();
       render();
       setLive("ok", "Live · updated " + new Date().toLocaleTimeString());
-      showError("");
+      showError(actionError);
     } catch (err) {
       if (authErrors.has(err.code) && !config.dev) {
         signOut(err.message);
@@ -112,6 +133,10 @@ function refresh() {
 }
 
 async function load() {
+  if (selection.tab === "delivery") {
+    await loadDelivery();
+    return;
+  }
   const stages = await listAll("ListStages", {}, "stages");
   stages.sort((a, b) => (a.name || stageId(a.arn)).localeCompare(b.name || stageId(b.arn)));
   const live = new Map();
@@ -155,6 +180,37 @@ async function load() {
   view.participant = got.participant || null;
 }
 
+// loadDelivery reads the sinks and as many pages of dead letters as are
+// shown.
+async function loadDelivery() {
+  const [status, letters] = await Promise.all([request("GET", deliveryPaths.sinks), loadDeadLetters()]);
+  delivery.sinks = status.sinks || [];
+  delivery.deadLetters = letters.deadLetters;
+  delivery.nextToken = letters.nextToken;
+  delivery.loaded = true;
+}
+
+async function loadDeadLetters() {
+  const deadLetters = [];
+  let nextToken = "";
+  for (let page = 0; page < delivery.pages; page++) {
+    const res = await request("GET", deadLettersPath(delivery.sink, deadLetterPage, nextToken));
+    deadLetters.push(...(res.deadLetters || []));
+    nextToken = res.nextToken || "";
+    if (!nextToken) break;
+  }
+  return { deadLetters, nextToken };
+}
+
+// deadLettersPath is the path and query that list a page of dead letters.
+export function deadLettersPath(sink, maxResults, nextToken) {
+  const q = [];
+  if (sink) q.push("sink=" + encodeURIComponent(sink));
+  q.push("maxResults=" + maxResults);
+  if (nextToken) q.push("nextToken=" + encodeURIComponent(nextToken));
+  return deliveryPaths.deadLetters + "?" + q.join("&");
+}
+
 function selectedStage() {
   return view.stages.find((s) => stageId(s.arn) === selection.stage) || null;
 }
@@ -162,6 +218,17 @@ function selectedStage() {
 // --- rendering ----------------------------------------------------------
 
 function render() {
+  const onDelivery = selection.tab === "delivery";
+  for (const tab of document.querySelectorAll("#tabs [data-tab]")) {
+    if (tab.dataset.tab === selection.tab) tab.setAttribute("aria-current", "page");
+    else tab.removeAttribute("aria-current");
+  }
+  $("stages-view").hidden = onDelivery;
+  $("delivery-view").hidden = !onDelivery;
+  if (onDelivery) {
+    renderDelivery();
+    return;
+  }
   renderStages();
   const stage = selectedStage();
   $("pick-stage").hidden = !!stage;
@@ -246,6 +313,69 @@ function renderEvents() {
       e.errorCode ? el("span", { class: "badge bad" }, e.errorCode) : "")));
 }
 
+function renderDelivery() {
+  const { loaded, sinks, deadLetters, nextToken } = delivery;
+  $("sink-count").textContent = sinks.length ? String(sinks.length) : "";
+  $("no-sinks").hidden = !loaded || sinks.length > 0;
+  $("sinks").hidden = !sinks.length;
+  replaceRows($("sinks"), sinks.map((s) => {
+    const health = sinkHealth(s);
+    return el("tr", { "data-sink": s.name },
+      el("td", { class: "strong nowrap" }, s.name, health ? el("span", { class: "badge sink-health " + health.class }, health.text) : ""),
+      el("td", {}, s.kind),
+      el("td", { class: "target" }, el("code", {}, s.target)),
+      ...["pending", "inFlight", "delivered", "failedTries", "deadLettered"].map((k) =>
+        el("td", { class: "num", "data-field": k }, String(s[k] || 0))),
+      el("td", { class: "last-error" }, s.lastError
+        ? [el("div", { class: health && health.class === "bad" ? "error" : "" }, s.lastError), el("div", { class: "muted small" }, formatTime(s.lastErrorAt, true))]
+        : el("span", { class: "muted" }, "none")),
+      el("td", { "data-field": "lastDeliveredAt" }, s.lastDeliveredAt ? formatTime(s.lastDeliveredAt, true) : el("span", { class: "muted" }, "never")));
+  }));
+
+  const filter = $("dead-letter-sink");
+  $("dead-letter-sink-label").hidden = sinks.length < 2 && !delivery.sink;
+  const names = sinks.map((s) => s.name);
+  if (delivery.sink && !names.includes(delivery.sink)) names.push(delivery.sink);
+  replaceChildren(filter, [el("option", { value: "" }, "All sinks"),
+    ...names.map((n) => el("option", { value: n, ...(n === delivery.sink ? { selected: "" } : {}) }, n))]);
+  filter.value = delivery.sink;
+
+  $("dead-letter-count").textContent = deadLetters.length ? deadLetters.length + (nextToken ? "+" : "") : "";
+  $("no-dead-letters").hidden = !loaded || deadLetters.length > 0;
+  $("dead-letters").hidden = !deadLetters.length;
+  $("dead-letters-more").hidden = !nextToken;
+  replaceRows($("dead-letters"), deadLetters.map((l) => {
+    const ev = l.event || {};
+    const detail = ev.detail || {};
+    const arn = (ev.resources || [])[0] || "";
+    return el("tr", { "data-sink": l.sink, "data-event-id": ev.id },
+      el("td", {}, el("code", {}, l.sink)),
+      el("td", { title: "Event " + ev.id },
+        el("div", { class: "event-name" }, detail.event_name || "(unnamed)"),
+        el("div", { class: "muted small" }, ev["detail-type"] || "")),
+      el("td", { class: "stage" }, arn
+        ? [el("a", { class: "stage-link", href: "#stage=" + encodeURIComponent(stageId(arn)), title: arn }, el("code", {}, stageId(arn))),
+          detail.stage_name ? el("div", { class: "muted small" }, detail.stage_name) : ""]
+        : el("span", { class: "muted" }, "none")),
+      el("td", {}, formatTime(ev.time, true)),
+      el("td", { class: "num" }, String(l.attempts)),
+      el("td", { class: "last-error" },
+        el("div", { class: "error" }, l.lastError || ""),
+        el("div", { class: "muted small" }, l.deadAt ? "given up " + formatTime(l.deadAt, true) : "")),
+      el("td", { class: "actions" }, el("button", { type: "button", class: "small", "data-action": "redrive" }, "Redrive")));
+  }));
+}
+
+// sinkHealth tells whether a sink delivers or fails now: by which came
+// last, its last delivery or its last error.
+export function sinkHealth(s) {
+  const delivered = s.lastDeliveredAt ? Date.parse(s.lastDeliveredAt) : 0;
+  const failed = s.lastErrorAt ? Date.parse(s.lastErrorAt) : 0;
+  if (failed > delivered) return { class: "bad", text: "failing" };
+  if (delivered) return { class: "ok", text: "delivering" };
+  return null;
+}
+
 function eventClass(name) {
   if (/ERROR/.test(name)) return "bad";
   if (name === "LEFT" || /STOPPED/.test(name)) return "off";
@@ -270,11 +400,12 @@ function replaceChildren(parent, children) {
   parent.replaceChildren(...children);
 }
 
-// el builds an element; children are nodes or text, never HTML.
+// el builds an element; children are nodes or text, never HTML, or
+// arrays of them.
 function el(tag, attrs, ...children) {
   const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs || {})) if (v !== "" && v != null) e.setAttribute(k, v);
-  for (const c of children) if (c !== "" && c != null) e.append(c);
+  for (const [k, v] of Object.entries(attrs || {})) if (v != null && (v !== "" || k === "value" || k === "selected")) e.setAttribute(k, v);
+  for (const c of children.flat()) if (c !== "" && c != null) e.append(c);
   return e;
 }
 
@@ -304,19 +435,19 @@ function showError(message) {
 
 function readSelection() {
   const q = new URLSearchParams(location.hash.slice(1));
-  selection.stage = q.get("stage") || "";
-  selection.session = q.get("session") || "";
-  selection.participant = q.get("participant") || "";
+  for (const k of selectionKeys) selection[k] = q.get(k) || "";
+  if (selection.tab !== "delivery") selection.tab = "";
 }
 
 function writeSelection() {
   const q = new URLSearchParams();
-  for (const k of ["stage", "session", "participant"]) if (selection[k]) q.set(k, selection[k]);
+  for (const k of selectionKeys) if (selection[k]) q.set(k, selection[k]);
   const hash = q.toString();
   history.replaceState(null, "", hash ? "#" + hash : location.pathname);
 }
 
 function select(changes) {
+  actionError = "";
   Object.assign(selection, changes);
   writeSelection();
   render();
@@ -354,10 +485,11 @@ function confirmDialog({ title, text, ok, reason }) {
 async function act(fn) {
   try {
     await fn();
-    showError("");
+    actionError = "";
   } catch (err) {
-    showError(err.message);
+    actionError = err.message;
   }
+  showError(actionError);
   await refresh();
 }
 
@@ -467,6 +599,37 @@ function wireActions() {
     });
   }
 
+  for (const tab of document.querySelectorAll("#tabs [data-tab]")) {
+    tab.addEventListener("click", () => {
+      if (selection.tab !== tab.dataset.tab) select({ tab: tab.dataset.tab });
+    });
+  }
+
+  $("dead-letters").tBodies[0].addEventListener("click", (e) => {
+    const button = e.target.closest("[data-action=redrive]");
+    const row = e.target.closest("tr[data-event-id]");
+    if (!button || !row) return;
+    button.disabled = true;
+    act(async () => {
+      try {
+        await request("POST", deliveryPaths.redrive, { sink: row.dataset.sink, eventId: row.dataset.eventId });
+      } finally {
+        button.disabled = false;
+      }
+    });
+  });
+
+  $("load-more").addEventListener("click", () => {
+    delivery.pages++;
+    refresh();
+  });
+
+  $("dead-letter-sink").addEventListener("change", (e) => {
+    delivery.sink = e.target.value;
+    delivery.pages = 1;
+    refresh();
+  });
+
   $("sign-in-form").addEventListener("submit", (e) => {
     e.preventDefault();
     credentials = { accessKeyId: $("access-key-id").value.trim(), secretAccessKey: $("secret-access-key").value.trim() };
@@ -477,6 +640,7 @@ function wireActions() {
 
   $("sign-out").addEventListener("click", () => signOut(""));
   window.addEventListener("hashchange", () => {
+    actionError = "";
     readSelection();
     render();
     refresh();
@@ -491,6 +655,7 @@ function signOut(message) {
   credentials = null;
   sessionStorage.removeItem(credentialsKey);
   $("app").hidden = true;
+  $("tabs").hidden = true;
   $("sign-out").hidden = true;
   $("sign-in").hidden = false;
   $("sign-in-error").hidden = !message;
@@ -502,6 +667,7 @@ function signOut(message) {
 function start() {
   $("sign-in").hidden = true;
   $("app").hidden = false;
+  $("tabs").hidden = false;
   $("sign-out").hidden = config.dev;
   setLive("idle", "Loading…");
   clearInterval(pollTimer);
