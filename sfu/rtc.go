@@ -17,6 +17,12 @@ import (
 
 // Codecs a publisher may send: Opus, VP8 and H.264 constrained baseline
 // (and baseline) in packetization mode 1, what browsers and OBS offer.
+// srtpReplayWindow is how far behind the newest packet an SRTP packet may
+// come and still be taken: as far as the retransmission buffer reaches
+// (1024 packets, see forward), so that a retransmission arriving a round
+// trip late still counts.
+const srtpReplayWindow = 1024
+
 var (
 	codecOpus = webrtc.RTPCodecParameters{
 		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2,
@@ -101,6 +107,10 @@ func (s *Server) listen() error {
 	se.SetNetworkTypes(networks)
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetICETimeouts(s.iceDisconnected, s.iceFailed, s.iceKA)
+	// A retransmission the server asked for comes after every packet sent
+	// since the loss: with pion's default SRTP replay window (64 packets,
+	// under 200 ms of video) those that come later are dropped as replays.
+	se.SetSRTPReplayProtectionWindow(srtpReplayWindow)
 	if specific {
 		// Offer only the address the media socket is bound to.
 		se.SetIPFilter(func(candidate net.IP) bool { return candidate.Equal(ip) })
