@@ -142,17 +142,26 @@ func (st *stage) admit(ctx context.Context, c claims) (*ivsrt.ParticipantToken, 
 	if ivsrt.ErrorCode(err) == ivsrt.ENOTFOUND {
 		return nil, &refusal{http.StatusNotFound, codeStageNotFound, "the stage of this participant token no longer exists"}
 	} else if err != nil {
-		st.s.logger.Error("read participant token failed", "participant", id, "error", err)
+		if ctx.Err() == nil { // else the client gave up: nothing went wrong here
+			st.s.logger.Error("read participant token failed", "participant", id, "error", err)
+		}
 		return nil, errInternal
 	}
 	switch {
 	case tok.StageARN != c.tok.StageARN:
 		return nil, &refusal{http.StatusUnauthorized, codeTokenInvalid, "invalid token"}
 	case tok.Revoked():
-		st.record(ctx, &ivsrt.Event{Name: ivsrt.EventJoinError, ParticipantID: id})
 		msg := "the participant was disconnected"
 		if tok.RevokeReason != "" {
 			msg += ": " + tok.RevokeReason
+		}
+		if st.parts[id] != nil || st.pubs[id] != nil {
+			// DisconnectParticipant revokes the token before it reaches the
+			// media plane: a request of the participant in between finishes
+			// the disconnection rather than being a failed join.
+			st.disconnect(ctx, id, closeDisconnected, tok.RevokeReason)
+		} else {
+			st.record(ctx, &ivsrt.Event{Name: ivsrt.EventJoinError, ParticipantID: id})
 		}
 		return nil, &refusal{http.StatusUnauthorized, codeTokenRevoked, msg}
 	case c.expired && st.parts[id] == nil:

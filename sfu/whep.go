@@ -53,8 +53,11 @@ func (s *Server) postWHEP(w http.ResponseWriter, r *http.Request) {
 	if ref != nil {
 		st.lock()
 		if !ss.ended {
-			st.record(ctx, &ivsrt.Event{Name: ivsrt.EventSubscribeError, ParticipantID: ss.pid,
-				RemoteParticipantID: remote, ErrorCode: eventCode(ref)})
+			// A client that gave up on its request made no error of ours.
+			if ctx.Err() == nil {
+				st.record(ctx, &ivsrt.Event{Name: ivsrt.EventSubscribeError, ParticipantID: ss.pid,
+					RemoteParticipantID: remote, ErrorCode: eventCode(ref)})
+			}
 			st.endSubscribe(ctx, ss)
 		}
 		st.unlock()

@@ -52,7 +52,10 @@ func (s *Server) postWHIP(w http.ResponseWriter, r *http.Request) {
 	if ref != nil {
 		st.lock()
 		if !ps.ended {
-			st.record(ctx, &ivsrt.Event{Name: ivsrt.EventPublishError, ParticipantID: ps.pid, ErrorCode: eventCode(ref)})
+			// A client that gave up on its request made no error of ours.
+			if ctx.Err() == nil {
+				st.record(ctx, &ivsrt.Event{Name: ivsrt.EventPublishError, ParticipantID: ps.pid, ErrorCode: eventCode(ref)})
+			}
 			st.endPublish(ctx, ps)
 		}
 		st.unlock()
