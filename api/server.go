@@ -210,6 +210,11 @@ func decode(body []byte, v any) error {
 	if len(strings.TrimSpace(string(body))) == 0 {
 		return nil
 	}
+	// encoding/json would turn invalid UTF-8 into U+FFFD and store what the
+	// client never sent.
+	if !utf8.Valid(body) {
+		return ivsrt.Errorf(ivsrt.EINVALID, "The request body is not valid UTF-8.")
+	}
 	err := json.Unmarshal(body, v)
 	if err == nil {
 		return nil
