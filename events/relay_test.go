@@ -3,6 +3,7 @@ package events_test
 import (
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -444,5 +445,25 @@ func TestWebhookRedactsCredentials(t *testing.T) {
 	err = w.Send(t.Context(), &events.Attempt{Envelope: env, Body: []byte("{}"), Number: 1})
 	if err == nil || strings.Contains(err.Error(), "pw") || strings.Contains(err.Error(), "abc") {
 		t.Errorf("error of an unreachable webhook: %v", err)
+	}
+}
+
+// TestWebhookRedirectIsFailure: a receiver cannot bounce events elsewhere:
+// a redirect is not followed, it is a failed try.
+func TestWebhookRedirectIsFailure(t *testing.T) {
+	elsewhere := false
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { elsewhere = true }))
+	defer target.Close()
+	redirector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, target.URL, http.StatusTemporaryRedirect)
+	}))
+	defer redirector.Close()
+	w, err := events.NewWebhook(redirector.URL, "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = w.Send(t.Context(), &events.Attempt{Envelope: &ivsrt.Envelope{ID: "x"}, Body: []byte("{}"), Number: 1})
+	if err == nil || !strings.Contains(err.Error(), "HTTP 307") || elsewhere {
+		t.Errorf("a redirect: got %v, followed %v; want a failure, not followed", err, elsewhere)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -238,6 +239,23 @@ func TestCluster(t *testing.T) {
 		}
 		return nil
 	})
+
+	// The header that marks a request one node routed to another grants
+	// nothing: the node still checks the token.
+	for _, path := range []string{"/whip", "/whep/" + viewer.ParticipantID()} {
+		r, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+via.srv.addr+path, strings.NewReader("v=0\r\n"))
+		r.Header.Set(cluster.ForwardedHeader, "node-x")
+		r.Header.Set("Authorization", "Bearer forged.token.here")
+		r.Header.Set("Content-Type", "application/sdp")
+		resp, err := http.DefaultClient.Do(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("POST %s with %s and a forged token: status %d, want 401", path, cluster.ForwardedHeader, resp.StatusCode)
+		}
+	}
 
 	// Kill a node hosting a stage (not a, which minted the tokens).
 	var victim *clusterNode
