@@ -135,13 +135,12 @@ func (m *Main) joinCluster(ctx context.Context) error {
 	}
 	m.delivery = &deliveryControl{store: m.DB}
 	m.Node.Lead(ctx, "event-relay", func(ctx context.Context) (func(), error) {
-		if err := m.startRelay(ctx); err != nil {
-			return nil, err
-		}
 		// The relay belongs to the lead, not to the server: Close stops it
 		// through the node.
-		relay, sinks := m.Relay, m.sinks
-		m.Relay, m.sinks = nil, nil
+		relay, sinks, err := m.startRelay(ctx)
+		if err != nil {
+			return nil, err
+		}
 		m.delivery.set(relay)
 		return func() {
 			m.delivery.set(nil)

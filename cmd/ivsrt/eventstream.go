@@ -10,11 +10,12 @@ import (
 )
 
 // startRelay starts delivering the event stream to the configured sinks,
-// and pruning it after the retention, even when there is no sink.
-func (m *Main) startRelay(ctx context.Context) error {
+// and pruning it after the retention, even when there is no sink. Close
+// the relay, then the sinks, to stop.
+func (m *Main) startRelay(ctx context.Context) (*events.Relay, *sinkSet, error) {
 	sinks, err := m.buildSinks()
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	retention := m.Config.EventRetention
 	if retention == 0 {
@@ -27,17 +28,16 @@ func (m *Main) startRelay(ctx context.Context) error {
 	}, sinks.configs, events.WithRelayLogger(m.Logger.With("component", "relay")))
 	if err != nil {
 		sinks.close()
-		return err
+		return nil, nil, err
 	}
 	if err := relay.Start(ctx); err != nil {
 		sinks.close()
-		return fmt.Errorf("start event delivery: %w", err)
+		return nil, nil, fmt.Errorf("start event delivery: %w", err)
 	}
-	m.Relay, m.sinks = relay, sinks
 	for _, s := range sinks.configs {
 		m.Logger.Info("delivering events", "sink", s.Name, "kind", s.Kind, "target", s.Target)
 	}
-	return nil
+	return relay, sinks, nil
 }
 
 // newEventHandlers returns the handlers of the event stream (GET

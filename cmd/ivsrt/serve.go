@@ -317,7 +317,7 @@ func (m *Main) Run(ctx context.Context) error {
 	// configured for the first time gets those of this start-up too. In a
 	// cluster it runs on one node at a time, once this one has joined.
 	if c.ClusterNATS == "" {
-		if err := m.startRelay(ctx); err != nil {
+		if m.Relay, m.sinks, err = m.startRelay(ctx); err != nil {
 			return err
 		}
 	}
