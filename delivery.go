@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -119,6 +120,43 @@ type DeliveryStore interface {
 	// sinks still needs: below every such sink's cursor, in no queue and
 	// no dead letter. It returns how many it deleted.
 	PruneEvents(ctx context.Context, before time.Time, sinks []string) (int64, error)
+}
+
+// Wakers is a set of channels to wake when something happens: what a store
+// needs to implement EventNotifier. The zero value is ready to use.
+type Wakers struct {
+	mu    sync.Mutex
+	chans map[chan struct{}]struct{}
+}
+
+// Add returns a new channel of the set, which receives a value after Wake
+// (several Wakes before it reads may give one value), and a function that
+// removes it.
+func (w *Wakers) Add() (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	w.mu.Lock()
+	if w.chans == nil {
+		w.chans = map[chan struct{}]struct{}{}
+	}
+	w.chans[ch] = struct{}{}
+	w.mu.Unlock()
+	return ch, func() {
+		w.mu.Lock()
+		delete(w.chans, ch)
+		w.mu.Unlock()
+	}
+}
+
+// Wake wakes every channel of the set that is not awake already.
+func (w *Wakers) Wake() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for ch := range w.chans {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // EventNotifier is implemented by stores that can tell when events were

@@ -33,14 +33,7 @@ func (n *Node) Route(local http.Handler) http.Handler {
 		}
 		target, err := n.routeOf(r)
 		if err != nil {
-			var unavailable *unavailableError
-			if errors.As(err, &unavailable) {
-				w.Header().Set("Retry-After", "2")
-				writeJSONError(w, http.StatusServiceUnavailable, unavailable.Error())
-				return
-			}
-			n.log.Error("cluster: route media request", "path", r.URL.Path, "err", err)
-			writeJSONError(w, http.StatusInternalServerError, "internal server error")
+			n.refuseRoute(w, r, err)
 			return
 		}
 		if target == "" || target == n.cfg.NodeID {
@@ -49,14 +42,7 @@ func (n *Node) Route(local http.Handler) http.Handler {
 		}
 		p, err := proxies.get(r.Context(), target)
 		if err != nil {
-			var unavailable *unavailableError
-			if errors.As(err, &unavailable) {
-				w.Header().Set("Retry-After", "2")
-				writeJSONError(w, http.StatusServiceUnavailable, unavailable.Error())
-				return
-			}
-			n.log.Error("cluster: route media request", "path", r.URL.Path, "err", err)
-			writeJSONError(w, http.StatusInternalServerError, "internal server error")
+			n.refuseRoute(w, r, err)
 			return
 		}
 		// A WebSocket outlives the server's read and write timeouts, which
@@ -69,6 +55,19 @@ func (n *Node) Route(local http.Handler) http.Handler {
 		}
 		p.ServeHTTP(w, r)
 	})
+}
+
+// refuseRoute answers a media request that could not be routed: 503 to
+// try again soon if the stage's node is away, else 500.
+func (n *Node) refuseRoute(w http.ResponseWriter, r *http.Request, err error) {
+	var unavailable *unavailableError
+	if errors.As(err, &unavailable) {
+		w.Header().Set("Retry-After", "2")
+		writeJSONError(w, http.StatusServiceUnavailable, unavailable.Error())
+		return
+	}
+	n.log.Error("cluster: route media request", "path", r.URL.Path, "err", err)
+	writeJSONError(w, http.StatusInternalServerError, "internal server error")
 }
 
 // unavailableError is a stage whose host cannot be reached for now.

@@ -19,7 +19,6 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/ivsrealtime"
 	"github.com/aws/aws-sdk-go-v2/service/ivsrealtime/types"
-	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/ivsrt/ivsrt"
 	"github.com/ivsrt/ivsrt/bot"
@@ -89,15 +88,7 @@ func TestCluster(t *testing.T) {
 		t.Skip("starts three servers")
 	}
 	dsn := pgtest.Start(t)
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Start()
-	t.Cleanup(ns.Shutdown)
-	if !ns.ReadyForConnections(5 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
+	ns := startNATS(t)
 	rcv := eventstest.NewReceiver(t, webhookSecret)
 	rcv.Up()
 

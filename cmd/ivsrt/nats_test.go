@@ -14,9 +14,9 @@ import (
 	"github.com/ivsrt/ivsrt"
 )
 
-// TestNATSSink: with --nats-url the server publishes its events to a real
-// NATS server, a subject per stage and event.
-func TestNATSSink(t *testing.T) {
+// startNATS runs a NATS server on a free loopback port until the test ends.
+func startNATS(t *testing.T) *server.Server {
+	t.Helper()
 	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
 	if err != nil {
 		t.Fatal(err)
@@ -26,6 +26,13 @@ func TestNATSSink(t *testing.T) {
 	if !ns.ReadyForConnections(5 * time.Second) {
 		t.Fatal("nats server not ready")
 	}
+	return ns
+}
+
+// TestNATSSink: with --nats-url the server publishes its events to a real
+// NATS server, a subject per stage and event.
+func TestNATSSink(t *testing.T) {
+	ns := startNATS(t)
 	nc, err := nats.Connect(ns.ClientURL())
 	if err != nil {
 		t.Fatal(err)

@@ -48,8 +48,7 @@ type DB struct {
 
 	// Those waiting for new events, and the connection that listens for
 	// them (see NotifyEvents).
-	listenersMu  sync.Mutex
-	listeners    map[chan struct{}]struct{}
+	listeners    ivsrt.Wakers
 	listenOnce   sync.Once
 	listenCtx    context.Context
 	listenCancel context.CancelFunc
@@ -247,7 +246,7 @@ func (db *DB) attempt(ctx context.Context, iso pgx.TxIsoLevel, fn func(tx *Tx) e
 		return fmt.Errorf("postgres: commit: %w", err)
 	}
 	if tx.appended {
-		db.eventsWritten()
+		db.listeners.Wake()
 	}
 	return nil
 }

@@ -12,31 +12,8 @@ import (
 // the first call opens a connection of its own that LISTENs for the NOTIFY
 // appendEvents sends.
 func (db *DB) NotifyEvents() (<-chan struct{}, func()) {
-	ch := make(chan struct{}, 1)
-	db.listenersMu.Lock()
-	if db.listeners == nil {
-		db.listeners = map[chan struct{}]struct{}{}
-	}
-	db.listeners[ch] = struct{}{}
-	db.listenersMu.Unlock()
 	db.listenOnce.Do(func() { go db.listen(db.listenCtx) })
-	return ch, func() {
-		db.listenersMu.Lock()
-		delete(db.listeners, ch)
-		db.listenersMu.Unlock()
-	}
-}
-
-// eventsWritten wakes every listener that is not awake already.
-func (db *DB) eventsWritten() {
-	db.listenersMu.Lock()
-	defer db.listenersMu.Unlock()
-	for ch := range db.listeners {
-		select {
-		case ch <- struct{}{}:
-		default:
-		}
-	}
+	return db.listeners.Add()
 }
 
 // listen holds a connection that LISTENs for new events until ctx ends,
@@ -74,11 +51,11 @@ func (db *DB) listenOnConn(ctx context.Context) (listened bool) {
 	if _, err := conn.Exec(ctx, `LISTEN `+eventsChannel); err != nil {
 		return false
 	}
-	db.eventsWritten()
+	db.listeners.Wake()
 	for {
 		if _, err := conn.WaitForNotification(ctx); err != nil {
 			return true
 		}
-		db.eventsWritten()
+		db.listeners.Wake()
 	}
 }

@@ -52,37 +52,11 @@ type DB struct {
 	Now func() time.Time
 
 	// Those waiting for new events (see NotifyEvents).
-	listenersMu sync.Mutex
-	listeners   map[chan struct{}]struct{}
+	listeners ivsrt.Wakers
 }
 
 // NotifyEvents implements ivsrt.EventNotifier.
-func (db *DB) NotifyEvents() (<-chan struct{}, func()) {
-	ch := make(chan struct{}, 1)
-	db.listenersMu.Lock()
-	if db.listeners == nil {
-		db.listeners = map[chan struct{}]struct{}{}
-	}
-	db.listeners[ch] = struct{}{}
-	db.listenersMu.Unlock()
-	return ch, func() {
-		db.listenersMu.Lock()
-		delete(db.listeners, ch)
-		db.listenersMu.Unlock()
-	}
-}
-
-// eventsWritten wakes every listener that is not awake already.
-func (db *DB) eventsWritten() {
-	db.listenersMu.Lock()
-	defer db.listenersMu.Unlock()
-	for ch := range db.listeners {
-		select {
-		case ch <- struct{}{}:
-		default:
-		}
-	}
-}
+func (db *DB) NotifyEvents() (<-chan struct{}, func()) { return db.listeners.Add() }
 
 // Open opens (creating if needed) the database at path and applies pending
 // migrations.
@@ -232,7 +206,7 @@ func (tx *Tx) Commit() error {
 		return err
 	}
 	if tx.appended {
-		tx.db.eventsWritten()
+		tx.db.listeners.Wake()
 	}
 	return nil
 }
