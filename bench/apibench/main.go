@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 	"time"
 
@@ -35,6 +36,7 @@ type config struct {
 	ServerPID   int
 	Server      string
 	Concurrency int
+	Clients     []int // a sweep of concurrencies, each measured as --concurrency is
 	Rate        int
 	Duration    time.Duration
 	Warmup      time.Duration
@@ -46,6 +48,7 @@ type config struct {
 	ClientProf  string
 	ClientGOGC  int
 	Out         string
+	JSON        string
 	QuietWait   time.Duration
 	MaxOther    time.Duration
 	Retries     int
@@ -71,6 +74,7 @@ func main() {
 	fs.IntVar(&cfg.ServerPID, "server-pid", 0, "with --endpoint: process id of the server, to read its CPU time (local servers only)")
 	fs.StringVar(&cfg.Server, "server", "", "ivsrt binary to start; by default apibench builds ./cmd/ivsrt")
 	fs.IntVar(&cfg.Concurrency, "concurrency", 64, "concurrent clients")
+	clients := fs.String("clients", "", "a sweep of concurrent clients, comma-separated (e.g. 1,4,16,64): each count measured as --concurrency is, with fresh servers; overrides --concurrency")
 	fs.IntVar(&cfg.Rate, "rate", 0, "calls per second to offer in all, spread over the clients; 0 for as many as they can make")
 	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "measured time per phase")
 	fs.DurationVar(&cfg.Warmup, "warmup", 2*time.Second, "unmeasured time before each phase")
@@ -85,6 +89,7 @@ func main() {
 	fs.IntVar(&cfg.ClientGOGC, "client-gogc", 400, "GOGC of the load generator (not of the servers): less of the machine spent collecting the clients' garbage")
 	fs.StringVar(&cfg.ClientProf, "client-cpuprofile", "", "file for a CPU profile of the load generator itself, all phases")
 	fs.StringVar(&cfg.Out, "out", "", `results file; default bench/results/<date>/api.md in the module, "-" for none`)
+	fs.StringVar(&cfg.JSON, "json", "", "also write the results (each run's rows and their medians, per concurrency) as JSON to this file")
 	fs.StringVar(&cfg.KeyID, "access-key-id", os.Getenv("AWS_ACCESS_KEY_ID"), "with --endpoint: access key id to sign with (AWS_ACCESS_KEY_ID)")
 	fs.StringVar(&cfg.Secret, "secret-access-key", os.Getenv("AWS_SECRET_ACCESS_KEY"), "with --endpoint: secret access key (AWS_SECRET_ACCESS_KEY)")
 	fs.BoolVar(&baselineServer, "baseline-server", false, "serve the baseline on --listen")
@@ -125,6 +130,10 @@ func main() {
 			if op = strings.TrimSpace(op); op != "" {
 				cfg.Ops = append(cfg.Ops, op)
 			}
+		}
+		if cfg.Clients, err = parseCounts(*clients); err != nil {
+			err = fmt.Errorf("--clients %q: %w", *clients, err)
+			break
 		}
 		err = bench(cfg, os.Args[1:])
 	}
@@ -224,17 +233,35 @@ func bench(cfg config, args []string) error {
 		}()
 	}
 
-	var runs []run
-	for i := range cfg.Runs {
-		logf("run %d of %d", i+1, cfg.Runs)
-		r, err := benchRun(cfg, i+1, filepath.Join(tmp, fmt.Sprintf("run%d", i+1)))
-		if err != nil {
-			return fmt.Errorf("run %d: %w", i+1, err)
+	counts := cfg.Clients
+	if len(counts) == 0 {
+		counts = []int{cfg.Concurrency}
+	}
+	sweep := make([][]run, len(counts))
+	for k, c := range counts {
+		cc := cfg
+		cc.Concurrency = c
+		for i := range cfg.Runs {
+			logf("%d clients, run %d of %d", c, i+1, cfg.Runs)
+			r, err := benchRun(cc, i+1, filepath.Join(tmp, fmt.Sprintf("c%d-run%d", c, i+1)))
+			if err != nil {
+				return fmt.Errorf("%d clients, run %d: %w", c, i+1, err)
+			}
+			sweep[k] = append(sweep[k], r)
 		}
-		runs = append(runs, r)
 	}
 
-	report := formatReport(cfg, args, runs)
+	var report string
+	if len(cfg.Clients) == 0 {
+		report = formatReport(cfg, args, sweep[0])
+	} else {
+		report = formatSweep(cfg, args, sweep)
+	}
+	if cfg.JSON != "" {
+		if err := writeJSON(cfg, counts, sweep); err != nil {
+			return err
+		}
+	}
 	fmt.Print(report)
 	if cfg.Out != "-" {
 		if err := os.MkdirAll(filepath.Dir(cfg.Out), 0o755); err != nil {
@@ -437,6 +464,23 @@ func logSample(s sample) {
 	if s.FirstError != "" {
 		logf("    first error: %s", s.FirstError)
 	}
+}
+
+// parseCounts reads a comma-separated list of positive numbers; "" is
+// none.
+func parseCounts(list string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(list, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 1 {
+			return nil, errors.New("want positive numbers separated by commas")
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 func logf(format string, args ...any) {

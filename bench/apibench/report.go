@@ -12,14 +12,18 @@ import (
 
 // row is one line of a results table.
 type row struct {
-	Op                 string
-	Requests, Errors   float64
-	Throughput         float64
-	P50, P90, P99, Max float64 // milliseconds
-	ServerCPU          float64 // seconds, negative when unknown
-	ServerCPUPerReq    float64 // microseconds, negative when unknown
-	ClientCPUPerReq    float64 // microseconds
-	OtherCPU           float64 // seconds, negative when unknown
+	Op              string  `json:"op"`
+	Requests        float64 `json:"requests"`
+	Errors          float64 `json:"errors"`
+	Throughput      float64 `json:"perSecond"`
+	P50             float64 `json:"p50Ms"` // milliseconds
+	P90             float64 `json:"p90Ms"`
+	P99             float64 `json:"p99Ms"`
+	Max             float64 `json:"maxMs"`
+	ServerCPU       float64 `json:"serverCpuSeconds"`       // negative when unknown
+	ServerCPUPerReq float64 `json:"serverCpuMicrosPerCall"` // negative when unknown
+	ClientCPUPerReq float64 `json:"clientCpuMicrosPerCall"`
+	OtherCPU        float64 `json:"otherCpuSeconds"` // negative when unknown
 }
 
 func rowOf(s sample) row {
@@ -114,8 +118,34 @@ var targets = []struct {
 
 func formatReport(cfg config, args []string, runs []run) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "# ivsrt control plane: apibench, %s\n\n", time.Now().Format("2006-01-02 15:04 MST"))
-	fmt.Fprintf(&b, "```\n%s\n```\n\n", strings.TrimSpace("go run ./bench/apibench "+strings.Join(args, " ")))
+	formatHeader(&b, cfg, args, fmt.Sprint(cfg.Concurrency))
+	formatResults(&b, cfg, runs, "##")
+	return b.String()
+}
+
+// formatSweep is the report of a --clients sweep: one section per count
+// of clients.
+func formatSweep(cfg config, args []string, sweep [][]run) string {
+	var b strings.Builder
+	counts := make([]string, len(cfg.Clients))
+	for i, c := range cfg.Clients {
+		counts[i] = fmt.Sprint(c)
+	}
+	formatHeader(&b, cfg, args, strings.Join(counts, ", then "))
+	for i, runs := range sweep {
+		fmt.Fprintf(&b, "## %d concurrent clients\n\n", cfg.Clients[i])
+		c := cfg
+		c.Concurrency = cfg.Clients[i]
+		formatResults(&b, c, runs, "###")
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+// formatHeader writes the title and how the measurements were made.
+func formatHeader(b *strings.Builder, cfg config, args []string, concurrency string) {
+	fmt.Fprintf(b, "# ivsrt control plane: apibench, %s\n\n", time.Now().Format("2006-01-02 15:04 MST"))
+	fmt.Fprintf(b, "```\n%s\n```\n\n", strings.TrimSpace("go run ./bench/apibench "+strings.Join(args, " ")))
 	server := "`ivsrt serve` (built from ./cmd/ivsrt), a process of its own"
 	switch {
 	case cfg.Endpoint != "":
@@ -123,20 +153,24 @@ func formatReport(cfg config, args []string, runs []run) string {
 	case cfg.CPUProfile != "":
 		server = "apibench --profile-server (the ivsrt API wired as `ivsrt serve` wires it, with pprof), a process of its own"
 	}
-	fmt.Fprintf(&b, "- Machine: %s, %d cores, Linux %s, %s\n", cpuModel(), runtime.NumCPU(), kernel(), runtime.Version())
+	fmt.Fprintf(b, "- Machine: %s, %d cores, Linux %s, %s\n", cpuModel(), runtime.NumCPU(), kernel(), runtime.Version())
 	if rev := gitRevision(); rev != "" {
-		fmt.Fprintf(&b, "- Code: %s\n", rev)
+		fmt.Fprintf(b, "- Code: %s\n", rev)
 	}
-	fmt.Fprintf(&b, "- Server: %s; SQLite WAL, synchronous=FULL\n", server)
-	fmt.Fprintf(&b, "- Load: %d concurrent ivsrealtime SDK clients (SigV4-signed, one attempt, shared keep-alive transport) on the same cores; "+
-		"%d stages with 3 tags each; %v warm-up then %v measured per phase\n", cfg.Concurrency, cfg.Stages, cfg.Warmup, cfg.Duration)
+	fmt.Fprintf(b, "- Server: %s; SQLite WAL, synchronous=FULL\n", server)
+	fmt.Fprintf(b, "- Load: %s concurrent ivsrealtime SDK clients (SigV4-signed, one attempt, shared keep-alive transport) on the same cores; "+
+		"%d stages with 3 tags each; %v warm-up then %v measured per phase\n", concurrency, cfg.Stages, cfg.Warmup, cfg.Duration)
 	if cfg.Rate > 0 {
-		fmt.Fprintf(&b, "- Offered load: %d calls/s in all, on a fixed schedule; latency counts from each call's scheduled start\n", cfg.Rate)
+		fmt.Fprintf(b, "- Offered load: %d calls/s in all, on a fixed schedule; latency counts from each call's scheduled start\n", cfg.Rate)
 	}
-	fmt.Fprintf(&b, "- Baseline: the same clients calling GetStage on a plain net/http server, another process, answering `{}` without checking anything\n")
-	fmt.Fprintf(&b, "- CPU: server from /proc/PID/stat (10 ms ticks), client (this load generator) from getrusage, "+
+	fmt.Fprintf(b, "- Baseline: the same clients calling GetStage on a plain net/http server, another process, answering `{}` without checking anything\n")
+	fmt.Fprintf(b, "- CPU: server from /proc/PID/stat (10 ms ticks), client (this load generator) from getrusage, "+
 		"other = the whole machine's busy time (/proc/stat) less those two: anything else running, which disturbs the phase\n\n")
+}
 
+// formatResults writes the tables of runs and the targets; level is the
+// heading level of its sections.
+func formatResults(b *strings.Builder, cfg config, runs []run, level string) {
 	summary := rowsOf(runs[0])
 	if len(runs) > 1 {
 		for i := range summary {
@@ -146,9 +180,9 @@ func formatReport(cfg config, args []string, runs []run) string {
 			}
 			summary[i] = medianRow(col)
 		}
-		fmt.Fprintf(&b, "## Medians of %d runs\n\n", len(runs))
+		fmt.Fprintf(b, "%s Medians of %d runs\n\n", level, len(runs))
 	} else {
-		b.WriteString("## Results\n\n")
+		b.WriteString(level + " Results\n\n")
 	}
 	b.WriteString(table(summary))
 
@@ -156,6 +190,9 @@ func formatReport(cfg config, args []string, runs []run) string {
 	for _, t := range targets {
 		if cfg.Rate > 0 {
 			break // the throughput is what was offered, not what the server can do
+		}
+		if len(cfg.Clients) > 0 && cfg.Concurrency != 64 {
+			break // the targets are for 64 clients
 		}
 		for _, r := range summary {
 			if r.Op != t.op {
@@ -176,11 +213,10 @@ func formatReport(cfg config, args []string, runs []run) string {
 
 	if len(runs) > 1 {
 		for i, r := range runs {
-			fmt.Fprintf(&b, "\n## Run %d\n\n", i+1)
+			fmt.Fprintf(b, "\n%s Run %d\n\n", level, i+1)
 			b.WriteString(table(rowsOf(r)))
 		}
 	}
-	return b.String()
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

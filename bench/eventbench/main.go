@@ -61,6 +61,7 @@ type config struct {
 	Quick        bool
 	Server       string
 	Out          string
+	JSON         string
 	Args         []string
 }
 
@@ -101,6 +102,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.BoolVar(&cfg.Quick, "quick", false, "a fast smoke run: 1 run, 2 s phases, stages 1,16, 3 reps, 400 outage events, no quiet wait, no results file; flags given still win")
 	fs.StringVar(&cfg.Server, "server", "", "ivsrt binary to measure; default: build ./cmd/ivsrt")
 	fs.StringVar(&cfg.Out, "out", "", `results file; default bench/results/<date>/events.md in the module, "-" for none`)
+	fs.StringVar(&cfg.JSON, "json", "", "also write the measurements, with the latency samples, as JSON to this file")
 	gogc := fs.Int("client-gogc", 400, "GOGC of the bench process (the load generator and receiver); the server keeps Go's default")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -239,6 +241,11 @@ func run(ctx context.Context, args []string) error {
 		os.RemoveAll(dir)
 	}
 
+	if cfg.JSON != "" {
+		if err := writeJSON(cfg, runs); err != nil {
+			return err
+		}
+	}
 	report := formatReport(cfg, runs)
 	fmt.Print(report)
 	if cfg.Out != "-" {

@@ -78,7 +78,10 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.serverBin, "server", "", "ivsrt binary to measure; default: build ./cmd/ivsrt")
 	fs.DurationVar(&o.quietWait, "quiet-wait", 20*time.Second, "before each phase, wait up to this long for the rest of the machine to go idle; 0 to not wait")
 	fs.StringVar(&o.perfDir, "perf", "", "record a CPU profile of the server with perf during each measured window, into this folder")
-	fs.StringVar(&o.out, "out", "", "report file; default bench/results/<date>/sfu.md, - for none")
+	fs.StringVar(&o.out, "out", "", "report file; default bench/results/<date>/sfu.md (sfu-meeting.md with --meeting), - for none")
+	fs.StringVar(&o.jsonOut, "json", "", "also write every phase's measurements, with their samples, as JSON to this file")
+	fs.IntVar(&o.meeting, "meeting", 0, "measure a meeting of this many publishers, each subscribed to all the others, instead of the fan-out sweep")
+	viewers := fs.String("viewers", "0", "with --meeting: viewer counts, one phase each; a viewer subscribes to every publisher")
 	gogc := fs.Int("client-gogc", 400, "GOGC of the bench process (the load generator); the server keeps Go's default")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -92,6 +95,13 @@ func parseFlags(args []string) (*options, error) {
 			return nil, fmt.Errorf("--subscribers %q: want positive numbers separated by commas", *subs)
 		}
 		o.subscribers = append(o.subscribers, n)
+	}
+	for _, f := range strings.Split(*viewers, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("--viewers %q: want numbers of 0 or more separated by commas", *viewers)
+		}
+		o.viewers = append(o.viewers, n)
 	}
 	o.stream.bitrate = *kbps * 1000
 	switch {
@@ -107,6 +117,8 @@ func parseFlags(args []string) (*options, error) {
 		return nil, errors.New("--keyframe-size: want 1 or more")
 	case o.client != "lite" && o.client != "pion":
 		return nil, errors.New("--client: want lite or pion")
+	case o.meeting < 0 || o.meeting == 1:
+		return nil, errors.New("--meeting: want 2 publishers or more")
 	case o.joinConcurrency < 1:
 		return nil, errors.New("--join-concurrency: want 1 or more")
 	}
@@ -138,7 +150,14 @@ func run(ctx context.Context, args []string) error {
 		if rootErr != nil {
 			return rootErr
 		}
-		o.out = filepath.Join(root, "bench", "results", time.Now().Format("2006-01-02"), "sfu.md")
+		name := "sfu.md"
+		if o.meeting > 0 {
+			name = "sfu-meeting.md"
+		}
+		o.out = filepath.Join(root, "bench", "results", time.Now().Format("2006-01-02"), name)
+	}
+	if o.meeting > 0 {
+		return runMeetings(ctx, o, tmp)
 	}
 
 	logf("stream: %.2f Mbps, %d fps, %.0f packets/s, %d-byte payloads; %d run(s) of %v", float64(o.stream.bitrate)/1e6,
@@ -163,7 +182,53 @@ func run(ctx context.Context, args []string) error {
 			results[r] = append(results[r], res)
 		}
 	}
-	report := writeReport(o, results)
+	if o.jsonOut != "" {
+		j := newJSONReport(o, "fanout")
+		for r, run := range results {
+			for _, res := range run {
+				p := res.sfu.jsonPhase(r+1, o.stream.packetsPerSecond()*float64(res.sfu.n))
+				if res.relay != nil {
+					f := res.relay.jsonFigures()
+					p.Relay = &f
+				}
+				j.Phases = append(j.Phases, p)
+			}
+		}
+		if err := j.write(o.jsonOut); err != nil {
+			return err
+		}
+	}
+	return output(o, writeReport(o, results))
+}
+
+// runMeetings measures the meeting for each viewer count, o.runs times.
+func runMeetings(ctx context.Context, o *options, tmp string) error {
+	logf("stream: %.2f Mbps, %d fps, %.0f packets/s per publisher; meeting of %d publishers, %d run(s) of viewers %v",
+		float64(o.stream.bitrate)/1e6, o.stream.fps, o.stream.packetsPerSecond(), o.meeting, o.runs, o.viewers)
+	results := make([][]*measurement, o.runs)
+	j := newJSONReport(o, "meeting")
+	for r := range o.runs {
+		for _, v := range o.viewers {
+			logf("run %d, meeting of %d, %d viewers", r+1, o.meeting, v)
+			m, err := runMeeting(ctx, o, tmp, v)
+			if err != nil {
+				return fmt.Errorf("run %d, meeting with %d viewers: %w", r+1, v, err)
+			}
+			logf("  %s", m.meetingSummary())
+			results[r] = append(results[r], m)
+			j.Phases = append(j.Phases, m.jsonPhase(r+1, o.stream.packetsPerSecond()*float64(m.n)))
+		}
+	}
+	if o.jsonOut != "" {
+		if err := j.write(o.jsonOut); err != nil {
+			return err
+		}
+	}
+	return output(o, writeMeetingReport(o, results))
+}
+
+// output prints the report and writes it to o.out.
+func output(o *options, report string) error {
 	fmt.Print(report)
 	if o.out != "-" {
 		if err := os.MkdirAll(filepath.Dir(o.out), 0o755); err != nil {

@@ -37,6 +37,9 @@ type options struct {
 	perfDir         string
 	quietWait       time.Duration
 	out             string
+	jsonOut         string // also write the measurements as JSON here
+	meeting         int    // publishers of a meeting, 0 for the fan-out sweep
+	viewers         []int  // viewers of the meeting, one phase each
 }
 
 // measurement is what one phase (the SFU or the relay, N subscribers)
@@ -57,6 +60,15 @@ type measurement struct {
 	joins      []time.Duration // WHEP request to first packet, of those that got one
 	failed     int             // subscribers refused, or without a packet within the join timeout
 	plis       uint64          // keyframe requests the publisher received while the subscribers joined
+	expected   uint64          // packets that should have arrived, summed over the receivers; 0: sent × subscribed
+
+	// The server's resident memory (VmRSS): with the stage made and nobody
+	// in it, once everyone has joined, and at the end of the window.
+	rssIdle, rssJoined, rssEnd uint64
+
+	// A meeting's phase only.
+	viewers   int
+	partJoins []time.Duration // a participant's first WHEP request to the first packet of its last stream
 }
 
 // window is the start or end of a measured window.
@@ -138,6 +150,7 @@ func runSFU(ctx context.Context, o *options, tmp string, n int, run int) (*measu
 	if err != nil {
 		return nil, err
 	}
+	rssIdle := processRSS(srv.pid())
 
 	pub, err := publish(ctx, hc, srv.url, toks[0].token, o.stream, o.rtcpFeedback)
 	if err != nil {
@@ -145,7 +158,7 @@ func runSFU(ctx context.Context, o *options, tmp string, n int, run int) (*measu
 	}
 	defer pub.close()
 
-	m := &measurement{n: n}
+	m := &measurement{n: n, rssIdle: rssIdle}
 	subs := make([]receiver, n)
 	defer func() {
 		// The server goes first: nobody's departure needs recording.
@@ -207,6 +220,7 @@ func runSFU(ctx context.Context, o *options, tmp string, n int, run int) (*measu
 		logf("  %d of %d subscribers failed to join, the first: %v", m.failed, n, firstErr)
 	}
 
+	m.rssJoined = processRSS(srv.pid())
 	if err := sleep(ctx, o.warmup); err != nil {
 		return nil, err
 	}
@@ -245,6 +259,7 @@ func runSFU(ctx context.Context, o *options, tmp string, n int, run int) (*measu
 	measure(false)
 	stopPerf(perf)
 	m.between(start, end)
+	m.rssEnd = processRSS(srv.pid())
 	if err := sleep(ctx, o.drain); err != nil {
 		return nil, err
 	}

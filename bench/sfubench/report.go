@@ -18,6 +18,8 @@ type figures struct {
 	latP50, latP99           float64 // ms
 	drops                    float64 // datagrams dropped by full receive buffers, machine-wide
 	subscribed, failed, sent float64
+	partJoinP50, partJoinP99 float64 // ms, a meeting's participants
+	rssMB                    float64 // the server's resident memory at the end of the window
 }
 
 func (m *measurement) figures() figures {
@@ -28,7 +30,11 @@ func (m *measurement) figures() figures {
 	}
 	f.pps = float64(m.arrived) / secs
 	f.mbps = float64(m.wireBytes) * 8 / secs / 1e6
-	if expected := float64(m.sent) * float64(m.subscribed); expected > 0 {
+	expected := float64(m.sent) * float64(m.subscribed)
+	if m.expected > 0 {
+		expected = float64(m.expected)
+	}
+	if expected > 0 {
 		f.loss = 100 * (1 - float64(m.received)/expected)
 	}
 	f.cpu = 100 * m.serverCPU.Seconds() / secs
@@ -46,6 +52,10 @@ func (m *measurement) figures() figures {
 	f.latP50 = ms(m.latency.quantile(0.50))
 	f.latP99 = ms(m.latency.quantile(0.99))
 	f.drops = float64(m.drops)
+	parts := append([]time.Duration(nil), m.partJoins...)
+	f.partJoinP50 = ms(percentile(parts, 0.50))
+	f.partJoinP99 = ms(percentile(parts, 0.99))
+	f.rssMB = float64(m.rssEnd) / (1 << 20)
 	return f
 }
 
@@ -82,6 +92,8 @@ func medianFigures(fs []figures) figures {
 		latP50: pick(func(f figures) float64 { return f.latP50 }), latP99: pick(func(f figures) float64 { return f.latP99 }),
 		drops: pick(func(f figures) float64 { return f.drops }), subscribed: pick(func(f figures) float64 { return f.subscribed }),
 		failed: pick(func(f figures) float64 { return f.failed }), sent: pick(func(f figures) float64 { return f.sent }),
+		partJoinP50: pick(func(f figures) float64 { return f.partJoinP50 }), partJoinP99: pick(func(f figures) float64 { return f.partJoinP99 }),
+		rssMB: pick(func(f figures) float64 { return f.rssMB }),
 	}
 }
 
@@ -134,20 +146,34 @@ func pct(x float64) string {
 // run.
 func writeReport(o *options, results [][]result) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "# sfubench — %s\n\n", time.Now().Format("2006-01-02 15:04"))
-	fmt.Fprintf(&b, "- machine: %d cores (%s), Linux %s, net.core.rmem_max %s, wmem_max %s\n",
+	writeHeader(&b, o)
+	return writeSweep(&b, o, results)
+}
+
+// writeHeader writes the report's title and what was measured how.
+func writeHeader(b *strings.Builder, o *options) {
+	fmt.Fprintf(b, "# sfubench — %s\n\n", time.Now().Format("2006-01-02 15:04"))
+	fmt.Fprintf(b, "- machine: %d cores (%s), Linux %s, net.core.rmem_max %s, wmem_max %s\n",
 		runtime.NumCPU(), cpuModel(), readTrim("/proc/sys/kernel/osrelease"),
 		readTrim("/proc/sys/net/core/rmem_max"), readTrim("/proc/sys/net/core/wmem_max"))
-	fmt.Fprintf(&b, "- ivsrt: %s, %s\n", gitDescribe(), runtime.Version())
+	fmt.Fprintf(b, "- ivsrt: %s, %s\n", gitDescribe(), runtime.Version())
 	s := o.stream
-	fmt.Fprintf(&b, "- publisher: VP8, %.2f Mbps of RTP payload, %d fps, payloads up to %d bytes, keyframe every %v (%.0f× a frame), paced at %.1f×: %.0f packets/s\n",
+	fmt.Fprintf(b, "- publisher: VP8, %.2f Mbps of RTP payload, %d fps, payloads up to %d bytes, keyframe every %v (%.0f× a frame), paced at %.1f×: %.0f packets/s\n",
 		float64(s.bitrate)/1e6, s.fps, s.payloadSize, s.keyframeEvery, s.keyframeSize, s.pacing, s.packetsPerSecond())
-	fmt.Fprintf(&b, "- subscribers: one WHEP peer connection each (DTLS, SRTP), joining %d at a time; receiver reports and NACKs: %v\n",
-		o.joinConcurrency, o.rtcpFeedback)
-	fmt.Fprintf(&b, "- each phase: %v warm-up once all have joined, %v measured, %d run(s); the figures are medians over the runs, each taken on its own\n",
+	if o.meeting == 0 {
+		fmt.Fprintf(b, "- subscribers: one WHEP peer connection each (DTLS, SRTP), joining %d at a time; receiver reports and NACKs: %v\n",
+			o.joinConcurrency, o.rtcpFeedback)
+	}
+	fmt.Fprintf(b, "- each phase: %v warm-up once all have joined, %v measured, %d run(s); the figures are medians over the runs, each taken on its own\n",
 		o.warmup, o.duration, o.runs)
-	fmt.Fprintf(&b, "- command: `go run ./bench/sfubench %s`\n\n", strings.Join(os.Args[1:], " "))
+	fmt.Fprintf(b, "- command: `go run ./bench/sfubench %s`\n", strings.Join(os.Args[1:], " "))
+	if o.meeting == 0 {
+		b.WriteString("\n")
+	}
+}
 
+// writeSweep writes the fan-out sweep's tables.
+func writeSweep(b *strings.Builder, o *options, results [][]result) string {
 	median := func(pick func(result) *measurement) []figures {
 		out := make([]figures, len(o.subscribers))
 		for i := range o.subscribers {
@@ -167,11 +193,11 @@ func writeReport(o *options, results [][]result) string {
 		relay = median(func(r result) *measurement { return r.relay })
 	}
 	b.WriteString("## ivsrt\n\n")
-	tables(&b, o.subscribers, sfu, relay)
+	tables(b, o.subscribers, sfu, relay)
 	b.WriteString("\n")
 	if o.runs > 1 {
 		for r, run := range results {
-			fmt.Fprintf(&b, "<details><summary>run %d</summary>\n\n", r+1)
+			fmt.Fprintf(b, "<details><summary>run %d</summary>\n\n", r+1)
 			var sf, rf []figures
 			for _, res := range run {
 				sf = append(sf, res.sfu.figures())
@@ -182,7 +208,7 @@ func writeReport(o *options, results [][]result) string {
 			if !o.baseline {
 				rf = nil
 			}
-			tables(&b, o.subscribers, sf, rf)
+			tables(b, o.subscribers, sf, rf)
 			b.WriteString("\n</details>\n\n")
 		}
 	}

@@ -203,3 +203,24 @@ func sampleCPU(serverPID int) (cpuSample, error) {
 	}
 	return s, nil
 }
+
+// processRSS returns the resident memory of process pid (VmRSS of
+// /proc/PID/status) in bytes, 0 if it cannot be read.
+func processRSS(pid int) uint64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			f := strings.Fields(v)
+			if len(f) == 2 && f[1] == "kB" {
+				kb, err := strconv.ParseUint(f[0], 10, 64)
+				if err == nil {
+					return kb * 1024
+				}
+			}
+		}
+	}
+	return 0
+}
