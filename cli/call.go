@@ -19,6 +19,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ivsrealtime"
 	"github.com/aws/smithy-go/middleware"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"github.com/ivsrt/ivsrt/internal/sdkhttp"
 )
 
 // caller calls one operation through the SDK with an input given as JSON
@@ -164,7 +166,8 @@ func newClient(g *globals, env func(string) string, debug io.Writer) (*ivsrealti
 		ResponseHeaderTimeout: g.readTimeout,
 		MaxIdleConnsPerHost:   4,
 	}
-	httpClient := &recordingClient{http: &http.Client{Transport: transport}}
+	// sdkhttp: a response from a server close by can otherwise be cut off.
+	httpClient := &recordingClient{http: &http.Client{Transport: sdkhttp.Transport(transport)}}
 	if g.debug {
 		httpClient.debug = debug
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ivsrealtime"
 
 	"github.com/ivsrt/ivsrt/bench/internal/procstat"
+	"github.com/ivsrt/ivsrt/internal/sdkhttp"
 )
 
 const region = "us-east-1"
@@ -45,7 +46,7 @@ func newClient(endpoint, keyID, secret string, tr *http.Transport) *ivsrealtime.
 		Region:           region,
 		BaseEndpoint:     aws.String(endpoint),
 		Credentials:      credentials.NewStaticCredentialsProvider(keyID, secret, ""),
-		HTTPClient:       &http.Client{Transport: tr, Timeout: 30 * time.Second},
+		HTTPClient:       &http.Client{Transport: sdkhttp.Transport(tr), Timeout: 30 * time.Second},
 		RetryMaxAttempts: 1,
 	})
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ivsrealtime"
 
 	"github.com/ivsrt/ivsrt/bench/internal/procstat"
+	"github.com/ivsrt/ivsrt/internal/sdkhttp"
 )
 
 const (
@@ -186,7 +187,7 @@ func newClient(endpoint string, tr *http.Transport) *ivsrealtime.Client {
 		Region:           region,
 		BaseEndpoint:     aws.String(endpoint),
 		Credentials:      credentials.NewStaticCredentialsProvider(keyID, secret, ""),
-		HTTPClient:       &http.Client{Transport: tr, Timeout: 30 * time.Second},
+		HTTPClient:       &http.Client{Transport: sdkhttp.Transport(tr), Timeout: 30 * time.Second},
 		RetryMaxAttempts: 1,
 	})
 }

@@ -26,6 +26,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ivsrealtime"
 	"github.com/aws/aws-sdk-go-v2/service/ivsrealtime/types"
+
+	"github.com/ivsrt/ivsrt/internal/sdkhttp"
 )
 
 // The durability tests run the real binary as a separate process, stop it
@@ -181,7 +183,7 @@ func (s *durableServer) client() *ivsrealtime.Client {
 		RetryMaxAttempts: 1,
 		HTTPClient: &http.Client{
 			Timeout:   10 * time.Second,
-			Transport: &http.Transport{MaxIdleConnsPerHost: 16, DisableCompression: true},
+			Transport: sdkhttp.Transport(&http.Transport{MaxIdleConnsPerHost: 16, DisableCompression: true}),
 		},
 	})
 }

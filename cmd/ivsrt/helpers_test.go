@@ -28,6 +28,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/ivsrt/ivsrt"
+	"github.com/ivsrt/ivsrt/internal/sdkhttp"
 )
 
 const (
@@ -143,7 +144,7 @@ func newClientWith(t testing.TB, m *Main, creds aws.CredentialsProvider) (*ivsre
 func localHTTPClient(t testing.TB) *http.Client {
 	tr := &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 4}
 	t.Cleanup(tr.CloseIdleConnections)
-	return &http.Client{Transport: tr, Timeout: testTimeout}
+	return &http.Client{Transport: sdkhttp.Transport(tr), Timeout: testTimeout}
 }
 
 // exchange is one request and the response to it, body included.

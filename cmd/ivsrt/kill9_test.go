@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"net/http"
 	"os"
@@ -25,7 +24,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ivsrealtime"
 	"github.com/aws/aws-sdk-go-v2/service/ivsrealtime/types"
 
@@ -55,7 +53,7 @@ func TestKill9UnderLoad(t *testing.T) {
 	addr := durableFreeAddr(t)
 	args := []string{"--webhook-url", rcv.URL(), "--webhook-secret", webhookSecret}
 	srv := durableStart(t, bin, data, addr, args...)
-	c := kill9Client(addr)
+	c := (&durableServer{addr: addr}).client()
 	ctx := testContext(t)
 	tStarted := time.Now()
 
@@ -180,7 +178,7 @@ func TestKill9UnderLoad(t *testing.T) {
 	}
 
 	srv = durableStart(t, bin, data, addr, args...)
-	c = kill9Client(addr)
+	c = (&durableServer{addr: addr}).client()
 	tRestarted := time.Now()
 
 	// (1) Every acknowledged write is there.
@@ -327,38 +325,6 @@ func TestKill9UnderLoad(t *testing.T) {
 		tNoticed.Sub(killing).Round(time.Millisecond), tRestarted.Sub(tNoticed).Round(time.Millisecond),
 		tWritesChecked.Sub(tRestarted).Round(time.Millisecond), time.Since(began).Round(time.Millisecond))
 }
-
-// kill9Client is durableServer.client with request bodies that are plain
-// readers. The SDK (smithy-go) closes a request's body as soon as the
-// response arrives, and once closed the body's WriteTo returns io.EOF;
-// net/http, which after sending a body reads it once more to check that
-// nothing is left beyond its length, takes that for a failed write and
-// closes the connection, cutting off a response not yet read in full (a
-// page of ListStages). It happens when the answer comes before that check,
-// as it can from a server on loopback.
-func kill9Client(addr string) *ivsrealtime.Client {
-	tr := &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 16, DisableCompression: true}
-	return ivsrealtime.New(ivsrealtime.Options{
-		Region:           durableRegion,
-		Credentials:      credentials.NewStaticCredentialsProvider(durableKeyID, durableSecret, ""),
-		BaseEndpoint:     aws.String("http://" + addr),
-		RetryMaxAttempts: 1,
-		HTTPClient: &http.Client{
-			Timeout: 10 * time.Second,
-			Transport: kill9Transport(func(r *http.Request) (*http.Response, error) {
-				if r.Body != nil && r.Body != http.NoBody {
-					r = r.Clone(r.Context())
-					r.Body = struct{ io.ReadCloser }{r.Body}
-				}
-				return tr.RoundTrip(r)
-			}),
-		},
-	})
-}
-
-type kill9Transport func(*http.Request) (*http.Response, error)
-
-func (f kill9Transport) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 // kill9Stage is a stage with participants connected at the kill.
 type kill9Stage struct {
