@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ivsrealtime"
 
+	"github.com/ivsrt/ivsrt/bench/internal/loadgen"
 	"github.com/ivsrt/ivsrt/bench/internal/procstat"
 	"github.com/ivsrt/ivsrt/internal/sdkhttp"
 )
@@ -167,54 +167,11 @@ func phase(name string, clients []*ivsrealtime.Client, tgt target, op operation,
 		go pace(ctx, rate, schedule)
 	}
 
-	var (
-		recording atomic.Bool
-		wg        sync.WaitGroup
-		mu        sync.Mutex
-		result    = sample{Op: name}
-	)
-	for i, c := range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(i)))
-			lat := make([]time.Duration, 0, 1<<14)
-			var errs int
-			var firstErr string
-			for ctx.Err() == nil {
-				start := time.Now()
-				if schedule != nil {
-					select {
-					case start = <-schedule:
-					case <-ctx.Done():
-						continue
-					}
-				}
-				err := op(ctx, c, rng)
-				d := time.Since(start)
-				if !recording.Load() {
-					continue
-				}
-				if err != nil {
-					if ctx.Err() == nil {
-						errs++
-						if firstErr == "" {
-							firstErr = err.Error()
-						}
-					}
-					continue
-				}
-				lat = append(lat, d)
-			}
-			mu.Lock()
-			result.Latencies = append(result.Latencies, lat...)
-			result.Errors += errs
-			if result.FirstError == "" {
-				result.FirstError = firstErr
-			}
-			mu.Unlock()
-		}()
-	}
+	var recording atomic.Bool
+	result := sample{Op: name}
+	wait := loadgen.Run(ctx, len(clients), schedule, &recording, func(ctx context.Context, i int, rng *rand.Rand) error {
+		return op(ctx, clients[i], rng)
+	})
 
 	time.Sleep(warmup)
 	serverBefore, serverErr := cpuOf(tgt.pid)
@@ -234,7 +191,8 @@ func phase(name string, clients []*ivsrealtime.Client, tgt target, op operation,
 	machineAfter := machineCPU()
 	serverAfter, serverErr2 := cpuOf(tgt.pid)
 	cancel()
-	wg.Wait()
+	calls := wait()
+	result.Latencies, result.Errors, result.FirstError = calls.Latencies, calls.Errors, calls.FirstError
 
 	result.ClientCPU = clientAfter - clientBefore
 	result.ServerCPU, result.OtherCPU = -1, -1

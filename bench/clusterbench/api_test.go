@@ -6,13 +6,14 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ivsrealtime"
+
+	"github.com/ivsrt/ivsrt/bench/internal/loadgen"
 )
 
 // operation makes one call; rng is the calling client's own.
@@ -124,45 +125,10 @@ func benchAPI(t *testing.T, bin string, s setup) []apiRow {
 func runPhase(c *deployment, clients []*ivsrealtime.Client, op operation, warmup, duration time.Duration) apiRow {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var (
-		recording atomic.Bool
-		wg        sync.WaitGroup
-		mu        sync.Mutex
-		r         apiRow
-	)
-	for i, cl := range clients {
-		wg.Go(func() {
-			rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(i)))
-			lat := make([]time.Duration, 0, 1<<13)
-			var errs int
-			var firstErr string
-			for ctx.Err() == nil {
-				start := time.Now()
-				err := op(ctx, cl, rng)
-				d := time.Since(start)
-				if !recording.Load() {
-					continue
-				}
-				if err != nil {
-					if ctx.Err() == nil {
-						errs++
-						if firstErr == "" {
-							firstErr = err.Error()
-						}
-					}
-					continue
-				}
-				lat = append(lat, d)
-			}
-			mu.Lock()
-			r.latencies = append(r.latencies, lat...)
-			r.errors += errs
-			if r.firstErr == "" {
-				r.firstErr = firstErr
-			}
-			mu.Unlock()
-		})
-	}
+	var recording atomic.Bool
+	wait := loadgen.Run(ctx, len(clients), nil, &recording, func(ctx context.Context, i int, rng *rand.Rand) error {
+		return op(ctx, clients[i], rng)
+	})
 	time.Sleep(warmup)
 	before := c.sampleCPU()
 	recording.Store(true)
@@ -170,7 +136,8 @@ func runPhase(c *deployment, clients []*ivsrealtime.Client, op operation, warmup
 	recording.Store(false)
 	after := c.sampleCPU()
 	cancel()
-	wg.Wait()
+	calls := wait()
+	r := apiRow{latencies: calls.Latencies, errors: calls.Errors, firstErr: calls.FirstError}
 	r.cpu = before.until(after)
 	slices.Sort(r.latencies)
 	r.requests = len(r.latencies) + r.errors
