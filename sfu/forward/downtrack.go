@@ -95,15 +95,54 @@ func (d *DownTrack) Unbind(ctx webrtc.TrackLocalContext) error {
 	return nil
 }
 
-// Start begins forwarding, from the next keyframe for video, and asks the
-// publisher for one. Call it once the subscriber's connection is up:
+// maxReplay and maxReplayAge bound the group of pictures Start sends a
+// new subscriber at once: about a second of a 2.5 Mbps stream, from a
+// keyframe at most half a second old. A longer or older one is not worth
+// the burst; the subscriber waits for a fresh keyframe instead.
+const (
+	maxReplay    = 300
+	maxReplayAge = 500 * time.Millisecond
+)
+
+// Start begins forwarding. For video it starts from the newest keyframe
+// the source still has, sent at once with the packets since, when there
+// is one close enough (subscribers joining together after a keyframe then
+// need not wait for the next); else from the next keyframe, which it asks
+// the publisher for. Call it once the subscriber's connection is up:
 // packets written before are lost.
 func (d *DownTrack) Start() {
 	d.mu.Lock()
 	d.started = true
 	d.m.synced = false
+	started := d.replay()
 	d.mu.Unlock()
-	d.src.RequestKeyframe()
+	if !started {
+		d.src.RequestKeyframe()
+	}
+}
+
+// replay sends the source's current group of pictures, with d.mu held,
+// and reports whether the subscriber's stream has started.
+func (d *DownTrack) replay() bool {
+	s := d.src
+	if s.kind != webrtc.RTPCodecTypeVideo || d.closed || d.writer == nil {
+		return false
+	}
+	s.mu.RLock()
+	u := s.up
+	s.mu.RUnlock()
+	if u == nil {
+		return false
+	}
+	now := time.Now()
+	gop := s.cache.gop(u.gen, maxReplay, now, maxReplayAge)
+	if len(gop) == 0 {
+		return false
+	}
+	for _, p := range gop {
+		d.writeLocked(p, u, now)
+	}
+	return d.m.follows(u.gen, gop[0].SSRC)
 }
 
 // Close detaches d from its source.
@@ -156,6 +195,11 @@ func (d *DownTrack) readRTCP(r interceptor.RTCPReader) {
 func (d *DownTrack) write(p *rtp.Packet, u *Upstream, now time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.writeLocked(p, u, now)
+}
+
+// writeLocked is write with d.mu held.
+func (d *DownTrack) writeLocked(p *rtp.Packet, u *Upstream, now time.Time) {
 	if !d.started || d.closed || d.writer == nil {
 		return
 	}

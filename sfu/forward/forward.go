@@ -164,10 +164,10 @@ func (u *Upstream) WriteRTP(p *rtp.Packet) error {
 	if s.up != u {
 		return ErrDetached
 	}
-	if s.kind == webrtc.RTPCodecTypeVideo {
-		s.cache.put(u.gen, p)
-	}
 	now := time.Now()
+	if s.kind == webrtc.RTPCodecTypeVideo {
+		s.cache.put(u.gen, p, KeyframeStart(u.codec.MimeType, p.Payload), now)
+	}
 	if s.workers == nil {
 		for _, d := range s.downs {
 			d.write(p, u, now)

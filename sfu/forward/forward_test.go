@@ -1,7 +1,9 @@
 package forward
 
 import (
+	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -171,6 +173,100 @@ func (r *recorder) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
 
 func (r *recorder) Write(b []byte) (int, error) { return len(b), nil }
 
+// TestStartFromCachedKeyframe: a subscriber starting after a keyframe gets
+// it, and what followed, at once, without asking the publisher for another;
+// with no keyframe close enough, it asks.
+func TestStartFromCachedKeyframe(t *testing.T) {
+	vp8 := webrtc.RTPCodecParameters{PayloadType: 100, RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}}
+	src := NewSource(webrtc.RTPCodecTypeVideo, "video", "publisher", WithKeyframeInterval(time.Millisecond))
+	var requests atomic.Int32
+	up := src.Attach(vp8, func() { requests.Add(1) })
+	write := func(seq uint16, key bool) {
+		payload := []byte{0x10, 0x01}
+		if key {
+			payload[1] = 0x00
+		}
+		h := rtp.Header{SSRC: 7, PayloadType: 96, SequenceNumber: seq, Timestamp: uint32(seq) * 3000}
+		if err := up.WriteRTP(&rtp.Packet{Header: h, Payload: payload}); err != nil {
+			t.Fatalf("WriteRTP: %v", err)
+		}
+	}
+	subscribe := func() *recorder {
+		d, err := src.NewDownTrack()
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := &recorder{}
+		if _, err := d.Bind(fakeContext{codecs: []webrtc.RTPCodecParameters{vp8}, w: w}); err != nil {
+			t.Fatal(err)
+		}
+		d.Start()
+		return w
+	}
+
+	write(10, false)
+	write(11, true) // the newest keyframe
+	write(13, false)
+	write(12, false) // reordered
+	write(9, true)   // an older keyframe, retransmitted: not the start
+	first := subscribe()
+	if got := seqsOf(first.got); !slices.Equal(got, []uint16{11, 12, 13}) {
+		t.Errorf("first subscriber got %v at once, want the keyframe 11 and what follows", got)
+	}
+	write(14, false)
+	second := subscribe()
+	write(15, false)
+	if got := seqsOf(second.got); !slices.Equal(got, []uint16{11, 12, 13, 14, 15}) {
+		t.Errorf("second subscriber got %v, want 11-15", got)
+	}
+	if got := seqsOf(first.got); !slices.Equal(got, []uint16{11, 12, 13, 14, 15}) {
+		t.Errorf("first subscriber got %v, want 11-15", got)
+	}
+	time.Sleep(10 * time.Millisecond)
+	if n := requests.Load(); n != 0 {
+		t.Errorf("%d keyframe requests, want none", n)
+	}
+
+	// A hole in the group: start from the next keyframe, asked for.
+	write(17, false)
+	third := subscribe()
+	if len(third.got) != 0 {
+		t.Errorf("third subscriber got %v across a hole, want nothing yet", seqsOf(third.got))
+	}
+	waitFor(t, func() bool { return requests.Load() > 0 })
+	write(18, true)
+	if got := seqsOf(third.got); !slices.Equal(got, []uint16{18}) {
+		t.Errorf("third subscriber got %v, want the next keyframe", got)
+	}
+
+	// A group longer than maxReplay is not sent.
+	for seq := uint16(19); seq < 19+maxReplay; seq++ {
+		write(seq, false)
+	}
+	if fourth := subscribe(); len(fourth.got) != 0 {
+		t.Errorf("fourth subscriber got %d packets of a long group, want none", len(fourth.got))
+	}
+}
+
+func seqsOf(hs []rtp.Header) []uint16 {
+	var out []uint16
+	for _, h := range hs {
+		out = append(out, h.SequenceNumber)
+	}
+	return out
+}
+
+func waitFor(t *testing.T, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 2 s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 func TestSourceForwardsFromKeyframe(t *testing.T) {
 	vp8 := webrtc.RTPCodecParameters{PayloadType: 100, RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}}
 	src := NewSource(webrtc.RTPCodecTypeVideo, "video", "publisher", WithKeyframeInterval(time.Millisecond))
@@ -203,7 +299,7 @@ func TestSourceForwardsFromKeyframe(t *testing.T) {
 		}
 	}
 
-	write(1, true) // before Start: not forwarded
+	write(1, false) // before Start: not forwarded, and no keyframe to start from
 	d.Start()
 	requests.Wait() // Start asks for a keyframe
 	write(2, false) // waits for a keyframe
@@ -235,5 +331,42 @@ func TestSourceForwardsFromKeyframe(t *testing.T) {
 	src.Close()
 	if _, err := src.NewDownTrack(); err != ErrClosed {
 		t.Errorf("NewDownTrack on a closed source got %v, want ErrClosed", err)
+	}
+}
+
+// TestCacheGroupOfPictures: the group starts at the first packet of the
+// newest keyframe (several packets of one frame may each start it, as an
+// H.264 SPS and its IDR do), and only while that keyframe is recent.
+func TestCacheGroupOfPictures(t *testing.T) {
+	var c packetCache
+	now := time.Now()
+	put := func(seq uint16, ts uint32, key bool) {
+		c.put(1, &rtp.Packet{Header: rtp.Header{SSRC: 7, SequenceNumber: seq, Timestamp: ts}}, key, now)
+	}
+	put(65533, 100, false)
+	put(65535, 200, true) // the IDR of frame 200
+	put(65534, 200, true) // its SPS, come late: the frame starts here
+	put(0, 200, false)
+	put(1, 300, false) // across the wrap of sequence numbers
+	got := c.gop(1, 100, now, time.Second)
+	var seqs []uint16
+	for _, p := range got {
+		seqs = append(seqs, p.SequenceNumber)
+	}
+	if !slices.Equal(seqs, []uint16{65534, 65535, 0, 1}) {
+		t.Errorf("group %v, want 65534 65535 0 1", seqs)
+	}
+	if g := c.gop(2, 100, now, time.Second); g != nil {
+		t.Errorf("group of another upstream generation: %d packets", len(g))
+	}
+	if g := c.gop(1, 3, now, time.Second); g != nil {
+		t.Errorf("group over the limit: %d packets", len(g))
+	}
+	if g := c.gop(1, 100, now.Add(2*time.Second), time.Second); g != nil {
+		t.Errorf("group of an old keyframe: %d packets", len(g))
+	}
+	c.put(1, &rtp.Packet{Header: rtp.Header{SSRC: 8, SequenceNumber: 2, Timestamp: 400}}, false, now)
+	if g := c.gop(1, 100, now, time.Second); g != nil {
+		t.Errorf("group after the SSRC changed: %d packets", len(g))
 	}
 }
