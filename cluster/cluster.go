@@ -188,9 +188,6 @@ func New(cfg Config, store Store, tokens ivsrt.TokenIssuer, opts ...Option) (*No
 	return n, nil
 }
 
-// ID returns the node's id.
-func (n *Node) ID() string { return n.cfg.NodeID }
-
 // ResourcePrefix is what the ids of this node's WHIP and WHEP sessions
 // start with, so that any node can route a request for one here.
 func (n *Node) ResourcePrefix() string { return n.cfg.NodeID + "." }
