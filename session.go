@@ -64,3 +64,22 @@ type Store interface {
 	DeliveryStore
 	Close() error
 }
+
+// MediaPlaneStore is the part of Store the media plane uses: the issued
+// tokens, to check presented ones against; RecordEvent, to write what
+// happens in stages; and the stages and participants a crash left
+// connected, to end their sessions. Each method is documented where Store
+// declares it.
+type MediaPlaneStore interface {
+	// GetParticipantToken is TokenStore's.
+	GetParticipantToken(ctx context.Context, id ParticipantID) (*ParticipantToken, error)
+
+	// RecordEvent and ListParticipants are SessionStore's.
+	RecordEvent(ctx context.Context, ev *Event) error
+	ListParticipants(ctx context.Context, stage StageARN, session SessionID, filter ParticipantFilter, page Page) (participants []*Participant, next string, err error)
+
+	// ListStages is StageStore's.
+	ListStages(ctx context.Context, page Page) (stages []*Stage, next string, err error)
+}
+
+var _ MediaPlaneStore = Store(nil)

@@ -84,7 +84,7 @@ type Config struct {
 // Server is the media plane. It implements ivsrt.MediaPlane and serves the
 // events WebSocket, WHIP and WHEP over HTTP.
 type Server struct {
-	store  ivsrt.Store
+	store  ivsrt.MediaPlaneStore
 	tokens ivsrt.TokenIssuer
 	cfg    Config
 	logger *slog.Logger
@@ -148,7 +148,7 @@ func WithKeyframeInterval(d time.Duration) Option {
 
 // New returns a media plane over store that checks participant tokens
 // with tokens. It binds the media sockets at once; Close releases them.
-func New(store ivsrt.Store, tokens ivsrt.TokenIssuer, cfg Config, opts ...Option) (*Server, error) {
+func New(store ivsrt.MediaPlaneStore, tokens ivsrt.TokenIssuer, cfg Config, opts ...Option) (*Server, error) {
 	s := &Server{
 		store:      store,
 		tokens:     tokens,
@@ -524,7 +524,7 @@ func (s *Server) EndStaleSessions(ctx context.Context) (int, error) {
 // the stage's session (the last departure ends it) and returns how many
 // left. It is for sessions whose media plane is gone: a crashed run's, or
 // in a cluster a dead node's.
-func EndSession(ctx context.Context, store ivsrt.Store, stage ivsrt.StageARN, session ivsrt.SessionID) (int, error) {
+func EndSession(ctx context.Context, store ivsrt.MediaPlaneStore, stage ivsrt.StageARN, session ivsrt.SessionID) (int, error) {
 	connected := ivsrt.ParticipantConnected
 	n := 0
 	page := ivsrt.Page{Limit: 100}
