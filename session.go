@@ -2,6 +2,7 @@ package ivsrt
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -83,3 +84,29 @@ type MediaPlaneStore interface {
 }
 
 var _ MediaPlaneStore = Store(nil)
+
+// EndSession records the departure of everyone the store has connected in
+// the stage's session (the last departure ends it) and returns how many
+// left. It is for sessions whose media plane is gone: a crashed run's, or
+// in a cluster a dead node's.
+func EndSession(ctx context.Context, store MediaPlaneStore, stage StageARN, session SessionID) (int, error) {
+	connected := ParticipantConnected
+	n := 0
+	page := Page{Limit: 100}
+	for {
+		ps, next, err := store.ListParticipants(ctx, stage, session, ParticipantFilter{State: &connected}, page)
+		if err != nil {
+			return n, fmt.Errorf("list participants: %w", err)
+		}
+		for _, p := range ps {
+			if err := store.RecordEvent(ctx, &Event{StageARN: stage, Name: EventLeft, ParticipantID: p.ID}); err != nil {
+				return n, fmt.Errorf("record departure: %w", err)
+			}
+			n++
+		}
+		if next == "" {
+			return n, nil
+		}
+		page.After = next
+	}
+}

@@ -35,7 +35,6 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/ivsrt/ivsrt"
-	"github.com/ivsrt/ivsrt/sfu"
 )
 
 // Defaults of Config.
@@ -388,7 +387,7 @@ func (n *Node) takeOrphans(ctx context.Context) error {
 		if stg.ActiveSessionID == "" {
 			continue
 		}
-		left, err := sfu.EndSession(ctx, n.store, stg.ARN, stg.ActiveSessionID)
+		left, err := ivsrt.EndSession(ctx, n.store, stg.ARN, stg.ActiveSessionID)
 		if err != nil {
 			return fmt.Errorf("end session of %s: %w", stg.ARN, err)
 		}

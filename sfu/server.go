@@ -507,37 +507,11 @@ func (s *Server) EndStaleSessions(ctx context.Context) (int, error) {
 			if stg.ActiveSessionID == "" {
 				continue
 			}
-			left, err := EndSession(ctx, s.store, stg.ARN, stg.ActiveSessionID)
+			left, err := ivsrt.EndSession(ctx, s.store, stg.ARN, stg.ActiveSessionID)
 			n += left
 			if err != nil {
 				return n, err
 			}
-		}
-		if next == "" {
-			return n, nil
-		}
-		page.After = next
-	}
-}
-
-// EndSession records the departure of everyone the store has connected in
-// the stage's session (the last departure ends it) and returns how many
-// left. It is for sessions whose media plane is gone: a crashed run's, or
-// in a cluster a dead node's.
-func EndSession(ctx context.Context, store ivsrt.MediaPlaneStore, stage ivsrt.StageARN, session ivsrt.SessionID) (int, error) {
-	connected := ivsrt.ParticipantConnected
-	n := 0
-	page := ivsrt.Page{Limit: 100}
-	for {
-		ps, next, err := store.ListParticipants(ctx, stage, session, ivsrt.ParticipantFilter{State: &connected}, page)
-		if err != nil {
-			return n, fmt.Errorf("list participants: %w", err)
-		}
-		for _, p := range ps {
-			if err := store.RecordEvent(ctx, &ivsrt.Event{StageARN: stage, Name: ivsrt.EventLeft, ParticipantID: p.ID}); err != nil {
-				return n, fmt.Errorf("record departure: %w", err)
-			}
-			n++
 		}
 		if next == "" {
 			return n, nil
