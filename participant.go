@@ -2,6 +2,7 @@ package ivsrt
 
 import (
 	"context"
+	"strings"
 	"time"
 )
 
@@ -81,6 +82,17 @@ type TokenIssuer interface {
 	// its claims. Returns EDENIED for anything not issued by this server, and
 	// the claims with ErrTokenExpired for a genuine token past its expiry.
 	Verify(ctx context.Context, token string) (*ParticipantToken, error)
+}
+
+// BearerToken returns the token of an Authorization header value of the
+// Bearer scheme (RFC 6750, section 2.1), or "": the way a participant
+// presents its token to WHIP, WHEP and the events WebSocket.
+func BearerToken(authorization string) string {
+	scheme, tok, ok := strings.Cut(authorization, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return ""
+	}
+	return strings.TrimSpace(tok)
 }
 
 // ParticipantState tells whether a participant is in the stage now.

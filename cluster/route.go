@@ -93,7 +93,7 @@ func (n *Node) routeOf(r *http.Request) (string, error) {
 	if !joining {
 		return "", nil
 	}
-	token := bearer(r)
+	token := ivsrt.BearerToken(r.Header.Get("Authorization"))
 	if token == "" && path == "/events" {
 		token = r.URL.Query().Get("access_token")
 	}
@@ -118,14 +118,6 @@ func resourceID(path string) (string, bool) {
 		}
 	}
 	return "", false
-}
-
-func bearer(r *http.Request) string {
-	h := r.Header.Get("Authorization")
-	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
-		return strings.TrimSpace(h[7:])
-	}
-	return ""
 }
 
 // placeStage returns the node hosting the stage, choosing one by load if

@@ -1,9 +1,6 @@
 package cluster
 
-import (
-	"net/http"
-	"testing"
-)
+import "testing"
 
 func TestResourceID(t *testing.T) {
 	for _, tc := range []struct {
@@ -23,24 +20,6 @@ func TestResourceID(t *testing.T) {
 		id, ok := resourceID(tc.path)
 		if id != tc.id || ok != tc.ok {
 			t.Errorf("resourceID(%q) = %q, %v; want %q, %v", tc.path, id, ok, tc.id, tc.ok)
-		}
-	}
-}
-
-func TestBearer(t *testing.T) {
-	for h, want := range map[string]string{
-		"Bearer abc":  "abc",
-		"bearer  abc": "abc",
-		"Basic abc":   "",
-		"Bearer":      "",
-		"":            "",
-	} {
-		r, _ := http.NewRequest(http.MethodGet, "http://127.0.0.1/", nil)
-		if h != "" {
-			r.Header.Set("Authorization", h)
-		}
-		if got := bearer(r); got != want {
-			t.Errorf("bearer(%q) = %q, want %q", h, got, want)
 		}
 	}
 }

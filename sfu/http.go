@@ -155,11 +155,7 @@ func (s *Server) newPeer(st *stage, attach func(*webrtc.PeerConnection) (ended b
 
 // bearerToken returns the token of an "Authorization: Bearer" header.
 func bearerToken(r *http.Request) string {
-	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return ""
-	}
-	return strings.TrimSpace(tok)
+	return ivsrt.BearerToken(r.Header.Get("Authorization"))
 }
 
 // verify checks a presented participant token's signature and expiry. An
