@@ -317,7 +317,22 @@ func TestRelayRestart(t *testing.T) {
 	rcv := eventstest.NewReceiver(t, testSecret)
 	relay := startRelay(t, db, events.RelayConfig{}, webhookSink(t, "hook", rcv.URL()))
 	stages := stageChanges(t, db, 2, 2)
-	time.Sleep(200 * time.Millisecond)
+	// The relay takes the events in when the store wakes it; wait until
+	// it has queued all six (the receiver is down, so none leaves).
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		q, err := db.PendingDeliveries(t.Context(), "hook")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(q) >= 6 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("queue before close: %d after 30s, want 6", len(q))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	relay.Close()
 	q, err := db.PendingDeliveries(t.Context(), "hook")
 	if err != nil || len(q) != 6 {
@@ -335,7 +350,7 @@ func TestRelayRestart(t *testing.T) {
 	defer db.Close()
 	rcv.Up()
 	startRelay(t, db, events.RelayConfig{}, webhookSink(t, "hook", rcv.URL()))
-	got := rcv.WaitAccepted(8, 10*time.Second)
+	got := rcv.WaitAccepted(8, 30*time.Second)
 	checkOrder(t, got, stages, 4)
 }
 
