@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/interceptor"
@@ -15,26 +16,41 @@ import (
 // DownTrack is one subscriber's copy of a Source: the webrtc.TrackLocal
 // added to the subscriber's peer connection. It rewrites every packet into
 // the subscriber's stream and passes the subscriber's keyframe requests
-// (PLI, FIR) up to the publisher.
+// (PLI, FIR) up to the publisher. Its writer goroutine, started by Start,
+// is the only one that writes to the subscriber (see the package comment).
 type DownTrack struct {
-	src   *Source
-	shard int // the source's worker that writes to it; set when created
+	src     *Source
+	q       *queue
+	bound   atomic.Pointer[binding]
+	started atomic.Bool
+	run     sync.Once
 
-	mu      sync.Mutex
-	codecs  []webrtc.RTPCodecParameters // negotiated with the subscriber
-	ssrc    uint32
-	writer  webrtc.TrackLocalWriter
-	bindID  string
-	started bool
-	closed  bool
-	ptGen   uint64 // the upstream generation pt was chosen for
-	pt      uint8
-	ptOK    bool
-	m       munger
-	hdr     rtp.Header // the header being written, kept to spare an allocation per packet
+	// Owned by the writer goroutine.
+	cur       *binding // the binding pt was chosen for
+	live      bool     // Start was handled
+	ptGen     uint64   // the upstream generation pt was chosen for
+	pt        uint8
+	ptOK      bool
+	m         munger
+	replayEnd int64  // the last packet of the replayed group, 0 if none
+	newestGen uint64 // the newest upstream generation forwarded
+	hdr       rtp.Header
+}
+
+// binding is what the subscriber's peer connection negotiated for the
+// track: set by Bind, read by the writer.
+type binding struct {
+	id     string
+	codecs []webrtc.RTPCodecParameters // media codecs of the track's kind
+	ssrc   uint32
+	writer webrtc.TrackLocalWriter
 }
 
 var _ webrtc.TrackLocal = (*DownTrack)(nil)
+
+func newDownTrack(s *Source) *DownTrack {
+	return &DownTrack{src: s, q: newQueue(s.queueLen)}
+}
 
 // ID implements webrtc.TrackLocal: the track id the subscriber sees.
 func (d *DownTrack) ID() string { return d.src.trackID }
@@ -72,25 +88,16 @@ func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 			}
 		}
 	}
-
-	d.mu.Lock()
-	d.codecs = codecs
-	d.ssrc = uint32(ctx.SSRC())
-	d.writer = ctx.WriteStream()
-	d.bindID = ctx.ID()
-	d.ptGen = 0
-	d.mu.Unlock()
-
-	go d.readRTCP(ctx.RTCPReader())
+	b := &binding{id: ctx.ID(), codecs: codecs, ssrc: uint32(ctx.SSRC()), writer: ctx.WriteStream()}
+	d.bound.Store(b)
+	go d.readRTCP(ctx.RTCPReader(), b.ssrc)
 	return chosen, nil
 }
 
 // Unbind implements webrtc.TrackLocal.
 func (d *DownTrack) Unbind(ctx webrtc.TrackLocalContext) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.bindID == ctx.ID() {
-		d.writer = nil
+	if b := d.bound.Load(); b != nil && b.id == ctx.ID() {
+		d.bound.CompareAndSwap(b, nil)
 	}
 	return nil
 }
@@ -111,63 +118,40 @@ const (
 // the publisher for. Call it once the subscriber's connection is up:
 // packets written before are lost.
 func (d *DownTrack) Start() {
-	d.mu.Lock()
-	d.started = true
-	d.m.synced = false
-	started := d.replay()
-	d.mu.Unlock()
-	if !started {
-		d.src.RequestKeyframe()
-	}
+	d.run.Do(func() { go d.write() })
+	// Packets queued from now on come before the start, and are in the
+	// source's cache already: the writer skips them until it handles the
+	// start, whose replay includes them.
+	d.started.Store(true)
+	d.q.push(item{kind: itemStart})
 }
 
-// replay sends the source's current group of pictures, with d.mu held,
-// and reports whether the subscriber's stream has started.
-func (d *DownTrack) replay() bool {
-	s := d.src
-	if s.kind != webrtc.RTPCodecTypeVideo || d.closed || d.writer == nil {
-		return false
-	}
-	s.mu.RLock()
-	u := s.up
-	s.mu.RUnlock()
-	if u == nil {
-		return false
-	}
-	now := time.Now()
-	gop := s.cache.gop(u.gen, maxReplay, now, maxReplayAge)
-	if len(gop) == 0 {
-		return false
-	}
-	for _, p := range gop {
-		d.writeLocked(p, u, now)
-	}
-	return d.m.follows(u.gen, gop[0].SSRC)
-}
-
-// Close detaches d from its source.
+// Close detaches d from its source; what is still queued for it is
+// dropped.
 func (d *DownTrack) Close() {
-	s := d.src
-	s.mu.Lock()
-	if i := slices.Index(s.downs, d); i >= 0 {
-		s.downs = slices.Delete(s.downs, i, i+1)
+	d.src.remove(d)
+	d.q.close()
+}
+
+// Dropped returns how many packets and retransmission requests of the
+// subscriber were dropped because it was too far behind.
+func (d *DownTrack) Dropped() uint64 { return d.q.dropCount() }
+
+// barrier waits until the writer has handled everything queued before it,
+// or the track is closed.
+func (d *DownTrack) barrier() {
+	d.run.Do(func() { go d.write() })
+	done := make(chan struct{})
+	if d.q.push(item{kind: itemBarrier, done: done}) {
+		<-done
 	}
-	if share := s.shards[d.shard]; share != nil {
-		if i := slices.Index(share, d); i >= 0 {
-			s.shards[d.shard] = slices.Delete(slices.Clone(share), i, i+1)
-		}
-	}
-	s.mu.Unlock()
-	d.mu.Lock()
-	d.closed = true
-	d.mu.Unlock()
 }
 
 // readRTCP reads the subscriber's RTCP about this track until the sender
-// stops: keyframe requests go to the publisher, NACKs are answered from the
-// source's packet cache. Reading is also what lets the interceptors (RTCP
-// reports) see it.
-func (d *DownTrack) readRTCP(r interceptor.RTCPReader) {
+// stops: keyframe requests go to the publisher, NACKs are queued for the
+// writer, which answers them from the source's packet cache. Reading is
+// also what lets the interceptors (RTCP reports) see it.
+func (d *DownTrack) readRTCP(r interceptor.RTCPReader, ssrc uint32) {
 	buf := make([]byte, 1500)
 	for {
 		n, _, err := r.Read(buf, nil)
@@ -183,29 +167,97 @@ func (d *DownTrack) readRTCP(r interceptor.RTCPReader) {
 			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
 				d.src.RequestKeyframe()
 			case *rtcp.TransportLayerNack:
-				d.retransmit(p)
+				if p.MediaSSRC == ssrc && d.started.Load() {
+					d.q.push(item{kind: itemNACK, nack: p})
+				}
 			}
 		}
 	}
 }
 
-// write forwards one packet of upstream u, from WriteRTP or the worker of
-// d's share. A closed d writes nothing, so packets still queued for it
-// when it closes are dropped.
-func (d *DownTrack) write(p *rtp.Packet, u *Upstream, now time.Time) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.writeLocked(p, u, now)
+// write is the writer goroutine: it handles what is queued, in order,
+// until the track is closed.
+func (d *DownTrack) write() {
+	var spare []item
+	for {
+		items, ok := d.q.take(spare)
+		if !ok {
+			return
+		}
+		for i := range items {
+			it := &items[i]
+			switch it.kind {
+			case itemPacket:
+				if it.resync {
+					// Packets were dropped: start again at a keyframe,
+					// following on from the last packet sent.
+					d.m.synced, d.replayEnd = false, 0
+				}
+				if d.live {
+					d.forward(it.p, it.u, it.at)
+				}
+			case itemStart:
+				d.start()
+			case itemNACK:
+				d.retransmit(it.nack)
+			case itemBarrier:
+				close(it.done)
+			}
+		}
+		clear(items)
+		spare = items
+	}
 }
 
-// writeLocked is write with d.mu held.
-func (d *DownTrack) writeLocked(p *rtp.Packet, u *Upstream, now time.Time) {
-	if !d.started || d.closed || d.writer == nil {
+// start handles Start: it sends the source's current group of pictures if
+// there is one to start from, else asks for a keyframe.
+func (d *DownTrack) start() {
+	d.live = true
+	d.m.synced, d.replayEnd = false, 0
+	if d.src.kind != webrtc.RTPCodecTypeVideo {
 		return
 	}
-	if d.ptGen != u.gen {
-		d.pt, d.ptOK = payloadType(d.codecs, u.codec)
-		d.ptGen = u.gen
+	if !d.replay() {
+		d.src.RequestKeyframe()
+	}
+}
+
+// replay sends the source's current group of pictures and reports whether
+// the subscriber's stream has started.
+func (d *DownTrack) replay() bool {
+	s := d.src
+	u := s.up.Load()
+	if u == nil || d.bound.Load() == nil {
+		return false
+	}
+	now := time.Now()
+	gop := s.cache.gop(u.gen, maxReplay, now, maxReplayAge)
+	if len(gop) == 0 {
+		return false
+	}
+	for _, p := range gop {
+		d.forward(p, u, now)
+	}
+	if !d.m.follows(u.gen, gop[0].SSRC) {
+		return false
+	}
+	d.replayEnd = d.m.highIn
+	return true
+}
+
+// forward writes one packet of upstream u to the subscriber, rewritten
+// into its stream.
+func (d *DownTrack) forward(p *rtp.Packet, u *Upstream, now time.Time) {
+	b := d.bound.Load()
+	if b == nil || u.gen < d.newestGen {
+		// Packets of an upstream older than one forwarded already were
+		// queued before the replay of a newer one's keyframe.
+		return
+	}
+	d.newestGen = u.gen
+	if b != d.cur || d.ptGen != u.gen {
+		d.pt, d.ptOK = payloadType(b.codecs, u.codec)
+		d.cur, d.ptGen = b, u.gen
 	}
 	if !d.ptOK {
 		return // the subscriber did not negotiate this codec
@@ -216,26 +268,34 @@ func (d *DownTrack) writeLocked(p *rtp.Packet, u *Upstream, now time.Time) {
 			return
 		}
 		d.m.switchTo(u.gen, &p.Header, now, u.codec.ClockRate)
+		d.replayEnd = 0
+	} else if d.replayEnd != 0 {
+		// Packets queued while the start was pending were replayed
+		// with the group of pictures already.
+		if ext := d.m.extend(p.SequenceNumber); ext <= d.replayEnd && ext >= d.m.baseIn {
+			return
+		}
 	}
 	seq, ts, ok := d.m.rewrite(&p.Header, now)
 	if !ok {
 		return
 	}
-	if n, err := d.send(p, seq, ts); n == 0 && err == nil {
+	if n, err := d.send(b, p, seq, ts); n == 0 && err == nil {
 		// The connection's SRTP is not ready yet (it starts just after
 		// the connected state is reported): nothing reached the
 		// subscriber, so start over from the next keyframe.
 		d.m = munger{}
+		d.replayEnd = 0
 		d.src.requestKeyframe(u)
 	}
 }
 
 // send writes p to the subscriber with its sequence number and timestamp
-// in the subscriber's stream, with d.mu held.
-func (d *DownTrack) send(p *rtp.Packet, seq uint16, ts uint32) (int, error) {
+// in the subscriber's stream.
+func (d *DownTrack) send(b *binding, p *rtp.Packet, seq uint16, ts uint32) (int, error) {
 	h := &d.hdr
 	*h = p.Header
-	h.SSRC = d.ssrc
+	h.SSRC = b.ssrc
 	h.PayloadType = d.pt
 	h.SequenceNumber = seq
 	h.Timestamp = ts
@@ -245,7 +305,7 @@ func (d *DownTrack) send(p *rtp.Packet, seq uint16, ts uint32) (int, error) {
 	if len(h.CSRC) > 0 {
 		h.CSRC = slices.Clone(h.CSRC)
 	}
-	n, err := d.writer.WriteRTP(h, p.Payload)
+	n, err := b.writer.WriteRTP(h, p.Payload)
 	*h = rtp.Header{}
 	return n, err
 }
@@ -254,9 +314,8 @@ func (d *DownTrack) send(p *rtp.Packet, seq uint16, ts uint32) (int, error) {
 // each packet it lost that the source still keeps is sent again, with the
 // same sequence number and timestamp as the first time.
 func (d *DownTrack) retransmit(nack *rtcp.TransportLayerNack) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if nack.MediaSSRC != d.ssrc || !d.started || d.closed || d.writer == nil || !d.m.synced ||
+	b := d.bound.Load()
+	if b == nil || b != d.cur || nack.MediaSSRC != b.ssrc || !d.live || !d.m.synced ||
 		!d.ptOK || d.ptGen != d.m.gen {
 		return
 	}
@@ -267,7 +326,7 @@ func (d *DownTrack) retransmit(nack *rtcp.TransportLayerNack) {
 				return true
 			}
 			if p := d.src.cache.get(d.m.gen, d.m.ssrc, uint16(ext)); p != nil {
-				_, _ = d.send(p, seq, p.Timestamp+d.m.tsOff)
+				_, _ = d.send(b, p, seq, p.Timestamp+d.m.tsOff)
 			}
 			return true
 		})
@@ -333,10 +392,16 @@ func (m *munger) sourceSeq(seq uint16) (int64, bool) {
 	return ext, true
 }
 
+// extend returns the extended sequence number of seq: the one nearest to
+// the highest seen.
+func (m *munger) extend(seq uint16) int64 {
+	return m.highIn + int64(int16(seq-uint16(m.highIn)))
+}
+
 // rewrite returns the subscriber's sequence number and timestamp for h, or
 // false for a packet older than the start of the mapping.
 func (m *munger) rewrite(h *rtp.Header, now time.Time) (uint16, uint32, bool) {
-	ext := m.highIn + int64(int16(h.SequenceNumber-uint16(m.highIn)))
+	ext := m.extend(h.SequenceNumber)
 	if ext < m.baseIn {
 		return 0, 0, false
 	}

@@ -7,14 +7,46 @@
 //
 // A Source is one published track; an Upstream feeds it from one publisher
 // connection; a DownTrack is the webrtc.TrackLocal of one subscriber.
+//
+// # Nothing waits for a subscriber
+//
+// Upstream.WriteRTP never blocks on a subscriber and takes no lock that a
+// subscriber's write holds. A source keeps its current upstream and its
+// subscribers as immutable snapshots behind atomic pointers; the calls that
+// change them (Attach, Detach, NewDownTrack, DownTrack.Close, Source.Close)
+// serialize on Source.mu and replace the snapshot (copy on write). WriteRTP
+// reads the snapshots, keeps the packet in the source's cache (for NACKs
+// and for new subscribers' first keyframe) and appends it to each
+// subscriber's queue.
+//
+// Each DownTrack has a bounded queue and one writer goroutine, the only
+// one that writes to that subscriber and the owner of its stream state
+// (the sequence and timestamp mapping, the payload type): packets, the
+// keyframe replay of Start and the retransmissions that NACKs ask for all
+// pass through the queue, in order. When a subscriber falls behind (its
+// socket, its encryption or its peer is slow), its queue fills and the
+// packets that do not fit are dropped and counted; its stream then starts
+// again at the next keyframe, asked of the publisher, and follows on from
+// the last packet sent, so the subscriber sees no gap to retransmit. The
+// publisher and the other subscribers are not held back, and a
+// subscriber's audio, a DownTrack of its own, is never queued behind its
+// video.
+//
+// # Lock order
+//
+// Source.mu is taken only by the calls that change a source, never while
+// another lock is held, and it is held across no write. Every other lock —
+// a DownTrack's queue, the packet cache, the keyframe timer — is a leaf:
+// nothing else is locked while it is held, and none is held across a write
+// to a subscriber or a call to the publisher.
 package forward
 
 import (
 	"errors"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/rtp"
@@ -24,6 +56,14 @@ import (
 // DefaultKeyframeInterval is the least time between two keyframe requests
 // a Source sends upstream.
 const DefaultKeyframeInterval = 250 * time.Millisecond
+
+// Default queue lengths of a subscriber: about a second of a 2.5 Mbps
+// video stream, a keyframe burst with room to spare, and over a second of
+// Opus. A subscriber further behind than that is dropping packets anyway.
+const (
+	DefaultVideoQueue = 256
+	DefaultAudioQueue = 64
+)
 
 var (
 	// ErrDetached is returned by Upstream.WriteRTP once another upstream
@@ -43,23 +83,16 @@ type Source struct {
 	trackID          string
 	streamID         string
 	keyframeInterval time.Duration
+	queueLen         int
 
-	fanout int // workers, see WithFanout
-
-	mu     sync.RWMutex
-	up     *Upstream
+	mu     sync.Mutex // serializes changes of up, downs and closed
 	gen    uint64
-	downs  []*DownTrack
 	closed bool
-	// With enough subscribers, the copies of a packet are written by
-	// fanout workers, each for a fixed share of the subscribers, so that
-	// the sends run on every core and each subscriber's packets stay in
-	// order. shards[i] is worker i's share; a share is replaced, never
-	// modified, as the worker may still be writing to an old one.
-	shards  [][]*DownTrack
-	workers []chan job // nil until started; closed by Close
 
-	cache packetCache // recent upstream packets, for subscribers' NACKs
+	up    atomic.Pointer[Upstream]
+	downs atomic.Pointer[[]*DownTrack] // never modified once stored
+
+	cache packetCache // recent upstream packets, for NACKs and new subscribers
 
 	kfMu      sync.Mutex
 	kfLast    time.Time
@@ -76,11 +109,10 @@ func WithKeyframeInterval(d time.Duration) Option {
 	return func(s *Source) { s.keyframeInterval = d }
 }
 
-// WithFanout sets how many workers write a packet's copies once the
-// source has minShard subscribers for each; runtime.GOMAXPROCS by default.
-// With 1, WriteRTP writes every copy itself.
-func WithFanout(n int) Option {
-	return func(s *Source) { s.fanout = n }
+// WithQueue sets how many packets each subscriber may be behind before it
+// drops them; DefaultVideoQueue or DefaultAudioQueue by default.
+func WithQueue(n int) Option {
+	return func(s *Source) { s.queueLen = n }
 }
 
 // NewSource returns a source of the given kind whose subscriber tracks have
@@ -94,10 +126,12 @@ func NewSource(kind webrtc.RTPCodecType, trackID, streamID string, opts ...Optio
 	if s.keyframeInterval <= 0 {
 		s.keyframeInterval = DefaultKeyframeInterval
 	}
-	if s.fanout <= 0 {
-		s.fanout = runtime.GOMAXPROCS(0)
+	if s.queueLen <= 0 {
+		s.queueLen = DefaultAudioQueue
+		if kind == webrtc.RTPCodecTypeVideo {
+			s.queueLen = DefaultVideoQueue
+		}
 	}
-	s.shards = make([][]*DownTrack, s.fanout)
 	return s
 }
 
@@ -106,12 +140,10 @@ func (s *Source) Kind() webrtc.RTPCodecType { return s.kind }
 
 // Codec returns the codec of the current upstream, if there is one.
 func (s *Source) Codec() (webrtc.RTPCodecParameters, bool) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.up == nil {
-		return webrtc.RTPCodecParameters{}, false
+	if u := s.up.Load(); u != nil {
+		return u.codec, true
 	}
-	return s.up.codec, true
+	return webrtc.RTPCodecParameters{}, false
 }
 
 // Upstream feeds a Source with the packets of one publisher connection.
@@ -124,72 +156,41 @@ type Upstream struct {
 
 // Attach makes a new upstream the source of packets, detaching the
 // previous one. codec is what the publisher sends; requestKeyframe asks the
-// publisher for a keyframe (a PLI) and must not block for long.
+// publisher for a keyframe (a PLI) and must not block for long. On a closed
+// source the upstream is detached from the start.
 func (s *Source) Attach(codec webrtc.RTPCodecParameters, requestKeyframe func()) *Upstream {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.gen++
 	u := &Upstream{src: s, gen: s.gen, codec: codec, requestKeyframe: requestKeyframe}
-	s.up = u
+	if !s.closed {
+		s.up.Store(u)
+	}
 	return u
 }
 
-// minShard is the fewest subscribers per worker for a source to start its
-// workers: each copy costs several microseconds (SRTP and a sendto),
-// handing a packet to a worker a few.
-const minShard = 16
-
-// workerQueue is how many packets a worker may be behind the upstream
-// before WriteRTP waits for it: about two seconds of video.
-const workerQueue = 512
-
-// job is one packet for a worker to write to its share of the subscribers.
-type job struct {
-	p     *rtp.Packet
-	u     *Upstream
-	now   time.Time
-	downs []*DownTrack
-}
-
 // WriteRTP forwards p to every started subscriber, in the order packets
-// are written. Once the source has enough subscribers to start its
-// workers, it returns when the workers have p, not when they have written
-// it. p is not modified, but it is kept (to answer NACKs, and by the
-// workers): the caller must not reuse it. It returns ErrDetached once u no
-// longer feeds the source.
+// are written: it queues p for each and returns without waiting for any.
+// p is not modified, but it is kept (to answer NACKs, and in the queues):
+// the caller must not reuse it. It returns ErrDetached once u no longer
+// feeds the source.
 func (u *Upstream) WriteRTP(p *rtp.Packet) error {
 	s := u.src
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.up != u {
+	if s.up.Load() != u {
 		return ErrDetached
 	}
 	now := time.Now()
 	if s.kind == webrtc.RTPCodecTypeVideo {
 		s.cache.put(u.gen, p, KeyframeStart(u.codec.MimeType, p.Payload), now)
 	}
-	if s.workers == nil {
-		for _, d := range s.downs {
-			d.write(p, u, now)
-		}
-		return nil
-	}
-	// Close waits for the read lock: no worker is stopped while this runs.
-	for i, jobs := range s.workers {
-		if len(s.shards[i]) > 0 {
-			jobs <- job{p, u, now, s.shards[i]}
+	if downs := s.downs.Load(); downs != nil {
+		for _, d := range *downs {
+			if d.started.Load() {
+				d.q.push(item{kind: itemPacket, p: p, u: u, at: now})
+			}
 		}
 	}
 	return nil
-}
-
-// work writes the packets it is given until the source closes.
-func work(jobs <-chan job) {
-	for j := range jobs {
-		for _, d := range j.downs {
-			d.write(j.p, j.u, j.now)
-		}
-	}
 }
 
 // Detach stops u feeding the source; later writes return ErrDetached.
@@ -197,18 +198,13 @@ func (u *Upstream) Detach() {
 	s := u.src
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.up == u {
-		s.up = nil
-	}
+	s.up.CompareAndSwap(u, nil)
 }
 
 // RequestKeyframe asks the current upstream for a keyframe, at most once
 // per keyframe interval. Audio sources ignore it.
 func (s *Source) RequestKeyframe() {
-	s.mu.RLock()
-	u := s.up
-	s.mu.RUnlock()
-	if u != nil {
+	if u := s.up.Load(); u != nil {
 		s.requestKeyframe(u)
 	}
 }
@@ -246,46 +242,47 @@ func (s *Source) NewDownTrack() (*DownTrack, error) {
 	if s.closed {
 		return nil, ErrClosed
 	}
-	d := &DownTrack{src: s}
-	s.downs = append(s.downs, d)
-	// The new subscriber goes to the smallest share.
-	for i := range s.shards {
-		if len(s.shards[i]) < len(s.shards[d.shard]) {
-			d.shard = i
-		}
+	d := newDownTrack(s)
+	var downs []*DownTrack
+	if old := s.downs.Load(); old != nil {
+		downs = slices.Clone(*old)
 	}
-	s.shards[d.shard] = append(slices.Clip(s.shards[d.shard]), d)
-	// Once started, the workers write every packet until the source
-	// closes: going back to writing in WriteRTP could overtake packets
-	// still queued.
-	if s.workers == nil && s.fanout > 1 && len(s.downs) >= s.fanout*minShard {
-		s.workers = make([]chan job, s.fanout)
-		for i := range s.workers {
-			s.workers[i] = make(chan job, workerQueue)
-			go work(s.workers[i])
-		}
-	}
+	downs = append(downs, d)
+	s.downs.Store(&downs)
 	return d, nil
+}
+
+// remove takes d out of the subscribers' snapshot.
+func (s *Source) remove(d *DownTrack) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := s.downs.Load()
+	if old == nil {
+		return
+	}
+	if i := slices.Index(*old, d); i >= 0 {
+		downs := slices.Delete(slices.Clone(*old), i, i+1)
+		s.downs.Store(&downs)
+	}
 }
 
 // Close detaches every subscriber and the upstream; the source forwards
 // nothing afterwards.
 func (s *Source) Close() {
 	s.mu.Lock()
-	for _, d := range s.downs {
-		d.mu.Lock()
-		d.closed = true
-		d.mu.Unlock()
+	if s.closed {
+		s.mu.Unlock()
+		return
 	}
-	s.downs = nil
-	clear(s.shards)
-	for _, jobs := range s.workers {
-		close(jobs)
-	}
-	s.workers = nil
-	s.up = nil
 	s.closed = true
+	s.up.Store(nil)
+	downs := s.downs.Swap(nil)
 	s.mu.Unlock()
+	if downs != nil {
+		for _, d := range *downs {
+			d.q.close()
+		}
+	}
 
 	s.kfMu.Lock()
 	if s.kfPending != nil {
@@ -298,9 +295,10 @@ func (s *Source) Close() {
 
 // Subscribers returns how many down tracks the source has.
 func (s *Source) Subscribers() int {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return len(s.downs)
+	if downs := s.downs.Load(); downs != nil {
+		return len(*downs)
+	}
+	return 0
 }
 
 // forwardable reports whether packets of the codec can be forwarded as

@@ -173,6 +173,12 @@ func (r *recorder) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
 
 func (r *recorder) Write(b []byte) (int, error) { return len(b), nil }
 
+func (r *recorder) setDown(down bool) {
+	r.mu.Lock()
+	r.down = down
+	r.mu.Unlock()
+}
+
 // TestStartFromCachedKeyframe: a subscriber starting after a keyframe gets
 // it, and what followed, at once, without asking the publisher for another;
 // with no keyframe close enough, it asks.
@@ -191,6 +197,7 @@ func TestStartFromCachedKeyframe(t *testing.T) {
 			t.Fatalf("WriteRTP: %v", err)
 		}
 	}
+	var downs []*DownTrack
 	subscribe := func() *recorder {
 		d, err := src.NewDownTrack()
 		if err != nil {
@@ -201,7 +208,14 @@ func TestStartFromCachedKeyframe(t *testing.T) {
 			t.Fatal(err)
 		}
 		d.Start()
+		d.barrier()
+		downs = append(downs, d)
 		return w
+	}
+	settle := func() {
+		for _, d := range downs {
+			d.barrier()
+		}
 	}
 
 	write(10, false)
@@ -216,6 +230,7 @@ func TestStartFromCachedKeyframe(t *testing.T) {
 	write(14, false)
 	second := subscribe()
 	write(15, false)
+	settle()
 	if got := seqsOf(second.got); !slices.Equal(got, []uint16{11, 12, 13, 14, 15}) {
 		t.Errorf("second subscriber got %v, want 11-15", got)
 	}
@@ -235,6 +250,7 @@ func TestStartFromCachedKeyframe(t *testing.T) {
 	}
 	waitFor(t, func() bool { return requests.Load() > 0 })
 	write(18, true)
+	settle()
 	if got := seqsOf(third.got); !slices.Equal(got, []uint16{18}) {
 		t.Errorf("third subscriber got %v, want the next keyframe", got)
 	}
@@ -297,23 +313,25 @@ func TestSourceForwardsFromKeyframe(t *testing.T) {
 		if err := up.WriteRTP(&rtp.Packet{Header: h, Payload: payload}); err != nil {
 			t.Fatalf("WriteRTP: %v", err)
 		}
+		d.barrier()
 	}
 
 	write(1, false) // before Start: not forwarded, and no keyframe to start from
 	d.Start()
 	requests.Wait() // Start asks for a keyframe
 	write(2, false) // waits for a keyframe
-	w.down = true
+	w.setDown(true)
 	write(3, true) // lost: SRTP not ready
-	w.down = false
+	w.setDown(false)
 	write(4, false)
 	write(5, true)
 	write(6, false)
 
-	if len(w.got) != 2 {
-		t.Fatalf("forwarded %d packets, want 2: %+v", len(w.got), w.got)
+	got := w.headers()
+	if len(got) != 2 {
+		t.Fatalf("forwarded %d packets, want 2: %+v", len(got), got)
 	}
-	for i, h := range w.got {
+	for i, h := range got {
 		if h.SSRC != 4242 || h.PayloadType != 120 || h.SequenceNumber != uint16(5+i) || h.Extension || len(h.Extensions) != 0 {
 			t.Errorf("packet %d got %+v, want SSRC 4242, PT 120, sequence %d, no extensions", i, h, 5+i)
 		}
