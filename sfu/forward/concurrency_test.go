@@ -300,3 +300,82 @@ func mustMarshal(t testing.TB, p rtcp.Packet) []byte {
 	}
 	return b
 }
+
+// TestStuckSubscribersHoldBackNobody: subscribers whose writes never
+// return — more of them than there are workers — hold back neither the
+// publisher nor the subscribers that keep up, and drop what does not fit
+// in their queues.
+func TestStuckSubscribersHoldBackNobody(t *testing.T) {
+	var progress atomic.Int64
+	done := make(chan struct{})
+	wd := watchdog(t, &progress, 10*time.Second, done)
+	defer func() { close(done); wd.Wait() }()
+
+	src := NewSource(webrtc.RTPCodecTypeVideo, "video", "publisher")
+	defer src.Close()
+	up := src.Attach(testVP8, func() {})
+	var stuck []*DownTrack
+	var gates []*gatedWriter
+	for range writers.base + 3 {
+		d, err := src.NewDownTrack()
+		if err != nil {
+			t.Fatal(err)
+		}
+		gw := newGatedWriter()
+		gw.block()
+		defer gw.release()
+		feed := newRTCPFeed()
+		defer feed.close()
+		if _, err := d.Bind(gatedContext{fakeContext{codecs: []webrtc.RTPCodecParameters{testVP8}}, gw, feed}); err != nil {
+			t.Fatal(err)
+		}
+		d.Start()
+		stuck = append(stuck, d)
+		gates = append(gates, gw)
+	}
+	var live []*recorder
+	for range 20 {
+		_, w := bindDown(t, src, nil)
+		live = append(live, w)
+	}
+	const packets = 600
+	for seq := uint16(1); seq <= packets; seq++ {
+		if err := up.WriteRTP(vp8Packet(7, seq, seq == 1)); err != nil {
+			t.Fatal(err)
+		}
+		progress.Add(1)
+		time.Sleep(500 * time.Microsecond) // a publisher sends at a rate
+	}
+	for i, w := range live {
+		waitFor(t, func() bool { return len(w.headers()) == packets })
+		for j, h := range w.headers() {
+			if h.SequenceNumber != uint16(j+1) {
+				t.Fatalf("subscriber %d packet %d has sequence %d", i, j, h.SequenceNumber)
+			}
+		}
+	}
+	for i, d := range stuck {
+		if d.Dropped() == 0 {
+			t.Errorf("stuck subscriber %d dropped nothing", i)
+		}
+	}
+	// Released, the stuck subscribers get video again from the next
+	// keyframe on.
+	for _, gw := range gates {
+		gw.release()
+	}
+	before := make([]int64, len(gates))
+	for i, gw := range gates {
+		before[i] = gw.n.Load()
+	}
+	for seq := uint16(packets + 1); seq <= packets+100; seq++ {
+		if err := up.WriteRTP(vp8Packet(7, seq, seq == packets+50)); err != nil {
+			t.Fatal(err)
+		}
+		progress.Add(1)
+		time.Sleep(100 * time.Microsecond)
+	}
+	for i, gw := range gates {
+		waitFor(t, func() bool { return gw.n.Load() >= before[i]+50 })
+	}
+}

@@ -3,7 +3,6 @@ package forward
 import (
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -16,16 +15,17 @@ import (
 // DownTrack is one subscriber's copy of a Source: the webrtc.TrackLocal
 // added to the subscriber's peer connection. It rewrites every packet into
 // the subscriber's stream and passes the subscriber's keyframe requests
-// (PLI, FIR) up to the publisher. Its writer goroutine, started by Start,
-// is the only one that writes to the subscriber (see the package comment).
+// (PLI, FIR) up to the publisher. Everything it writes to the subscriber
+// is queued, and written by one worker at a time (see the package
+// comment).
 type DownTrack struct {
 	src     *Source
 	q       *queue
 	bound   atomic.Pointer[binding]
 	started atomic.Bool
-	run     sync.Once
 
-	// Owned by the writer goroutine.
+	// Owned by the worker handling the track.
+	spare     []item
 	cur       *binding // the binding pt was chosen for
 	live      bool     // Start was handled
 	ptGen     uint64   // the upstream generation pt was chosen for
@@ -118,12 +118,20 @@ const (
 // the publisher for. Call it once the subscriber's connection is up:
 // packets written before are lost.
 func (d *DownTrack) Start() {
-	d.run.Do(func() { go d.write() })
 	// Packets queued from now on come before the start, and are in the
-	// source's cache already: the writer skips them until it handles the
+	// source's cache already: the worker skips them until it handles the
 	// start, whose replay includes them.
 	d.started.Store(true)
-	d.q.push(item{kind: itemStart})
+	d.push(item{kind: itemStart})
+}
+
+// push queues it and schedules the track if it was idle.
+func (d *DownTrack) push(it item) bool {
+	taken, schedule := d.q.push(it)
+	if schedule {
+		writers.schedule(d)
+	}
+	return taken
 }
 
 // Close detaches d from its source; what is still queued for it is
@@ -140,9 +148,8 @@ func (d *DownTrack) Dropped() uint64 { return d.q.dropCount() }
 // barrier waits until the writer has handled everything queued before it,
 // or the track is closed.
 func (d *DownTrack) barrier() {
-	d.run.Do(func() { go d.write() })
 	done := make(chan struct{})
-	if d.q.push(item{kind: itemBarrier, done: done}) {
+	if d.push(item{kind: itemBarrier, done: done}) {
 		<-done
 	}
 }
@@ -168,45 +175,43 @@ func (d *DownTrack) readRTCP(r interceptor.RTCPReader, ssrc uint32) {
 				d.src.RequestKeyframe()
 			case *rtcp.TransportLayerNack:
 				if p.MediaSSRC == ssrc && d.started.Load() {
-					d.q.push(item{kind: itemNACK, nack: p})
+					d.push(item{kind: itemNACK, nack: p})
 				}
 			}
 		}
 	}
 }
 
-// write is the writer goroutine: it handles what is queued, in order,
-// until the track is closed.
-func (d *DownTrack) write() {
-	var spare []item
-	for {
-		items, ok := d.q.take(spare)
-		if !ok {
-			return
-		}
-		for i := range items {
-			it := &items[i]
-			switch it.kind {
-			case itemPacket:
-				if it.resync {
-					// Packets were dropped: start again at a keyframe,
-					// following on from the last packet sent.
-					d.m.synced, d.replayEnd = false, 0
-				}
-				if d.live {
-					d.forward(it.p, it.u, it.at)
-				}
-			case itemStart:
-				d.start()
-			case itemNACK:
-				d.retransmit(it.nack)
-			case itemBarrier:
-				close(it.done)
-			}
-		}
-		clear(items)
-		spare = items
+// drain handles what is queued, in order, and reports whether more came
+// meanwhile: the worker's turn with the track.
+func (d *DownTrack) drain() bool {
+	items, ok := d.q.take(d.spare)
+	if !ok {
+		return false
 	}
+	for i := range items {
+		it := &items[i]
+		switch it.kind {
+		case itemPacket:
+			if it.resync {
+				// Packets were dropped: start again at a keyframe,
+				// following on from the last packet sent.
+				d.m.synced, d.replayEnd = false, 0
+			}
+			if d.live {
+				d.forward(it.p, it.u, it.at)
+			}
+		case itemStart:
+			d.start()
+		case itemNACK:
+			d.retransmit(it.nack)
+		case itemBarrier:
+			close(it.done)
+		}
+	}
+	clear(items)
+	d.spare = items
+	return d.q.finish()
 }
 
 // start handles Start: it sends the source's current group of pictures if

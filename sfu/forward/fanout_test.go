@@ -71,6 +71,7 @@ func bindDown(t testing.TB, src *Source, feed *rtcpFeed) (*DownTrack, *recorder)
 		t.Fatal(err)
 	}
 	d.Start()
+	d.barrier() // the stream starts before what the test writes next
 	return d, w
 }
 

@@ -19,26 +19,27 @@
 // and for new subscribers' first keyframe) and appends it to each
 // subscriber's queue.
 //
-// Each DownTrack has a bounded queue and one writer goroutine, the only
-// one that writes to that subscriber and the owner of its stream state
-// (the sequence and timestamp mapping, the payload type): packets, the
-// keyframe replay of Start and the retransmissions that NACKs ask for all
-// pass through the queue, in order. When a subscriber falls behind (its
-// socket, its encryption or its peer is slow), its queue fills and the
-// packets that do not fit are dropped and counted; its stream then starts
-// again at the next keyframe, asked of the publisher, and follows on from
-// the last packet sent, so the subscriber sees no gap to retransmit. The
-// publisher and the other subscribers are not held back, and a
-// subscriber's audio, a DownTrack of its own, is never queued behind its
-// video.
+// Each DownTrack has a bounded queue. Whatever is written to the
+// subscriber passes through it, in order: packets, the keyframe replay of
+// Start and the retransmissions that NACKs ask for. A subscriber with
+// something queued goes on a run queue shared by all sources, served by a
+// few workers (see pool.go); one worker at a time handles a subscriber and
+// owns its stream state (the sequence and timestamp mapping, the payload
+// type). When a subscriber falls behind (its socket, its encryption or its
+// peer is slow), its queue fills and the packets that do not fit are
+// dropped and counted; its stream then starts again at the next keyframe,
+// asked of the publisher, and follows on from the last packet sent, so the
+// subscriber sees no gap to retransmit. The publisher and the other
+// subscribers are not held back, and a subscriber's audio, a DownTrack of
+// its own, is never queued behind its video.
 //
 // # Lock order
 //
 // Source.mu is taken only by the calls that change a source, never while
 // another lock is held, and it is held across no write. Every other lock —
-// a DownTrack's queue, the packet cache, the keyframe timer — is a leaf:
-// nothing else is locked while it is held, and none is held across a write
-// to a subscriber or a call to the publisher.
+// a DownTrack's queue, the run queue, the packet cache, the keyframe
+// timer — is a leaf: nothing else is locked while it is held, and none is
+// held across a write to a subscriber or a call to the publisher.
 package forward
 
 import (
@@ -183,12 +184,22 @@ func (u *Upstream) WriteRTP(p *rtp.Packet) error {
 	if s.kind == webrtc.RTPCodecTypeVideo {
 		s.cache.put(u.gen, p, KeyframeStart(u.codec.MimeType, p.Payload), now)
 	}
-	if downs := s.downs.Load(); downs != nil {
-		for _, d := range *downs {
-			if d.started.Load() {
-				d.q.push(item{kind: itemPacket, p: p, u: u, at: now})
-			}
+	downs := s.downs.Load()
+	if downs == nil {
+		return nil
+	}
+	var buf [64]*DownTrack
+	idle := buf[:0]
+	for _, d := range *downs {
+		if !d.started.Load() {
+			continue
 		}
+		if _, schedule := d.q.push(item{kind: itemPacket, p: p, u: u, at: now}); schedule {
+			idle = append(idle, d)
+		}
+	}
+	if len(idle) > 0 {
+		writers.schedule(idle...)
 	}
 	return nil
 }

@@ -29,81 +29,83 @@ type item struct {
 	done   chan struct{}
 }
 
-// queue is a subscriber's bounded queue: many goroutines push, one writer
-// takes everything queued at once. A push never waits: what does not fit
-// is dropped, and the next item that does is marked to start the stream
-// again. The mutex is a leaf and is never held across a write.
+// queue is a subscriber's bounded queue: many goroutines push, the
+// worker handling the subscriber takes everything queued at once. A push
+// never waits: what does not fit is dropped, and the next item that does
+// is marked to start the stream again. The mutex is a leaf and is never
+// held across a write.
 type queue struct {
-	mu      sync.Mutex
-	items   []item
-	limit   int
-	dropped bool // an item was dropped since the last one queued
-	closed  bool
-	waiting bool          // the writer waits on wake
-	wake    chan struct{} // capacity 1
-	drops   uint64        // items dropped for want of room, ever
+	mu        sync.Mutex
+	items     []item
+	limit     int
+	dropped   bool // an item was dropped since the last one queued
+	closed    bool
+	scheduled bool   // on the run queue or being handled
+	drops     uint64 // items dropped for want of room, ever
 }
 
 func newQueue(limit int) *queue {
-	return &queue{limit: limit, wake: make(chan struct{}, 1)}
+	return &queue{limit: limit}
 }
 
-// push queues it and reports whether it was taken: false if the queue is
-// full or closed. Barriers and starts are always taken.
-func (q *queue) push(it item) bool {
+// push queues it. taken is false if the queue is full or closed (barriers
+// and starts always fit); schedule is true if the subscriber must be put
+// on the run queue, which the caller then does.
+func (q *queue) push(it item) (taken, schedule bool) {
 	q.mu.Lock()
+	defer q.mu.Unlock()
 	if q.closed {
-		q.mu.Unlock()
-		return false
+		return false, false
 	}
 	if len(q.items) >= q.limit && (it.kind == itemPacket || it.kind == itemNACK) {
 		q.drops++
 		if it.kind == itemPacket {
 			q.dropped = true
 		}
-		q.mu.Unlock()
-		return false
+		return false, false
 	}
 	if q.dropped && it.kind == itemPacket {
 		it.resync, q.dropped = true, false
 	}
 	q.items = append(q.items, it)
-	wake := q.waiting
-	q.waiting = false
-	q.mu.Unlock()
-	if wake {
-		q.wake <- struct{}{} // cannot block: only one waiter, one token
+	if q.scheduled {
+		return true, false
+	}
+	q.scheduled = true
+	return true, true
+}
+
+// take returns everything queued, leaving spare (emptied) as the queue's
+// next buffer; false once the queue is closed.
+func (q *queue) take(spare []item) ([]item, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		q.scheduled = false
+		return nil, false
+	}
+	out := q.items
+	q.items = spare[:0]
+	return out, true
+}
+
+// finish ends a turn of the worker: it reports whether more was queued
+// meanwhile, in which case the subscriber stays scheduled.
+func (q *queue) finish() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed || len(q.items) == 0 {
+		q.scheduled = false
+		return false
 	}
 	return true
 }
 
-// take waits for items and returns all of them, leaving spare (emptied)
-// as the queue's next buffer. It returns false once the queue is closed;
-// what was still queued is dropped then.
-func (q *queue) take(spare []item) ([]item, bool) {
-	for {
-		q.mu.Lock()
-		if q.closed {
-			q.mu.Unlock()
-			return nil, false
-		}
-		if len(q.items) > 0 {
-			out := q.items
-			q.items = spare[:0]
-			q.mu.Unlock()
-			return out, true
-		}
-		q.waiting = true
-		q.mu.Unlock()
-		<-q.wake
-	}
-}
-
-// close stops the queue: the writer returns, pushes are refused.
+// close stops the queue: what is queued is dropped, pushes are refused.
 func (q *queue) close() {
 	q.mu.Lock()
+	defer q.mu.Unlock()
 	if q.closed {
-		q.mu.Unlock()
 		return
 	}
 	q.closed = true
@@ -113,12 +115,6 @@ func (q *queue) close() {
 		}
 	}
 	q.items = nil
-	wake := q.waiting
-	q.waiting = false
-	q.mu.Unlock()
-	if wake {
-		q.wake <- struct{}{}
-	}
 }
 
 // dropCount returns how many items were dropped for want of room.

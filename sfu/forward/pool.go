@@ -1,0 +1,191 @@
+package forward
+
+import (
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// The writers. A goroutine per subscriber, woken for every packet, spends
+// more on the scheduler than on forwarding once a publisher has a hundred
+// subscribers. Instead a subscriber with something queued is put on one
+// run queue, shared by every source, and a few worker goroutines — as many
+// as the Go scheduler runs at once — each take a subscriber and handle all
+// it has queued. A subscriber is on the run queue at most once and handled
+// by one worker at a time, so its stream state needs no lock.
+//
+// Writes to a subscriber do not block on UDP (the sockets queue and drop),
+// but a write may stall on another transport (ICE over TCP to a peer that
+// stopped reading). So that such a subscriber holds back nobody else, a
+// worker busy with one subscriber for longer than stuckAfter no longer
+// counts: when work waits and every worker is stuck, another starts. Idle
+// workers end after idleFor.
+
+const (
+	stuckAfter = 20 * time.Millisecond
+	idleFor    = time.Second
+	maxWorkers = 256
+)
+
+type pool struct {
+	mu    sync.Mutex
+	ready []*DownTrack // subscribers with work, in the order they got it
+	head  int          // ready[head:] is the queue
+	idle  []*worker    // waiting for work, the latest last
+	all   []*worker
+	base  int // workers to keep when none is stuck
+	watch *time.Timer // checks for stuck workers while work waits; nil when not armed
+
+	epoch time.Time
+}
+
+type worker struct {
+	wake  chan struct{} // capacity 1
+	since atomic.Int64  // when its current subscriber was taken, from epoch; 0 when it has none
+}
+
+// writers is the pool every source's subscribers are written by.
+var writers = &pool{base: runtime.GOMAXPROCS(0), epoch: time.Now()}
+
+func (p *pool) now() int64 { return int64(time.Since(p.epoch)) + 1 }
+
+// schedule puts subscribers that got work on the run queue and wakes or
+// starts workers for them.
+func (p *pool) schedule(ds ...*DownTrack) {
+	p.mu.Lock()
+	backlog := len(p.ready) > p.head
+	p.ready = append(p.ready, ds...)
+	var wake []*worker
+	for range ds {
+		if len(p.idle) == 0 {
+			break
+		}
+		w := p.idle[len(p.idle)-1]
+		p.idle = p.idle[:len(p.idle)-1]
+		wake = append(wake, w)
+	}
+	if len(wake) == 0 {
+		if len(p.all) < p.base || backlog && p.allStuck() {
+			p.start()
+		} else if p.watch == nil {
+			p.watch = time.AfterFunc(stuckAfter, p.check)
+		}
+	}
+	p.mu.Unlock()
+	for _, w := range wake {
+		w.wake <- struct{}{}
+	}
+}
+
+// start starts a worker. p.mu is held.
+func (p *pool) start() {
+	if len(p.all) >= maxWorkers {
+		return
+	}
+	w := &worker{wake: make(chan struct{}, 1)}
+	p.all = append(p.all, w)
+	go p.work(w)
+}
+
+// check runs while work waits for a worker: if every worker is stuck, it
+// starts another. It checks again later until nothing waits.
+func (p *pool) check() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.watch = nil
+	if len(p.ready) == p.head || len(p.idle) > 0 {
+		return
+	}
+	if p.allStuck() {
+		p.start()
+	}
+	p.watch = time.AfterFunc(stuckAfter, p.check)
+}
+
+// allStuck reports whether every worker has been on one subscriber for
+// longer than stuckAfter. p.mu is held.
+func (p *pool) allStuck() bool {
+	now := p.now()
+	for _, w := range p.all {
+		since := w.since.Load()
+		if since == 0 || time.Duration(now-since) < stuckAfter {
+			return false
+		}
+	}
+	return true
+}
+
+// next returns the next subscriber to handle, waiting for one; false when
+// the worker has been idle long enough to end.
+func (p *pool) next(w *worker, idle *time.Timer) (*DownTrack, bool) {
+	p.mu.Lock()
+	for len(p.ready) == p.head {
+		p.idle = append(p.idle, w)
+		p.mu.Unlock()
+		idle.Reset(idleFor)
+		select {
+		case <-w.wake:
+			idle.Stop()
+			p.mu.Lock()
+			continue
+		case <-idle.C:
+		}
+		p.mu.Lock()
+		if i := indexOf(p.idle, w); i >= 0 {
+			// Nobody woke it: it ends.
+			p.idle = append(p.idle[:i], p.idle[i+1:]...)
+			p.all = deleteWorker(p.all, w)
+			p.mu.Unlock()
+			return nil, false
+		}
+		// Woken just as it timed out: the token is on its way.
+		p.mu.Unlock()
+		<-w.wake
+		p.mu.Lock()
+	}
+	d := p.ready[p.head]
+	p.ready[p.head] = nil
+	p.head++
+	if p.head == len(p.ready) {
+		p.ready, p.head = p.ready[:0], 0
+	}
+	w.since.Store(p.now())
+	p.mu.Unlock()
+	return d, true
+}
+
+// work handles subscribers until the worker has been idle for idleFor.
+func (p *pool) work(w *worker) {
+	idle := time.NewTimer(idleFor)
+	idle.Stop()
+	for {
+		d, ok := p.next(w, idle)
+		if !ok {
+			return
+		}
+		more := d.drain()
+		w.since.Store(0)
+		if more {
+			p.schedule(d) // to the back of the queue: others go first
+		}
+	}
+}
+
+func indexOf(ws []*worker, w *worker) int {
+	for i, x := range ws {
+		if x == w {
+			return i
+		}
+	}
+	return -1
+}
+
+func deleteWorker(ws []*worker, w *worker) []*worker {
+	if i := indexOf(ws, w); i >= 0 {
+		ws[i] = ws[len(ws)-1]
+		ws[len(ws)-1] = nil
+		return ws[:len(ws)-1]
+	}
+	return ws
+}
