@@ -22,8 +22,11 @@ import (
 // parallel. A destination is always written from the same socket, so the
 // packets to one peer keep their order. What arrives on any socket is read
 // by one goroutine per socket and handed to ReadFrom in arrival order.
+// Writes are queued and sent in batches by each socket's batchSender.
+// Without SO_REUSEPORT the group has one socket.
 type udpGroup struct {
 	conns []*net.UDPConn
+	outs  []*batchSender // outs[i] sends for conns[i]
 	in    chan datagram
 	done  chan struct{}
 	once  sync.Once
@@ -52,9 +55,12 @@ var (
 // others join it.
 func listenUDPGroup(addr *net.UDPAddr, n int) (net.PacketConn, error) {
 	if n <= 1 || !reusePortSupported {
-		return net.ListenUDP("udp", addr)
+		n = 1
 	}
-	lc := net.ListenConfig{Control: reusePort}
+	lc := net.ListenConfig{}
+	if n > 1 {
+		lc.Control = reusePort
+	}
 	g := &udpGroup{
 		in:   make(chan datagram, 256),
 		done: make(chan struct{}),
@@ -73,6 +79,7 @@ func listenUDPGroup(addr *net.UDPAddr, n int) (net.PacketConn, error) {
 		at = c.LocalAddr().String()
 	}
 	for _, c := range g.conns {
+		g.outs = append(g.outs, newBatchSender(c))
 		g.wg.Add(1)
 		go g.read(c)
 	}
@@ -123,20 +130,27 @@ func (g *udpGroup) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
 	}
 }
 
-// WriteToAddrPort implements ice.AddrPortReaderWriter.
+// WriteToAddrPort implements ice.AddrPortReaderWriter. It queues the
+// datagram for its socket's sender and returns without waiting.
 func (g *udpGroup) WriteToAddrPort(b []byte, to netip.AddrPort) (int, error) {
-	return g.conn(to).WriteToUDPAddrPort(b, to)
+	return g.outs[g.socket(to)].write(b, to)
 }
 
 // conn returns the socket that writes to the destination.
-func (g *udpGroup) conn(to netip.AddrPort) *net.UDPConn {
+func (g *udpGroup) conn(to netip.AddrPort) *net.UDPConn { return g.conns[g.socket(to)] }
+
+// socket returns the index of the socket that writes to the destination.
+func (g *udpGroup) socket(to netip.AddrPort) int {
+	if len(g.conns) == 1 {
+		return 0
+	}
 	a := to.Addr().As16()
 	h := uint32(to.Port())
 	for _, x := range a[8:] {
 		h = h*31 + uint32(x)
 	}
 	h *= 2654435761 // Knuth's multiplicative hash spreads neighbouring ports
-	return g.conns[(h>>16)%uint32(len(g.conns))]
+	return int((h >> 16) % uint32(len(g.conns)))
 }
 
 // ReadFrom implements net.PacketConn.
@@ -162,6 +176,9 @@ func (g *udpGroup) Close() error {
 	var errs []error
 	g.once.Do(func() {
 		close(g.done)
+		for _, o := range g.outs {
+			o.close()
+		}
 		for _, c := range g.conns {
 			errs = append(errs, c.Close())
 		}

@@ -1,0 +1,189 @@
+package sfu
+
+import (
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
+)
+
+// Sending in batches. Every copy of a forwarded packet used to cost a
+// sendto: on a loopback or virtualized machine the system call, not the
+// copy, is most of the cost of forwarding. A batchSender takes the
+// datagrams written to one socket, copies them into its queue and returns
+// at once; its goroutine sends what has queued with one sendmmsg (through
+// golang.org/x/net's WriteBatch) per up to sendBatch datagrams. While one
+// batch is in the kernel the next fills, so under load a system call
+// carries many datagrams, and when idle each leaves at once.
+//
+// Writers never wait for the socket: when the queue holds sendQueue
+// datagrams, more are dropped (and counted), as the kernel drops what
+// does not fit in a socket's buffer.
+
+const (
+	sendBatch = 64   // datagrams per system call at most
+	sendQueue = 4096 // datagrams queued at most
+)
+
+// batchWriter is what ipv4.PacketConn and ipv6.PacketConn have in common.
+type batchWriter interface {
+	WriteBatch(ms []ipv4.Message, flags int) (int, error)
+}
+
+type batchSender struct {
+	conn *net.UDPConn
+	bw   batchWriter
+
+	mu      sync.Mutex
+	queue   []outgoing
+	free    [][]byte
+	waiting bool
+	closed  bool
+	wake    chan struct{}
+	done    chan struct{}
+
+	sent, batches, dropped atomic.Uint64
+}
+
+type outgoing struct {
+	buf []byte
+	to  netip.AddrPort
+}
+
+func newBatchSender(c *net.UDPConn) *batchSender {
+	s := &batchSender{conn: c, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	if a, ok := c.LocalAddr().(*net.UDPAddr); ok && a.IP.To4() == nil {
+		s.bw = ipv6.NewPacketConn(c)
+	} else {
+		s.bw = ipv4.NewPacketConn(c)
+	}
+	go s.run()
+	return s
+}
+
+// write queues a copy of b for to. It never blocks.
+func (s *batchSender) write(b []byte, to netip.AddrPort) (int, error) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return 0, net.ErrClosed
+	}
+	if len(s.queue) >= sendQueue {
+		s.mu.Unlock()
+		s.dropped.Add(1)
+		return len(b), nil
+	}
+	var buf []byte
+	if n := len(s.free); n > 0 && cap(s.free[n-1]) >= len(b) {
+		buf = s.free[n-1][:len(b)]
+		s.free = s.free[:n-1]
+	} else {
+		buf = make([]byte, len(b), max(len(b), 1500))
+	}
+	copy(buf, b)
+	s.queue = append(s.queue, outgoing{buf, to})
+	wake := s.waiting
+	s.waiting = false
+	s.mu.Unlock()
+	if wake {
+		s.wake <- struct{}{} // one waiter, one token: never blocks
+	}
+	return len(b), nil
+}
+
+// run sends what is queued until the sender is closed.
+func (s *batchSender) run() {
+	defer close(s.done)
+	var (
+		spare []outgoing
+		msgs  = make([]ipv4.Message, sendBatch)
+		addrs = make([]net.UDPAddr, sendBatch)
+		ips   = make([][16]byte, sendBatch)
+	)
+	for i := range msgs {
+		msgs[i].Buffers = make([][]byte, 1)
+	}
+	for {
+		s.mu.Lock()
+		for len(s.queue) == 0 && !s.closed {
+			s.waiting = true
+			s.mu.Unlock()
+			<-s.wake
+			s.mu.Lock()
+		}
+		if s.closed {
+			s.mu.Unlock()
+			return
+		}
+		taken := s.queue
+		s.queue = spare[:0]
+		s.mu.Unlock()
+
+		for off := 0; off < len(taken); {
+			n := min(len(taken)-off, sendBatch)
+			for i, o := range taken[off : off+n] {
+				addr := o.to.Addr()
+				if addr.Is4() {
+					a := addr.As4()
+					copy(ips[i][:4], a[:])
+					addrs[i].IP = ips[i][:4]
+				} else {
+					ips[i] = addr.As16()
+					addrs[i].IP = ips[i][:]
+				}
+				addrs[i].Port = int(o.to.Port())
+				addrs[i].Zone = addr.Zone()
+				msgs[i].Buffers[0] = o.buf
+				msgs[i].Addr = &addrs[i]
+			}
+			sent, err := s.bw.WriteBatch(msgs[:n], 0)
+			if sent <= 0 {
+				// The first datagram was refused (an unreachable or
+				// invalid destination, err says which): drop it and go
+				// on with the rest, as a lone sendto would have.
+				_ = err
+				sent = 1
+				s.dropped.Add(1)
+			} else {
+				s.sent.Add(uint64(sent))
+				s.batches.Add(1)
+			}
+			off += sent
+		}
+		s.recycle(taken)
+		spare = taken[:0]
+	}
+}
+
+// recycle gives the buffers of sent datagrams back for reuse.
+func (s *batchSender) recycle(sent []outgoing) {
+	s.mu.Lock()
+	for i := range sent {
+		if len(s.free) < sendQueue && sent[i].buf != nil {
+			s.free = append(s.free, sent[i].buf)
+		}
+		sent[i] = outgoing{}
+	}
+	s.mu.Unlock()
+}
+
+// close stops the sender; what is still queued is dropped.
+func (s *batchSender) close() {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	wake := s.waiting
+	s.waiting = false
+	s.queue = nil
+	s.mu.Unlock()
+	if wake {
+		s.wake <- struct{}{}
+	}
+	<-s.done
+}
