@@ -42,14 +42,13 @@ var (
 
 // Bounds of the soak test's waits and slack of its growth checks.
 const (
-	soakJoinWait      = 15 * time.Second // the joined message, PUBLISHING
+	soakJoinWait      = 30 * time.Second // the joined message, PUBLISHING, PUBLISH_STARTED on record
 	soakLeaveWait     = 15 * time.Second // Run returning once told to leave
 	soakIdleWait      = 25 * time.Second // every stage without an active session
 	soakSettleWait    = 5 * time.Second  // goroutines back near the baseline
 	soakGoroutineRoom = 10
 	soakHeapRoom      = 20 << 20
-	soakMinPublished  = time.Second // stay after PUBLISHING, for PUBLISH_STARTED to be on record
-	soakMaxPublishers = 10          // per stage at once; the server allows 12
+	soakMaxPublishers = 10 // per stage at once; the server allows 12
 	soakGrace         = sfuRepublishGrace + time.Second
 	sfuRepublishGrace = 5 * time.Second // docs/protocol.md, "Reconnecting publishers"
 )
@@ -492,8 +491,20 @@ func (r *soakRun) visit(l *soakLedger, token string, v soakVisitPlan) bool {
 			return false
 		}
 		step.published = true
+		// The bot is PUBLISHING once its side of the connection is up; the
+		// server records PUBLISH_STARTED once its side is, which can be
+		// later. Leaving in between is a publication that never started,
+		// as far as the server can tell: stay until it is on record.
+		if !r.awaitPublished(l, step) {
+			leave()
+			cancel()
+			finish()
+			step.left = time.Now()
+			l.steps = append(l.steps, step)
+			return false
+		}
 		r.took("publish", time.Since(step.joined))
-		stay = max(stay-time.Since(step.joined), soakMinPublished)
+		stay = max(stay-time.Since(step.joined), 0)
 	}
 	select {
 	case err := <-done:
@@ -525,6 +536,46 @@ func (r *soakRun) visit(l *soakLedger, token string, v soakVisitPlan) bool {
 	l.steps = append(l.steps, step)
 	r.awaitDeparture(l, step)
 	return true
+}
+
+// awaitPublished waits for the server to record that a visit's
+// publication started: one PUBLISH_STARTED in the session for each visit
+// of the participant there that published, this one included.
+func (r *soakRun) awaitPublished(l *soakLedger, step soakStep) bool {
+	want := 1
+	for _, s := range l.steps {
+		if s.session == step.session && s.published {
+			want++
+		}
+	}
+	deadline := time.Now().Add(soakJoinWait)
+	for {
+		started := 0
+		p := ivsrealtime.NewListParticipantEventsPaginator(r.api, &ivsrealtime.ListParticipantEventsInput{
+			StageArn: aws.String(l.plan.stage.arn), SessionId: aws.String(step.session),
+			ParticipantId: aws.String(l.id), MaxResults: aws.Int32(100)})
+		for p.HasMorePages() {
+			page, err := p.NextPage(r.ctx)
+			if err != nil {
+				l.fail("ListParticipantEvents: %v", err)
+				return false
+			}
+			for _, e := range page.Events {
+				if e.Name == types.EventNamePublishStarted {
+					started++
+				}
+			}
+		}
+		if started >= want {
+			return true
+		}
+		if time.Now().After(deadline) {
+			l.fail("PUBLISHING, but %d PUBLISH_STARTED in session %s %v later, want %d",
+				started, step.session, soakJoinWait, want)
+			return false
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // awaitDeparture waits for the server to record the departure of a
