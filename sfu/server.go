@@ -40,8 +40,9 @@ const (
 	DefaultICEKeepalive           = time.Second
 )
 
-// storeTimeout bounds one write through the store.
-const storeTimeout = 10 * time.Second
+// DefaultStoreTimeout bounds one call to the store made with a stage
+// locked.
+const DefaultStoreTimeout = 5 * time.Second
 
 // tombstoneTTL is how long joins to a stage closed by CloseStage are
 // refused, while the API deletes it.
@@ -94,6 +95,9 @@ type Server struct {
 	grace                             time.Duration
 	iceDisconnected, iceFailed, iceKA time.Duration
 	keyframeInterval                  time.Duration
+	storeTimeout                      time.Duration
+
+	backlog *backlog // events the store failed to take, retried
 
 	api     *webrtc.API
 	udpConn net.PacketConn
@@ -135,6 +139,11 @@ func WithPing(interval, timeout time.Duration) Option {
 func WithICETimeouts(disconnected, failed, keepalive time.Duration) Option {
 	return func(s *Server) { s.iceDisconnected, s.iceFailed, s.iceKA = disconnected, failed, keepalive }
 }
+
+// WithStoreTimeout bounds each call to the store made with a stage locked;
+// DefaultStoreTimeout by default. A write that fails or times out is
+// retried in the background, in order, without the lock.
+func WithStoreTimeout(d time.Duration) Option { return func(s *Server) { s.storeTimeout = d } }
 
 // WithRepublishGrace sets how long subscriptions to a publisher that
 // stopped publishing are kept, waiting for it to publish again.
@@ -185,6 +194,10 @@ func New(store ivsrt.MediaPlaneStore, tokens ivsrt.TokenIssuer, cfg Config, opts
 	if s.iceKA <= 0 {
 		s.iceKA = DefaultICEKeepalive
 	}
+	if s.storeTimeout <= 0 {
+		s.storeTimeout = DefaultStoreTimeout
+	}
+	s.backlog = newBacklog(s.store, s.logger, s.storeTimeout, s.now)
 	if s.cfg.MaxPublishers <= 0 {
 		s.cfg.MaxPublishers = DefaultMaxPublishers
 	}
@@ -266,6 +279,9 @@ func (s *Server) Close() error {
 		st.lock()
 		st.closeAll(ctx, closeShutdown, "server shutting down")
 		st.unlock()
+	}
+	if err := s.backlog.close(ctx); err != nil {
+		s.logger.Error("close: store unavailable", "error", err)
 	}
 	s.mu.Lock()
 	s.closed = true
@@ -483,12 +499,6 @@ func (s *Server) resourceURL(r *http.Request, path string) string {
 		scheme = "https"
 	}
 	return fmt.Sprintf("%s://%s%s", scheme, r.Host, path)
-}
-
-// storeContext bounds a write through the store. Writes go on when the
-// request that caused them is gone: a departure must be recorded.
-func storeContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
 }
 
 // EndStaleSessions records the departure of every participant the store

@@ -108,20 +108,61 @@ func (st *stage) unlock() {
 // later queues f to run once the stage is unlocked.
 func (st *stage) later(f func()) { st.after = append(st.after, f) }
 
-// record writes ev through the store.
+// record writes ev through the store. If the store fails, ev joins the
+// stage's backlog, written in order as soon as the store recovers (see
+// backlog.go), and record returns nil: the fact will be recorded. It
+// returns the store's refusal of ev (a deleted stage, a participant not
+// in it), which no retry would change.
 func (st *stage) record(ctx context.Context, ev *ivsrt.Event) error {
 	ev.StageARN = st.arn
-	ctx, cancel := storeContext(ctx)
-	defer cancel()
-	if err := st.s.store.RecordEvent(ctx, ev); err != nil {
-		st.s.logger.Warn("record event failed", "stage", st.arn, "participant", ev.ParticipantID,
+	b := st.s.backlog
+	if b.pending(st.arn) {
+		b.add(ev)
+		return nil
+	}
+	err := b.write(ctx, ev)
+	switch {
+	case err == nil:
+		if ev.SessionID != "" {
+			st.session = ev.SessionID
+		}
+		return nil
+	case retryable(err):
+		st.s.logger.Warn("record event failed, will retry", "stage", st.arn, "participant", ev.ParticipantID,
+			"event", ev.Name, "error", err)
+		b.add(ev)
+		return nil
+	default:
+		st.s.logger.Warn("event refused by the store", "stage", st.arn, "participant", ev.ParticipantID,
 			"event", ev.Name, "error", err)
 		return err
 	}
-	if ev.SessionID != "" {
-		st.session = ev.SessionID
+}
+
+// recordJoin writes a JOINED event, which cannot wait: the join needs the
+// session it starts. The stage's backlog is written first, so that order
+// holds; if it cannot be, or the join cannot, the error is returned and
+// the join refused. A join the store may have taken before failing to
+// answer gets a departure in the backlog, so that it does not stay
+// CONNECTED.
+func (st *stage) recordJoin(ctx context.Context, ev *ivsrt.Event) error {
+	ev.StageARN = st.arn
+	b := st.s.backlog
+	if err := b.flush(ctx, st.arn); err != nil {
+		st.s.logger.Warn("join refused: earlier events still unwritten", "stage", st.arn,
+			"participant", ev.ParticipantID, "error", err)
+		return err
 	}
-	return nil
+	err := b.write(ctx, ev)
+	if err == nil {
+		st.session = ev.SessionID
+		return nil
+	}
+	if retryable(err) {
+		st.s.logger.Warn("record join failed", "stage", st.arn, "participant", ev.ParticipantID, "error", err)
+		b.add(&ivsrt.Event{StageARN: st.arn, Name: ivsrt.EventLeft, ParticipantID: ev.ParticipantID})
+	}
+	return err
 }
 
 // claims is what a presented token says: checked by the issuer, or known
@@ -138,7 +179,9 @@ type claims struct {
 // recorded as JOIN_ERROR.
 func (st *stage) admit(ctx context.Context, c claims) (*ivsrt.ParticipantToken, *refusal) {
 	id := c.tok.ParticipantID
-	tok, err := st.s.store.GetParticipantToken(ctx, id)
+	readCtx, cancel := context.WithTimeout(ctx, st.s.storeTimeout)
+	tok, err := st.s.store.GetParticipantToken(readCtx, id)
+	cancel()
 	if ivsrt.ErrorCode(err) == ivsrt.ENOTFOUND {
 		return nil, &refusal{http.StatusNotFound, codeStageNotFound, "the stage of this participant token no longer exists"}
 	} else if err != nil {
@@ -177,7 +220,7 @@ func (st *stage) join(ctx context.Context, tok *ivsrt.ParticipantToken, protocol
 	if p := st.parts[tok.ParticipantID]; p != nil {
 		return p, nil
 	}
-	err := st.record(ctx, &ivsrt.Event{
+	err := st.recordJoin(ctx, &ivsrt.Event{
 		Name:          ivsrt.EventJoined,
 		ParticipantID: tok.ParticipantID,
 		UserID:        tok.UserID,

@@ -34,7 +34,7 @@ type pool struct {
 	head  int          // ready[head:] is the queue
 	idle  []*worker    // waiting for work, the latest last
 	all   []*worker
-	base  int // workers to keep when none is stuck
+	base  int         // workers to keep when none is stuck
 	watch *time.Timer // checks for stuck workers while work waits; nil when not armed
 
 	epoch time.Time

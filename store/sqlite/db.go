@@ -58,6 +58,9 @@ type DB struct {
 // NotifyEvents implements ivsrt.EventNotifier.
 func (db *DB) NotifyEvents() (<-chan struct{}, func()) { return db.listeners.Add() }
 
+// Path returns the path of the database file.
+func (db *DB) Path() string { return db.path }
+
 // Open opens (creating if needed) the database at path and applies pending
 // migrations.
 func Open(ctx context.Context, path string) (*DB, error) {
