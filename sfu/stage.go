@@ -322,6 +322,9 @@ func (st *stage) source(pub *publication, kind webrtc.RTPCodecType) *forward.Sou
 		if st.s.keyframeInterval > 0 {
 			opts = append(opts, forward.WithKeyframeInterval(st.s.keyframeInterval))
 		}
+		if g, ok := st.s.udpConn.(*udpGroup); ok {
+			opts = append(opts, forward.WithBatcher(g))
+		}
 		src = forward.NewSource(kind, kind.String(), string(pub.owner), opts...)
 		pub.sources[kind] = src
 	}

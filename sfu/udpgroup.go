@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/pion/ice/v4"
+
+	"github.com/ivsrt/ivsrt/sfu/forward"
 )
 
 // udpGroup is several UDP sockets bound to the same address with
@@ -27,6 +29,7 @@ import (
 type udpGroup struct {
 	conns []*net.UDPConn
 	outs  []*batchSender // outs[i] sends for conns[i]
+	holds atomic.Int32   // see Hold
 	in    chan datagram
 	done  chan struct{}
 	once  sync.Once
@@ -48,6 +51,7 @@ type datagram struct {
 var (
 	_ net.PacketConn           = (*udpGroup)(nil)
 	_ ice.AddrPortReaderWriter = (*udpGroup)(nil)
+	_ forward.Batcher          = (*udpGroup)(nil)
 )
 
 // listenUDPGroup binds n sockets to addr (n ≤ 1, or a system without
@@ -79,7 +83,7 @@ func listenUDPGroup(addr *net.UDPAddr, n int) (net.PacketConn, error) {
 		at = c.LocalAddr().String()
 	}
 	for _, c := range g.conns {
-		g.outs = append(g.outs, newBatchSender(c))
+		g.outs = append(g.outs, newBatchSender(c, &g.holds))
 		g.wg.Add(1)
 		go g.read(c)
 	}
@@ -134,6 +138,20 @@ func (g *udpGroup) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
 // datagram for its socket's sender and returns without waiting.
 func (g *udpGroup) WriteToAddrPort(b []byte, to netip.AddrPort) (int, error) {
 	return g.outs[g.socket(to)].write(b, to)
+}
+
+// Hold implements forward.Batcher: until the matching Release, datagrams
+// written to the group may wait (at most maxLinger) to leave in batches.
+func (g *udpGroup) Hold() { g.holds.Add(1) }
+
+// Release implements forward.Batcher: once nothing holds the group, what
+// waits leaves.
+func (g *udpGroup) Release() {
+	if g.holds.Add(-1) <= 0 {
+		for _, o := range g.outs {
+			o.flush()
+		}
+	}
 }
 
 // conn returns the socket that writes to the destination.

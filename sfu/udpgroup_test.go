@@ -78,6 +78,11 @@ func TestUDPGroup(t *testing.T) {
 	if _, _, err := g.ReadFrom(buf); err == nil {
 		t.Error("ReadFrom after Close succeeded")
 	}
+	// A reader may still be returning, past its wg.Done.
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
 	if n := runtime.NumGoroutine(); n > before {
 		t.Errorf("%d goroutines after Close, %d before", n, before)
 	}

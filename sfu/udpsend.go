@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
@@ -22,10 +23,17 @@ import (
 // Writers never wait for the socket: when the queue holds sendQueue
 // datagrams, more are dropped (and counted), as the kernel drops what
 // does not fit in a socket's buffer.
+//
+// Waking the sender for each datagram would make it and the forwarding
+// worker take turns, a wake-up per copy. So while the forwarding path
+// holds the group (udpGroup.Hold, a worker writing the copies of a
+// packet), the sender is woken only once a full batch waits, at the
+// latest after maxLinger, and at the release.
 
 const (
 	sendBatch = 64   // datagrams per system call at most
 	sendQueue = 4096 // datagrams queued at most
+	maxLinger = time.Millisecond
 )
 
 // batchWriter is what ipv4.PacketConn and ipv6.PacketConn have in common.
@@ -34,8 +42,9 @@ type batchWriter interface {
 }
 
 type batchSender struct {
-	conn *net.UDPConn
-	bw   batchWriter
+	conn  *net.UDPConn
+	bw    batchWriter
+	holds *atomic.Int32 // the group's: while positive, datagrams may wait for more
 
 	mu      sync.Mutex
 	queue   []outgoing
@@ -44,6 +53,8 @@ type batchSender struct {
 	closed  bool
 	wake    chan struct{}
 	done    chan struct{}
+	linger  *time.Timer // wakes the sender for datagrams held back; armed while lingering
+	lingers bool
 
 	sent, batches, dropped atomic.Uint64
 }
@@ -53,8 +64,10 @@ type outgoing struct {
 	to  netip.AddrPort
 }
 
-func newBatchSender(c *net.UDPConn) *batchSender {
-	s := &batchSender{conn: c, wake: make(chan struct{}, 1), done: make(chan struct{})}
+func newBatchSender(c *net.UDPConn, holds *atomic.Int32) *batchSender {
+	s := &batchSender{conn: c, holds: holds, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	s.linger = time.AfterFunc(time.Hour, s.flush)
+	s.linger.Stop()
 	if a, ok := c.LocalAddr().(*net.UDPAddr); ok && a.IP.To4() == nil {
 		s.bw = ipv6.NewPacketConn(c)
 	} else {
@@ -85,13 +98,38 @@ func (s *batchSender) write(b []byte, to netip.AddrPort) (int, error) {
 	}
 	copy(buf, b)
 	s.queue = append(s.queue, outgoing{buf, to})
-	wake := s.waiting
-	s.waiting = false
+	wake := false
+	if s.waiting {
+		// Read under s.mu, after queueing: a release that follows sees
+		// this datagram (see flush).
+		if s.holds.Load() <= 0 || len(s.queue) >= sendBatch {
+			wake = true
+			s.waiting = false
+		} else if !s.lingers {
+			s.lingers = true
+			s.linger.Reset(maxLinger)
+		}
+	}
 	s.mu.Unlock()
 	if wake {
 		s.wake <- struct{}{} // one waiter, one token: never blocks
 	}
 	return len(b), nil
+}
+
+// flush wakes the sender if datagrams wait: at a release, or when the
+// linger timer fires.
+func (s *batchSender) flush() {
+	s.mu.Lock()
+	s.lingers = false
+	wake := s.waiting && len(s.queue) > 0
+	if wake {
+		s.waiting = false
+	}
+	s.mu.Unlock()
+	if wake {
+		s.wake <- struct{}{}
+	}
 }
 
 // run sends what is queued until the sender is closed.
@@ -178,6 +216,7 @@ func (s *batchSender) close() {
 		return
 	}
 	s.closed = true
+	s.linger.Stop()
 	wake := s.waiting
 	s.waiting = false
 	s.queue = nil

@@ -85,6 +85,7 @@ type Source struct {
 	streamID         string
 	keyframeInterval time.Duration
 	queueLen         int
+	batcher          Batcher
 
 	mu     sync.Mutex // serializes changes of up, downs and closed
 	gen    uint64
@@ -114,6 +115,22 @@ func WithKeyframeInterval(d time.Duration) Option {
 // drops them; DefaultVideoQueue or DefaultAudioQueue by default.
 func WithQueue(n int) Option {
 	return func(s *Source) { s.queueLen = n }
+}
+
+// Batcher is the transport under the subscribers' connections, told when
+// a worker starts writing to them and when it has nothing more to write
+// for now, so that what it writes in between can leave together (one
+// sendmmsg for many datagrams) rather than as each is written. Release
+// must send what was held. Both are called without any lock held.
+type Batcher interface {
+	Hold()
+	Release()
+}
+
+// WithBatcher makes the workers hold b while they write to the source's
+// subscribers.
+func WithBatcher(b Batcher) Option {
+	return func(s *Source) { s.batcher = b }
 }
 
 // NewSource returns a source of the given kind whose subscriber tracks have

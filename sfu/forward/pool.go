@@ -43,6 +43,27 @@ type pool struct {
 type worker struct {
 	wake  chan struct{} // capacity 1
 	since atomic.Int64  // when its current subscriber was taken, from epoch; 0 when it has none
+	held  []Batcher     // held since the worker last ran out of work
+}
+
+// hold holds b until the worker runs out of work, if it does not already.
+func (w *worker) hold(b Batcher) {
+	for _, h := range w.held {
+		if h == b {
+			return
+		}
+	}
+	b.Hold()
+	w.held = append(w.held, b)
+}
+
+// release lets go of what the worker holds: what it wrote leaves now.
+func (w *worker) release() {
+	for i, b := range w.held {
+		b.Release()
+		w.held[i] = nil
+	}
+	w.held = w.held[:0]
 }
 
 // writers is the pool every source's subscribers are written by.
@@ -117,10 +138,17 @@ func (p *pool) allStuck() bool {
 }
 
 // next returns the next subscriber to handle, waiting for one; false when
-// the worker has been idle long enough to end.
+// the worker has been idle long enough to end. Before waiting, the worker
+// releases what it holds.
 func (p *pool) next(w *worker, idle *time.Timer) (*DownTrack, bool) {
 	p.mu.Lock()
 	for len(p.ready) == p.head {
+		if len(w.held) > 0 {
+			p.mu.Unlock()
+			w.release()
+			p.mu.Lock()
+			continue
+		}
 		p.idle = append(p.idle, w)
 		p.mu.Unlock()
 		idle.Reset(idleFor)
@@ -163,6 +191,9 @@ func (p *pool) work(w *worker) {
 		d, ok := p.next(w, idle)
 		if !ok {
 			return
+		}
+		if b := d.src.batcher; b != nil {
+			w.hold(b)
 		}
 		more := d.drain()
 		w.since.Store(0)
