@@ -50,6 +50,8 @@ type publisher struct {
 	firstPLI  atomic.Int64 // unix nanoseconds
 	keyNow    atomic.Bool
 	sentVideo atomic.Int32
+	sentMu    sync.Mutex
+	sentAt    map[uint32]time.Time // when each video frame was sent
 	stop      chan struct{}
 	done      chan struct{}
 	stopOnce  sync.Once
@@ -213,10 +215,24 @@ func (p *publisher) send(video, audio *webrtc.TrackLocalStaticRTP) {
 				vseq++
 			}
 			p.sentVideo.Add(1)
+			p.sentMu.Lock()
+			if p.sentAt == nil {
+				p.sentAt = map[uint32]time.Time{}
+			}
+			p.sentAt[frame] = time.Now()
+			p.sentMu.Unlock()
 			vts += 3000
 			frame++
 		}
 	}
+}
+
+// frameSent returns when the publisher sent a video frame.
+func (p *publisher) frameSent(frame uint32) (time.Time, bool) {
+	p.sentMu.Lock()
+	defer p.sentMu.Unlock()
+	at, ok := p.sentAt[frame]
+	return at, ok
 }
 
 // run marks what a publisher sends as sent by its n-th connection.
@@ -236,6 +252,7 @@ func (p *publisher) halt() {
 type subscriber struct {
 	t         testing.TB
 	pc        *webrtc.PeerConnection
+	conn      *cuttableConn
 	location  string
 	connected <-chan struct{}
 	gone      <-chan struct{}
@@ -257,8 +274,8 @@ type received struct {
 // subscribe starts a WHEP session with the token to remote's tracks.
 func (h *harness) subscribe(tok, remote string) (*subscriber, error) {
 	h.t.Helper()
-	pc, _ := newClientPC(h.t)
-	s := &subscriber{t: h.t, pc: pc, got: map[webrtc.RTPCodecType][]received{}}
+	pc, conn := newClientPC(h.t)
+	s := &subscriber{t: h.t, pc: pc, conn: conn, got: map[webrtc.RTPCodecType][]received{}}
 	s.connected, s.gone = watchState(pc)
 	for _, kind := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo} {
 		if _, err := pc.AddTransceiverFromKind(kind, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {

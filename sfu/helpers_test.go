@@ -253,7 +253,8 @@ func (h *harness) delete(location string) int {
 // cut, nothing goes out and nothing comes in, and nobody is told.
 type cuttableConn struct {
 	net.PacketConn
-	cut atomic.Bool
+	cut      atomic.Bool
+	readWait atomic.Int64 // a pause before each read, to read slowly; nanoseconds
 }
 
 func (c *cuttableConn) WriteTo(p []byte, addr net.Addr) (int, error) {
@@ -264,6 +265,9 @@ func (c *cuttableConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 }
 
 func (c *cuttableConn) ReadFrom(p []byte) (int, net.Addr, error) {
+	if d := c.readWait.Load(); d > 0 {
+		time.Sleep(time.Duration(d))
+	}
 	for {
 		n, addr, err := c.PacketConn.ReadFrom(p)
 		if err != nil || !c.cut.Load() {
