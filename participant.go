@@ -95,6 +95,35 @@ func BearerToken(authorization string) string {
 	return strings.TrimSpace(tok)
 }
 
+// The paths of the media protocol (docs/protocol.md): the events
+// WebSocket, WHIP (POST /whip, then the session's /whip/{id}) and WHEP
+// (POST /whep/{participantId}, then /whep/{participantId}/{id}).
+const (
+	EventsPath = "/events"
+	WHIPPath   = "/whip"
+	WHEPPrefix = "/whep/"
+)
+
+// IsMediaPath reports whether an HTTP request for path belongs to the
+// media plane rather than the API.
+func IsMediaPath(path string) bool {
+	return path == EventsPath || path == WHIPPath ||
+		strings.HasPrefix(path, WHIPPath+"/") || strings.HasPrefix(path, WHEPPrefix)
+}
+
+// PresentedToken returns the participant token a media request presents:
+// its Authorization header's bearer token or, on the events WebSocket,
+// whose headers a browser cannot set, its access_token query parameter.
+func PresentedToken(path, authorization, accessToken string) string {
+	if tok := BearerToken(authorization); tok != "" {
+		return tok
+	}
+	if path == EventsPath {
+		return accessToken
+	}
+	return ""
+}
+
 // ParticipantState tells whether a participant is in the stage now.
 type ParticipantState string
 

@@ -87,16 +87,13 @@ func (n *Node) routeOf(r *http.Request) (string, error) {
 		}
 		return node, nil
 	}
-	joining := path == "/events" ||
-		path == "/whip" && r.Method == http.MethodPost ||
-		strings.HasPrefix(path, "/whep/") && r.Method == http.MethodPost
+	joining := path == ivsrt.EventsPath ||
+		path == ivsrt.WHIPPath && r.Method == http.MethodPost ||
+		strings.HasPrefix(path, ivsrt.WHEPPrefix) && r.Method == http.MethodPost
 	if !joining {
 		return "", nil
 	}
-	token := ivsrt.BearerToken(r.Header.Get("Authorization"))
-	if token == "" && path == "/events" {
-		token = r.URL.Query().Get("access_token")
-	}
+	token := ivsrt.PresentedToken(path, r.Header.Get("Authorization"), r.URL.Query().Get("access_token"))
 	if token == "" {
 		return "", nil
 	}
@@ -109,10 +106,10 @@ func (n *Node) routeOf(r *http.Request) (string, error) {
 
 // resourceID returns the session id of a WHIP or WHEP resource path.
 func resourceID(path string) (string, bool) {
-	if rest, ok := strings.CutPrefix(path, "/whip/"); ok && rest != "" && !strings.Contains(rest, "/") {
+	if rest, ok := strings.CutPrefix(path, ivsrt.WHIPPath+"/"); ok && rest != "" && !strings.Contains(rest, "/") {
 		return rest, true
 	}
-	if rest, ok := strings.CutPrefix(path, "/whep/"); ok {
+	if rest, ok := strings.CutPrefix(path, ivsrt.WHEPPrefix); ok {
 		if _, id, found := strings.Cut(rest, "/"); found && id != "" && !strings.Contains(id, "/") {
 			return id, true
 		}

@@ -64,10 +64,7 @@ type errorMessage struct {
 // parameter for browsers, which cannot set headers on a WebSocket), then
 // pushes the stage state on every change until either side closes.
 func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
-	raw := bearerToken(r)
-	if raw == "" {
-		raw = r.URL.Query().Get("access_token")
-	}
+	raw := ivsrt.PresentedToken(r.URL.Path, r.Header.Get("Authorization"), r.URL.Query().Get("access_token"))
 	if !s.track() {
 		writeRefusal(w, errShuttingDown)
 		return

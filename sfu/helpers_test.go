@@ -28,6 +28,7 @@ import (
 	"github.com/pion/logging"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/ivsrt/ivsrt"
 	"github.com/ivsrt/ivsrt/api"
 	"github.com/ivsrt/ivsrt/sfu"
 	"github.com/ivsrt/ivsrt/store/sqlite"
@@ -116,7 +117,7 @@ func newHarnessConfig(t testing.TB, cfg sfu.Config, opts ...sfu.Option) *harness
 		t.Fatalf("start API: %v", err)
 	}
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if sfu.IsMediaPath(r.URL.Path) {
+		if ivsrt.IsMediaPath(r.URL.Path) {
 			media.ServeHTTP(w, r)
 			return
 		}

@@ -121,7 +121,7 @@ func readOffer(w http.ResponseWriter, r *http.Request) (string, *refusal) {
 func (s *Server) admitOffer(w http.ResponseWriter, r *http.Request) (offer string, c claims, st *stage, ok bool) {
 	offer, ref := readOffer(w, r)
 	if ref == nil {
-		c, ref = s.verify(r.Context(), bearerToken(r))
+		c, ref = s.verify(r.Context(), ivsrt.PresentedToken(r.URL.Path, r.Header.Get("Authorization"), ""))
 	}
 	if ref == nil {
 		st, ref = s.lockStage(c.tok.StageARN)
@@ -151,11 +151,6 @@ func (s *Server) newPeer(st *stage, attach func(*webrtc.PeerConnection) (ended b
 		return nil, errSessionEnded
 	}
 	return pc, nil
-}
-
-// bearerToken returns the token of an "Authorization: Bearer" header.
-func bearerToken(r *http.Request) string {
-	return ivsrt.BearerToken(r.Header.Get("Authorization"))
 }
 
 // verify checks a presented participant token's signature and expiry. An

@@ -224,14 +224,6 @@ func New(store ivsrt.MediaPlaneStore, tokens ivsrt.TokenIssuer, cfg Config, opts
 	return s, nil
 }
 
-// IsMediaPath reports whether an HTTP request for path belongs to the
-// media plane rather than to the API: /events, /whip and what is under
-// /whip/ and /whep/.
-func IsMediaPath(path string) bool {
-	return path == "/events" || path == "/whip" ||
-		strings.HasPrefix(path, "/whip/") || strings.HasPrefix(path, "/whep/")
-}
-
 // ServeHTTP serves the events WebSocket, WHIP and WHEP.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	setCORS(w.Header())

@@ -447,7 +447,7 @@ type router struct {
 }
 
 func (rt router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if sfu.IsMediaPath(r.URL.Path) {
+	if ivsrt.IsMediaPath(r.URL.Path) {
 		rt.media.ServeHTTP(w, r)
 		return
 	}
