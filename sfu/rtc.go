@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"runtime"
 	"strconv"
 
 	"github.com/pion/ice/v4"
@@ -68,10 +67,7 @@ func (s *Server) listen() error {
 	logs := pionLoggerFactory{s.logger}
 
 	if specific {
-		sockets := s.cfg.UDPSockets
-		if sockets <= 0 {
-			sockets = runtime.GOMAXPROCS(0)
-		}
+		sockets := max(s.cfg.UDPSockets, 1)
 		conn, err := listenUDPGroup(&net.UDPAddr{IP: ip, Port: port}, sockets)
 		if err != nil {
 			return fmt.Errorf("sfu: listen on UDP %s: %w", s.cfg.UDPAddr, err)

@@ -60,8 +60,11 @@ type Config struct {
 	TCPAddr string
 
 	// UDPSockets is how many sockets share the UDP port when UDPAddr
-	// names one IP address (SO_REUSEPORT, Linux), so that sends to
-	// different peers run in parallel; zero means GOMAXPROCS.
+	// names one IP address (SO_REUSEPORT, Linux), each with its own
+	// sender; zero means one. One socket's batched sends carry several
+	// hundred thousand datagrams a second, and reading it needs no
+	// goroutine in between: more sockets cost CPU per packet and are only
+	// worth it past that.
 	UDPSockets int
 
 	// PublicIPs, if set, replace the address of host candidates: the

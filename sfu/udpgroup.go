@@ -24,8 +24,10 @@ import (
 // parallel. A destination is always written from the same socket, so the
 // packets to one peer keep their order. What arrives on any socket is read
 // by one goroutine per socket and handed to ReadFrom in arrival order.
-// Writes are queued and sent in batches by each socket's batchSender.
-// Without SO_REUSEPORT the group has one socket.
+// Writes are queued and sent in batches by each socket's batchSender, which
+// made several sockets unnecessary but past several hundred thousand
+// datagrams a second; a group of one socket (the default, and the only
+// kind without SO_REUSEPORT) is read without a goroutine in between.
 type udpGroup struct {
 	conns []*net.UDPConn
 	outs  []*batchSender // outs[i] sends for conns[i]
@@ -84,8 +86,12 @@ func listenUDPGroup(addr *net.UDPAddr, n int) (net.PacketConn, error) {
 	}
 	for _, c := range g.conns {
 		g.outs = append(g.outs, newBatchSender(c, &g.holds))
-		g.wg.Add(1)
-		go g.read(c)
+	}
+	if len(g.conns) > 1 {
+		for _, c := range g.conns {
+			g.wg.Add(1)
+			go g.read(c)
+		}
 	}
 	return g, nil
 }
@@ -110,8 +116,13 @@ func (g *udpGroup) read(c *net.UDPConn) {
 	}
 }
 
-// ReadFromAddrPort implements ice.AddrPortReaderWriter.
+// ReadFromAddrPort implements ice.AddrPortReaderWriter. A group of one
+// socket reads it directly: a goroutine between the socket and the reader
+// would cost a wake-up per datagram.
 func (g *udpGroup) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
+	if len(g.conns) == 1 {
+		return g.conns[0].ReadFromUDPAddrPort(b)
+	}
 	var expired <-chan time.Time
 	if dl := g.readDeadline.Load(); dl != 0 {
 		wait := time.Until(time.Unix(0, dl))
@@ -216,6 +227,9 @@ func (g *udpGroup) SetDeadline(t time.Time) error {
 
 // SetReadDeadline implements net.PacketConn.
 func (g *udpGroup) SetReadDeadline(t time.Time) error {
+	if len(g.conns) == 1 {
+		return g.conns[0].SetReadDeadline(t)
+	}
 	var dl int64
 	if !t.IsZero() {
 		dl = max(t.UnixNano(), 1)

@@ -209,7 +209,7 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.IntVar(&c.MaxStages, "max-stages", c.MaxStages, "most stages that may exist at once, 0 for no limit (IVSRT_MAX_STAGES)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error (IVSRT_LOG_LEVEL)")
 	fs.IntVar(&c.RTCUDPPort, "rtc-udp-port", c.RTCUDPPort, "UDP port all media goes through, 0 for any free port (IVSRT_RTC_UDP_PORT)")
-	fs.IntVar(&c.RTCUDPSockets, "rtc-udp-sockets", c.RTCUDPSockets, "sockets sharing the UDP port, sending in parallel (Linux), 0 for one per core (IVSRT_RTC_UDP_SOCKETS)")
+	fs.IntVar(&c.RTCUDPSockets, "rtc-udp-sockets", c.RTCUDPSockets, "sockets sharing the UDP port, each sending in batches (Linux), 0 for one (IVSRT_RTC_UDP_SOCKETS)")
 	fs.IntVar(&c.RTCTCPPort, "rtc-tcp-port", c.RTCTCPPort, "TCP port of the ICE fallback for clients without UDP, 0 for any free port, -1 to disable (IVSRT_RTC_TCP_PORT)")
 	fs.StringVar(&c.RTCPublicIPs, "rtc-public-ip", c.RTCPublicIPs, "public IP address(es) of a 1:1 NAT in front of the server, comma-separated, for ICE candidates (IVSRT_RTC_PUBLIC_IP)")
 	fs.StringVar(&c.EventSinksFile, "event-sinks", c.EventSinksFile, "JSON file of the event stream's webhooks and NATS sinks (IVSRT_EVENT_SINKS; see docs/events.md)")

@@ -19,8 +19,9 @@ import (
 // but a write may stall on another transport (ICE over TCP to a peer that
 // stopped reading). So that such a subscriber holds back nobody else, a
 // worker busy with one subscriber for longer than stuckAfter no longer
-// counts: when work waits and every worker is stuck, another starts. Idle
-// workers end after idleFor.
+// counts: while work waits, it is checked every stuckAfter, and another
+// worker woken or started in place of those stuck. Idle workers end after
+// idleFor.
 
 const (
 	stuckAfter = 20 * time.Millisecond
@@ -71,32 +72,57 @@ var writers = &pool{base: runtime.GOMAXPROCS(0), epoch: time.Now()}
 
 func (p *pool) now() int64 { return int64(time.Since(p.epoch)) + 1 }
 
+// wakePer is how many waiting subscribers call for one more worker. A
+// worker writes a copy in a few microseconds, and every wake-up of a
+// goroutine costs about as much as several copies: a packet for a hundred
+// subscribers is cheaper written by one worker (while the sockets' senders
+// send on the other cores) than split between two.
+const wakePer = 128
+
 // schedule puts subscribers that got work on the run queue and wakes or
 // starts workers for them.
 func (p *pool) schedule(ds ...*DownTrack) {
 	p.mu.Lock()
-	backlog := len(p.ready) > p.head
 	p.ready = append(p.ready, ds...)
-	var wake []*worker
-	for range ds {
-		if len(p.idle) == 0 {
-			break
-		}
-		w := p.idle[len(p.idle)-1]
-		p.idle = p.idle[:len(p.idle)-1]
-		wake = append(wake, w)
-	}
-	if len(wake) == 0 {
-		if len(p.all) < p.base || backlog && p.allStuck() {
-			p.start()
-		} else if p.watch == nil {
-			p.watch = time.AfterFunc(stuckAfter, p.check)
-		}
-	}
+	wake := p.dispatch()
 	p.mu.Unlock()
 	for _, w := range wake {
 		w.wake <- struct{}{}
 	}
+}
+
+// dispatch wakes (returning them, for the caller to wake once p.mu is
+// released) or starts workers for what waits on the run queue: one for
+// every wakePer subscribers, not counting workers stuck on one. While
+// work waits, a timer calls it again every stuckAfter, so that a worker
+// that gets stuck meanwhile is replaced. p.mu is held.
+func (p *pool) dispatch() []*worker {
+	queued := len(p.ready) - p.head
+	if queued == 0 {
+		return nil
+	}
+	now := p.now()
+	stuck := 0
+	for _, w := range p.all {
+		if since := w.since.Load(); since != 0 && time.Duration(now-since) >= stuckAfter {
+			stuck++
+		}
+	}
+	active := len(p.all) - len(p.idle) - stuck
+	wanted := (queued + wakePer - 1) / wakePer
+	var wake []*worker
+	for active < wanted && len(p.idle) > 0 {
+		wake = append(wake, p.idle[len(p.idle)-1])
+		p.idle = p.idle[:len(p.idle)-1]
+		active++
+	}
+	if active < wanted && (len(p.all)-stuck < p.base || active == 0) {
+		p.start()
+	}
+	if p.watch == nil {
+		p.watch = time.AfterFunc(stuckAfter, p.check)
+	}
+	return wake
 }
 
 // start starts a worker. p.mu is held.
@@ -109,32 +135,15 @@ func (p *pool) start() {
 	go p.work(w)
 }
 
-// check runs while work waits for a worker: if every worker is stuck, it
-// starts another. It checks again later until nothing waits.
+// check is dispatch again, stuckAfter after work was left waiting.
 func (p *pool) check() {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	p.watch = nil
-	if len(p.ready) == p.head || len(p.idle) > 0 {
-		return
+	wake := p.dispatch()
+	p.mu.Unlock()
+	for _, w := range wake {
+		w.wake <- struct{}{}
 	}
-	if p.allStuck() {
-		p.start()
-	}
-	p.watch = time.AfterFunc(stuckAfter, p.check)
-}
-
-// allStuck reports whether every worker has been on one subscriber for
-// longer than stuckAfter. p.mu is held.
-func (p *pool) allStuck() bool {
-	now := p.now()
-	for _, w := range p.all {
-		since := w.since.Load()
-		if since == 0 || time.Duration(now-since) < stuckAfter {
-			return false
-		}
-	}
-	return true
 }
 
 // next returns the next subscriber to handle, waiting for one; false when
