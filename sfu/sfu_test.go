@@ -137,9 +137,7 @@ func TestPublishSubscribe(t *testing.T) {
 			sub.waitFor(webrtc.RTPCodecTypeVideo, 90)
 			sub.waitFor(webrtc.RTPCodecTypeAudio, 75)
 			for _, kind := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
-				if err := sub.check(kind); err != nil {
-					t.Errorf("%s received: %v", kind, err)
-				}
+				eventually(t, kind.String()+" received", func() error { return sub.check(kind) })
 			}
 
 			// Everyone leaves: the session ends.
@@ -208,9 +206,7 @@ func TestLateSubscriberGetsKeyframeAtOnce(t *testing.T) {
 		t.Errorf("first video packet is of frame %d (key %v), want a keyframe sent on request", first.m.Frame, first.m.Key)
 	}
 	sub.waitFor(webrtc.RTPCodecTypeVideo, 30)
-	if err := sub.check(webrtc.RTPCodecTypeVideo); err != nil {
-		t.Error(err)
-	}
+	eventually(t, "video received", func() error { return sub.check(webrtc.RTPCodecTypeVideo) })
 }
 
 func TestPublisherRestart(t *testing.T) {
@@ -250,9 +246,7 @@ func TestPublisherRestart(t *testing.T) {
 	sub.waitFor(webrtc.RTPCodecTypeAudio, na+20)
 
 	for _, kind := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
-		if err := sub.check(kind); err != nil {
-			t.Errorf("%s: %v", kind, err)
-		}
+		eventually(t, kind.String()+" received", func() error { return sub.check(kind) })
 		runs := map[uint8]bool{}
 		for _, p := range sub.packets(kind) {
 			runs[p.m.Run] = true
@@ -312,9 +306,7 @@ func TestTwelvePublishers(t *testing.T) {
 		s.waitFor(webrtc.RTPCodecTypeVideo, 45)
 		s.waitFor(webrtc.RTPCodecTypeAudio, 30)
 		for _, kind := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
-			if err := s.check(kind); err != nil {
-				t.Errorf("publisher %d, %s: %v", i, kind, err)
-			}
+			eventually(t, fmt.Sprintf("publisher %d, %s", i, kind), func() error { return s.check(kind) })
 		}
 	}
 
