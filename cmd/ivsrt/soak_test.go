@@ -477,18 +477,22 @@ func (r *soakRun) visit(l *soakLedger, token string, v soakVisitPlan) bool {
 		}
 		st.gate.Unlock()
 	}
+	// abandon ends a visit that went wrong, keeping what it did.
+	abandon := func() bool {
+		leave()
+		cancel()
+		finish()
+		step.left = time.Now()
+		l.steps = append(l.steps, step)
+		return false
+	}
 
 	stay := v.stay
 	if p.publishes() {
 		s, ok := waitBot(b, done, func(s bot.Stats) bool { return s.State == bot.StatePublishing })
 		if !ok {
 			l.fail("publish: state %s %s after %v", s.State, s.Error, time.Since(step.joined).Round(time.Millisecond))
-			leave()
-			cancel()
-			finish()
-			step.left = time.Now()
-			l.steps = append(l.steps, step)
-			return false
+			return abandon()
 		}
 		step.published = true
 		// The bot is PUBLISHING once its side of the connection is up; the
@@ -496,12 +500,7 @@ func (r *soakRun) visit(l *soakLedger, token string, v soakVisitPlan) bool {
 		// later. Leaving in between is a publication that never started,
 		// as far as the server can tell: stay until it is on record.
 		if !r.awaitPublished(l, step) {
-			leave()
-			cancel()
-			finish()
-			step.left = time.Now()
-			l.steps = append(l.steps, step)
-			return false
+			return abandon()
 		}
 		r.took("publish", time.Since(step.joined))
 		stay = max(stay-time.Since(step.joined), 0)
