@@ -23,6 +23,7 @@ type DownTrack struct {
 	q       *queue
 	bound   atomic.Pointer[binding]
 	started atomic.Bool
+	closed  atomic.Bool
 
 	// Owned by the worker handling the track.
 	spare     []item
@@ -138,6 +139,12 @@ func (d *DownTrack) push(it item) bool {
 // dropped.
 func (d *DownTrack) Close() {
 	d.src.remove(d)
+	d.close()
+}
+
+// close stops d's queue; a worker writing to it stops at the next item.
+func (d *DownTrack) close() {
+	d.closed.Store(true)
 	d.q.close()
 }
 
@@ -191,6 +198,9 @@ func (d *DownTrack) drain() bool {
 	}
 	for i := range items {
 		it := &items[i]
+		if it.kind != itemBarrier && d.closed.Load() {
+			continue // closed meanwhile: what was taken is dropped too
+		}
 		switch it.kind {
 		case itemPacket:
 			if it.resync {

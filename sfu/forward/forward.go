@@ -308,7 +308,7 @@ func (s *Source) Close() {
 	s.mu.Unlock()
 	if downs != nil {
 		for _, d := range *downs {
-			d.q.close()
+			d.close()
 		}
 	}
 
