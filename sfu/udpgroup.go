@@ -155,12 +155,12 @@ func (g *udpGroup) WriteToAddrPort(b []byte, to netip.AddrPort) (int, error) {
 // written to the group may wait (at most maxLinger) to leave in batches.
 func (g *udpGroup) Hold() { g.holds.Add(1) }
 
-// Release implements forward.Batcher: once nothing holds the group, what
-// waits leaves.
+// Release implements forward.Batcher: once nothing holds the group, the
+// caller sends what waits.
 func (g *udpGroup) Release() {
 	if g.holds.Add(-1) <= 0 {
 		for _, o := range g.outs {
-			o.flush()
+			o.sendQueued()
 		}
 	}
 }

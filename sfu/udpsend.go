@@ -28,12 +28,19 @@ import (
 // worker take turns, a wake-up per copy. So while the forwarding path
 // holds the group (udpGroup.Hold, a worker writing the copies of a
 // packet), the sender is woken only once a full batch waits, at the
-// latest after maxLinger, and at the release.
+// latest after maxLinger; at the release, the releasing worker sends what
+// is left itself (a packet's copies to a hundred subscribers then leave
+// in two system calls, and wake nobody).
 
 const (
-	sendBatch = 64   // datagrams per system call at most
-	sendQueue = 4096 // datagrams queued at most
-	maxLinger = time.Millisecond
+	sendBatch = 64 // datagrams per system call at most
+	// sendQueue is how many datagrams may wait: about 150 ms of what one
+	// socket sends for a publisher with 400 subscribers, so that a sender
+	// descheduled on a busy machine does not drop. Buffers kept for reuse
+	// are fewer, keepBuffers.
+	sendQueue   = 16384
+	keepBuffers = 4096
+	maxLinger   = time.Millisecond
 )
 
 // batchWriter is what ipv4.PacketConn and ipv6.PacketConn have in common.
@@ -55,6 +62,13 @@ type batchSender struct {
 	done    chan struct{}
 	linger  *time.Timer // wakes the sender for datagrams held back; armed while lingering
 	lingers bool
+
+	// Guarded by sendMu: what a sending call uses.
+	sendMu sync.Mutex
+	spare  []outgoing
+	msgs   []ipv4.Message
+	addrs  []net.UDPAddr
+	ips    [][16]byte
 
 	sent, batches, dropped atomic.Uint64
 }
@@ -117,8 +131,7 @@ func (s *batchSender) write(b []byte, to netip.AddrPort) (int, error) {
 	return len(b), nil
 }
 
-// flush wakes the sender if datagrams wait: at a release, or when the
-// linger timer fires.
+// flush wakes the sender if datagrams wait: when the linger timer fires.
 func (s *batchSender) flush() {
 	s.mu.Lock()
 	s.lingers = false
@@ -132,18 +145,9 @@ func (s *batchSender) flush() {
 	}
 }
 
-// run sends what is queued until the sender is closed.
+// run sends what is queued, when woken, until the sender is closed.
 func (s *batchSender) run() {
 	defer close(s.done)
-	var (
-		spare []outgoing
-		msgs  = make([]ipv4.Message, sendBatch)
-		addrs = make([]net.UDPAddr, sendBatch)
-		ips   = make([][16]byte, sendBatch)
-	)
-	for i := range msgs {
-		msgs[i].Buffers = make([][]byte, 1)
-	}
 	for {
 		s.mu.Lock()
 		for len(s.queue) == 0 && !s.closed {
@@ -152,55 +156,79 @@ func (s *batchSender) run() {
 			<-s.wake
 			s.mu.Lock()
 		}
-		if s.closed {
-			s.mu.Unlock()
+		closed := s.closed
+		s.mu.Unlock()
+		if closed {
 			return
 		}
-		taken := s.queue
-		s.queue = spare[:0]
-		s.mu.Unlock()
-
-		for off := 0; off < len(taken); {
-			n := min(len(taken)-off, sendBatch)
-			for i, o := range taken[off : off+n] {
-				addr := o.to.Addr()
-				if addr.Is4() {
-					a := addr.As4()
-					copy(ips[i][:4], a[:])
-					addrs[i].IP = ips[i][:4]
-				} else {
-					ips[i] = addr.As16()
-					addrs[i].IP = ips[i][:]
-				}
-				addrs[i].Port = int(o.to.Port())
-				addrs[i].Zone = addr.Zone()
-				msgs[i].Buffers[0] = o.buf
-				msgs[i].Addr = &addrs[i]
-			}
-			sent, err := s.bw.WriteBatch(msgs[:n], 0)
-			if sent <= 0 {
-				// The first datagram was refused (an unreachable or
-				// invalid destination, err says which): drop it and go
-				// on with the rest, as a lone sendto would have.
-				_ = err
-				sent = 1
-				s.dropped.Add(1)
-			} else {
-				s.sent.Add(uint64(sent))
-				s.batches.Add(1)
-			}
-			off += sent
-		}
-		s.recycle(taken)
-		spare = taken[:0]
+		s.sendQueued()
 	}
+}
+
+// sendQueued sends what is queued, sendBatch datagrams per system call.
+// One caller at a time takes and sends (sendMu), so datagrams to a peer
+// leave in the order they were written.
+func (s *batchSender) sendQueued() {
+	s.sendMu.Lock()
+	defer s.sendMu.Unlock()
+	s.mu.Lock()
+	taken := s.queue
+	s.queue = s.spare[:0]
+	s.spare = nil
+	s.mu.Unlock()
+	if len(taken) == 0 {
+		s.spare = taken
+		return
+	}
+	if s.msgs == nil {
+		s.msgs = make([]ipv4.Message, sendBatch)
+		s.addrs = make([]net.UDPAddr, sendBatch)
+		s.ips = make([][16]byte, sendBatch)
+		for i := range s.msgs {
+			s.msgs[i].Buffers = make([][]byte, 1)
+		}
+	}
+	msgs, addrs, ips := s.msgs, s.addrs, s.ips
+	for off := 0; off < len(taken); {
+		n := min(len(taken)-off, sendBatch)
+		for i, o := range taken[off : off+n] {
+			addr := o.to.Addr()
+			if addr.Is4() {
+				a := addr.As4()
+				copy(ips[i][:4], a[:])
+				addrs[i].IP = ips[i][:4]
+			} else {
+				ips[i] = addr.As16()
+				addrs[i].IP = ips[i][:]
+			}
+			addrs[i].Port = int(o.to.Port())
+			addrs[i].Zone = addr.Zone()
+			msgs[i].Buffers[0] = o.buf
+			msgs[i].Addr = &addrs[i]
+		}
+		sent, err := s.bw.WriteBatch(msgs[:n], 0)
+		if sent <= 0 {
+			// The first datagram was refused (an unreachable or invalid
+			// destination, err says which): drop it and go on with the
+			// rest, as a lone sendto would have.
+			_ = err
+			sent = 1
+			s.dropped.Add(1)
+		} else {
+			s.sent.Add(uint64(sent))
+			s.batches.Add(1)
+		}
+		off += sent
+	}
+	s.recycle(taken)
+	s.spare = taken[:0]
 }
 
 // recycle gives the buffers of sent datagrams back for reuse.
 func (s *batchSender) recycle(sent []outgoing) {
 	s.mu.Lock()
 	for i := range sent {
-		if len(s.free) < sendQueue && sent[i].buf != nil {
+		if len(s.free) < keepBuffers && sent[i].buf != nil {
 			s.free = append(s.free, sent[i].buf)
 		}
 		sent[i] = outgoing{}
