@@ -177,6 +177,10 @@ func TestKill9UnderLoad(t *testing.T) {
 		}
 	}
 
+	// A webhook request the killed server sent may reach the receiver
+	// after killedAt; nothing reaches it from the restarted server before
+	// restarting. Deliveries are told apart by that.
+	restarting := time.Now()
 	srv = durableStart(t, bin, data, addr, args...)
 	c = (&durableServer{addr: addr}).client()
 	tRestarted := time.Now()
@@ -273,7 +277,7 @@ func TestKill9UnderLoad(t *testing.T) {
 	if badSigs != 0 {
 		t.Errorf("webhook: %d deliveries with a bad signature", badSigs)
 	}
-	report := kill9CheckDelivery(t, stream, accepted, times, killedAt, preKillSeq)
+	report := kill9CheckDelivery(t, stream, accepted, times, restarting, preKillSeq)
 
 	// The departures and the ends of the sessions reached the webhook
 	// after the restart.
@@ -713,12 +717,13 @@ func (d kill9Delivery) liveDuplicates(stages []*kill9Stage) int {
 }
 
 // kill9CheckDelivery checks the webhook's deliveries against the stream,
-// stage by stage: before the kill, a prefix of the stage's events in
-// order; after the restart, the rest in order, starting at most where the
-// prefix ended. The events sent both before and after are the relay's
+// stage by stage: from the killed server (what reached the receiver before
+// the restart began, which may be after the kill: a request already sent),
+// a prefix of the stage's events in order; after the restart, the rest in
+// order, starting at most where the prefix ended. The events sent both before and after are the relay's
 // at-least-once after a crash (acknowledged, not yet recorded): they must
 // have been written before the kill; nothing written later comes twice.
-func kill9CheckDelivery(t *testing.T, stream []kill9Event, accepted []*ivsrt.Envelope, times []time.Time, killedAt time.Time, preKillSeq int64) kill9Delivery {
+func kill9CheckDelivery(t *testing.T, stream []kill9Event, accepted []*ivsrt.Envelope, times []time.Time, restarting time.Time, preKillSeq int64) kill9Delivery {
 	t.Helper()
 	byID := map[string]kill9Event{}
 	want := map[string][]int64{}
@@ -736,7 +741,7 @@ func kill9CheckDelivery(t *testing.T, stream []kill9Event, accepted []*ivsrt.Env
 		if ev.Stage != e.Resources[0] || ev.Name != kill9Name(e) {
 			t.Errorf("webhook: event %s is %s of %s, the stream has %s of %s", e.ID, kill9Name(e), e.Resources[0], ev.Name, ev.Stage)
 		}
-		if times[i].Before(killedAt) {
+		if times[i].Before(restarting) {
 			pre[ev.Stage] = append(pre[ev.Stage], ev.Seq)
 		} else {
 			post[ev.Stage] = append(post[ev.Stage], ev.Seq)
