@@ -30,13 +30,14 @@ const (
 )
 
 type pool struct {
-	mu    sync.Mutex
-	ready []*DownTrack // subscribers with work, in the order they got it
-	head  int          // ready[head:] is the queue
-	idle  []*worker    // waiting for work, the latest last
-	all   []*worker
-	base  int         // workers to keep when none is stuck
-	watch *time.Timer // checks for stuck workers while work waits; nil when not armed
+	mu      sync.Mutex
+	ready   []*DownTrack // subscribers with work, in the order they got it
+	readyAt []int64      // when each was put there, from epoch
+	head    int          // ready[head:] is the queue
+	idle    []*worker    // waiting for work, the latest last
+	all     []*worker
+	base    int         // workers to keep when none is stuck
+	watch   *time.Timer // checks for stuck workers while work waits; nil when not armed
 
 	epoch time.Time
 }
@@ -79,11 +80,20 @@ func (p *pool) now() int64 { return int64(time.Since(p.epoch)) + 1 }
 // send on the other cores) than split between two.
 const wakePer = 128
 
+// lagAfter is how long a subscriber may wait on the run queue before every
+// worker is put to work, whatever their number: on a busy machine one
+// worker gets too small a share of a core to keep up alone.
+const lagAfter = 5 * time.Millisecond
+
 // schedule puts subscribers that got work on the run queue and wakes or
 // starts workers for them.
 func (p *pool) schedule(ds ...*DownTrack) {
 	p.mu.Lock()
 	p.ready = append(p.ready, ds...)
+	now := p.now()
+	for range ds {
+		p.readyAt = append(p.readyAt, now)
+	}
 	wake := p.dispatch()
 	p.mu.Unlock()
 	for _, w := range wake {
@@ -110,6 +120,9 @@ func (p *pool) dispatch() []*worker {
 	}
 	active := len(p.all) - len(p.idle) - stuck
 	wanted := (queued + wakePer - 1) / wakePer
+	if time.Duration(now-p.readyAt[p.head]) > lagAfter {
+		wanted = max(wanted, p.base)
+	}
 	var wake []*worker
 	for active < wanted && len(p.idle) > 0 {
 		wake = append(wake, p.idle[len(p.idle)-1])
@@ -184,8 +197,15 @@ func (p *pool) next(w *worker, idle *time.Timer) (*DownTrack, bool) {
 	d := p.ready[p.head]
 	p.ready[p.head] = nil
 	p.head++
-	if p.head == len(p.ready) {
-		p.ready, p.head = p.ready[:0], 0
+	switch {
+	case p.head == len(p.ready):
+		p.ready, p.readyAt, p.head = p.ready[:0], p.readyAt[:0], 0
+	case p.head >= 1024 && 2*p.head >= len(p.ready):
+		// Never empty under load: move the queue down rather than grow.
+		n := copy(p.ready, p.ready[p.head:])
+		copy(p.readyAt, p.readyAt[p.head:])
+		clear(p.ready[n:])
+		p.ready, p.readyAt, p.head = p.ready[:n], p.readyAt[:n], 0
 	}
 	w.since.Store(p.now())
 	p.mu.Unlock()
