@@ -112,8 +112,8 @@ var targets = []struct {
 }{
 	{"CreateParticipantToken", 2000, 25, "minimum"},
 	{"GetStage", 10000, 25, "minimum"},
-	{"CreateParticipantToken", 5000, 10, "BENCHMARKS.md aim"},
-	{"GetStage", 20000, 10, "BENCHMARKS.md aim"},
+	{"CreateParticipantToken", 5000, 10, "TARGETS.md aim"},
+	{"GetStage", 20000, 10, "TARGETS.md aim"},
 }
 
 func formatReport(cfg config, args []string, runs []run) string {

@@ -138,7 +138,7 @@ func (r *report) write() (string, []chartFile, error) {
 		b.WriteString("the machine was otherwise quiet.\n\n")
 	}
 
-	b.WriteString("## Targets\n\nThe aims of BENCHMARKS.md (the project's reference figures and targets) and how this run did; details in each section.\n\n")
+	b.WriteString("## Targets\n\nThe aims of bench/TARGETS.md (the project's targets) and how this run did; details in each section.\n\n")
 	b.WriteString("| target | this run | |\n|---|---|---|\n")
 	for _, v := range r.verdicts {
 		fmt.Fprintf(&b, "| %s | %s | %s |\n", v.target, v.result, v.status)
@@ -571,8 +571,8 @@ func (r *report) meetingSection() string {
 		res += fmt.Sprintf(" (relay %.1f µs)", relayCost)
 		fmt.Fprintf(&b, "- Baseline: the plain UDP relay of section 2 spent %.1f µs of CPU per packet (median over its points); the SFU spent %.1f µs per packet delivered in the largest meeting.\n", relayCost, last.SFU.CPUMicrosPerPacket)
 	}
-	b.WriteString("- BENCHMARKS.md sets no target for a meeting; its CPU per packet can be held against the fan-out's 10 µs aim, and its joins against the join aim of section 4.\n\n")
-	r.verdicts = append(r.verdicts, verdict{fmt.Sprintf("meeting of %d publishers (no target in BENCHMARKS.md)", np), res, noGoal})
+	b.WriteString("- TARGETS.md sets no target for a meeting; its CPU per packet can be held against the fan-out's 10 µs aim, and its joins against the join aim of section 4.\n\n")
+	r.verdicts = append(r.verdicts, verdict{fmt.Sprintf("meeting of %d publishers (no target in TARGETS.md)", np), res, noGoal})
 	return b.String()
 }
 
@@ -649,7 +649,7 @@ func (r *report) eventsSection() string {
 	var d eventsData
 	if ok, note := r.decode("events", &d); !ok || len(d.Runs) == 0 {
 		b.WriteString(note)
-		r.verdicts = append(r.verdicts, verdict{"event delivery (no target in BENCHMARKS.md)", "not measured", "—"})
+		r.verdicts = append(r.verdicts, verdict{"event delivery (no target in TARGETS.md)", "not measured", "—"})
 		return b.String()
 	}
 	run := d.Runs[0]
@@ -708,8 +708,8 @@ func (r *report) eventsSection() string {
 	if p := run.Participants; p != nil {
 		res = append(res, fmt.Sprintf("disconnect → Left p50 %.1f ms", quantile(p.DisconnectMs, 0.5)))
 	}
-	r.verdicts = append(r.verdicts, verdict{fmt.Sprintf("event delivery at %d events/s (no target in BENCHMARKS.md)", d.Rate), strings.Join(res, "; "), noGoal})
-	b.WriteString("BENCHMARKS.md sets no target for events. The saturated relay (as many UpdateStage calls as the clients can make, and the outage recovery) is measured by `go run ./bench/eventbench`: see events.md.\n\n")
+	r.verdicts = append(r.verdicts, verdict{fmt.Sprintf("event delivery at %d events/s (no target in TARGETS.md)", d.Rate), strings.Join(res, "; "), noGoal})
+	b.WriteString("TARGETS.md sets no target for events. The saturated relay (as many UpdateStage calls as the clients can make, and the outage recovery) is measured by `go run ./bench/eventbench`: see events.md.\n\n")
 	return b.String()
 }
 
@@ -778,8 +778,8 @@ func (r *report) memorySection() string {
 				(last.RSSEndMB-last.RSSIdleMB)/float64(last.Subscribers+meet.Publishers), last.RSSIdleMB)
 		}
 	}
-	b.WriteString("- BENCHMARKS.md sets no memory target.\n\n")
-	r.verdicts = append(r.verdicts, verdict{"memory per participant (no target in BENCHMARKS.md)", res, noGoal})
+	b.WriteString("- TARGETS.md sets no memory target.\n\n")
+	r.verdicts = append(r.verdicts, verdict{"memory per participant (no target in TARGETS.md)", res, noGoal})
 	return b.String()
 }
 
