@@ -16,8 +16,9 @@ import (
 // come no later than before it slowed (within 50 ms more, measured against
 // their own latency in the same run, so that a busy machine does not fail
 // the test; when the clients cannot keep up even before, latency is not
-// judged); once it reads at full speed again it gets whole keyframes
-// again. The test is not parallel: fifty peer connections are load enough.
+// judged, nor under the race detector); once it reads at full speed again
+// it gets whole keyframes again. The test is not parallel: fifty peer
+// connections are load enough.
 func TestSlowSubscriber(t *testing.T) {
 	if testing.Short() {
 		t.Skip("fifty peer connections")
@@ -71,6 +72,11 @@ func TestSlowSubscriber(t *testing.T) {
 	t.Logf("latency of the 49 p50/p95/max: before %v/%v/%v, while one was slow %v/%v/%v",
 		base[len(base)/2], p95(base), base[len(base)-1], during[len(during)/2], p95(during), during[len(during)-1])
 	switch {
+	case raceEnabled:
+		// Fifty race-instrumented peer connections on two cores: the
+		// latency is the clients' own queueing, and it moves with
+		// whatever else the machine runs. Judged without -race.
+		t.Log("latency not judged under the race detector")
 	case p95(base) > 100*time.Millisecond:
 		// The clients themselves cannot keep up (fifty race-instrumented
 		// peer connections on two cores): their own queues, not the
