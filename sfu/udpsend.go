@@ -49,7 +49,6 @@ type batchWriter interface {
 }
 
 type batchSender struct {
-	conn  *net.UDPConn
 	bw    batchWriter
 	holds *atomic.Int32 // the group's: while positive, datagrams may wait for more
 
@@ -70,7 +69,7 @@ type batchSender struct {
 	addrs  []net.UDPAddr
 	ips    [][16]byte
 
-	sent, batches, dropped atomic.Uint64
+	dropped atomic.Uint64 // datagrams dropped: for the metrics to come
 }
 
 type outgoing struct {
@@ -79,7 +78,7 @@ type outgoing struct {
 }
 
 func newBatchSender(c *net.UDPConn, holds *atomic.Int32) *batchSender {
-	s := &batchSender{conn: c, holds: holds, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	s := &batchSender{holds: holds, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	s.linger = time.AfterFunc(time.Hour, s.flush)
 	s.linger.Stop()
 	if a, ok := c.LocalAddr().(*net.UDPAddr); ok && a.IP.To4() == nil {
@@ -214,9 +213,6 @@ func (s *batchSender) sendQueued() {
 			_ = err
 			sent = 1
 			s.dropped.Add(1)
-		} else {
-			s.sent.Add(uint64(sent))
-			s.batches.Add(1)
 		}
 		off += sent
 	}

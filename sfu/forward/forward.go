@@ -111,12 +111,6 @@ func WithKeyframeInterval(d time.Duration) Option {
 	return func(s *Source) { s.keyframeInterval = d }
 }
 
-// WithQueue sets how many packets each subscriber may be behind before it
-// drops them; DefaultVideoQueue or DefaultAudioQueue by default.
-func WithQueue(n int) Option {
-	return func(s *Source) { s.queueLen = n }
-}
-
 // Batcher is the transport under the subscribers' connections, told when
 // a worker starts writing to them and when it has nothing more to write
 // for now, so that what it writes in between can leave together (one
@@ -144,11 +138,9 @@ func NewSource(kind webrtc.RTPCodecType, trackID, streamID string, opts ...Optio
 	if s.keyframeInterval <= 0 {
 		s.keyframeInterval = DefaultKeyframeInterval
 	}
-	if s.queueLen <= 0 {
-		s.queueLen = DefaultAudioQueue
-		if kind == webrtc.RTPCodecTypeVideo {
-			s.queueLen = DefaultVideoQueue
-		}
+	s.queueLen = DefaultAudioQueue
+	if kind == webrtc.RTPCodecTypeVideo {
+		s.queueLen = DefaultVideoQueue
 	}
 	return s
 }
