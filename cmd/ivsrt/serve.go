@@ -73,7 +73,17 @@ type Config struct {
 	ClusterLeaseTTL  time.Duration
 	ClusterHeartbeat time.Duration
 	ClusterDeadAfter time.Duration
+
+	// MetricsListen, when set, serves /metrics on its own address instead
+	// of the API's. DrainTimeout is how long a draining server (SIGTERM)
+	// lets live sessions go on before it disconnects them.
+	MetricsListen string
+	DrainTimeout  time.Duration
 }
+
+// DefaultDrainTimeout is how long a draining server waits for its live
+// sessions by default: the 30 s Kubernetes gives a pod, less a margin.
+const DefaultDrainTimeout = 25 * time.Second
 
 // defaultRTCPort is the default media port, UDP and TCP.
 const defaultRTCPort = 7881
@@ -121,6 +131,8 @@ func NewMain() *Main {
 			ClusterLeaseTTL:  cluster.DefaultLeaseTTL,
 			ClusterHeartbeat: cluster.DefaultHeartbeatInterval,
 			ClusterDeadAfter: cluster.DefaultDeadAfter,
+
+			DrainTimeout: DefaultDrainTimeout,
 		},
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, nil)),
 	}
@@ -153,10 +165,11 @@ func (m *Main) ParseFlags(args []string) error {
 	env("IVSRT_CLUSTER_NATS", &c.ClusterNATS)
 	env("IVSRT_NODE_URL", &c.NodeURL)
 	env("IVSRT_NODE_ID", &c.NodeID)
+	env("IVSRT_METRICS_LISTEN", &c.MetricsListen)
 	if v, ok := os.LookupEnv("IVSRT_WEBHOOK_URL"); ok {
 		c.WebhookURLs = publicIPs(v) // a comma-separated list, as the IPs
 	}
-	for name, dst := range map[string]*time.Duration{"IVSRT_EVENT_RETRY_FOR": &c.EventRetryFor, "IVSRT_EVENT_RETENTION": &c.EventRetention} {
+	for name, dst := range map[string]*time.Duration{"IVSRT_EVENT_RETRY_FOR": &c.EventRetryFor, "IVSRT_EVENT_RETENTION": &c.EventRetention, "IVSRT_DRAIN_TIMEOUT": &c.DrainTimeout} {
 		if v, ok := os.LookupEnv(name); ok {
 			d, err := time.ParseDuration(v)
 			if err != nil {
@@ -229,6 +242,8 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.DurationVar(&c.ClusterLeaseTTL, "cluster-lease", c.ClusterLeaseTTL, "how long a stage stays placed on a node that stops renewing it")
 	fs.DurationVar(&c.ClusterHeartbeat, "cluster-heartbeat", c.ClusterHeartbeat, "how often a node reports its load and renews its stages")
 	fs.DurationVar(&c.ClusterDeadAfter, "cluster-dead-after", c.ClusterDeadAfter, "silence after which a node counts as dead and its stages are cleaned up")
+	fs.StringVar(&c.MetricsListen, "metrics-listen", c.MetricsListen, "serve /metrics on this address instead of the API's (IVSRT_METRICS_LISTEN)")
+	fs.DurationVar(&c.DrainTimeout, "drain-timeout", c.DrainTimeout, "on SIGTERM, how long live sessions may go on before they are disconnected (IVSRT_DRAIN_TIMEOUT)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -283,6 +298,9 @@ func (m *Main) validate() error {
 	}
 	if c.EventRetryFor <= 0 {
 		return fmt.Errorf("--event-retry-for %v: want a positive duration", c.EventRetryFor)
+	}
+	if c.DrainTimeout < 0 {
+		return fmt.Errorf("--drain-timeout %v: want 0 (stop at once) or a positive duration", c.DrainTimeout)
 	}
 	if c.EventRetention < 0 {
 		return fmt.Errorf("--event-retention %v: want 0 (for ever) or a positive duration", c.EventRetention)
