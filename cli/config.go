@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -84,13 +86,30 @@ func loadConfig(g *globals, env func(string) string) (*resolved, error) {
 			return r, nil
 		}
 	}
-	if !explicit {
-		if c, ok := serverCredentials(env); ok {
-			r.credentials = c
-			return r, nil
-		}
+	if explicit {
+		return nil, &configError{noCredentials + "\n" + fmt.Sprintf("The profile %s has neither aws_access_key_id and aws_secret_access_key "+
+			"nor credential_process; with --profile, ivsrt reads neither AWS_ACCESS_KEY_ID nor the credentials.json of an ivsrt server.", profile)}
 	}
-	return nil, &configError{"Unable to locate credentials. You can configure credentials by running \"aws configure\"."}
+	c, why := serverCredentials(env)
+	if c == nil {
+		return nil, &configError{noCredentials + "\n" + serverCredentialsHelp(why)}
+	}
+	r.credentials = c
+	return r, nil
+}
+
+// noCredentials is the aws CLI's message when it finds no credentials.
+const noCredentials = "Unable to locate credentials. You can configure credentials by running \"aws configure\"."
+
+// serverCredentialsHelp says where the keys of an ivsrt server come from,
+// after why its credentials.json could not be used.
+func serverCredentialsHelp(why string) string {
+	return "For an ivsrt server: ivsrt also reads the keys `ivsrt serve` generated at first start from credentials.json\n" +
+		"in the server's data folder ($IVSRT_DATA, else ./ivsrt-data), but " + why + ".\n" +
+		"- Run ivsrt in the folder the server was started in, or set IVSRT_DATA to the server's data folder (its --data).\n" +
+		"- A server started with --access-key-id and --secret-access-key (IVSRT_ACCESS_KEY_ID, IVSRT_SECRET_ACCESS_KEY),\n" +
+		"  or a node of a cluster, writes no credentials.json: export its keys as AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.\n" +
+		"- A server started with --dev accepts any keys."
 }
 
 // sharedFile is the path of one of the aws CLI's shared files.
@@ -151,23 +170,30 @@ func readINI(path, section string) (map[string]string, bool) {
 
 // serverCredentials reads the keys a local `ivsrt serve` generated in its
 // data folder, so that the CLI works on the same machine out of the box.
-func serverCredentials(env func(string) string) (aws.CredentialsProvider, bool) {
+// Without them it says why not.
+func serverCredentials(env func(string) string) (c aws.CredentialsProvider, why string) {
 	dir := env("IVSRT_DATA")
 	if dir == "" {
 		dir = "./ivsrt-data"
 	}
-	data, err := os.ReadFile(filepath.Join(dir, "credentials.json"))
-	if err != nil {
-		return nil, false
+	path := filepath.Join(dir, "credentials.json")
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs // for the message
 	}
-	var c struct {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, "there is no " + path
+	} else if err != nil {
+		return nil, fmt.Sprintf("%s could not be read (%v)", path, err)
+	}
+	var keys struct {
 		AccessKeyID     string `json:"accessKeyId"`
 		SecretAccessKey string `json:"secretAccessKey"`
 	}
-	if json.Unmarshal(data, &c) != nil || c.AccessKeyID == "" || c.SecretAccessKey == "" {
-		return nil, false
+	if json.Unmarshal(data, &keys) != nil || keys.AccessKeyID == "" || keys.SecretAccessKey == "" {
+		return nil, path + ` is not {"accessKeyId": ..., "secretAccessKey": ...}`
 	}
-	return credentials.NewStaticCredentialsProvider(c.AccessKeyID, c.SecretAccessKey, ""), true
+	return credentials.NewStaticCredentialsProvider(keys.AccessKeyID, keys.SecretAccessKey, ""), ""
 }
 
 // ensure the credentials can be retrieved before a call, so that a broken
