@@ -36,6 +36,7 @@ type DownTrack struct {
 	replayEnd int64  // the last packet of the replayed group, 0 if none
 	newestGen uint64 // the newest upstream generation forwarded
 	hdr       rtp.Header
+	counted   turnCounts
 }
 
 // binding is what the subscriber's peer connection negotiated for the
@@ -50,7 +51,7 @@ type binding struct {
 var _ webrtc.TrackLocal = (*DownTrack)(nil)
 
 func newDownTrack(s *Source) *DownTrack {
-	return &DownTrack{src: s, q: newQueue(s.queueLen)}
+	return &DownTrack{src: s, q: newQueue(s.queueLen, &s.counters.droppedQueueFull)}
 }
 
 // ID implements webrtc.TrackLocal: the track id the subscriber sees.
@@ -179,11 +180,17 @@ func (d *DownTrack) readRTCP(r interceptor.RTCPReader, ssrc uint32) {
 		for _, p := range pkts {
 			switch p := p.(type) {
 			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+				d.src.counters.keyframeRequestsIn.Add(1)
 				d.src.RequestKeyframe()
 			case *rtcp.TransportLayerNack:
 				if p.MediaSSRC == ssrc && d.started.Load() {
+					d.src.counters.nacks.Add(1)
 					d.push(item{kind: itemNACK, nack: p})
 				}
+			case *rtcp.ReceiverReport:
+				d.observeReports(p.Reports, ssrc)
+			case *rtcp.SenderReport:
+				d.observeReports(p.Reports, ssrc)
 			}
 		}
 	}
@@ -221,6 +228,7 @@ func (d *DownTrack) drain() bool {
 	}
 	clear(items)
 	d.spare = items
+	d.src.counters.add(&d.counted)
 	return d.q.finish()
 }
 
@@ -279,6 +287,7 @@ func (d *DownTrack) forward(p *rtp.Packet, u *Upstream, now time.Time) {
 	}
 	if !d.m.follows(u.gen, p.SSRC) {
 		if d.src.kind == webrtc.RTPCodecTypeVideo && !KeyframeStart(u.codec.MimeType, p.Payload) {
+			d.counted.noKeyframe++
 			d.src.requestKeyframe(u)
 			return
 		}
@@ -322,6 +331,10 @@ func (d *DownTrack) send(b *binding, p *rtp.Packet, seq uint16, ts uint32) (int,
 	}
 	n, err := b.writer.WriteRTP(h, p.Payload)
 	*h = rtp.Header{}
+	if n > 0 {
+		d.counted.packets++
+		d.counted.bytes += uint64(n)
+	}
 	return n, err
 }
 
@@ -341,7 +354,9 @@ func (d *DownTrack) retransmit(nack *rtcp.TransportLayerNack) {
 				return true
 			}
 			if p := d.src.cache.get(d.m.gen, d.m.ssrc, uint16(ext)); p != nil {
-				_, _ = d.send(b, p, seq, p.Timestamp+d.m.tsOff)
+				if n, _ := d.send(b, p, seq, p.Timestamp+d.m.tsOff); n > 0 {
+					d.counted.retransmitted++
+				}
 			}
 			return true
 		})
@@ -426,4 +441,27 @@ func (m *munger) rewrite(h *rtp.Header, now time.Time) (uint16, uint32, bool) {
 	}
 	m.started = true
 	return m.outSeq(ext), ts, true
+}
+
+// observeReports tells the counters' observer what the subscriber's
+// report blocks about this track say.
+func (d *DownTrack) observeReports(reports []rtcp.ReceptionReport, ssrc uint32) {
+	o := d.src.counters.reception
+	if o == nil {
+		return
+	}
+	now := time.Now()
+	for _, r := range reports {
+		if r.SSRC != ssrc {
+			continue
+		}
+		rec := Reception{
+			FractionLost: float64(r.FractionLost) / 256,
+			RTT:          roundTrip(now, r.LastSenderReport, r.Delay),
+		}
+		if u := d.src.up.Load(); u != nil && u.codec.ClockRate > 0 {
+			rec.Jitter = time.Duration(uint64(r.Jitter) * uint64(time.Second) / uint64(u.codec.ClockRate))
+		}
+		o.ObserveReception(d.src.kind, rec)
+	}
 }

@@ -86,6 +86,7 @@ type Source struct {
 	keyframeInterval time.Duration
 	queueLen         int
 	batcher          Batcher
+	counters         *Counters
 
 	mu     sync.Mutex // serializes changes of up, downs and closed
 	gen    uint64
@@ -138,6 +139,9 @@ func NewSource(kind webrtc.RTPCodecType, trackID, streamID string, opts ...Optio
 	if s.keyframeInterval <= 0 {
 		s.keyframeInterval = DefaultKeyframeInterval
 	}
+	if s.counters == nil {
+		s.counters = &Counters{}
+	}
 	s.queueLen = DefaultAudioQueue
 	if kind == webrtc.RTPCodecTypeVideo {
 		s.queueLen = DefaultVideoQueue
@@ -189,6 +193,8 @@ func (u *Upstream) WriteRTP(p *rtp.Packet) error {
 	if s.up.Load() != u {
 		return ErrDetached
 	}
+	s.counters.packetsIn.Add(1)
+	s.counters.bytesIn.Add(uint64(p.MarshalSize()))
 	now := time.Now()
 	if s.kind == webrtc.RTPCodecTypeVideo {
 		s.cache.put(u.gen, p, KeyframeStart(u.codec.MimeType, p.Payload), now)
@@ -243,6 +249,7 @@ func (s *Source) requestKeyframe(u *Upstream) {
 	wait := s.keyframeInterval - time.Since(s.kfLast)
 	if wait <= 0 {
 		s.kfLast = time.Now()
+		s.counters.keyframeRequestsOut.Add(1)
 		go u.requestKeyframe()
 		return
 	}

@@ -2,6 +2,7 @@ package forward
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/rtcp"
@@ -40,12 +41,13 @@ type queue struct {
 	limit     int
 	dropped   bool // an item was dropped since the last one queued
 	closed    bool
-	scheduled bool   // on the run queue or being handled
-	drops     uint64 // items dropped for want of room, ever
+	scheduled bool           // on the run queue or being handled
+	drops     uint64         // items dropped for want of room, ever
+	full      *atomic.Uint64 // the server's count of such drops
 }
 
-func newQueue(limit int) *queue {
-	return &queue{limit: limit}
+func newQueue(limit int, full *atomic.Uint64) *queue {
+	return &queue{limit: limit, full: full}
 }
 
 // push queues it. taken is false if the queue is full or closed (barriers
@@ -59,6 +61,7 @@ func (q *queue) push(it item) (taken, schedule bool) {
 	}
 	if len(q.items) >= q.limit && (it.kind == itemPacket || it.kind == itemNACK) {
 		q.drops++
+		q.full.Add(1)
 		if it.kind == itemPacket {
 			q.dropped = true
 		}
