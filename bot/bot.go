@@ -64,6 +64,7 @@ type Bot struct {
 	whepBase string
 
 	sentVideoFrames, sentVideoBytes, sentAudioPackets, sentAudioBytes atomic.Int64
+	sentSince                                                         atomic.Int64 // Unix nanoseconds of the first media sent; 0 before
 }
 
 // claims are what a bot reads from its token (without verifying it: the
@@ -370,6 +371,7 @@ func (b *Bot) sendVideo(ctx context.Context, track *webrtc.TrackLocalStaticSampl
 		if err := track.WriteSample(media.Sample{Data: frame, Duration: interval}); err != nil {
 			return
 		}
+		b.markSent()
 		b.sentVideoFrames.Add(1)
 		b.sentVideoBytes.Add(int64(len(frame)))
 		select {
@@ -377,6 +379,13 @@ func (b *Bot) sendVideo(ctx context.Context, track *webrtc.TrackLocalStaticSampl
 			return
 		case <-tick.C:
 		}
+	}
+}
+
+// markSent notes when the first media was sent, before it is counted.
+func (b *Bot) markSent() {
+	if b.sentSince.Load() == 0 {
+		b.sentSince.CompareAndSwap(0, time.Now().UnixNano())
 	}
 }
 
@@ -393,6 +402,7 @@ func (b *Bot) sendAudio(ctx context.Context, track *webrtc.TrackLocalStaticSampl
 		if err := track.WriteSample(media.Sample{Data: p, Duration: 20 * time.Millisecond}); err != nil {
 			return
 		}
+		b.markSent()
 		b.sentAudioPackets.Add(1)
 		b.sentAudioBytes.Add(int64(len(p)))
 		select {

@@ -30,6 +30,8 @@ type Stats struct {
 	Error         string `json:"error,omitempty"`
 	// Seconds since the bot started.
 	Elapsed float64 `json:"elapsedSeconds"`
+	// When the counters were read.
+	At time.Time `json:"-"`
 
 	Sent     Sent          `json:"sent"`
 	Received []RemoteStats `json:"received"`
@@ -41,6 +43,8 @@ type Sent struct {
 	VideoBytes   int64 `json:"videoBytes"`
 	AudioPackets int64 `json:"audioPackets"`
 	AudioBytes   int64 `json:"audioBytes"`
+	// When the first frame or packet was sent; zero before.
+	Since time.Time `json:"since,omitzero"`
 }
 
 // RemoteStats is what a bot has received from one publisher. Bytes are
@@ -57,6 +61,8 @@ type RemoteStats struct {
 	Keyframes     int64  `json:"keyframes"`
 	AudioPackets  int64  `json:"audioPackets"`
 	AudioBytes    int64  `json:"audioBytes"`
+	// When the first packet arrived; zero before.
+	Since time.Time `json:"since,omitzero"`
 	// Average bitrates (bits per second) and frame rate since the first
 	// packet.
 	VideoBitrate float64 `json:"videoBitrate"`
@@ -121,7 +127,7 @@ func (c *remoteCounters) snapshot() RemoteStats {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s := c.s
-	s.ParticipantID, s.UserID = c.participantID, c.userID
+	s.ParticipantID, s.UserID, s.Since = c.participantID, c.userID, c.first
 	if d := c.last.Sub(c.first).Seconds(); d > 0 {
 		s.AudioBitrate = float64(s.AudioBytes*8) / d
 	}
@@ -144,14 +150,77 @@ func (b *Bot) Stats() Stats {
 		remotes = append(remotes, sub.stats)
 	}
 	b.mu.Unlock()
+	// The counters are read after the time media started, which is set
+	// before anything is counted: counts are never older than their start.
+	since := b.sentSince.Load()
 	s.Sent = Sent{VideoFrames: b.sentVideoFrames.Load(), VideoBytes: b.sentVideoBytes.Load(),
 		AudioPackets: b.sentAudioPackets.Load(), AudioBytes: b.sentAudioBytes.Load()}
+	if since != 0 {
+		s.Sent.Since = time.Unix(0, since)
+	}
 	s.Received = []RemoteStats{}
 	for _, r := range remotes {
 		s.Received = append(s.Received, r.snapshot())
 	}
 	sortRemotes(s.Received)
+	s.At = time.Now()
 	return s
+}
+
+// Rates are what a bot sends and receives per second.
+type Rates struct {
+	SentBits       float64 // payload bits sent, video and audio
+	ReceivedBits   float64 // payload bits received from every publisher, video and audio
+	ReceivedFrames float64 // video frames received from every publisher
+}
+
+// minRateWindow is the shortest time a rate is measured over: a count
+// that started just before a reading is spread over this much rather than
+// over the instant since its first packet.
+const minRateWindow = 200 * time.Millisecond
+
+// RatesSince returns the rates from prev, an earlier reading of the same
+// bot, to s. A count that prev does not cover, because there is no prev
+// (the first report) or because its media started after prev was read (a
+// publisher subscribed to since), is measured from when its media started,
+// so that a first report shows what flows rather than nothing. A count
+// whose media has not started is 0.
+func (s Stats) RatesSince(prev *Stats) Rates {
+	var (
+		r       Rates
+		prevAt  time.Time
+		prevOut Sent
+		prevIn  = map[string]RemoteStats{}
+	)
+	if prev != nil {
+		prevAt, prevOut = prev.At, prev.Sent
+		for _, rs := range prev.Received {
+			prevIn[rs.ParticipantID] = rs
+		}
+	}
+	r.SentBits = 8 * rate(s.Sent.Since, prevAt, s.At, prevOut.VideoBytes+prevOut.AudioBytes, s.Sent.VideoBytes+s.Sent.AudioBytes)
+	for _, rs := range s.Received {
+		before := prevIn[rs.ParticipantID]
+		r.ReceivedBits += 8 * rate(rs.Since, prevAt, s.At, before.VideoBytes+before.AudioBytes, rs.VideoBytes+rs.AudioBytes)
+		r.ReceivedFrames += rate(rs.Since, prevAt, s.At, before.VideoFrames, rs.VideoFrames)
+	}
+	return r
+}
+
+// rate is the growth per second of a count that started at since and was
+// n0 at prevAt and n at at. A count that started after prevAt (or with no
+// prevAt) is measured from its start, over at least minRateWindow.
+func rate(since, prevAt, at time.Time, n0, n int64) float64 {
+	if since.IsZero() {
+		return 0
+	}
+	if prevAt.After(since) {
+		if d := at.Sub(prevAt); d > 0 && n >= n0 {
+			return float64(n-n0) / d.Seconds()
+		}
+		return 0
+	}
+	return float64(n) / max(at.Sub(since), minRateWindow).Seconds()
 }
 
 func sortRemotes(r []RemoteStats) {

@@ -239,27 +239,18 @@ type reporter struct {
 	live    bool
 	publish bool
 	prev    []bot.Stats
-	prevAt  time.Time
 	lines   int
 }
 
 func (r *reporter) report(stats []bot.Stats, final bool) {
-	now := time.Now()
 	if r.json {
 		line, _ := json.Marshal(struct {
 			Time  string      `json:"time"`
 			Final bool        `json:"final"`
 			Bots  []bot.Stats `json:"bots"`
-		}{now.UTC().Format(time.RFC3339Nano), final, stats})
+		}{time.Now().UTC().Format(time.RFC3339Nano), final, stats})
 		fmt.Fprintf(r.out, "%s\n", line)
 		return
-	}
-	dt := now.Sub(r.prevAt).Seconds()
-	rate := func(i int, f func(bot.Stats) int64) float64 {
-		if r.prev == nil || i >= len(r.prev) || dt <= 0 {
-			return 0
-		}
-		return float64(f(stats[i])-f(r.prev[i])) / dt
 	}
 	var b strings.Builder
 	if r.live && r.lines > 0 {
@@ -278,9 +269,13 @@ func (r *reporter) report(stats []bot.Stats, final bool) {
 		case s.State == bot.StateJoined:
 			joined++
 		}
-		sent := 8 * (rate(i, func(s bot.Stats) int64 { return s.Sent.VideoBytes }) + rate(i, func(s bot.Stats) int64 { return s.Sent.AudioBytes }))
-		recv := 8 * rate(i, func(s bot.Stats) int64 { return totalRecv(s, true) })
-		frames := rate(i, func(s bot.Stats) int64 { return totalRecv(s, false) })
+		// The first report covers the time since each bot's media started.
+		var prev *bot.Stats
+		if i < len(r.prev) {
+			prev = &r.prev[i]
+		}
+		rates := s.RatesSince(prev)
+		sent, recv, frames := rates.SentBits, rates.ReceivedBits, rates.ReceivedFrames
 		sentBits += sent
 		recvBits += recv
 		recvFrames += frames
@@ -320,20 +315,7 @@ func (r *reporter) report(stats []bot.Stats, final bool) {
 	if final {
 		r.lines = 0
 	}
-	r.prev, r.prevAt = stats, now
-}
-
-// totalRecv is what a bot received from everyone: bytes, or video frames.
-func totalRecv(s bot.Stats, bytes bool) int64 {
-	var n int64
-	for _, r := range s.Received {
-		if bytes {
-			n += r.VideoBytes + r.AudioBytes
-		} else {
-			n += r.VideoFrames
-		}
-	}
-	return n
+	r.prev = stats
 }
 
 func formatBits(bps float64) string {
