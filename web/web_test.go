@@ -4,11 +4,15 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -17,6 +21,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/chromedp/chromedp"
+	"github.com/coder/websocket"
 
 	"github.com/ivsrt/ivsrt/api"
 	"github.com/ivsrt/ivsrt/web"
@@ -436,5 +442,200 @@ func TestBrowserConsoleDeliveryHelpers(t *testing.T) {
 	}
 	if v := tab.CSPViolations(); len(v) > 0 {
 		t.Errorf("Content Security Policy violations: %v", v)
+	}
+}
+
+// fakeStage is the media plane's side of the join page, as much as the
+// page needs to show a participant and the end of it: the events
+// WebSocket and a WHIP endpoint that refuses.
+type fakeStage struct {
+	t    *testing.T
+	kick chan struct{} // ends the participant "alice" as DisconnectParticipant does
+}
+
+func (f *fakeStage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/whip" {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusForbidden)
+		io.WriteString(w, `{"code": "INSUFFICIENT_CAPABILITIES", "message": "not in this test"}`)
+		return
+	}
+	claims, err := tokenClaims(r.URL.Query().Get("access_token"))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusUnauthorized)
+		return
+	}
+	c, err := websocket.Accept(w, r, nil)
+	if err != nil {
+		f.t.Errorf("accept the events WebSocket: %v", err)
+		return
+	}
+	ctx := r.Context()
+	go func() { // pings are read and dropped
+		for {
+			if _, _, err := c.Read(ctx); err != nil {
+				return
+			}
+		}
+	}()
+	send := func(v any) {
+		b, _ := json.Marshal(v)
+		c.Write(ctx, websocket.MessageText, b)
+	}
+	id, _ := claims["jti"].(string)
+	if claims["user_id"] != "alice" {
+		send(map[string]string{"type": "error", "code": "TOKEN_EXPIRED", "message": "token expired"})
+		c.Close(4401, "token expired")
+		return
+	}
+	base := "http://" + r.Host
+	send(map[string]any{"type": "joined", "participantId": id, "stageArn": claims["resource"], "sessionId": "st-AbCdEfGhIjKlM",
+		"userId": "alice", "whipUrl": base + "/whip", "whepUrl": base + "/whep/", "pingIntervalMs": 5000})
+	send(map[string]any{"type": "state", "version": 1, "sessionId": "st-AbCdEfGhIjKlM", "participants": []map[string]any{
+		{"participantId": id, "userId": "alice", "protocol": "UNKNOWN", "joinedAt": "2026-12-07T10:00:00Z", "publishing": false}}})
+	select {
+	case <-f.kick:
+		send(map[string]string{"type": "disconnected", "code": "DISCONNECTED", "message": "the meeting is over"})
+		c.Close(4403, "the meeting is over")
+	case <-ctx.Done():
+	}
+}
+
+// TestBrowserJoinPage shows a camera on the join page: in a tile shaped
+// like its video, uncropped, with the name below the picture. Then the
+// participant is disconnected, and the page offers to join with a new
+// token; that one has expired, and the page offers it again.
+func TestBrowserJoinPage(t *testing.T) {
+	b := webtest.NewBrowser(t)
+	stage := &fakeStage{t: t, kick: make(chan struct{})}
+	pages := newHandler(t, web.Config{Region: "us-east-1"})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/events" || r.URL.Path == "/whip" {
+			stage.ServeHTTP(w, r)
+			return
+		}
+		pages.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	token := func(id, user string) string {
+		host := strings.TrimPrefix(srv.URL, "http://")
+		return unsignedToken(map[string]any{"jti": id, "user_id": user, "topic": "abcdABCD1234",
+			"resource":   "arn:aws:ivs:us-east-1:123456789012:stage/abcdABCD1234",
+			"events_url": "ws://" + host + "/events", "whip_url": "http://" + host + "/whip",
+			"capabilities": map[string]bool{"allow_publish": true, "allow_subscribe": true},
+			"exp":          time.Now().Add(time.Hour).Unix()})
+	}
+
+	tab := b.NewTab("join")
+	tab.Navigate(srv.URL + "/join?token=" + url.QueryEscape(token("Ab3dE5gH7jK9", "alice")))
+	tile := `document.querySelector(".tile[data-local]")`
+	tab.WaitFor("the camera in alice's tile", `(() => { const v = `+tile+`?.querySelector("video");
+		return !!v && v.videoWidth > 0 && `+tile+`.classList.contains("has-video"); })()`, 15*time.Second)
+	type layout struct {
+		VideoWidth  float64 `json:"videoWidth"`
+		VideoHeight float64 `json:"videoHeight"`
+		ObjectFit   string  `json:"objectFit"`
+		Frame       rect    `json:"frame"`
+		Video       rect    `json:"video"`
+		Name        rect    `json:"name"`
+		NameText    string  `json:"nameText"`
+	}
+	l := webtest.Eval[layout](tab, `(async () => {
+		await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
+		const tile = `+tile+`, video = tile.querySelector("video");
+		const box = (e) => { const r = e.getBoundingClientRect(); return { top: r.top, bottom: r.bottom, width: r.width, height: r.height }; };
+		return { videoWidth: video.videoWidth, videoHeight: video.videoHeight, objectFit: getComputedStyle(video).objectFit,
+			frame: box(tile.querySelector(".frame")), video: box(video), name: box(tile.querySelector(".name")),
+			nameText: tile.querySelector(".name").textContent };
+	})()`)
+	t.Logf("camera %vx%v, frame %.0fx%.0f", l.VideoWidth, l.VideoHeight, l.Frame.Width, l.Frame.Height)
+	if l.ObjectFit != "contain" {
+		t.Errorf("video object-fit got %q, want contain: the whole picture", l.ObjectFit)
+	}
+	if want, got := l.VideoWidth/l.VideoHeight, l.Frame.Width/l.Frame.Height; math.Abs(got-want) > 0.01*want {
+		t.Errorf("frame is %.0fx%.0f (%.3f), want the video's shape, %vx%v (%.3f)", l.Frame.Width, l.Frame.Height, got,
+			l.VideoWidth, l.VideoHeight, want)
+	}
+	if l.Frame.Height > webtest.ViewportHeight*0.7+1 {
+		t.Errorf("frame is %.0f px high, want at most 70%% of the window's %d", l.Frame.Height, webtest.ViewportHeight)
+	}
+	if l.Name.Top < l.Video.Bottom-0.5 {
+		t.Errorf("name at %.1f px, want it below the picture, which ends at %.1f", l.Name.Top, l.Video.Bottom)
+	}
+	if l.NameText != "alice (you)" {
+		t.Errorf("name got %q, want %q", l.NameText, "alice (you)")
+	}
+	tab.Screenshot("join-page-tile")
+
+	// Disconnected: the page says why and offers a new token.
+	close(stage.kick)
+	tab.WaitFor("the end, and the form for a new token", `!document.getElementById("notice").hidden &&
+		document.getElementById("notice").textContent.includes("the meeting is over") &&
+		!document.getElementById("token-form-card").hidden`, 10*time.Second)
+	if got := webtest.Eval[string](tab, `document.getElementById("token-form-title").textContent`); got != "Join again" {
+		t.Errorf("form title got %q, want %q", got, "Join again")
+	}
+	if webtest.Eval[bool](tab, `!document.getElementById("rejoin").hidden`) {
+		t.Errorf("Rejoin offered after a disconnection, whose token is revoked")
+	}
+	tab.Screenshot("join-page-join-again")
+
+	// The new token has expired: the same again.
+	expired := token("Zy9xW8vU7tS6", "bob")
+	tab.Do("join with a new token",
+		chromedp.SetValue(chromedp.ID("token-input"), expired),
+		chromedp.Click(chromedp.CSS(`#token-form button[type=submit]`)),
+	)
+	waitAcrossNavigation(t, tab, "the expired token's end", `location.search === `+jsString("?token="+url.QueryEscape(expired))+` &&
+		document.getElementById("notice").textContent.includes("TOKEN_EXPIRED") &&
+		!document.getElementById("token-form-card").hidden && document.getElementById("token-input").value === ""`, 10*time.Second)
+	if v := tab.CSPViolations(); len(v) > 0 {
+		t.Errorf("Content Security Policy violations: %v", v)
+	}
+}
+
+// rect is a DOMRect's part the tests use.
+type rect struct {
+	Top    float64 `json:"top"`
+	Bottom float64 `json:"bottom"`
+	Width  float64 `json:"width"`
+	Height float64 `json:"height"`
+}
+
+// unsignedToken is a participant token with claims and no valid signature:
+// the page reads the claims, and only the server checks the signature.
+func unsignedToken(claims map[string]any) string {
+	enc := func(v any) string { b, _ := json.Marshal(v); return base64.RawURLEncoding.EncodeToString(b) }
+	return enc(map[string]string{"alg": "ES384", "typ": "JWT"}) + "." + enc(claims) + ".c2ln"
+}
+
+// tokenClaims reads the claims of unsignedToken's tokens.
+func tokenClaims(token string) (map[string]any, error) {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return nil, errors.New("not a JWT")
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return nil, err
+	}
+	var claims map[string]any
+	return claims, json.Unmarshal(b, &claims)
+}
+
+// waitAcrossNavigation is Tab.WaitFor for a page that is being replaced:
+// evaluating fails while the next page loads, and is tried again.
+func waitAcrossNavigation(t *testing.T, tab *webtest.Tab, what, expression string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, err := chromedp.Run(tab.Context(), chromedp.Evaluate[bool](expression))
+		if err == nil && ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: waiting for %s: last got %v, %v", tab.Name, what, ok, err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

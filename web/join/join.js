@@ -1,6 +1,7 @@
 // The join page: /join?token=<participant token>. Everyone in the stage in
 // a grid, your camera and microphone published, mute buttons, the state of
-// the connection, and why it ended.
+// the connection, and why it ended, with a form to join again with a new
+// token.
 
 import { Stage, decodeToken, LEFT } from "/client/ivsrt.js";
 
@@ -117,19 +118,26 @@ function updateTile(p) {
     tile.className = "tile";
     tile.dataset.participantId = p.id;
     if (p.isLocal) tile.dataset.local = "";
+    // The picture in a frame shaped like the video, uncropped; the name
+    // and status below it, off the picture.
+    const frame = document.createElement("div");
+    frame.className = "frame";
     const video = document.createElement("video");
     video.autoplay = true;
     video.playsInline = true;
     video.muted = p.isLocal; // never play yourself back
+    video.addEventListener("loadedmetadata", () => fitTile(tile, video));
+    video.addEventListener("resize", () => fitTile(tile, video));
     const avatar = document.createElement("div");
     avatar.className = "avatar";
+    frame.append(video, avatar);
     const caption = document.createElement("figcaption");
     const name = document.createElement("span");
     name.className = "name";
     const status = document.createElement("span");
     status.className = "status";
     caption.append(name, status);
-    tile.append(video, avatar, caption);
+    tile.append(frame, caption);
     const grid = $("grid");
     if (p.isLocal) grid.prepend(tile);
     else grid.append(tile);
@@ -160,6 +168,16 @@ function renderStatus(tile, p) {
   tile.classList.toggle("has-video", showsVideo);
 }
 
+// fitTile gives a tile the shape of its video (a camera may be 4:3, 16:9
+// or upright, and may turn), or the default shape without one.
+function fitTile(tile, video) {
+  if (video.srcObject && video.videoWidth > 0 && video.videoHeight > 0) {
+    tile.style.setProperty("--aspect", `${video.videoWidth} / ${video.videoHeight}`);
+  } else {
+    tile.style.removeProperty("--aspect");
+  }
+}
+
 function attach(p, stream) {
   updateTile(p);
   const tile = tileOf(p.id);
@@ -180,7 +198,10 @@ function detach(p, stream) {
   const tile = tileOf(p.id);
   if (!tile) return;
   const video = tile.querySelector("video");
-  if (video.srcObject === stream) video.srcObject = null;
+  if (video.srcObject === stream) {
+    video.srcObject = null;
+    fitTile(tile, video);
+  }
   if ("publishing" in p) renderStatus(tile, p);
 }
 
@@ -222,7 +243,21 @@ function ended(code, reason) {
   let text = "";
   if (code === "DISCONNECTED") text = reason ? "Reason: " + reason : "The stage's operator ended your connection.";
   else if (code !== LEFT && reason && reason !== code) text = reason;
-  notice(title, text + (code && code !== LEFT ? ` (${code})` : ""), rejoinable.has(code));
+  const canRejoin = rejoinable.has(code);
+  notice(title, text + (code && code !== LEFT ? ` (${code})` : ""), canRejoin);
+  offerNewToken(canRejoin);
+}
+
+// offerNewToken shows the form for a token, to join again after the end:
+// an expired or revoked token, or one whose participant was disconnected,
+// cannot join again, but a new one can.
+function offerNewToken(canRejoin) {
+  $("token-form-title").textContent = canRejoin ? "Join with another token" : "Join again";
+  $("token-form-text").textContent = canRejoin
+    ? "Or paste another participant token."
+    : "Paste a new participant token (from CreateParticipantToken or the console) to join again.";
+  $("token-input").value = "";
+  $("token-form-card").hidden = false;
 }
 
 function notice(title, text, canRejoin) {
