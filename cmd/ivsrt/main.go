@@ -80,7 +80,13 @@ func isCLICommand(name string) bool {
 func serve(ctx context.Context, args []string) error {
 	m := NewMain()
 	if err := m.ParseFlags(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil // asked for: ParseFlags wrote the help
+		}
 		return err
+	}
+	if m.printConfig {
+		return m.writeConfig(os.Stdout)
 	}
 	if err := m.Run(ctx); err != nil {
 		m.Close()

@@ -21,13 +21,15 @@ import (
 	"github.com/ivsrt/ivsrt/api"
 	"github.com/ivsrt/ivsrt/cluster"
 	"github.com/ivsrt/ivsrt/events"
+	"github.com/ivsrt/ivsrt/internal/config"
 	"github.com/ivsrt/ivsrt/sfu"
 	"github.com/ivsrt/ivsrt/token"
 	"github.com/ivsrt/ivsrt/web"
 )
 
-// Config is what `ivsrt serve` is told: defaults, overridden by IVSRT_*
-// environment variables, overridden by flags given on the command line.
+// Config is what `ivsrt serve` is told: defaults, overridden by the
+// configuration file, by IVSRT_* environment variables, by flags given on
+// the command line. The table in config.go defines each setting.
 type Config struct {
 	Listen          string
 	DataDir         string
@@ -109,154 +111,45 @@ type Main struct {
 	// a server listening on port 0 takes free media ports too, so that
 	// servers started side by side (tests) do not collide.
 	rtcPortsGiven bool
+
+	// printConfig (--print-config) asks for the configuration rather than
+	// a server; sources says where ParseFlags found each setting.
+	printConfig bool
+	sources     *config.Loaded
 }
 
 // NewMain returns a Main with default configuration.
 func NewMain() *Main {
-	return &Main{
-		Config: Config{
-			Listen:    "127.0.0.1:7870",
-			DataDir:   "./ivsrt-data",
-			Region:    "us-east-1",
-			AccountID: "123456789012",
-			MaxStages: 0,
-			LogLevel:  "info",
-
-			RTCUDPPort: defaultRTCPort,
-			RTCTCPPort: defaultRTCPort,
-
-			EventRetryFor:  events.DefaultRetryFor,
-			EventRetention: events.DefaultRetention,
-
-			ClusterLeaseTTL:  cluster.DefaultLeaseTTL,
-			ClusterHeartbeat: cluster.DefaultHeartbeatInterval,
-			ClusterDeadAfter: cluster.DefaultDeadAfter,
-
-			DrainTimeout: DefaultDrainTimeout,
-		},
-		Logger: slog.New(slog.NewTextHandler(os.Stderr, nil)),
-	}
+	m := &Main{Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))}
+	m.settings().Reset()
+	return m
 }
 
-// ParseFlags reads the environment, then the flags, into m.Config and
-// checks the result.
+// ParseFlags reads the configuration file, the environment, then the
+// flags into m.Config, over what it holds (NewMain's defaults), and
+// checks the result. With -h it writes the help to stdout and returns
+// flag.ErrHelp.
 func (m *Main) ParseFlags(args []string) error {
-	c := &m.Config
-	env := func(name string, dst *string) {
-		if v, ok := os.LookupEnv(name); ok {
-			*dst = v
-		}
-	}
-	env("IVSRT_LISTEN", &c.Listen)
-	env("IVSRT_DATA", &c.DataDir)
-	env("IVSRT_REGION", &c.Region)
-	env("IVSRT_ACCOUNT_ID", &c.AccountID)
-	env("IVSRT_PUBLIC_URL", &c.PublicURL)
-	env("IVSRT_ACCESS_KEY_ID", &c.AccessKeyID)
-	env("IVSRT_SECRET_ACCESS_KEY", &c.SecretAccessKey)
-	env("IVSRT_LOG_LEVEL", &c.LogLevel)
-	env("IVSRT_RTC_PUBLIC_IP", &c.RTCPublicIPs)
-	env("IVSRT_EVENT_SINKS", &c.EventSinksFile)
-	env("IVSRT_WEBHOOK_SECRET", &c.WebhookSecret)
-	env("IVSRT_WEBHOOK_FILTER", &c.WebhookFilter)
-	env("IVSRT_NATS_URL", &c.NATSURL)
-	env("IVSRT_NATS_SUBJECT_PREFIX", &c.NATSSubjectPrefix)
-	env("IVSRT_STORE", &c.Store)
-	env("IVSRT_CLUSTER_NATS", &c.ClusterNATS)
-	env("IVSRT_NODE_URL", &c.NodeURL)
-	env("IVSRT_NODE_ID", &c.NodeID)
-	env("IVSRT_METRICS_LISTEN", &c.MetricsListen)
-	if v, ok := os.LookupEnv("IVSRT_WEBHOOK_URL"); ok {
-		c.WebhookURLs = publicIPs(v) // a comma-separated list, as the IPs
-	}
-	for name, dst := range map[string]*time.Duration{"IVSRT_EVENT_RETRY_FOR": &c.EventRetryFor, "IVSRT_EVENT_RETENTION": &c.EventRetention, "IVSRT_DRAIN_TIMEOUT": &c.DrainTimeout} {
-		if v, ok := os.LookupEnv(name); ok {
-			d, err := time.ParseDuration(v)
-			if err != nil {
-				return fmt.Errorf("%s=%q: want a duration such as 24h", name, v)
-			}
-			*dst = d
-		}
-	}
-	for name, dst := range map[string]*int{"IVSRT_RTC_UDP_PORT": &c.RTCUDPPort, "IVSRT_RTC_TCP_PORT": &c.RTCTCPPort} {
-		if v, ok := os.LookupEnv(name); ok {
-			n, err := strconv.Atoi(v)
-			if err != nil {
-				return fmt.Errorf("%s=%q: want a port number", name, v)
-			}
-			*dst = n
-			m.rtcPortsGiven = true
-		}
-	}
-	if v, ok := os.LookupEnv("IVSRT_DEV"); ok {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return fmt.Errorf("IVSRT_DEV=%q: want true or false", v)
-		}
-		c.Dev = b
-	}
-	if v, ok := os.LookupEnv("IVSRT_RTC_UDP_SOCKETS"); ok {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			return fmt.Errorf("IVSRT_RTC_UDP_SOCKETS=%q: want a whole number", v)
-		}
-		c.RTCUDPSockets = n
-	}
-	if v, ok := os.LookupEnv("IVSRT_MAX_STAGES"); ok {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			return fmt.Errorf("IVSRT_MAX_STAGES=%q: want a whole number", v)
-		}
-		c.MaxStages = n
-	}
-
-	fs := flag.NewFlagSet("ivsrt serve", flag.ContinueOnError)
-	fs.StringVar(&c.Listen, "listen", c.Listen, "address to serve the API on (IVSRT_LISTEN)")
-	fs.StringVar(&c.DataDir, "data", c.DataDir, "data folder, created if missing (IVSRT_DATA)")
-	fs.StringVar(&c.Region, "region", c.Region, "AWS region this server answers as (IVSRT_REGION)")
-	fs.StringVar(&c.AccountID, "account-id", c.AccountID, "12-digit account id in ARNs (IVSRT_ACCOUNT_ID)")
-	fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "base URL clients reach this server at; default http://LISTEN (IVSRT_PUBLIC_URL)")
-	fs.BoolVar(&c.Dev, "dev", c.Dev, "accept any well-formed SigV4 signature without checking the secret (IVSRT_DEV)")
-	fs.StringVar(&c.AccessKeyID, "access-key-id", c.AccessKeyID, "access key id clients sign with (IVSRT_ACCESS_KEY_ID)")
-	fs.StringVar(&c.SecretAccessKey, "secret-access-key", c.SecretAccessKey, "secret access key clients sign with (IVSRT_SECRET_ACCESS_KEY)")
-	fs.IntVar(&c.MaxStages, "max-stages", c.MaxStages, "most stages that may exist at once, 0 for no limit (IVSRT_MAX_STAGES)")
-	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error (IVSRT_LOG_LEVEL)")
-	fs.IntVar(&c.RTCUDPPort, "rtc-udp-port", c.RTCUDPPort, "UDP port all media goes through, 0 for any free port (IVSRT_RTC_UDP_PORT)")
-	fs.IntVar(&c.RTCUDPSockets, "rtc-udp-sockets", c.RTCUDPSockets, "sockets sharing the UDP port, each sending in batches (Linux), 0 for one (IVSRT_RTC_UDP_SOCKETS)")
-	fs.IntVar(&c.RTCTCPPort, "rtc-tcp-port", c.RTCTCPPort, "TCP port of the ICE fallback for clients without UDP, 0 for any free port, -1 to disable (IVSRT_RTC_TCP_PORT)")
-	fs.StringVar(&c.RTCPublicIPs, "rtc-public-ip", c.RTCPublicIPs, "public IP address(es) of a 1:1 NAT in front of the server, comma-separated, for ICE candidates (IVSRT_RTC_PUBLIC_IP)")
-	fs.StringVar(&c.EventSinksFile, "event-sinks", c.EventSinksFile, "JSON file of the event stream's webhooks and NATS sinks (IVSRT_EVENT_SINKS; see docs/events.md)")
-	webhooks := stringList(c.WebhookURLs)
-	fs.Var(&webhooks, "webhook-url", "deliver the event stream to this URL, signed with --webhook-secret; may be repeated (IVSRT_WEBHOOK_URL, comma-separated)")
-	fs.StringVar(&c.WebhookSecret, "webhook-secret", c.WebhookSecret, "secret the --webhook-url requests are signed with (IVSRT_WEBHOOK_SECRET)")
-	fs.StringVar(&c.WebhookFilter, "webhook-filter", c.WebhookFilter, "EventBridge-style event pattern (JSON) the --webhook-url events must match (IVSRT_WEBHOOK_FILTER)")
-	fs.StringVar(&c.NATSURL, "nats-url", c.NATSURL, "publish the event stream to this NATS server (IVSRT_NATS_URL)")
-	fs.StringVar(&c.NATSSubjectPrefix, "nats-subject-prefix", c.NATSSubjectPrefix, "first token of the NATS subjects, default ivs (IVSRT_NATS_SUBJECT_PREFIX)")
-	fs.BoolVar(&c.NATSJetStream, "nats-jetstream", c.NATSJetStream, "publish to NATS through JetStream, waiting for the stream's ack")
-	fs.DurationVar(&c.EventRetryFor, "event-retry-for", c.EventRetryFor, "how long an event is retried before it becomes a dead letter (IVSRT_EVENT_RETRY_FOR)")
-	fs.DurationVar(&c.EventRetention, "event-retention", c.EventRetention, "how long delivered events are kept for replay, 0 for ever (IVSRT_EVENT_RETENTION)")
-	fs.StringVar(&c.Store, "store", c.Store, "where state lives: empty for SQLite in the data folder, or postgres://user:pass@host/db (IVSRT_STORE)")
-	fs.StringVar(&c.ClusterNATS, "cluster-nats", c.ClusterNATS, "NATS URL of the cluster this node joins; needs a PostgreSQL --store (IVSRT_CLUSTER_NATS)")
-	fs.StringVar(&c.NodeURL, "node-url", c.NodeURL, "where the other nodes of the cluster reach this one; default http://LISTEN (IVSRT_NODE_URL)")
-	fs.StringVar(&c.NodeID, "node-id", c.NodeID, "this node's name in the cluster; default a new one at each start (IVSRT_NODE_ID)")
-	fs.DurationVar(&c.ClusterLeaseTTL, "cluster-lease", c.ClusterLeaseTTL, "how long a stage stays placed on a node that stops renewing it")
-	fs.DurationVar(&c.ClusterHeartbeat, "cluster-heartbeat", c.ClusterHeartbeat, "how often a node reports its load and renews its stages")
-	fs.DurationVar(&c.ClusterDeadAfter, "cluster-dead-after", c.ClusterDeadAfter, "silence after which a node counts as dead and its stages are cleaned up")
-	fs.StringVar(&c.MetricsListen, "metrics-listen", c.MetricsListen, "serve /metrics on this address instead of the API's (IVSRT_METRICS_LISTEN)")
-	fs.DurationVar(&c.DrainTimeout, "drain-timeout", c.DrainTimeout, "on SIGTERM, how long live sessions may go on before they are disconnected (IVSRT_DRAIN_TIMEOUT)")
-	if err := fs.Parse(args); err != nil {
+	set := m.settings()
+	sources, err := set.Load(args, os.Environ())
+	if errors.Is(err, flag.ErrHelp) {
+		set.Usage(os.Stdout)
 		return err
 	}
-	c.WebhookURLs = webhooks
-	fs.Visit(func(f *flag.Flag) {
-		if f.Name == "rtc-udp-port" || f.Name == "rtc-tcp-port" {
-			m.rtcPortsGiven = true
-		}
-	})
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments: %v", fs.Args())
+	if err != nil {
+		return err
 	}
-	return m.validate()
+	m.sources = sources
+	if sources.Given("rtc-udp-port") || sources.Given("rtc-tcp-port") {
+		m.rtcPortsGiven = true
+	}
+	if err := m.validate(); err != nil {
+		return err
+	}
+	for _, name := range sources.UnknownEnv {
+		m.Logger.Warn("environment variable is not a setting of ivsrt serve; ignored", "name", name)
+	}
+	return nil
 }
 
 func (m *Main) validate() error {
