@@ -63,7 +63,13 @@ type DB struct {
 	// retries counts transactions run again after a serialization failure
 	// or a deadlock.
 	retries atomic.Int64
+
+	observer atomic.Pointer[ivsrt.StoreObserver] // see SetObserver
 }
+
+// SetObserver has o told how long each write transaction takes, retries
+// included.
+func (db *DB) SetObserver(o ivsrt.StoreObserver) { db.observer.Store(&o) }
 
 // Open connects to the database dsn names (a URL or keyword/value string,
 // as libpq takes) and applies pending migrations. Besides libpq's settings
@@ -199,7 +205,22 @@ const (
 // was sent) is run again, from the start, a bounded number of times after a
 // short, jittered pause: fn must therefore do nothing outside tx that it
 // cannot do twice.
-func (db *DB) write(ctx context.Context, iso pgx.TxIsoLevel, fn func(tx *Tx) error) error {
+func (db *DB) write(ctx context.Context, iso pgx.TxIsoLevel, fn func(tx *Tx) error) (err error) {
+	if o := db.observer.Load(); o != nil {
+		began := time.Now()
+		defer func() {
+			outcome := "commit"
+			if err != nil {
+				// A domain error (not found, conflict) rolled back what had
+				// nothing to write; anything else is the database's failure.
+				outcome = "error"
+				if ivsrt.ErrorCode(err) != ivsrt.EINTERNAL {
+					outcome = "rollback"
+				}
+			}
+			(*o).ObserveStoreWrite(time.Since(began), outcome)
+		}()
+	}
 	backoff := firstBackoff
 	for attempt := 1; ; attempt++ {
 		err := db.attempt(ctx, iso, fn)
@@ -371,4 +392,12 @@ func collect[T any](rows pgx.Rows, limit int, scan func(pgx.Rows) (T, int64, err
 		return nil, "", fmt.Errorf("read rows: %w", err)
 	}
 	return items, next, nil
+}
+
+// Ping reports whether the database answers: a health check.
+func (db *DB) Ping(ctx context.Context) error {
+	if err := db.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("postgres: ping: %w", err)
+	}
+	return nil
 }

@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ivsrt/ivsrt"
@@ -53,6 +54,19 @@ type DB struct {
 
 	// Those waiting for new events (see NotifyEvents).
 	listeners ivsrt.Wakers
+
+	observer atomic.Pointer[ivsrt.StoreObserver] // see SetObserver
+}
+
+// SetObserver has o told how long each write transaction takes.
+func (db *DB) SetObserver(o ivsrt.StoreObserver) { db.observer.Store(&o) }
+
+// observe tells the observer, if any, of a write transaction that began
+// at start.
+func (db *DB) observe(start time.Time, outcome string) {
+	if o := db.observer.Load(); o != nil {
+		(*o).ObserveStoreWrite(time.Since(start), outcome)
+	}
 }
 
 // NotifyEvents implements ivsrt.EventNotifier.
@@ -199,13 +213,22 @@ type Tx struct {
 	stmts map[string]*sql.Stmt // prepared on the transaction's pool
 
 	db       *DB
-	appended bool // events were appended to the outbox
+	appended bool      // events were appended to the outbox
+	write    bool      // a write transaction: timed
+	began    time.Time // when it began
+	ended    bool
 }
 
 // Commit commits the transaction and, if it appended events, tells those
 // waiting for them.
 func (tx *Tx) Commit() error {
-	if err := tx.Tx.Commit(); err != nil {
+	err := tx.Tx.Commit()
+	if err != nil {
+		tx.end("error")
+	} else {
+		tx.end("commit")
+	}
+	if err != nil {
 		return err
 	}
 	if tx.appended {
@@ -214,12 +237,30 @@ func (tx *Tx) Commit() error {
 	return nil
 }
 
+// Rollback rolls the transaction back, if it was not committed.
+func (tx *Tx) Rollback() error {
+	err := tx.Tx.Rollback()
+	if !errors.Is(err, sql.ErrTxDone) {
+		tx.end("rollback")
+	}
+	return err
+}
+
+func (tx *Tx) end(outcome string) {
+	if tx.write && !tx.ended {
+		tx.ended = true
+		tx.db.observe(tx.began, outcome)
+	}
+}
+
 func (db *DB) beginWrite(ctx context.Context) (*Tx, error) {
+	began := time.Now()
 	tx, err := db.write.BeginTx(ctx, nil)
 	if err != nil {
+		db.observe(began, "error")
 		return nil, fmt.Errorf("begin: %w", err)
 	}
-	return &Tx{Tx: tx, now: db.Now().UTC().Truncate(time.Millisecond), stmts: db.writeStmts, db: db}, nil
+	return &Tx{Tx: tx, now: db.Now().UTC().Truncate(time.Millisecond), stmts: db.writeStmts, db: db, write: true, began: began}, nil
 }
 
 func (db *DB) beginRead(ctx context.Context) (*Tx, error) {
@@ -301,4 +342,20 @@ func parseCursor(page ivsrt.Page) (int64, error) {
 		return 0, ivsrt.Errorf(ivsrt.EINVALID, "The nextToken is not valid.")
 	}
 	return seq, nil
+}
+
+// Ping reports whether the database can be read and written: a health
+// check. It writes nothing.
+func (db *DB) Ping(ctx context.Context) error {
+	if err := db.read.QueryRowContext(ctx, `SELECT 1`).Scan(new(int)); err != nil {
+		return fmt.Errorf("sqlite: read %s: %w", db.path, err)
+	}
+	// The write connection is the one whose loss matters: BEGIN IMMEDIATE
+	// takes the write lock, so this also fails while another process
+	// holds the database locked.
+	tx, err := db.write.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite: write %s: %w", db.path, err)
+	}
+	return tx.Rollback()
 }

@@ -321,3 +321,19 @@ func (s *server) stop() {
 	}
 	os.RemoveAll(s.dir)
 }
+
+// Admin returns a function that runs a statement as the administrator of
+// the server the test databases are made on, failing t if it fails: to
+// make a database misbehave (refuse connections, say) under a test.
+func Admin(t testing.TB) func(sql string) {
+	t.Helper()
+	admin := adminDSN(t)
+	return func(sql string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := exec1(ctx, admin, sql); err != nil {
+			t.Fatalf("pgtest: %s: %v", sql, err)
+		}
+	}
+}
