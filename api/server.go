@@ -52,6 +52,7 @@ type Server struct {
 	eventsURL string
 	whipURL   string
 	ops       map[string]operation
+	observer  RequestObserver
 }
 
 type operation func(ctx context.Context, body []byte) (any, error)
@@ -136,6 +137,12 @@ func (noMedia) CloseStage(context.Context, ivsrt.StageARN) error { return nil }
 
 // ServeHTTP reads and authenticates the request, then runs the operation it names.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.observer != nil {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w}
+		w = rec
+		defer func() { s.observer.ObserveRequest(s.operationName(r), rec.errorType, time.Since(start)) }()
+	}
 	defer func() {
 		if v := recover(); v != nil {
 			if v == http.ErrAbortHandler {
