@@ -134,7 +134,19 @@ type Relay struct {
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	delivered DeliveryObserver
 }
+
+// DeliveryObserver is told of every event a sink delivered: how long it
+// took from entering the sink's queue to the receiver's acceptance, tries
+// and waits between them included. It must not block.
+type DeliveryObserver interface {
+	ObserveDelivery(sink string, lag time.Duration)
+}
+
+// WithDeliveryObserver has o told of every delivery.
+func WithDeliveryObserver(o DeliveryObserver) RelayOption { return func(r *Relay) { r.delivered = o } }
 
 // RelayOption configures a Relay.
 type RelayOption func(*Relay)
@@ -324,7 +336,14 @@ type sink struct {
 
 	mu     sync.Mutex // guards status, read by Status
 	status SinkStatus
+
+	lastWarned time.Time // when a failed try was last logged above debug
 }
+
+// failureWarnEvery is how often at most a sink's failing tries are logged
+// at warning level: a receiver that is down for an hour must show in the
+// log, once a minute, not once per try.
+const failureWarnEvery = time.Minute
 
 type stageQueue struct {
 	stage     ivsrt.StageARN
@@ -750,6 +769,10 @@ func (s *sink) apply(r tryResult, o ivsrt.DeliveryOutcome) {
 		s.pending-- // known until the outcome is written (see afterFlush)
 		if o.Result == ivsrt.Delivered {
 			s.setStatus(func(st *SinkStatus) { st.Delivered++; st.LastDeliveredAt = o.At })
+			if obs := s.relay.delivered; obs != nil {
+				obs.ObserveDelivery(s.cfg.Name, o.At.Sub(r.d.EnqueuedAt))
+			}
+			s.lastWarned = time.Time{} // the next failure is news
 		} else {
 			s.log.Warn("event undeliverable: kept as a dead letter", "seq", o.Seq, "attempts", o.Attempts, "err", o.LastError)
 			s.setStatus(func(st *SinkStatus) {
@@ -760,7 +783,13 @@ func (s *sink) apply(r tryResult, o ivsrt.DeliveryOutcome) {
 		}
 	case ivsrt.Retry:
 		r.d.Attempts, r.d.NextTry, r.d.LastError = o.Attempts, o.NextTry, o.LastError
-		s.log.Debug("delivery failed: will retry", "seq", o.Seq, "attempts", o.Attempts, "next", o.NextTry, "err", o.LastError)
+		if now := s.relay.now(); now.Sub(s.lastWarned) >= failureWarnEvery {
+			s.lastWarned = now
+			s.log.Warn("delivery failed: will retry (further failures of this sink are logged at debug level for a minute)",
+				"seq", o.Seq, "attempts", o.Attempts, "next", o.NextTry, "err", o.LastError)
+		} else {
+			s.log.Debug("delivery failed: will retry", "seq", o.Seq, "attempts", o.Attempts, "next", o.NextTry, "err", o.LastError)
+		}
 		s.setStatus(func(st *SinkStatus) { st.Failed++; st.LastError, st.LastErrorAt = o.LastError, o.At })
 	}
 	if len(q.queue) == 0 {
