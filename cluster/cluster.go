@@ -138,7 +138,10 @@ type Node struct {
 	nodes     map[string]*ivsrt.Node // alive nodes, refreshed with each heartbeat
 	nodesAt   time.Time
 	startedAt time.Time
-	cpu       cpuMeter
+	// The outcome of the last heartbeat, for Healthy.
+	lastHeartbeat time.Time
+	heartbeatErr  error
+	cpu           cpuMeter
 
 	cancel  context.CancelFunc
 	stopped chan struct{} // closed by Close
@@ -268,9 +271,16 @@ func (n *Node) loop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if err := n.heartbeat(ctx); err != nil && ctx.Err() == nil {
+		err := n.heartbeat(ctx)
+		if err != nil && ctx.Err() == nil {
 			n.log.Error("cluster: heartbeat", "err", err)
 		}
+		n.mu.Lock()
+		n.heartbeatErr = err
+		if err == nil {
+			n.lastHeartbeat = time.Now()
+		}
+		n.mu.Unlock()
 		if err := n.renew(ctx); err != nil && ctx.Err() == nil {
 			n.log.Error("cluster: renew leases", "err", err)
 		}
@@ -278,6 +288,25 @@ func (n *Node) loop(ctx context.Context) {
 			n.log.Error("cluster: clean up after dead nodes", "err", err)
 		}
 	}
+}
+
+// Healthy returns why the node is not a sound member of its cluster, or
+// nil: it must be connected to NATS, and its last heartbeat must have
+// reached the store, within the time after which others count it dead.
+func (n *Node) Healthy() error {
+	if !n.nc.IsConnected() {
+		return fmt.Errorf("cluster: not connected to NATS (%s)", n.nc.Status())
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	since := n.lastHeartbeat
+	if since.IsZero() {
+		since = n.startedAt
+	}
+	if n.heartbeatErr != nil && time.Since(since) > n.cfg.DeadAfter/2 {
+		return fmt.Errorf("cluster: no heartbeat for %v: %w", time.Since(since).Round(time.Second), n.heartbeatErr)
+	}
+	return nil
 }
 
 // heartbeat reports this node alive with its load, and refreshes the view
