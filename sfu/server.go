@@ -18,12 +18,14 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/ivsrt/ivsrt"
+	"github.com/ivsrt/ivsrt/sfu/forward"
 )
 
 // Defaults of a Server's limits and timers.
@@ -102,6 +104,10 @@ type Server struct {
 
 	backlog *backlog // events the store failed to take, retried
 
+	counters  *forward.Counters // of every source
+	draining  atomic.Bool       // new participants are refused; see Drain
+	reception ivsrt.ReceptionObserver
+
 	api     *webrtc.API
 	udpConn net.PacketConn
 	udpMux  ice.UDPMux
@@ -143,6 +149,12 @@ func WithICETimeouts(disconnected, failed, keepalive time.Duration) Option {
 	return func(s *Server) { s.iceDisconnected, s.iceFailed, s.iceKA = disconnected, failed, keepalive }
 }
 
+// WithReceptionObserver has o told of the receiver reports subscribers
+// send.
+func WithReceptionObserver(o ivsrt.ReceptionObserver) Option {
+	return func(s *Server) { s.reception = o }
+}
+
 // WithStoreTimeout bounds each call to the store made with a stage locked;
 // DefaultStoreTimeout by default. A write that fails or times out is
 // retried in the background, in order, without the lock.
@@ -176,6 +188,11 @@ func New(store ivsrt.MediaPlaneStore, tokens ivsrt.TokenIssuer, cfg Config, opts
 		s.logger = slog.New(slog.DiscardHandler)
 	}
 	s.logger = s.logger.With("component", "sfu")
+	var reports forward.ReceptionObserver
+	if s.reception != nil {
+		reports = receptionAdapter{s.reception}
+	}
+	s.counters = forward.NewCounters(reports)
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -328,6 +345,36 @@ func (s *Server) CloseStage(ctx context.Context, arn ivsrt.StageARN) error {
 	st.closeAll(ctx, closeStageDeleted, "stage deleted")
 	return nil
 }
+
+// errDraining refuses new participants while the server drains.
+var errDraining = &refusal{http.StatusServiceUnavailable, codeShuttingDown, "the server is draining: join again to be served by another"}
+
+// Drain stops taking new participants, and returns once nobody is
+// connected or ctx ends, whichever is first. Participants already in a
+// stage carry on meanwhile: they may still publish, subscribe and
+// reconnect. Close then disconnects whoever is left.
+func (s *Server) Drain(ctx context.Context) error {
+	s.draining.Store(true)
+	s.logger.Info("draining: new participants are refused")
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		n := s.ParticipantCount()
+		if n == 0 {
+			s.logger.Info("drained: nobody is connected")
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			s.logger.Info("drain time is up", "participants", n)
+			return context.Cause(ctx)
+		case <-t.C:
+		}
+	}
+}
+
+// Draining reports whether Drain was called.
+func (s *Server) Draining() bool { return s.draining.Load() }
 
 // errShuttingDown refuses work once Close has begun.
 var errShuttingDown = &refusal{http.StatusServiceUnavailable, codeShuttingDown, "the server is shutting down"}

@@ -220,6 +220,9 @@ func (st *stage) join(ctx context.Context, tok *ivsrt.ParticipantToken, protocol
 	if p := st.parts[tok.ParticipantID]; p != nil {
 		return p, nil
 	}
+	if st.s.draining.Load() {
+		return nil, errDraining
+	}
 	err := st.recordJoin(ctx, &ivsrt.Event{
 		Name:          ivsrt.EventJoined,
 		ParticipantID: tok.ParticipantID,
@@ -325,6 +328,7 @@ func (st *stage) source(pub *publication, kind webrtc.RTPCodecType) *forward.Sou
 		if g, ok := st.s.udpConn.(*udpGroup); ok {
 			opts = append(opts, forward.WithBatcher(g))
 		}
+		opts = append(opts, forward.WithCounters(st.s.counters))
 		src = forward.NewSource(kind, kind.String(), string(pub.owner), opts...)
 		pub.sources[kind] = src
 	}

@@ -151,6 +151,15 @@ func (g *udpGroup) WriteToAddrPort(b []byte, to netip.AddrPort) (int, error) {
 	return g.outs[g.socket(to)].write(b, to)
 }
 
+// dropped returns how many datagrams the sockets' send queues dropped.
+func (g *udpGroup) dropped() uint64 {
+	var n uint64
+	for _, o := range g.outs {
+		n += o.dropped.Load()
+	}
+	return n
+}
+
 // Hold implements forward.Batcher: until the matching Release, datagrams
 // written to the group may wait (at most maxLinger) to leave in batches.
 func (g *udpGroup) Hold() { g.holds.Add(1) }

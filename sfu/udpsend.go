@@ -69,7 +69,7 @@ type batchSender struct {
 	addrs  []net.UDPAddr
 	ips    [][16]byte
 
-	dropped atomic.Uint64 // datagrams dropped: for the metrics to come
+	dropped atomic.Uint64 // datagrams dropped, for the metrics
 }
 
 type outgoing struct {

@@ -55,7 +55,7 @@ func TestCounters(t *testing.T) {
 	lsr := ntpMiddle(time.Now().Add(-40 * time.Millisecond))
 	feed.send(t, &rtcp.ReceiverReport{SSRC: 1, Reports: []rtcp.ReceptionReport{
 		{SSRC: 4242, FractionLost: 64, Jitter: 900, LastSenderReport: lsr, Delay: 655}, // 655/65536 s: 10 ms
-		{SSRC: 99, FractionLost: 255},                                                  // another track's
+		{SSRC: 99, FractionLost: 255}, // another track's
 	}})
 	waitFor(t, func() bool { return c.Snapshot().Retransmitted == 1 && len(seen.all()) == 1 })
 
