@@ -1,0 +1,80 @@
+package metrics
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// scraped reports what other packages count, read at each scrape.
+type scraped struct{ r *Registry }
+
+var (
+	descStages        = prometheus.NewDesc("ivsrt_stages_active", "Stages with a live session on this server.", nil, nil)
+	descParticipants  = prometheus.NewDesc("ivsrt_participants_connected", "Participants connected to this server.", nil, nil)
+	descPublishers    = prometheus.NewDesc("ivsrt_publishers", "Participants publishing to this server.", nil, nil)
+	descSubscriptions = prometheus.NewDesc("ivsrt_subscriptions", "Subscriptions served: one per subscriber and publisher it receives.", nil, nil)
+
+	descPacketsIn  = prometheus.NewDesc("ivsrt_media_received_packets_total", "RTP packets received from publishers.", nil, nil)
+	descBytesIn    = prometheus.NewDesc("ivsrt_media_received_bytes_total", "RTP bytes received from publishers.", nil, nil)
+	descPacketsOut = prometheus.NewDesc("ivsrt_media_forwarded_packets_total", "RTP packets sent to subscribers, retransmissions included.", nil, nil)
+	descBytesOut   = prometheus.NewDesc("ivsrt_media_forwarded_bytes_total", "SRTP bytes sent to subscribers, retransmissions included.", nil, nil)
+	descDropped    = prometheus.NewDesc("ivsrt_media_dropped_packets_total",
+		"Packets not sent to a subscriber, by reason: queue_full (the subscriber fell behind), no_keyframe (it waited for a keyframe to start from), socket (the socket's send queue was full).",
+		[]string{"reason"}, nil)
+	descRetransmitted = prometheus.NewDesc("ivsrt_media_retransmitted_packets_total", "Packets sent again for subscribers' NACKs.", nil, nil)
+	descNACKs         = prometheus.NewDesc("ivsrt_media_nacks_received_total", "NACK messages received from subscribers.", nil, nil)
+	descKeyframeIn    = prometheus.NewDesc("ivsrt_media_keyframe_requests_received_total", "Keyframe requests (PLI, FIR) received from subscribers.", nil, nil)
+	descKeyframeOut   = prometheus.NewDesc("ivsrt_media_keyframe_requests_sent_total", "Keyframe requests (PLI) sent to publishers.", nil, nil)
+
+	descSinkPending   = prometheus.NewDesc("ivsrt_event_sink_pending", "Events in a sink's queue, not delivered yet.", []string{"sink", "kind"}, nil)
+	descSinkInFlight  = prometheus.NewDesc("ivsrt_event_sink_in_flight", "Events being delivered to a sink.", []string{"sink", "kind"}, nil)
+	descSinkDelivered = prometheus.NewDesc("ivsrt_event_sink_delivered_total", "Events a sink's receiver took, since this process started relaying.", []string{"sink", "kind"}, nil)
+	descSinkFailed    = prometheus.NewDesc("ivsrt_event_sink_failed_tries_total", "Failed tries to deliver to a sink (each is retried until it becomes a dead letter).", []string{"sink", "kind"}, nil)
+	descSinkDead      = prometheus.NewDesc("ivsrt_event_sink_dead_letters_total", "Events a sink gave up on, kept as dead letters.", []string{"sink", "kind"}, nil)
+	descSinkLastOK    = prometheus.NewDesc("ivsrt_event_sink_last_delivery_timestamp_seconds", "When a sink last delivered an event (Unix time); absent before the first.", []string{"sink", "kind"}, nil)
+)
+
+func (scraped) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descStages, descParticipants, descPublishers, descSubscriptions,
+		descPacketsIn, descBytesIn, descPacketsOut, descBytesOut, descDropped, descRetransmitted, descNACKs,
+		descKeyframeIn, descKeyframeOut, descSinkPending, descSinkInFlight, descSinkDelivered, descSinkFailed,
+		descSinkDead, descSinkLastOK} {
+		ch <- d
+	}
+}
+
+func (s scraped) Collect(ch chan<- prometheus.Metric) {
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	if m := s.r.media; m != nil {
+		st := m.MediaStats()
+		gauge(descStages, float64(st.Stages))
+		gauge(descParticipants, float64(st.Participants))
+		gauge(descPublishers, float64(st.Publishers))
+		gauge(descSubscriptions, float64(st.Subscriptions))
+		counter(descPacketsIn, st.PacketsIn)
+		counter(descBytesIn, st.BytesIn)
+		counter(descPacketsOut, st.PacketsOut)
+		counter(descBytesOut, st.BytesOut)
+		counter(descDropped, st.DroppedQueueFull, "queue_full")
+		counter(descDropped, st.DroppedWaitingKeyframe, "no_keyframe")
+		counter(descDropped, st.DroppedSocket, "socket")
+		counter(descRetransmitted, st.Retransmitted)
+		counter(descNACKs, st.NACKs)
+		counter(descKeyframeIn, st.KeyframeRequestsIn)
+		counter(descKeyframeOut, st.KeyframeRequestsOut)
+	}
+	if sinks := s.r.sinks; sinks != nil {
+		for _, st := range sinks.Status() {
+			gauge(descSinkPending, float64(st.Pending), st.Name, st.Kind)
+			gauge(descSinkInFlight, float64(st.InFlight), st.Name, st.Kind)
+			counter(descSinkDelivered, uint64(st.Delivered), st.Name, st.Kind)
+			counter(descSinkFailed, uint64(st.Failed), st.Name, st.Kind)
+			counter(descSinkDead, uint64(st.DeadLettered), st.Name, st.Kind)
+			if !st.LastDeliveredAt.IsZero() {
+				gauge(descSinkLastOK, float64(st.LastDeliveredAt.UnixNano())/1e9, st.Name, st.Kind)
+			}
+		}
+	}
+}
