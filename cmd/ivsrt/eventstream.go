@@ -25,7 +25,7 @@ func (m *Main) startRelay(ctx context.Context) (*events.Relay, *sinkSet, error) 
 		Region:    m.Config.Region,
 		AccountID: m.Config.AccountID,
 		Retention: retention,
-	}, sinks.configs, events.WithRelayLogger(m.Logger.With("component", "relay")))
+	}, sinks.configs, events.WithRelayLogger(m.Logger.With("component", "relay")), events.WithDeliveryObserver(m.Metrics))
 	if err != nil {
 		sinks.close()
 		return nil, nil, err

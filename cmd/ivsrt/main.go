@@ -93,6 +93,10 @@ func serve(ctx context.Context, args []string) error {
 		return err
 	}
 	<-ctx.Done()
-	m.Logger.Info("shutting down")
+	// A second signal stops at once: signal handling goes back to the
+	// default, which ends the process.
+	signal.Reset(os.Interrupt, syscall.SIGTERM)
+	m.Logger.Info("shutting down: draining", "timeout", m.Config.DrainTimeout)
+	m.Drain(context.Background())
 	return m.Close()
 }

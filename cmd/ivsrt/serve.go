@@ -21,7 +21,9 @@ import (
 	"github.com/ivsrt/ivsrt/api"
 	"github.com/ivsrt/ivsrt/cluster"
 	"github.com/ivsrt/ivsrt/events"
+	"github.com/ivsrt/ivsrt/health"
 	"github.com/ivsrt/ivsrt/internal/config"
+	"github.com/ivsrt/ivsrt/metrics"
 	"github.com/ivsrt/ivsrt/sfu"
 	"github.com/ivsrt/ivsrt/token"
 	"github.com/ivsrt/ivsrt/web"
@@ -106,6 +108,13 @@ type Main struct {
 	listener net.Listener
 	http     *http.Server
 	served   chan error
+
+	// Metrics is what /metrics reports; Probes answer /healthz and
+	// /readyz. The metrics have their own listener with --metrics-listen.
+	Metrics         *metrics.Registry
+	Probes          *health.Probes
+	metricsListener net.Listener
+	metricsHTTP     *http.Server
 
 	// rtcPortsGiven is set when the media ports were configured; if not,
 	// a server listening on port 0 takes free media ports too, so that
@@ -216,8 +225,15 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data folder: %w", err)
 	}
+	m.Metrics, m.Probes = metrics.New(), health.New()
 	if err := m.openStore(ctx); err != nil {
 		return err
+	}
+	if db, ok := m.DB.(interface{ SetObserver(ivsrt.StoreObserver) }); ok {
+		db.SetObserver(m.Metrics)
+	}
+	if db, ok := m.DB.(interface{ Ping(context.Context) error }); ok {
+		m.Probes.Add("store", db.Ping)
 	}
 	sec, err := m.secrets(ctx)
 	if err != nil {
@@ -272,9 +288,11 @@ func (m *Main) Run(ctx context.Context) error {
 	if tcpPort >= 0 {
 		rtc.TCPAddr = net.JoinHostPort(host, strconv.Itoa(tcpPort))
 	}
-	if m.SFU, err = sfu.New(m.DB, issuer, rtc, sfu.WithLogger(m.Logger)); err != nil {
+	if m.SFU, err = sfu.New(m.DB, issuer, rtc, sfu.WithLogger(m.Logger), sfu.WithReceptionObserver(m.Metrics)); err != nil {
 		return err
 	}
+	m.Metrics.SetMedia(m.SFU)
+	m.Probes.Add("media", func(context.Context) error { return m.SFU.Healthy() })
 	// Nobody is connected to a server that is only starting: whoever the
 	// store still has in a stage was there when the last run ended
 	// without saying goodbye (a crash, kill -9), and leaves now. (In a
@@ -292,6 +310,8 @@ func (m *Main) Run(ctx context.Context) error {
 			return err
 		}
 		media = m.Node
+		node := m.Node
+		m.Probes.Add("cluster", func(context.Context) error { return node.Healthy() })
 	}
 
 	verifier := &api.SigV4Verifier{Credentials: creds, Service: "ivs", Dev: c.Dev}
@@ -301,7 +321,7 @@ func (m *Main) Run(ctx context.Context) error {
 		PublicURL:     publicURL,
 		Quota:         ivsrt.StageQuota{MaxStages: c.MaxStages},
 		PaginationKey: pageKey,
-	}, api.WithLogger(m.Logger.With("component", "api")), api.WithMediaPlane(media))
+	}, api.WithLogger(m.Logger.With("component", "api")), api.WithMediaPlane(media), api.WithRequestObserver(m.Metrics))
 	if err != nil {
 		return err
 	}
@@ -314,12 +334,29 @@ func (m *Main) Run(ctx context.Context) error {
 	// The event stream and its delivery API, served beside the router (see
 	// eventstream.go).
 	stream, admin := m.newEventHandlers(verifier)
+	m.Metrics.SetSinks(sinkStatuses(func() []events.SinkStatus {
+		if m.delivery != nil {
+			return m.delivery.Status()
+		}
+		if r := m.Relay; r != nil {
+			return r.Status()
+		}
+		return nil
+	}))
+	var metricsHandler http.Handler
+	if c.MetricsListen != "" {
+		if err := m.serveMetrics(c.MetricsListen); err != nil {
+			return err
+		}
+	} else {
+		metricsHandler = m.Metrics.Handler()
+	}
 
 	var mediaHandler http.Handler = m.SFU
 	if m.Node != nil {
 		mediaHandler = m.Node.Route(m.SFU)
 	}
-	var handler http.Handler = withEventStream(stream, admin, router{api: m.API, media: mediaHandler, web: pages})
+	var handler http.Handler = withEventStream(stream, admin, router{api: m.API, media: mediaHandler, web: pages, probes: m.Probes, metrics: metricsHandler})
 	if m.Node != nil {
 		status := m.Node.StatusHandler(verifier.Authorize)
 		next := handler
@@ -352,12 +389,22 @@ func (m *Main) Run(ctx context.Context) error {
 // sfu, the pages (/join, /console, /client/...) to web, and everything else
 // to the API.
 type router struct {
-	api   http.Handler
-	media http.Handler
-	web   http.Handler
+	api     http.Handler
+	media   http.Handler
+	web     http.Handler
+	probes  http.Handler
+	metrics http.Handler // nil when served on a listener of its own
 }
 
 func (rt router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if health.IsPath(r.URL.Path) {
+		rt.probes.ServeHTTP(w, r)
+		return
+	}
+	if r.URL.Path == metricsPath && rt.metrics != nil {
+		rt.metrics.ServeHTTP(w, r)
+		return
+	}
 	if ivsrt.IsMediaPath(r.URL.Path) {
 		rt.media.ServeHTTP(w, r)
 		return
@@ -390,6 +437,54 @@ func addrString(a net.Addr) string {
 // Addr returns the address the server listens on.
 func (m *Main) Addr() string { return m.listener.Addr().String() }
 
+// metricsPath is where the metrics are served.
+const metricsPath = "/metrics"
+
+// serveMetrics serves /metrics, and the probes, on a listener of their own.
+func (m *Main) serveMetrics(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s for metrics: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle(metricsPath, m.Metrics.Handler())
+	mux.Handle(health.LivePath, m.Probes)
+	mux.Handle(health.ReadyPath, m.Probes)
+	m.metricsListener = ln
+	m.metricsHTTP = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go m.metricsHTTP.Serve(ln)
+	m.Logger.Info("serving metrics", "addr", ln.Addr().String())
+	return nil
+}
+
+// MetricsAddr returns the address of the metrics listener, "" without
+// one.
+func (m *Main) MetricsAddr() string {
+	if m.metricsListener == nil {
+		return ""
+	}
+	return m.metricsListener.Addr().String()
+}
+
+// sinkStatuses reads the sinks' state for the metrics.
+type sinkStatuses func() []events.SinkStatus
+
+func (f sinkStatuses) Status() []events.SinkStatus { return f() }
+
+// Drain makes the server unready, refuses new participants and waits up
+// to the drain timeout for those connected to leave. Close follows.
+func (m *Main) Drain(ctx context.Context) {
+	if m.Probes != nil {
+		m.Probes.SetDraining(true)
+	}
+	if m.SFU == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, m.Config.DrainTimeout)
+	defer cancel()
+	m.SFU.Drain(ctx)
+}
+
 // Close disconnects the participants (recording their departure), stops
 // serving, letting requests in flight finish, and closes the store.
 func (m *Main) Close() error {
@@ -397,6 +492,10 @@ func (m *Main) Close() error {
 	if m.SFU != nil {
 		errs = append(errs, m.SFU.Close())
 		m.SFU = nil
+	}
+	if m.metricsHTTP != nil {
+		errs = append(errs, m.metricsHTTP.Close())
+		m.metricsHTTP = nil
 	}
 	if m.http != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

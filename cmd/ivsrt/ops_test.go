@@ -1,0 +1,366 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ivsrealtime"
+	"github.com/ivsrt/ivsrt/bot"
+	"github.com/ivsrt/ivsrt/events/eventstest"
+	"github.com/ivsrt/ivsrt/health"
+	"github.com/ivsrt/ivsrt/store/postgres/pgtest"
+	"github.com/jackc/pgx/v5"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+)
+
+// runBot starts a bot with a new token of the stage; stop ends it and
+// returns what Run returned.
+func startBot(t *testing.T, c *ivsrealtime.Client, arn, user string, cfg bot.Config) (b *bot.Bot, stop func() error) {
+	t.Helper()
+	tok := createToken(t, c, &ivsrealtime.CreateParticipantTokenInput{StageArn: aws.String(arn), UserId: aws.String(user)})
+	cfg.Token, cfg.HTTPClient = aws.ToString(tok.Token), localHTTPClient(t)
+	b, err := bot.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(testContext(t))
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	var result error
+	stopped := false
+	stop = func() error {
+		if !stopped {
+			stopped = true
+			cancel()
+			result = <-done
+		}
+		return result
+	}
+	t.Cleanup(func() { stop() })
+	return b, stop
+}
+
+// scrape reads the server's /metrics with the Prometheus text parser.
+func scrape(t *testing.T, url string) map[string]*dto.MetricFamily {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s", url, resp.Status)
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("parse %s: %v", url, err)
+	}
+	return fams
+}
+
+// value is the value of the series of the family with the given labels
+// (name=value pairs), summed over the series that match; histograms give
+// their count. -1 if the family is absent.
+func value(fams map[string]*dto.MetricFamily, name string, labels ...string) float64 {
+	f := fams[name]
+	if f == nil {
+		return -1
+	}
+	var sum float64
+	for _, m := range f.Metric {
+		match := true
+		for i := 0; i+1 < len(labels); i += 2 {
+			found := false
+			for _, l := range m.Label {
+				if l.GetName() == labels[i] && l.GetValue() == labels[i+1] {
+					found = true
+				}
+			}
+			match = match && found
+		}
+		if !match {
+			continue
+		}
+		switch {
+		case m.Counter != nil:
+			sum += m.Counter.GetValue()
+		case m.Gauge != nil:
+			sum += m.Gauge.GetValue()
+		case m.Histogram != nil:
+			sum += float64(m.Histogram.GetSampleCount())
+		}
+	}
+	return sum
+}
+
+// TestMetricsDuringCall: /metrics, scraped while bots publish and
+// subscribe, moves as the call does.
+func TestMetricsDuringCall(t *testing.T) {
+	rcv := eventstest.NewReceiver(t, webhookSecret)
+	rcv.Up()
+	m, c := startServer(t, withWebhook(rcv.URL(), 0))
+	url := "http://" + m.Addr() + "/metrics"
+	arn := createStage(t, c, "measured")
+	if _, err := c.GetStage(testContext(t), &ivsrealtime.GetStageInput{Arn: aws.String(arn + "x")}); err == nil {
+		t.Fatal("GetStage of a stage that does not exist succeeded")
+	}
+
+	before := scrape(t, url)
+	if v := value(before, "ivsrt_participants_connected"); v != 0 {
+		t.Errorf("participants before anyone joined: %v", v)
+	}
+	_, stopAlice := startBot(t, c, arn, "alice", bot.Config{Video: true, Audio: true})
+	_, stopBob := startBot(t, c, arn, "bob", bot.Config{Subscribe: true})
+
+	// Wait for the call to be up and for receiver reports (sent about
+	// once a second) to come in.
+	var during map[string]*dto.MetricFamily
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		during = scrape(t, url)
+		if value(during, "ivsrt_subscriptions") >= 1 && value(during, "ivsrt_media_forwarded_packets_total") > 100 &&
+			value(during, "ivsrt_subscriber_loss_ratio") > 0 && value(during, "ivsrt_event_sink_delivered_total") > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("within 30 s: subscriptions %v, forwarded %v, loss reports %v, events delivered %v",
+				value(during, "ivsrt_subscriptions"), value(during, "ivsrt_media_forwarded_packets_total"),
+				value(during, "ivsrt_subscriber_loss_ratio"), value(during, "ivsrt_event_sink_delivered_total"))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	checks := []struct {
+		name   string
+		labels []string
+		want   func(float64) bool
+		says   string
+	}{
+		{"ivsrt_stages_active", nil, eq(1), "1"},
+		{"ivsrt_participants_connected", nil, eq(2), "2"},
+		{"ivsrt_publishers", nil, eq(1), "1"},
+		{"ivsrt_subscriptions", nil, eq(1), "1"},
+		{"ivsrt_media_received_packets_total", nil, gt(100), "> 100"},
+		{"ivsrt_media_forwarded_bytes_total", nil, gt(10000), "> 10000"},
+		{"ivsrt_media_dropped_packets_total", []string{"reason", "queue_full"}, eq(0), "0"},
+		{"ivsrt_api_requests_total", []string{"operation", "CreateStage", "error", ""}, eq(1), "1"},
+		{"ivsrt_api_requests_total", []string{"operation", "GetStage", "error", "ResourceNotFoundException"}, eq(1), "1"},
+		{"ivsrt_api_requests_total", []string{"operation", "CreateParticipantToken"}, eq(2), "2"},
+		{"ivsrt_api_request_duration_seconds", []string{"operation", "CreateStage"}, eq(1), "1 observation"},
+		{"ivsrt_store_write_duration_seconds", []string{"outcome", "commit"}, gt(0), "observations"},
+		{"ivsrt_event_delivery_lag_seconds", nil, gt(0), "observations"},
+		{"ivsrt_event_sink_pending", nil, ge(0), "present"},
+		{"ivsrt_subscriber_jitter_seconds", nil, gt(0), "observations"},
+		{"go_goroutines", nil, gt(0), "present"},
+		{"process_resident_memory_bytes", nil, gt(0), "present"},
+	}
+	for _, ck := range checks {
+		if v := value(during, ck.name, ck.labels...); !ck.want(v) {
+			t.Errorf("%s%v = %v during the call, want %s", ck.name, ck.labels, v, ck.says)
+		}
+	}
+
+	// Forwarding goes on: the counters grow between scrapes.
+	time.Sleep(500 * time.Millisecond)
+	later := scrape(t, url)
+	if a, b := value(during, "ivsrt_media_forwarded_packets_total"), value(later, "ivsrt_media_forwarded_packets_total"); b <= a {
+		t.Errorf("forwarded packets went from %v to %v in half a second of a call", a, b)
+	}
+
+	if err := stopBob(); err != nil {
+		t.Errorf("bob: %v", err)
+	}
+	if err := stopAlice(); err != nil {
+		t.Errorf("alice: %v", err)
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		after := scrape(t, url)
+		if value(after, "ivsrt_participants_connected") == 0 && value(after, "ivsrt_stages_active") == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after everyone left: participants %v, stages %v", value(after, "ivsrt_participants_connected"), value(after, "ivsrt_stages_active"))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func eq(want float64) func(float64) bool { return func(v float64) bool { return v == want } }
+func gt(than float64) func(float64) bool { return func(v float64) bool { return v > than } }
+func ge(than float64) func(float64) bool { return func(v float64) bool { return v >= than } }
+
+// readiness returns /readyz's status and report.
+func readiness(t *testing.T, base string) (int, health.Report) {
+	t.Helper()
+	resp, err := http.Get(base + health.ReadyPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var rep health.Report
+	if err := json.NewDecoder(resp.Body).Decode(&rep); err != nil {
+		t.Fatalf("readyz body: %v", err)
+	}
+	return resp.StatusCode, rep
+}
+
+// TestDrain: while the server drains, it is not ready and refuses new
+// participants; the call in progress goes on until the drain timeout;
+// then everyone has left and the session has ended.
+func TestDrain(t *testing.T) {
+	m, c := startServer(t, func(c *Config) { c.DrainTimeout = 3 * time.Second })
+	base := "http://" + m.Addr()
+	if resp, err := http.Get(base + health.LivePath); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("healthz: %v %v", resp, err)
+	}
+	if code, rep := readiness(t, base); code != http.StatusOK || rep.Checks["store"] != "ok" || rep.Checks["media"] != "ok" {
+		t.Fatalf("readyz before draining: %d %+v", code, rep)
+	}
+	arn := createStage(t, c, "drained")
+	alice, stopAlice := startBot(t, c, arn, "alice", bot.Config{Video: true})
+	waitState(t, c, arn, alice.ParticipantID(), "CONNECTED")
+
+	drained := make(chan struct{})
+	start := time.Now()
+	go func() { m.Drain(context.Background()); close(drained) }()
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		code, rep := readiness(t, base)
+		if code == http.StatusServiceUnavailable && rep.Draining {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("readyz while draining: %d %+v", code, rep)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	// A newcomer is refused; alice carries on.
+	tok := createToken(t, c, &ivsrealtime.CreateParticipantTokenInput{StageArn: aws.String(arn), UserId: aws.String("bob")})
+	bob, err := bot.New(bot.Config{Token: aws.ToString(tok.Token), HTTPClient: localHTTPClient(t), Subscribe: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bctx, cancel := context.WithTimeout(testContext(t), 10*time.Second)
+	err = bob.Run(bctx)
+	cancel()
+	if err == nil || !strings.Contains(err.Error(), "draining") {
+		t.Errorf("a participant joining a draining server: %v, want refused as draining", err)
+	}
+	select {
+	case <-drained:
+		t.Fatalf("Drain returned after %v with alice still connected", time.Since(start))
+	case <-time.After(time.Second):
+	}
+	waitState(t, c, arn, alice.ParticipantID(), "CONNECTED")
+
+	<-drained
+	if took := time.Since(start); took < 3*time.Second {
+		t.Errorf("Drain returned after %v, before its 3 s timeout, with alice connected", took)
+	}
+	// What Close does first: the media plane disconnects whoever is left.
+	if err := m.SFU.Close(); err != nil {
+		t.Fatal(err)
+	}
+	stopAlice()
+	waitState(t, c, arn, alice.ParticipantID(), "DISCONNECTED")
+	sessions, err := c.ListStageSessions(testContext(t), &ivsrealtime.ListStageSessionsInput{StageArn: aws.String(arn)})
+	if err != nil || len(sessions.StageSessions) != 1 || sessions.StageSessions[0].EndTime == nil {
+		t.Errorf("sessions after the drain: %+v, %v: want one, ended", sessions, err)
+	}
+}
+
+// TestDrainEndsEarly: a drain returns as soon as the last participant has
+// left.
+func TestDrainEndsEarly(t *testing.T) {
+	m, c := startServer(t, func(c *Config) { c.DrainTimeout = time.Minute })
+	arn := createStage(t, c, "drained-early")
+	alice, stopAlice := startBot(t, c, arn, "alice", bot.Config{Video: true})
+	waitState(t, c, arn, alice.ParticipantID(), "CONNECTED")
+	drained := make(chan struct{})
+	go func() { m.Drain(context.Background()); close(drained) }()
+	time.Sleep(200 * time.Millisecond)
+	stopAlice()
+	select {
+	case <-drained:
+	case <-time.After(20 * time.Second):
+		t.Fatal("Drain still waiting 20 s after the last participant left")
+	}
+}
+
+// waitState waits for the participant's state in the API.
+func waitState(t *testing.T, c *ivsrealtime.Client, arn, participant, want string) {
+	t.Helper()
+	ctx := testContext(t)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		sessions, err := c.ListStageSessions(ctx, &ivsrealtime.ListStageSessionsInput{StageArn: aws.String(arn)})
+		if err == nil && len(sessions.StageSessions) > 0 {
+			out, err := c.GetParticipant(ctx, &ivsrealtime.GetParticipantInput{StageArn: aws.String(arn),
+				SessionId: sessions.StageSessions[0].SessionId, ParticipantId: aws.String(participant)})
+			if err == nil && string(out.Participant.State) == want {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("participant %s not %s within 20 s", participant, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestReadinessFollowsPostgres: a server on PostgreSQL is not ready while
+// its database refuses connections, and ready again once it takes them.
+func TestReadinessFollowsPostgres(t *testing.T) {
+	dsn := pgtest.Start(t)
+	m, _ := startServer(t, func(c *Config) { c.Store = dsn })
+	base := "http://" + m.Addr()
+	if code, rep := readiness(t, base); code != http.StatusOK {
+		t.Fatalf("readyz: %d %+v", code, rep)
+	}
+	name := databaseName(t, dsn)
+	admin := pgtest.Admin(t)
+	admin(`ALTER DATABASE "` + name + `" ALLOW_CONNECTIONS false`)
+	admin(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '` + name + `' AND pid <> pg_backend_pid()`)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, rep := readiness(t, base)
+		if code == http.StatusServiceUnavailable && rep.Checks["store"] != "ok" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("readyz with the database refusing connections: %d %+v", code, rep)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	admin(`ALTER DATABASE "` + name + `" ALLOW_CONNECTIONS true`)
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		code, rep := readiness(t, base)
+		if code == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("readyz once the database is back: %d %+v", code, rep)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// databaseName returns the database a DSN names.
+func databaseName(t *testing.T, dsn string) string {
+	t.Helper()
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg.Database
+}
