@@ -13,7 +13,9 @@ import (
 
 type fakeMedia struct{}
 
-func (fakeMedia) MediaStats() ivsrt.MediaStats { return ivsrt.MediaStats{Participants: 3, PacketsOut: 7} }
+func (fakeMedia) MediaStats() ivsrt.MediaStats {
+	return ivsrt.MediaStats{Participants: 3, PacketsOut: 7}
+}
 
 type fakeSinks struct{}
 
