@@ -24,6 +24,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ivsrealtime/types"
 
 	"github.com/ivsrt/ivsrt"
+	"github.com/ivsrt/ivsrt/secrets"
 	"github.com/ivsrt/ivsrt/token"
 )
 
@@ -1912,7 +1913,7 @@ func TestAuth(t *testing.T) {
 		dir := t.TempDir()
 		m1, _ := startServer(t, withDataDir(dir), withoutKeys())
 		path := filepath.Join(dir, "credentials.json")
-		read := func() (stored storedCredentials, raw []byte) {
+		read := func() (stored secrets.Stored, raw []byte) {
 			t.Helper()
 			raw, err := os.ReadFile(path)
 			if err != nil {

@@ -2,12 +2,8 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/rand"
-	"encoding/json"
 	"fmt"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -17,9 +13,9 @@ import (
 	"github.com/ivsrt/ivsrt/api"
 	"github.com/ivsrt/ivsrt/cluster"
 	"github.com/ivsrt/ivsrt/events"
+	"github.com/ivsrt/ivsrt/secrets"
 	"github.com/ivsrt/ivsrt/store/postgres"
 	"github.com/ivsrt/ivsrt/store/sqlite"
-	"github.com/ivsrt/ivsrt/token"
 )
 
 func isPostgres(dsn string) bool {
@@ -58,72 +54,19 @@ func (m *Main) openStore(ctx context.Context) error {
 	return nil
 }
 
-// serverSecrets are the keys a server signs and checks with. A cluster's
-// nodes must hold the same ones, so there they live in the shared store;
-// a single server keeps them in its data folder.
-type serverSecrets struct {
-	credentials []api.Credential
-	pageKey     []byte
-	signingKey  *ecdsa.PrivateKey
-}
-
-func (m *Main) secrets(ctx context.Context) (*serverSecrets, error) {
+// secrets returns the keys a server signs and checks with: a cluster's
+// nodes share theirs through the store, a single server keeps them in its
+// data folder.
+func (m *Main) secrets(ctx context.Context) (*secrets.Set, error) {
 	c := m.Config
-	cs, shared := m.DB.(ivsrt.ClusterStore)
-	if c.ClusterNATS == "" || !shared {
-		creds, err := m.credentials()
-		if err != nil {
-			return nil, err
-		}
-		pageKey, err := loadOrCreateSecret(filepath.Join(c.DataDir, "pagination.key"), 32)
-		if err != nil {
-			return nil, err
-		}
-		signingKey, err := token.LoadOrCreateKey(filepath.Join(c.DataDir, "token-signing-key.pem"))
-		if err != nil {
-			return nil, err
-		}
-		return &serverSecrets{creds, pageKey, signingKey}, nil
-	}
-
-	s := &serverSecrets{}
-	var err error
-	if s.pageKey, err = cs.SharedSecret(ctx, "pagination-key", func() ([]byte, error) {
-		b := make([]byte, 32)
-		_, err := rand.Read(b)
-		return b, err
-	}); err != nil {
-		return nil, fmt.Errorf("shared pagination key: %w", err)
-	}
-	pem, err := cs.SharedSecret(ctx, "token-signing-key", token.GenerateKeyPEM)
-	if err != nil {
-		return nil, fmt.Errorf("shared token signing key: %w", err)
-	}
-	if s.signingKey, err = token.ParseKeyPEM(pem); err != nil {
-		return nil, err
-	}
+	var given *api.Credential
 	if c.AccessKeyID != "" {
-		s.credentials = []api.Credential{{AccessKeyID: c.AccessKeyID, SecretAccessKey: c.SecretAccessKey}}
-		return s, nil
+		given = &api.Credential{AccessKeyID: c.AccessKeyID, SecretAccessKey: c.SecretAccessKey}
 	}
-	generated := false
-	data, err := cs.SharedSecret(ctx, "credentials", func() ([]byte, error) {
-		generated = true
-		return json.Marshal(newCredentials())
-	})
-	if err != nil {
-		return nil, fmt.Errorf("shared credentials: %w", err)
+	if cs, shared := m.DB.(ivsrt.ClusterStore); c.ClusterNATS != "" && shared {
+		return secrets.Shared(ctx, cs, given)
 	}
-	var sc storedCredentials
-	if err := json.Unmarshal(data, &sc); err != nil || sc.AccessKeyID == "" {
-		return nil, fmt.Errorf("the cluster's stored credentials are damaged")
-	}
-	if generated {
-		fmt.Fprintf(os.Stderr, "ivsrt: generated the cluster's API credentials (kept in the store):\n"+
-			"  export AWS_ACCESS_KEY_ID=%s\n  export AWS_SECRET_ACCESS_KEY=%s\n", sc.AccessKeyID, sc.SecretAccessKey)
-	}
-	s.credentials = []api.Credential{{AccessKeyID: sc.AccessKeyID, SecretAccessKey: sc.SecretAccessKey}}
-	return s, nil
+	return secrets.Local(c.DataDir, given)
 }
 
 // joinCluster makes this server a node of the cluster: it starts the node

@@ -3,7 +3,13 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"io/fs"
+	"log/slog"
+	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +19,7 @@ import (
 	"github.com/ivsrt/ivsrt/bot"
 	"github.com/ivsrt/ivsrt/events/eventstest"
 	"github.com/ivsrt/ivsrt/health"
+	"github.com/ivsrt/ivsrt/secrets"
 	"github.com/ivsrt/ivsrt/store/postgres/pgtest"
 	"github.com/jackc/pgx/v5"
 	dto "github.com/prometheus/client_model/go"
@@ -363,4 +370,31 @@ func databaseName(t *testing.T, dsn string) string {
 		t.Fatal(err)
 	}
 	return cfg.Database
+}
+
+// TestGeneratedCredentialsShownWhenServing: a start that fails after the
+// credentials were generated neither keeps nor shows them; the next start
+// that serves does both.
+func TestGeneratedCredentialsShownWhenServing(t *testing.T) {
+	dir := t.TempDir()
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	m := NewMain()
+	m.Config.Listen, m.Config.DataDir = busy.Addr().String(), dir
+	m.Logger = slog.New(slog.DiscardHandler)
+	if err := m.Run(testContext(t)); err == nil {
+		t.Fatal("Run on a port in use succeeded")
+	}
+	m.Close()
+	if _, err := os.Stat(filepath.Join(dir, secrets.CredentialsFile)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("credentials kept by a start that failed: %v", err)
+	}
+	m2, _ := startServer(t, withDataDir(dir), withoutKeys())
+	if _, err := os.Stat(filepath.Join(dir, secrets.CredentialsFile)); err != nil {
+		t.Errorf("credentials of a start that serves: %v", err)
+	}
+	_ = m2
 }
