@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -397,4 +398,28 @@ func TestGeneratedCredentialsShownWhenServing(t *testing.T) {
 		t.Errorf("credentials of a start that serves: %v", err)
 	}
 	_ = m2
+}
+
+// TestReadOnlyDataFolder: a data folder the server cannot write is named,
+// with the reason, instead of SQLite's "unable to open database file".
+func TestReadOnlyDataFolder(t *testing.T) {
+	dir := t.TempDir()
+	if os.Geteuid() == 0 {
+		// Permissions do not stop root: make the folder a read-only mount.
+		if out, err := exec.Command("mount", "--bind", "-o", "ro", dir, dir).CombinedOutput(); err != nil {
+			t.Skipf("cannot make a read-only folder as root: mount: %v %s", err, out)
+		}
+		t.Cleanup(func() { exec.Command("umount", dir).Run() })
+	} else if err := os.Chmod(dir, 0o500); err != nil {
+		t.Fatal(err)
+	}
+	m := NewMain()
+	m.Config.Listen, m.Config.DataDir = "127.0.0.1:0", dir
+	m.Logger = slog.New(slog.DiscardHandler)
+	err := m.Run(testContext(t))
+	m.Close()
+	if err == nil || !strings.Contains(err.Error(), dir) ||
+		!strings.Contains(err.Error(), "read-only file system") && !strings.Contains(err.Error(), "permission denied") {
+		t.Errorf("Run on a read-only data folder: %v; want the folder named, and why", err)
+	}
 }

@@ -224,6 +224,9 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data folder: %w", err)
 	}
+	if err := checkWritable(c.DataDir); err != nil {
+		return err
+	}
 	m.Metrics, m.Probes = metrics.New(), health.New()
 	if err := m.openStore(ctx); err != nil {
 		return err
@@ -441,6 +444,17 @@ func addrString(a net.Addr) string {
 
 // Addr returns the address the server listens on.
 func (m *Main) Addr() string { return m.listener.Addr().String() }
+
+// checkWritable says plainly when the data folder cannot be written,
+// which SQLite would report as "unable to open database file (14)".
+func checkWritable(dir string) error {
+	f, err := os.CreateTemp(dir, ".write-test-*")
+	if err != nil {
+		return fmt.Errorf("data folder %s cannot be written (--data, IVSRT_DATA): %w", dir, err)
+	}
+	f.Close()
+	return os.Remove(f.Name())
+}
 
 // metricsPath is where the metrics are served.
 const metricsPath = "/metrics"
