@@ -7,7 +7,7 @@
 //
 // Run it from the module root:
 //
-//	go run ./bench/suite            # the whole suite, about 12 minutes
+//	go run ./bench/suite            # the whole suite, about 5 minutes on 2 cores
 //	go run ./bench/suite --quick    # a smoke run of about 3 minutes
 //
 // It writes bench/results/<date>/report.md, its SVG charts and the
