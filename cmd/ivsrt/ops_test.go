@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io/fs"
@@ -421,5 +422,28 @@ func TestReadOnlyDataFolder(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), dir) ||
 		!strings.Contains(err.Error(), "read-only file system") && !strings.Contains(err.Error(), "permission denied") {
 		t.Errorf("Run on a read-only data folder: %v; want the folder named, and why", err)
+	}
+}
+
+// TestListenOnEveryInterface: a server listening on 0.0.0.0 without
+// --public-url hands out URLs clients can connect to, not 0.0.0.0 or [::].
+func TestListenOnEveryInterface(t *testing.T) {
+	m, c := startServer(t, func(c *Config) { c.Listen = "0.0.0.0:0" })
+	arn := createStage(t, c, "everywhere")
+	tok := createToken(t, c, &ivsrealtime.CreateParticipantTokenInput{StageArn: aws.String(arn)})
+	parts := strings.Split(aws.ToString(tok.Token), ".")
+	claims, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil || !strings.Contains(string(claims), "whip_url") {
+		t.Fatalf("token claims %s: %v", claims, err)
+	}
+	for _, u := range []string{m.Config.PublicURL, string(claims)} {
+		if strings.Contains(u, "0.0.0.0") || strings.Contains(u, "[::]") {
+			t.Errorf("handed out %q", u)
+		}
+	}
+	// The URL works: its /healthz answers.
+	resp, err := http.Get(m.Config.PublicURL + health.LivePath)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("GET %s%s: %v %v", m.Config.PublicURL, health.LivePath, resp, err)
 	}
 }

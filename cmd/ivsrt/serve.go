@@ -257,7 +257,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	publicURL := c.PublicURL
 	if publicURL == "" {
-		publicURL = "http://" + m.listener.Addr().String()
+		publicURL = m.defaultURL("--public-url")
 	}
 	m.Config.PublicURL = publicURL
 	eventsURL, whipURL := api.EndpointURLs(publicURL)
@@ -265,7 +265,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if c.ClusterNATS != "" {
 		nodeURL := c.NodeURL
 		if nodeURL == "" {
-			nodeURL = "http://" + m.listener.Addr().String()
+			nodeURL = m.defaultURL("--node-url")
 		}
 		if err := m.newNode(issuer, nodeURL); err != nil {
 			return err
@@ -444,6 +444,44 @@ func addrString(a net.Addr) string {
 
 // Addr returns the address the server listens on.
 func (m *Main) Addr() string { return m.listener.Addr().String() }
+
+// defaultURL is the URL others reach the server at when flag does not
+// say: the listener's address, unless it listens on every interface
+// (0.0.0.0, ::), which nobody can connect to; then the address of the
+// interface the default route leaves from, said in a warning.
+func (m *Main) defaultURL(flag string) string {
+	addr := m.listener.Addr().(*net.TCPAddr)
+	if !addr.IP.IsUnspecified() {
+		return "http://" + addr.String()
+	}
+	host := outboundIP()
+	u := "http://" + net.JoinHostPort(host, strconv.Itoa(addr.Port))
+	m.Logger.Warn("listening on every interface without "+flag+": clients are told "+u+"; set "+flag+" to the URL they reach this server at",
+		"listen", addr.String())
+	return u
+}
+
+// outboundIP returns the local address of the interface the default route
+// leaves from (a UDP "connection" sends nothing), or the loopback address
+// when there is no route.
+func outboundIP() string {
+	for _, probe := range []string{"udp4", "udp6"} {
+		target := "192.0.2.1:9" // TEST-NET-1: routed like any address, never used
+		if probe == "udp6" {
+			target = "[2001:db8::1]:9"
+		}
+		c, err := net.Dial(probe, target)
+		if err != nil {
+			continue
+		}
+		ip := c.LocalAddr().(*net.UDPAddr).IP
+		c.Close()
+		if !ip.IsLoopback() && !ip.IsUnspecified() {
+			return ip.String()
+		}
+	}
+	return "127.0.0.1"
+}
 
 // checkWritable says plainly when the data folder cannot be written,
 // which SQLite would report as "unable to open database file (14)".
