@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/ivsrt/ivsrt/cli"
@@ -29,8 +30,46 @@ Usage:
                           a shell completion script
 `
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// version is set at build time with -ldflags "-X main.version=...";
+// otherwise the module's version and the commit come from the build
+// information Go records (go install module@version records the version,
+// a build in a checkout the commit).
+var version = ""
+
+// versionString returns the version, the commit and its time.
+func versionString() string {
+	v := version
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		if v == "" {
+			v = "dev"
+		}
+		return v
+	}
+	if v == "" {
+		v = info.Main.Version
+		if v == "" || v == "(devel)" {
+			v = "dev"
+		}
+	}
+	var commit, at, dirty string
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			commit = s.Value
+		case "vcs.time":
+			at = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				dirty = ", modified"
+			}
+		}
+	}
+	if commit != "" {
+		v += " (commit " + commit[:min(12, len(commit))] + " " + at + dirty + ")"
+	}
+	return v + " " + info.GoVersion
+}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -57,7 +96,7 @@ func run(ctx context.Context, args []string) error {
 	case "serve":
 		return serve(ctx, args[1:])
 	case "version", "--version":
-		fmt.Println("ivsrt", version)
+		fmt.Println("ivsrt", versionString())
 		return nil
 	case "-h", "--help":
 		fmt.Print(usage)

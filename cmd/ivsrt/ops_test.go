@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -445,5 +446,12 @@ func TestListenOnEveryInterface(t *testing.T) {
 	resp, err := http.Get(m.Config.PublicURL + health.LivePath)
 	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Errorf("GET %s%s: %v %v", m.Config.PublicURL, health.LivePath, resp, err)
+	}
+}
+
+func TestVersionString(t *testing.T) {
+	v := versionString()
+	if !strings.HasSuffix(v, runtime.Version()) || strings.HasPrefix(v, " ") {
+		t.Errorf("version %q: want the module's version or dev, then the Go version", v)
 	}
 }

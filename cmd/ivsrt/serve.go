@@ -387,7 +387,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := m.keys.Commit(os.Stderr); err != nil {
 		return err
 	}
-	m.Logger.Info("serving", "addr", m.listener.Addr().String(), "public_url", publicURL,
+	m.Logger.Info("serving", "version", versionString(), "addr", m.listener.Addr().String(), "public_url", publicURL,
 		"data", c.DataDir, "region", c.Region, "dev", c.Dev,
 		"rtc_udp", m.SFU.UDPAddr().String(), "rtc_tcp", addrString(m.SFU.TCPAddr()))
 	return nil
