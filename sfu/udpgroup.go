@@ -66,6 +66,17 @@ func listenUDPGroup(addr *net.UDPAddr, n int) (net.PacketConn, error) {
 	lc := net.ListenConfig{}
 	if n > 1 {
 		lc.Control = reusePort
+		// SO_REUSEPORT lets another process that sets it too, a second
+		// server started by mistake, bind the same port and silently take
+		// a share of the media. Binding once without it first fails if
+		// anyone holds the port.
+		if addr.Port != 0 {
+			probe, err := net.ListenUDP("udp", addr)
+			if err != nil {
+				return nil, fmt.Errorf("UDP %s is taken (another server?): %w", addr, err)
+			}
+			probe.Close()
+		}
 	}
 	g := &udpGroup{
 		in:   make(chan datagram, 256),

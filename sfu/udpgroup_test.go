@@ -109,3 +109,33 @@ func TestUDPGroupReadDeadline(t *testing.T) {
 		t.Errorf("ReadFrom got %d, %v; want 1, nil", n, err)
 	}
 }
+
+// TestUDPGroupPortTaken: a second group on the port of a first one is
+// refused, although both would set SO_REUSEPORT; so is one on a port a
+// plain socket holds.
+func TestUDPGroupPortTaken(t *testing.T) {
+	if !reusePortSupported {
+		t.Skip("no SO_REUSEPORT")
+	}
+	first, err := listenUDPGroup(&net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	at := first.LocalAddr().(*net.UDPAddr)
+	for _, n := range []int{1, 2} {
+		if second, err := listenUDPGroup(at, n); err == nil {
+			second.Close()
+			t.Errorf("a group of %d on %s, taken by another: bound", n, at)
+		}
+	}
+	plain, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	if g, err := listenUDPGroup(plain.LocalAddr().(*net.UDPAddr), 2); err == nil {
+		g.Close()
+		t.Errorf("a group on %s, held by a plain socket: bound", plain.LocalAddr())
+	}
+}
