@@ -13,7 +13,6 @@ import (
 	"net/url"
 	"runtime"
 	"sort"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -322,26 +321,6 @@ func nullMillis(ms sql.NullInt64) time.Time {
 		return time.Time{}
 	}
 	return fromMillis(ms.Int64)
-}
-
-// cursor and parseCursor carry a keyset position (the seq of the last row
-// returned) between pages. The API signs these, so a bad one here is a bug
-// in a caller, reported as invalid input all the same.
-func cursor(seq int64) string { return strconv.FormatInt(seq, 10) }
-
-func parseCursor(page ivsrt.Page) (int64, error) {
-	if page.Limit < 1 {
-		return 0, ivsrt.Errorf(ivsrt.EINVALID, "page size must be at least 1, got %d", page.Limit)
-	}
-	after := page.After
-	if after == "" {
-		return 0, nil
-	}
-	seq, err := strconv.ParseInt(after, 10, 64)
-	if err != nil || seq < 0 {
-		return 0, ivsrt.Errorf(ivsrt.EINVALID, "The nextToken is not valid.")
-	}
-	return seq, nil
 }
 
 // Ping reports whether the database can be read and written: a health

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ivsrt/ivsrt"
+	"github.com/ivsrt/ivsrt/store/internal/storecore"
 )
 
 // OpenSink implements ivsrt.DeliveryStore.
@@ -50,13 +51,10 @@ func (db *DB) EnqueueDeliveries(ctx context.Context, sink string, events []*ivsr
 	if err := tx.QueryRowContext(ctx, `SELECT cursor FROM sink WHERE name = ?`, sink).Scan(&cursor); err != nil {
 		return translate(err, "sink "+sink)
 	}
-	if through < cursor || len(events) > 0 && events[0].Seq <= cursor {
-		return ivsrt.Errorf(ivsrt.ECONFLICT, "sink %s has taken in events up to %d already", sink, cursor)
+	if err := storecore.CheckEnqueue(sink, cursor, events, through); err != nil {
+		return err
 	}
-	for i, ev := range events {
-		if ev.Seq > through || i > 0 && ev.Seq <= events[i-1].Seq {
-			return ivsrt.Errorf(ivsrt.EINVALID, "events to enqueue must be in seq order up to %d", through)
-		}
+	for _, ev := range events {
 		if _, err := tx.ExecContext(ctx, qInsertDelivery, sink, ev.Seq, string(ev.StageARN), millis(at)); err != nil {
 			return fmt.Errorf("enqueue event %d: %w", ev.Seq, err)
 		}
@@ -119,6 +117,9 @@ func (db *DB) SettleDeliveries(ctx context.Context, sink string, outcomes []ivsr
 	if len(outcomes) == 0 {
 		return nil
 	}
+	if err := storecore.CheckOutcomes(outcomes); err != nil {
+		return err
+	}
 	tx, err := db.beginWrite(ctx)
 	if err != nil {
 		return err
@@ -137,8 +138,6 @@ func (db *DB) SettleDeliveries(ctx context.Context, sink string, outcomes []ivsr
 			if err == nil {
 				_, err = tx.ExecContext(ctx, qDeleteDelivery, sink, o.Seq)
 			}
-		default:
-			return ivsrt.Errorf(ivsrt.EINVALID, "unknown delivery result %d", o.Result)
 		}
 		if err != nil {
 			return fmt.Errorf("settle event %d of %s: %w", o.Seq, sink, err)
@@ -168,10 +167,7 @@ func (db *DB) ListDeadLetters(ctx context.Context, sink string, page ivsrt.Page)
 		where = append(where, "(l.seq > ? OR l.seq = ? AND l.sink > ?)")
 		args = append(args, seq, seq, afterSink)
 	}
-	limit := page.Limit
-	if limit <= 0 {
-		limit = 100
-	}
+	limit := storecore.DeadLetterLimit(page)
 	q := `SELECT o.seq, o.id, o.stage_arn, o.detail_type, o.body, o.created_at,
 		l.sink, l.enqueued_at, l.dead_at, l.attempts, l.last_error
 		FROM dead_letter l JOIN outbox o ON o.seq = l.seq`
@@ -229,10 +225,6 @@ func (db *DB) RedriveDeadLetter(ctx context.Context, sink, eventID string, at ti
 	return d, nil
 }
 
-// pruneBatch is how many events PruneEvents deletes per transaction, so
-// that it never holds the write lock for long.
-const pruneBatch = 1000
-
 // PruneEvents implements ivsrt.DeliveryStore.
 func (db *DB) PruneEvents(ctx context.Context, before time.Time, sinks []string) (int64, error) {
 	// Events up to the lowest cursor of the sinks named; all if none.
@@ -251,23 +243,15 @@ func (db *DB) PruneEvents(ctx context.Context, before time.Time, sinks []string)
 			limit = cursor.Int64
 		}
 	}
-	var total int64
-	for {
+	return storecore.Prune(func() (int64, error) {
 		res, err := db.write.ExecContext(ctx, `DELETE FROM outbox WHERE seq IN (
 			SELECT seq FROM outbox o WHERE o.created_at < ? AND o.seq <= ?
 			AND NOT EXISTS (SELECT 1 FROM delivery d WHERE d.seq = o.seq)
 			AND NOT EXISTS (SELECT 1 FROM dead_letter l WHERE l.seq = o.seq)
-			ORDER BY o.seq LIMIT ?)`, millis(before), limit, pruneBatch)
+			ORDER BY o.seq LIMIT ?)`, millis(before), limit, storecore.PruneBatch)
 		if err != nil {
-			return total, fmt.Errorf("prune events: %w", err)
+			return 0, err
 		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return total, fmt.Errorf("prune events: %w", err)
-		}
-		total += n
-		if n < pruneBatch {
-			return total, nil
-		}
-	}
+		return res.RowsAffected()
+	})
 }

@@ -2,19 +2,19 @@ package sqlite
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
 	"github.com/ivsrt/ivsrt"
+	"github.com/ivsrt/ivsrt/store/internal/storecore"
 )
 
 // appendEvent writes ev to the outbox within tx and sets its Seq. Its Time
 // is kept at millisecond precision, in UTC, as the store keeps all times.
 func appendEvent(ctx context.Context, tx *Tx, ev *ivsrt.StreamEvent) error {
-	body, err := json.Marshal(ev.Detail)
+	body, err := storecore.EncodeDetail(ev)
 	if err != nil {
-		return fmt.Errorf("encode event detail: %w", err)
+		return err
 	}
 	ev.Time = ev.Time.UTC().Truncate(time.Millisecond)
 	res, err := tx.ExecContext(ctx, qInsertOutbox,
@@ -72,8 +72,8 @@ func scanEvent(row interface{ Scan(...any) error }, extra ...any) (*ivsrt.Stream
 	if err := row.Scan(append([]any{&ev.Seq, &ev.ID, &ev.StageARN, &ev.DetailType, &body, &at}, extra...)...); err != nil {
 		return nil, fmt.Errorf("scan event: %w", err)
 	}
-	if err := json.Unmarshal([]byte(body), &ev.Detail); err != nil {
-		return nil, fmt.Errorf("decode event %d: %w", ev.Seq, err)
+	if err := storecore.DecodeDetail(&ev, []byte(body)); err != nil {
+		return nil, err
 	}
 	ev.Time = fromMillis(at)
 	return &ev, nil

@@ -3,12 +3,16 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"time"
 
 	"github.com/ivsrt/ivsrt"
+	"github.com/ivsrt/ivsrt/store/internal/storecore"
 )
 
-// RecordEvent implements ivsrt.SessionStore.
+// RecordEvent implements ivsrt.SessionStore. One connection writes, so the
+// events of a stage are applied one at a time.
 func (db *DB) RecordEvent(ctx context.Context, ev *ivsrt.Event) error {
 	tx, err := db.beginWrite(ctx)
 	if err != nil {
@@ -18,96 +22,8 @@ func (db *DB) RecordEvent(ctx context.Context, ev *ivsrt.Event) error {
 	if ev.Time.IsZero() {
 		ev.Time = tx.now
 	}
-	var active sql.NullString
-	if err := tx.QueryRowContext(ctx, `SELECT active_session_id FROM stages WHERE arn = ?`, string(ev.StageARN)).Scan(&active); err != nil {
-		return translate(err, "stage")
-	}
-	session := ivsrt.SessionID(active.String)
-
-	var stream []*ivsrt.StreamEvent
-	userID := ev.UserID
-	switch ev.Name {
-	case ivsrt.EventJoined:
-		if session == "" {
-			if session, err = startSession(ctx, tx, ev); err != nil {
-				return err
-			}
-			stream = append(stream, ivsrt.NewSessionStreamEvent(ev.StageARN, session, ivsrt.StreamSessionStarted, ev.Time))
-		}
-		attrs, err := encodeAttributes(ev.Attributes)
-		if err != nil {
-			return err
-		}
-		protocol := ev.Protocol
-		if protocol == "" {
-			protocol = "UNKNOWN"
-		}
-		// A participant who joins again keeps the user id of the first join.
-		if err := tx.QueryRowContext(ctx, `INSERT INTO participants
-			(session_id, participant_id, user_id, attributes, state, first_join_time, protocol)
-			VALUES (?, ?, ?, ?, 'CONNECTED', ?, ?)
-			ON CONFLICT (session_id, participant_id) DO UPDATE SET state = 'CONNECTED'
-			RETURNING user_id`,
-			string(session), string(ev.ParticipantID), ev.UserID, attrs, millis(ev.Time), protocol).Scan(&userID); err != nil {
-			return fmt.Errorf("upsert participant: %w", err)
-		}
-	case ivsrt.EventJoinError:
-		if session == "" {
-			// Nobody is in the stage, so there is no session to file a
-			// failed join under.
-			return nil
-		}
-		// The participant is not listed, but may have been before.
-		var known string
-		err := tx.QueryRowContext(ctx, `SELECT user_id FROM participants WHERE session_id = ? AND participant_id = ?`,
-			string(session), string(ev.ParticipantID)).Scan(&known)
-		if err == nil {
-			userID = known
-		} else if err != sql.ErrNoRows {
-			return fmt.Errorf("find participant: %w", err)
-		}
-	default:
-		if session == "" {
-			return ivsrt.Errorf(ivsrt.ECONFLICT, "participant %s is not in the stage", ev.ParticipantID)
-		}
-		var state string
-		err := tx.QueryRowContext(ctx, `SELECT state, user_id FROM participants WHERE session_id = ? AND participant_id = ?`,
-			string(session), string(ev.ParticipantID)).Scan(&state, &userID)
-		if err == sql.ErrNoRows || (err == nil && state != string(ivsrt.ParticipantConnected)) {
-			// Never joined this session, or left it.
-			return ivsrt.Errorf(ivsrt.ECONFLICT, "participant %s is not in the stage", ev.ParticipantID)
-		} else if err != nil {
-			return fmt.Errorf("find participant: %w", err)
-		}
-	}
-	ev.SessionID = session
-	stream = append(stream, ivsrt.NewParticipantStreamEvent(ev, userID))
-
-	if _, err := tx.ExecContext(ctx, `INSERT INTO participant_events
-		(session_id, participant_id, name, remote_participant_id, error_code, event_time) VALUES (?, ?, ?, ?, ?, ?)`,
-		string(session), string(ev.ParticipantID), string(ev.Name), string(ev.RemoteParticipantID), ev.ErrorCode, millis(ev.Time)); err != nil {
-		return fmt.Errorf("insert event: %w", err)
-	}
-
-	switch ev.Name {
-	case ivsrt.EventPublishStarted:
-		if _, err := tx.ExecContext(ctx, `UPDATE participants SET published = 1 WHERE session_id = ? AND participant_id = ?`,
-			string(session), string(ev.ParticipantID)); err != nil {
-			return fmt.Errorf("mark published: %w", err)
-		}
-	case ivsrt.EventLeft:
-		ended, err := leave(ctx, tx, ev, session)
-		if err != nil {
-			return err
-		}
-		if ended {
-			stream = append(stream, ivsrt.NewSessionStreamEvent(ev.StageARN, session, ivsrt.StreamSessionEnded, ev.Time))
-		}
-	}
-	for _, se := range stream {
-		if err := appendEvent(ctx, tx, se); err != nil {
-			return err
-		}
+	if err := storecore.RecordEvent(ctx, sessionTx{tx}, ev); err != nil {
+		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit event: %w", err)
@@ -115,40 +31,109 @@ func (db *DB) RecordEvent(ctx context.Context, ev *ivsrt.Event) error {
 	return nil
 }
 
-func startSession(ctx context.Context, tx *Tx, ev *ivsrt.Event) (ivsrt.SessionID, error) {
-	id := ivsrt.NewSessionID()
-	if _, err := tx.ExecContext(ctx, `INSERT INTO stage_sessions (session_id, stage_arn, start_time) VALUES (?, ?, ?)`,
-		string(id), string(ev.StageARN), millis(ev.Time)); err != nil {
-		return "", fmt.Errorf("start session: %w", err)
+// sessionTx is tx as storecore.RecordEvent uses it.
+type sessionTx struct{ tx *Tx }
+
+var _ storecore.SessionTx = sessionTx{}
+
+func (s sessionTx) ActiveSession(ctx context.Context, stage ivsrt.StageARN) (ivsrt.SessionID, error) {
+	var active sql.NullString
+	if err := s.tx.QueryRowContext(ctx, `SELECT active_session_id FROM stages WHERE arn = ?`, string(stage)).Scan(&active); err != nil {
+		return "", translate(err, "stage")
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE stages SET active_session_id = ? WHERE arn = ?`, string(id), string(ev.StageARN)); err != nil {
-		return "", fmt.Errorf("set active session: %w", err)
-	}
-	return id, nil
+	return ivsrt.SessionID(active.String), nil
 }
 
-// leave marks the participant gone and ends the session when it was the
-// last, reporting whether it did.
-func leave(ctx context.Context, tx *Tx, ev *ivsrt.Event, session ivsrt.SessionID) (ended bool, err error) {
-	if _, err := tx.ExecContext(ctx, `UPDATE participants SET state = 'DISCONNECTED' WHERE session_id = ? AND participant_id = ?`,
-		string(session), string(ev.ParticipantID)); err != nil {
-		return false, fmt.Errorf("mark disconnected: %w", err)
+func (s sessionTx) StartSession(ctx context.Context, stage ivsrt.StageARN, id ivsrt.SessionID, at time.Time) error {
+	if _, err := s.tx.ExecContext(ctx, `INSERT INTO stage_sessions (session_id, stage_arn, start_time) VALUES (?, ?, ?)`,
+		string(id), string(stage), millis(at)); err != nil {
+		return fmt.Errorf("start session: %w", err)
 	}
+	if _, err := s.tx.ExecContext(ctx, `UPDATE stages SET active_session_id = ? WHERE arn = ?`, string(id), string(stage)); err != nil {
+		return fmt.Errorf("set active session: %w", err)
+	}
+	return nil
+}
+
+func (s sessionTx) EndSession(ctx context.Context, stage ivsrt.StageARN, id ivsrt.SessionID, at time.Time) error {
+	if _, err := s.tx.ExecContext(ctx, `UPDATE stage_sessions SET end_time = ? WHERE session_id = ?`, millis(at), string(id)); err != nil {
+		return fmt.Errorf("end session: %w", err)
+	}
+	if _, err := s.tx.ExecContext(ctx, `UPDATE stages SET active_session_id = NULL WHERE arn = ?`, string(stage)); err != nil {
+		return fmt.Errorf("clear active session: %w", err)
+	}
+	return nil
+}
+
+func (s sessionTx) Join(ctx context.Context, p *ivsrt.Participant) (userID string, err error) {
+	attrs, err := storecore.EncodeAttributes(p.Attributes)
+	if err != nil {
+		return "", err
+	}
+	if err := s.tx.QueryRowContext(ctx, `INSERT INTO participants
+		(session_id, participant_id, user_id, attributes, state, first_join_time, protocol)
+		VALUES (?, ?, ?, ?, 'CONNECTED', ?, ?)
+		ON CONFLICT (session_id, participant_id) DO UPDATE SET state = 'CONNECTED'
+		RETURNING user_id`,
+		string(p.SessionID), string(p.ID), p.UserID, string(attrs), millis(p.FirstJoinTime), p.Protocol).Scan(&userID); err != nil {
+		return "", fmt.Errorf("upsert participant: %w", err)
+	}
+	return userID, nil
+}
+
+func (s sessionTx) ParticipantState(ctx context.Context, session ivsrt.SessionID, id ivsrt.ParticipantID) (ivsrt.ParticipantState, string, error) {
+	var state, userID string
+	err := s.tx.QueryRowContext(ctx, `SELECT state, user_id FROM participants WHERE session_id = ? AND participant_id = ?`,
+		string(session), string(id)).Scan(&state, &userID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", "", nil
+	} else if err != nil {
+		return "", "", fmt.Errorf("find participant: %w", err)
+	}
+	return ivsrt.ParticipantState(state), userID, nil
+}
+
+func (s sessionTx) AddEvent(ctx context.Context, ev *ivsrt.Event) error {
+	if _, err := s.tx.ExecContext(ctx, `INSERT INTO participant_events
+		(session_id, participant_id, name, remote_participant_id, error_code, event_time) VALUES (?, ?, ?, ?, ?, ?)`,
+		string(ev.SessionID), string(ev.ParticipantID), string(ev.Name), string(ev.RemoteParticipantID), ev.ErrorCode, millis(ev.Time)); err != nil {
+		return fmt.Errorf("insert event: %w", err)
+	}
+	return nil
+}
+
+func (s sessionTx) MarkPublished(ctx context.Context, session ivsrt.SessionID, id ivsrt.ParticipantID) error {
+	if _, err := s.tx.ExecContext(ctx, `UPDATE participants SET published = 1 WHERE session_id = ? AND participant_id = ?`,
+		string(session), string(id)); err != nil {
+		return fmt.Errorf("mark published: %w", err)
+	}
+	return nil
+}
+
+func (s sessionTx) Disconnect(ctx context.Context, session ivsrt.SessionID, id ivsrt.ParticipantID) error {
+	if _, err := s.tx.ExecContext(ctx, `UPDATE participants SET state = 'DISCONNECTED' WHERE session_id = ? AND participant_id = ?`,
+		string(session), string(id)); err != nil {
+		return fmt.Errorf("mark disconnected: %w", err)
+	}
+	return nil
+}
+
+func (s sessionTx) AnyConnected(ctx context.Context, session ivsrt.SessionID) (bool, error) {
 	var connected int
-	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM participants WHERE session_id = ? AND state = 'CONNECTED'`,
+	if err := s.tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM participants WHERE session_id = ? AND state = 'CONNECTED'`,
 		string(session)).Scan(&connected); err != nil {
 		return false, fmt.Errorf("count connected: %w", err)
 	}
-	if connected > 0 {
-		return false, nil
+	return connected > 0, nil
+}
+
+func (s sessionTx) AppendEvents(ctx context.Context, evs ...*ivsrt.StreamEvent) error {
+	for _, ev := range evs {
+		if err := appendEvent(ctx, s.tx, ev); err != nil {
+			return err
+		}
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE stage_sessions SET end_time = ? WHERE session_id = ?`, millis(ev.Time), string(session)); err != nil {
-		return false, fmt.Errorf("end session: %w", err)
-	}
-	if _, err := tx.ExecContext(ctx, `UPDATE stages SET active_session_id = NULL WHERE arn = ?`, string(ev.StageARN)); err != nil {
-		return false, fmt.Errorf("clear active session: %w", err)
-	}
-	return true, nil
+	return nil
 }
 
 // GetStageSession implements ivsrt.SessionStore.
@@ -179,12 +164,9 @@ func scanSession(row interface{ Scan(...any) error }) (*ivsrt.StageSession, int6
 
 // ListStageSessions implements ivsrt.SessionStore.
 func (db *DB) ListStageSessions(ctx context.Context, stage ivsrt.StageARN, page ivsrt.Page) ([]*ivsrt.StageSession, string, error) {
-	before, err := parseCursor(page)
+	before, err := storecore.ParseCursorDesc(page)
 	if err != nil {
 		return nil, "", err
-	}
-	if page.After == "" {
-		before = 1<<63 - 1
 	}
 	rows, err := db.read.QueryContext(ctx, `SELECT `+sessionColumns+` FROM stage_sessions
 		WHERE stage_arn = ? AND seq < ? ORDER BY seq DESC LIMIT ?`, string(stage), before, page.Limit+1)
@@ -208,7 +190,7 @@ func scanParticipant(row interface{ Scan(...any) error }) (*ivsrt.Participant, i
 		return nil, 0, err
 	}
 	var err error
-	if p.Attributes, err = decodeAttributes(attrs); err != nil {
+	if p.Attributes, err = storecore.DecodeAttributes([]byte(attrs)); err != nil {
 		return nil, 0, err
 	}
 	p.FirstJoinTime = fromMillis(first)
@@ -230,7 +212,7 @@ func (db *DB) GetParticipant(ctx context.Context, stage ivsrt.StageARN, session 
 // so every participant's recording state is DISABLED and a recording-state
 // filter matches nobody.
 func (db *DB) ListParticipants(ctx context.Context, stage ivsrt.StageARN, session ivsrt.SessionID, f ivsrt.ParticipantFilter, page ivsrt.Page) ([]*ivsrt.Participant, string, error) {
-	after, err := parseCursor(page)
+	after, err := storecore.ParseCursor(page)
 	if err != nil {
 		return nil, "", err
 	}
@@ -261,7 +243,7 @@ func (db *DB) ListParticipants(ctx context.Context, stage ivsrt.StageARN, sessio
 
 // ListParticipantEvents implements ivsrt.SessionStore.
 func (db *DB) ListParticipantEvents(ctx context.Context, stage ivsrt.StageARN, session ivsrt.SessionID, id ivsrt.ParticipantID, page ivsrt.Page) ([]*ivsrt.Event, string, error) {
-	after, err := parseCursor(page)
+	after, err := storecore.ParseCursor(page)
 	if err != nil {
 		return nil, "", err
 	}
@@ -287,28 +269,8 @@ func (db *DB) ListParticipantEvents(ctx context.Context, stage ivsrt.StageARN, s
 	})
 }
 
-// collect reads up to limit rows and the position of the next page, which
-// exists when the query (asked for limit+1) returned more.
+// collect reads a page of rows (see storecore.Collect) and closes them.
 func collect[T any](rows *sql.Rows, limit int, scan func(interface{ Scan(...any) error }) (T, int64, error)) ([]T, string, error) {
 	defer rows.Close()
-	var (
-		items []T
-		last  int64
-		next  string
-	)
-	for rows.Next() {
-		if len(items) == limit {
-			next = cursor(last)
-			break
-		}
-		item, seq, err := scan(rows)
-		if err != nil {
-			return nil, "", fmt.Errorf("scan: %w", err)
-		}
-		items, last = append(items, item), seq
-	}
-	if err := rows.Err(); err != nil {
-		return nil, "", fmt.Errorf("read rows: %w", err)
-	}
-	return items, next, nil
+	return storecore.Collect(rows, limit, func(r *sql.Rows) (T, int64, error) { return scan(r) })
 }

@@ -3,45 +3,18 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 
 	"github.com/ivsrt/ivsrt"
+	"github.com/ivsrt/ivsrt/store/internal/storecore"
 )
 
-// recordingJSON is the stored form of a recording configuration.
-type recordingJSON struct {
-	StorageConfigurationARN         string   `json:"storageConfigurationArn"`
-	MediaTypes                      []string `json:"mediaTypes,omitempty"`
-	ThumbnailIntervalSeconds        int      `json:"thumbnailIntervalSeconds,omitempty"`
-	ThumbnailStorage                []string `json:"thumbnailStorage,omitempty"`
-	ThumbnailRecordingMode          string   `json:"thumbnailRecordingMode,omitempty"`
-	HasThumbnail                    bool     `json:"hasThumbnail,omitempty"`
-	RecordingReconnectWindowSeconds int      `json:"recordingReconnectWindowSeconds,omitempty"`
-	HLSTargetSegmentDurationSeconds int      `json:"hlsTargetSegmentDurationSeconds,omitempty"`
-	RecordParticipantReplicas       bool     `json:"recordParticipantReplicas,omitempty"`
-}
-
+// encodeRecording returns the recording column of a stage: the JSON of
+// its configuration, NULL for none.
 func encodeRecording(r *ivsrt.AutoParticipantRecording) (sql.NullString, error) {
-	if r == nil {
-		return sql.NullString{}, nil
-	}
-	j := recordingJSON{
-		StorageConfigurationARN:         r.StorageConfigurationARN,
-		MediaTypes:                      r.MediaTypes,
-		RecordingReconnectWindowSeconds: r.RecordingReconnectWindowSeconds,
-		HLSTargetSegmentDurationSeconds: r.HLSTargetSegmentDurationSeconds,
-		RecordParticipantReplicas:       r.RecordParticipantReplicas,
-	}
-	if t := r.Thumbnail; t != nil {
-		j.HasThumbnail = true
-		j.ThumbnailIntervalSeconds = t.TargetIntervalSeconds
-		j.ThumbnailStorage = t.Storage
-		j.ThumbnailRecordingMode = t.RecordingMode
-	}
-	b, err := json.Marshal(j)
-	if err != nil {
-		return sql.NullString{}, fmt.Errorf("encode recording configuration: %w", err)
+	b, err := storecore.EncodeRecording(r)
+	if err != nil || b == nil {
+		return sql.NullString{}, err
 	}
 	return sql.NullString{String: string(b), Valid: true}, nil
 }
@@ -50,25 +23,7 @@ func decodeRecording(s sql.NullString) (*ivsrt.AutoParticipantRecording, error) 
 	if !s.Valid {
 		return nil, nil
 	}
-	var j recordingJSON
-	if err := json.Unmarshal([]byte(s.String), &j); err != nil {
-		return nil, fmt.Errorf("decode recording configuration: %w", err)
-	}
-	r := &ivsrt.AutoParticipantRecording{
-		StorageConfigurationARN:         j.StorageConfigurationARN,
-		MediaTypes:                      j.MediaTypes,
-		RecordingReconnectWindowSeconds: j.RecordingReconnectWindowSeconds,
-		HLSTargetSegmentDurationSeconds: j.HLSTargetSegmentDurationSeconds,
-		RecordParticipantReplicas:       j.RecordParticipantReplicas,
-	}
-	if j.HasThumbnail {
-		r.Thumbnail = &ivsrt.ThumbnailConfiguration{
-			TargetIntervalSeconds: j.ThumbnailIntervalSeconds,
-			Storage:               j.ThumbnailStorage,
-			RecordingMode:         j.ThumbnailRecordingMode,
-		}
-	}
-	return r, nil
+	return storecore.DecodeRecording([]byte(s.String))
 }
 
 // CreateStage implements ivsrt.StageStore.
@@ -83,8 +38,8 @@ func (db *DB) CreateStage(ctx context.Context, stage *ivsrt.Stage, tokens []*ivs
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM stages`).Scan(&n); err != nil {
 			return fmt.Errorf("count stages: %w", err)
 		}
-		if n >= quota.MaxStages {
-			return ivsrt.Errorf(ivsrt.EQUOTA, "Stage quota exceeded: this account may have at most %d stages.", quota.MaxStages)
+		if err := storecore.CheckStageQuota(quota, n); err != nil {
+			return err
 		}
 	}
 	rec, err := encodeRecording(stage.AutoParticipantRecording)
@@ -226,12 +181,7 @@ func (db *DB) UpdateStage(ctx context.Context, arn ivsrt.StageARN, upd ivsrt.Sta
 	if err != nil {
 		return nil, err
 	}
-	if upd.Name != nil {
-		s.Name = *upd.Name
-	}
-	if upd.AutoParticipantRecording != nil {
-		s.AutoParticipantRecording = upd.AutoParticipantRecording
-	}
+	storecore.ApplyUpdate(s, upd)
 	rec, err := encodeRecording(s.AutoParticipantRecording)
 	if err != nil {
 		return nil, err
@@ -272,14 +222,10 @@ func (db *DB) DeleteStage(ctx context.Context, arn ivsrt.StageARN) error {
 	if _, err := tx.ExecContext(ctx, `DELETE FROM tags WHERE resource_arn = ?`, string(arn)); err != nil {
 		return fmt.Errorf("delete stage tags: %w", err)
 	}
-	if active.Valid && active.String != "" {
-		ended := ivsrt.NewSessionStreamEvent(arn, ivsrt.SessionID(active.String), ivsrt.StreamSessionEnded, tx.now)
-		if err := appendEvent(ctx, tx, ended); err != nil {
+	for _, ev := range storecore.StageDeleted(arn, name, ivsrt.SessionID(active.String), tx.now) {
+		if err := appendEvent(ctx, tx, ev); err != nil {
 			return err
 		}
-	}
-	if err := appendEvent(ctx, tx, ivsrt.NewStageStreamEvent(arn, name, ivsrt.StreamStageDeleted, tx.now)); err != nil {
-		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit delete stage: %w", err)
@@ -289,7 +235,7 @@ func (db *DB) DeleteStage(ctx context.Context, arn ivsrt.StageARN) error {
 
 // ListStages implements ivsrt.StageStore.
 func (db *DB) ListStages(ctx context.Context, page ivsrt.Page) ([]*ivsrt.Stage, string, error) {
-	after, err := parseCursor(page)
+	after, err := storecore.ParseCursor(page)
 	if err != nil {
 		return nil, "", err
 	}
@@ -302,11 +248,7 @@ func (db *DB) ListStages(ctx context.Context, page ivsrt.Page) ([]*ivsrt.Stage, 
 	if err != nil {
 		return nil, "", fmt.Errorf("list stages: %w", err)
 	}
-	next := ""
-	if len(stages) > page.Limit {
-		stages = stages[:page.Limit]
-		next = cursor(seqs[page.Limit-1])
-	}
+	stages, next := storecore.Page(stages, seqs, page.Limit)
 	return stages, next, nil
 }
 
@@ -327,8 +269,8 @@ func (db *DB) TagResource(ctx context.Context, arn string, tags map[string]strin
 	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM tags WHERE resource_arn = ?`, arn).Scan(&n); err != nil {
 		return fmt.Errorf("count tags: %w", err)
 	}
-	if n > ivsrt.MaxTagsPerResource {
-		return ivsrt.Errorf(ivsrt.EINVALID, "A resource may have at most %d tags; this request would leave it with %d.", ivsrt.MaxTagsPerResource, n)
+	if err := storecore.CheckTagCount(n); err != nil {
+		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit tag resource: %w", err)

@@ -3,12 +3,12 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/ivsrt/ivsrt"
+	"github.com/ivsrt/ivsrt/store/internal/storecore"
 )
 
 // CreateParticipantToken implements ivsrt.TokenStore.
@@ -121,7 +121,7 @@ const qInsertToken = `INSERT INTO participant_tokens
 	VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
 
 func insertToken(ctx context.Context, tx *Tx, tok *ivsrt.ParticipantToken) error {
-	attrs, err := encodeAttributes(tok.Attributes)
+	attrs, err := storecore.EncodeAttributes(tok.Attributes)
 	if err != nil {
 		return err
 	}
@@ -130,7 +130,7 @@ func insertToken(ctx context.Context, tx *Tx, tok *ivsrt.ParticipantToken) error
 		caps[i] = string(c)
 	}
 	if _, err := tx.ExecContext(ctx, qInsertToken,
-		string(tok.ParticipantID), string(tok.StageARN), tok.UserID, attrs, strings.Join(caps, ","),
+		string(tok.ParticipantID), string(tok.StageARN), tok.UserID, string(attrs), strings.Join(caps, ","),
 		tok.DurationMinutes, millis(tok.CreatedAt), millis(tok.ExpirationTime)); err != nil {
 		return translate(err, "participant token")
 	}
@@ -153,7 +153,7 @@ func (db *DB) GetParticipantToken(ctx context.Context, id ivsrt.ParticipantID) (
 	if err != nil {
 		return nil, translate(err, "participant token")
 	}
-	if t.Attributes, err = decodeAttributes(attrs); err != nil {
+	if t.Attributes, err = storecore.DecodeAttributes([]byte(attrs)); err != nil {
 		return nil, err
 	}
 	for _, c := range strings.Split(caps, ",") {
@@ -187,23 +187,4 @@ func (db *DB) RevokeParticipantToken(ctx context.Context, stage ivsrt.StageARN, 
 		return fmt.Errorf("commit revoke: %w", err)
 	}
 	return nil
-}
-
-func encodeAttributes(m map[string]string) (string, error) {
-	if m == nil {
-		m = map[string]string{}
-	}
-	b, err := json.Marshal(m)
-	if err != nil {
-		return "", fmt.Errorf("encode attributes: %w", err)
-	}
-	return string(b), nil
-}
-
-func decodeAttributes(s string) (map[string]string, error) {
-	m := map[string]string{}
-	if err := json.Unmarshal([]byte(s), &m); err != nil {
-		return nil, fmt.Errorf("decode attributes: %w", err)
-	}
-	return m, nil
 }
