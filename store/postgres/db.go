@@ -12,7 +12,6 @@ import (
 	"io/fs"
 	"math/rand/v2"
 	"sort"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/ivsrt/ivsrt"
+	"github.com/ivsrt/ivsrt/store/internal/storecore"
 )
 
 //go:embed migrations/*.sql
@@ -348,50 +348,10 @@ func fromNull(t *time.Time) time.Time {
 	return t.UTC()
 }
 
-// cursor and parseCursor carry a keyset position (the seq of the last row
-// returned) between pages. The API signs these, so a bad one here is a bug
-// in a caller, reported as invalid input all the same.
-func cursor(seq int64) string { return strconv.FormatInt(seq, 10) }
-
-func parseCursor(page ivsrt.Page) (int64, error) {
-	if page.Limit < 1 {
-		return 0, ivsrt.Errorf(ivsrt.EINVALID, "page size must be at least 1, got %d", page.Limit)
-	}
-	if page.After == "" {
-		return 0, nil
-	}
-	seq, err := strconv.ParseInt(page.After, 10, 64)
-	if err != nil || seq < 0 {
-		return 0, ivsrt.Errorf(ivsrt.EINVALID, "The nextToken is not valid.")
-	}
-	return seq, nil
-}
-
-// collect reads up to limit rows and the position of the next page, which
-// exists when the query (asked for limit+1) returned more. It closes rows.
+// collect reads a page of rows (see storecore.Collect) and closes them.
 func collect[T any](rows pgx.Rows, limit int, scan func(pgx.Rows) (T, int64, error)) ([]T, string, error) {
 	defer rows.Close()
-	var (
-		items []T
-		last  int64
-		next  string
-	)
-	for rows.Next() {
-		if len(items) == limit {
-			next = cursor(last)
-			break
-		}
-		item, seq, err := scan(rows)
-		if err != nil {
-			return nil, "", fmt.Errorf("scan: %w", err)
-		}
-		items, last = append(items, item), seq
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, "", fmt.Errorf("read rows: %w", err)
-	}
-	return items, next, nil
+	return storecore.Collect(rows, limit, scan)
 }
 
 // Ping reports whether the database answers: a health check.

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/ivsrt/ivsrt"
+	"github.com/ivsrt/ivsrt/store/internal/storecore"
 )
 
 // OpenSink implements ivsrt.DeliveryStore. A new sink's cursor is the last
@@ -46,15 +47,12 @@ func (db *DB) EnqueueDeliveries(ctx context.Context, sink string, events []*ivsr
 		if err := tx.QueryRow(ctx, `SELECT cursor FROM sink WHERE name = $1 FOR NO KEY UPDATE`, sink).Scan(&cursor); err != nil {
 			return translate(err, "sink "+sink)
 		}
-		if through < cursor || len(events) > 0 && events[0].Seq <= cursor {
-			return ivsrt.Errorf(ivsrt.ECONFLICT, "sink %s has taken in events up to %d already", sink, cursor)
+		if err := storecore.CheckEnqueue(sink, cursor, events, through); err != nil {
+			return err
 		}
 		seqs := make([]int64, len(events))
 		stages := make([]string, len(events))
 		for i, ev := range events {
-			if ev.Seq > through || i > 0 && ev.Seq <= events[i-1].Seq {
-				return ivsrt.Errorf(ivsrt.EINVALID, "events to enqueue must be in seq order up to %d", through)
-			}
 			seqs[i], stages[i] = ev.Seq, string(ev.StageARN)
 		}
 		if len(events) > 0 {
@@ -121,12 +119,8 @@ func (db *DB) SettleDeliveries(ctx context.Context, sink string, outcomes []ivsr
 	if len(outcomes) == 0 {
 		return nil
 	}
-	for _, o := range outcomes {
-		switch o.Result {
-		case ivsrt.Delivered, ivsrt.Retry, ivsrt.Dead:
-		default:
-			return ivsrt.Errorf(ivsrt.EINVALID, "unknown delivery result %d", o.Result)
-		}
+	if err := storecore.CheckOutcomes(outcomes); err != nil {
+		return err
 	}
 	return db.write(ctx, pgx.ReadCommitted, func(tx *Tx) error {
 		for _, o := range outcomes {
@@ -169,10 +163,7 @@ func (db *DB) ListDeadLetters(ctx context.Context, sink string, page ivsrt.Page)
 		args = append(args, seq, afterSink)
 		where = append(where, fmt.Sprintf("(l.seq, l.sink) > ($%d, $%d)", len(args)-1, len(args)))
 	}
-	limit := page.Limit
-	if limit <= 0 {
-		limit = 100
-	}
+	limit := storecore.DeadLetterLimit(page)
 	q := `SELECT o.seq, o.id, o.stage_arn, o.detail_type, o.body, o.created_at,
 		l.sink, l.enqueued_at, l.dead_at, l.attempts, l.last_error
 		FROM dead_letter l JOIN outbox o ON o.seq = l.seq`
@@ -227,10 +218,6 @@ func (db *DB) RedriveDeadLetter(ctx context.Context, sink, eventID string, at ti
 	return d, nil
 }
 
-// pruneBatch is how many events PruneEvents deletes per transaction, so
-// that no transaction grows large.
-const pruneBatch = 1000
-
 // PruneEvents implements ivsrt.DeliveryStore. A queued or dead event is
 // never pruned: SettleDeliveries and RedriveDeadLetter move an event
 // between the queue and the dead letters in one transaction, so each
@@ -250,24 +237,16 @@ func (db *DB) PruneEvents(ctx context.Context, before time.Time, sinks []string)
 			limit = *low
 		}
 	}
-	var total int64
-	for {
-		var n int64
-		err := db.write(ctx, pgx.ReadCommitted, func(tx *Tx) error {
+	return storecore.Prune(func() (n int64, err error) {
+		err = db.write(ctx, pgx.ReadCommitted, func(tx *Tx) error {
 			tag, err := tx.Exec(ctx, `DELETE FROM outbox WHERE seq IN (
 				SELECT seq FROM outbox o WHERE o.created_at < $1 AND o.seq <= $2
 				AND NOT EXISTS (SELECT 1 FROM delivery d WHERE d.seq = o.seq)
 				AND NOT EXISTS (SELECT 1 FROM dead_letter l WHERE l.seq = o.seq)
-				ORDER BY o.seq LIMIT $3)`, ms(before), limit, pruneBatch)
+				ORDER BY o.seq LIMIT $3)`, ms(before), limit, storecore.PruneBatch)
 			n = tag.RowsAffected()
 			return err
 		})
-		if err != nil {
-			return total, fmt.Errorf("prune events: %w", err)
-		}
-		total += n
-		if n < pruneBatch {
-			return total, nil
-		}
-	}
+		return n, err
+	})
 }

@@ -2,13 +2,13 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/ivsrt/ivsrt"
+	"github.com/ivsrt/ivsrt/store/internal/storecore"
 )
 
 // eventsChannel is the NOTIFY channel that tells every node of new events.
@@ -42,9 +42,9 @@ func appendEvents(ctx context.Context, tx *Tx, evs ...*ivsrt.StreamEvent) error 
 		tx.locked = true
 	}
 	for _, ev := range evs {
-		body, err := json.Marshal(ev.Detail)
+		body, err := storecore.EncodeDetail(ev)
 		if err != nil {
-			return fmt.Errorf("encode event detail: %w", err)
+			return err
 		}
 		ev.Time = ms(ev.Time)
 		if err := tx.QueryRow(ctx, `INSERT INTO outbox (id, stage_arn, detail_type, event_name, body, created_at)
@@ -76,8 +76,8 @@ func scanEvent(row pgx.Row, extra ...any) (*ivsrt.StreamEvent, error) {
 	if err := row.Scan(append([]any{&ev.Seq, &ev.ID, &ev.StageARN, &ev.DetailType, &body, &at}, extra...)...); err != nil {
 		return nil, err
 	}
-	if err := json.Unmarshal(body, &ev.Detail); err != nil {
-		return nil, fmt.Errorf("decode event %d: %w", ev.Seq, err)
+	if err := storecore.DecodeDetail(&ev, body); err != nil {
+		return nil, err
 	}
 	ev.Time = at.UTC()
 	return &ev, nil

@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/ivsrt/ivsrt"
+	"github.com/ivsrt/ivsrt/store/internal/storecore"
 )
 
 // RecordEvent implements ivsrt.SessionStore.
@@ -23,129 +23,108 @@ func (db *DB) RecordEvent(ctx context.Context, ev *ivsrt.Event) error {
 		ev.Time = ms(db.Now())
 	}
 	return db.write(ctx, pgx.ReadCommitted, func(tx *Tx) error {
-		_, session, err := lockStage(ctx, tx, string(ev.StageARN))
-		if err != nil {
-			return translate(err, "stage")
-		}
-
-		var stream []*ivsrt.StreamEvent
-		userID := ev.UserID
-		switch ev.Name {
-		case ivsrt.EventJoined:
-			if session == "" {
-				if session, err = startSession(ctx, tx, ev); err != nil {
-					return err
-				}
-				stream = append(stream, ivsrt.NewSessionStreamEvent(ev.StageARN, session, ivsrt.StreamSessionStarted, ev.Time))
-			}
-			attrs, err := encodeAttributes(ev.Attributes)
-			if err != nil {
-				return err
-			}
-			protocol := ev.Protocol
-			if protocol == "" {
-				protocol = "UNKNOWN"
-			}
-			// A participant who joins again keeps the user id of the first join.
-			if err := tx.QueryRow(ctx, `INSERT INTO participants
-				(session_id, participant_id, user_id, attributes, state, first_join_time, protocol)
-				VALUES ($1, $2, $3, $4, 'CONNECTED', $5, $6)
-				ON CONFLICT (session_id, participant_id) DO UPDATE SET state = 'CONNECTED'
-				RETURNING user_id`,
-				string(session), string(ev.ParticipantID), ev.UserID, attrs, ms(ev.Time), protocol).Scan(&userID); err != nil {
-				return fmt.Errorf("upsert participant: %w", err)
-			}
-		case ivsrt.EventJoinError:
-			if session == "" {
-				// Nobody is in the stage, so there is no session to file a
-				// failed join under.
-				return nil
-			}
-			// The participant is not listed, but may have been before.
-			var known string
-			err := tx.QueryRow(ctx, `SELECT user_id FROM participants WHERE session_id = $1 AND participant_id = $2`,
-				string(session), string(ev.ParticipantID)).Scan(&known)
-			if err == nil {
-				userID = known
-			} else if !errors.Is(err, pgx.ErrNoRows) {
-				return fmt.Errorf("find participant: %w", err)
-			}
-		default:
-			if session == "" {
-				return ivsrt.Errorf(ivsrt.ECONFLICT, "participant %s is not in the stage", ev.ParticipantID)
-			}
-			var state string
-			err := tx.QueryRow(ctx, `SELECT state, user_id FROM participants WHERE session_id = $1 AND participant_id = $2`,
-				string(session), string(ev.ParticipantID)).Scan(&state, &userID)
-			if errors.Is(err, pgx.ErrNoRows) || (err == nil && state != string(ivsrt.ParticipantConnected)) {
-				// Never joined this session, or left it.
-				return ivsrt.Errorf(ivsrt.ECONFLICT, "participant %s is not in the stage", ev.ParticipantID)
-			} else if err != nil {
-				return fmt.Errorf("find participant: %w", err)
-			}
-		}
-		ev.SessionID = session
-		stream = append(stream, ivsrt.NewParticipantStreamEvent(ev, userID))
-
-		if _, err := tx.Exec(ctx, `INSERT INTO participant_events
-			(session_id, participant_id, name, remote_participant_id, error_code, event_time) VALUES ($1, $2, $3, $4, $5, $6)`,
-			string(session), string(ev.ParticipantID), string(ev.Name), string(ev.RemoteParticipantID), ev.ErrorCode, ms(ev.Time)); err != nil {
-			return fmt.Errorf("insert event: %w", err)
-		}
-
-		switch ev.Name {
-		case ivsrt.EventPublishStarted:
-			if _, err := tx.Exec(ctx, `UPDATE participants SET published = TRUE WHERE session_id = $1 AND participant_id = $2`,
-				string(session), string(ev.ParticipantID)); err != nil {
-				return fmt.Errorf("mark published: %w", err)
-			}
-		case ivsrt.EventLeft:
-			ended, err := leave(ctx, tx, ev, session)
-			if err != nil {
-				return err
-			}
-			if ended {
-				stream = append(stream, ivsrt.NewSessionStreamEvent(ev.StageARN, session, ivsrt.StreamSessionEnded, ev.Time))
-			}
-		}
-		return appendEvents(ctx, tx, stream...)
+		return storecore.RecordEvent(ctx, sessionTx{tx}, ev)
 	})
 }
 
-func startSession(ctx context.Context, tx *Tx, ev *ivsrt.Event) (ivsrt.SessionID, error) {
-	id := ivsrt.NewSessionID()
-	if _, err := tx.Exec(ctx, `INSERT INTO stage_sessions (session_id, stage_arn, start_time) VALUES ($1, $2, $3)`,
-		string(id), string(ev.StageARN), ms(ev.Time)); err != nil {
-		return "", fmt.Errorf("start session: %w", err)
+// sessionTx is tx as storecore.RecordEvent uses it.
+type sessionTx struct{ tx *Tx }
+
+var _ storecore.SessionTx = sessionTx{}
+
+func (s sessionTx) ActiveSession(ctx context.Context, stage ivsrt.StageARN) (ivsrt.SessionID, error) {
+	_, session, err := lockStage(ctx, s.tx, string(stage))
+	if err != nil {
+		return "", translate(err, "stage")
 	}
-	if _, err := tx.Exec(ctx, `UPDATE stages SET active_session_id = $1 WHERE arn = $2`, string(id), string(ev.StageARN)); err != nil {
-		return "", fmt.Errorf("set active session: %w", err)
-	}
-	return id, nil
+	return session, nil
 }
 
-// leave marks the participant gone and ends the session when it was the
-// last, reporting whether it did.
-func leave(ctx context.Context, tx *Tx, ev *ivsrt.Event, session ivsrt.SessionID) (ended bool, err error) {
-	if _, err := tx.Exec(ctx, `UPDATE participants SET state = 'DISCONNECTED' WHERE session_id = $1 AND participant_id = $2`,
-		string(session), string(ev.ParticipantID)); err != nil {
-		return false, fmt.Errorf("mark disconnected: %w", err)
+func (s sessionTx) StartSession(ctx context.Context, stage ivsrt.StageARN, id ivsrt.SessionID, at time.Time) error {
+	if _, err := s.tx.Exec(ctx, `INSERT INTO stage_sessions (session_id, stage_arn, start_time) VALUES ($1, $2, $3)`,
+		string(id), string(stage), ms(at)); err != nil {
+		return fmt.Errorf("start session: %w", err)
 	}
+	if _, err := s.tx.Exec(ctx, `UPDATE stages SET active_session_id = $1 WHERE arn = $2`, string(id), string(stage)); err != nil {
+		return fmt.Errorf("set active session: %w", err)
+	}
+	return nil
+}
+
+func (s sessionTx) EndSession(ctx context.Context, stage ivsrt.StageARN, id ivsrt.SessionID, at time.Time) error {
+	if _, err := s.tx.Exec(ctx, `UPDATE stage_sessions SET end_time = $1 WHERE session_id = $2`, ms(at), string(id)); err != nil {
+		return fmt.Errorf("end session: %w", err)
+	}
+	if _, err := s.tx.Exec(ctx, `UPDATE stages SET active_session_id = NULL WHERE arn = $1`, string(stage)); err != nil {
+		return fmt.Errorf("clear active session: %w", err)
+	}
+	return nil
+}
+
+func (s sessionTx) Join(ctx context.Context, p *ivsrt.Participant) (userID string, err error) {
+	attrs, err := storecore.EncodeAttributes(p.Attributes)
+	if err != nil {
+		return "", err
+	}
+	if err := s.tx.QueryRow(ctx, `INSERT INTO participants
+		(session_id, participant_id, user_id, attributes, state, first_join_time, protocol)
+		VALUES ($1, $2, $3, $4, 'CONNECTED', $5, $6)
+		ON CONFLICT (session_id, participant_id) DO UPDATE SET state = 'CONNECTED'
+		RETURNING user_id`,
+		string(p.SessionID), string(p.ID), p.UserID, attrs, ms(p.FirstJoinTime), p.Protocol).Scan(&userID); err != nil {
+		return "", fmt.Errorf("upsert participant: %w", err)
+	}
+	return userID, nil
+}
+
+func (s sessionTx) ParticipantState(ctx context.Context, session ivsrt.SessionID, id ivsrt.ParticipantID) (ivsrt.ParticipantState, string, error) {
+	var state, userID string
+	err := s.tx.QueryRow(ctx, `SELECT state, user_id FROM participants WHERE session_id = $1 AND participant_id = $2`,
+		string(session), string(id)).Scan(&state, &userID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", "", nil
+	} else if err != nil {
+		return "", "", fmt.Errorf("find participant: %w", err)
+	}
+	return ivsrt.ParticipantState(state), userID, nil
+}
+
+func (s sessionTx) AddEvent(ctx context.Context, ev *ivsrt.Event) error {
+	if _, err := s.tx.Exec(ctx, `INSERT INTO participant_events
+		(session_id, participant_id, name, remote_participant_id, error_code, event_time) VALUES ($1, $2, $3, $4, $5, $6)`,
+		string(ev.SessionID), string(ev.ParticipantID), string(ev.Name), string(ev.RemoteParticipantID), ev.ErrorCode, ms(ev.Time)); err != nil {
+		return fmt.Errorf("insert event: %w", err)
+	}
+	return nil
+}
+
+func (s sessionTx) MarkPublished(ctx context.Context, session ivsrt.SessionID, id ivsrt.ParticipantID) error {
+	if _, err := s.tx.Exec(ctx, `UPDATE participants SET published = TRUE WHERE session_id = $1 AND participant_id = $2`,
+		string(session), string(id)); err != nil {
+		return fmt.Errorf("mark published: %w", err)
+	}
+	return nil
+}
+
+func (s sessionTx) Disconnect(ctx context.Context, session ivsrt.SessionID, id ivsrt.ParticipantID) error {
+	if _, err := s.tx.Exec(ctx, `UPDATE participants SET state = 'DISCONNECTED' WHERE session_id = $1 AND participant_id = $2`,
+		string(session), string(id)); err != nil {
+		return fmt.Errorf("mark disconnected: %w", err)
+	}
+	return nil
+}
+
+func (s sessionTx) AnyConnected(ctx context.Context, session ivsrt.SessionID) (bool, error) {
 	var connected bool
-	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM participants WHERE session_id = $1 AND state = 'CONNECTED')`,
+	if err := s.tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM participants WHERE session_id = $1 AND state = 'CONNECTED')`,
 		string(session)).Scan(&connected); err != nil {
 		return false, fmt.Errorf("count connected: %w", err)
 	}
-	if connected {
-		return false, nil
-	}
-	if _, err := tx.Exec(ctx, `UPDATE stage_sessions SET end_time = $1 WHERE session_id = $2`, ms(ev.Time), string(session)); err != nil {
-		return false, fmt.Errorf("end session: %w", err)
-	}
-	if _, err := tx.Exec(ctx, `UPDATE stages SET active_session_id = NULL WHERE arn = $1`, string(ev.StageARN)); err != nil {
-		return false, fmt.Errorf("clear active session: %w", err)
-	}
-	return true, nil
+	return connected, nil
+}
+
+func (s sessionTx) AppendEvents(ctx context.Context, evs ...*ivsrt.StreamEvent) error {
+	return appendEvents(ctx, s.tx, evs...)
 }
 
 const sessionColumns = `seq, session_id, stage_arn, start_time, end_time`
@@ -180,12 +159,9 @@ func (db *DB) GetStageSession(ctx context.Context, stage ivsrt.StageARN, id ivsr
 
 // ListStageSessions implements ivsrt.SessionStore.
 func (db *DB) ListStageSessions(ctx context.Context, stage ivsrt.StageARN, page ivsrt.Page) ([]*ivsrt.StageSession, string, error) {
-	before, err := parseCursor(page)
+	before, err := storecore.ParseCursorDesc(page)
 	if err != nil {
 		return nil, "", err
-	}
-	if page.After == "" {
-		before = math.MaxInt64
 	}
 	var (
 		sessions []*ivsrt.StageSession
@@ -219,7 +195,7 @@ func scanParticipant(row pgx.Row) (*ivsrt.Participant, int64, error) {
 		return nil, 0, err
 	}
 	var err error
-	if p.Attributes, err = decodeAttributes(attrs); err != nil {
+	if p.Attributes, err = storecore.DecodeAttributes(attrs); err != nil {
 		return nil, 0, err
 	}
 	p.FirstJoinTime = p.FirstJoinTime.UTC()
@@ -246,7 +222,7 @@ func (db *DB) GetParticipant(ctx context.Context, stage ivsrt.StageARN, session 
 // so every participant's recording state is DISABLED and a recording-state
 // filter matches nobody.
 func (db *DB) ListParticipants(ctx context.Context, stage ivsrt.StageARN, session ivsrt.SessionID, f ivsrt.ParticipantFilter, page ivsrt.Page) ([]*ivsrt.Participant, string, error) {
-	after, err := parseCursor(page)
+	after, err := storecore.ParseCursor(page)
 	if err != nil {
 		return nil, "", err
 	}
@@ -288,7 +264,7 @@ func (db *DB) ListParticipants(ctx context.Context, stage ivsrt.StageARN, sessio
 
 // ListParticipantEvents implements ivsrt.SessionStore.
 func (db *DB) ListParticipantEvents(ctx context.Context, stage ivsrt.StageARN, session ivsrt.SessionID, id ivsrt.ParticipantID, page ivsrt.Page) ([]*ivsrt.Event, string, error) {
-	after, err := parseCursor(page)
+	after, err := storecore.ParseCursor(page)
 	if err != nil {
 		return nil, "", err
 	}

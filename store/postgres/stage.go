@@ -2,77 +2,13 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/ivsrt/ivsrt"
+	"github.com/ivsrt/ivsrt/store/internal/storecore"
 )
-
-// storedRecording is the stored form of a recording configuration, the same
-// document store/sqlite keeps.
-type storedRecording struct {
-	StorageConfigurationARN         string   `json:"storageConfigurationArn"`
-	MediaTypes                      []string `json:"mediaTypes,omitempty"`
-	ThumbnailIntervalSeconds        int      `json:"thumbnailIntervalSeconds,omitempty"`
-	ThumbnailStorage                []string `json:"thumbnailStorage,omitempty"`
-	ThumbnailRecordingMode          string   `json:"thumbnailRecordingMode,omitempty"`
-	HasThumbnail                    bool     `json:"hasThumbnail,omitempty"`
-	RecordingReconnectWindowSeconds int      `json:"recordingReconnectWindowSeconds,omitempty"`
-	HLSTargetSegmentDurationSeconds int      `json:"hlsTargetSegmentDurationSeconds,omitempty"`
-	RecordParticipantReplicas       bool     `json:"recordParticipantReplicas,omitempty"`
-}
-
-// encodeRecording returns the JSON of r, or nil (NULL) for no configuration.
-func encodeRecording(r *ivsrt.AutoParticipantRecording) ([]byte, error) {
-	if r == nil {
-		return nil, nil
-	}
-	s := storedRecording{
-		StorageConfigurationARN:         r.StorageConfigurationARN,
-		MediaTypes:                      r.MediaTypes,
-		RecordingReconnectWindowSeconds: r.RecordingReconnectWindowSeconds,
-		HLSTargetSegmentDurationSeconds: r.HLSTargetSegmentDurationSeconds,
-		RecordParticipantReplicas:       r.RecordParticipantReplicas,
-	}
-	if th := r.Thumbnail; th != nil {
-		s.HasThumbnail = true
-		s.ThumbnailIntervalSeconds = th.TargetIntervalSeconds
-		s.ThumbnailStorage = th.Storage
-		s.ThumbnailRecordingMode = th.RecordingMode
-	}
-	b, err := json.Marshal(s)
-	if err != nil {
-		return nil, fmt.Errorf("encode recording configuration: %w", err)
-	}
-	return b, nil
-}
-
-func decodeRecording(b []byte) (*ivsrt.AutoParticipantRecording, error) {
-	if b == nil {
-		return nil, nil
-	}
-	var s storedRecording
-	if err := json.Unmarshal(b, &s); err != nil {
-		return nil, fmt.Errorf("decode recording configuration: %w", err)
-	}
-	r := &ivsrt.AutoParticipantRecording{
-		StorageConfigurationARN:         s.StorageConfigurationARN,
-		MediaTypes:                      s.MediaTypes,
-		RecordingReconnectWindowSeconds: s.RecordingReconnectWindowSeconds,
-		HLSTargetSegmentDurationSeconds: s.HLSTargetSegmentDurationSeconds,
-		RecordParticipantReplicas:       s.RecordParticipantReplicas,
-	}
-	if s.HasThumbnail {
-		r.Thumbnail = &ivsrt.ThumbnailConfiguration{
-			TargetIntervalSeconds: s.ThumbnailIntervalSeconds,
-			Storage:               s.ThumbnailStorage,
-			RecordingMode:         s.ThumbnailRecordingMode,
-		}
-	}
-	return r, nil
-}
 
 // CreateStage implements ivsrt.StageStore.
 //
@@ -81,7 +17,7 @@ func decodeRecording(b []byte) (*ivsrt.AutoParticipantRecording, error) {
 // transaction is SERIALIZABLE, and the one that loses is run again (and
 // then finds the quota used up).
 func (db *DB) CreateStage(ctx context.Context, stage *ivsrt.Stage, tokens []*ivsrt.ParticipantToken, quota ivsrt.StageQuota) error {
-	rec, err := encodeRecording(stage.AutoParticipantRecording)
+	rec, err := storecore.EncodeRecording(stage.AutoParticipantRecording)
 	if err != nil {
 		return err
 	}
@@ -95,8 +31,8 @@ func (db *DB) CreateStage(ctx context.Context, stage *ivsrt.Stage, tokens []*ivs
 			if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM stages`).Scan(&n); err != nil {
 				return fmt.Errorf("count stages: %w", err)
 			}
-			if n >= quota.MaxStages {
-				return ivsrt.Errorf(ivsrt.EQUOTA, "Stage quota exceeded: this account may have at most %d stages.", quota.MaxStages)
+			if err := storecore.CheckStageQuota(quota, n); err != nil {
+				return err
 			}
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO stages (arn, name, active_session_id, recording, created_at, updated_at)
@@ -151,7 +87,7 @@ func scanStages(rows pgx.Rows) ([]*ivsrt.Stage, []int64, error) {
 			}
 			s.CreatedAt, s.UpdatedAt = s.CreatedAt.UTC(), s.UpdatedAt.UTC()
 			var err error
-			if s.AutoParticipantRecording, err = decodeRecording(rec); err != nil {
+			if s.AutoParticipantRecording, err = storecore.DecodeRecording(rec); err != nil {
 				return nil, nil, err
 			}
 			s.Tags = map[string]string{}
@@ -224,13 +160,8 @@ func (db *DB) UpdateStage(ctx context.Context, arn ivsrt.StageARN, upd ivsrt.Sta
 			return ivsrt.Errorf(ivsrt.ENOTFOUND, "stage not found")
 		}
 		s = stages[0]
-		if upd.Name != nil {
-			s.Name = *upd.Name
-		}
-		if upd.AutoParticipantRecording != nil {
-			s.AutoParticipantRecording = upd.AutoParticipantRecording
-		}
-		rec, err := encodeRecording(s.AutoParticipantRecording)
+		storecore.ApplyUpdate(s, upd)
+		rec, err := storecore.EncodeRecording(s.AutoParticipantRecording)
 		if err != nil {
 			return err
 		}
@@ -267,18 +198,17 @@ func (db *DB) DeleteStage(ctx context.Context, arn ivsrt.StageARN) error {
 		if _, err := tx.Exec(ctx, `DELETE FROM tags WHERE resource_arn = $1`, string(arn)); err != nil {
 			return fmt.Errorf("delete stage tags: %w", err)
 		}
-		var stream []*ivsrt.StreamEvent
-		if active != nil && *active != "" {
-			stream = append(stream, ivsrt.NewSessionStreamEvent(arn, ivsrt.SessionID(*active), ivsrt.StreamSessionEnded, tx.now))
+		var session ivsrt.SessionID
+		if active != nil {
+			session = ivsrt.SessionID(*active)
 		}
-		stream = append(stream, ivsrt.NewStageStreamEvent(arn, name, ivsrt.StreamStageDeleted, tx.now))
-		return appendEvents(ctx, tx, stream...)
+		return appendEvents(ctx, tx, storecore.StageDeleted(arn, name, session, tx.now)...)
 	})
 }
 
 // ListStages implements ivsrt.StageStore.
 func (db *DB) ListStages(ctx context.Context, page ivsrt.Page) ([]*ivsrt.Stage, string, error) {
-	after, err := parseCursor(page)
+	after, err := storecore.ParseCursor(page)
 	if err != nil {
 		return nil, "", err
 	}
@@ -298,11 +228,7 @@ func (db *DB) ListStages(ctx context.Context, page ivsrt.Page) ([]*ivsrt.Stage, 
 	if err != nil {
 		return nil, "", fmt.Errorf("list stages: %w", err)
 	}
-	next := ""
-	if len(stages) > page.Limit {
-		stages = stages[:page.Limit]
-		next = cursor(seqs[page.Limit-1])
-	}
+	stages, next := storecore.Page(stages, seqs, page.Limit)
 	return stages, next, nil
 }
 
@@ -321,10 +247,7 @@ func (db *DB) TagResource(ctx context.Context, arn string, tags map[string]strin
 		if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM tags WHERE resource_arn = $1`, arn).Scan(&n); err != nil {
 			return fmt.Errorf("count tags: %w", err)
 		}
-		if n > ivsrt.MaxTagsPerResource {
-			return ivsrt.Errorf(ivsrt.EINVALID, "A resource may have at most %d tags; this request would leave it with %d.", ivsrt.MaxTagsPerResource, n)
-		}
-		return nil
+		return storecore.CheckTagCount(n)
 	})
 }
 

@@ -2,13 +2,13 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/ivsrt/ivsrt"
+	"github.com/ivsrt/ivsrt/store/internal/storecore"
 )
 
 // CreateParticipantToken implements ivsrt.TokenStore. The foreign key on
@@ -20,7 +20,7 @@ func (db *DB) CreateParticipantToken(ctx context.Context, tok *ivsrt.Participant
 }
 
 func insertToken(ctx context.Context, tx *Tx, tok *ivsrt.ParticipantToken) error {
-	attrs, err := encodeAttributes(tok.Attributes)
+	attrs, err := storecore.EncodeAttributes(tok.Attributes)
 	if err != nil {
 		return err
 	}
@@ -57,7 +57,7 @@ func (db *DB) GetParticipantToken(ctx context.Context, id ivsrt.ParticipantID) (
 	if err != nil {
 		return nil, translate(err, "participant token")
 	}
-	if t.Attributes, err = decodeAttributes(attrs); err != nil {
+	if t.Attributes, err = storecore.DecodeAttributes(attrs); err != nil {
 		return nil, err
 	}
 	for _, c := range caps {
@@ -83,23 +83,4 @@ func (db *DB) RevokeParticipantToken(ctx context.Context, stage ivsrt.StageARN, 
 		}
 		return nil
 	})
-}
-
-func encodeAttributes(m map[string]string) ([]byte, error) {
-	if m == nil {
-		m = map[string]string{}
-	}
-	b, err := json.Marshal(m)
-	if err != nil {
-		return nil, fmt.Errorf("encode attributes: %w", err)
-	}
-	return b, nil
-}
-
-func decodeAttributes(b []byte) (map[string]string, error) {
-	m := map[string]string{}
-	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("decode attributes: %w", err)
-	}
-	return m, nil
 }
