@@ -27,6 +27,10 @@ type Credential struct{ AccessKeyID, SecretAccessKey string }
 type SigV4Verifier struct {
 	Credentials []Credential // accepted keys
 	Service     string       // signing name, "ivs"
+	// Region, when set, is the only region a request may be signed for:
+	// as AWS does, a request signed for another is refused rather than
+	// answered with this region's ARNs.
+	Region string
 	// Dev accepts any well-formed signature without checking the secret or
 	// the key id. The date is still checked against MaxSkew.
 	Dev     bool
@@ -250,6 +254,10 @@ func (v *SigV4Verifier) Verify(r *http.Request, body []byte) (accessKeyID string
 	}
 	if auth.Service != service {
 		return "", sigIncomplete("Credential should be scoped to correct service: '%s'.", service)
+	}
+	if v.Region != "" && auth.Region != v.Region {
+		return "", &AuthError{Exception: "InvalidSignatureException", Status: http.StatusForbidden,
+			Message: fmt.Sprintf("Credential should be scoped to a valid region, not '%s'. This server answers as %s (its --region).", sigTruncate(auth.Region), v.Region)}
 	}
 	if !auth.signs("host") {
 		return "", sigIncomplete("'Host' must be a 'SignedHeader' in the AWS Authorization.")

@@ -441,6 +441,25 @@ func TestSigV4Signed(t *testing.T) {
 	}
 }
 
+// TestSigV4Region: a verifier bound to a region refuses requests signed
+// for another, as AWS does, in dev mode too: their answers would carry the
+// wrong region's ARNs.
+func TestSigV4Region(t *testing.T) {
+	for _, dev := range []bool{false, true} {
+		v := sigVerifier()
+		v.Dev, v.Region = dev, "us-east-1"
+		v.Now = func() time.Time { return sigTestNow }
+		srv := sigNewServer(t, v)
+		if status, exc, msg := sigSend(t, srv.URL, sigRequest{body: `{}`, region: "us-east-1"}); status != 200 {
+			t.Errorf("dev %v, signed for the server's region: %d %s %s", dev, status, exc, msg)
+		}
+		status, exc, msg := sigSend(t, srv.URL, sigRequest{body: `{}`, region: "eu-west-1"})
+		if status != 403 || exc != "InvalidSignatureException" || !strings.Contains(msg, "'eu-west-1'") || !strings.Contains(msg, "us-east-1") {
+			t.Errorf("dev %v, signed for eu-west-1: %d %s %q; want 403 InvalidSignatureException naming both regions", dev, status, exc, msg)
+		}
+	}
+}
+
 func TestSigV4Skew(t *testing.T) {
 	tests := []struct {
 		name    string

@@ -317,7 +317,7 @@ func (m *Main) Run(ctx context.Context) error {
 		m.Probes.Add("cluster", func(context.Context) error { return node.Healthy() })
 	}
 
-	verifier := &api.SigV4Verifier{Credentials: creds, Service: "ivs", Dev: c.Dev}
+	verifier := &api.SigV4Verifier{Credentials: creds, Service: "ivs", Region: c.Region, Dev: c.Dev}
 	m.API, err = api.NewServer(m.DB, issuer, verifier, api.Config{
 		Region:        c.Region,
 		AccountID:     c.AccountID,

@@ -185,15 +185,6 @@ func (e *sinkEntry) sinkConfig(kind, target string, sender events.Sender) (event
 	}, nil
 }
 
-// stringList is a flag that may be given several times.
-type stringList []string
-
-func (l *stringList) String() string { return strings.Join(*l, ",") }
-func (l *stringList) Set(v string) error {
-	*l = append(*l, v)
-	return nil
-}
-
 // readLimited reads r whole, refusing more than limit bytes.
 func readLimited(r io.Reader, limit int64) ([]byte, error) {
 	data, err := io.ReadAll(io.LimitReader(r, limit+1))
