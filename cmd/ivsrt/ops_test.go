@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -453,5 +454,78 @@ func TestVersionString(t *testing.T) {
 	v := versionString()
 	if !strings.HasSuffix(v, runtime.Version()) || strings.HasPrefix(v, " ") {
 		t.Errorf("version %q: want the module's version or dev, then the Go version", v)
+	}
+}
+
+// TestSIGTERMDrains: SIGTERM during a call makes the process unready and
+// lets the call go on until the drain timeout; then it exits cleanly,
+// having recorded the participant's departure and the session's end, so
+// nothing stays CONNECTED.
+func TestSIGTERMDrains(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := durableBuild(t)
+	data := filepath.Join(t.TempDir(), "data")
+	addr := durableFreeAddr(t)
+	srv := durableStart(t, bin, data, addr, "--drain-timeout", "3s")
+	c := srv.client()
+	ctx := testContext(t)
+	out, err := c.CreateStage(ctx, &ivsrealtime.CreateStageInput{Name: aws.String("sigterm")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	arn := aws.ToString(out.Stage.Arn)
+	tok, err := c.CreateParticipantToken(ctx, &ivsrealtime.CreateParticipantTokenInput{StageArn: aws.String(arn), UserId: aws.String("alice")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice, err := bot.New(bot.Config{Token: aws.ToString(tok.ParticipantToken.Token), HTTPClient: localHTTPClient(t), Video: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bctx, stopAlice := context.WithCancel(ctx)
+	defer stopAlice()
+	go alice.Run(bctx)
+	waitState(t, c, arn, alice.ParticipantID(), "CONNECTED")
+
+	signalled := time.Now()
+	if err := srv.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + addr
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		code, rep := readiness(t, base)
+		if code == http.StatusServiceUnavailable && rep.Draining {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("readyz after SIGTERM: %d %+v", code, rep)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	waitState(t, c, arn, alice.ParticipantID(), "CONNECTED") // the call goes on
+	select {
+	case <-srv.exited:
+		t.Fatalf("exited %v after SIGTERM, before its 3 s drain timeout, with a call going on", time.Since(signalled))
+	case <-time.After(2 * time.Second):
+	}
+	select {
+	case <-srv.exited:
+	case <-time.After(20 * time.Second):
+		t.Fatal("still running 20 s after SIGTERM with a 3 s drain timeout")
+	}
+	if srv.waitErr != nil {
+		t.Errorf("exit after SIGTERM: %v, want status 0", srv.waitErr)
+	}
+	var names []string
+	for _, ev := range kill9Committed(t, data) {
+		if string(ev.StageARN) == arn {
+			names = append(names, ev.EventName())
+		}
+	}
+	if len(names) < 2 || names[len(names)-2] != "Participant Left" || names[len(names)-1] != "Session Ended" {
+		t.Errorf("the stage's events after the drain: %v; want it to end with Participant Left, Session Ended", names)
 	}
 }
