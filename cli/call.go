@@ -138,11 +138,9 @@ func (c *recordingClient) Do(r *http.Request) (*http.Response, error) {
 
 // newClient returns an SDK client for the endpoint, region and
 // credentials the options and the environment give.
-func newClient(g *globals, env func(string) string, debug io.Writer) (*ivsrealtime.Client, error) {
-	cfg, err := loadConfig(g, env)
-	if err != nil {
-		return nil, err
-	}
+// newTransport returns the HTTP transport the global options (TLS, time
+// limits) ask for.
+func newTransport(g *globals, env func(string) string) (*http.Transport, error) {
 	tlsConfig := &tls.Config{InsecureSkipVerify: g.noVerifySSL}
 	bundle := g.caBundle
 	if bundle == "" {
@@ -159,12 +157,23 @@ func newClient(g *globals, env func(string) string, debug io.Writer) (*ivsrealti
 		}
 		tlsConfig.RootCAs = pool
 	}
-	transport := &http.Transport{
+	return &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           (&net.Dialer{Timeout: g.connectTimeout}).DialContext,
 		TLSClientConfig:       tlsConfig,
 		ResponseHeaderTimeout: g.readTimeout,
 		MaxIdleConnsPerHost:   4,
+	}, nil
+}
+
+func newClient(g *globals, env func(string) string, debug io.Writer) (*ivsrealtime.Client, error) {
+	cfg, err := loadConfig(g, env)
+	if err != nil {
+		return nil, err
+	}
+	transport, err := newTransport(g, env)
+	if err != nil {
+		return nil, err
 	}
 	// sdkhttp: a response from a server close by can otherwise be cut off.
 	httpClient := &recordingClient{http: &http.Client{Transport: sdkhttp.Transport(transport)}}

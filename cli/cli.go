@@ -96,6 +96,8 @@ func Main(ctx context.Context, args []string, io IO) int {
 		return completion(cmdArgs, io)
 	case "bot":
 		return runBot(ctx, g, cmdArgs, io)
+	case "drain":
+		return runDrain(ctx, g, cmdArgs, io)
 	}
 	op := operationByCommand(cmd)
 	if op == nil {

@@ -25,6 +25,7 @@ func completionWords() map[string][]string {
 		words[commandName(op.Name)] = append(flags, globals...)
 	}
 	words["bot"] = append(botFlagNames(), "--endpoint-url", "--region", "--profile", "--output", "--help")
+	words["drain"] = []string{"--endpoint-url", "--region", "--profile", "--help"}
 	words["completion"] = []string{"bash", "zsh"}
 	return words
 }
@@ -38,7 +39,7 @@ func completion(args []string, io IO) int {
 		return ExitUsage
 	}
 	words := completionWords()
-	cmds := append(Commands(), "bot", "completion", "help")
+	cmds := append(Commands(), "bot", "drain", "completion", "help")
 	var b strings.Builder
 	if args[0] == "bash" {
 		b.WriteString("# bash completion for ivsrt: source <(ivsrt completion bash)\n_ivsrt() {\n")

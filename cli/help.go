@@ -24,6 +24,7 @@ Commands:
 	}
 	b.WriteString(`
   bot                   synthetic participants: publish a test pattern and a tone, subscribe, report
+  drain                 ask the server to drain and stop, as SIGTERM does
   completion bash|zsh   print a shell completion script
 
 Run "ivsrt <command> --help" for a command's options and an example.

@@ -26,6 +26,7 @@ Usage:
                           create-stage, get-stage, list-stages, create-participant-token,
                           list-participants, ... (ivsrt help lists them all)
   ivsrt bot [flags]       synthetic participants that publish and subscribe
+  ivsrt drain             ask a running server to drain and stop, as SIGTERM does
   ivsrt completion bash|zsh
                           a shell completion script
 `
@@ -131,7 +132,10 @@ func serve(ctx context.Context, args []string) error {
 		m.Close()
 		return err
 	}
-	<-ctx.Done()
+	select {
+	case <-ctx.Done():
+	case <-m.DrainRequested():
+	}
 	// A second signal stops at once: signal handling goes back to the
 	// default, which ends the process.
 	signal.Reset(os.Interrupt, syscall.SIGTERM)

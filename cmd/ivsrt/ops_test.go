@@ -529,3 +529,45 @@ func TestSIGTERMDrains(t *testing.T) {
 		t.Errorf("the stage's events after the drain: %v; want it to end with Participant Left, Session Ended", names)
 	}
 }
+
+// TestDrainCommand: `ivsrt drain` makes a running server drain and stop,
+// as SIGTERM does; unsigned, or signed with other keys, it is refused.
+func TestDrainCommand(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := durableBuild(t)
+	data := filepath.Join(t.TempDir(), "data")
+	addr := durableFreeAddr(t)
+	srv := durableStart(t, bin, data, addr, "--drain-timeout", "2s")
+	drain := func(key, secret string) (string, error) {
+		cmd := exec.Command(bin, "drain", "--endpoint-url", "http://"+addr)
+		cmd.Env = []string{"AWS_ACCESS_KEY_ID=" + key, "AWS_SECRET_ACCESS_KEY=" + secret, "HOME=" + t.TempDir()}
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := drain(durableKeyID, "wrong"); err == nil || !strings.Contains(out, "SignatureDoesNotMatch") && !strings.Contains(out, "InvalidSignature") {
+		t.Errorf("drain signed with a wrong secret: %v\n%s", err, out)
+	}
+	if resp, err := http.Post("http://"+addr+DrainPath, "application/json", nil); err != nil || resp.StatusCode != http.StatusForbidden {
+		t.Errorf("unsigned drain: %v %v, want 403", resp, err)
+	}
+	select {
+	case <-srv.exited:
+		t.Fatal("the server stopped after refused drain requests")
+	case <-time.After(200 * time.Millisecond):
+	}
+	out, err := drain(durableKeyID, durableSecret)
+	if err != nil || !strings.Contains(out, `"draining":true`) {
+		t.Fatalf("ivsrt drain: %v\n%s", err, out)
+	}
+	// Nobody is connected: it stops at once.
+	select {
+	case <-srv.exited:
+	case <-time.After(10 * time.Second):
+		t.Fatal("still running 10 s after ivsrt drain")
+	}
+	if srv.waitErr != nil {
+		t.Errorf("exit after drain: %v, want status 0", srv.waitErr)
+	}
+}
