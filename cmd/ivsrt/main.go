@@ -27,6 +27,8 @@ Usage:
                           list-participants, ... (ivsrt help lists them all)
   ivsrt bot [flags]       synthetic participants that publish and subscribe
   ivsrt drain             ask a running server to drain and stop, as SIGTERM does
+  ivsrt backup [--data DIR] FILE
+                          copy the SQLite database to FILE, while the server runs
   ivsrt completion bash|zsh
                           a shell completion script
 `
@@ -96,6 +98,8 @@ func run(ctx context.Context, args []string) error {
 	switch args[0] {
 	case "serve":
 		return serve(ctx, args[1:])
+	case "backup":
+		return backup(ctx, args[1:], os.Stdout)
 	case "version", "--version":
 		fmt.Println("ivsrt", versionString())
 		return nil
@@ -111,7 +115,7 @@ func run(ctx context.Context, args []string) error {
 // package: anything but serving and the version.
 func isCLICommand(name string) bool {
 	switch name {
-	case "serve", "version", "--version", "-h", "--help":
+	case "serve", "backup", "version", "--version", "-h", "--help":
 		return false
 	}
 	return true

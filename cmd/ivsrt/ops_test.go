@@ -571,3 +571,22 @@ func TestDrainCommand(t *testing.T) {
 		t.Errorf("exit after drain: %v, want status 0", srv.waitErr)
 	}
 }
+
+// TestBackupCommand: ivsrt backup copies a running server's database; a
+// server started on the copy has the stages.
+func TestBackupCommand(t *testing.T) {
+	m, c := startServer(t)
+	arn := createStage(t, c, "kept")
+	copyDir := t.TempDir()
+	var out strings.Builder
+	if err := backup(testContext(t), []string{"--data", m.Config.DataDir, filepath.Join(copyDir, "ivsrt.db")}, &out); err != nil {
+		t.Fatalf("backup: %v\n%s", err, out.String())
+	}
+	if err := backup(testContext(t), []string{"--data", m.Config.DataDir, filepath.Join(copyDir, "ivsrt.db")}, &out); err == nil {
+		t.Error("a backup over an existing file succeeded")
+	}
+	_, c2 := startServer(t, withDataDir(copyDir))
+	if _, err := c2.GetStage(testContext(t), &ivsrealtime.GetStageInput{Arn: aws.String(arn)}); err != nil {
+		t.Errorf("GetStage on a server started from the backup: %v", err)
+	}
+}
