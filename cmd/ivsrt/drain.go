@@ -6,12 +6,14 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/ivsrt/ivsrt/front"
 )
 
 // DrainPath is where `ivsrt drain` asks a running server to drain and
 // stop, as SIGTERM does: for when signals cannot reach it (a container
 // one can only reach over the network).
-const DrainPath = "/v1/server/drain"
+const DrainPath = front.DrainPath
 
 // drainRequest is what makes the serving loop drain: closed once, by the
 // first request.

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/http"
 
 	"github.com/ivsrt/ivsrt/api"
 	"github.com/ivsrt/ivsrt/events"
@@ -56,19 +55,4 @@ func (m *Main) newEventHandlers(verifier *api.SigV4Verifier) (*events.Handler, *
 		control = m.delivery
 	}
 	return events.NewHandler(m.DB, cfg, events.WithLogger(log)), events.NewAdminHandler(control, m.DB, cfg, log)
-}
-
-// withEventStream sends the event stream's path to stream, the rest of
-// /v1/events/ to admin, and every other request to next.
-func withEventStream(stream, admin, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch {
-		case events.IsStreamPath(r.URL.Path):
-			stream.ServeHTTP(w, r)
-		case events.IsEventsPath(r.URL.Path):
-			admin.ServeHTTP(w, r)
-		default:
-			next.ServeHTTP(w, r)
-		}
-	})
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/ivsrt/ivsrt/api"
 	"github.com/ivsrt/ivsrt/cluster"
 	"github.com/ivsrt/ivsrt/events"
+	"github.com/ivsrt/ivsrt/front"
 	"github.com/ivsrt/ivsrt/health"
 	"github.com/ivsrt/ivsrt/internal/config"
 	"github.com/ivsrt/ivsrt/metrics"
@@ -361,27 +362,20 @@ func (m *Main) Run(ctx context.Context) error {
 	if m.Node != nil {
 		mediaHandler = m.Node.Route(m.SFU)
 	}
-	var handler http.Handler = withEventStream(stream, admin, router{api: m.API, media: mediaHandler, web: pages,
-		probes: m.Probes, metrics: metricsHandler, drain: m.drainHandler(verifier.Authorize)})
+	routes := front.Handlers{
+		API:         m.API,
+		Media:       mediaHandler,
+		Pages:       pages,
+		EventStream: stream,
+		EventAdmin:  admin,
+		Probes:      m.Probes,
+		Metrics:     metricsHandler,
+		Drain:       m.drainHandler(verifier.Authorize),
+	}
 	if m.Node != nil {
-		status := m.Node.StatusHandler(verifier.Authorize)
-		next := handler
-		handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.URL.Path == cluster.StatusPath {
-				status.ServeHTTP(w, r)
-				return
-			}
-			next.ServeHTTP(w, r)
-		})
+		routes.ClusterStatus = m.Node.StatusHandler(verifier.Authorize)
 	}
-	m.http = &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelWarn),
-	}
+	m.http = front.NewServer(front.Router(routes), m.Logger)
 	m.http.RegisterOnShutdown(stream.Close) // streams never end by themselves
 	m.served = make(chan error, 1)
 	go func() { m.served <- m.http.Serve(m.listener) }()
@@ -394,42 +388,6 @@ func (m *Main) Run(ctx context.Context) error {
 		"data", c.DataDir, "region", c.Region, "dev", c.Dev,
 		"rtc_udp", m.SFU.UDPAddr().String(), "rtc_tcp", addrString(m.SFU.TCPAddr()))
 	return nil
-}
-
-// router sends the media plane's paths (/events, /whip, /whep/...) to the
-// sfu, the pages (/join, /console, /client/...) to web, and everything else
-// to the API.
-type router struct {
-	api     http.Handler
-	media   http.Handler
-	web     http.Handler
-	probes  http.Handler
-	metrics http.Handler // nil when served on a listener of its own
-	drain   http.Handler
-}
-
-func (rt router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if health.IsPath(r.URL.Path) {
-		rt.probes.ServeHTTP(w, r)
-		return
-	}
-	if r.URL.Path == DrainPath {
-		rt.drain.ServeHTTP(w, r)
-		return
-	}
-	if r.URL.Path == metricsPath && rt.metrics != nil {
-		rt.metrics.ServeHTTP(w, r)
-		return
-	}
-	if ivsrt.IsMediaPath(r.URL.Path) {
-		rt.media.ServeHTTP(w, r)
-		return
-	}
-	if web.IsWebRequest(r) {
-		rt.web.ServeHTTP(w, r)
-		return
-	}
-	rt.api.ServeHTTP(w, r)
 }
 
 // publicIPs splits the --rtc-public-ip list.
@@ -502,21 +460,14 @@ func checkWritable(dir string) error {
 	return os.Remove(f.Name())
 }
 
-// metricsPath is where the metrics are served.
-const metricsPath = "/metrics"
-
 // serveMetrics serves /metrics, and the probes, on a listener of their own.
 func (m *Main) serveMetrics(addr string) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s for metrics: %w", addr, err)
 	}
-	mux := http.NewServeMux()
-	mux.Handle(metricsPath, m.Metrics.Handler())
-	mux.Handle(health.LivePath, m.Probes)
-	mux.Handle(health.ReadyPath, m.Probes)
 	m.metricsListener = ln
-	m.metricsHTTP = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	m.metricsHTTP = front.NewServer(front.Router(front.Handlers{Metrics: m.Metrics.Handler(), Probes: m.Probes}), m.Logger)
 	go m.metricsHTTP.Serve(ln)
 	m.Logger.Info("serving metrics", "addr", ln.Addr().String())
 	return nil
