@@ -15,6 +15,9 @@ type Node struct {
 	Participants int     // connected participants
 	CPU          float64 // share of one core used, 0..cores
 
+	// Draining: it takes no new stages, and lets those it hosts end.
+	Draining bool
+
 	StartedAt   time.Time
 	HeartbeatAt time.Time // when it last reported; set by the store's clock
 }

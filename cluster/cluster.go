@@ -29,6 +29,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -138,6 +139,7 @@ type Node struct {
 	nodes     map[string]*ivsrt.Node // alive nodes, refreshed with each heartbeat
 	nodesAt   time.Time
 	startedAt time.Time
+	draining atomic.Bool // see SetDraining
 	// The outcome of the last heartbeat, for Healthy.
 	lastHeartbeat time.Time
 	heartbeatErr  error
@@ -290,6 +292,16 @@ func (n *Node) loop(ctx context.Context) {
 	}
 }
 
+// SetDraining marks the node draining and tells the others at once: new
+// stages are placed elsewhere. The stages it hosts stay here while anyone
+// is connected (a stage lives on one node); once empty, their leases are
+// no longer renewed and they are placed anew, elsewhere, when someone
+// joins.
+func (n *Node) SetDraining(ctx context.Context) error {
+	n.draining.Store(true)
+	return n.heartbeat(ctx)
+}
+
 // Healthy returns why the node is not a sound member of its cluster, or
 // nil: it must be connected to NATS, and its last heartbeat must have
 // reached the store, within the time after which others count it dead.
@@ -315,7 +327,7 @@ func (n *Node) heartbeat(ctx context.Context) error {
 	n.mu.Lock()
 	local, started := n.local, n.startedAt
 	n.mu.Unlock()
-	self := &ivsrt.Node{ID: n.cfg.NodeID, URL: n.cfg.URL, CPU: n.cpu.sample(), StartedAt: started}
+	self := &ivsrt.Node{ID: n.cfg.NodeID, URL: n.cfg.URL, CPU: n.cpu.sample(), StartedAt: started, Draining: n.draining.Load()}
 	if local != nil {
 		self.Participants = local.ParticipantCount()
 	}

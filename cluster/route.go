@@ -160,6 +160,14 @@ func (n *Node) leastLoaded(nodes map[string]*ivsrt.Node) string {
 	defer n.mu.Unlock()
 	var best *ivsrt.Node
 	for _, nd := range nodes {
+		if best != nil && nd.Draining != best.Draining {
+			// A draining node only if every node drains.
+			if nd.Draining {
+				continue
+			}
+			best = nd
+			continue
+		}
 		if best == nil || nd.Participants < best.Participants ||
 			nd.Participants == best.Participants && (nd.CPU < best.CPU || nd.CPU == best.CPU && nd.ID < best.ID) {
 			best = nd

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ivsrealtime"
+	"github.com/ivsrt/ivsrt"
 	"github.com/ivsrt/ivsrt/bot"
 	"github.com/ivsrt/ivsrt/events/eventstest"
 	"github.com/ivsrt/ivsrt/health"
@@ -589,4 +591,41 @@ func TestBackupCommand(t *testing.T) {
 	if _, err := c2.GetStage(testContext(t), &ivsrealtime.GetStageInput{Arn: aws.String(arn)}); err != nil {
 		t.Errorf("GetStage on a server started from the backup: %v", err)
 	}
+}
+
+// TestClusterDrainPlacesElsewhere: once a node drains, a stage first
+// joined through it is placed on another node.
+func TestClusterDrainPlacesElsewhere(t *testing.T) {
+	dsn := pgtest.Start(t)
+	ns := startNATS(t)
+	node := func(id string) (*Main, *ivsrealtime.Client) {
+		return startServer(t, func(c *Config) {
+			c.Store, c.ClusterNATS, c.NodeID = dsn, ns.ClientURL(), id
+		})
+	}
+	a, ca := node("a")
+	b, _ := node("b")
+	if err := a.Node.SetDraining(testContext(t)); err != nil {
+		t.Fatal(err)
+	}
+	nodes, err := a.Node.Nodes(testContext(t))
+	if err != nil || len(nodes) != 2 {
+		t.Fatalf("nodes: %v %v", nodes, err)
+	}
+	for _, n := range nodes {
+		if n.Draining != (n.ID == "a") {
+			t.Errorf("node %s draining %v", n.ID, n.Draining)
+		}
+	}
+	for i := range 3 {
+		arn := createStage(t, ca, fmt.Sprintf("placed-%d", i))
+		alice, stop := startBot(t, ca, arn, "alice", bot.Config{Video: true})
+		waitState(t, ca, arn, alice.ParticipantID(), "CONNECTED")
+		h, err := a.DB.(ivsrt.ClusterStore).GetStageHost(testContext(t), ivsrt.StageARN(arn))
+		if err != nil || h.NodeID != "b" {
+			t.Errorf("stage %d placed on %+v (%v), want b: a drains", i, h, err)
+		}
+		stop()
+	}
+	_ = b
 }

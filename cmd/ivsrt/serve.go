@@ -498,6 +498,12 @@ func (m *Main) Drain(ctx context.Context) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, m.Config.DrainTimeout)
 	defer cancel()
+	if m.Node != nil {
+		// New stages go to the other nodes from now on.
+		if err := m.Node.SetDraining(ctx); err != nil {
+			m.Logger.Warn("cluster: tell the others this node drains", "err", err)
+		}
+	}
 	m.SFU.Drain(ctx)
 }
 

@@ -23,11 +23,12 @@ func (db *DB) Heartbeat(ctx context.Context, node *ivsrt.Node) error {
 	var at time.Time
 	err := db.write(ctx, pgx.ReadCommitted, func(tx *Tx) error {
 		at = tx.now
-		_, err := tx.Exec(ctx, `INSERT INTO node (id, url, participants, cpu, started_at, heartbeat_at)
-			VALUES ($1, $2, $3, $4, $5, $6)
+		_, err := tx.Exec(ctx, `INSERT INTO node (id, url, participants, cpu, started_at, heartbeat_at, draining)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)
 			ON CONFLICT (id) DO UPDATE SET url = EXCLUDED.url, participants = EXCLUDED.participants,
-				cpu = EXCLUDED.cpu, started_at = EXCLUDED.started_at, heartbeat_at = EXCLUDED.heartbeat_at`,
-			node.ID, node.URL, node.Participants, node.CPU, ms(node.StartedAt), tx.now)
+				cpu = EXCLUDED.cpu, started_at = EXCLUDED.started_at, heartbeat_at = EXCLUDED.heartbeat_at,
+				draining = EXCLUDED.draining`,
+			node.ID, node.URL, node.Participants, node.CPU, ms(node.StartedAt), tx.now, node.Draining)
 		return err
 	})
 	if err != nil {
@@ -41,7 +42,7 @@ func (db *DB) Heartbeat(ctx context.Context, node *ivsrt.Node) error {
 func (db *DB) ListNodes(ctx context.Context, aliveSince time.Time) ([]*ivsrt.Node, error) {
 	var nodes []*ivsrt.Node
 	err := db.read(ctx, func(conn *pgx.Conn) error {
-		rows, err := conn.Query(ctx, `SELECT id, url, participants, cpu, started_at, heartbeat_at
+		rows, err := conn.Query(ctx, `SELECT id, url, participants, cpu, started_at, heartbeat_at, draining
 			FROM node WHERE heartbeat_at >= $1 ORDER BY id`, ms(aliveSince))
 		if err != nil {
 			return err
@@ -49,7 +50,7 @@ func (db *DB) ListNodes(ctx context.Context, aliveSince time.Time) ([]*ivsrt.Nod
 		defer rows.Close()
 		for rows.Next() {
 			n := &ivsrt.Node{}
-			if err := rows.Scan(&n.ID, &n.URL, &n.Participants, &n.CPU, &n.StartedAt, &n.HeartbeatAt); err != nil {
+			if err := rows.Scan(&n.ID, &n.URL, &n.Participants, &n.CPU, &n.StartedAt, &n.HeartbeatAt, &n.Draining); err != nil {
 				return err
 			}
 			n.StartedAt, n.HeartbeatAt = n.StartedAt.UTC(), n.HeartbeatAt.UTC()
