@@ -139,7 +139,7 @@ type Node struct {
 	nodes     map[string]*ivsrt.Node // alive nodes, refreshed with each heartbeat
 	nodesAt   time.Time
 	startedAt time.Time
-	draining atomic.Bool // see SetDraining
+	draining  atomic.Bool // see SetDraining
 	// The outcome of the last heartbeat, for Healthy.
 	lastHeartbeat time.Time
 	heartbeatErr  error
