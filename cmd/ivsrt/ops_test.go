@@ -459,18 +459,25 @@ func TestVersionString(t *testing.T) {
 	}
 }
 
+// startBinary builds ivsrt and runs `ivsrt serve` with args on a new data
+// folder; tests that do are skipped with -short.
+func startBinary(t *testing.T, args ...string) (bin, data string, srv *durableServer) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin = durableBuild(t)
+	data = filepath.Join(t.TempDir(), "data")
+	return bin, data, durableStart(t, bin, data, durableFreeAddr(t), args...)
+}
+
 // TestSIGTERMDrains: SIGTERM during a call makes the process unready and
 // lets the call go on until the drain timeout; then it exits cleanly,
 // having recorded the participant's departure and the session's end, so
 // nothing stays CONNECTED.
 func TestSIGTERMDrains(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
-	bin := durableBuild(t)
-	data := filepath.Join(t.TempDir(), "data")
-	addr := durableFreeAddr(t)
-	srv := durableStart(t, bin, data, addr, "--drain-timeout", "3s")
+	_, data, srv := startBinary(t, "--drain-timeout", "3s")
+	addr := srv.addr
 	c := srv.client()
 	ctx := testContext(t)
 	out, err := c.CreateStage(ctx, &ivsrealtime.CreateStageInput{Name: aws.String("sigterm")})
@@ -535,13 +542,8 @@ func TestSIGTERMDrains(t *testing.T) {
 // TestDrainCommand: `ivsrt drain` makes a running server drain and stop,
 // as SIGTERM does; unsigned, or signed with other keys, it is refused.
 func TestDrainCommand(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the binary")
-	}
-	bin := durableBuild(t)
-	data := filepath.Join(t.TempDir(), "data")
-	addr := durableFreeAddr(t)
-	srv := durableStart(t, bin, data, addr, "--drain-timeout", "2s")
+	bin, _, srv := startBinary(t, "--drain-timeout", "2s")
+	addr := srv.addr
 	drain := func(key, secret string) (string, error) {
 		cmd := exec.Command(bin, "drain", "--endpoint-url", "http://"+addr)
 		cmd.Env = []string{"AWS_ACCESS_KEY_ID=" + key, "AWS_SECRET_ACCESS_KEY=" + secret, "HOME=" + t.TempDir()}

@@ -100,6 +100,23 @@ type gatedContext struct {
 func (c gatedContext) WriteStream() webrtc.TrackLocalWriter { return c.gw }
 func (c gatedContext) RTCPReader() interceptor.RTCPReader   { return c.feed }
 
+// bindGated adds a subscriber of src whose writes block while its gate
+// is closed; the RTCP feed is closed when the test ends.
+func bindGated(t *testing.T, src *Source) (*DownTrack, *gatedWriter) {
+	t.Helper()
+	gw := newGatedWriter()
+	d, err := src.NewDownTrack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	feed := newRTCPFeed()
+	t.Cleanup(feed.close)
+	if _, err := d.Bind(gatedContext{fakeContext{codecs: []webrtc.RTPCodecParameters{testVP8}}, gw, feed}); err != nil {
+		t.Fatal(err)
+	}
+	return d, gw
+}
+
 // TestStartWhileSubscribersChange is the deadlock the cached-keyframe
 // replay brought: one subscriber's writes are stuck, a subscriber starts
 // (replaying the cached keyframe) while another is added and the publisher
@@ -114,16 +131,7 @@ func TestStartWhileSubscribersChange(t *testing.T) {
 	src := NewSource(webrtc.RTPCodecTypeVideo, "video", "publisher", WithKeyframeInterval(time.Millisecond))
 	defer src.Close()
 	up := src.Attach(testVP8, func() {})
-	stuck := newGatedWriter()
-	d, err := src.NewDownTrack()
-	if err != nil {
-		t.Fatal(err)
-	}
-	feed := newRTCPFeed()
-	defer feed.close()
-	if _, err := d.Bind(gatedContext{fakeContext{codecs: []webrtc.RTPCodecParameters{testVP8}}, stuck, feed}); err != nil {
-		t.Fatal(err)
-	}
+	d, stuck := bindGated(t, src)
 	d.Start()
 	seq := uint16(0)
 	send := func() {

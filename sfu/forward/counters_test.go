@@ -88,16 +88,7 @@ func TestCountersQueueFull(t *testing.T) {
 	src := NewSource(webrtc.RTPCodecTypeVideo, "video", "publisher", WithCounters(c))
 	defer src.Close()
 	up := src.Attach(testVP8, func() {})
-	stuck := newGatedWriter()
-	d, err := src.NewDownTrack()
-	if err != nil {
-		t.Fatal(err)
-	}
-	feed := newRTCPFeed()
-	defer feed.close()
-	if _, err := d.Bind(gatedContext{fakeContext{codecs: []webrtc.RTPCodecParameters{testVP8}}, stuck, feed}); err != nil {
-		t.Fatal(err)
-	}
+	d, stuck := bindGated(t, src)
 	d.Start()
 	d.barrier()
 	stuck.block()
