@@ -2,6 +2,7 @@ package events_test
 
 import (
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -480,5 +481,84 @@ func TestWebhookRedirectIsFailure(t *testing.T) {
 	err = w.Send(t.Context(), &events.Attempt{Envelope: &ivsrt.Envelope{ID: "x"}, Body: []byte("{}"), Number: 1})
 	if err == nil || !strings.Contains(err.Error(), "HTTP 307") || elsewhere {
 		t.Errorf("a redirect: got %v, followed %v; want a failure, not followed", err, elsewhere)
+	}
+}
+
+// logLines is a slog handler's output, safe for concurrent use.
+type logLines struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logLines) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logLines) count(s string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Count(l.b.String(), s)
+}
+
+type lags struct {
+	mu  sync.Mutex
+	got map[string][]time.Duration
+}
+
+func (l *lags) ObserveDelivery(sink string, lag time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.got[sink] = append(l.got[sink], lag)
+}
+
+// TestFailuresLoggedOncePerMinute: a receiver that is down shows in the log
+// at warning level at once, then not on every retry; deliveries, once it
+// is up, are told to the observer with their lag.
+func TestFailuresLoggedOncePerMinute(t *testing.T) {
+	db := openDB(t, "")
+	defer db.Close()
+	rcv := eventstest.NewReceiver(t, testSecret)
+	var out logLines
+	logger := slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	observed := &lags{got: map[string][]time.Duration{}}
+	r, err := events.NewRelay(db, events.RelayConfig{Region: "eu-west-1", AccountID: "111122223333", PollInterval: 50 * time.Millisecond},
+		[]events.SinkConfig{webhookSink(t, "hook", rcv.URL())}, events.WithRelayLogger(logger), events.WithDeliveryObserver(observed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	stageChanges(t, db, 1, 2) // 3 events
+	deadline := time.Now().Add(10 * time.Second)
+	for r.Status()[0].Failed < 5 {
+		if time.Now().After(deadline) {
+			t.Fatalf("failed tries: %+v", r.Status()[0])
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := out.count("delivery failed"); n != 1 {
+		t.Errorf("%d warnings after %d failed tries, want 1:\n%s", n, r.Status()[0].Failed, out.b.String())
+	}
+	rcv.Up()
+	rcv.WaitAccepted(3, 15*time.Second)
+	deadline = time.Now().Add(5 * time.Second)
+	for {
+		observed.mu.Lock()
+		got := append([]time.Duration(nil), observed.got["hook"]...)
+		observed.mu.Unlock()
+		if len(got) == 3 {
+			if got[0] <= 0 {
+				t.Errorf("lag of the first delivery %v, want the time it waited", got[0])
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("deliveries observed: %v, want 3", got)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
