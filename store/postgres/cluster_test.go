@@ -72,13 +72,13 @@ func TestHeartbeat(t *testing.T) {
 
 	// A new heartbeat replaces what the node reported before.
 	clock.Advance(time.Second)
-	a.URL, a.Participants, a.CPU = "http://10.0.0.9:8080", 7, 1.5
+	a.URL, a.Participants, a.CPU, a.Draining = "http://10.0.0.9:8080", 7, 1.5, true
 	if err := db.Heartbeat(ctx, a); err != nil {
 		t.Fatalf("Heartbeat a again: %v", err)
 	}
 	nodes = list(clock.Now().Add(-time.Millisecond))
 	if len(nodes) != 1 || nodes[0].ID != "a" || nodes[0].URL != a.URL || nodes[0].Participants != 7 || nodes[0].CPU != 1.5 ||
-		nodes[0].HeartbeatAt != ms(clock.Now()) {
+		!nodes[0].Draining || nodes[0].HeartbeatAt != ms(clock.Now()) {
 		t.Errorf("ListNodes after a's second heartbeat: got %+v", nodes)
 	}
 	if nodes := list(clock.Now().Add(time.Second)); len(nodes) != 0 {

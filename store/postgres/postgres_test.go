@@ -68,7 +68,7 @@ func migrations(t *testing.T, db *DB) []string {
 
 func TestMigrations(t *testing.T) {
 	dsn := pgtest.Start(t)
-	want := []string{"migrations/0001_initial.sql", "migrations/0002_outbox.sql", "migrations/0003_delivery.sql", "migrations/0004_cluster.sql"}
+	want := []string{"migrations/0001_initial.sql", "migrations/0002_outbox.sql", "migrations/0003_delivery.sql", "migrations/0004_cluster.sql", "migrations/0005_node_draining.sql"}
 
 	// Several nodes starting at once: each Open must succeed, and the
 	// migrations be applied once.
