@@ -59,6 +59,7 @@ type SessionStore interface {
 // Store is everything the control plane persists.
 type Store interface {
 	StageStore
+	StorageConfigurationStore
 	TokenStore
 	SessionStore
 	EventStream

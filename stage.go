@@ -85,14 +85,18 @@ type Page struct {
 type StageStore interface {
 	// CreateStage stores a new stage and the participant tokens created with
 	// it, all or nothing, setting the stage's CreatedAt and UpdatedAt from the
-	// store's clock (tokens keep the CreatedAt their issuer gave them). Returns EQUOTA if the quota would be exceeded and
-	// ECONFLICT if the ARN exists.
+	// store's clock (tokens keep the CreatedAt their issuer gave them).
+	// Returns EQUOTA if the quota would be exceeded, ECONFLICT if the ARN
+	// exists, and EINVALID if its AutoParticipantRecording names a storage
+	// configuration that does not exist.
 	CreateStage(ctx context.Context, stage *Stage, tokens []*ParticipantToken, quota StageQuota) error
 
 	// GetStage returns ENOTFOUND if the stage does not exist.
 	GetStage(ctx context.Context, arn StageARN) (*Stage, error)
 
 	// UpdateStage applies upd and returns the updated stage, or ENOTFOUND.
+	// Returns EINVALID if upd.AutoParticipantRecording names a storage
+	// configuration that does not exist.
 	UpdateStage(ctx context.Context, arn StageARN, upd StageUpdate) (*Stage, error)
 
 	// DeleteStage removes the stage with its tags, tokens, sessions,
@@ -103,7 +107,8 @@ type StageStore interface {
 	// next page ("" when this is the last).
 	ListStages(ctx context.Context, page Page) (stages []*Stage, next string, err error)
 
-	// TagResource merges tags into the resource's tags. Returns ENOTFOUND if
+	// TagResource merges tags into the tags of a resource, a stage or a
+	// storage configuration, named by its ARN. Returns ENOTFOUND if
 	// the resource does not exist and EINVALID if it would end with more
 	// than MaxTagsPerResource tags.
 	TagResource(ctx context.Context, arn string, tags map[string]string) error

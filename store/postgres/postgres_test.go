@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"strings"
 	"sync"
 	"testing"
@@ -68,7 +69,7 @@ func migrations(t *testing.T, db *DB) []string {
 
 func TestMigrations(t *testing.T) {
 	dsn := pgtest.Start(t)
-	want := []string{"migrations/0001_initial.sql", "migrations/0002_outbox.sql", "migrations/0003_delivery.sql", "migrations/0004_cluster.sql", "migrations/0005_node_draining.sql"}
+	want := []string{"migrations/0001_initial.sql", "migrations/0002_outbox.sql", "migrations/0003_delivery.sql", "migrations/0004_cluster.sql", "migrations/0005_node_draining.sql", "migrations/0006_storage_configurations.sql"}
 
 	// Several nodes starting at once: each Open must succeed, and the
 	// migrations be applied once.
@@ -432,3 +433,105 @@ func TestCloseStopsListener(t *testing.T) {
 		t.Errorf("GetStage after Close: got %v, want an internal error", err)
 	}
 }
+
+// TestStorageMigration upgrades a database written before storage
+// configurations existed, whose stages name storage configurations that
+// were never created: they keep them, and they count as users of one
+// created later with the same ARN.
+func TestStorageMigration(t *testing.T) {
+	dsn := pgtest.Start(t)
+	ctx := t.Context()
+	const legacy = "arn:aws:ivs:us-east-1:123456789012:storage-configuration/Legacy000000"
+	named, off, bare := newARN(), newARN(), newARN()
+
+	old, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.Exec(ctx, `CREATE TABLE schema_migrations (name TEXT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	names, err := fs.Glob(migrationFS, "migrations/*.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range names {
+		if name >= "migrations/0006" {
+			break
+		}
+		body, err := fs.ReadFile(migrationFS, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := old.Exec(ctx, string(body)); err != nil {
+			t.Fatalf("apply %s: %v", name, err)
+		}
+		if _, err := old.Exec(ctx, `INSERT INTO schema_migrations VALUES ($1, now())`, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, s := range []struct {
+		arn ivsrt.StageARN
+		rec *string
+	}{
+		{named, ptr(`{"storageConfigurationArn":"` + legacy + `","mediaTypes":["AUDIO_VIDEO"]}`)},
+		{off, ptr(`{"storageConfigurationArn":"","mediaTypes":["AUDIO_VIDEO"]}`)},
+		{bare, nil},
+	} {
+		if _, err := old.Exec(ctx, `INSERT INTO stages (arn, name, recording, created_at, updated_at) VALUES ($1, 'old', $2, now(), now())`,
+			string(s.arn), s.rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := old.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	db := openTestDB(t, dsn)
+	columns := map[ivsrt.StageARN]string{}
+	err = db.read(ctx, func(conn *pgx.Conn) error {
+		rows, err := conn.Query(ctx, `SELECT arn, coalesce(storage_configuration_arn, '<null>') FROM stages`)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var arn, col string
+			if err := rows.Scan(&arn, &col); err != nil {
+				return err
+			}
+			columns[ivsrt.StageARN(arn)] = col
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[ivsrt.StageARN]string{named: legacy, off: "<null>", bare: "<null>"}
+	if fmt.Sprint(columns) != fmt.Sprint(want) {
+		t.Errorf("storage_configuration_arn after the migration: got %v, want %v", columns, want)
+	}
+
+	// A stage keeps what it names through updates that do not change it.
+	got, err := db.UpdateStage(ctx, named, ivsrt.StageUpdate{Name: ptr("renamed")})
+	if err != nil {
+		t.Fatalf("UpdateStage of the name: %v", err)
+	}
+	if got.AutoParticipantRecording == nil || got.AutoParticipantRecording.StorageConfigurationARN != legacy {
+		t.Errorf("recording after UpdateStage of the name: got %+v, want it to name %s", got.AutoParticipantRecording, legacy)
+	}
+	_, err = db.UpdateStage(ctx, bare, ivsrt.StageUpdate{AutoParticipantRecording: &ivsrt.AutoParticipantRecording{StorageConfigurationARN: legacy}})
+	if ivsrt.ErrorCode(err) != ivsrt.EINVALID {
+		t.Errorf("UpdateStage naming the storage configuration that does not exist: got %v, want EINVALID", err)
+	}
+
+	sc := &ivsrt.StorageConfiguration{ARN: legacy, S3BucketName: "late"}
+	if err := db.CreateStorageConfiguration(ctx, sc); err != nil {
+		t.Fatalf("CreateStorageConfiguration: %v", err)
+	}
+	if err := db.DeleteStorageConfiguration(ctx, sc.ARN); ivsrt.ErrorCode(err) != ivsrt.ECONFLICT {
+		t.Errorf("DeleteStorageConfiguration that an old stage names: got %v, want ECONFLICT", err)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

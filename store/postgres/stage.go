@@ -35,8 +35,11 @@ func (db *DB) CreateStage(ctx context.Context, stage *ivsrt.Stage, tokens []*ivs
 				return err
 			}
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO stages (arn, name, active_session_id, recording, created_at, updated_at)
-			VALUES ($1, $2, NULL, $3, $4, $4)`, string(stage.ARN), stage.Name, rec, tx.now); err != nil {
+		if err := checkRecordingStorage(ctx, tx, stage.AutoParticipantRecording); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO stages (arn, name, active_session_id, recording, storage_configuration_arn, created_at, updated_at)
+			VALUES ($1, $2, NULL, $3, $4, $5, $5)`, string(stage.ARN), stage.Name, rec, nullStorage(stage.AutoParticipantRecording), tx.now); err != nil {
 			return translate(err, "stage")
 		}
 		if err := putTags(ctx, tx, string(stage.ARN), stage.Tags); err != nil {
@@ -160,14 +163,19 @@ func (db *DB) UpdateStage(ctx context.Context, arn ivsrt.StageARN, upd ivsrt.Sta
 			return ivsrt.Errorf(ivsrt.ENOTFOUND, "stage not found")
 		}
 		s = stages[0]
+		// Only a storage configuration the update names must exist: a
+		// stage from before they did keeps the one it has.
+		if err := checkRecordingStorage(ctx, tx, upd.AutoParticipantRecording); err != nil {
+			return err
+		}
 		storecore.ApplyUpdate(s, upd)
 		rec, err := storecore.EncodeRecording(s.AutoParticipantRecording)
 		if err != nil {
 			return err
 		}
 		s.UpdatedAt = tx.now
-		if _, err := tx.Exec(ctx, `UPDATE stages SET name = $1, recording = $2, updated_at = $3 WHERE arn = $4`,
-			s.Name, rec, tx.now, string(arn)); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE stages SET name = $1, recording = $2, storage_configuration_arn = $3, updated_at = $4 WHERE arn = $5`,
+			s.Name, rec, nullStorage(s.AutoParticipantRecording), tx.now, string(arn)); err != nil {
 			return fmt.Errorf("update stage: %w", err)
 		}
 		return appendEvents(ctx, tx, ivsrt.NewStageStreamEvent(arn, s.Name, ivsrt.StreamStageUpdated, tx.now))
@@ -232,13 +240,30 @@ func (db *DB) ListStages(ctx context.Context, page ivsrt.Page) ([]*ivsrt.Stage, 
 	return stages, next, nil
 }
 
-// TagResource implements ivsrt.StageStore. The stage's row lock makes
+// lockResource locks the row of a taggable resource, a stage or a storage
+// configuration, until tx ends, so that its taggers take turns. Returns
+// ENOTFOUND if there is no such resource.
+func lockResource(ctx context.Context, tx *Tx, arn string) error {
+	var err error
+	switch storecore.KindOf(arn) {
+	case storecore.StageResource:
+		_, _, err = lockStage(ctx, tx, arn)
+	case storecore.StorageConfigurationResource:
+		var one int
+		err = tx.QueryRow(ctx, `SELECT 1 FROM storage_configurations WHERE arn = $1 FOR NO KEY UPDATE`, arn).Scan(&one)
+	default:
+		err = pgx.ErrNoRows
+	}
+	return translate(err, "resource")
+}
+
+// TagResource implements ivsrt.StageStore. The resource's row lock makes
 // concurrent taggers take turns, so that together they cannot pass the
 // limit.
 func (db *DB) TagResource(ctx context.Context, arn string, tags map[string]string) error {
 	return db.write(ctx, pgx.ReadCommitted, func(tx *Tx) error {
-		if _, _, err := lockStage(ctx, tx, arn); err != nil {
-			return translate(err, "resource")
+		if err := lockResource(ctx, tx, arn); err != nil {
+			return err
 		}
 		if err := putTags(ctx, tx, arn, tags); err != nil {
 			return err
@@ -254,8 +279,8 @@ func (db *DB) TagResource(ctx context.Context, arn string, tags map[string]strin
 // UntagResource implements ivsrt.StageStore.
 func (db *DB) UntagResource(ctx context.Context, arn string, keys []string) error {
 	return db.write(ctx, pgx.ReadCommitted, func(tx *Tx) error {
-		if _, _, err := lockStage(ctx, tx, arn); err != nil {
-			return translate(err, "resource")
+		if err := lockResource(ctx, tx, arn); err != nil {
+			return err
 		}
 		if len(keys) == 0 {
 			return nil
@@ -267,16 +292,17 @@ func (db *DB) UntagResource(ctx context.Context, arn string, keys []string) erro
 	})
 }
 
-// ListTags implements ivsrt.StageStore. Stages are the only taggable
-// resource; one statement tells whether it exists and reads its tags.
+// ListTags implements ivsrt.StageStore. One statement tells whether the
+// resource, a stage or a storage configuration, exists and reads its tags.
 func (db *DB) ListTags(ctx context.Context, arn string) (map[string]string, error) {
 	var (
 		found bool
 		tags  = map[string]string{}
 	)
 	err := db.read(ctx, func(conn *pgx.Conn) error {
-		rows, err := conn.Query(ctx, `SELECT t.key, t.value FROM stages s
-			LEFT JOIN tags t ON t.resource_arn = s.arn WHERE s.arn = $1`, arn)
+		rows, err := conn.Query(ctx, `SELECT t.key, t.value
+			FROM (SELECT arn FROM stages WHERE arn = $1 UNION ALL SELECT arn FROM storage_configurations WHERE arn = $1) r
+			LEFT JOIN tags t ON t.resource_arn = r.arn`, arn)
 		if err != nil {
 			return err
 		}

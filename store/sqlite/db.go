@@ -107,7 +107,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 // The queries prepared on each pool. Tx's query methods use the prepared
 // statement when given one of these texts exactly.
 var (
-	writeQueries = []string{qStageExists, qInsertToken, qInsertOutbox, qInsertDelivery, qMoveCursor, qDeleteDelivery, qRetryDelivery}
+	writeQueries = []string{qStageExists, qStorageConfigurationExists, qInsertToken, qInsertOutbox, qInsertDelivery, qMoveCursor, qDeleteDelivery, qRetryDelivery}
 	readQueries  = []string{qGetStage, qListStages, qReadEvent}
 )
 

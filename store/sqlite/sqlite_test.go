@@ -130,8 +130,13 @@ func TestReopen(t *testing.T) {
 	db := openTestDB(t, path, clock.Now)
 	ctx := t.Context()
 
+	sc := &ivsrt.StorageConfiguration{ARN: "arn:aws:ivs:us-east-1:123456789012:storage-configuration/AbCdEf123456",
+		Name: "kept", S3BucketName: "recordings", Tags: map[string]string{"k": "v"}}
+	if err := db.CreateStorageConfiguration(ctx, sc); err != nil {
+		t.Fatalf("CreateStorageConfiguration: %v", err)
+	}
 	rec := &ivsrt.AutoParticipantRecording{
-		StorageConfigurationARN:         "arn:aws:ivs:us-east-1:123456789012:storage-configuration/AbCdEf123456",
+		StorageConfigurationARN:         string(sc.ARN),
 		MediaTypes:                      []string{"AUDIO_VIDEO"},
 		Thumbnail:                       &ivsrt.ThumbnailConfiguration{TargetIntervalSeconds: 30, Storage: []string{"LATEST"}, RecordingMode: "INTERVAL"},
 		HLSTargetSegmentDurationSeconds: 4,
@@ -181,6 +186,16 @@ func TestReopen(t *testing.T) {
 	}
 	if !maps.Equal(got.Tags, st.Tags) {
 		t.Errorf("Tags after reopening: got %v, want %v", got.Tags, st.Tags)
+	}
+	gotSC, err := db.GetStorageConfiguration(ctx, sc.ARN)
+	if err != nil {
+		t.Fatalf("GetStorageConfiguration: %v", err)
+	}
+	if gotSC.Name != sc.Name || gotSC.S3BucketName != sc.S3BucketName || !maps.Equal(gotSC.Tags, sc.Tags) || !gotSC.CreatedAt.Equal(sc.CreatedAt) {
+		t.Errorf("storage configuration after reopening: got %+v, want %+v", gotSC, sc)
+	}
+	if err := db.DeleteStorageConfiguration(ctx, sc.ARN); ivsrt.ErrorCode(err) != ivsrt.ECONFLICT {
+		t.Errorf("DeleteStorageConfiguration of the one the stage names, after reopening: got %v, want ECONFLICT", err)
 	}
 	if tok := after.Tokens[1]; !tok.Revoked() || tok.RevokeReason != "gone" {
 		t.Errorf("revoked token after reopening: got revoked %v reason %q, want true \"gone\"", tok.Revoked(), tok.RevokeReason)
@@ -438,3 +453,87 @@ func TestOutboxRollback(t *testing.T) {
 		t.Errorf("events after rollback: got %d, want none", len(got))
 	}
 }
+
+// TestStorageMigration upgrades a database written before storage
+// configurations existed, whose stages name storage configurations that
+// were never created: they keep them, and they count as users of one
+// created later with the same ARN.
+func TestStorageMigration(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ivsrt.db")
+	ctx := t.Context()
+	const legacy = "arn:aws:ivs:us-east-1:123456789012:storage-configuration/Legacy000000"
+	named, off, bare := newARN(), newARN(), newARN()
+
+	old, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.ExecContext(ctx, `CREATE TABLE schema_migrations (name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"migrations/0001_initial.sql", "migrations/0002_outbox.sql", "migrations/0003_delivery.sql"} {
+		body, err := fs.ReadFile(migrationFS, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := old.ExecContext(ctx, string(body)); err != nil {
+			t.Fatalf("apply %s: %v", name, err)
+		}
+		if _, err := old.ExecContext(ctx, `INSERT INTO schema_migrations VALUES (?, 1)`, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, s := range []struct {
+		arn ivsrt.StageARN
+		rec any
+	}{
+		{named, `{"storageConfigurationArn":"` + legacy + `","mediaTypes":["AUDIO_VIDEO"]}`},
+		{off, `{"storageConfigurationArn":"","mediaTypes":["AUDIO_VIDEO"]}`},
+		{bare, nil},
+	} {
+		if _, err := old.ExecContext(ctx, `INSERT INTO stages (arn, name, recording, created_at, updated_at) VALUES (?, 'old', ?, 1, 1)`,
+			string(s.arn), s.rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	db := openTestDB(t, path, time.Now)
+	columns := map[ivsrt.StageARN]sql.NullString{}
+	for arn := range map[ivsrt.StageARN]bool{named: true, off: true, bare: true} {
+		var col sql.NullString
+		if err := db.read.QueryRowContext(ctx, `SELECT storage_configuration_arn FROM stages WHERE arn = ?`, string(arn)).Scan(&col); err != nil {
+			t.Fatal(err)
+		}
+		columns[arn] = col
+	}
+	want := map[ivsrt.StageARN]sql.NullString{named: {String: legacy, Valid: true}, off: {}, bare: {}}
+	if !maps.Equal(columns, want) {
+		t.Errorf("storage_configuration_arn after the migration: got %v, want %v", columns, want)
+	}
+
+	// A stage keeps what it names through updates that do not change it.
+	got, err := db.UpdateStage(ctx, named, ivsrt.StageUpdate{Name: ptr("renamed")})
+	if err != nil {
+		t.Fatalf("UpdateStage of the name: %v", err)
+	}
+	if got.AutoParticipantRecording == nil || got.AutoParticipantRecording.StorageConfigurationARN != legacy {
+		t.Errorf("recording after UpdateStage of the name: got %+v, want it to name %s", got.AutoParticipantRecording, legacy)
+	}
+	_, err = db.UpdateStage(ctx, bare, ivsrt.StageUpdate{AutoParticipantRecording: &ivsrt.AutoParticipantRecording{StorageConfigurationARN: legacy}})
+	if ivsrt.ErrorCode(err) != ivsrt.EINVALID {
+		t.Errorf("UpdateStage naming the storage configuration that does not exist: got %v, want EINVALID", err)
+	}
+
+	sc := &ivsrt.StorageConfiguration{ARN: legacy, S3BucketName: "late"}
+	if err := db.CreateStorageConfiguration(ctx, sc); err != nil {
+		t.Fatalf("CreateStorageConfiguration: %v", err)
+	}
+	if err := db.DeleteStorageConfiguration(ctx, sc.ARN); ivsrt.ErrorCode(err) != ivsrt.ECONFLICT {
+		t.Errorf("DeleteStorageConfiguration that an old stage names: got %v, want ECONFLICT", err)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

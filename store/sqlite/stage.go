@@ -42,14 +42,17 @@ func (db *DB) CreateStage(ctx context.Context, stage *ivsrt.Stage, tokens []*ivs
 			return err
 		}
 	}
+	if err := checkRecordingStorage(ctx, tx, stage.AutoParticipantRecording); err != nil {
+		return err
+	}
 	rec, err := encodeRecording(stage.AutoParticipantRecording)
 	if err != nil {
 		return err
 	}
 	stage.CreatedAt, stage.UpdatedAt = tx.now, tx.now
 	if _, err := tx.ExecContext(ctx,
-		`INSERT INTO stages (arn, name, active_session_id, recording, created_at, updated_at) VALUES (?, ?, NULL, ?, ?, ?)`,
-		string(stage.ARN), stage.Name, rec, millis(tx.now), millis(tx.now)); err != nil {
+		`INSERT INTO stages (arn, name, active_session_id, recording, storage_configuration_arn, created_at, updated_at) VALUES (?, ?, NULL, ?, ?, ?, ?)`,
+		string(stage.ARN), stage.Name, rec, nullStorage(stage.AutoParticipantRecording), millis(tx.now), millis(tx.now)); err != nil {
 		return translate(err, "stage")
 	}
 	if err := putTags(ctx, tx, string(stage.ARN), stage.Tags); err != nil {
@@ -181,14 +184,19 @@ func (db *DB) UpdateStage(ctx context.Context, arn ivsrt.StageARN, upd ivsrt.Sta
 	if err != nil {
 		return nil, err
 	}
+	// Only a storage configuration the update names must exist: a stage
+	// from before they did keeps the one it has.
+	if err := checkRecordingStorage(ctx, tx, upd.AutoParticipantRecording); err != nil {
+		return nil, err
+	}
 	storecore.ApplyUpdate(s, upd)
 	rec, err := encodeRecording(s.AutoParticipantRecording)
 	if err != nil {
 		return nil, err
 	}
 	s.UpdatedAt = tx.now
-	if _, err := tx.ExecContext(ctx, `UPDATE stages SET name = ?, recording = ?, updated_at = ? WHERE arn = ?`,
-		s.Name, rec, millis(tx.now), string(arn)); err != nil {
+	if _, err := tx.ExecContext(ctx, `UPDATE stages SET name = ?, recording = ?, storage_configuration_arn = ?, updated_at = ? WHERE arn = ?`,
+		s.Name, rec, nullStorage(s.AutoParticipantRecording), millis(tx.now), string(arn)); err != nil {
 		return nil, fmt.Errorf("update stage: %w", err)
 	}
 	if err := appendEvent(ctx, tx, ivsrt.NewStageStreamEvent(arn, s.Name, ivsrt.StreamStageUpdated, tx.now)); err != nil {
@@ -312,12 +320,25 @@ func (db *DB) ListTags(ctx context.Context, arn string) (map[string]string, erro
 	return listTags(ctx, tx, arn)
 }
 
-const qStageExists = `SELECT COUNT(*) FROM stages WHERE arn = ?`
+const (
+	qStageExists                = `SELECT COUNT(*) FROM stages WHERE arn = ?`
+	qStorageConfigurationExists = `SELECT COUNT(*) FROM storage_configurations WHERE arn = ?`
+)
 
-// resourceExists checks a taggable resource. Stages are the only kind.
+// resourceExists checks a taggable resource: a stage or a storage
+// configuration.
 func resourceExists(ctx context.Context, tx *Tx, arn string) error {
+	var query string
+	switch storecore.KindOf(arn) {
+	case storecore.StageResource:
+		query = qStageExists
+	case storecore.StorageConfigurationResource:
+		query = qStorageConfigurationExists
+	default:
+		return ivsrt.Errorf(ivsrt.ENOTFOUND, "resource not found")
+	}
 	var n int
-	if err := tx.QueryRowContext(ctx, qStageExists, arn).Scan(&n); err != nil {
+	if err := tx.QueryRowContext(ctx, query, arn).Scan(&n); err != nil {
 		return fmt.Errorf("find resource: %w", err)
 	}
 	if n == 0 {

@@ -79,6 +79,12 @@ func Run(t *testing.T, open OpenFunc) {
 		{"ListStages", testListStages},
 		{"ListStagesChangedBetweenPages", testListStagesChangedBetweenPages},
 		{"Tags", testTags},
+		{"StorageConfiguration", testStorageConfiguration},
+		{"ListStorageConfigurations", testListStorageConfigurations},
+		{"StorageConfigurationTags", testStorageConfigurationTags},
+		{"StorageConfigurationInUse", testStorageConfigurationInUse},
+		{"StageNamesMissingStorage", testStageNamesMissingStorage},
+		{"StorageDeleteRace", testStorageDeleteRace},
 		{"ParticipantToken", testParticipantToken},
 		{"RevokeParticipantToken", testRevokeParticipantToken},
 		{"SessionLifecycle", testSessionLifecycle},
@@ -138,9 +144,29 @@ func newToken(arn ivsrt.StageARN, now time.Time) *ivsrt.ParticipantToken {
 	}
 }
 
+// The storage configurations the recordings below name. A stage may only
+// name one that exists: tests create them with addRecordingStorage.
+const (
+	fullStorageARN      = "arn:aws:ivs:us-east-1:123456789012:storage-configuration/AbCdEf123456"
+	minimalStorageARN   = "arn:aws:ivs:us-east-1:123456789012:storage-configuration/Zz9876543210"
+	thumbnailStorageARN = "arn:aws:ivs:us-east-1:123456789012:storage-configuration/Thumb0000000"
+)
+
+// addRecordingStorage creates the storage configurations the recordings
+// below name.
+func (e *env) addRecordingStorage(t *testing.T) {
+	t.Helper()
+	for _, arn := range []string{fullStorageARN, minimalStorageARN, thumbnailStorageARN} {
+		sc := &ivsrt.StorageConfiguration{ARN: ivsrt.StorageConfigurationARN(arn), S3BucketName: "recordings"}
+		if err := e.s.CreateStorageConfiguration(e.ctx, sc); err != nil {
+			t.Fatalf("CreateStorageConfiguration %s: %v", arn, err)
+		}
+	}
+}
+
 func fullRecording() *ivsrt.AutoParticipantRecording {
 	return &ivsrt.AutoParticipantRecording{
-		StorageConfigurationARN: "arn:aws:ivs:us-east-1:123456789012:storage-configuration/AbCdEf123456",
+		StorageConfigurationARN: fullStorageARN,
 		MediaTypes:              []string{"AUDIO_VIDEO"},
 		Thumbnail: &ivsrt.ThumbnailConfiguration{
 			TargetIntervalSeconds: 60,
@@ -155,14 +181,14 @@ func fullRecording() *ivsrt.AutoParticipantRecording {
 
 func minimalRecording() *ivsrt.AutoParticipantRecording {
 	return &ivsrt.AutoParticipantRecording{
-		StorageConfigurationARN: "arn:aws:ivs:us-east-1:123456789012:storage-configuration/Zz9876543210",
+		StorageConfigurationARN: minimalStorageARN,
 		MediaTypes:              []string{"AUDIO_ONLY"},
 	}
 }
 
 func thumbnailDisabledRecording() *ivsrt.AutoParticipantRecording {
 	return &ivsrt.AutoParticipantRecording{
-		StorageConfigurationARN: "arn:aws:ivs:us-east-1:123456789012:storage-configuration/Thumb0000000",
+		StorageConfigurationARN: thumbnailStorageARN,
 		MediaTypes:              []string{"NONE"},
 		Thumbnail:               &ivsrt.ThumbnailConfiguration{RecordingMode: "DISABLED"},
 	}
@@ -516,6 +542,7 @@ func testCreateStage(t *testing.T, open OpenFunc) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t, open)
+			e.addRecordingStorage(t)
 			now := e.clock.Now()
 			st := &ivsrt.Stage{ARN: newARN(), Name: tt.stageName, Tags: tt.tags, AutoParticipantRecording: tt.recording}
 			var toks []*ivsrt.ParticipantToken
@@ -613,6 +640,7 @@ func testCreateStageAllOrNothing(t *testing.T, open OpenFunc) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t, open)
+			e.addRecordingStorage(t)
 			st, toks := tt.attempt(t, e)
 			e.clock.Advance(time.Second)
 			err := e.s.CreateStage(e.ctx, st, toks, ivsrt.StageQuota{})
@@ -671,6 +699,7 @@ func testNotFound(t *testing.T, open OpenFunc) {
 	tok := e.createToken(t, st.ARN)
 	session := e.join(t, st.ARN, tok.ParticipantID, "u").SessionID
 	missing := newARN()
+	missingStorage := newStorageARN()
 
 	tests := []struct {
 		name string
@@ -688,6 +717,19 @@ func testNotFound(t *testing.T, open OpenFunc) {
 		}},
 		{"UntagResource", func() error { return e.s.UntagResource(e.ctx, string(missing), []string{"a"}) }},
 		{"ListTags", func() error { _, err := e.s.ListTags(e.ctx, string(missing)); return err }},
+		{"GetStorageConfiguration", func() error { _, err := e.s.GetStorageConfiguration(e.ctx, missingStorage); return err }},
+		{"DeleteStorageConfiguration", func() error { return e.s.DeleteStorageConfiguration(e.ctx, missingStorage) }},
+		{"TagResource of a storage configuration", func() error {
+			return e.s.TagResource(e.ctx, string(missingStorage), map[string]string{"a": "1"})
+		}},
+		{"UntagResource of a storage configuration", func() error {
+			return e.s.UntagResource(e.ctx, string(missingStorage), []string{"a"})
+		}},
+		{"ListTags of a storage configuration", func() error { _, err := e.s.ListTags(e.ctx, string(missingStorage)); return err }},
+		{"ListTags of a storage configuration with a stage's id", func() error {
+			_, err := e.s.ListTags(e.ctx, string(ivsrt.NewStorageConfigurationARN("us-east-1", "123456789012", st.ARN.ID())))
+			return err
+		}},
 		{"CreateParticipantToken", func() error { return e.s.CreateParticipantToken(e.ctx, newToken(missing, epoch)) }},
 		{"GetParticipantToken", func() error { _, err := e.s.GetParticipantToken(e.ctx, ivsrt.NewParticipantID()); return err }},
 		{"RevokeParticipantToken of an unknown stage", func() error {
@@ -745,6 +787,7 @@ func testUpdateStage(t *testing.T, open OpenFunc) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t, open)
+			e.addRecordingStorage(t)
 			created := e.clock.Now()
 			st := &ivsrt.Stage{ARN: newARN(), Name: "orig", Tags: map[string]string{"k": "v"}, AutoParticipantRecording: tt.initial}
 			if err := e.s.CreateStage(e.ctx, st, nil, ivsrt.StageQuota{}); err != nil {
@@ -780,6 +823,7 @@ func testUpdateStage(t *testing.T, open OpenFunc) {
 
 func testDeleteStage(t *testing.T, open OpenFunc) {
 	e := newEnv(t, open)
+	e.addRecordingStorage(t)
 	st := &ivsrt.Stage{ARN: newARN(), Name: "doomed", Tags: map[string]string{"a": "1", "b": "2"}, AutoParticipantRecording: fullRecording()}
 	tok := newToken(st.ARN, e.clock.Now())
 	if err := e.s.CreateStage(e.ctx, st, []*ivsrt.ParticipantToken{tok}, ivsrt.StageQuota{}); err != nil {
@@ -870,6 +914,7 @@ func testListStages(t *testing.T, open OpenFunc) {
 	if stages, next, err := e.s.ListStages(e.ctx, ivsrt.Page{Limit: 3}); err != nil || len(stages) != 0 || next != "" {
 		t.Errorf("ListStages of an empty store: got %d stages next %q err %v, want 0 \"\" nil", len(stages), next, err)
 	}
+	e.addRecordingStorage(t)
 	var want []*ivsrt.Stage
 	for i := range 7 {
 		now := e.clock.Advance(time.Second)
@@ -1693,6 +1738,7 @@ func testMalformedPage(t *testing.T, open OpenFunc) {
 			call func() error
 		}{
 			{"ListStages", func() error { _, _, err := e.s.ListStages(e.ctx, page); return err }},
+			{"ListStorageConfigurations", func() error { _, _, err := e.s.ListStorageConfigurations(e.ctx, page); return err }},
 			{"ListStageSessions", func() error { _, _, err := e.s.ListStageSessions(e.ctx, st.ARN, page); return err }},
 			{"ListParticipants", func() error {
 				_, _, err := e.s.ListParticipants(e.ctx, st.ARN, sid, ivsrt.ParticipantFilter{}, page)
