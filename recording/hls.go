@@ -1,0 +1,368 @@
+// Package recording writes what a publisher sends as IVS records it: an
+// HLS rendition of fragmented MP4 segments (H.264 video, Opus audio, as
+// they arrive: nothing is transcoded), uploaded to an object store as each
+// segment completes, with a playlist that stays playable after every
+// upload, so that a crash loses at most the segment in progress.
+//
+// It uses bluenviron/mediacommon's fMP4 muxer, gortsplib's RTP
+// depacketizer for H.264 (RFC 6184) and gohlslib's playlist package.
+package recording
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/bluenviron/gohlslib/v2/pkg/codecparams"
+	hlscodecs "github.com/bluenviron/gohlslib/v2/pkg/codecs"
+	"github.com/bluenviron/gohlslib/v2/pkg/playlist"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4/seekablebuffer"
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/mp4/codecs"
+
+	"github.com/ivsrt/ivsrt"
+)
+
+// Object names under a recording's prefix, as IVS lays them out.
+const (
+	MultivariantKey = "media/hls/multivariant.m3u8"
+	RenditionDir    = "media/hls/high/"
+	PlaylistKey     = RenditionDir + "playlist.m3u8"
+	InitKey         = RenditionDir + "init.mp4"
+)
+
+// DefaultTargetSegment is IVS's default hlsConfiguration.targetSegmentDurationSeconds.
+const DefaultTargetSegment = 6 * time.Second
+
+// Time scales of the tracks: RTP's clock rates for H.264 and Opus.
+const (
+	videoTimeScale = 90000
+	audioTimeScale = 48000
+)
+
+// HLSConfig says where a rendition goes and what it holds.
+type HLSConfig struct {
+	Store  ivsrt.ObjectStore
+	Bucket string
+	Prefix string // the recording's prefix, ending in "/"
+	// TargetSegment is the least duration of a segment: a segment ends at
+	// the first keyframe after it (audio only: once it is reached).
+	TargetSegment time.Duration
+	Video, Audio  bool // the tracks recorded
+}
+
+// HLSWriter muxes samples into segments and uploads them. It is not safe
+// for concurrent use: one goroutine feeds it, and the uploads happen on
+// that goroutine.
+type HLSWriter struct {
+	cfg HLSConfig
+
+	sps, pps   []byte
+	width      int
+	height     int
+	started    bool // the init segment is uploaded
+	segStart   time.Duration
+	segments   []*playlist.MediaSegment
+	maxSegment time.Duration
+	seq        uint32
+
+	video, audio trackState
+	bytes        int64 // of media uploaded, for the bandwidth
+	variant      *playlist.MultivariantVariant
+}
+
+// trackState holds a track's samples of the segment in progress. The
+// newest sample waits until the next gives its duration.
+type trackState struct {
+	samples   []*fmp4.Sample
+	base      time.Duration // pts of samples[0]
+	held      *fmp4.Sample
+	heldPTS   time.Duration
+	lastDur   uint32 // duration of the previous sample, for the last one
+	timeScale uint32
+}
+
+// ErrNoKeyframe is returned for video before the first keyframe, which is
+// where a recording starts.
+var ErrNoKeyframe = errors.New("recording: waiting for a keyframe")
+
+// NewHLSWriter returns a writer for cfg.
+func NewHLSWriter(cfg HLSConfig) (*HLSWriter, error) {
+	if cfg.Store == nil || cfg.Bucket == "" {
+		return nil, errors.New("recording: no object store or bucket")
+	}
+	if !cfg.Video && !cfg.Audio {
+		return nil, errors.New("recording: nothing to record")
+	}
+	if cfg.TargetSegment <= 0 {
+		cfg.TargetSegment = DefaultTargetSegment
+	}
+	return &HLSWriter{cfg: cfg,
+		video: trackState{timeScale: videoTimeScale},
+		audio: trackState{timeScale: audioTimeScale},
+	}, nil
+}
+
+// WriteH264 adds a video access unit (NAL units without start codes) with
+// its presentation time since the recording's start.
+func (w *HLSWriter) WriteH264(ctx context.Context, pts time.Duration, au [][]byte) error {
+	if !w.cfg.Video {
+		return nil
+	}
+	for _, nalu := range au {
+		if len(nalu) == 0 {
+			continue
+		}
+		switch h264.NALUType(nalu[0] & 0x1f) {
+		case h264.NALUTypeSPS:
+			w.sps = append([]byte(nil), nalu...)
+		case h264.NALUTypePPS:
+			w.pps = append([]byte(nil), nalu...)
+		}
+	}
+	key := h264.IsRandomAccess(au)
+	if !w.started {
+		if !key || w.sps == nil || w.pps == nil {
+			return ErrNoKeyframe
+		}
+		if err := w.start(ctx, pts); err != nil {
+			return err
+		}
+	}
+	if key && pts-w.segStart >= w.cfg.TargetSegment {
+		w.video.hold(pts) // the previous sample ends where this one starts
+		if err := w.cut(ctx, pts); err != nil {
+			return err
+		}
+	}
+	sample := &fmp4.Sample{}
+	if err := sample.FillH264(0, au); err != nil {
+		return fmt.Errorf("recording: %w", err)
+	}
+	w.video.add(sample, pts)
+	return nil
+}
+
+// WriteOpus adds an Opus packet with its presentation time since the
+// recording's start.
+func (w *HLSWriter) WriteOpus(ctx context.Context, pts time.Duration, packet []byte) error {
+	if !w.cfg.Audio {
+		return nil
+	}
+	if !w.started {
+		if w.cfg.Video {
+			return nil // the recording starts at the first keyframe
+		}
+		if err := w.start(ctx, pts); err != nil {
+			return err
+		}
+	}
+	if pts < w.segStart && len(w.audio.samples) == 0 && w.audio.held == nil {
+		return nil // before the start
+	}
+	if !w.cfg.Video && pts-w.segStart >= w.cfg.TargetSegment {
+		w.audio.hold(pts)
+		if err := w.cut(ctx, pts); err != nil {
+			return err
+		}
+	}
+	w.audio.add(&fmp4.Sample{Payload: append([]byte(nil), packet...)}, pts)
+	return nil
+}
+
+// add appends the held sample (its duration now known) and holds s.
+func (t *trackState) add(s *fmp4.Sample, pts time.Duration) {
+	t.hold(pts)
+	t.held, t.heldPTS = s, pts
+}
+
+// hold closes the held sample at pts: it gets its duration and joins the
+// segment's samples.
+func (t *trackState) hold(pts time.Duration) {
+	if t.held == nil {
+		return
+	}
+	d := t.ticks(pts) - t.ticks(t.heldPTS)
+	if d <= 0 {
+		d = max(1, int64(t.lastDur))
+	}
+	t.held.Duration = uint32(d)
+	t.lastDur = t.held.Duration
+	if len(t.samples) == 0 {
+		t.base = t.heldPTS
+	}
+	t.samples = append(t.samples, t.held)
+	t.held = nil
+}
+
+func (t *trackState) ticks(d time.Duration) int64 {
+	return int64(d) * int64(t.timeScale) / int64(time.Second)
+}
+
+// start uploads the init segment and the multivariant playlist.
+func (w *HLSWriter) start(ctx context.Context, pts time.Duration) error {
+	init := fmp4.Init{}
+	var hlsCodecs []string
+	if w.cfg.Video {
+		var sps h264.SPS
+		if err := sps.Unmarshal(w.sps); err != nil {
+			return fmt.Errorf("recording: H.264 SPS: %w", err)
+		}
+		w.width, w.height = sps.Width(), sps.Height()
+		init.Tracks = append(init.Tracks, &fmp4.InitTrack{ID: 1, TimeScale: videoTimeScale, Codec: &codecs.H264{SPS: w.sps, PPS: w.pps}})
+		hlsCodecs = append(hlsCodecs, codecparams.Marshal(&hlscodecs.H264{SPS: w.sps, PPS: w.pps}))
+	}
+	if w.cfg.Audio {
+		init.Tracks = append(init.Tracks, &fmp4.InitTrack{ID: 2, TimeScale: audioTimeScale, Codec: &codecs.Opus{ChannelCount: 2}})
+		hlsCodecs = append(hlsCodecs, codecparams.Marshal(&hlscodecs.Opus{ChannelCount: 2}))
+	}
+	var buf seekablebuffer.Buffer
+	if err := init.Marshal(&buf); err != nil {
+		return fmt.Errorf("recording: init segment: %w", err)
+	}
+	if err := w.put(ctx, InitKey, buf.Bytes(), "video/mp4"); err != nil {
+		return err
+	}
+	variant := &playlist.MultivariantVariant{
+		// A first guess, refined when the recording ends.
+		Bandwidth: 2_500_000,
+		Codecs:    hlsCodecs,
+		URI:       "high/playlist.m3u8",
+	}
+	if w.cfg.Video {
+		variant.Resolution = strconv.Itoa(w.width) + "x" + strconv.Itoa(w.height)
+	}
+	w.variant = variant
+	if err := w.putMultivariant(ctx); err != nil {
+		return err
+	}
+	w.started, w.segStart = true, pts
+	return nil
+}
+
+// cut ends the segment in progress at end: it uploads it, then the
+// playlist naming it.
+func (w *HLSWriter) cut(ctx context.Context, end time.Duration) error {
+	part := fmp4.Part{SequenceNumber: w.seq + 1}
+	if len(w.video.samples) > 0 {
+		part.Tracks = append(part.Tracks, &fmp4.PartTrack{ID: 1, BaseTime: uint64(w.video.ticks(w.video.base)), Samples: w.video.samples})
+	}
+	if len(w.audio.samples) > 0 {
+		part.Tracks = append(part.Tracks, &fmp4.PartTrack{ID: 2, BaseTime: uint64(w.audio.ticks(w.audio.base)), Samples: w.audio.samples})
+	}
+	if len(part.Tracks) == 0 {
+		return nil
+	}
+	var buf seekablebuffer.Buffer
+	if err := part.Marshal(&buf); err != nil {
+		return fmt.Errorf("recording: segment: %w", err)
+	}
+	w.seq++
+	name := strconv.Itoa(int(w.seq)) + ".mp4"
+	if err := w.put(ctx, RenditionDir+name, buf.Bytes(), "video/mp4"); err != nil {
+		return err
+	}
+	w.bytes += int64(buf.Len())
+	d := end - w.segStart
+	w.segments = append(w.segments, &playlist.MediaSegment{Duration: d, URI: name})
+	w.maxSegment = max(w.maxSegment, d)
+	w.video.samples, w.audio.samples = nil, nil
+	w.segStart = end
+	return w.putPlaylist(ctx, false)
+}
+
+// putPlaylist uploads the rendition's playlist: an EVENT playlist while
+// recording, so that what is there plays; VOD with its end once done.
+func (w *HLSWriter) putPlaylist(ctx context.Context, ended bool) error {
+	kind := playlist.MediaPlaylistTypeEvent
+	if ended {
+		kind = playlist.MediaPlaylistTypeVOD
+	}
+	target := int((w.maxSegment + time.Second - 1) / time.Second) // rounded up, as HLS wants
+	m := playlist.Media{
+		Version:             7,
+		IndependentSegments: true,
+		TargetDuration:      max(1, target),
+		PlaylistType:        &kind,
+		Map:                 &playlist.MediaMap{URI: "init.mp4"},
+		Segments:            w.segments,
+		Endlist:             ended,
+	}
+	b, err := m.Marshal()
+	if err != nil {
+		return fmt.Errorf("recording: playlist: %w", err)
+	}
+	return w.put(ctx, PlaylistKey, b, "application/x-mpegURL")
+}
+
+func (w *HLSWriter) putMultivariant(ctx context.Context) error {
+	m := playlist.Multivariant{Version: 7, IndependentSegments: true, Variants: []*playlist.MultivariantVariant{w.variant}}
+	b, err := m.Marshal()
+	if err != nil {
+		return fmt.Errorf("recording: multivariant playlist: %w", err)
+	}
+	return w.put(ctx, MultivariantKey, b, "application/x-mpegURL")
+}
+
+func (w *HLSWriter) put(ctx context.Context, key string, body []byte, contentType string) error {
+	if err := w.cfg.Store.PutObject(ctx, w.cfg.Bucket, w.cfg.Prefix+key, body, contentType); err != nil {
+		return fmt.Errorf("recording: %w", err)
+	}
+	return nil
+}
+
+// Started reports whether the recording has begun: the init segment is
+// uploaded (for video, once a keyframe came).
+func (w *HLSWriter) Started() bool { return w.started }
+
+// Duration returns the duration of the uploaded segments.
+func (w *HLSWriter) Duration() time.Duration {
+	var d time.Duration
+	for _, s := range w.segments {
+		d += s.Duration
+	}
+	return d
+}
+
+// Size returns the video's width and height, 0 without video.
+func (w *HLSWriter) Size() (width, height int) { return w.width, w.height }
+
+// Close ends the recording at end (the time of the last sample, plus its
+// duration if known): the segment in progress is uploaded, then the
+// playlist as VOD, and the multivariant playlist with the real bandwidth.
+func (w *HLSWriter) Close(ctx context.Context) error {
+	if !w.started {
+		return nil
+	}
+	end := max(w.video.endPTS(), w.audio.endPTS())
+	w.video.hold(w.video.heldPTS + w.video.duration(w.video.lastDur))
+	w.audio.hold(w.audio.heldPTS + w.audio.duration(w.audio.lastDur))
+	if end > w.segStart {
+		if err := w.cut(ctx, end); err != nil {
+			return err
+		}
+	}
+	if d := w.Duration(); d > 0 {
+		w.variant.Bandwidth = max(1, int(float64(w.bytes*8)/d.Seconds()))
+		if err := w.putMultivariant(ctx); err != nil {
+			return err
+		}
+	}
+	return w.putPlaylist(ctx, true)
+}
+
+// endPTS is when the track's last sample ends, its duration guessed from
+// the one before.
+func (t *trackState) endPTS() time.Duration {
+	if t.held == nil {
+		return 0
+	}
+	return t.heldPTS + t.duration(t.lastDur)
+}
+
+func (t *trackState) duration(ticks uint32) time.Duration {
+	return time.Duration(int64(ticks) * int64(time.Second) / int64(t.timeScale))
+}
