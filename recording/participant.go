@@ -1,0 +1,279 @@
+package recording
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtp"
+
+	"github.com/ivsrt/ivsrt"
+)
+
+// State is a participant recording's state, as the API reports it.
+type State string
+
+// States of a recording.
+const (
+	Starting State = "STARTING"
+	Active   State = "ACTIVE"
+	Stopping State = "STOPPING"
+	Stopped  State = "STOPPED"
+	Failed   State = "FAILED"
+)
+
+// Metadata object names under a recording's prefix.
+const (
+	StartedKey = "events/recording-started.json"
+	EndedKey   = "events/recording-ended.json"
+	FailedKey  = "events/recording-failed.json"
+)
+
+// ParticipantConfig is one publisher's recording.
+type ParticipantConfig struct {
+	Store  ivsrt.ObjectStore
+	Bucket string
+	// Prefix is the recording's key prefix; see Prefix.
+	Prefix                             string
+	StageARN, SessionID, ParticipantID string
+	TargetSegment                      time.Duration
+	Video, Audio                       bool
+	// OnState is told of each change of state, from the recording's own
+	// goroutine; err is set with Failed.
+	OnState func(state State, err error)
+	// RequestKeyframe asks the publisher for a keyframe: after packets
+	// were dropped, the recording waits for one.
+	RequestKeyframe func()
+	Logger          *slog.Logger
+	// Now is the clock of the metadata's times (default time.Now).
+	Now func() time.Time
+}
+
+// Prefix returns the key prefix IVS gives a participant's recording:
+// <stageId>/<sessionId>/<participantId>/<start, Unix milliseconds>/.
+func Prefix(stage ivsrt.StageARN, session ivsrt.SessionID, participant ivsrt.ParticipantID, started time.Time) string {
+	id := string(stage)
+	if i := strings.LastIndexByte(id, '/'); i >= 0 {
+		id = id[i+1:]
+	}
+	return id + "/" + string(session) + "/" + string(participant) + "/" + strconv.FormatInt(started.UnixMilli(), 10) + "/"
+}
+
+// Participant records one publisher: packets pushed from the forwarding
+// path are queued and muxed and uploaded on a goroutine of its own, so a
+// slow or failing store never holds the forwarding path back.
+type Participant struct {
+	cfg     ParticipantConfig
+	in      chan input
+	done    chan struct{}
+	started time.Time
+	dropped atomic.Int64
+
+	stopOnce sync.Once
+	mu       sync.Mutex
+	state    State
+	err      error
+	duration time.Duration
+}
+
+type input struct {
+	kind    Kind
+	pkt     *rtp.Packet
+	arrival time.Time
+}
+
+// queueLen bounds the packets waiting for the recording's goroutine:
+// about two seconds of a 2.5 Mbps publisher.
+const queueLen = 1024
+
+// NewParticipant starts recording: the state is Starting until the
+// metadata and the first media are stored.
+func NewParticipant(cfg ParticipantConfig) (*Participant, error) {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.OnState == nil {
+		cfg.OnState = func(State, error) {}
+	}
+	if cfg.RequestKeyframe == nil {
+		cfg.RequestKeyframe = func() {}
+	}
+	w, err := NewHLSWriter(HLSConfig{Store: cfg.Store, Bucket: cfg.Bucket, Prefix: cfg.Prefix,
+		TargetSegment: cfg.TargetSegment, Video: cfg.Video, Audio: cfg.Audio})
+	if err != nil {
+		return nil, err
+	}
+	p := &Participant{cfg: cfg, in: make(chan input, queueLen), done: make(chan struct{}), started: cfg.Now(), state: Starting}
+	cfg.OnState(Starting, nil)
+	go p.run(w)
+	return p, nil
+}
+
+// Push queues a packet of the track kind. It never blocks: when the
+// queue is full the packet is dropped, and the recording asks for a
+// keyframe to start again from.
+func (p *Participant) Push(kind Kind, pkt *rtp.Packet, arrival time.Time) {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	select {
+	case p.in <- input{kind, pkt, arrival}:
+	default:
+		if p.dropped.Add(1) == 1 || p.dropped.Load()%256 == 0 {
+			p.cfg.RequestKeyframe()
+		}
+	}
+}
+
+// Stop ends the recording once what is queued is stored, and returns its
+// final state: Stopped, or Failed with why.
+func (p *Participant) Stop(ctx context.Context) (State, error) {
+	p.stopOnce.Do(func() { close(p.in) })
+	select {
+	case <-p.done:
+	case <-ctx.Done():
+		return Failed, context.Cause(ctx)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.state, p.err
+}
+
+// Duration returns the duration recorded so far.
+func (p *Participant) Duration() time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.duration
+}
+
+func (p *Participant) setState(s State, err error) {
+	p.mu.Lock()
+	p.state, p.err = s, err
+	p.mu.Unlock()
+	p.cfg.OnState(s, err)
+}
+
+func (p *Participant) run(w *HLSWriter) {
+	defer close(p.done)
+	ctx := context.Background()
+	cfg := p.cfg
+	if err := p.putMetadata(ctx, StartedKey, "RECORDING_STARTED", w, nil); err != nil {
+		p.fail(ctx, w, err)
+		return
+	}
+	r := NewRTPRecorder(w)
+	for in := range p.in {
+		if err := r.WriteRTP(ctx, in.kind, in.pkt, in.arrival); err != nil {
+			p.fail(ctx, w, err)
+			return
+		}
+		p.mu.Lock()
+		p.duration = w.Duration()
+		activate := p.state == Starting && w.Started()
+		p.mu.Unlock()
+		if activate {
+			p.setState(Active, nil)
+		}
+	}
+	p.setState(Stopping, nil)
+	if err := r.Close(ctx); err != nil {
+		p.fail(ctx, w, err)
+		return
+	}
+	if err := p.putMetadata(ctx, EndedKey, "RECORDING_ENDED", w, nil); err != nil {
+		p.fail(ctx, w, err)
+		return
+	}
+	p.mu.Lock()
+	p.duration = w.Duration()
+	p.mu.Unlock()
+	cfg.Logger.Info("recording ended", "participant", cfg.ParticipantID, "prefix", cfg.Prefix, "duration", w.Duration(), "dropped", p.dropped.Load())
+	p.setState(Stopped, nil)
+}
+
+// fail records the failure (recording-failed.json, if the store takes
+// it), then drops whatever comes until Stop.
+func (p *Participant) fail(ctx context.Context, w *HLSWriter, err error) {
+	p.cfg.Logger.Warn("recording failed", "participant", p.cfg.ParticipantID, "prefix", p.cfg.Prefix, "err", err)
+	if merr := p.putMetadata(ctx, FailedKey, "RECORDING_ENDED_WITH_FAILURE", w, err); merr != nil {
+		p.cfg.Logger.Warn("recording failed: its metadata could not be stored either", "err", merr)
+	}
+	p.mu.Lock()
+	p.duration = w.Duration()
+	p.mu.Unlock()
+	p.setState(Failed, err)
+	for range p.in {
+	}
+}
+
+// metadata is the v1 recording metadata file, in the shape IVS gives it.
+type metadata struct {
+	Version            string    `json:"version"`
+	RecordingStartedAt string    `json:"recording_started_at"`
+	RecordingEndedAt   string    `json:"recording_ended_at,omitempty"`
+	StageARN           string    `json:"stage_arn"`
+	SessionID          string    `json:"session_id"`
+	ParticipantID      string    `json:"participant_id"`
+	RecordingStatus    string    `json:"recording_status"`
+	StatusMessage      string    `json:"recording_status_message,omitempty"`
+	Media              mediaMeta `json:"media"`
+}
+
+type mediaMeta struct {
+	HLS hlsMeta `json:"hls"`
+}
+
+type hlsMeta struct {
+	DurationMS int64           `json:"duration_ms,omitempty"`
+	Path       string          `json:"path"`
+	Playlist   string          `json:"playlist"`
+	Renditions []renditionMeta `json:"renditions"`
+}
+
+type renditionMeta struct {
+	Path     string `json:"path"`
+	Playlist string `json:"playlist"`
+	Width    int    `json:"resolution_width,omitempty"`
+	Height   int    `json:"resolution_height,omitempty"`
+}
+
+func (p *Participant) putMetadata(ctx context.Context, key, status string, w *HLSWriter, failure error) error {
+	cfg := p.cfg
+	m := metadata{
+		Version:            "v1",
+		RecordingStartedAt: p.started.UTC().Format(time.RFC3339),
+		StageARN:           cfg.StageARN,
+		SessionID:          cfg.SessionID,
+		ParticipantID:      cfg.ParticipantID,
+		RecordingStatus:    status,
+		Media: mediaMeta{HLS: hlsMeta{Path: "media/hls", Playlist: "multivariant.m3u8",
+			Renditions: []renditionMeta{{Path: "high", Playlist: "playlist.m3u8"}}}},
+	}
+	if key != StartedKey {
+		m.RecordingEndedAt = cfg.Now().UTC().Format(time.RFC3339)
+		m.Media.HLS.DurationMS = w.Duration().Milliseconds()
+		m.Media.HLS.Renditions[0].Width, m.Media.HLS.Renditions[0].Height = w.Size()
+	}
+	if failure != nil {
+		m.StatusMessage = failure.Error()
+	}
+	body, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := cfg.Store.PutObject(ctx, cfg.Bucket, cfg.Prefix+key, body, "application/json"); err != nil {
+		return fmt.Errorf("recording: metadata: %w", err)
+	}
+	return nil
+}
