@@ -80,8 +80,14 @@ type MediaPlaneStore interface {
 	RecordEvent(ctx context.Context, ev *Event) error
 	ListParticipants(ctx context.Context, stage StageARN, session SessionID, filter ParticipantFilter, page Page) (participants []*Participant, next string, err error)
 
-	// ListStages is StageStore's.
+	// ListStages and GetStage are StageStore's: GetStage gives a stage's
+	// recording configuration.
 	ListStages(ctx context.Context, page Page) (stages []*Stage, next string, err error)
+	GetStage(ctx context.Context, arn StageARN) (*Stage, error)
+
+	// GetStorageConfiguration is StorageConfigurationStore's: the bucket a
+	// recording goes to.
+	GetStorageConfiguration(ctx context.Context, arn StorageConfigurationARN) (*StorageConfiguration, error)
 }
 
 var _ MediaPlaneStore = Store(nil)

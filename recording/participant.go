@@ -44,9 +44,9 @@ type ParticipantConfig struct {
 	StageARN, SessionID, ParticipantID string
 	TargetSegment                      time.Duration
 	Video, Audio                       bool
-	// OnState is told of each change of state, from the recording's own
-	// goroutine; err is set with Failed.
-	OnState func(state State, err error)
+	// OnState is told of each change of state, with the duration stored
+	// so far, from the recording's own goroutine; err is set with Failed.
+	OnState func(state State, duration time.Duration, err error)
 	// RequestKeyframe asks the publisher for a keyframe: after packets
 	// were dropped, the recording waits for one.
 	RequestKeyframe func()
@@ -102,7 +102,7 @@ func NewParticipant(cfg ParticipantConfig) (*Participant, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.OnState == nil {
-		cfg.OnState = func(State, error) {}
+		cfg.OnState = func(State, time.Duration, error) {}
 	}
 	if cfg.RequestKeyframe == nil {
 		cfg.RequestKeyframe = func() {}
@@ -113,7 +113,7 @@ func NewParticipant(cfg ParticipantConfig) (*Participant, error) {
 		return nil, err
 	}
 	p := &Participant{cfg: cfg, in: make(chan input, queueLen), done: make(chan struct{}), started: cfg.Now(), state: Starting}
-	cfg.OnState(Starting, nil)
+	cfg.OnState(Starting, 0, nil)
 	go p.run(w)
 	return p, nil
 }
@@ -160,8 +160,9 @@ func (p *Participant) Duration() time.Duration {
 func (p *Participant) setState(s State, err error) {
 	p.mu.Lock()
 	p.state, p.err = s, err
+	d := p.duration
 	p.mu.Unlock()
-	p.cfg.OnState(s, err)
+	p.cfg.OnState(s, d, err)
 }
 
 func (p *Participant) run(w *HLSWriter) {

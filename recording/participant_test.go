@@ -14,6 +14,7 @@ import (
 	"github.com/pion/rtp"
 
 	"github.com/ivsrt/ivsrt"
+	"github.com/ivsrt/ivsrt/internal/testmedia"
 	"github.com/ivsrt/ivsrt/objectstore/folder"
 )
 
@@ -30,7 +31,7 @@ type states struct {
 	got []State
 }
 
-func (s *states) on(st State, _ error) {
+func (s *states) on(st State, _ time.Duration, _ error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.got = append(s.got, st)
@@ -43,8 +44,8 @@ func (s *states) list() []State {
 }
 
 func TestParticipantRecording(t *testing.T) {
-	needFFmpeg(t)
-	m := encode(t, 4)
+	testmedia.NeedFFmpeg(t)
+	m := testmedia.Encode(t, 4)
 	root := t.TempDir()
 	store, err := folder.New(root)
 	if err != nil {
@@ -87,7 +88,7 @@ func TestParticipantRecording(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, filepath.FromSlash(StartedKey))); err != nil {
 		t.Errorf("recording-started.json: %v", err)
 	}
-	if d := ffprobe(t, filepath.Join(dir, filepath.FromSlash(MultivariantKey))).duration(t); d < 3500*time.Millisecond {
+	if d := testmedia.FFprobe(t, filepath.Join(dir, filepath.FromSlash(MultivariantKey))).Duration(t); d < 3500*time.Millisecond {
 		t.Errorf("duration %v", d)
 	}
 }
@@ -115,8 +116,8 @@ func (s *failingStore) PutObject(ctx context.Context, bucket, key string, body [
 // is a FAILED recording, with recording-failed.json if the store takes
 // it, and the segments already stored still play.
 func TestParticipantRecordingStorageFails(t *testing.T) {
-	needFFmpeg(t)
-	m := encode(t, 6)
+	testmedia.NeedFFmpeg(t)
+	m := testmedia.Encode(t, 6)
 	root := t.TempDir()
 	dirStore, err := folder.New(root)
 	if err != nil {
@@ -144,7 +145,7 @@ func TestParticipantRecordingStorageFails(t *testing.T) {
 	}
 	ended := filepath.Join(root, "rec", "p", filepath.FromSlash(RenditionDir), "ended.m3u8")
 	os.WriteFile(ended, append(live, "#EXT-X-ENDLIST\n"...), 0o644)
-	if d := ffprobe(t, ended).duration(t); d < 1900*time.Millisecond || d > 2100*time.Millisecond {
+	if d := testmedia.FFprobe(t, ended).Duration(t); d < 1900*time.Millisecond || d > 2100*time.Millisecond {
 		t.Errorf("what was stored before the failure plays %v, want the first 2 s segment", d)
 	}
 }

@@ -56,6 +56,14 @@ type publisher struct {
 	stop      chan struct{}
 	done      chan struct{}
 	stopOnce  sync.Once
+
+	// sender, when set, sends instead of the synthetic frames of send.
+	sender func(p *publisher, video, audio *webrtc.TrackLocalStaticRTP)
+}
+
+// withSender makes the publisher send with f.
+func withSender(f func(p *publisher, video, audio *webrtc.TrackLocalStaticRTP)) func(*publisher) {
+	return func(p *publisher) { p.sender = f }
 }
 
 // publish starts a WHIP session with the token: video of the given codec
@@ -120,7 +128,11 @@ func (h *harness) publish(tok string, video webrtc.RTPCodecParameters, withAudio
 		h.t.Fatalf("set WHIP answer: %v", err)
 	}
 	p.location = loc
-	go p.send(videoTrack, audioTrack)
+	if p.sender != nil {
+		go p.sender(p, videoTrack, audioTrack)
+	} else {
+		go p.send(videoTrack, audioTrack)
+	}
 	return p, nil
 }
 

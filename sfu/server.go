@@ -104,6 +104,9 @@ type Server struct {
 
 	backlog *backlog // events the store failed to take, retried
 
+	objects     ivsrt.ObjectStore // where recordings go; nil: nothing is recorded
+	recObserver RecordingObserver
+
 	counters  *forward.Counters // of every source
 	draining  atomic.Bool       // new participants are refused; see Drain
 	reception ivsrt.ReceptionObserver

@@ -79,6 +79,8 @@ type publication struct {
 	session *publishSession // nil while waiting for the publisher to return
 	subs    map[*subscribeSession]struct{}
 	grace   *time.Timer
+
+	recording *participantRecording // nil when not recorded
 }
 
 // live reports whether the publisher is publishing now.
@@ -352,6 +354,9 @@ func (st *stage) endPublish(ctx context.Context, ps *publishSession) {
 		p.pub = nil
 	}
 	if pub := st.pubs[ps.pid]; pub != nil && pub.session == ps {
+		// A recording ends with the publisher's session; one that comes
+		// back starts another.
+		st.stopRecording(pub)
 		pub.session = nil
 		if len(pub.subs) == 0 {
 			st.endPublication(ctx, pub)

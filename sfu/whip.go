@@ -290,6 +290,11 @@ func (s *Server) publishState(ps *publishSession, state webrtc.PeerConnectionSta
 			ps.started = true
 			st.record(ctx, &ivsrt.Event{Name: ivsrt.EventPublishStarted, ParticipantID: ps.pid})
 			st.changed = true
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				s.startRecording(ps)
+			}()
 		}
 		st.unlock()
 	case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:

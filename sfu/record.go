@@ -1,0 +1,256 @@
+package sfu
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/pion/interceptor"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/ivsrt/ivsrt"
+	"github.com/ivsrt/ivsrt/recording"
+	"github.com/ivsrt/ivsrt/sfu/forward"
+)
+
+// Individual participant recording: when a participant starts publishing
+// on a stage whose autoParticipantRecordingConfiguration names a storage
+// configuration, its media is recorded to that configuration's bucket.
+// The recording subscribes to the publication's tracks as a subscriber
+// does (a DownTrack each, so it starts at a keyframe and follows a
+// publisher that reconnects), and muxes and uploads on goroutines of its
+// own: the forwarding path only queues packets for it.
+
+// RecordingObserver is told of each change of a participant recording's
+// state: what the API reports and the recording state change events say.
+type RecordingObserver interface {
+	RecordingStateChanged(ctx context.Context, rec RecordingInfo)
+}
+
+// RecordingInfo is a participant recording's state.
+type RecordingInfo struct {
+	StageARN      ivsrt.StageARN
+	SessionID     ivsrt.SessionID
+	ParticipantID ivsrt.ParticipantID
+	Bucket        string
+	Prefix        string
+	State         recording.State
+	Duration      time.Duration // with Stopped and Failed
+	Err           error         // with Failed
+}
+
+// WithRecording makes the server record publishers of stages configured
+// to: recordings go to objects (a folder per bucket, or S3), and o (which
+// may be nil) is told of their states.
+func WithRecording(objects ivsrt.ObjectStore, o RecordingObserver) Option {
+	return func(s *Server) { s.objects, s.recObserver = objects, o }
+}
+
+// participantRecording is a publication's recording.
+type participantRecording struct {
+	rec   *recording.Participant
+	downs []*forward.DownTrack
+}
+
+// recordingPlan is what a publisher's recording is to be, read from the
+// store before the stage is locked.
+type recordingPlan struct {
+	bucket        string
+	video, audio  bool
+	targetSegment time.Duration
+}
+
+// planRecording returns the stage's recording plan, nil when the stage
+// does not record.
+func (s *Server) planRecording(ctx context.Context, arn ivsrt.StageARN) (*recordingPlan, error) {
+	if s.objects == nil {
+		return nil, nil
+	}
+	stage, err := s.store.GetStage(ctx, arn)
+	if err != nil {
+		return nil, fmt.Errorf("read the stage's recording configuration: %w", err)
+	}
+	cfg := stage.AutoParticipantRecording
+	if cfg == nil || cfg.StorageConfigurationARN == "" {
+		return nil, nil
+	}
+	plan := &recordingPlan{video: true, audio: true, targetSegment: time.Duration(cfg.HLSTargetSegmentDurationSeconds) * time.Second}
+	if len(cfg.MediaTypes) > 0 {
+		switch cfg.MediaTypes[0] {
+		case "AUDIO_ONLY":
+			plan.video = false
+		case "NONE":
+			return nil, nil
+		}
+	}
+	sc, err := s.store.GetStorageConfiguration(ctx, ivsrt.StorageConfigurationARN(cfg.StorageConfigurationARN))
+	if err != nil {
+		return nil, fmt.Errorf("read the storage configuration: %w", err)
+	}
+	if sc.S3BucketName == "" {
+		return nil, errors.New("the storage configuration names no bucket")
+	}
+	plan.bucket = sc.S3BucketName
+	return plan, nil
+}
+
+// startRecording starts recording ps's publication if its stage records.
+// It runs on a goroutine of its own once the publisher is connected: the
+// store is read before the stage is locked.
+func (s *Server) startRecording(ps *publishSession) {
+	st := ps.st
+	ctx, cancel := context.WithTimeout(context.Background(), s.storeTimeout)
+	plan, err := s.planRecording(ctx, st.arn)
+	cancel()
+	if plan == nil && err == nil {
+		return
+	}
+	st.lock()
+	defer st.unlock()
+	pub := st.pubs[ps.pid]
+	if ps.ended || pub == nil || pub.session != ps || pub.recording != nil {
+		return
+	}
+	info := RecordingInfo{StageARN: st.arn, SessionID: st.session, ParticipantID: ps.pid}
+	if err != nil {
+		s.logger.Warn("recording: cannot start", "stage", st.arn, "participant", ps.pid, "err", err)
+		info.State, info.Err = recording.Failed, err
+		st.later(func() { s.tellRecording(info) })
+		return
+	}
+	info.Bucket = plan.bucket
+	info.Prefix = recording.Prefix(st.arn, st.session, ps.pid, s.now())
+	if plan.video {
+		if src := pub.sources[webrtc.RTPCodecTypeVideo]; src != nil {
+			if c, ok := src.Codec(); ok && !strings.EqualFold(c.MimeType, webrtc.MimeTypeH264) {
+				// HLS fMP4 recordings hold H.264: VP8 would need
+				// transcoding, which this server does not do.
+				info.State, info.Err = recording.Failed, fmt.Errorf("the publisher sends %s video: recordings are of H.264, which a recording stage offers first", c.MimeType)
+				s.logger.Warn("recording: cannot record", "stage", st.arn, "participant", ps.pid, "err", info.Err)
+				st.later(func() { s.tellRecording(info) })
+				return
+			}
+		}
+	}
+	pr := &participantRecording{}
+	video := pub.sources[webrtc.RTPCodecTypeVideo]
+	rec, err := recording.NewParticipant(recording.ParticipantConfig{
+		Store: s.objects, Bucket: plan.bucket, Prefix: info.Prefix,
+		StageARN: string(st.arn), SessionID: string(st.session), ParticipantID: string(ps.pid),
+		TargetSegment: plan.targetSegment, Video: plan.video, Audio: plan.audio,
+		Logger: s.logger,
+		OnState: func(state recording.State, d time.Duration, err error) {
+			i := info
+			i.State, i.Duration, i.Err = state, d, err
+			s.tellRecording(i)
+		},
+		RequestKeyframe: func() {
+			if video != nil {
+				video.RequestKeyframe()
+			}
+		},
+	})
+	if err != nil {
+		s.logger.Warn("recording: cannot start", "stage", st.arn, "participant", ps.pid, "err", err)
+		return
+	}
+	pr.rec = rec
+	for kind, src := range pub.sources {
+		if kind == webrtc.RTPCodecTypeVideo && !plan.video {
+			continue
+		}
+		d, err := src.NewDownTrack()
+		if err != nil {
+			continue
+		}
+		k := recording.Audio
+		if kind == webrtc.RTPCodecTypeVideo {
+			k = recording.Video
+		}
+		if _, err := d.Bind(recorderTrack{kind: k, rec: rec}); err != nil {
+			d.Close()
+			continue
+		}
+		d.Start()
+		pr.downs = append(pr.downs, d)
+	}
+	pub.recording = pr
+	s.logger.Info("recording", "stage", st.arn, "participant", ps.pid, "bucket", plan.bucket, "prefix", info.Prefix)
+}
+
+// stopRecording ends pub's recording, if any; the upload of what is
+// queued finishes in the background. Call with the stage locked.
+func (st *stage) stopRecording(pub *publication) {
+	pr := pub.recording
+	if pr == nil {
+		return
+	}
+	pub.recording = nil
+	for _, d := range pr.downs {
+		d.Close()
+	}
+	s := st.s
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), recordingStopTimeout)
+		defer cancel()
+		pr.rec.Stop(ctx)
+	}()
+}
+
+// recordingStopTimeout bounds the upload of a recording's last segment
+// and metadata.
+const recordingStopTimeout = 30 * time.Second
+
+func (s *Server) tellRecording(info RecordingInfo) {
+	if s.recObserver != nil {
+		s.recObserver.RecordingStateChanged(context.Background(), info)
+	}
+}
+
+// recorderTrack is the "connection" a recording's DownTrack is bound to:
+// what it writes is queued for the recording.
+type recorderTrack struct {
+	kind recording.Kind
+	rec  *recording.Participant
+}
+
+var (
+	_ webrtc.TrackLocalContext = recorderTrack{}
+	_ webrtc.TrackLocalWriter  = recorderTrack{}
+)
+
+func (t recorderTrack) CodecParameters() []webrtc.RTPCodecParameters {
+	if t.kind == recording.Audio {
+		return []webrtc.RTPCodecParameters{codecOpus}
+	}
+	return []webrtc.RTPCodecParameters{codecH264ConstrainedBaseline, codecH264Baseline}
+}
+func (recorderTrack) HeaderExtensions() []webrtc.RTPHeaderExtensionParameter { return nil }
+func (recorderTrack) SSRC() webrtc.SSRC                                      { return 1 }
+func (recorderTrack) SSRCRetransmission() webrtc.SSRC                        { return 0 }
+func (recorderTrack) SSRCForwardErrorCorrection() webrtc.SSRC                { return 0 }
+func (t recorderTrack) WriteStream() webrtc.TrackLocalWriter                 { return t }
+func (recorderTrack) ID() string                                             { return "recording" }
+func (recorderTrack) RTCPReader() interceptor.RTCPReader                     { return noRTCP{} }
+
+// WriteRTP queues a copy of the header with the payload, which the
+// forwarding path never modifies.
+func (t recorderTrack) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
+	t.rec.Push(t.kind, &rtp.Packet{Header: *h, Payload: payload}, time.Now())
+	return h.MarshalSize() + len(payload), nil
+}
+
+func (recorderTrack) Write(b []byte) (int, error) { return len(b), nil }
+
+// noRTCP is a recording's RTCP: none.
+type noRTCP struct{}
+
+func (noRTCP) Read([]byte, interceptor.Attributes) (int, interceptor.Attributes, error) {
+	return 0, nil, io.EOF
+}

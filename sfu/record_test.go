@@ -1,0 +1,181 @@
+package sfu_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	awssdk "github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/pion/rtp"
+	"github.com/pion/rtp/codecs"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/ivsrt/ivsrt"
+	"github.com/ivsrt/ivsrt/internal/testmedia"
+	"github.com/ivsrt/ivsrt/objectstore/folder"
+	"github.com/ivsrt/ivsrt/recording"
+	"github.com/ivsrt/ivsrt/sfu"
+)
+
+// recordingLog keeps what the server says of recordings.
+type recordingLog struct {
+	mu  sync.Mutex
+	got []sfu.RecordingInfo
+}
+
+func (l *recordingLog) RecordingStateChanged(_ context.Context, info sfu.RecordingInfo) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.got = append(l.got, info)
+}
+
+func (l *recordingLog) states() []recording.State {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []recording.State
+	for _, i := range l.got {
+		out = append(out, i.State)
+	}
+	return out
+}
+
+func (l *recordingLog) last() sfu.RecordingInfo {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.got) == 0 {
+		return sfu.RecordingInfo{}
+	}
+	return l.got[len(l.got)-1]
+}
+
+// sendMedia sends m in real time, as a browser would, until it is all
+// sent or the publisher stops.
+func sendMedia(m testmedia.Media) func(p *publisher, video, audio *webrtc.TrackLocalStaticRTP) {
+	return func(p *publisher, video, audio *webrtc.TrackLocalStaticRTP) {
+		defer close(p.done)
+		select {
+		case <-p.connected:
+		case <-p.stop:
+			return
+		}
+		pay := &codecs.H264Payloader{}
+		start := time.Now()
+		var vseq, aseq uint16
+		fi, ai := 0, 0
+		for fi < len(m.Frames) || ai < len(m.Opus) {
+			vAt := time.Duration(fi) * time.Second / 30
+			aAt := time.Duration(ai) * 20 * time.Millisecond
+			next := min(vAt, aAt)
+			if fi >= len(m.Frames) {
+				next = aAt
+			} else if ai >= len(m.Opus) {
+				next = vAt
+			}
+			select {
+			case <-p.stop:
+				return
+			case <-time.After(time.Until(start.Add(next))):
+			}
+			if fi < len(m.Frames) && vAt <= next && video != nil {
+				var pkts [][]byte
+				for _, nalu := range m.Frames[fi] {
+					pkts = append(pkts, pay.Payload(1200, append([]byte{0, 0, 0, 1}, nalu...))...)
+				}
+				for j, b := range pkts {
+					video.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: vseq, Timestamp: uint32(fi * 3000),
+						Marker: j == len(pkts)-1}, Payload: b})
+					vseq++
+				}
+				fi++
+			}
+			if ai < len(m.Opus) && aAt <= next && audio != nil {
+				audio.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: aseq, Timestamp: uint32(ai * 960)}, Payload: m.Opus[ai]})
+				aseq++
+				ai++
+			}
+		}
+		<-p.stop
+	}
+}
+
+// TestRecordPublisher: a publisher on a stage configured to record is
+// recorded as IVS does: the objects under its prefix, its metadata, and
+// an HLS rendition that plays with what was published.
+func TestRecordPublisher(t *testing.T) {
+	testmedia.NeedFFmpeg(t)
+	m := testmedia.Encode(t, 6)
+	root := t.TempDir()
+	objects, err := folder.New(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := &recordingLog{}
+	h := newHarness(t, sfu.WithRecording(objects, log))
+	ctx := testContext(t)
+	sc := &ivsrt.StorageConfiguration{ARN: ivsrt.NewStorageConfigurationARN("us-east-1", "123456789012", ivsrt.NewStorageConfigurationID()),
+		Name: "recordings", S3BucketName: "recordings"}
+	if err := h.db.CreateStorageConfiguration(ctx, sc); err != nil {
+		t.Fatal(err)
+	}
+	arn := h.createStage("recorded")
+	if _, err := h.db.UpdateStage(ctx, ivsrt.StageARN(arn), ivsrt.StageUpdate{AutoParticipantRecording: &ivsrt.AutoParticipantRecording{
+		StorageConfigurationARN: string(sc.ARN), MediaTypes: []string{"AUDIO_VIDEO"}, HLSTargetSegmentDurationSeconds: 2}}); err != nil {
+		t.Fatal(err)
+	}
+	tok := h.token(arn, "alice")
+	pub := h.mustPublish(awssdk.ToString(tok.Token), h264, true, withSender(sendMedia(m)))
+
+	deadline := time.Now().Add(testTimeout)
+	for log.last().State != recording.Active {
+		if time.Now().After(deadline) {
+			t.Fatalf("recording states %v, want it ACTIVE", log.states())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(6500 * time.Millisecond) // all of the media
+	h.delete(pub.location)
+	pub.halt()
+	for s := log.last().State; s != recording.Stopped && s != recording.Failed; s = log.last().State {
+		if time.Now().After(deadline) {
+			t.Fatalf("recording states %v, want it to end", log.states())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	info := log.last()
+	if info.State != recording.Stopped || info.Bucket != "recordings" || info.ParticipantID != ivsrt.ParticipantID(awssdk.ToString(tok.ParticipantId)) {
+		t.Fatalf("recording ended %+v; states %v", info, log.states())
+	}
+	if info.Duration < 5*time.Second {
+		t.Errorf("recorded %v of 6 s", info.Duration)
+	}
+	stageID := arn[strings.LastIndexByte(arn, '/')+1:]
+	if !strings.HasPrefix(info.Prefix, stageID+"/"+string(info.SessionID)+"/"+string(info.ParticipantID)+"/") {
+		t.Errorf("prefix %q", info.Prefix)
+	}
+	dir := filepath.Join(root, "recordings", filepath.FromSlash(info.Prefix))
+	p := testmedia.FFprobe(t, filepath.Join(dir, filepath.FromSlash(recording.MultivariantKey)))
+	if d := p.Duration(t); d < 5*time.Second || d > 6500*time.Millisecond {
+		t.Errorf("the recording plays %v, want about the 6 s published", d)
+	}
+	var kinds []string
+	for _, s := range p.Streams {
+		kinds = append(kinds, s.CodecType+":"+s.CodecName)
+	}
+	if len(kinds) != 2 {
+		t.Errorf("streams %v, want H.264 and Opus", kinds)
+	}
+	var meta map[string]any
+	b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(recording.EndedKey)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	json.Unmarshal(b, &meta)
+	if meta["recording_status"] != "RECORDING_ENDED" || meta["stage_arn"] != arn {
+		t.Errorf("recording-ended.json:\n%s", b)
+	}
+}
