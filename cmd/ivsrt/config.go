@@ -138,6 +138,19 @@ func (m *Main) settings() *config.Set {
 				Value: config.Duration(&c.DrainTimeout, DefaultDrainTimeout),
 				Help:  "on SIGTERM, how long live sessions may go on before they are disconnected; 0 to stop at once"},
 
+			{Flag: "s3-endpoint-url", Env: "IVSRT_S3_ENDPOINT_URL", Key: "s3_endpoint_url",
+				Value: config.String(&c.S3EndpointURL, ""), Default: "none: buckets are folders in DATA/s3",
+				Help: "S3-compatible service (AWS S3, MinIO, Ceph...) that holds the storage configurations' buckets, addressed in path style"},
+			{Flag: "s3-region", Env: "IVSRT_S3_REGION", Key: "s3_region",
+				Value: config.String(&c.S3Region, ""), Default: "--region",
+				Help: "region requests to --s3-endpoint-url are signed for"},
+			{Flag: "s3-access-key-id", Env: "IVSRT_S3_ACCESS_KEY_ID", Key: "s3_access_key_id",
+				Value: config.String(&c.S3AccessKeyID, ""), Default: "the standard AWS chain (AWS_ACCESS_KEY_ID, ~/.aws...)",
+				Help: "access key id for --s3-endpoint-url; give --s3-secret-access-key with it"},
+			{Flag: "s3-secret-access-key", Env: "IVSRT_S3_SECRET_ACCESS_KEY", Key: "s3_secret_access_key",
+				Value: config.String(&c.S3SecretAccessKey, ""), Secret: true,
+				Help: "secret access key for --s3-endpoint-url"},
+
 			// Not a setting of the server but of this command line: no
 			// variable, no key, and nothing in Config.
 			{Flag: "print-config", Value: config.Bool(&m.printConfig, false),
