@@ -143,6 +143,12 @@ type Participant struct {
 	FirstJoinTime time.Time
 	Published     bool   // ever published in this session
 	Protocol      string // UNKNOWN, WHIP, ...
+
+	// The participant's individual recording: "" while its stage does not
+	// record it (the API says DISABLED).
+	RecordingBucket string
+	RecordingPrefix string
+	RecordingState  ParticipantRecordingState
 }
 
 // ParticipantFilter narrows ListParticipants; at most one field is set.
