@@ -98,6 +98,18 @@ func (s *Server) planRecording(ctx context.Context, arn ivsrt.StageARN) (*record
 	return plan, nil
 }
 
+// recordsVideo reports whether publishers' video on the stage is recorded:
+// their answers then prefer H.264. A store that cannot tell means no.
+func (s *Server) recordsVideo(ctx context.Context, arn ivsrt.StageARN) bool {
+	if s.objects == nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.storeTimeout)
+	defer cancel()
+	plan, err := s.planRecording(ctx, arn)
+	return err == nil && plan != nil && plan.video
+}
+
 // startRecording starts recording ps's publication if its stage records.
 // It runs on a goroutine of its own once the publisher is connected: the
 // store is read before the stage is locked.

@@ -179,3 +179,58 @@ func TestRecordPublisher(t *testing.T) {
 		t.Errorf("recording-ended.json:\n%s", b)
 	}
 }
+
+// videoPayloadOrder returns the payload types of the answer's video
+// m-line, in order.
+func videoPayloadOrder(t *testing.T, answer string) []string {
+	t.Helper()
+	for _, line := range strings.Split(answer, "\n") {
+		if strings.HasPrefix(line, "m=video ") {
+			f := strings.Fields(strings.TrimSpace(line))
+			return f[3:]
+		}
+	}
+	t.Fatalf("no video in the answer:\n%s", answer)
+	return nil
+}
+
+// TestRecordingStagePrefersH264: a publisher offering VP8 then H.264 is
+// answered H.264 first on a stage that records video, VP8 first (its own
+// order) on one that does not.
+func TestRecordingStagePrefersH264(t *testing.T) {
+	objects, err := folder.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, sfu.WithRecording(objects, nil))
+	ctx := testContext(t)
+	sc := &ivsrt.StorageConfiguration{ARN: ivsrt.NewStorageConfigurationARN("us-east-1", "123456789012", ivsrt.NewStorageConfigurationID()),
+		Name: "recordings", S3BucketName: "recordings"}
+	if err := h.db.CreateStorageConfiguration(ctx, sc); err != nil {
+		t.Fatal(err)
+	}
+	recorded := h.createStage("recorded")
+	if _, err := h.db.UpdateStage(ctx, ivsrt.StageARN(recorded), ivsrt.StageUpdate{AutoParticipantRecording: &ivsrt.AutoParticipantRecording{
+		StorageConfigurationARN: string(sc.ARN), MediaTypes: []string{"AUDIO_VIDEO"}}}); err != nil {
+		t.Fatal(err)
+	}
+	plain := h.createStage("plain")
+	for _, tc := range []struct {
+		stage, want string
+	}{{recorded, "102"}, {plain, "96"}} {
+		pc, _ := newClientPC(t, vp8, h264)
+		if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
+			t.Fatal(err)
+		}
+		tok := h.token(tc.stage, "alice")
+		answer, loc, err := h.post("/whip", awssdk.ToString(tok.Token), offer(t, pc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := videoPayloadOrder(t, answer); len(got) == 0 || got[0] != tc.want {
+			t.Errorf("stage %s: video payload types %v, want %s first", tc.stage, got, tc.want)
+		}
+		h.delete(loc)
+		pc.Close()
+	}
+}

@@ -137,7 +137,7 @@ func (s *Server) negotiatePublish(ctx context.Context, ps *publishSession, offer
 	pc.OnTrack(func(t *webrtc.TrackRemote, r *webrtc.RTPReceiver) { s.publishTrack(ps, t, r) })
 	pc.OnConnectionStateChange(func(state webrtc.PeerConnectionState) { s.publishState(ps, state) })
 
-	answer, ref := s.answer(ctx, pc, offer)
+	answer, ref := s.answer(ctx, pc, offer, s.recordsVideo(ctx, st.arn))
 	if ref != nil {
 		return "", ref
 	}
@@ -161,12 +161,22 @@ func (s *Server) negotiatePublish(ctx context.Context, ps *publishSession, offer
 var errSessionEnded = &refusal{http.StatusConflict, codeSessionEnded, "the session ended while it was being set up"}
 
 // answer applies offer to pc and returns the answer with every candidate.
-func (s *Server) answer(ctx context.Context, pc *webrtc.PeerConnection, offer string) (string, *refusal) {
+// With preferH264, the answer lists H.264 first for video, so that a
+// client offering both sends H.264: what recordings hold.
+func (s *Server) answer(ctx context.Context, pc *webrtc.PeerConnection, offer string, preferH264 bool) (string, *refusal) {
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
 		if errors.Is(err, webrtc.ErrConnectionClosed) {
 			return "", errSessionEnded
 		}
 		return "", &refusal{http.StatusBadRequest, codeInvalidInput, "the offer was not accepted: " + err.Error()}
+	}
+	if preferH264 {
+		for _, tr := range pc.GetTransceivers() {
+			if tr.Kind() == webrtc.RTPCodecTypeVideo {
+				// Codecs the offer lacks are left out of the answer by pion.
+				_ = tr.SetCodecPreferences([]webrtc.RTPCodecParameters{codecH264ConstrainedBaseline, codecH264Baseline, codecVP8})
+			}
+		}
 	}
 	return s.completeAnswer(ctx, pc)
 }
