@@ -47,17 +47,24 @@ var fuzzOps = []string{
 	"ListParticipantEvents",
 	"GetStageSession",
 	"ListStageSessions",
+	"CreateStorageConfiguration",
+	"GetStorageConfiguration",
+	"ListStorageConfigurations",
+	"DeleteStorageConfiguration",
 }
 
 // A fixture stage with a token, a session and a participant gives the
-// seeds something real to name. Seeds write $ARN, $PID, $SID and $NEXT
-// for its ARN, participant id, session id and a valid ListStages
-// nextToken; the harness substitutes the current values.
+// seeds something real to name, and so does a fixture storage
+// configuration. Seeds write $ARN, $PID, $SID, $NEXT and $SCARN for the
+// stage's ARN, participant id, session id, a valid ListStages nextToken
+// and the storage configuration's ARN; the harness substitutes the
+// current values.
 const (
-	fuzzFixtureARN = ivsrt.StageARN("arn:aws:ivs:us-east-1:123456789012:stage/FuzzFixture1")
-	fuzzFixturePID = ivsrt.ParticipantID("FuzzPartici1")
-	fuzzRegion     = "us-east-1"
-	fuzzHost       = "ivs.fuzz.test"
+	fuzzFixtureARN     = ivsrt.StageARN("arn:aws:ivs:us-east-1:123456789012:stage/FuzzFixture1")
+	fuzzFixtureStorage = ivsrt.StorageConfigurationARN("arn:aws:ivs:us-east-1:123456789012:storage-configuration/abcdABCD1234")
+	fuzzFixturePID     = ivsrt.ParticipantID("FuzzPartici1")
+	fuzzRegion         = "us-east-1"
+	fuzzHost           = "ivs.fuzz.test"
 )
 
 // fuzzMaxErrorBytes bounds an error answer, whatever the request: messages
@@ -153,6 +160,14 @@ func newFuzzHarness(tb testing.TB) *fuzzHarness {
 func (h *fuzzHarness) ensureFixture(tb testing.TB) {
 	tb.Helper()
 	ctx := context.Background()
+	if _, err := h.db.GetStorageConfiguration(ctx, fuzzFixtureStorage); ivsrt.ErrorCode(err) == ivsrt.ENOTFOUND {
+		sc := &ivsrt.StorageConfiguration{ARN: fuzzFixtureStorage, Name: "fixture", S3BucketName: "fuzz-bucket", Tags: map[string]string{"env": "fuzz"}}
+		if err := h.db.CreateStorageConfiguration(ctx, sc); err != nil {
+			tb.Fatalf("create fixture storage configuration: %v", err)
+		}
+	} else if err != nil {
+		tb.Fatalf("get fixture storage configuration: %v", err)
+	}
 	st, err := h.db.GetStage(ctx, fuzzFixtureARN)
 	if err == nil && st.ActiveSessionID != "" {
 		h.sessionID = st.ActiveSessionID
@@ -198,6 +213,7 @@ func (h *fuzzHarness) expand(s string) string {
 		"$PID", string(fuzzFixturePID),
 		"$SID", string(h.sessionID),
 		"$NEXT", h.nextToken,
+		"$SCARN", string(fuzzFixtureStorage),
 	).Replace(s)
 }
 
@@ -286,6 +302,8 @@ func (h *fuzzHarness) operation(tb testing.TB, op string, body []byte) fuzzRespo
 	switch op {
 	case "CreateStage":
 		h.checkCreated(tb, r.body)
+	case "CreateStorageConfiguration":
+		h.checkCreatedStorage(tb, r.body)
 	case "CreateParticipantToken":
 		var out struct {
 			ParticipantToken fuzzToken `json:"participantToken"`
@@ -357,6 +375,30 @@ func (h *fuzzHarness) checkCreated(tb testing.TB, created []byte) {
 	}
 	for _, pt := range out.ParticipantTokens {
 		h.checkToken(tb, out.Stage.Arn, pt)
+	}
+}
+
+// checkCreatedStorage reads back a storage configuration that
+// CreateStorageConfiguration acknowledged.
+func (h *fuzzHarness) checkCreatedStorage(tb testing.TB, created []byte) {
+	tb.Helper()
+	var out storageConfigurationOutput
+	if err := json.Unmarshal(created, &out); err != nil || out.StorageConfiguration.Arn == "" {
+		tb.Fatalf("CreateStorageConfiguration answered 200 with %.500s (%v)", created, err)
+	}
+	arnBody, _ := json.Marshal(map[string]string{"arn": out.StorageConfiguration.Arn})
+	r, _ := h.do(tb, http.MethodPost, "/GetStorageConfiguration", arnBody)
+	h.check(tb, "GetStorageConfiguration after CreateStorageConfiguration", r)
+	if r.status != http.StatusOK {
+		tb.Fatalf("GetStorageConfiguration of %s: got status %d, want 200: %s", out.StorageConfiguration.Arn, r.status, r.body)
+	}
+	var got storageConfigurationOutput
+	if err := json.Unmarshal(r.body, &got); err != nil {
+		tb.Fatalf("GetStorageConfiguration body: %v", err)
+	}
+	if g, w := got.StorageConfiguration, out.StorageConfiguration; g.Arn != w.Arn || g.Name != w.Name ||
+		g.S3 == nil || w.S3 == nil || *g.S3 != *w.S3 || !maps.Equal(g.Tags, w.Tags) {
+		tb.Fatalf("GetStorageConfiguration after CreateStorageConfiguration:\ngot  %+v\nwant %+v", g, w)
 	}
 }
 
@@ -432,6 +474,11 @@ var fuzzValid = map[string]string{
 	"ListParticipantEvents":  `{"stageArn":"$ARN","sessionId":"$SID","participantId":"$PID","maxResults":1}`,
 	"GetStageSession":        `{"stageArn":"$ARN","sessionId":"$SID"}`,
 	"ListStageSessions":      `{"stageArn":"$ARN","maxResults":1}`,
+
+	"CreateStorageConfiguration": `{"name":"fuzz-sc_1","s3":{"bucketName":"fuzz-bucket.1"},"tags":{"team":"a","empty":""}}`,
+	"GetStorageConfiguration":    `{"arn":"$SCARN"}`,
+	"ListStorageConfigurations":  `{"maxResults":1}`,
+	"DeleteStorageConfiguration": `{"arn":"$SCARN"}`,
 }
 
 // fuzzBadValues replace, one at a time, each field of the valid requests.
@@ -525,9 +572,14 @@ func FuzzTags(f *testing.F) {
 	if escaped == string(fuzzFixtureARN) {
 		f.Fatal("the fixture ARN should need escaping")
 	}
+	escapedStorage := url.PathEscape(string(fuzzFixtureStorage))
 	seeds := []struct{ method, arn, query, body string }{
 		{"GET", "$ARN", "", ""},
 		{"POST", "$ARN", "", `{"tags":{"a":"b","c":""}}`},
+		{"GET", "$SCARN", "", ""},
+		{"POST", "$SCARN", "", `{"tags":{"a":"b"}}`},
+		{"DELETE", "$SCARN", "tagKeys=a&tagKeys=env", ""},
+		{"GET", "arn%3Aaws%3Aivs%3Aus-east-1%3A123456789012%3Astorage-configuration%2FnoSuchStore1", "", ""},
 		{"DELETE", "$ARN", "tagKeys=a&tagKeys=b", ""},
 		{"DELETE", "$ARN", "tagKeys=env", ""},
 		{"GET", strings.ReplaceAll(escaped, ":", "%3A"), "", ""},
@@ -571,6 +623,7 @@ func FuzzTags(f *testing.F) {
 	h := newFuzzHarness(f)
 	f.Fuzz(func(t *testing.T, method, escapedARN, query string, body []byte) {
 		h.ensureFixture(t)
+		escapedARN = strings.ReplaceAll(escapedARN, "$SCARN", escapedStorage)
 		escapedARN = strings.ReplaceAll(escapedARN, "$ARN", escaped)
 		h.tags(t, method, escapedARN, h.expand(query), []byte(h.expand(string(body))))
 	})

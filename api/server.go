@@ -53,6 +53,10 @@ type Server struct {
 	whipURL   string
 	ops       map[string]operation
 	observer  RequestObserver
+
+	// buckets checks the bucket of a new storage configuration; nil
+	// checks nothing.
+	buckets BucketChecker
 }
 
 type operation func(ctx context.Context, body []byte) (any, error)
@@ -109,6 +113,11 @@ func NewServer(store ivsrt.Store, tokens ivsrt.TokenIssuer, auth *SigV4Verifier,
 		"ListParticipantEvents":  s.listParticipantEvents,
 		"GetStageSession":        s.getStageSession,
 		"ListStageSessions":      s.listStageSessions,
+
+		"CreateStorageConfiguration": s.createStorageConfiguration,
+		"GetStorageConfiguration":    s.getStorageConfiguration,
+		"ListStorageConfigurations":  s.listStorageConfigurations,
+		"DeleteStorageConfiguration": s.deleteStorageConfiguration,
 	}
 	return s, nil
 }

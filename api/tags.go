@@ -23,10 +23,11 @@ func (s *Server) serveTags(r *http.Request, escapedARN string, body []byte) (any
 	if err != nil {
 		return nil, ivsrt.Errorf(ivsrt.EINVALID, "1 validation error detected: Value at 'resourceArn' failed to satisfy constraint: Member must be a percent-encoded ARN")
 	}
-	// The model's ResourceArn pattern cannot match any stage ARN; stages
-	// are the only taggable resource, so their pattern is the right check.
+	// The model's ResourceArn pattern cannot match any ARN of a real
+	// resource; the patterns of the two taggable kinds, stages and storage
+	// configurations, are the right check.
 	var v ivsrt.Validation
-	v.StageARN("resourceArn", arn)
+	v.ResourceARN("resourceArn", arn)
 	ctx := r.Context()
 	notFoundARN := func(err error) error { return notFound(err, "Resource not found: %s", arn) }
 

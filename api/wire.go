@@ -134,6 +134,24 @@ type stageSummaryWire struct {
 	Tags            map[string]string `json:"tags"`
 }
 
+// s3StorageInput is an S3StorageConfiguration as a request gives it.
+type s3StorageInput struct {
+	BucketName *string `json:"bucketName"`
+}
+
+type s3StorageWire struct {
+	BucketName string `json:"bucketName"`
+}
+
+// storageConfigurationWire is a StorageConfiguration, and also a
+// StorageConfigurationSummary: the model gives both the same members.
+type storageConfigurationWire struct {
+	Arn  string            `json:"arn"`
+	Name string            `json:"name"`
+	S3   *s3StorageWire    `json:"s3,omitempty"`
+	Tags map[string]string `json:"tags"`
+}
+
 type tokenConfigWire struct {
 	Duration     *int              `json:"duration"`
 	UserID       *string           `json:"userId"`

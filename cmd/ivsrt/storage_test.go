@@ -1,0 +1,586 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ivsrealtime"
+	"github.com/aws/aws-sdk-go-v2/service/ivsrealtime/types"
+
+	"github.com/ivsrt/ivsrt"
+)
+
+// The storage configuration operations, through the AWS SDK against the
+// whole server, as in api_test.go.
+
+var storageARNPattern = regexp.MustCompile(`^arn:aws:ivs:us-east-1:123456789012:storage-configuration/[a-zA-Z0-9]{12}$`)
+
+// missingStorage is a well-formed storage configuration ARN no test creates.
+const missingStorage = "arn:aws:ivs:us-east-1:123456789012:storage-configuration/doesNotExist"
+
+func conflict(msg ...string) wantError {
+	return wantError{"ConflictException", http.StatusConflict, msg}
+}
+
+// addStorageConfiguration stores a storage configuration with the given
+// ARN, for tests whose stages name a fixed one (the API picks the id of
+// those it creates).
+func addStorageConfiguration(t testing.TB, m *Main, arn string) {
+	t.Helper()
+	sc := &ivsrt.StorageConfiguration{ARN: ivsrt.StorageConfigurationARN(arn), Name: "fixture", S3BucketName: "recordings"}
+	if err := m.DB.CreateStorageConfiguration(testContext(t), sc); err != nil {
+		t.Fatalf("store storage configuration %s: %v", arn, err)
+	}
+}
+
+// createStorage creates a storage configuration through the SDK and
+// returns its ARN.
+func createStorage(t testing.TB, c *ivsrealtime.Client, name, bucket string, tags map[string]string) string {
+	t.Helper()
+	out, err := c.CreateStorageConfiguration(testContext(t), &ivsrealtime.CreateStorageConfigurationInput{
+		Name: aws.String(name), S3: &types.S3StorageConfiguration{BucketName: aws.String(bucket)}, Tags: tags,
+	})
+	if err != nil {
+		t.Fatalf("CreateStorageConfiguration %q: %v", name, err)
+	}
+	return aws.ToString(out.StorageConfiguration.Arn)
+}
+
+func recordingTo(arn string) *types.AutoParticipantRecordingConfiguration {
+	return &types.AutoParticipantRecordingConfiguration{StorageConfigurationArn: aws.String(arn)}
+}
+
+func TestStorageConfigurationLifecycle(t *testing.T) {
+	t.Parallel()
+	_, c := startServer(t)
+	ctx := testContext(t)
+
+	created, err := c.CreateStorageConfiguration(ctx, &ivsrealtime.CreateStorageConfigurationInput{
+		Name: aws.String("archive_1-a"),
+		S3:   &types.S3StorageConfiguration{BucketName: aws.String("my-bucket.recordings")},
+		Tags: map[string]string{"team": "video", "empty": ""},
+	})
+	if err != nil {
+		t.Fatalf("CreateStorageConfiguration: %v", err)
+	}
+	sc := created.StorageConfiguration
+	arn := aws.ToString(sc.Arn)
+	if !storageARNPattern.MatchString(arn) {
+		t.Errorf("ARN: got %q, want %v", arn, storageARNPattern)
+	}
+	want := &types.StorageConfiguration{
+		Arn:  sc.Arn,
+		Name: aws.String("archive_1-a"),
+		S3:   &types.S3StorageConfiguration{BucketName: aws.String("my-bucket.recordings")},
+		Tags: map[string]string{"team": "video", "empty": ""},
+	}
+	checkJSON(t, "CreateStorageConfiguration", sc, want)
+
+	got, err := c.GetStorageConfiguration(ctx, &ivsrealtime.GetStorageConfigurationInput{Arn: sc.Arn})
+	if err != nil {
+		t.Fatalf("GetStorageConfiguration: %v", err)
+	}
+	checkJSON(t, "GetStorageConfiguration", got.StorageConfiguration, want)
+
+	// Only s3 is required: no name is an empty one, no tags an empty map.
+	bare, err := c.CreateStorageConfiguration(ctx, &ivsrealtime.CreateStorageConfigurationInput{
+		S3: &types.S3StorageConfiguration{BucketName: aws.String("abc")},
+	})
+	if err != nil {
+		t.Fatalf("CreateStorageConfiguration with only s3: %v", err)
+	}
+	wantBare := &types.StorageConfiguration{Arn: bare.StorageConfiguration.Arn, Name: aws.String(""),
+		S3: &types.S3StorageConfiguration{BucketName: aws.String("abc")}, Tags: map[string]string{}}
+	checkJSON(t, "CreateStorageConfiguration with only s3", bare.StorageConfiguration, wantBare)
+	if aws.ToString(bare.StorageConfiguration.Arn) == arn {
+		t.Errorf("two storage configurations got the same ARN %s", arn)
+	}
+
+	list, err := c.ListStorageConfigurations(ctx, &ivsrealtime.ListStorageConfigurationsInput{})
+	if err != nil {
+		t.Fatalf("ListStorageConfigurations: %v", err)
+	}
+	checkJSON(t, "ListStorageConfigurations", list.StorageConfigurations, []types.StorageConfigurationSummary{
+		{Arn: want.Arn, Name: want.Name, S3: want.S3, Tags: want.Tags},
+		{Arn: wantBare.Arn, Name: wantBare.Name, S3: wantBare.S3, Tags: wantBare.Tags},
+	})
+	if list.NextToken != nil {
+		t.Errorf("ListStorageConfigurations: nextToken %q, want none", *list.NextToken)
+	}
+
+	if _, err := c.DeleteStorageConfiguration(ctx, &ivsrealtime.DeleteStorageConfigurationInput{Arn: sc.Arn}); err != nil {
+		t.Fatalf("DeleteStorageConfiguration: %v", err)
+	}
+	_, err = c.GetStorageConfiguration(ctx, &ivsrealtime.GetStorageConfigurationInput{Arn: sc.Arn})
+	checkError(t, err, notFound("Storage configuration not found", arn))
+	_, err = c.DeleteStorageConfiguration(ctx, &ivsrealtime.DeleteStorageConfigurationInput{Arn: sc.Arn})
+	checkError(t, err, notFound("Storage configuration not found", arn))
+	_, err = c.ListTagsForResource(ctx, &ivsrealtime.ListTagsForResourceInput{ResourceArn: sc.Arn})
+	checkError(t, err, notFound(arn))
+
+	list, err = c.ListStorageConfigurations(ctx, &ivsrealtime.ListStorageConfigurationsInput{})
+	if err != nil {
+		t.Fatalf("ListStorageConfigurations: %v", err)
+	}
+	if len(list.StorageConfigurations) != 1 || aws.ToString(list.StorageConfigurations[0].Arn) != aws.ToString(wantBare.Arn) {
+		t.Errorf("ListStorageConfigurations after a delete: got %v, want only %s", jsonOf(list.StorageConfigurations), *wantBare.Arn)
+	}
+}
+
+func TestStorageConfigurationValidation(t *testing.T) {
+	t.Parallel()
+	_, c := startServer(t)
+	ctx := testContext(t)
+	kept := createStorage(t, c, "kept", "kept-bucket", nil)
+
+	const (
+		le128       = "Member must have length less than or equal to 128"
+		arnRule     = "Member must satisfy regular expression pattern: arn:aws:ivs:[a-z0-9-]+:[0-9]+:storage-configuration/[a-zA-Z0-9-]+"
+		stageARN    = "arn:aws:ivs:us-east-1:123456789012:stage/abcdABCD1234"
+		wrongRegion = "arn:aws:ivs:US-EAST-1:123456789012:storage-configuration/abcdABCD1234"
+	)
+	long := func(n int) string { return strings.Repeat("a", n) }
+	tags := func(n int) map[string]string {
+		m := map[string]string{}
+		for i := range n {
+			m[fmt.Sprintf("k%02d", i)] = "v"
+		}
+		return m
+	}
+	create := func(name *string, bucket string, tags map[string]string) func() error {
+		return func() error {
+			_, err := c.CreateStorageConfiguration(ctx, &ivsrealtime.CreateStorageConfigurationInput{
+				Name: name, S3: &types.S3StorageConfiguration{BucketName: aws.String(bucket)}, Tags: tags,
+			})
+			return err
+		}
+	}
+	get := func(arn string) func() error {
+		return func() error {
+			_, err := c.GetStorageConfiguration(ctx, &ivsrealtime.GetStorageConfigurationInput{Arn: aws.String(arn)})
+			return err
+		}
+	}
+	del := func(arn string) func() error {
+		return func() error {
+			_, err := c.DeleteStorageConfiguration(ctx, &ivsrealtime.DeleteStorageConfigurationInput{Arn: aws.String(arn)})
+			return err
+		}
+	}
+	list := func(maxResults *int32, nextToken *string) func() error {
+		return func() error {
+			_, err := c.ListStorageConfigurations(ctx, &ivsrealtime.ListStorageConfigurationsInput{MaxResults: maxResults, NextToken: nextToken})
+			return err
+		}
+	}
+	if _, err := c.CreateStage(ctx, &ivsrealtime.CreateStageInput{}); err != nil {
+		t.Fatalf("CreateStage: %v", err)
+	}
+	if _, err := c.CreateStage(ctx, &ivsrealtime.CreateStageInput{}); err != nil {
+		t.Fatalf("CreateStage: %v", err)
+	}
+	stagesPage, err := c.ListStages(ctx, &ivsrealtime.ListStagesInput{MaxResults: aws.Int32(1)})
+	if err != nil || stagesPage.NextToken == nil {
+		t.Fatalf("ListStages: got %v, %v, want a nextToken", stagesPage, err)
+	}
+
+	tests := []validationCase{
+		{"name 129", create(aws.String(long(129)), "bucket", nil), []string{"at 'name'", le128}},
+		{"name pattern", create(aws.String("bad name!"), "bucket", nil),
+			[]string{"Value 'bad name!' at 'name'", "Member must satisfy regular expression pattern: [a-zA-Z0-9-_]*"}},
+		{"name with a dot", create(aws.String("a.b"), "bucket", nil), []string{"at 'name'", "[a-zA-Z0-9-_]*"}},
+		{"bucket 2", create(nil, "ab", nil), []string{"Value 'ab' at 's3.bucketName'", "Member must have length greater than or equal to 3"}},
+		{"bucket 64", create(nil, long(64), nil), []string{"at 's3.bucketName'", "Member must have length less than or equal to 63"}},
+		{"bucket empty", create(nil, "", nil), []string{"at 's3.bucketName'", "greater than or equal to 3"}},
+		{"bucket upper case", create(nil, "MyBucket", nil),
+			[]string{"Value 'MyBucket' at 's3.bucketName'", "Member must satisfy regular expression pattern: [a-z0-9-.]+"}},
+		{"bucket underscore", create(nil, "my_bucket", nil), []string{"at 's3.bucketName'", "[a-z0-9-.]+"}},
+		{"51 tags", create(nil, "bucket", tags(51)), []string{"at 'tags'", "Member must have length less than or equal to 50"}},
+		{"tag key 129", create(nil, "bucket", map[string]string{long(129): "v"}), []string{"at 'tags.key'", le128}},
+		{"tag value 257", create(nil, "bucket", map[string]string{"k": long(257)}),
+			[]string{"at 'tags.value'", "Member must have length less than or equal to 256"}},
+		{"tag key aws:", create(nil, "bucket", map[string]string{"aws:owner": "me"}), []string{"at 'tags.key'", "aws:"}},
+		{"two problems", create(aws.String("bad name"), "B", nil), []string{"2 validation errors detected", "at 'name'", "at 's3.bucketName'"}},
+
+		{"get stage ARN", get(stageARN), []string{"at 'arn'", arnRule}},
+		{"get upper-case region", get(wrongRegion), []string{"at 'arn'", arnRule}},
+		{"get no id", get("arn:aws:ivs:us-east-1:123456789012:storage-configuration/"), []string{"at 'arn'", arnRule}},
+		{"get 129", get(missingStorage + long(129-len(missingStorage))), []string{"at 'arn'", le128}},
+		{"get empty", get(""), []string{"at 'arn'", "Member must have length greater than or equal to 1"}},
+		{"delete stage ARN", del(stageARN), []string{"at 'arn'", arnRule}},
+		{"delete 129", del(missingStorage + long(129-len(missingStorage))), []string{"at 'arn'", le128}},
+		{"delete empty", del(""), []string{"at 'arn'", "Member must have length greater than or equal to 1"}},
+
+		{"list maxResults 0", list(aws.Int32(0), nil), []string{"Value '0' at 'maxResults'", "Member must have value greater than or equal to 1"}},
+		{"list maxResults 101", list(aws.Int32(101), nil), []string{"Value '101' at 'maxResults'", "Member must have value less than or equal to 100"}},
+		{"list nextToken pattern", list(nil, aws.String("not a token!")),
+			[]string{"Value 'not a token!' at 'nextToken'", "regular expression pattern: [a-zA-Z0-9+/=_-]*"}},
+		{"list nextToken 1025", list(nil, aws.String(long(1025))), []string{"at 'nextToken'", "Member must have length less than or equal to 1024"}},
+		{"list forged nextToken", list(nil, aws.String("AQAAAAAAAAAAAAAAAAAAAAAAAA")), []string{"The nextToken is not valid"}},
+		{"list nextToken of ListStages", list(nil, stagesPage.NextToken), []string{"The nextToken is not valid"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			checkError(t, tt.call(), validation(tt.want...))
+		})
+	}
+
+	// Nothing was created by the refused calls.
+	out, err := c.ListStorageConfigurations(ctx, &ivsrealtime.ListStorageConfigurationsInput{})
+	if err != nil {
+		t.Fatalf("ListStorageConfigurations: %v", err)
+	}
+	if len(out.StorageConfigurations) != 1 || aws.ToString(out.StorageConfigurations[0].Arn) != kept {
+		t.Errorf("storage configurations after refused calls: got %s, want only %s", jsonOf(out.StorageConfigurations), kept)
+	}
+}
+
+// TestStorageConfigurationValidationWire sends what the SDK refuses to:
+// missing required members, wrong types.
+func TestStorageConfigurationValidationWire(t *testing.T) {
+	t.Parallel()
+	m, _ := startServer(t)
+	null := func(field string) []string {
+		return []string{"Value null at '" + field + "' failed to satisfy constraint: Member must not be null"}
+	}
+	ofType := func(field, typ string) []string {
+		return []string{"Value at '" + field + "' failed to satisfy constraint: Member must be of type " + typ}
+	}
+	tests := []struct {
+		name, path, body string
+		want             []string
+	}{
+		{"create no body", "/CreateStorageConfiguration", ``, null("s3")},
+		{"create no s3", "/CreateStorageConfiguration", `{"name":"n"}`, null("s3")},
+		{"create null s3", "/CreateStorageConfiguration", `{"s3":null}`, null("s3")},
+		{"create no bucketName", "/CreateStorageConfiguration", `{"s3":{}}`, null("s3.bucketName")},
+		{"create bucketName number", "/CreateStorageConfiguration", `{"s3":{"bucketName":5}}`, ofType("s3.bucketName", "string")},
+		{"create s3 string", "/CreateStorageConfiguration", `{"s3":"bucket"}`, ofType("s3", "structure")},
+		{"create name number", "/CreateStorageConfiguration", `{"name":1,"s3":{"bucketName":"bucket"}}`, ofType("name", "string")},
+		{"create tags list", "/CreateStorageConfiguration", `{"s3":{"bucketName":"bucket"},"tags":["a"]}`, ofType("tags", "map")},
+		{"create broken JSON", "/CreateStorageConfiguration", `{"s3":`, []string{"not valid JSON"}},
+		{"get no arn", "/GetStorageConfiguration", `{}`, null("arn")},
+		{"get arn number", "/GetStorageConfiguration", `{"arn":1}`, ofType("arn", "string")},
+		{"delete no arn", "/DeleteStorageConfiguration", `{}`, null("arn")},
+		{"list maxResults string", "/ListStorageConfigurations", `{"maxResults":"1"}`, ofType("maxResults", "integer")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			checkRawError(t, signedRequest(t, m, "POST", tt.path, tt.body), validation(tt.want...))
+		})
+	}
+}
+
+func TestStorageConfigurationPagination(t *testing.T) {
+	t.Parallel()
+	m, _ := startServer(t)
+	c, log := newClient(t, m, testAccessKeyID, testSecretAccessKey)
+	ctx := testContext(t)
+
+	var arns []string
+	for i := range 7 {
+		arns = append(arns, createStorage(t, c, fmt.Sprintf("sc-%02d", i), fmt.Sprintf("bucket-%02d", i), nil))
+	}
+	p := ivsrealtime.NewListStorageConfigurationsPaginator(c, &ivsrealtime.ListStorageConfigurationsInput{MaxResults: aws.Int32(3)})
+	var (
+		got   []string
+		sizes []int
+	)
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			t.Fatalf("NextPage: %v", err)
+		}
+		sizes = append(sizes, len(page.StorageConfigurations))
+		for _, sc := range page.StorageConfigurations {
+			got = append(got, aws.ToString(sc.Arn))
+		}
+	}
+	checkJSON(t, "page sizes", sizes, []int{3, 3, 1})
+	checkJSON(t, "storage configurations in creation order", got, arns)
+	// On the wire: a nextToken on every page but the last, which has no
+	// nextToken key at all.
+	pages := log.all("/ListStorageConfigurations")
+	for i, ex := range pages {
+		var body map[string]any
+		ex.decode(t, &body)
+		_, has := body["nextToken"]
+		if last := i == len(pages)-1; has == last {
+			t.Errorf("page %d: nextToken present %v, want %v (%s)", i, has, !last, ex.Body)
+		}
+	}
+
+	// A storage configuration deleted between pages is not listed, and the
+	// token still leads on.
+	first, err := c.ListStorageConfigurations(ctx, &ivsrealtime.ListStorageConfigurationsInput{MaxResults: aws.Int32(3)})
+	if err != nil {
+		t.Fatalf("ListStorageConfigurations: %v", err)
+	}
+	for _, arn := range arns[2:4] {
+		if _, err := c.DeleteStorageConfiguration(ctx, &ivsrealtime.DeleteStorageConfigurationInput{Arn: aws.String(arn)}); err != nil {
+			t.Fatalf("DeleteStorageConfiguration: %v", err)
+		}
+	}
+	rest, err := c.ListStorageConfigurations(ctx, &ivsrealtime.ListStorageConfigurationsInput{NextToken: first.NextToken})
+	if err != nil {
+		t.Fatalf("ListStorageConfigurations with the token: %v", err)
+	}
+	var restARNs []string
+	for _, sc := range rest.StorageConfigurations {
+		restARNs = append(restARNs, aws.ToString(sc.Arn))
+	}
+	checkJSON(t, "after deletes between pages", restARNs, arns[4:])
+
+	// Without maxResults a page holds up to 100, the model's default.
+	for i := range 101 - 5 {
+		createStorage(t, c, fmt.Sprintf("more-%03d", i), "bucket", nil)
+	}
+	page, err := c.ListStorageConfigurations(ctx, &ivsrealtime.ListStorageConfigurationsInput{})
+	if err != nil {
+		t.Fatalf("ListStorageConfigurations: %v", err)
+	}
+	if n := len(page.StorageConfigurations); n != 100 || page.NextToken == nil {
+		t.Errorf("default page of 101: got %d and nextToken %v, want 100 and a nextToken", n, page.NextToken)
+	}
+	page, err = c.ListStorageConfigurations(ctx, &ivsrealtime.ListStorageConfigurationsInput{NextToken: page.NextToken, MaxResults: aws.Int32(100)})
+	if err != nil {
+		t.Fatalf("ListStorageConfigurations: %v", err)
+	}
+	if n := len(page.StorageConfigurations); n != 1 || page.NextToken != nil {
+		t.Errorf("second page of 101: got %d and nextToken %v, want 1 and none", n, page.NextToken)
+	}
+}
+
+func TestStorageConfigurationTags(t *testing.T) {
+	t.Parallel()
+	_, c := startServer(t)
+	ctx := testContext(t)
+	arn := aws.String(createStorage(t, c, "tagged", "bucket", map[string]string{"env": "test"}))
+	other := aws.String(createStorage(t, c, "other", "bucket", map[string]string{"env": "other"}))
+	// A stage with the same id as the storage configuration.
+	stage := "arn:aws:ivs:us-east-1:123456789012:stage/" + strings.TrimPrefix(*arn, "arn:aws:ivs:us-east-1:123456789012:storage-configuration/")
+
+	steps := []struct {
+		name  string
+		tag   map[string]string
+		untag []string
+		want  map[string]string
+	}{
+		{"merge and overwrite", map[string]string{"env": "prod", "team": "video"}, nil, map[string]string{"env": "prod", "team": "video"}},
+		{"untag with an absent key", nil, []string{"env", "absent"}, map[string]string{"team": "video"}},
+		{"untag all", nil, []string{"team"}, map[string]string{}},
+	}
+	for _, tt := range steps {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.tag != nil {
+				if _, err := c.TagResource(ctx, &ivsrealtime.TagResourceInput{ResourceArn: arn, Tags: tt.tag}); err != nil {
+					t.Fatalf("TagResource: %v", err)
+				}
+			} else if _, err := c.UntagResource(ctx, &ivsrealtime.UntagResourceInput{ResourceArn: arn, TagKeys: tt.untag}); err != nil {
+				t.Fatalf("UntagResource: %v", err)
+			}
+			out, err := c.ListTagsForResource(ctx, &ivsrealtime.ListTagsForResourceInput{ResourceArn: arn})
+			if err != nil {
+				t.Fatalf("ListTagsForResource: %v", err)
+			}
+			checkJSON(t, "ListTagsForResource", out.Tags, tt.want)
+			got, err := c.GetStorageConfiguration(ctx, &ivsrealtime.GetStorageConfigurationInput{Arn: arn})
+			if err != nil {
+				t.Fatalf("GetStorageConfiguration: %v", err)
+			}
+			checkJSON(t, "GetStorageConfiguration tags", got.StorageConfiguration.Tags, tt.want)
+			list, err := c.ListStorageConfigurations(ctx, &ivsrealtime.ListStorageConfigurationsInput{MaxResults: aws.Int32(1)})
+			if err != nil {
+				t.Fatalf("ListStorageConfigurations: %v", err)
+			}
+			checkJSON(t, "ListStorageConfigurations tags", list.StorageConfigurations[0].Tags, tt.want)
+		})
+	}
+	out, err := c.ListTagsForResource(ctx, &ivsrealtime.ListTagsForResourceInput{ResourceArn: other})
+	if err != nil {
+		t.Fatalf("ListTagsForResource: %v", err)
+	}
+	checkJSON(t, "tags of the other storage configuration", out.Tags, map[string]string{"env": "other"})
+
+	fifty := map[string]string{}
+	for i := range 49 {
+		fifty[fmt.Sprintf("k%02d", i)] = "v"
+	}
+	fifty["env"] = "x"
+	if _, err := c.TagResource(ctx, &ivsrealtime.TagResourceInput{ResourceArn: other, Tags: fifty}); err != nil {
+		t.Fatalf("TagResource up to 50: %v", err)
+	}
+	_, err = c.TagResource(ctx, &ivsrealtime.TagResourceInput{ResourceArn: other, Tags: map[string]string{"fifty-first": "x"}})
+	checkError(t, err, validation("at most 50 tags"))
+
+	bad := []struct {
+		name, arn string
+		want      wantError
+	}{
+		{"missing storage configuration", missingStorage, notFound("Resource not found", missingStorage)},
+		{"stage with the storage configuration's id", stage, notFound("Resource not found", stage)},
+		{"channel", "arn:aws:ivs:us-east-1:123456789012:channel/abcdABCD1234", validation("at 'resourceArn'",
+			"Member must satisfy regular expression pattern: arn:aws:ivs:[a-z0-9-]+:[0-9]+:stage/[a-zA-Z0-9-]+ or "+
+				"arn:aws:ivs:[a-z0-9-]+:[0-9]+:storage-configuration/[a-zA-Z0-9-]+")},
+	}
+	for _, b := range bad {
+		t.Run(b.name, func(t *testing.T) {
+			_, err := c.TagResource(ctx, &ivsrealtime.TagResourceInput{ResourceArn: aws.String(b.arn), Tags: map[string]string{"k": "v"}})
+			checkError(t, err, b.want)
+			_, err = c.UntagResource(ctx, &ivsrealtime.UntagResourceInput{ResourceArn: aws.String(b.arn), TagKeys: []string{"k"}})
+			checkError(t, err, b.want)
+			_, err = c.ListTagsForResource(ctx, &ivsrealtime.ListTagsForResourceInput{ResourceArn: aws.String(b.arn)})
+			checkError(t, err, b.want)
+		})
+	}
+}
+
+// TestStorageConfigurationInUse: a storage configuration that a stage's
+// recording names cannot be deleted, and a stage cannot name one that
+// does not exist.
+func TestStorageConfigurationInUse(t *testing.T) {
+	t.Parallel()
+	_, c := startServer(t)
+	ctx := testContext(t)
+	a := createStorage(t, c, "a", "bucket-a", nil)
+	b := createStorage(t, c, "b", "bucket-b", nil)
+
+	created, err := c.CreateStage(ctx, &ivsrealtime.CreateStageInput{Name: aws.String("recorded"), AutoParticipantRecordingConfiguration: recordingTo(a)})
+	if err != nil {
+		t.Fatalf("CreateStage naming a storage configuration: %v", err)
+	}
+	stage := created.Stage.Arn
+	if got := aws.ToString(created.Stage.AutoParticipantRecordingConfiguration.StorageConfigurationArn); got != a {
+		t.Errorf("CreateStage: storageConfigurationArn got %q, want %q", got, a)
+	}
+	deleteStorage := func(arn string) error {
+		_, err := c.DeleteStorageConfiguration(ctx, &ivsrealtime.DeleteStorageConfigurationInput{Arn: aws.String(arn)})
+		return err
+	}
+	checkError(t, deleteStorage(a), conflict(a, *stage))
+	if _, err := c.GetStorageConfiguration(ctx, &ivsrealtime.GetStorageConfigurationInput{Arn: aws.String(a)}); err != nil {
+		t.Errorf("GetStorageConfiguration after the refused delete: %v", err)
+	}
+
+	// Another stage may name it too; UpdateStage moves a stage to b.
+	second, err := c.CreateStage(ctx, &ivsrealtime.CreateStageInput{AutoParticipantRecordingConfiguration: recordingTo(a)})
+	if err != nil {
+		t.Fatalf("CreateStage naming the same storage configuration: %v", err)
+	}
+	if _, err := c.UpdateStage(ctx, &ivsrealtime.UpdateStageInput{Arn: stage, AutoParticipantRecordingConfiguration: recordingTo(b)}); err != nil {
+		t.Fatalf("UpdateStage to b: %v", err)
+	}
+	checkError(t, deleteStorage(a), conflict(a, *second.Stage.Arn))
+	if _, err := c.DeleteStage(ctx, &ivsrealtime.DeleteStageInput{Arn: second.Stage.Arn}); err != nil {
+		t.Fatalf("DeleteStage: %v", err)
+	}
+	if err := deleteStorage(a); err != nil {
+		t.Errorf("DeleteStorageConfiguration once no stage names it: %v", err)
+	}
+
+	// A rename keeps b named; turning recording off ("") frees it.
+	if _, err := c.UpdateStage(ctx, &ivsrealtime.UpdateStageInput{Arn: stage, Name: aws.String("renamed")}); err != nil {
+		t.Fatalf("UpdateStage of the name: %v", err)
+	}
+	checkError(t, deleteStorage(b), conflict(b, *stage))
+	if _, err := c.UpdateStage(ctx, &ivsrealtime.UpdateStageInput{Arn: stage, AutoParticipantRecordingConfiguration: recordingTo("")}); err != nil {
+		t.Fatalf("UpdateStage turning recording off: %v", err)
+	}
+	if err := deleteStorage(b); err != nil {
+		t.Errorf("DeleteStorageConfiguration after recording was turned off: %v", err)
+	}
+
+	// Naming one that does not exist, or no longer does, is refused.
+	for _, arn := range []string{missingStorage, a} {
+		missing := validation("Value '"+arn+"' at 'autoParticipantRecordingConfiguration.storageConfigurationArn'",
+			"Member must name an existing storage configuration")
+		_, err := c.CreateStage(ctx, &ivsrealtime.CreateStageInput{Name: aws.String("refused"),
+			AutoParticipantRecordingConfiguration: recordingTo(arn),
+			ParticipantTokenConfigurations:        []types.ParticipantTokenConfiguration{{UserId: aws.String("u")}}})
+		checkError(t, err, missing)
+		_, err = c.UpdateStage(ctx, &ivsrealtime.UpdateStageInput{Arn: stage, Name: aws.String("changed"), AutoParticipantRecordingConfiguration: recordingTo(arn)})
+		checkError(t, err, missing)
+	}
+	stages, err := c.ListStages(ctx, &ivsrealtime.ListStagesInput{})
+	if err != nil {
+		t.Fatalf("ListStages: %v", err)
+	}
+	if len(stages.Stages) != 1 {
+		t.Errorf("stages after refused creates: got %s, want only %s", jsonOf(stages.Stages), *stage)
+	}
+	got, err := c.GetStage(ctx, &ivsrealtime.GetStageInput{Arn: stage})
+	if err != nil {
+		t.Fatalf("GetStage: %v", err)
+	}
+	if name := aws.ToString(got.Stage.Name); name != "renamed" {
+		t.Errorf("stage name after refused updates: got %q, want %q", name, "renamed")
+	}
+	if rec := got.Stage.AutoParticipantRecordingConfiguration; rec == nil || aws.ToString(rec.StorageConfigurationArn) != "" {
+		t.Errorf("stage recording after refused updates: got %s, want no storage configuration", jsonOf(rec))
+	}
+	// A stage that does not exist is not found, whatever it names.
+	_, err = c.UpdateStage(ctx, &ivsrealtime.UpdateStageInput{Arn: aws.String(missingStage), AutoParticipantRecordingConfiguration: recordingTo(missingStorage)})
+	checkError(t, err, notFound(missingStage))
+}
+
+// TestStorageWireGolden pins the JSON of the storage configuration
+// operations, field names and order included, against
+// testdata/storage.golden. Run with -update to rewrite it after a
+// deliberate change.
+func TestStorageWireGolden(t *testing.T) {
+	t.Parallel()
+	m, _ := startServer(t)
+	tr := &transcript{m: m, names: map[string]string{}, count: map[string]int{}}
+	s := fmt.Sprintf
+
+	var created struct{ StorageConfiguration struct{ Arn string } }
+	tr.do(t, "POST", "/CreateStorageConfiguration", `{"name":"golden","s3":{"bucketName":"golden-bucket"},"tags":{"env":"test"}}`).decode(t, &created)
+	arn := created.StorageConfiguration.Arn
+	tr.do(t, "POST", "/CreateStorageConfiguration", `{"s3":{"bucketName":"bare-bucket"}}`)
+	tr.do(t, "POST", "/GetStorageConfiguration", s(`{"arn":%q}`, arn))
+	tr.do(t, "POST", "/ListStorageConfigurations", `{"maxResults":1}`)
+	tr.do(t, "POST", "/ListStorageConfigurations", `{}`)
+	tr.do(t, "POST", tagsPath(arn), `{"tags":{"team":"video"}}`)
+	tr.do(t, "DELETE", tagsPath(arn)+"?tagKeys=env", ``)
+	tr.do(t, "GET", tagsPath(arn), ``)
+	var stage struct{ Stage struct{ Arn string } }
+	tr.do(t, "POST", "/CreateStage", s(`{"name":"recorded","autoParticipantRecordingConfiguration":{"storageConfigurationArn":%q}}`, arn)).decode(t, &stage)
+	tr.do(t, "POST", "/DeleteStorageConfiguration", s(`{"arn":%q}`, arn))
+	tr.do(t, "POST", "/CreateStage", s(`{"autoParticipantRecordingConfiguration":{"storageConfigurationArn":%q}}`, missingStorage))
+	tr.do(t, "POST", "/UpdateStage", s(`{"arn":%q,"autoParticipantRecordingConfiguration":{"storageConfigurationArn":""}}`, stage.Stage.Arn))
+	tr.do(t, "POST", "/DeleteStorageConfiguration", s(`{"arn":%q}`, arn))
+	tr.do(t, "POST", "/GetStorageConfiguration", s(`{"arn":%q}`, arn))
+	tr.do(t, "POST", "/CreateStorageConfiguration", `{"name":"bad name","s3":{"bucketName":"Bad_Bucket"}}`)
+	tr.do(t, "POST", "/CreateStorageConfiguration", `{}`)
+
+	got := storageIDPattern.ReplaceAllStringFunc(tr.normalize(tr.buf.String()), func(id string) string {
+		return "storage-configuration/" + tr.placeholder("storage", id)
+	})
+	checkGolden(t, filepath.Join("testdata", "storage.golden"), got)
+}
+
+var storageIDPattern = regexp.MustCompile(`storage-configuration/[a-zA-Z0-9]{12}\b`)
+
+// checkGolden compares got with the golden file at path, or with -update
+// rewrites it.
+func checkGolden(t *testing.T, path, got string) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("read golden file (run with -update to create it): %v", err)
+	}
+	if got != string(want) {
+		t.Errorf("wire transcript differs from %s (run with -update after a deliberate change):\n%s", path, lineDiff(string(want), got))
+	}
+}
