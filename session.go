@@ -54,6 +54,17 @@ type SessionStore interface {
 	// ListParticipantEvents returns a participant's events in the order they
 	// were recorded; unknown ids list nothing.
 	ListParticipantEvents(ctx context.Context, stage StageARN, session SessionID, id ParticipantID, page Page) (events []*Event, next string, err error)
+
+	// SetParticipantRecording stores the bucket, prefix and state of a
+	// participant's recording and, when r.StreamEvent is not "", appends
+	// NewRecordingStreamEvent(r, at) to the event stream in the same
+	// transaction, at being r.Time or, when zero, the store's clock. The
+	// session need not be active: a recording ends after its publisher
+	// has left. Returns ENOTFOUND if the session of r.StageARN has no such
+	// participant, and EINVALID for a state other than STARTING, ACTIVE,
+	// STOPPING, STOPPED and FAILED, or a stream event not named by one of
+	// the Stream Recording constants.
+	SetParticipantRecording(ctx context.Context, r *ParticipantRecording) error
 }
 
 // Store is everything the control plane persists.
@@ -69,9 +80,9 @@ type Store interface {
 
 // MediaPlaneStore is the part of Store the media plane uses: the issued
 // tokens, to check presented ones against; RecordEvent, to write what
-// happens in stages; and the stages and participants a crash left
-// connected, to end their sessions. Each method is documented where Store
-// declares it.
+// happens in stages; SetParticipantRecording, to write how its recordings
+// go; and the stages and participants a crash left connected, to end their
+// sessions. Each method is documented where Store declares it.
 type MediaPlaneStore interface {
 	// GetParticipantToken is TokenStore's.
 	GetParticipantToken(ctx context.Context, id ParticipantID) (*ParticipantToken, error)
@@ -79,6 +90,11 @@ type MediaPlaneStore interface {
 	// RecordEvent and ListParticipants are SessionStore's.
 	RecordEvent(ctx context.Context, ev *Event) error
 	ListParticipants(ctx context.Context, stage StageARN, session SessionID, filter ParticipantFilter, page Page) (participants []*Participant, next string, err error)
+
+	// SetParticipantRecording is SessionStore's: each state change of a
+	// participant's recording, and the recording state change event that
+	// tells of it.
+	SetParticipantRecording(ctx context.Context, r *ParticipantRecording) error
 
 	// ListStages and GetStage are StageStore's: GetStage gives a stage's
 	// recording configuration.

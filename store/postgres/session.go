@@ -127,6 +127,32 @@ func (s sessionTx) AppendEvents(ctx context.Context, evs ...*ivsrt.StreamEvent) 
 	return appendEvents(ctx, s.tx, evs...)
 }
 
+// SetParticipantRecording implements ivsrt.SessionStore. It locks the
+// participant's row, then the outbox to append its event, the order every
+// writer of the event stream keeps.
+func (db *DB) SetParticipantRecording(ctx context.Context, r *ivsrt.ParticipantRecording) error {
+	at := r.Time
+	if at.IsZero() {
+		at = ms(db.Now())
+	}
+	return db.write(ctx, pgx.ReadCommitted, func(tx *Tx) error {
+		return storecore.SetParticipantRecording(ctx, sessionTx{tx}, r, at)
+	})
+}
+
+var _ storecore.RecordingTx = sessionTx{}
+
+func (s sessionTx) SetRecording(ctx context.Context, r *ivsrt.ParticipantRecording) (bool, error) {
+	tag, err := s.tx.Exec(ctx, `UPDATE participants p SET recording_bucket = $1, recording_prefix = $2, recording_state = $3
+		FROM stage_sessions s
+		WHERE s.session_id = p.session_id AND s.stage_arn = $4 AND p.session_id = $5 AND p.participant_id = $6`,
+		r.Bucket, r.Prefix, string(r.State), string(r.StageARN), string(r.SessionID), string(r.ParticipantID))
+	if err != nil {
+		return false, fmt.Errorf("set participant recording: %w", err)
+	}
+	return tag.RowsAffected() > 0, nil
+}
+
 const sessionColumns = `seq, session_id, stage_arn, start_time, end_time`
 
 func scanSession(row pgx.Row) (*ivsrt.StageSession, int64, error) {
@@ -183,7 +209,7 @@ func (db *DB) ListStageSessions(ctx context.Context, stage ivsrt.StageARN, page 
 }
 
 const participantColumns = `p.seq, p.participant_id, s.stage_arn, p.session_id, p.user_id, p.attributes,
-	p.state, p.first_join_time, p.published, p.protocol`
+	p.state, p.first_join_time, p.published, p.protocol, p.recording_bucket, p.recording_prefix, p.recording_state`
 
 func scanParticipant(row pgx.Row) (*ivsrt.Participant, int64, error) {
 	var (
@@ -191,7 +217,8 @@ func scanParticipant(row pgx.Row) (*ivsrt.Participant, int64, error) {
 		seq   int64
 		attrs []byte
 	)
-	if err := row.Scan(&seq, &p.ID, &p.StageARN, &p.SessionID, &p.UserID, &attrs, &p.State, &p.FirstJoinTime, &p.Published, &p.Protocol); err != nil {
+	if err := row.Scan(&seq, &p.ID, &p.StageARN, &p.SessionID, &p.UserID, &attrs, &p.State, &p.FirstJoinTime, &p.Published, &p.Protocol,
+		&p.RecordingBucket, &p.RecordingPrefix, &p.RecordingState); err != nil {
 		return nil, 0, err
 	}
 	var err error
@@ -218,9 +245,7 @@ func (db *DB) GetParticipant(ctx context.Context, stage ivsrt.StageARN, session 
 	return p, nil
 }
 
-// ListParticipants implements ivsrt.SessionStore. Recording never runs here,
-// so every participant's recording state is DISABLED and a recording-state
-// filter matches nobody.
+// ListParticipants implements ivsrt.SessionStore.
 func (db *DB) ListParticipants(ctx context.Context, stage ivsrt.StageARN, session ivsrt.SessionID, f ivsrt.ParticipantFilter, page ivsrt.Page) ([]*ivsrt.Participant, string, error) {
 	after, err := storecore.ParseCursor(page)
 	if err != nil {
@@ -240,7 +265,8 @@ func (db *DB) ListParticipants(ctx context.Context, stage ivsrt.StageARN, sessio
 		args = append(args, string(*f.State))
 		q += fmt.Sprintf(` AND p.state = $%d`, len(args))
 	case f.RecordingState != nil:
-		q += ` AND FALSE`
+		args = append(args, *f.RecordingState)
+		q += fmt.Sprintf(` AND p.recording_state = $%d`, len(args))
 	}
 	args = append(args, page.Limit+1)
 	q += fmt.Sprintf(` ORDER BY p.seq LIMIT $%d`, len(args))

@@ -136,6 +136,43 @@ func (s sessionTx) AppendEvents(ctx context.Context, evs ...*ivsrt.StreamEvent) 
 	return nil
 }
 
+// SetParticipantRecording implements ivsrt.SessionStore.
+func (db *DB) SetParticipantRecording(ctx context.Context, r *ivsrt.ParticipantRecording) error {
+	tx, err := db.beginWrite(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	at := r.Time
+	if at.IsZero() {
+		at = tx.now
+	}
+	if err := storecore.SetParticipantRecording(ctx, sessionTx{tx}, r, at); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit participant recording: %w", err)
+	}
+	return nil
+}
+
+var _ storecore.RecordingTx = sessionTx{}
+
+func (s sessionTx) SetRecording(ctx context.Context, r *ivsrt.ParticipantRecording) (bool, error) {
+	res, err := s.tx.ExecContext(ctx, `UPDATE participants SET recording_bucket = ?, recording_prefix = ?, recording_state = ?
+		WHERE session_id = ? AND participant_id = ?
+		AND session_id IN (SELECT session_id FROM stage_sessions WHERE stage_arn = ?)`,
+		r.Bucket, r.Prefix, string(r.State), string(r.SessionID), string(r.ParticipantID), string(r.StageARN))
+	if err != nil {
+		return false, fmt.Errorf("set participant recording: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("set participant recording: %w", err)
+	}
+	return n > 0, nil
+}
+
 // GetStageSession implements ivsrt.SessionStore.
 func (db *DB) GetStageSession(ctx context.Context, stage ivsrt.StageARN, id ivsrt.SessionID) (*ivsrt.StageSession, error) {
 	s, _, err := scanSession(db.read.QueryRowContext(ctx, `SELECT `+sessionColumns+` FROM stage_sessions
@@ -177,7 +214,7 @@ func (db *DB) ListStageSessions(ctx context.Context, stage ivsrt.StageARN, page 
 }
 
 const participantColumns = `p.seq, p.participant_id, s.stage_arn, p.session_id, p.user_id, p.attributes,
-	p.state, p.first_join_time, p.published, p.protocol`
+	p.state, p.first_join_time, p.published, p.protocol, p.recording_bucket, p.recording_prefix, p.recording_state`
 
 func scanParticipant(row interface{ Scan(...any) error }) (*ivsrt.Participant, int64, error) {
 	var (
@@ -186,7 +223,8 @@ func scanParticipant(row interface{ Scan(...any) error }) (*ivsrt.Participant, i
 		attrs string
 		first int64
 	)
-	if err := row.Scan(&seq, &p.ID, &p.StageARN, &p.SessionID, &p.UserID, &attrs, &p.State, &first, &p.Published, &p.Protocol); err != nil {
+	if err := row.Scan(&seq, &p.ID, &p.StageARN, &p.SessionID, &p.UserID, &attrs, &p.State, &first, &p.Published, &p.Protocol,
+		&p.RecordingBucket, &p.RecordingPrefix, &p.RecordingState); err != nil {
 		return nil, 0, err
 	}
 	var err error
@@ -208,9 +246,7 @@ func (db *DB) GetParticipant(ctx context.Context, stage ivsrt.StageARN, session 
 	return p, nil
 }
 
-// ListParticipants implements ivsrt.SessionStore. Recording never runs here,
-// so every participant's recording state is DISABLED and a recording-state
-// filter matches nobody.
+// ListParticipants implements ivsrt.SessionStore.
 func (db *DB) ListParticipants(ctx context.Context, stage ivsrt.StageARN, session ivsrt.SessionID, f ivsrt.ParticipantFilter, page ivsrt.Page) ([]*ivsrt.Participant, string, error) {
 	after, err := storecore.ParseCursor(page)
 	if err != nil {
@@ -230,7 +266,8 @@ func (db *DB) ListParticipants(ctx context.Context, stage ivsrt.StageARN, sessio
 		q += ` AND p.state = ?`
 		args = append(args, string(*f.State))
 	case f.RecordingState != nil:
-		q += ` AND 0`
+		q += ` AND p.recording_state = ?`
+		args = append(args, *f.RecordingState)
 	}
 	q += ` ORDER BY p.seq LIMIT ?`
 	args = append(args, page.Limit+1)

@@ -93,6 +93,7 @@ func Run(t *testing.T, open OpenFunc) {
 		{"JoinError", testJoinError},
 		{"ConcurrentJoins", testConcurrentJoins},
 		{"ListParticipants", testListParticipants},
+		{"ParticipantRecording", testParticipantRecording},
 		{"ListParticipantEvents", testListParticipantEvents},
 		{"ListStageSessions", testListStageSessions},
 		{"StageIsolation", testStageIsolation},
@@ -499,6 +500,7 @@ func checkParticipant(t *testing.T, what string, got, want *ivsrt.Participant) {
 	if got.Protocol != want.Protocol {
 		t.Errorf("%s: Protocol: got %q, want %q", what, got.Protocol, want.Protocol)
 	}
+	checkRecordingState(t, what, got, want.RecordingBucket, want.RecordingPrefix, want.RecordingState)
 }
 
 func checkSession(t *testing.T, what string, got, want *ivsrt.StageSession) {
@@ -1519,10 +1521,22 @@ func testListParticipants(t *testing.T, open OpenFunc) {
 	e.event(t, st.ARN, ivsrt.EventPublishStopped, p[3])
 	e.event(t, st.ARN, ivsrt.EventLeft, p[3])
 	e.join(t, st.ARN, p[4], "dave")
+	// p1's recording is active, p4's stopped when it left, p3's failed to
+	// start; p2 and p5 are not recorded.
+	for _, r := range []struct {
+		id    ivsrt.ParticipantID
+		state ivsrt.ParticipantRecordingState
+	}{{p[0], ivsrt.RecordingActive}, {p[3], ivsrt.RecordingStopped}, {p[2], ivsrt.RecordingFailed}} {
+		e.setRecording(t, &ivsrt.ParticipantRecording{StageARN: st.ARN, SessionID: sid, ParticipantID: r.id,
+			Bucket: "recordings", Prefix: "prefix/" + string(r.id), State: r.state})
+	}
 
 	// A participant of another session of the same stage is never listed.
 	other := e.createStage(t, "other", nil)
-	e.join(t, other.ARN, ivsrt.NewParticipantID(), "alice")
+	stranger := ivsrt.NewParticipantID()
+	otherSID := e.join(t, other.ARN, stranger, "alice").SessionID
+	e.setRecording(t, &ivsrt.ParticipantRecording{StageARN: other.ARN, SessionID: otherSID, ParticipantID: stranger,
+		Bucket: "recordings", State: ivsrt.RecordingActive})
 
 	byID := map[ivsrt.ParticipantID]*ivsrt.Participant{}
 	for _, id := range p {
@@ -1541,7 +1555,10 @@ func testListParticipants(t *testing.T, open OpenFunc) {
 		{"not published", ivsrt.ParticipantFilter{Published: ptr(false)}, []ivsrt.ParticipantID{p[1], p[2], p[4]}},
 		{"connected", ivsrt.ParticipantFilter{State: ptr(ivsrt.ParticipantConnected)}, []ivsrt.ParticipantID{p[0], p[2], p[4]}},
 		{"disconnected", ivsrt.ParticipantFilter{State: ptr(ivsrt.ParticipantDisconnected)}, []ivsrt.ParticipantID{p[1], p[3]}},
-		{"recording state", ivsrt.ParticipantFilter{RecordingState: ptr("ACTIVE")}, nil},
+		{"recording active", ivsrt.ParticipantFilter{RecordingState: ptr("ACTIVE")}, []ivsrt.ParticipantID{p[0]}},
+		{"recording stopped", ivsrt.ParticipantFilter{RecordingState: ptr("STOPPED")}, []ivsrt.ParticipantID{p[3]}},
+		{"recording failed", ivsrt.ParticipantFilter{RecordingState: ptr("FAILED")}, []ivsrt.ParticipantID{p[2]}},
+		{"recording starting", ivsrt.ParticipantFilter{RecordingState: ptr("STARTING")}, nil},
 	}
 	for _, tt := range tests {
 		for _, limit := range []int{1, 2, ivsrt.MaxPageSize} {
