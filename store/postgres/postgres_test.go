@@ -69,7 +69,7 @@ func migrations(t *testing.T, db *DB) []string {
 
 func TestMigrations(t *testing.T) {
 	dsn := pgtest.Start(t)
-	want := []string{"migrations/0001_initial.sql", "migrations/0002_outbox.sql", "migrations/0003_delivery.sql", "migrations/0004_cluster.sql", "migrations/0005_node_draining.sql", "migrations/0006_storage_configurations.sql"}
+	want := []string{"migrations/0001_initial.sql", "migrations/0002_outbox.sql", "migrations/0003_delivery.sql", "migrations/0004_cluster.sql", "migrations/0005_node_draining.sql", "migrations/0006_storage_configurations.sql", "migrations/0007_participant_recording.sql"}
 
 	// Several nodes starting at once: each Open must succeed, and the
 	// migrations be applied once.
@@ -535,3 +535,75 @@ func TestStorageMigration(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestParticipantRecordingMigration upgrades a database written before
+// participants had recordings: its participants are not recorded, and
+// can be.
+func TestParticipantRecordingMigration(t *testing.T) {
+	dsn := pgtest.Start(t)
+	ctx := t.Context()
+	arn := newARN()
+	const session, participant = "st-Old0000000000", "Old000000000"
+
+	old, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.Exec(ctx, `CREATE TABLE schema_migrations (name TEXT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	names, err := fs.Glob(migrationFS, "migrations/*.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range names {
+		if name >= "migrations/0007" {
+			break
+		}
+		body, err := fs.ReadFile(migrationFS, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := old.Exec(ctx, string(body)); err != nil {
+			t.Fatalf("apply %s: %v", name, err)
+		}
+		if _, err := old.Exec(ctx, `INSERT INTO schema_migrations VALUES ($1, now())`, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, ins := range []struct {
+		q    string
+		args []any
+	}{
+		{`INSERT INTO stages (arn, name, created_at, updated_at) VALUES ($1, 'old', now(), now())`, []any{string(arn)}},
+		{`INSERT INTO stage_sessions (session_id, stage_arn, start_time, end_time) VALUES ($1, $2, now(), now())`, []any{session, string(arn)}},
+		{`INSERT INTO participants (session_id, participant_id, user_id, attributes, state, first_join_time, published)
+			VALUES ($1, $2, 'u', '{}', 'DISCONNECTED', now(), TRUE)`, []any{session, participant}},
+	} {
+		if _, err := old.Exec(ctx, ins.q, ins.args...); err != nil {
+			t.Fatalf("%s: %v", ins.q, err)
+		}
+	}
+	if err := old.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	db := openTestDB(t, dsn)
+	p, err := db.GetParticipant(ctx, arn, session, participant)
+	if err != nil {
+		t.Fatalf("GetParticipant: %v", err)
+	}
+	if p.RecordingBucket != "" || p.RecordingPrefix != "" || p.RecordingState != "" {
+		t.Errorf("recording after the migration: got %q %q %q, want none", p.RecordingBucket, p.RecordingPrefix, p.RecordingState)
+	}
+	err = db.SetParticipantRecording(ctx, &ivsrt.ParticipantRecording{StageARN: arn, SessionID: session, ParticipantID: participant,
+		Bucket: "b", Prefix: "p", State: ivsrt.RecordingStopped})
+	if err != nil {
+		t.Fatalf("SetParticipantRecording: %v", err)
+	}
+	stopped := "STOPPED"
+	ps, _, err := db.ListParticipants(ctx, arn, session, ivsrt.ParticipantFilter{RecordingState: &stopped}, ivsrt.Page{Limit: 10})
+	if err != nil || len(ps) != 1 || ps[0].RecordingBucket != "b" {
+		t.Errorf("ListParticipants of STOPPED recordings: got %v, %v, want the old participant, recorded to b", ps, err)
+	}
+}

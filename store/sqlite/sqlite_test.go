@@ -537,3 +537,75 @@ func TestStorageMigration(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestParticipantRecordingMigration upgrades a database written before
+// participants had recordings: its participants are not recorded, and
+// can be.
+func TestParticipantRecordingMigration(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ivsrt.db")
+	ctx := t.Context()
+	arn := newARN()
+	const session, participant = "st-Old0000000000", "Old000000000"
+
+	old, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.ExecContext(ctx, `CREATE TABLE schema_migrations (name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	names, err := fs.Glob(migrationFS, "migrations/*.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range names {
+		if name >= "migrations/0005" {
+			break
+		}
+		body, err := fs.ReadFile(migrationFS, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := old.ExecContext(ctx, string(body)); err != nil {
+			t.Fatalf("apply %s: %v", name, err)
+		}
+		if _, err := old.ExecContext(ctx, `INSERT INTO schema_migrations VALUES (?, 1)`, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, ins := range []struct {
+		q    string
+		args []any
+	}{
+		{`INSERT INTO stages (arn, name, created_at, updated_at) VALUES (?, 'old', 1, 1)`, []any{string(arn)}},
+		{`INSERT INTO stage_sessions (session_id, stage_arn, start_time, end_time) VALUES (?, ?, 1, 2)`, []any{session, string(arn)}},
+		{`INSERT INTO participants (session_id, participant_id, user_id, attributes, state, first_join_time, published)
+			VALUES (?, ?, 'u', '{}', 'DISCONNECTED', 1, 1)`, []any{session, participant}},
+	} {
+		if _, err := old.ExecContext(ctx, ins.q, ins.args...); err != nil {
+			t.Fatalf("%s: %v", ins.q, err)
+		}
+	}
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	db := openTestDB(t, path, time.Now)
+	p, err := db.GetParticipant(ctx, arn, session, participant)
+	if err != nil {
+		t.Fatalf("GetParticipant: %v", err)
+	}
+	if p.RecordingBucket != "" || p.RecordingPrefix != "" || p.RecordingState != "" {
+		t.Errorf("recording after the migration: got %q %q %q, want none", p.RecordingBucket, p.RecordingPrefix, p.RecordingState)
+	}
+	err = db.SetParticipantRecording(ctx, &ivsrt.ParticipantRecording{StageARN: arn, SessionID: session, ParticipantID: participant,
+		Bucket: "b", Prefix: "p", State: ivsrt.RecordingStopped})
+	if err != nil {
+		t.Fatalf("SetParticipantRecording: %v", err)
+	}
+	stopped := "STOPPED"
+	ps, _, err := db.ListParticipants(ctx, arn, session, ivsrt.ParticipantFilter{RecordingState: &stopped}, ivsrt.Page{Limit: 10})
+	if err != nil || len(ps) != 1 || ps[0].RecordingBucket != "b" {
+		t.Errorf("ListParticipants of STOPPED recordings: got %v, %v, want the old participant, recorded to b", ps, err)
+	}
+}
