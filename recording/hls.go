@@ -52,6 +52,9 @@ type HLSConfig struct {
 	// the first keyframe after it (audio only: once it is reached).
 	TargetSegment time.Duration
 	Video, Audio  bool // the tracks recorded
+	// Thumbnails, when set and video is recorded, makes JPEG thumbnails
+	// with ffmpeg; without ffmpeg, NewHLSWriter returns ErrNoFFmpeg.
+	Thumbnails *ThumbnailConfig
 }
 
 // HLSWriter muxes samples into segments and uploads them. It is not safe
@@ -72,6 +75,7 @@ type HLSWriter struct {
 	video, audio trackState
 	bytes        int64 // of media uploaded, for the bandwidth
 	variant      *playlist.MultivariantVariant
+	thumbs       *thumbnailer
 }
 
 // trackState holds a track's samples of the segment in progress. The
@@ -100,10 +104,18 @@ func NewHLSWriter(cfg HLSConfig) (*HLSWriter, error) {
 	if cfg.TargetSegment <= 0 {
 		cfg.TargetSegment = DefaultTargetSegment
 	}
-	return &HLSWriter{cfg: cfg,
+	w := &HLSWriter{cfg: cfg,
 		video: trackState{timeScale: videoTimeScale},
 		audio: trackState{timeScale: audioTimeScale},
-	}, nil
+	}
+	if cfg.Thumbnails != nil && cfg.Video {
+		t, err := newThumbnailer(*cfg.Thumbnails, w.put)
+		if err != nil {
+			return nil, err
+		}
+		w.thumbs = t
+	}
+	return w, nil
 }
 
 // WriteH264 adds a video access unit (NAL units without start codes) with
@@ -143,6 +155,9 @@ func (w *HLSWriter) WriteH264(ctx context.Context, pts time.Duration, au [][]byt
 		return fmt.Errorf("recording: %w", err)
 	}
 	w.video.add(sample, pts)
+	if key && w.thumbs != nil {
+		return w.thumbs.keyframe(ctx, pts, au, w.sps, w.pps)
+	}
 	return nil
 }
 
@@ -336,6 +351,11 @@ func (w *HLSWriter) Size() (width, height int) { return w.width, w.height }
 func (w *HLSWriter) Close(ctx context.Context) error {
 	if !w.started {
 		return nil
+	}
+	if w.thumbs != nil {
+		if err := w.thumbs.wait(); err != nil {
+			return err
+		}
 	}
 	end := max(w.video.endPTS(), w.audio.endPTS())
 	w.video.hold(w.video.heldPTS + w.video.duration(w.video.lastDur))

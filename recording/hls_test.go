@@ -250,3 +250,39 @@ func TestRecordHLSLoss(t *testing.T) {
 		t.Errorf("recorded %v of 4 s", d)
 	}
 }
+
+// TestRecordThumbnails: with thumbnails every 2 s, the recording holds a
+// JPEG for each keyframe (one every 2 s), in sequence and as the latest,
+// each of the video's size.
+func TestRecordThumbnails(t *testing.T) {
+	testmedia.NeedFFmpeg(t)
+	m := testmedia.Encode(t, 6)
+	root := t.TempDir()
+	store, err := folder.New(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := NewHLSWriter(HLSConfig{Store: store, Bucket: "rec", Prefix: "p/", TargetSegment: 2 * time.Second, Video: true, Audio: true,
+		Thumbnails: &ThumbnailConfig{Interval: 2 * time.Second, Sequential: true, Latest: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := NewRTPRecorder(w)
+	publishTo(t, r, m)
+	if err := r.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(root, "rec", "p")
+	thumbs, _ := filepath.Glob(filepath.Join(dir, filepath.FromSlash(ThumbnailDir), "*.jpg"))
+	// Keyframes at 0, 2 and 4 s; one may be skipped while the one before
+	// is still being decoded.
+	if len(thumbs) < 2 || len(thumbs) > 3 {
+		t.Errorf("thumbnails %v, want one per keyframe", thumbs)
+	}
+	for _, f := range append(thumbs, filepath.Join(dir, filepath.FromSlash(LatestKey))) {
+		p := testmedia.FFprobe(t, f)
+		if len(p.Streams) != 1 || p.Streams[0].CodecName != "mjpeg" || p.Streams[0].Width != 640 || p.Streams[0].Height != 360 {
+			t.Errorf("%s: %+v, want a 640x360 JPEG", f, p.Streams)
+		}
+	}
+}

@@ -44,6 +44,7 @@ type ParticipantConfig struct {
 	StageARN, SessionID, ParticipantID string
 	TargetSegment                      time.Duration
 	Video, Audio                       bool
+	Thumbnails                         *ThumbnailConfig // nil for none
 	// OnState is told of each change of state, with the duration stored
 	// so far, from the recording's own goroutine; err is set with Failed.
 	OnState func(state State, duration time.Duration, err error)
@@ -108,7 +109,7 @@ func NewParticipant(cfg ParticipantConfig) (*Participant, error) {
 		cfg.RequestKeyframe = func() {}
 	}
 	w, err := NewHLSWriter(HLSConfig{Store: cfg.Store, Bucket: cfg.Bucket, Prefix: cfg.Prefix,
-		TargetSegment: cfg.TargetSegment, Video: cfg.Video, Audio: cfg.Audio})
+		TargetSegment: cfg.TargetSegment, Video: cfg.Video, Audio: cfg.Audio, Thumbnails: cfg.Thumbnails})
 	if err != nil {
 		return nil, err
 	}

@@ -62,6 +62,7 @@ type recordingPlan struct {
 	bucket        string
 	video, audio  bool
 	targetSegment time.Duration
+	thumbnails    *recording.ThumbnailConfig
 }
 
 // planRecording returns the stage's recording plan, nil when the stage
@@ -85,6 +86,21 @@ func (s *Server) planRecording(ctx context.Context, arn ivsrt.StageARN) (*record
 			plan.video = false
 		case "NONE":
 			return nil, nil
+		}
+	}
+	if th := cfg.Thumbnail; th != nil && th.RecordingMode != "DISABLED" && plan.video {
+		tc := &recording.ThumbnailConfig{Interval: time.Duration(th.TargetIntervalSeconds) * time.Second}
+		for _, where := range th.Storage {
+			switch where {
+			case "SEQUENTIAL":
+				tc.Sequential = true
+			case "LATEST":
+				tc.Latest = true
+			}
+		}
+		// Without ffmpeg (said at start) the media is still recorded.
+		if _, err := recording.FFmpegPath(); err == nil && (tc.Sequential || tc.Latest) {
+			plan.thumbnails = tc
 		}
 	}
 	sc, err := s.store.GetStorageConfiguration(ctx, ivsrt.StorageConfigurationARN(cfg.StorageConfigurationARN))
@@ -153,7 +169,7 @@ func (s *Server) startRecording(ps *publishSession) {
 	rec, err := recording.NewParticipant(recording.ParticipantConfig{
 		Store: s.objects, Bucket: plan.bucket, Prefix: info.Prefix,
 		StageARN: string(st.arn), SessionID: string(st.session), ParticipantID: string(ps.pid),
-		TargetSegment: plan.targetSegment, Video: plan.video, Audio: plan.audio,
+		TargetSegment: plan.targetSegment, Video: plan.video, Audio: plan.audio, Thumbnails: plan.thumbnails,
 		Logger: s.logger,
 		OnState: func(state recording.State, d time.Duration, err error) {
 			i := info

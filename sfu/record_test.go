@@ -124,7 +124,8 @@ func TestRecordPublisher(t *testing.T) {
 	}
 	arn := h.createStage("recorded")
 	if _, err := h.db.UpdateStage(ctx, ivsrt.StageARN(arn), ivsrt.StageUpdate{AutoParticipantRecording: &ivsrt.AutoParticipantRecording{
-		StorageConfigurationARN: string(sc.ARN), MediaTypes: []string{"AUDIO_VIDEO"}, HLSTargetSegmentDurationSeconds: 2}}); err != nil {
+		StorageConfigurationARN: string(sc.ARN), MediaTypes: []string{"AUDIO_VIDEO"}, HLSTargetSegmentDurationSeconds: 2,
+		Thumbnail: &ivsrt.ThumbnailConfiguration{RecordingMode: "INTERVAL", TargetIntervalSeconds: 2, Storage: []string{"SEQUENTIAL", "LATEST"}}}}); err != nil {
 		t.Fatal(err)
 	}
 	tok := h.token(arn, "alice")
@@ -168,6 +169,12 @@ func TestRecordPublisher(t *testing.T) {
 	}
 	if len(kinds) != 2 {
 		t.Errorf("streams %v, want H.264 and Opus", kinds)
+	}
+	if thumbs, _ := filepath.Glob(filepath.Join(dir, filepath.FromSlash(recording.ThumbnailDir), "*.jpg")); len(thumbs) < 2 {
+		t.Errorf("thumbnails %v, want about one every 2 s", thumbs)
+	}
+	if _, err := os.Stat(filepath.Join(dir, filepath.FromSlash(recording.LatestKey))); err != nil {
+		t.Errorf("latest thumbnail: %v", err)
 	}
 	var meta map[string]any
 	b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(recording.EndedKey)))

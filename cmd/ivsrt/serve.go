@@ -23,6 +23,7 @@ import (
 	"github.com/ivsrt/ivsrt/internal/config"
 	"github.com/ivsrt/ivsrt/metrics"
 	"github.com/ivsrt/ivsrt/objectstore/folder"
+	"github.com/ivsrt/ivsrt/recording"
 	s3store "github.com/ivsrt/ivsrt/objectstore/s3"
 	"github.com/ivsrt/ivsrt/secrets"
 	"github.com/ivsrt/ivsrt/sfu"
@@ -476,6 +477,9 @@ func outboundIP() string {
 // --s3-endpoint-url, or a folder per bucket under DATA/s3.
 func (m *Main) openObjects(ctx context.Context) (ivsrt.ObjectStore, error) {
 	c := m.Config
+	if _, err := recording.FFmpegPath(); err != nil {
+		m.Logger.Warn("ffmpeg is not installed: recordings are made, without thumbnails (Debian: apt-get install ffmpeg)")
+	}
 	if c.S3EndpointURL == "" {
 		dir := filepath.Join(c.DataDir, "s3")
 		objects, err := folder.New(dir)
