@@ -144,25 +144,23 @@ func (s *Server) startRecording(ps *publishSession) {
 		return
 	}
 	info := RecordingInfo{StageARN: st.arn, SessionID: st.session, ParticipantID: ps.pid}
+	states := s.newRecordingStates()
 	if err != nil {
 		s.logger.Warn("recording: cannot start", "stage", st.arn, "participant", ps.pid, "err", err)
 		info.State, info.Err = recording.Failed, err
-		st.later(func() { s.tellRecording(info) })
+		states.tell(info)
 		return
 	}
 	info.Bucket = plan.bucket
 	info.Prefix = recording.Prefix(st.arn, st.session, ps.pid, s.now())
-	if plan.video {
-		if src := pub.sources[webrtc.RTPCodecTypeVideo]; src != nil {
-			if c, ok := src.Codec(); ok && !strings.EqualFold(c.MimeType, webrtc.MimeTypeH264) {
-				// HLS fMP4 recordings hold H.264: VP8 would need
-				// transcoding, which this server does not do.
-				info.State, info.Err = recording.Failed, fmt.Errorf("the publisher sends %s video: recordings are of H.264, which a recording stage offers first", c.MimeType)
-				s.logger.Warn("recording: cannot record", "stage", st.arn, "participant", ps.pid, "err", info.Err)
-				st.later(func() { s.tellRecording(info) })
-				return
-			}
-		}
+	if plan.video && ps.videoCodec != "" && !strings.EqualFold(ps.videoCodec, "H264") {
+		// HLS fMP4 recordings hold H.264: VP8 would need transcoding,
+		// which this server does not do. The answer offered H.264 first:
+		// this publisher offered no H.264.
+		info.State, info.Err = recording.Failed, fmt.Errorf("the publisher sends %s video, and recordings are of H.264: publish H.264 to be recorded", ps.videoCodec)
+		s.logger.Warn("recording: cannot record", "stage", st.arn, "participant", ps.pid, "err", info.Err)
+		states.tell(info)
+		return
 	}
 	pr := &participantRecording{}
 	video := pub.sources[webrtc.RTPCodecTypeVideo]
@@ -174,7 +172,7 @@ func (s *Server) startRecording(ps *publishSession) {
 		OnState: func(state recording.State, d time.Duration, err error) {
 			i := info
 			i.State, i.Duration, i.Err = state, d, err
-			s.tellRecording(i)
+			states.tell(i)
 		},
 		RequestKeyframe: func() {
 			if video != nil {
@@ -184,6 +182,8 @@ func (s *Server) startRecording(ps *publishSession) {
 	})
 	if err != nil {
 		s.logger.Warn("recording: cannot start", "stage", st.arn, "participant", ps.pid, "err", err)
+		info.State, info.Err = recording.Failed, err
+		states.tell(info)
 		return
 	}
 	pr.rec = rec
@@ -201,6 +201,7 @@ func (s *Server) startRecording(ps *publishSession) {
 		}
 		if _, err := d.Bind(recorderTrack{kind: k, rec: rec}); err != nil {
 			d.Close()
+			s.logger.Warn("recording: a track cannot be recorded", "participant", ps.pid, "kind", kind, "err", err)
 			continue
 		}
 		d.Start()
@@ -235,7 +236,62 @@ func (st *stage) stopRecording(pub *publication) {
 // and metadata.
 const recordingStopTimeout = 30 * time.Second
 
-func (s *Server) tellRecording(info RecordingInfo) {
+// recordingStates writes a recording's states, in order, on a goroutine
+// of its own: to the store (the participant's recording fields, and the
+// recording state change events), then to the observer. The recording
+// and the stage lock never wait for the store.
+type recordingStates struct {
+	s      *Server
+	ch     chan RecordingInfo
+	active bool // a Recording Start was told: a failure is then an end failure
+}
+
+func (s *Server) newRecordingStates() *recordingStates {
+	rs := &recordingStates{s: s, ch: make(chan RecordingInfo, 8)}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for info := range rs.ch {
+			rs.write(info)
+			if info.State == recording.Stopped || info.State == recording.Failed {
+				return
+			}
+		}
+	}()
+	return rs
+}
+
+// tell queues a state change. A recording has a handful of them, and the
+// queue room for all; tell never blocks the recording.
+func (rs *recordingStates) tell(info RecordingInfo) {
+	select {
+	case rs.ch <- info:
+	default:
+		rs.s.logger.Warn("recording: state change not written: too many pending", "participant", info.ParticipantID, "state", info.State)
+	}
+}
+
+func (rs *recordingStates) write(info RecordingInfo) {
+	s := rs.s
+	r := &ivsrt.ParticipantRecording{StageARN: info.StageARN, SessionID: info.SessionID, ParticipantID: info.ParticipantID,
+		Bucket: info.Bucket, Prefix: info.Prefix, State: ivsrt.ParticipantRecordingState(info.State), Duration: info.Duration}
+	switch info.State {
+	case recording.Active:
+		r.StreamEvent, rs.active = ivsrt.StreamRecordingStart, true
+	case recording.Stopped:
+		r.StreamEvent = ivsrt.StreamRecordingEnd
+	case recording.Failed:
+		r.StreamEvent = ivsrt.StreamRecordingStartFailure
+		if rs.active {
+			r.StreamEvent = ivsrt.StreamRecordingEndFailure
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.storeTimeout)
+	err := s.store.SetParticipantRecording(ctx, r)
+	cancel()
+	if err != nil {
+		s.logger.Warn("recording: state not stored", "participant", info.ParticipantID, "state", info.State, "err", err)
+	}
 	if s.recObserver != nil {
 		s.recObserver.RecordingStateChanged(context.Background(), info)
 	}

@@ -176,6 +176,30 @@ func TestRecordPublisher(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, filepath.FromSlash(recording.LatestKey))); err != nil {
 		t.Errorf("latest thumbnail: %v", err)
 	}
+	// The API's view and the events agree.
+	part, err := h.db.GetParticipant(ctx, ivsrt.StageARN(arn), info.SessionID, info.ParticipantID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if part.RecordingState != ivsrt.RecordingStopped || part.RecordingBucket != "recordings" || part.RecordingPrefix != info.Prefix {
+		t.Errorf("participant's recording: %q %q %q", part.RecordingState, part.RecordingBucket, part.RecordingPrefix)
+	}
+	evs, err := h.db.ReadEvents(ctx, 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, ev := range evs {
+		if ev.DetailType == ivsrt.DetailTypeRecordingStateChange {
+			names = append(names, ev.EventName())
+			if ev.Detail["recording_s3_key_prefix"] != info.Prefix || ev.Detail["recording_s3_bucket_name"] != "recordings" {
+				t.Errorf("event %v", ev.Detail)
+			}
+		}
+	}
+	if strings.Join(names, ",") != "Recording Start,Recording End" {
+		t.Errorf("recording events %v, want Recording Start, Recording End", names)
+	}
 	var meta map[string]any
 	b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(recording.EndedKey)))
 	if err != nil {
@@ -239,5 +263,52 @@ func TestRecordingStagePrefersH264(t *testing.T) {
 		}
 		h.delete(loc)
 		pc.Close()
+	}
+}
+
+// TestRecordVP8Fails: a publisher that can only send VP8 on a stage that
+// records video is not recorded silently: its recording is FAILED, with
+// the start failure event, and says why.
+func TestRecordVP8Fails(t *testing.T) {
+	objects, err := folder.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := &recordingLog{}
+	h := newHarness(t, sfu.WithRecording(objects, log))
+	ctx := testContext(t)
+	sc := &ivsrt.StorageConfiguration{ARN: ivsrt.NewStorageConfigurationARN("us-east-1", "123456789012", ivsrt.NewStorageConfigurationID()),
+		Name: "recordings", S3BucketName: "recordings"}
+	if err := h.db.CreateStorageConfiguration(ctx, sc); err != nil {
+		t.Fatal(err)
+	}
+	arn := h.createStage("recorded")
+	if _, err := h.db.UpdateStage(ctx, ivsrt.StageARN(arn), ivsrt.StageUpdate{AutoParticipantRecording: &ivsrt.AutoParticipantRecording{
+		StorageConfigurationARN: string(sc.ARN), MediaTypes: []string{"AUDIO_VIDEO"}}}); err != nil {
+		t.Fatal(err)
+	}
+	tok := h.token(arn, "alice")
+	pub := h.mustPublish(awssdk.ToString(tok.Token), vp8, true)
+	defer pub.halt()
+	deadline := time.Now().Add(testTimeout)
+	for log.last().State != recording.Failed {
+		if time.Now().After(deadline) {
+			t.Fatalf("recording states %v, want FAILED", log.states())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := log.last().Err; err == nil || !strings.Contains(err.Error(), "VP8") {
+		t.Errorf("failure %v, want it to name VP8", err)
+	}
+	evs, err := h.db.ReadEvents(ctx, 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, ev := range evs {
+		found = found || ev.DetailType == ivsrt.DetailTypeRecordingStateChange && ev.EventName() == ivsrt.StreamRecordingStartFailure
+	}
+	if !found {
+		t.Error("no Recording Start Failure event")
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/pion/rtcp"
@@ -26,10 +27,11 @@ type publishSession struct {
 	pid ivsrt.ParticipantID
 
 	// Guarded by st.mu.
-	pc      *webrtc.PeerConnection
-	ups     []*forward.Upstream
-	started bool // connected: PUBLISH_STARTED recorded
-	ended   bool
+	pc         *webrtc.PeerConnection
+	ups        []*forward.Upstream
+	videoCodec string // the answer's first video codec: what the publisher sends
+	started    bool   // connected: PUBLISH_STARTED recorded
+	ended      bool
 }
 
 // postWHIP creates a WHIP session (RFC 9725, section 4.2): the participant
@@ -155,6 +157,7 @@ func (s *Server) negotiatePublish(ctx context.Context, ps *publishSession, offer
 			st.source(pub, k)
 		}
 	}
+	ps.videoCodec = answerVideoCodec(answer)
 	return answer, nil
 }
 
@@ -238,6 +241,32 @@ func acceptedKinds(answer string) ([]webrtc.RTPCodecType, *refusal) {
 		kinds = append(kinds, kind)
 	}
 	return kinds, nil
+}
+
+// answerVideoCodec returns the MIME subtype of the first codec of the
+// answer's video (what a browser then sends, "H264" or "VP8"), "" without
+// video.
+func answerVideoCodec(answer string) string {
+	var parsed sdp.SessionDescription
+	if err := parsed.UnmarshalString(answer); err != nil {
+		return ""
+	}
+	for _, m := range parsed.MediaDescriptions {
+		if m.MediaName.Media != "video" || m.MediaName.Port.Value == 0 || len(m.MediaName.Formats) == 0 {
+			continue
+		}
+		for _, a := range m.Attributes {
+			if a.Key != "rtpmap" {
+				continue
+			}
+			pt, rest, ok := strings.Cut(a.Value, " ")
+			if ok && pt == m.MediaName.Formats[0] {
+				name, _, _ := strings.Cut(rest, "/")
+				return name
+			}
+		}
+	}
+	return ""
 }
 
 // eventCode is the error code an event records for a refusal.
