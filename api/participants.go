@@ -206,7 +206,24 @@ func (in participantInput) validate(v *ivsrt.Validation) {
 }
 
 type getParticipantOutput struct {
-	Participant participantWire `json:"participant"`
+	Participant participantRecordingWire `json:"participant"`
+}
+
+// participantRecordingWire is a Participant with where it is recorded:
+// "" for both while it is not.
+type participantRecordingWire struct {
+	participantWire
+	RecordingS3BucketName string `json:"recordingS3BucketName"`
+	RecordingS3Prefix     string `json:"recordingS3Prefix"`
+}
+
+// recordingState is a participant's recordingState: DISABLED while it is
+// not recorded.
+func recordingState(p *ivsrt.Participant) string {
+	if p.RecordingState == "" {
+		return string(ivsrt.RecordingDisabled)
+	}
+	return string(p.RecordingState)
 }
 
 func (s *Server) getParticipant(ctx context.Context, body []byte) (any, error) {
@@ -223,16 +240,20 @@ func (s *Server) getParticipant(ctx context.Context, body []byte) (any, error) {
 	if err != nil {
 		return nil, notFound(err, "Participant %s not found in stage session %s", *in.ParticipantID, *in.SessionID)
 	}
-	return getParticipantOutput{Participant: participantWire{
-		ParticipantID:   string(p.ID),
-		UserID:          p.UserID,
-		State:           string(p.State),
-		FirstJoinTime:   ts(p.FirstJoinTime),
-		Attributes:      p.Attributes,
-		Published:       p.Published,
-		RecordingState:  recordingStateDisabled,
-		Protocol:        p.Protocol,
-		ReplicationType: "NONE",
+	return getParticipantOutput{Participant: participantRecordingWire{
+		participantWire: participantWire{
+			ParticipantID:   string(p.ID),
+			UserID:          p.UserID,
+			State:           string(p.State),
+			FirstJoinTime:   ts(p.FirstJoinTime),
+			Attributes:      p.Attributes,
+			Published:       p.Published,
+			RecordingState:  recordingState(p),
+			Protocol:        p.Protocol,
+			ReplicationType: "NONE",
+		},
+		RecordingS3BucketName: p.RecordingBucket,
+		RecordingS3Prefix:     p.RecordingPrefix,
 	}}, nil
 }
 
@@ -305,7 +326,7 @@ func (s *Server) listParticipants(ctx context.Context, body []byte) (any, error)
 			State:           string(p.State),
 			FirstJoinTime:   ts(p.FirstJoinTime),
 			Published:       p.Published,
-			RecordingState:  recordingStateDisabled,
+			RecordingState:  recordingState(p),
 			ReplicationType: "NONE",
 		})
 	}

@@ -684,18 +684,19 @@ func TestSessions(t *testing.T) {
 				ParticipantId: aws.String(f.alice), UserId: aws.String("alice"), State: types.ParticipantStateDisconnected,
 				FirstJoinTime: at(0), Attributes: map[string]string{"role": "host"}, Published: true,
 				RecordingState: types.ParticipantRecordingStateDisabled, Protocol: types.ParticipantProtocolWhip,
-				ReplicationType: types.ReplicationTypeNone,
+				ReplicationType: types.ReplicationTypeNone, RecordingS3BucketName: aws.String(""), RecordingS3Prefix: aws.String(""),
 			}},
 			{f.session1, f.carol, types.Participant{
 				ParticipantId: aws.String(f.carol), UserId: aws.String("carol"), State: types.ParticipantStateDisconnected,
 				FirstJoinTime: at(4), Attributes: map[string]string{"seat": "3"},
 				RecordingState: types.ParticipantRecordingStateDisabled, Protocol: types.ParticipantProtocolUnknown,
-				ReplicationType: types.ReplicationTypeNone,
+				ReplicationType: types.ReplicationTypeNone, RecordingS3BucketName: aws.String(""), RecordingS3Prefix: aws.String(""),
 			}},
 			{f.session2, f.bob, types.Participant{
 				ParticipantId: aws.String(f.bob), UserId: aws.String("bob"), State: types.ParticipantStateConnected,
 				FirstJoinTime: at(20), RecordingState: types.ParticipantRecordingStateDisabled,
 				Protocol: types.ParticipantProtocolUnknown, ReplicationType: types.ReplicationTypeNone,
+				RecordingS3BucketName: aws.String(""), RecordingS3Prefix: aws.String(""),
 			}},
 		}
 		for _, tt := range tests {
