@@ -18,6 +18,7 @@ func TestXformName(t *testing.T) {
 		"GetStage":                              "get-stage",
 		"ListTagsForResource":                   "list-tags-for-resource",
 		"autoParticipantRecordingConfiguration": "auto-participant-recording-configuration",
+		"ListStorageConfigurations":             "list-storage-configurations",
 	} {
 		if got := xformName(in); got != want {
 			t.Errorf("xformName(%q) got %v, want %v", in, got, want)
@@ -95,6 +96,23 @@ func TestUnpackArg(t *testing.T) {
 			t.Errorf("%v got %s, want %s", tt.args, b, tt.want)
 		}
 	}
+	sc := operationByCommand("create-storage-configuration")
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--s3", "bucketName=bkt", "--name", "n"}, `{"name":"n","s3":{"bucketName":"bkt"}}`},
+		{[]string{"--name", "n", "--s3", `{"bucketName": "my.bucket"}`, "--tags", "env=prod"}, `{"name":"n","s3":{"bucketName":"my.bucket"},"tags":{"env":"prod"}}`},
+	} {
+		ca, err := parseCommandArgs(sc, tt.args)
+		if err != nil {
+			t.Errorf("%v: %v", tt.args, err)
+			continue
+		}
+		if b, _ := ca.input.MarshalJSON(); string(b) != tt.want {
+			t.Errorf("create-storage-configuration %v got %s, want %s", tt.args, b, tt.want)
+		}
+	}
 	lp := operationByCommand("list-participants")
 	ca, err := parseCommandArgs(lp, []string{"--stage-arn", "a", "--session-id", "st-1234567890123", "--no-filter-by-published", "--max-results", "5"})
 	if err != nil {
@@ -122,6 +140,12 @@ func TestValidate(t *testing.T) {
 		{"create-stage", []string{"--participant-token-configurations", "userId=a,bogus=1"}, `Unknown parameter in participantTokenConfigurations[0]: "bogus", must be one of: duration, userId, attributes, capabilities`},
 		{"create-stage", []string{"--bogus"}, "Unknown options: --bogus"},
 		{"list-stages", []string{"--max-results", "2", "--page-size", "2"}, "Cannot specify --no-paginate along with pagination arguments: --page-size"},
+		{"create-storage-configuration", []string{"--name", "n"}, "the following arguments are required: --s3"},
+		{"create-storage-configuration", []string{"--s3", "bucketName=ab"}, "Invalid length for parameter s3.bucketName, value: 2, valid min length: 3"},
+		{"create-storage-configuration", []string{"--s3", "bucket=b"}, `Unknown parameter in s3: "bucket", must be one of: bucketName`},
+		{"get-storage-configuration", []string{"--arn", ""}, "Invalid length for parameter arn, value: 0, valid min length: 1"},
+		{"delete-storage-configuration", nil, "the following arguments are required: --arn"},
+		{"list-storage-configurations", []string{"--max-results", "0"}, "Invalid value for parameter maxResults, value: 0, valid min value: 1"},
 	} {
 		_, err := parseCommandArgs(operationByCommand(tt.cmd), tt.args)
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
@@ -174,6 +198,12 @@ var goldenResponses = []struct{ name, op, body string }{
 	{"create-participant-token", "CreateParticipantToken", `{"participantToken":{"participantId":"Ab3dE5gH7jK9","token":"eyJhbGciOiJFUzM4NCJ9.eyJqdGkiOiJBYjNkRTVnSDdqSzkifQ.c2ln",
 		"userId":"alice","attributes":{"role":"host","seat":"3"},"duration":60,"capabilities":["PUBLISH","SUBSCRIBE"],"expirationTime":"2026-11-24T11:00:00Z"}}`},
 	{"list-tags-for-resource", "ListTagsForResource", `{"tags":{}}`},
+	{"create-storage-configuration", "CreateStorageConfiguration", `{"storageConfiguration":{"arn":"arn:aws:ivs:us-east-1:123456789012:storage-configuration/abcdABCD1234",
+		"name":"recordings","s3":{"bucketName":"my-recordings"},"tags":{"env":"prod","team":"video"}}}`},
+	{"list-storage-configurations", "ListStorageConfigurations", `{"storageConfigurations":[
+		{"arn":"arn:aws:ivs:us-east-1:123456789012:storage-configuration/abcdABCD1234","name":"recordings","s3":{"bucketName":"my-recordings"},"tags":{"env":"prod"}},
+		{"arn":"arn:aws:ivs:us-east-1:123456789012:storage-configuration/ZyxwZYXW9876","name":"","s3":{"bucketName":"other.bucket"},"tags":{}}],
+		"nextToken":"AQEyNjk"}`},
 	{"delete-stage", "DeleteStage", `{}`},
 }
 

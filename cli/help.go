@@ -74,6 +74,11 @@ var examples = map[string]string{
 	"UntagResource":         `ivsrt untag-resource --resource-arn arn:aws:ivs:us-east-1:123456789012:stage/abcdABCD1234 --tag-keys env owner`,
 	"UpdateStage": `ivsrt update-stage --arn arn:aws:ivs:us-east-1:123456789012:stage/abcdABCD1234 --name renamed \
     --auto-participant-recording-configuration storageConfigurationArn=arn:aws:ivs:us-east-1:123456789012:storage-configuration/abcdABCD1234,mediaTypes=AUDIO_ONLY`,
+
+	"CreateStorageConfiguration": `ivsrt create-storage-configuration --name recordings --s3 bucketName=my-recordings --tags env=prod`,
+	"GetStorageConfiguration":    `ivsrt get-storage-configuration --arn arn:aws:ivs:us-east-1:123456789012:storage-configuration/abcdABCD1234`,
+	"ListStorageConfigurations":  `ivsrt list-storage-configurations --output table`,
+	"DeleteStorageConfiguration": `ivsrt delete-storage-configuration --arn arn:aws:ivs:us-east-1:123456789012:storage-configuration/abcdABCD1234`,
 }
 
 // commandHelp is a command's --help.

@@ -22,9 +22,10 @@ var update = flag.Bool("update", false, "rewrite golden files and model_gen.go")
 
 // cliOperations are the operations the CLI has commands for.
 var cliOperations = []string{
-	"CreateParticipantToken", "CreateStage", "DeleteStage", "DisconnectParticipant", "GetParticipant",
-	"GetStage", "GetStageSession", "ListParticipantEvents", "ListParticipants", "ListStageSessions",
-	"ListStages", "ListTagsForResource", "TagResource", "UntagResource", "UpdateStage",
+	"CreateParticipantToken", "CreateStage", "CreateStorageConfiguration", "DeleteStage", "DeleteStorageConfiguration",
+	"DisconnectParticipant", "GetParticipant", "GetStage", "GetStageSession", "GetStorageConfiguration",
+	"ListParticipantEvents", "ListParticipants", "ListStageSessions", "ListStages", "ListStorageConfigurations",
+	"ListTagsForResource", "TagResource", "UntagResource", "UpdateStage",
 }
 
 // botocoreModel reads the ivs-realtime model of the botocore installed

@@ -21,6 +21,8 @@ var paginators = map[string]string{
 	"ListStageSessions":     "stageSessions",
 	"ListParticipants":      "participants",
 	"ListParticipantEvents": "events",
+
+	"ListStorageConfigurations": "storageConfigurations",
 }
 
 // page is one response of a paginated call, shaped as botocore parses it.

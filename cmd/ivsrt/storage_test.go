@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -582,5 +583,95 @@ func checkGolden(t *testing.T, path, got string) {
 	}
 	if got != string(want) {
 		t.Errorf("wire transcript differs from %s (run with -update after a deliberate change):\n%s", path, lineDiff(string(want), got))
+	}
+}
+
+// TestStorageCLI runs the storage configuration commands through ivsrt
+// and, when it is installed, the aws CLI, and compares what they print.
+func TestStorageCLI(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow: runs both CLIs some forty times")
+	}
+	t.Parallel()
+	m, c := startServer(t)
+	volatile := regexp.MustCompile(`storage-configuration/[a-zA-Z0-9]{12}|stage/[a-zA-Z0-9]{12}`)
+	normalize := func(s string) string { return volatile.ReplaceAllString(s, "<volatile>") }
+
+	// The brief's example, and the same with both CLIs in every format.
+	out := cliMust(t, m, "create-storage-configuration", "--s3", "bucketName=bkt", "--name", "n")
+	var created struct {
+		StorageConfiguration struct {
+			Arn, Name string
+			S3        struct{ BucketName string }
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &created); err != nil {
+		t.Fatalf("create-storage-configuration output %s: %v", out, err)
+	}
+	if sc := created.StorageConfiguration; !storageARNPattern.MatchString(sc.Arn) || sc.Name != "n" || sc.S3.BucketName != "bkt" {
+		t.Errorf("create-storage-configuration: got %+v", sc)
+	}
+	arn := created.StorageConfiguration.Arn
+	cliCompare(t, m, 0, normalize, "create-storage-configuration", "--name", "cli-compare", "--s3", "bucketName=cli-bucket", "--tags", "env=test,team=video")
+	cliCompare(t, m, 0, nil, "get-storage-configuration", "--arn", arn)
+	cliCompare(t, m, 0, nil, "get-storage-configuration", "--cli-input-json", `{"arn": "`+arn+`"}`)
+	cliCompare(t, m, 0, nil, "tag-resource", "--resource-arn", arn, "--tags", "extra=1,owner=ops")
+	cliCompare(t, m, 0, nil, "list-tags-for-resource", "--resource-arn", arn)
+	cliCompare(t, m, 0, nil, "untag-resource", "--resource-arn", arn, "--tag-keys", "extra")
+	cliCompare(t, m, 0, nil, "list-storage-configurations")
+	cliCompare(t, m, 0, nil, "list-storage-configurations", "--max-results", "1")
+
+	// ivsrt pages through everything by itself, as for the other lists.
+	var all []string
+	for _, page := range []string{"1", "2", "50"} {
+		var listed struct {
+			StorageConfigurations []struct{ Arn string }
+			NextToken             *string
+		}
+		out := cliMust(t, m, "list-storage-configurations", "--page-size", page)
+		if err := json.Unmarshal([]byte(out), &listed); err != nil {
+			t.Fatalf("list-storage-configurations --page-size %s: %v\n%s", page, err, out)
+		}
+		var arns []string
+		for _, sc := range listed.StorageConfigurations {
+			arns = append(arns, sc.Arn)
+		}
+		if all == nil {
+			all = arns
+		}
+		if fmt.Sprint(arns) != fmt.Sprint(all) || listed.NextToken != nil {
+			t.Errorf("list-storage-configurations --page-size %s: got %v (nextToken %v), want %v and none", page, arns, listed.NextToken, all)
+		}
+	}
+	if want := 2; cliAWSPath() == "" && len(all) != want {
+		t.Errorf("list-storage-configurations: got %d, want %d", len(all), want)
+	}
+
+	// Errors: the server's, and the CLI's own checks before sending.
+	if _, err := c.CreateStage(testContext(t), &ivsrealtime.CreateStageInput{AutoParticipantRecordingConfiguration: recordingTo(arn)}); err != nil {
+		t.Fatalf("CreateStage: %v", err)
+	}
+	cliCompare(t, m, 254, normalize, "delete-storage-configuration", "--arn", arn)
+	cliCompare(t, m, 254, nil, "get-storage-configuration", "--arn", missingStorage)
+	cliCompare(t, m, 254, nil, "create-storage-configuration", "--s3", "bucketName=Upper_Case")
+	cliCompare(t, m, 254, nil, "create-storage-configuration", "--s3", "bucketName=bkt", "--name", strings.Repeat("x", 129))
+	cliCompare(t, m, 254, nil, "create-stage", "--auto-participant-recording-configuration", "storageConfigurationArn="+missingStorage)
+	cliCompare(t, m, 254, nil, "list-storage-configurations", "--max-results", "101")
+	// (The aws CLI's usage line differs here: ivsrt is checked alone.)
+	if r := cliRun(t, m, "create-storage-configuration", "--name", "n"); r.code != 252 ||
+		!strings.Contains(r.stderr, "error: the following arguments are required: --s3") {
+		t.Errorf("create-storage-configuration without --s3: exit %d, stderr %q, want 252 and the argument named", r.code, r.stderr)
+	}
+	cliCompare(t, m, 252, nil, "create-storage-configuration", "--s3", "bucketName=ab")
+	cliCompare(t, m, 252, nil, "create-storage-configuration", "--s3", "bucket=b")
+	cliCompare(t, m, 252, nil, "delete-storage-configuration", "--arn", "")
+
+	// A delete prints nothing.
+	other := createStorage(t, c, "other", "other-bucket", nil)
+	if r := cliRun(t, m, "delete-storage-configuration", "--arn", other); r.code != 0 || r.stdout != "" {
+		t.Errorf("delete-storage-configuration: exit %d, output %q, want 0 and none", r.code, r.stdout)
+	}
+	if _, err := c.GetStorageConfiguration(testContext(t), &ivsrealtime.GetStorageConfigurationInput{Arn: aws.String(other)}); err == nil {
+		t.Errorf("GetStorageConfiguration after delete-storage-configuration: got it, want ResourceNotFoundException")
 	}
 }
