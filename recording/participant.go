@@ -76,7 +76,11 @@ type Participant struct {
 	started time.Time
 	dropped atomic.Int64
 
-	stopOnce sync.Once
+	// inMu guards sending on in against its closing by Stop: pushes take
+	// it shared, Stop exclusively.
+	inMu     sync.RWMutex
+	inClosed bool
+
 	mu       sync.Mutex
 	state    State
 	err      error
@@ -87,6 +91,7 @@ type input struct {
 	kind    Kind
 	pkt     *rtp.Packet
 	arrival time.Time
+	fail    error // set: the recording fails with it
 }
 
 // queueLen bounds the packets waiting for the recording's goroutine:
@@ -123,13 +128,13 @@ func NewParticipant(cfg ParticipantConfig) (*Participant, error) {
 // queue is full the packet is dropped, and the recording asks for a
 // keyframe to start again from.
 func (p *Participant) Push(kind Kind, pkt *rtp.Packet, arrival time.Time) {
-	select {
-	case <-p.done:
+	p.inMu.RLock()
+	defer p.inMu.RUnlock()
+	if p.inClosed {
 		return
-	default:
 	}
 	select {
-	case p.in <- input{kind, pkt, arrival}:
+	case p.in <- input{kind: kind, pkt: pkt, arrival: arrival}:
 	default:
 		if p.dropped.Add(1) == 1 || p.dropped.Load()%256 == 0 {
 			p.cfg.RequestKeyframe()
@@ -137,10 +142,29 @@ func (p *Participant) Push(kind Kind, pkt *rtp.Packet, arrival time.Time) {
 	}
 }
 
+// Fail makes the recording fail with err (after what is queued): for a
+// failure seen outside it, such as media it cannot record.
+func (p *Participant) Fail(err error) {
+	p.inMu.RLock()
+	defer p.inMu.RUnlock()
+	if p.inClosed {
+		return
+	}
+	select {
+	case <-p.done:
+	case p.in <- input{fail: err}:
+	}
+}
+
 // Stop ends the recording once what is queued is stored, and returns its
 // final state: Stopped, or Failed with why.
 func (p *Participant) Stop(ctx context.Context) (State, error) {
-	p.stopOnce.Do(func() { close(p.in) })
+	p.inMu.Lock()
+	if !p.inClosed {
+		p.inClosed = true
+		close(p.in)
+	}
+	p.inMu.Unlock()
 	select {
 	case <-p.done:
 	case <-ctx.Done():
@@ -150,6 +174,9 @@ func (p *Participant) Stop(ctx context.Context) (State, error) {
 	defer p.mu.Unlock()
 	return p.state, p.err
 }
+
+// Done is closed once the recording has ended.
+func (p *Participant) Done() <-chan struct{} { return p.done }
 
 // Duration returns the duration recorded so far.
 func (p *Participant) Duration() time.Duration {
@@ -176,6 +203,10 @@ func (p *Participant) run(w *HLSWriter) {
 	}
 	r := NewRTPRecorder(w)
 	for in := range p.in {
+		if in.fail != nil {
+			p.fail(ctx, w, in.fail)
+			return
+		}
 		if err := r.WriteRTP(ctx, in.kind, in.pkt, in.arrival); err != nil {
 			p.fail(ctx, w, err)
 			return

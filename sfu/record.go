@@ -209,7 +209,43 @@ func (s *Server) startRecording(ps *publishSession) {
 	}
 	pub.recording = pr
 	s.logger.Info("recording", "stage", st.arn, "participant", ps.pid, "bucket", plan.bucket, "prefix", info.Prefix)
+	if plan.video && video != nil {
+		// A client may send another codec than the answer's first: the
+		// upstream says which once its first packets arrive.
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.checkRecordedCodec(rec, video)
+		}()
+	}
 }
+
+// checkRecordedCodec fails rec if the video its publisher sends is not
+// H.264, once the first packets tell.
+func (s *Server) checkRecordedCodec(rec *recording.Participant, video *forward.Source) {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	deadline := time.After(codecCheckTimeout)
+	for {
+		if c, ok := video.Codec(); ok {
+			if !strings.EqualFold(c.MimeType, webrtc.MimeTypeH264) {
+				rec.Fail(fmt.Errorf("the publisher sends %s video, and recordings are of H.264: publish H.264 to be recorded", c.MimeType))
+			}
+			return
+		}
+		select {
+		case <-t.C:
+		case <-deadline:
+			return
+		case <-rec.Done():
+			return
+		}
+	}
+}
+
+// codecCheckTimeout bounds the wait for a recorded publisher's first
+// video packet.
+const codecCheckTimeout = 30 * time.Second
 
 // stopRecording ends pub's recording, if any; the upload of what is
 // queued finishes in the background. Call with the stage locked.

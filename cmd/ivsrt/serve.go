@@ -351,7 +351,8 @@ func (m *Main) Run(ctx context.Context) error {
 		PublicURL:     publicURL,
 		Quota:         ivsrt.StageQuota{MaxStages: c.MaxStages},
 		PaginationKey: pageKey,
-	}, api.WithLogger(m.Logger.With("component", "api")), api.WithMediaPlane(media), api.WithRequestObserver(m.Metrics))
+	}, api.WithLogger(m.Logger.With("component", "api")), api.WithMediaPlane(media), api.WithRequestObserver(m.Metrics),
+		api.WithBucketChecker(m.Objects))
 	if err != nil {
 		return err
 	}
