@@ -9,12 +9,15 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ivsrealtime"
 	"github.com/aws/aws-sdk-go-v2/service/ivsrealtime/types"
+	"github.com/chromedp/chromedp"
 
 	"github.com/ivsrt/ivsrt"
+	"github.com/ivsrt/ivsrt/web/webtest"
 )
 
 // The storage configuration operations, through the AWS SDK against the
@@ -673,5 +676,75 @@ func TestStorageCLI(t *testing.T) {
 	}
 	if _, err := c.GetStorageConfiguration(testContext(t), &ivsrealtime.GetStorageConfigurationInput{Arn: aws.String(other)}); err == nil {
 		t.Errorf("GetStorageConfiguration after delete-storage-configuration: got it, want ResourceNotFoundException")
+	}
+}
+
+// TestBrowserConsoleStorage checks the console's storage tab: it lists
+// storage configurations, creates one from its form, and deletes one,
+// showing the conflict while a stage names it.
+func TestBrowserConsoleStorage(t *testing.T) {
+	m, c := startServer(t, withDev())
+	ctx := testContext(t)
+	existing := createStorage(t, c, "existing", "existing-bucket", map[string]string{"env": "test"})
+
+	b := webtest.NewBrowser(t)
+	console := b.NewTab("console")
+	console.Navigate("http://" + m.Addr() + "/console#tab=storage")
+	console.WaitFor("the storage tab", `document.getElementById("live").dataset.state === "ok" &&
+		!document.getElementById("storage-view").hidden && document.getElementById("stages-view").hidden &&
+		document.getElementById("delivery-view").hidden && document.querySelector("#tabs [aria-current]")?.dataset.tab === "storage"`, 10*time.Second)
+	row := func(arn string) string { return fmt.Sprintf(`#storage tr[data-storage-arn=%q]`, arn) }
+	console.WaitFor("the existing storage configuration", `(() => {
+		const row = document.querySelector('`+row(existing)+`');
+		return !!row && row.cells[0].textContent === "existing" && row.cells[2].textContent === "existing-bucket" && row.cells[3].textContent === "env=test";
+	})()`, 10*time.Second)
+
+	console.Do("create one",
+		chromedp.SetValue(chromedp.ID("new-storage-name"), "from-console"),
+		chromedp.SetValue(chromedp.ID("new-storage-bucket"), "console-bucket"),
+		chromedp.Click(chromedp.CSS(`#create-storage button[type=submit]`)),
+	)
+	console.WaitFor("the new one", `document.querySelectorAll("#storage tbody tr").length === 2 &&
+		[...document.querySelectorAll("#storage tbody tr")].some((r) => r.cells[0].textContent === "from-console" && r.cells[2].textContent === "console-bucket")`, 10*time.Second)
+	list, err := c.ListStorageConfigurations(ctx, &ivsrealtime.ListStorageConfigurationsInput{})
+	if err != nil {
+		t.Fatalf("ListStorageConfigurations: %v", err)
+	}
+	if n := len(list.StorageConfigurations); n != 2 || aws.ToString(list.StorageConfigurations[1].Name) != "from-console" ||
+		aws.ToString(list.StorageConfigurations[1].S3.BucketName) != "console-bucket" {
+		t.Fatalf("storage configurations after the console created one: %s", jsonOf(list.StorageConfigurations))
+	}
+	created := aws.ToString(list.StorageConfigurations[1].Arn)
+
+	// Deleting one a stage names shows the conflict and keeps it.
+	stage, err := c.CreateStage(ctx, &ivsrealtime.CreateStageInput{AutoParticipantRecordingConfiguration: recordingTo(existing)})
+	if err != nil {
+		t.Fatalf("CreateStage: %v", err)
+	}
+	deleteRow := func(arn string) {
+		t.Helper()
+		console.Do("delete", chromedp.Click(chromedp.CSS(row(arn)+` [data-action=delete-storage]`)))
+		console.WaitFor("the confirmation", `document.getElementById("confirm").open`, 5*time.Second)
+		console.Do("confirm", chromedp.Click(chromedp.ID("confirm-ok")))
+	}
+	deleteRow(existing)
+	console.WaitFor("the conflict", `!document.getElementById("error").hidden &&
+		document.getElementById("error").textContent.includes("is in use by stage")`, 10*time.Second)
+	if !webtest.Eval[bool](console, `!!document.querySelector('`+row(existing)+`')`) {
+		t.Errorf("the storage configuration a stage names is gone from the list")
+	}
+	console.FullScreenshot("console-storage")
+
+	if _, err := c.DeleteStage(ctx, &ivsrealtime.DeleteStageInput{Arn: stage.Stage.Arn}); err != nil {
+		t.Fatalf("DeleteStage: %v", err)
+	}
+	deleteRow(existing)
+	console.WaitFor("one left", `!document.querySelector('`+row(existing)+`') && !!document.querySelector('`+row(created)+`') &&
+		document.getElementById("error").hidden`, 10*time.Second)
+	deleteRow(created)
+	console.WaitFor("the empty state", `!document.getElementById("no-storage").hidden && !document.querySelector("#storage tbody tr")`, 10*time.Second)
+
+	if v := console.CSPViolations(); len(v) > 0 {
+		t.Errorf("Content Security Policy violations: %v", v)
 	}
 }

@@ -1,6 +1,7 @@
 // The ivsrt web console: stages, sessions, participants and their events,
-// read through the ivs-realtime API of this server with SigV4-signed
-// requests, as the AWS CLI reads them; and the delivery of the event
+// and the storage configurations recordings go to, read through the
+// ivs-realtime API of this server with SigV4-signed requests, as the AWS
+// CLI reads them; and the delivery of the event
 // stream to its sinks, with the dead letters to redrive, read through the
 // server's delivery API, signed the same way. Polled every two seconds.
 
@@ -31,11 +32,14 @@ let pollAgain = false;
 let actionError = ""; // what the last action failed with, shown until the next one
 
 // What is selected, kept in the URL's fragment:
-// #tab=delivery&stage=...&session=...&participant=... (tab is empty for the stages).
+// #tab=delivery&stage=...&session=...&participant=... (tab is empty for the
+// stages, "storage" for the storage configurations).
 const selectionKeys = ["tab", "stage", "session", "participant"];
 const selection = { tab: "", stage: "", session: "", participant: "" };
 // What the last refresh read.
 const view = { stages: [], live: new Map(), sessions: [], participants: [], events: [], participant: null };
+// What the last refresh of the storage tab read.
+const storage = { loaded: false, configurations: [] };
 // What the last refresh of the delivery tab read. pages is how many pages
 // of dead letters to read: one, and one more for each "Load more".
 const delivery = { loaded: false, sinks: [], deadLetters: [], nextToken: "", pages: 1, sink: "" };
@@ -137,6 +141,11 @@ async function load() {
     await loadDelivery();
     return;
   }
+  if (selection.tab === "storage") {
+    storage.configurations = await listAll("ListStorageConfigurations", {}, "storageConfigurations");
+    storage.loaded = true;
+    return;
+  }
   const stages = await listAll("ListStages", {}, "stages");
   stages.sort((a, b) => (a.name || stageId(a.arn)).localeCompare(b.name || stageId(b.arn)));
   const live = new Map();
@@ -223,10 +232,16 @@ function render() {
     if (tab.dataset.tab === selection.tab) tab.setAttribute("aria-current", "page");
     else tab.removeAttribute("aria-current");
   }
-  $("stages-view").hidden = onDelivery;
+  const onStorage = selection.tab === "storage";
+  $("stages-view").hidden = onDelivery || onStorage;
   $("delivery-view").hidden = !onDelivery;
+  $("storage-view").hidden = !onStorage;
   if (onDelivery) {
     renderDelivery();
+    return;
+  }
+  if (onStorage) {
+    renderStorage();
     return;
   }
   renderStages();
@@ -311,6 +326,22 @@ function renderEvents() {
       el("span", { class: "event-name" }, e.name),
       e.remoteParticipantId ? el("span", { class: "muted" }, "remote " + nameOf(e.remoteParticipantId)) : "",
       e.errorCode ? el("span", { class: "badge bad" }, e.errorCode) : "")));
+}
+
+function renderStorage() {
+  const { loaded, configurations } = storage;
+  $("storage-count").textContent = configurations.length ? String(configurations.length) : "";
+  $("no-storage").hidden = !loaded || configurations.length > 0;
+  $("storage").hidden = !configurations.length;
+  replaceRows($("storage"), configurations.map((c) => {
+    const tags = Object.entries(c.tags || {}).map(([k, v]) => `${k}=${v}`).join(", ");
+    return el("tr", { "data-storage-arn": c.arn },
+      el("td", { class: "strong" }, c.name || el("span", { class: "muted" }, "(no name)")),
+      el("td", { title: c.arn }, el("code", {}, resourceId(c.arn))),
+      el("td", {}, el("code", {}, (c.s3 && c.s3.bucketName) || "")),
+      el("td", {}, tags || el("span", { class: "muted" }, "none")),
+      el("td", { class: "actions" }, el("button", { type: "button", class: "small danger", "data-action": "delete-storage" }, "Delete")));
+  }));
 }
 
 function renderDelivery() {
@@ -421,6 +452,11 @@ function stageId(arn) {
   return String(arn).split("/").pop();
 }
 
+// resourceId is the id at the end of any IVS ARN.
+function resourceId(arn) {
+  return String(arn).split("/").pop();
+}
+
 function setLive(state, text) {
   $("live").dataset.state = state;
   $("live-text").textContent = text;
@@ -436,7 +472,7 @@ function showError(message) {
 function readSelection() {
   const q = new URLSearchParams(location.hash.slice(1));
   for (const k of selectionKeys) selection[k] = q.get(k) || "";
-  if (selection.tab !== "delivery") selection.tab = "";
+  if (selection.tab !== "delivery" && selection.tab !== "storage") selection.tab = "";
 }
 
 function writeSelection() {
@@ -522,6 +558,27 @@ function wireActions() {
       $("minted").hidden = true;
       select({ stage: row.dataset.stageId, session: "", participant: "" });
     }
+  });
+
+  $("create-storage").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const name = $("new-storage-name").value.trim();
+    const bucketName = $("new-storage-bucket").value.trim();
+    act(async () => {
+      await api("CreateStorageConfiguration", { ...(name ? { name } : {}), s3: { bucketName } });
+      $("new-storage-name").value = "";
+      $("new-storage-bucket").value = "";
+    });
+  });
+
+  $("storage").tBodies[0].addEventListener("click", (e) => {
+    const row = e.target.closest("tr[data-storage-arn]");
+    if (!row || !e.target.closest("[data-action=delete-storage]")) return;
+    const name = row.cells[0].textContent;
+    confirmDialog({ title: "Delete storage configuration?", text: `Delete ${name} (${row.cells[1].textContent})? The bucket and what is in it stay.`, ok: "Delete" }).then((ok) => {
+      if (!ok) return;
+      act(() => api("DeleteStorageConfiguration", { arn: row.dataset.storageArn }));
+    });
   });
 
   $("sessions").tBodies[0].addEventListener("click", (e) => {
