@@ -310,3 +310,36 @@ func (p *Participant) putMetadata(ctx context.Context, key, status string, w *HL
 	}
 	return nil
 }
+
+// Interrupted is what is known of a recording the server stopped without
+// ending (a crash, kill -9): its prefix and whose it was.
+type Interrupted struct {
+	Bucket, Prefix                     string
+	StageARN, SessionID, ParticipantID string
+}
+
+// FailInterrupted stores recording-failed.json for a recording that was
+// in progress when the server stopped without ending it: the segments
+// and playlist it uploaded stay, and the metadata says it ended with a
+// failure, and why.
+func FailInterrupted(ctx context.Context, store ivsrt.ObjectStore, r Interrupted, now time.Time) error {
+	m := metadata{
+		Version:          "v1",
+		RecordingEndedAt: now.UTC().Format(time.RFC3339),
+		StageARN:         r.StageARN,
+		SessionID:        r.SessionID,
+		ParticipantID:    r.ParticipantID,
+		RecordingStatus:  "RECORDING_ENDED_WITH_FAILURE",
+		StatusMessage:    "the server stopped while recording",
+		Media: mediaMeta{HLS: hlsMeta{Path: "media/hls", Playlist: "multivariant.m3u8",
+			Renditions: []renditionMeta{{Path: "high", Playlist: "playlist.m3u8"}}}},
+	}
+	body, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := store.PutObject(ctx, r.Bucket, r.Prefix+FailedKey, body, "application/json"); err != nil {
+		return fmt.Errorf("recording: metadata: %w", err)
+	}
+	return nil
+}

@@ -268,6 +268,44 @@ func (st *stage) stopRecording(pub *publication) {
 	}()
 }
 
+// failInterruptedRecordings ends, as failed, the recordings a crashed run
+// left in progress in the session: their metadata says so (when the
+// object store takes it), and so do the participant's state and the
+// stream's Recording End (or Start) Failure event.
+func (s *Server) failInterruptedRecordings(ctx context.Context, stage ivsrt.StageARN, session ivsrt.SessionID) error {
+	for _, state := range []ivsrt.ParticipantRecordingState{ivsrt.RecordingStarting, ivsrt.RecordingActive, ivsrt.RecordingStopping} {
+		st := string(state)
+		page := ivsrt.Page{Limit: 100}
+		for {
+			ps, next, err := s.store.ListParticipants(ctx, stage, session, ivsrt.ParticipantFilter{RecordingState: &st}, page)
+			if err != nil {
+				return fmt.Errorf("list recorded participants: %w", err)
+			}
+			for _, p := range ps {
+				if s.objects != nil && p.RecordingBucket != "" {
+					if err := recording.FailInterrupted(ctx, s.objects, recording.Interrupted{Bucket: p.RecordingBucket, Prefix: p.RecordingPrefix,
+						StageARN: string(stage), SessionID: string(session), ParticipantID: string(p.ID)}, s.now()); err != nil {
+						s.logger.Warn("recording: cannot store the failure of an interrupted recording", "participant", p.ID, "err", err)
+					}
+				}
+				event := ivsrt.StreamRecordingEndFailure
+				if state == ivsrt.RecordingStarting {
+					event = ivsrt.StreamRecordingStartFailure
+				}
+				if err := s.store.SetParticipantRecording(ctx, &ivsrt.ParticipantRecording{StageARN: stage, SessionID: session, ParticipantID: p.ID,
+					Bucket: p.RecordingBucket, Prefix: p.RecordingPrefix, State: ivsrt.RecordingFailed, StreamEvent: event}); err != nil {
+					return fmt.Errorf("end an interrupted recording: %w", err)
+				}
+			}
+			if next == "" {
+				break
+			}
+			page.After = next
+		}
+	}
+	return nil
+}
+
 // recordingStopTimeout bounds the upload of a recording's last segment
 // and metadata.
 const recordingStopTimeout = 30 * time.Second

@@ -312,3 +312,55 @@ func TestRecordVP8Fails(t *testing.T) {
 		t.Error("no Recording Start Failure event")
 	}
 }
+
+// TestInterruptedRecordingFails: a recording left ACTIVE by a run that
+// crashed is FAILED at the next start, with its end failure event and
+// recording-failed.json.
+func TestInterruptedRecordingFails(t *testing.T) {
+	root := t.TempDir()
+	objects, err := folder.New(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, sfu.WithRecording(objects, nil))
+	ctx := testContext(t)
+	arn := ivsrt.StageARN(h.createStage("crashed"))
+	tok := h.token(string(arn), "alice")
+	pid := ivsrt.ParticipantID(awssdk.ToString(tok.ParticipantId))
+	joined := &ivsrt.Event{StageARN: arn, Name: ivsrt.EventJoined, ParticipantID: pid}
+	if err := h.db.RecordEvent(ctx, joined); err != nil {
+		t.Fatal(err)
+	}
+	prefix := recording.Prefix(arn, joined.SessionID, pid, time.Now())
+	if err := h.db.SetParticipantRecording(ctx, &ivsrt.ParticipantRecording{StageARN: arn, SessionID: joined.SessionID, ParticipantID: pid,
+		Bucket: "recordings", Prefix: prefix, State: ivsrt.RecordingActive, StreamEvent: ivsrt.StreamRecordingStart}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.sfu.EndStaleSessions(ctx); err != nil {
+		t.Fatal(err)
+	}
+	p, err := h.db.GetParticipant(ctx, arn, joined.SessionID, pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.RecordingState != ivsrt.RecordingFailed || p.State != ivsrt.ParticipantDisconnected {
+		t.Errorf("after the restart: recording %s, participant %s; want FAILED, DISCONNECTED", p.RecordingState, p.State)
+	}
+	b, err := os.ReadFile(filepath.Join(root, "recordings", filepath.FromSlash(prefix), filepath.FromSlash(recording.FailedKey)))
+	if err != nil || !strings.Contains(string(b), "RECORDING_ENDED_WITH_FAILURE") {
+		t.Errorf("recording-failed.json: %s, %v", b, err)
+	}
+	evs, err := h.db.ReadEvents(ctx, 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last string
+	for _, ev := range evs {
+		if ev.DetailType == ivsrt.DetailTypeRecordingStateChange {
+			last = ev.EventName()
+		}
+	}
+	if last != ivsrt.StreamRecordingEndFailure {
+		t.Errorf("last recording event %q, want Recording End Failure", last)
+	}
+}

@@ -562,6 +562,9 @@ func (s *Server) EndStaleSessions(ctx context.Context) (int, error) {
 			if stg.ActiveSessionID == "" {
 				continue
 			}
+			if err := s.failInterruptedRecordings(ctx, stg.ARN, stg.ActiveSessionID); err != nil {
+				return n, err
+			}
 			left, err := ivsrt.EndSession(ctx, s.store, stg.ARN, stg.ActiveSessionID)
 			n += left
 			if err != nil {
