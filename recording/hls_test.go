@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -47,7 +48,7 @@ func publishTo(t *testing.T, r rtpWriter, m testmedia.Media) { publish(t, r, m, 
 
 // publish feeds the recorder the media as RTP, in the order it would
 // arrive in real time, until stop (a duration of the media) if not 0.
-func publish(t *testing.T, r rtpWriter, m testmedia.Media, from, stop time.Duration, t0 time.Time) {
+func publish(t testing.TB, r rtpWriter, m testmedia.Media, from, stop time.Duration, t0 time.Time) {
 	t.Helper()
 	type arrival struct {
 		at   time.Duration
@@ -285,4 +286,31 @@ func TestRecordThumbnails(t *testing.T) {
 			t.Errorf("%s: %+v, want a 640x360 JPEG", f, p.Streams)
 		}
 	}
+}
+
+// BenchmarkRecord measures the CPU of recording one publisher: each
+// operation records 10 s of 640x360 H.264 and Opus, sent as RTP, to a
+// folder; ms/media-s is the CPU per second of media recorded.
+func BenchmarkRecord(b *testing.B) {
+	testmedia.NeedFFmpeg(b)
+	m := testmedia.Encode(b, 10)
+	root := b.TempDir()
+	store, err := folder.New(root)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		w, err := NewHLSWriter(HLSConfig{Store: store, Bucket: "rec", Prefix: "p" + strconv.Itoa(i) + "/", Video: true, Audio: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		r := NewRTPRecorder(w)
+		publish(b, r, m, 0, 0, time.Now())
+		if err := r.Close(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N)/10, "ms/media-s")
 }

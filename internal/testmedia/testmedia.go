@@ -21,7 +21,7 @@ import (
 )
 
 // NeedFFmpeg skips the test without ffmpeg, unless CI is set: CI installs it.
-func NeedFFmpeg(t *testing.T) {
+func NeedFFmpeg(t testing.TB) {
 	t.Helper()
 	for _, bin := range []string{"ffmpeg", "ffprobe"} {
 		if _, err := exec.LookPath(bin); err != nil {
@@ -42,7 +42,7 @@ type Media struct {
 }
 
 // Encode returns seconds of media.
-func Encode(t *testing.T, seconds int) Media {
+func Encode(t testing.TB, seconds int) Media {
 	t.Helper()
 	dir := t.TempDir()
 	video, audio := filepath.Join(dir, "v.h264"), filepath.Join(dir, "a.ogg")
@@ -121,7 +121,7 @@ type Probe struct {
 }
 
 // FFprobe probes path.
-func FFprobe(t *testing.T, path string) Probe {
+func FFprobe(t testing.TB, path string) Probe {
 	t.Helper()
 	out, err := exec.Command("ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams", path).Output()
 	if err != nil {
@@ -139,7 +139,7 @@ func FFprobe(t *testing.T, path string) Probe {
 }
 
 // Duration is the format's duration.
-func (p Probe) Duration(t *testing.T) time.Duration {
+func (p Probe) Duration(t testing.TB) time.Duration {
 	d, err := strconv.ParseFloat(p.Format.Duration, 64)
 	if err != nil {
 		t.Fatalf("duration %q: %v", p.Format.Duration, err)
