@@ -157,6 +157,7 @@ var bothCapabilities = []types.ParticipantTokenCapability{types.ParticipantToken
 func TestCreateStage(t *testing.T) {
 	t.Parallel()
 	m, c := startServer(t)
+	withTestStorage(t, m)
 	ctx := testContext(t)
 
 	t.Run("all fields", func(t *testing.T) {
@@ -315,6 +316,7 @@ func TestCreateStage(t *testing.T) {
 func TestStageLifecycle(t *testing.T) {
 	t.Parallel()
 	m, c := startServer(t)
+	withTestStorage(t, m)
 	ctx := testContext(t)
 
 	created, err := c.CreateStage(ctx, &ivsrealtime.CreateStageInput{
@@ -958,6 +960,7 @@ type validationCase struct {
 func TestValidation(t *testing.T) {
 	t.Parallel()
 	m, c := startServer(t)
+	withTestStorage(t, m)
 	ctx := testContext(t)
 	created, err := c.CreateStage(ctx, &ivsrealtime.CreateStageInput{
 		Name:                           aws.String("kept"),
@@ -2116,6 +2119,7 @@ func (tr *transcript) do(t *testing.T, method, path, body string) exchange {
 func TestWireGolden(t *testing.T) {
 	t.Parallel()
 	m, _ := startServer(t)
+	withTestStorage(t, m)
 	tr := &transcript{m: m, names: map[string]string{}, count: map[string]int{}}
 	s := fmt.Sprintf
 

@@ -111,6 +111,7 @@ func TestAWSCLI(t *testing.T) {
 	cli := newAWSCLI(t)
 	t.Parallel()
 	m, c := startServer(t)
+	withTestStorage(t, m)
 	cli.m = m
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()

@@ -196,6 +196,7 @@ func TestCLIMatchesAWSCLI(t *testing.T) {
 	}
 	t.Parallel()
 	m, c := startServer(t)
+	withTestStorage(t, m)
 	if cliAWSPath() == "" {
 		t.Log("the aws CLI is not on PATH: checking ivsrt alone")
 	}
@@ -516,7 +517,7 @@ func TestCLIHelp(t *testing.T) {
 	if _, err := exec.LookPath("bash"); err == nil {
 		script := cliExec(t, ctx, env, bin, "completion", "bash").stdout
 		check := script + `
-COMP_WORDS=(ivsrt create-st); COMP_CWORD=1; _ivsrt; echo "${COMPREPLY[@]}"
+COMP_WORDS=(ivsrt create-sta); COMP_CWORD=1; _ivsrt; echo "${COMPREPLY[@]}"
 COMP_WORDS=(ivsrt create-stage --ta); COMP_CWORD=2; _ivsrt; echo "${COMPREPLY[@]}"
 COMP_WORDS=(ivsrt list-stages --output t); COMP_CWORD=3; _ivsrt; echo "${COMPREPLY[@]}"
 `

@@ -499,3 +499,14 @@ func createToken(t testing.TB, c *ivsrealtime.Client, in *ivsrealtime.CreatePart
 	}
 	return out.ParticipantToken
 }
+
+// withTestStorage makes the storage configuration storageARN names exist
+// on m, for tests of stages that record: a stage may only name one that
+// exists.
+func withTestStorage(t testing.TB, m *Main) {
+	t.Helper()
+	sc := &ivsrt.StorageConfiguration{ARN: ivsrt.StorageConfigurationARN(storageARN), Name: "test-recordings", S3BucketName: "test-recordings"}
+	if err := m.DB.CreateStorageConfiguration(testContext(t), sc); err != nil {
+		t.Fatalf("create the test storage configuration: %v", err)
+	}
+}
