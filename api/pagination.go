@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -54,4 +55,38 @@ func (p pager) decode(scope, token string) (string, error) {
 		return "", invalid
 	}
 	return after, nil
+}
+
+// listPage runs a List operation of the plain kind (maxResults and
+// nextToken, nothing else): it validates the input, lists the page of
+// the store through list with scope's signed tokens, and maps each item
+// with wire. defaultLimit applies when maxResults is absent.
+func listPage[T, W any](ctx context.Context, s *Server, body []byte, scope string, defaultLimit int,
+	list func(ctx context.Context, page ivsrt.Page) ([]T, string, error), wire func(T) W) (items []W, nextToken string, err error) {
+	var in listInput
+	if err := decode(body, &in); err != nil {
+		return nil, "", err
+	}
+	var v ivsrt.Validation
+	in.validate(&v)
+	if err := v.Err(); err != nil {
+		return nil, "", err
+	}
+	after, err := s.pages.decode(scope, deref(in.NextToken))
+	if err != nil {
+		return nil, "", err
+	}
+	limit := defaultLimit
+	if in.MaxResults != nil {
+		limit = *in.MaxResults
+	}
+	got, next, err := list(ctx, ivsrt.Page{After: after, Limit: limit})
+	if err != nil {
+		return nil, "", err
+	}
+	items = make([]W, 0, len(got))
+	for _, x := range got {
+		items = append(items, wire(x))
+	}
+	return items, s.pages.encode(scope, next), nil
 }

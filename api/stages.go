@@ -191,28 +191,12 @@ type listStagesOutput struct {
 }
 
 func (s *Server) listStages(ctx context.Context, body []byte) (any, error) {
-	var in listInput
-	if err := decode(body, &in); err != nil {
-		return nil, err
-	}
-	var v ivsrt.Validation
-	in.validate(&v)
-	if err := v.Err(); err != nil {
-		return nil, err
-	}
-	const scope = "ListStages"
-	after, err := s.pages.decode(scope, deref(in.NextToken))
-	if err != nil {
-		return nil, err
-	}
-	stages, next, err := s.store.ListStages(ctx, ivsrt.Page{After: after, Limit: pageSize(in.MaxResults)})
-	if err != nil {
-		return nil, err
-	}
-	out := listStagesOutput{Stages: []stageSummaryWire{}, NextToken: s.pages.encode(scope, next)}
-	for _, st := range stages {
+	stages, next, err := listPage(ctx, s, body, "ListStages", ivsrt.DefaultPageSize, s.store.ListStages, func(st *ivsrt.Stage) stageSummaryWire {
 		w := s.stageFromDomain(st)
-		out.Stages = append(out.Stages, stageSummaryWire{Arn: w.Arn, Name: w.Name, ActiveSessionID: w.ActiveSessionID, Tags: w.Tags})
+		return stageSummaryWire{Arn: w.Arn, Name: w.Name, ActiveSessionID: w.ActiveSessionID, Tags: w.Tags}
+	})
+	if err != nil {
+		return nil, err
 	}
-	return out, nil
+	return listStagesOutput{Stages: stages, NextToken: next}, nil
 }

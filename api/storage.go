@@ -140,31 +140,10 @@ type listStorageConfigurationsOutput struct {
 }
 
 func (s *Server) listStorageConfigurations(ctx context.Context, body []byte) (any, error) {
-	var in listInput
-	if err := decode(body, &in); err != nil {
-		return nil, err
-	}
-	var v ivsrt.Validation
-	in.validate(&v)
-	if err := v.Err(); err != nil {
-		return nil, err
-	}
-	const scope = "ListStorageConfigurations"
-	after, err := s.pages.decode(scope, deref(in.NextToken))
+	scs, next, err := listPage(ctx, s, body, "ListStorageConfigurations", ivsrt.DefaultStorageConfigurationPageSize,
+		s.store.ListStorageConfigurations, storageFromDomain)
 	if err != nil {
 		return nil, err
 	}
-	limit := ivsrt.DefaultStorageConfigurationPageSize
-	if in.MaxResults != nil {
-		limit = *in.MaxResults
-	}
-	scs, next, err := s.store.ListStorageConfigurations(ctx, ivsrt.Page{After: after, Limit: limit})
-	if err != nil {
-		return nil, err
-	}
-	out := listStorageConfigurationsOutput{StorageConfigurations: []storageConfigurationWire{}, NextToken: s.pages.encode(scope, next)}
-	for _, sc := range scs {
-		out.StorageConfigurations = append(out.StorageConfigurations, storageFromDomain(sc))
-	}
-	return out, nil
+	return listStorageConfigurationsOutput{StorageConfigurations: scs, NextToken: next}, nil
 }
