@@ -53,6 +53,18 @@ func (l *recordingLog) last() sfu.RecordingInfo {
 	return l.got[len(l.got)-1]
 }
 
+// recordingStorage creates the storage configuration of the bucket
+// "recordings".
+func recordingStorage(t *testing.T, h *harness) *ivsrt.StorageConfiguration {
+	t.Helper()
+	sc := &ivsrt.StorageConfiguration{ARN: ivsrt.NewStorageConfigurationARN("us-east-1", "123456789012", ivsrt.NewStorageConfigurationID()),
+		Name: "recordings", S3BucketName: "recordings"}
+	if err := h.db.CreateStorageConfiguration(testContext(t), sc); err != nil {
+		t.Fatal(err)
+	}
+	return sc
+}
+
 // sendMedia sends m in real time, as a browser would, until it is all
 // sent or the publisher stops.
 func sendMedia(m testmedia.Media) func(p *publisher, video, audio *webrtc.TrackLocalStaticRTP) {
@@ -117,11 +129,7 @@ func TestRecordPublisher(t *testing.T) {
 	log := &recordingLog{}
 	h := newHarness(t, sfu.WithRecording(objects, log))
 	ctx := testContext(t)
-	sc := &ivsrt.StorageConfiguration{ARN: ivsrt.NewStorageConfigurationARN("us-east-1", "123456789012", ivsrt.NewStorageConfigurationID()),
-		Name: "recordings", S3BucketName: "recordings"}
-	if err := h.db.CreateStorageConfiguration(ctx, sc); err != nil {
-		t.Fatal(err)
-	}
+	sc := recordingStorage(t, h)
 	arn := h.createStage("recorded")
 	if _, err := h.db.UpdateStage(ctx, ivsrt.StageARN(arn), ivsrt.StageUpdate{AutoParticipantRecording: &ivsrt.AutoParticipantRecording{
 		StorageConfigurationARN: string(sc.ARN), MediaTypes: []string{"AUDIO_VIDEO"}, HLSTargetSegmentDurationSeconds: 2,
@@ -235,11 +243,7 @@ func TestRecordingStagePrefersH264(t *testing.T) {
 	}
 	h := newHarness(t, sfu.WithRecording(objects, nil))
 	ctx := testContext(t)
-	sc := &ivsrt.StorageConfiguration{ARN: ivsrt.NewStorageConfigurationARN("us-east-1", "123456789012", ivsrt.NewStorageConfigurationID()),
-		Name: "recordings", S3BucketName: "recordings"}
-	if err := h.db.CreateStorageConfiguration(ctx, sc); err != nil {
-		t.Fatal(err)
-	}
+	sc := recordingStorage(t, h)
 	recorded := h.createStage("recorded")
 	if _, err := h.db.UpdateStage(ctx, ivsrt.StageARN(recorded), ivsrt.StageUpdate{AutoParticipantRecording: &ivsrt.AutoParticipantRecording{
 		StorageConfigurationARN: string(sc.ARN), MediaTypes: []string{"AUDIO_VIDEO"}}}); err != nil {
@@ -277,11 +281,7 @@ func TestRecordVP8Fails(t *testing.T) {
 	log := &recordingLog{}
 	h := newHarness(t, sfu.WithRecording(objects, log))
 	ctx := testContext(t)
-	sc := &ivsrt.StorageConfiguration{ARN: ivsrt.NewStorageConfigurationARN("us-east-1", "123456789012", ivsrt.NewStorageConfigurationID()),
-		Name: "recordings", S3BucketName: "recordings"}
-	if err := h.db.CreateStorageConfiguration(ctx, sc); err != nil {
-		t.Fatal(err)
-	}
+	sc := recordingStorage(t, h)
 	arn := h.createStage("recorded")
 	if _, err := h.db.UpdateStage(ctx, ivsrt.StageARN(arn), ivsrt.StageUpdate{AutoParticipantRecording: &ivsrt.AutoParticipantRecording{
 		StorageConfigurationARN: string(sc.ARN), MediaTypes: []string{"AUDIO_VIDEO"}}}); err != nil {
