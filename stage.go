@@ -35,8 +35,8 @@ type Stage struct {
 	ActiveSessionID SessionID // "" while nobody is in the stage
 	Tags            map[string]string
 
-	// AutoParticipantRecording is kept and returned as configured. Recording
-	// itself is not performed by this server.
+	// AutoParticipantRecording says whether and how publishers are
+	// recorded (individual participant recording); nil for not at all.
 	AutoParticipantRecording *AutoParticipantRecording
 
 	CreatedAt time.Time

@@ -195,9 +195,6 @@ func sessionFromDomain(s *ivsrt.StageSession) sessionWire {
 	return sessionWire{SessionID: string(s.ID), StartTime: ts(s.StartTime), EndTime: ts(s.EndTime)}
 }
 
-// recordingStateDisabled is every participant's recording state: this
-// server does not record.
-const recordingStateDisabled = "DISABLED"
 
 type participantWire struct {
 	ParticipantID   string            `json:"participantId"`
