@@ -195,7 +195,6 @@ func sessionFromDomain(s *ivsrt.StageSession) sessionWire {
 	return sessionWire{SessionID: string(s.ID), StartTime: ts(s.StartTime), EndTime: ts(s.EndTime)}
 }
 
-
 type participantWire struct {
 	ParticipantID   string            `json:"participantId"`
 	UserID          string            `json:"userId,omitempty"`
