@@ -225,6 +225,27 @@ func readiness(t *testing.T, base string) (int, health.Report) {
 	return resp.StatusCode, rep
 }
 
+// waitReadiness waits up to within for /readyz to answer as ok says.
+func waitReadiness(t *testing.T, base string, within time.Duration, when string, ok func(int, health.Report) bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		code, rep := readiness(t, base)
+		if ok(code, rep) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("readyz %s: %d %+v", when, code, rep)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// draining is readiness while draining: 503, saying so.
+func draining(code int, rep health.Report) bool {
+	return code == http.StatusServiceUnavailable && rep.Draining
+}
+
 // TestDrain: while the server drains, it is not ready and refuses new
 // participants; the call in progress goes on until the drain timeout;
 // then everyone has left and the session has ended.
@@ -244,17 +265,7 @@ func TestDrain(t *testing.T) {
 	drained := make(chan struct{})
 	start := time.Now()
 	go func() { m.Drain(context.Background()); close(drained) }()
-	deadline := time.Now().Add(2 * time.Second)
-	for {
-		code, rep := readiness(t, base)
-		if code == http.StatusServiceUnavailable && rep.Draining {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("readyz while draining: %d %+v", code, rep)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitReadiness(t, base, 2*time.Second, "while draining", draining)
 
 	// A newcomer is refused; alice carries on.
 	tok := createToken(t, c, &ivsrealtime.CreateParticipantTokenInput{StageArn: aws.String(arn), UserId: aws.String("bob")})
@@ -343,29 +354,11 @@ func TestReadinessFollowsPostgres(t *testing.T) {
 	admin := pgtest.Admin(t)
 	admin(`ALTER DATABASE "` + name + `" ALLOW_CONNECTIONS false`)
 	admin(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '` + name + `' AND pid <> pg_backend_pid()`)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		code, rep := readiness(t, base)
-		if code == http.StatusServiceUnavailable && rep.Checks["store"] != "ok" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("readyz with the database refusing connections: %d %+v", code, rep)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitReadiness(t, base, 10*time.Second, "with the database refusing connections", func(code int, rep health.Report) bool {
+		return code == http.StatusServiceUnavailable && rep.Checks["store"] != "ok"
+	})
 	admin(`ALTER DATABASE "` + name + `" ALLOW_CONNECTIONS true`)
-	deadline = time.Now().Add(10 * time.Second)
-	for {
-		code, rep := readiness(t, base)
-		if code == http.StatusOK {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("readyz once the database is back: %d %+v", code, rep)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitReadiness(t, base, 10*time.Second, "once the database is back", func(code int, _ health.Report) bool { return code == http.StatusOK })
 }
 
 // databaseName returns the database a DSN names.
@@ -503,17 +496,7 @@ func TestSIGTERMDrains(t *testing.T) {
 		t.Fatal(err)
 	}
 	base := "http://" + addr
-	deadline := time.Now().Add(2 * time.Second)
-	for {
-		code, rep := readiness(t, base)
-		if code == http.StatusServiceUnavailable && rep.Draining {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("readyz after SIGTERM: %d %+v", code, rep)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitReadiness(t, base, 2*time.Second, "after SIGTERM", draining)
 	waitState(t, c, arn, alice.ParticipantID(), "CONNECTED") // the call goes on
 	select {
 	case <-srv.exited:
