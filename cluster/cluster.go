@@ -117,6 +117,9 @@ type LocalMedia interface {
 	ParticipantCount() int
 	// EvictStage disconnects everyone in a stage this node no longer hosts.
 	EvictStage(ctx context.Context, stage ivsrt.StageARN, reason string)
+	// FailInterruptedRecordings ends, as failed, the recordings a dead
+	// node left in progress in the session.
+	FailInterruptedRecordings(ctx context.Context, stage ivsrt.StageARN, session ivsrt.SessionID) error
 }
 
 // Store is what a node needs of the shared store.
@@ -427,6 +430,14 @@ func (n *Node) takeOrphans(ctx context.Context) error {
 		}
 		if stg.ActiveSessionID == "" {
 			continue
+		}
+		n.mu.Lock()
+		local := n.local
+		n.mu.Unlock()
+		if local != nil {
+			if err := local.FailInterruptedRecordings(ctx, stg.ARN, stg.ActiveSessionID); err != nil {
+				return fmt.Errorf("end the recordings of %s: %w", stg.ARN, err)
+			}
 		}
 		left, err := ivsrt.EndSession(ctx, n.store, stg.ARN, stg.ActiveSessionID)
 		if err != nil {

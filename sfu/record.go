@@ -268,11 +268,11 @@ func (st *stage) stopRecording(pub *publication) {
 	}()
 }
 
-// failInterruptedRecordings ends, as failed, the recordings a crashed run
-// left in progress in the session: their metadata says so (when the
+// FailInterruptedRecordings ends, as failed, the recordings a crashed run
+// (this server's last, or a dead node's) left in progress in the session: their metadata says so (when the
 // object store takes it), and so do the participant's state and the
 // stream's Recording End (or Start) Failure event.
-func (s *Server) failInterruptedRecordings(ctx context.Context, stage ivsrt.StageARN, session ivsrt.SessionID) error {
+func (s *Server) FailInterruptedRecordings(ctx context.Context, stage ivsrt.StageARN, session ivsrt.SessionID) error {
 	for _, state := range []ivsrt.ParticipantRecordingState{ivsrt.RecordingStarting, ivsrt.RecordingActive, ivsrt.RecordingStopping} {
 		st := string(state)
 		page := ivsrt.Page{Limit: 100}

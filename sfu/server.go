@@ -562,7 +562,7 @@ func (s *Server) EndStaleSessions(ctx context.Context) (int, error) {
 			if stg.ActiveSessionID == "" {
 				continue
 			}
-			if err := s.failInterruptedRecordings(ctx, stg.ARN, stg.ActiveSessionID); err != nil {
+			if err := s.FailInterruptedRecordings(ctx, stg.ARN, stg.ActiveSessionID); err != nil {
 				return n, err
 			}
 			left, err := ivsrt.EndSession(ctx, s.store, stg.ARN, stg.ActiveSessionID)
