@@ -448,28 +448,7 @@ func TestStorageMigration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := old.Exec(ctx, `CREATE TABLE schema_migrations (name TEXT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL)`); err != nil {
-		t.Fatal(err)
-	}
-	names, err := fs.Glob(migrationFS, "migrations/*.sql")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range names {
-		if name >= "migrations/0006" {
-			break
-		}
-		body, err := fs.ReadFile(migrationFS, name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := old.Exec(ctx, string(body)); err != nil {
-			t.Fatalf("apply %s: %v", name, err)
-		}
-		if _, err := old.Exec(ctx, `INSERT INTO schema_migrations VALUES ($1, now())`, name); err != nil {
-			t.Fatal(err)
-		}
-	}
+	migrateBefore(t, old, "migrations/0006")
 	for _, s := range []struct {
 		arn ivsrt.StageARN
 		rec *string
@@ -549,28 +528,7 @@ func TestParticipantRecordingMigration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := old.Exec(ctx, `CREATE TABLE schema_migrations (name TEXT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL)`); err != nil {
-		t.Fatal(err)
-	}
-	names, err := fs.Glob(migrationFS, "migrations/*.sql")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range names {
-		if name >= "migrations/0007" {
-			break
-		}
-		body, err := fs.ReadFile(migrationFS, name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := old.Exec(ctx, string(body)); err != nil {
-			t.Fatalf("apply %s: %v", name, err)
-		}
-		if _, err := old.Exec(ctx, `INSERT INTO schema_migrations VALUES ($1, now())`, name); err != nil {
-			t.Fatal(err)
-		}
-	}
+	migrateBefore(t, old, "migrations/0007")
 	for _, ins := range []struct {
 		q    string
 		args []any
@@ -605,5 +563,34 @@ func TestParticipantRecordingMigration(t *testing.T) {
 	ps, _, err := db.ListParticipants(ctx, arn, session, ivsrt.ParticipantFilter{RecordingState: &stopped}, ivsrt.Page{Limit: 10})
 	if err != nil || len(ps) != 1 || ps[0].RecordingBucket != "b" {
 		t.Errorf("ListParticipants of STOPPED recordings: got %v, %v, want the old participant, recorded to b", ps, err)
+	}
+}
+
+// migrateBefore applies to old, as the version that had them did, the
+// migrations named before first: a database an older ivsrt left.
+func migrateBefore(t *testing.T, old *pgx.Conn, first string) {
+	t.Helper()
+	ctx := t.Context()
+	if _, err := old.Exec(ctx, `CREATE TABLE schema_migrations (name TEXT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	names, err := fs.Glob(migrationFS, "migrations/*.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range names {
+		if name >= first {
+			break
+		}
+		body, err := fs.ReadFile(migrationFS, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := old.Exec(ctx, string(body)); err != nil {
+			t.Fatalf("apply %s: %v", name, err)
+		}
+		if _, err := old.Exec(ctx, `INSERT INTO schema_migrations VALUES ($1, now())`, name); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -468,21 +468,7 @@ func TestStorageMigration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := old.ExecContext(ctx, `CREATE TABLE schema_migrations (name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range []string{"migrations/0001_initial.sql", "migrations/0002_outbox.sql", "migrations/0003_delivery.sql"} {
-		body, err := fs.ReadFile(migrationFS, name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := old.ExecContext(ctx, string(body)); err != nil {
-			t.Fatalf("apply %s: %v", name, err)
-		}
-		if _, err := old.ExecContext(ctx, `INSERT INTO schema_migrations VALUES (?, 1)`, name); err != nil {
-			t.Fatal(err)
-		}
-	}
+	migrateBefore(t, old, "migrations/0004")
 	for _, s := range []struct {
 		arn ivsrt.StageARN
 		rec any
@@ -551,28 +537,7 @@ func TestParticipantRecordingMigration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := old.ExecContext(ctx, `CREATE TABLE schema_migrations (name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
-		t.Fatal(err)
-	}
-	names, err := fs.Glob(migrationFS, "migrations/*.sql")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range names {
-		if name >= "migrations/0005" {
-			break
-		}
-		body, err := fs.ReadFile(migrationFS, name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := old.ExecContext(ctx, string(body)); err != nil {
-			t.Fatalf("apply %s: %v", name, err)
-		}
-		if _, err := old.ExecContext(ctx, `INSERT INTO schema_migrations VALUES (?, 1)`, name); err != nil {
-			t.Fatal(err)
-		}
-	}
+	migrateBefore(t, old, "migrations/0005")
 	for _, ins := range []struct {
 		q    string
 		args []any
@@ -607,5 +572,34 @@ func TestParticipantRecordingMigration(t *testing.T) {
 	ps, _, err := db.ListParticipants(ctx, arn, session, ivsrt.ParticipantFilter{RecordingState: &stopped}, ivsrt.Page{Limit: 10})
 	if err != nil || len(ps) != 1 || ps[0].RecordingBucket != "b" {
 		t.Errorf("ListParticipants of STOPPED recordings: got %v, %v, want the old participant, recorded to b", ps, err)
+	}
+}
+
+// migrateBefore applies to old, as the version that had them did, the
+// migrations named before first: a database an older ivsrt left.
+func migrateBefore(t *testing.T, old *sql.DB, first string) {
+	t.Helper()
+	ctx := t.Context()
+	if _, err := old.ExecContext(ctx, `CREATE TABLE schema_migrations (name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	names, err := fs.Glob(migrationFS, "migrations/*.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range names {
+		if name >= first {
+			break
+		}
+		body, err := fs.ReadFile(migrationFS, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := old.ExecContext(ctx, string(body)); err != nil {
+			t.Fatalf("apply %s: %v", name, err)
+		}
+		if _, err := old.ExecContext(ctx, `INSERT INTO schema_migrations VALUES (?, 1)`, name); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
