@@ -114,31 +114,27 @@ func (s *Server) planRecording(ctx context.Context, arn ivsrt.StageARN) (*record
 	return plan, nil
 }
 
-// recordsVideo reports whether publishers' video on the stage is recorded:
-// their answers then prefer H.264. A store that cannot tell means no.
-func (s *Server) recordsVideo(ctx context.Context, arn ivsrt.StageARN) bool {
-	if s.objects == nil {
-		return false
-	}
+// readRecordingPlan reads the stage's recording plan, within the store
+// timeout, when a publisher negotiates: the answer prefers H.264 when
+// video is recorded, and the recording starts from the same plan once the
+// publisher is connected.
+func (s *Server) readRecordingPlan(ctx context.Context, arn ivsrt.StageARN) (*recordingPlan, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.storeTimeout)
 	defer cancel()
-	plan, err := s.planRecording(ctx, arn)
-	return err == nil && plan != nil && plan.video
+	return s.planRecording(ctx, arn)
 }
 
-// startRecording starts recording ps's publication if its stage records.
-// It runs on a goroutine of its own once the publisher is connected: the
-// store is read before the stage is locked.
+// startRecording starts recording ps's publication if its stage records,
+// from the plan read at negotiation. It runs on a goroutine of its own
+// once the publisher is connected.
 func (s *Server) startRecording(ps *publishSession) {
 	st := ps.st
-	ctx, cancel := context.WithTimeout(context.Background(), s.storeTimeout)
-	plan, err := s.planRecording(ctx, st.arn)
-	cancel()
+	st.lock()
+	defer st.unlock()
+	plan, err := ps.recPlan, ps.recPlanErr
 	if plan == nil && err == nil {
 		return
 	}
-	st.lock()
-	defer st.unlock()
 	pub := st.pubs[ps.pid]
 	if ps.ended || pub == nil || pub.session != ps || pub.recording != nil {
 		return

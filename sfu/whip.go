@@ -29,8 +29,10 @@ type publishSession struct {
 	// Guarded by st.mu.
 	pc         *webrtc.PeerConnection
 	ups        []*forward.Upstream
-	videoCodec string // the answer's first video codec: what the publisher sends
-	started    bool   // connected: PUBLISH_STARTED recorded
+	videoCodec string         // the answer's first video codec: what the publisher sends
+	recPlan    *recordingPlan // nil: not recorded
+	recPlanErr error          // why the stage's recording plan could not be read
+	started    bool           // connected: PUBLISH_STARTED recorded
 	ended      bool
 }
 
@@ -139,7 +141,8 @@ func (s *Server) negotiatePublish(ctx context.Context, ps *publishSession, offer
 	pc.OnTrack(func(t *webrtc.TrackRemote, r *webrtc.RTPReceiver) { s.publishTrack(ps, t, r) })
 	pc.OnConnectionStateChange(func(state webrtc.PeerConnectionState) { s.publishState(ps, state) })
 
-	answer, ref := s.answer(ctx, pc, offer, s.recordsVideo(ctx, st.arn))
+	plan, planErr := s.readRecordingPlan(ctx, st.arn)
+	answer, ref := s.answer(ctx, pc, offer, planErr == nil && plan != nil && plan.video)
 	if ref != nil {
 		return "", ref
 	}
@@ -158,6 +161,7 @@ func (s *Server) negotiatePublish(ctx context.Context, ps *publishSession, offer
 		}
 	}
 	ps.videoCodec = answerVideoCodec(answer)
+	ps.recPlan, ps.recPlanErr = plan, planErr
 	return answer, nil
 }
 
