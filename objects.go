@@ -12,4 +12,8 @@ type ObjectStore interface {
 	// PutObject writes the whole object at key in bucket, replacing any
 	// there; a reader sees the old object or the new, never a part.
 	PutObject(ctx context.Context, bucket, key string, body []byte, contentType string) error
+
+	// GetObject returns the object at key in bucket and its content
+	// type; an *Error with ENOTFOUND when there is none.
+	GetObject(ctx context.Context, bucket, key string) (body []byte, contentType string, err error)
 }

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -105,6 +106,39 @@ func (s *Store) PutObject(ctx context.Context, bucket, key string, body []byte, 
 		return fmt.Errorf("put %s/%s: %w", bucket, key, err)
 	}
 	return nil
+}
+
+// GetObject implements ivsrt.ObjectStore. A folder keeps no content
+// types: the type is told by the key's extension, as for the objects
+// recordings write.
+func (s *Store) GetObject(ctx context.Context, bucket, key string) ([]byte, string, error) {
+	path, err := s.Path(bucket, key)
+	if err != nil {
+		return nil, "", ivsrt.Errorf(ivsrt.ENOTFOUND, "no object %s in bucket %s", key, bucket)
+	}
+	body, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, "", ivsrt.Errorf(ivsrt.ENOTFOUND, "no object %s in bucket %s", key, bucket)
+	} else if err != nil {
+		return nil, "", fmt.Errorf("get %s/%s: %w", bucket, key, err)
+	}
+	return body, contentTypeOf(key), nil
+}
+
+// contentTypeOf returns the content type of the objects recordings write,
+// by extension.
+func contentTypeOf(key string) string {
+	switch strings.ToLower(filepath.Ext(key)) {
+	case ".m3u8":
+		return "application/x-mpegURL"
+	case ".mp4":
+		return "video/mp4"
+	case ".jpg", ".jpeg":
+		return "image/jpeg"
+	case ".json":
+		return "application/json"
+	}
+	return "application/octet-stream"
 }
 
 // checkBucketName refuses what S3 would (3 to 63 lower-case letters,

@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/ivsrt/ivsrt"
 )
 
 func TestFolder(t *testing.T) {
@@ -28,6 +30,14 @@ func TestFolder(t *testing.T) {
 		got, err := os.ReadFile(filepath.Join(root, "recordings", filepath.FromSlash(key)))
 		if err != nil || string(got) != body {
 			t.Errorf("object after PutObject(%q): %q, %v", body, got, err)
+		}
+	}
+	if body, ct, err := s.GetObject(ctx, "recordings", key); err != nil || string(body) != "second" || ct != "video/mp4" {
+		t.Errorf("GetObject: %q, %q, %v", body, ct, err)
+	}
+	for _, missing := range []string{"no/such/key", "../escape"} {
+		if _, _, err := s.GetObject(ctx, "recordings", missing); ivsrt.ErrorCode(err) != ivsrt.ENOTFOUND {
+			t.Errorf("GetObject(%q): %v, want ENOTFOUND", missing, err)
 		}
 	}
 	entries, _ := os.ReadDir(filepath.Join(root, "recordings", "stage/session/participant/1700000000/media/hls/high"))

@@ -8,11 +8,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 
 	"github.com/ivsrt/ivsrt"
@@ -100,6 +102,25 @@ func (s *Store) PutObject(ctx context.Context, bucket, key string, body []byte, 
 		return fmt.Errorf("put s3://%s/%s: %w", bucket, key, describe(err))
 	}
 	return nil
+}
+
+// GetObject implements ivsrt.ObjectStore.
+func (s *Store) GetObject(ctx context.Context, bucket, key string) ([]byte, string, error) {
+	out, err := s.client.GetObject(ctx, &awss3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+	if err != nil {
+		var missing *types.NoSuchKey
+		var ae smithy.APIError
+		if errors.As(err, &missing) || (errors.As(err, &ae) && (ae.ErrorCode() == "NoSuchKey" || ae.ErrorCode() == "NoSuchBucket" || ae.ErrorCode() == "NotFound")) {
+			return nil, "", ivsrt.Errorf(ivsrt.ENOTFOUND, "no object %s in bucket %s", key, bucket)
+		}
+		return nil, "", fmt.Errorf("get s3://%s/%s: %w", bucket, key, describe(err))
+	}
+	defer out.Body.Close()
+	body, err := io.ReadAll(out.Body)
+	if err != nil {
+		return nil, "", fmt.Errorf("get s3://%s/%s: %w", bucket, key, err)
+	}
+	return body, aws.ToString(out.ContentType), nil
 }
 
 // describe shortens the SDK's errors to the service's code and message.

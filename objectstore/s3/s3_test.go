@@ -9,6 +9,8 @@ import (
 
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
+
+	"github.com/ivsrt/ivsrt"
 )
 
 // fakeS3 starts an S3 server in the process, with the bucket "recordings".
@@ -51,6 +53,13 @@ func TestS3(t *testing.T) {
 	body, _ := io.ReadAll(obj.Contents)
 	if string(body) != `{"version":"v1"}` || obj.Metadata["Content-Type"] != "application/json" {
 		t.Errorf("stored object: %q, metadata %v", body, obj.Metadata)
+	}
+	got, ct, err := s.GetObject(ctx, "recordings", key)
+	if err != nil || string(got) != `{"version":"v1"}` || ct != "application/json" {
+		t.Errorf("GetObject: %q, %q, %v", got, ct, err)
+	}
+	if _, _, err := s.GetObject(ctx, "recordings", "no/such/key"); ivsrt.ErrorCode(err) != ivsrt.ENOTFOUND {
+		t.Errorf("GetObject of a missing key: %v, want ENOTFOUND", err)
 	}
 	if err := s.PutObject(ctx, "missing", key, []byte("x"), "text/plain"); err == nil {
 		t.Error("PutObject to a missing bucket succeeded")
