@@ -9,6 +9,7 @@
 package recording
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -63,19 +64,36 @@ type HLSConfig struct {
 type HLSWriter struct {
 	cfg HLSConfig
 
-	sps, pps   []byte
-	width      int
-	height     int
-	started    bool // the init segment is uploaded
-	segStart   time.Duration
-	segments   []*playlist.MediaSegment
-	maxSegment time.Duration
-	seq        uint32
+	sps, pps         []byte // the newest parameter sets seen
+	initSPS, initPPS []byte // those of the current init segment
+	inits            int    // init segments uploaded
+	width            int
+	height           int
+	started          bool // the first init segment is uploaded
+	// waitKey: the publisher went away (Pause); video resumes at its
+	// next keyframe.
+	waitKey bool
+	// Set for the next segment: it follows a break (a discontinuity) or
+	// a change of init segment (its map).
+	nextDiscontinuity bool
+	nextMap           string
+	segStart          time.Duration
+	segments          []segment
+	maxSegment        time.Duration
+	seq               uint32
 
 	video, audio trackState
 	bytes        int64 // of media uploaded, for the bandwidth
 	variant      *playlist.MultivariantVariant
 	thumbs       *thumbnailer
+}
+
+// segment is a media playlist entry.
+type segment struct {
+	duration      time.Duration
+	uri           string
+	discontinuity bool   // EXT-X-DISCONTINUITY before it
+	mapURI        string // EXT-X-MAP before it, when the init segment changed
 }
 
 // trackState holds a track's samples of the segment in progress. The
@@ -136,15 +154,39 @@ func (w *HLSWriter) WriteH264(ctx context.Context, pts time.Duration, au [][]byt
 		}
 	}
 	key := h264.IsRandomAccess(au)
-	if !w.started {
+	switch {
+	case !w.started:
 		if !key || w.sps == nil || w.pps == nil {
 			return ErrNoKeyframe
 		}
 		if err := w.start(ctx, pts); err != nil {
 			return err
 		}
-	}
-	if key && pts-w.segStart >= w.cfg.TargetSegment {
+	case w.waitKey:
+		// Back after a break: the next segment starts at this keyframe,
+		// with a new init segment if the parameter sets changed.
+		if !key || w.sps == nil || w.pps == nil {
+			return ErrNoKeyframe
+		}
+		w.waitKey, w.segStart = false, pts
+		if w.paramsChanged() {
+			if err := w.putInit(ctx); err != nil {
+				return err
+			}
+		}
+	case key && w.paramsChanged():
+		// The encoder changed its parameter sets (a new resolution, as
+		// WebRTC senders do when bandwidth drops): the segment in
+		// progress ends, and the next has an init segment of its own.
+		w.video.hold(pts)
+		if err := w.cut(ctx, pts); err != nil {
+			return err
+		}
+		if err := w.putInit(ctx); err != nil {
+			return err
+		}
+		w.nextDiscontinuity = true
+	case key && pts-w.segStart >= w.cfg.TargetSegment:
 		w.video.hold(pts) // the previous sample ends where this one starts
 		if err := w.cut(ctx, pts); err != nil {
 			return err
@@ -166,6 +208,9 @@ func (w *HLSWriter) WriteH264(ctx context.Context, pts time.Duration, au [][]byt
 func (w *HLSWriter) WriteOpus(ctx context.Context, pts time.Duration, packet []byte) error {
 	if !w.cfg.Audio {
 		return nil
+	}
+	if w.waitKey {
+		return nil // video resumes first, at its keyframe
 	}
 	if !w.started {
 		if w.cfg.Video {
@@ -219,27 +264,15 @@ func (t *trackState) ticks(d time.Duration) int64 {
 
 // start uploads the init segment and the multivariant playlist.
 func (w *HLSWriter) start(ctx context.Context, pts time.Duration) error {
-	init := fmp4.Init{}
+	if err := w.putInit(ctx); err != nil {
+		return err
+	}
 	var hlsCodecs []string
 	if w.cfg.Video {
-		var sps h264.SPS
-		if err := sps.Unmarshal(w.sps); err != nil {
-			return fmt.Errorf("recording: H.264 SPS: %w", err)
-		}
-		w.width, w.height = sps.Width(), sps.Height()
-		init.Tracks = append(init.Tracks, &fmp4.InitTrack{ID: 1, TimeScale: videoTimeScale, Codec: &codecs.H264{SPS: w.sps, PPS: w.pps}})
 		hlsCodecs = append(hlsCodecs, codecparams.Marshal(&hlscodecs.H264{SPS: w.sps, PPS: w.pps}))
 	}
 	if w.cfg.Audio {
-		init.Tracks = append(init.Tracks, &fmp4.InitTrack{ID: 2, TimeScale: audioTimeScale, Codec: &codecs.Opus{ChannelCount: 2}})
 		hlsCodecs = append(hlsCodecs, codecparams.Marshal(&hlscodecs.Opus{ChannelCount: 2}))
-	}
-	var buf seekablebuffer.Buffer
-	if err := init.Marshal(&buf); err != nil {
-		return fmt.Errorf("recording: init segment: %w", err)
-	}
-	if err := w.put(ctx, InitKey, buf.Bytes(), "video/mp4"); err != nil {
-		return err
 	}
 	variant := &playlist.MultivariantVariant{
 		// A first guess, refined when the recording ends.
@@ -257,6 +290,76 @@ func (w *HLSWriter) start(ctx context.Context, pts time.Duration) error {
 	w.started, w.segStart = true, pts
 	return nil
 }
+
+// paramsChanged reports whether the newest parameter sets differ from
+// those of the current init segment.
+func (w *HLSWriter) paramsChanged() bool {
+	return !bytes.Equal(w.sps, w.initSPS) || !bytes.Equal(w.pps, w.initPPS)
+}
+
+// putInit uploads an init segment for the current parameter sets: the
+// first is init.mp4, and the segments after a change of parameter sets
+// map init-2.mp4, init-3.mp4...
+func (w *HLSWriter) putInit(ctx context.Context) error {
+	init := fmp4.Init{}
+	if w.cfg.Video {
+		var sps h264.SPS
+		if err := sps.Unmarshal(w.sps); err != nil {
+			return fmt.Errorf("recording: H.264 SPS: %w", err)
+		}
+		if w.inits == 0 {
+			// The rendition's resolution is the one it starts with.
+			w.width, w.height = sps.Width(), sps.Height()
+		}
+		init.Tracks = append(init.Tracks, &fmp4.InitTrack{ID: 1, TimeScale: videoTimeScale, Codec: &codecs.H264{SPS: w.sps, PPS: w.pps}})
+	}
+	if w.cfg.Audio {
+		init.Tracks = append(init.Tracks, &fmp4.InitTrack{ID: 2, TimeScale: audioTimeScale, Codec: &codecs.Opus{ChannelCount: 2}})
+	}
+	var buf seekablebuffer.Buffer
+	if err := init.Marshal(&buf); err != nil {
+		return fmt.Errorf("recording: init segment: %w", err)
+	}
+	name := "init.mp4"
+	if w.inits > 0 {
+		name = "init-" + strconv.Itoa(w.inits+1) + ".mp4"
+	}
+	if err := w.put(ctx, RenditionDir+name, buf.Bytes(), "video/mp4"); err != nil {
+		return err
+	}
+	w.inits++
+	w.initSPS, w.initPPS = w.sps, w.pps
+	if w.inits > 1 {
+		w.nextMap = name
+	}
+	return nil
+}
+
+// Pause marks a break: the publisher went away, and may come back (the
+// stage's recordingReconnectWindowSeconds) to continue this recording.
+// What was received is uploaded as a segment; the next segment, which
+// starts at the returning publisher's first keyframe, follows a
+// discontinuity. The timeline goes on from End.
+func (w *HLSWriter) Pause(ctx context.Context) error {
+	if !w.started {
+		return nil
+	}
+	end := max(w.video.endPTS(), w.audio.endPTS())
+	w.video.hold(w.video.heldPTS + w.video.duration(w.video.lastDur))
+	w.audio.hold(w.audio.heldPTS + w.audio.duration(w.audio.lastDur))
+	if end > w.segStart {
+		if err := w.cut(ctx, end); err != nil {
+			return err
+		}
+	}
+	w.nextDiscontinuity = true
+	w.waitKey = w.cfg.Video
+	return nil
+}
+
+// End returns where the segments uploaded so far end on the timeline:
+// where a recording that resumes after a break continues.
+func (w *HLSWriter) End() time.Duration { return w.segStart }
 
 // cut ends the segment in progress at end: it uploads it, then the
 // playlist naming it.
@@ -282,7 +385,8 @@ func (w *HLSWriter) cut(ctx context.Context, end time.Duration) error {
 	}
 	w.bytes += int64(buf.Len())
 	d := end - w.segStart
-	w.segments = append(w.segments, &playlist.MediaSegment{Duration: d, URI: name})
+	w.segments = append(w.segments, segment{duration: d, uri: name, discontinuity: w.nextDiscontinuity, mapURI: w.nextMap})
+	w.nextDiscontinuity, w.nextMap = false, ""
 	w.maxSegment = max(w.maxSegment, d)
 	w.video.samples, w.audio.samples = nil, nil
 	w.segStart = end
@@ -292,26 +396,39 @@ func (w *HLSWriter) cut(ctx context.Context, end time.Duration) error {
 // putPlaylist uploads the rendition's playlist: an EVENT playlist while
 // recording, so that what is there plays; VOD with its end once done.
 func (w *HLSWriter) putPlaylist(ctx context.Context, ended bool) error {
-	kind := playlist.MediaPlaylistTypeEvent
-	if ended {
-		kind = playlist.MediaPlaylistTypeVOD
-	}
-	target := int((w.maxSegment + time.Second - 1) / time.Second) // rounded up, as HLS wants
-	m := playlist.Media{
-		Version:             7,
-		IndependentSegments: true,
-		TargetDuration:      max(1, target),
-		PlaylistType:        &kind,
-		Map:                 &playlist.MediaMap{URI: "init.mp4"},
-		Segments:            w.segments,
-		Endlist:             ended,
-	}
-	b, err := m.Marshal()
-	if err != nil {
-		return fmt.Errorf("recording: playlist: %w", err)
-	}
-	return w.put(ctx, PlaylistKey, b, "application/x-mpegURL")
+	return w.put(ctx, PlaylistKey, mediaPlaylist(w.segments, w.maxSegment, ended), "application/x-mpegURL")
 }
+
+// mediaPlaylist writes the rendition's media playlist (RFC 8216). It is
+// written here rather than with gohlslib's playlist package, which has
+// one EXT-X-MAP for a whole playlist: a recording whose publisher changed
+// its parameter sets has an init segment for each run of segments.
+func mediaPlaylist(segments []segment, maxSegment time.Duration, ended bool) []byte {
+	var b bytes.Buffer
+	kind := "EVENT"
+	if ended {
+		kind = "VOD"
+	}
+	target := max(1, int((maxSegment+time.Second-1)/time.Second)) // rounded up, as HLS wants
+	fmt.Fprintf(&b, "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-TARGETDURATION:%d\n#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-PLAYLIST-TYPE:%s\n", target, kind)
+	b.WriteString("#EXT-X-MAP:URI=\"init.mp4\"\n")
+	for _, s := range segments {
+		if s.discontinuity {
+			b.WriteString("#EXT-X-DISCONTINUITY\n")
+		}
+		if s.mapURI != "" {
+			fmt.Fprintf(&b, "#EXT-X-MAP:URI=%q\n", s.mapURI)
+		}
+		fmt.Fprintf(&b, "#EXTINF:%s,\n%s\n", strconv.FormatFloat(s.duration.Seconds(), 'f', 5, 64), s.uri)
+	}
+	if ended {
+		b.WriteString(endList + "\n")
+	}
+	return b.Bytes()
+}
+
+// endList ends a media playlist that will not grow.
+const endList = "#EXT-X-ENDLIST"
 
 func (w *HLSWriter) putMultivariant(ctx context.Context) error {
 	m := playlist.Multivariant{Version: 7, IndependentSegments: true, Variants: []*playlist.MultivariantVariant{w.variant}}
@@ -337,7 +454,7 @@ func (w *HLSWriter) Started() bool { return w.started }
 func (w *HLSWriter) Duration() time.Duration {
 	var d time.Duration
 	for _, s := range w.segments {
-		d += s.Duration
+		d += s.duration
 	}
 	return d
 }

@@ -314,3 +314,79 @@ func BenchmarkRecord(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N)/10, "ms/media-s")
 }
+
+// TestRecordBreak: a publisher that goes away and comes back (Break)
+// continues the same recording: the playlist marks the discontinuity,
+// the time away is not in the recording, and a publisher back with
+// another resolution gets an init segment of its own, as does one whose
+// encoder changes its parameter sets mid-stream. ffmpeg decodes the whole
+// without an error.
+func TestRecordBreak(t *testing.T) {
+	testmedia.NeedFFmpeg(t)
+	first, smaller := testmedia.Encode(t, 4), testmedia.EncodeSize(t, 4, 320, 180)
+	root := t.TempDir()
+	store, err := folder.New(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix := "stageid/sessionid/participantid/1700000000/"
+	w, err := NewHLSWriter(HLSConfig{Store: store, Bucket: "rec", Prefix: prefix, TargetSegment: 2 * time.Second, Video: true, Audio: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := NewRTPRecorder(w)
+	t0 := time.Now()
+	publish(t, r, first, 0, 0, t0)
+	if err := r.Break(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// Back ten seconds later, at the same resolution, then (another
+	// break) at a smaller one.
+	publish(t, r, first, 0, 0, t0.Add(14*time.Second))
+	if err := r.Break(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, r, smaller, 0, 0, t0.Add(30*time.Second))
+	if err := r.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	dir := filepath.Join(root, "rec", filepath.FromSlash(prefix))
+	pl, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(PlaylistKey)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(pl), "#EXT-X-DISCONTINUITY\n"); n != 2 {
+		t.Errorf("%d discontinuities, want 2:\n%s", n, pl)
+	}
+	if strings.Count(string(pl), "#EXT-X-MAP:") != 2 || !strings.Contains(string(pl), `#EXT-X-MAP:URI="init-2.mp4"`) {
+		t.Errorf("want init.mp4, then init-2.mp4 for the smaller video:\n%s", pl)
+	}
+	if _, err := os.Stat(filepath.Join(dir, filepath.FromSlash(RenditionDir), "init-3.mp4")); err == nil {
+		t.Error("an init segment was made where the parameter sets did not change")
+	}
+	p := testmedia.FFprobe(t, filepath.Join(dir, filepath.FromSlash(MultivariantKey)))
+	if d := p.Duration(t); d < 11500*time.Millisecond || d > 12500*time.Millisecond {
+		t.Errorf("duration %v, want the 12 s published, without the time away", d)
+	}
+	if d := w.Duration(); d < 11500*time.Millisecond || d > 12500*time.Millisecond {
+		t.Errorf("writer's duration %v, want 12 s", d)
+	}
+	out, err := exec.Command("ffmpeg", "-v", "error", "-i", filepath.Join(dir, filepath.FromSlash(MultivariantKey)), "-f", "null", "-").CombinedOutput()
+	if err != nil || len(out) > 0 {
+		t.Errorf("ffmpeg decoding the recording: %v\n%s", err, out)
+	}
+	// The last part decodes at its own size.
+	sizes, err := exec.Command("ffprobe", "-v", "error", "-select_streams", "v", "-show_entries", "frame=width,height",
+		"-of", "csv=p=0", filepath.Join(dir, filepath.FromSlash(MultivariantKey))).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := map[string]int{}
+	for _, l := range strings.Fields(string(sizes)) {
+		count[l]++
+	}
+	if count["640,360"] < 230 || count["320,180"] < 110 {
+		t.Errorf("decoded frames by size: %v, want 240 at 640x360 and 120 at 320x180", count)
+	}
+}

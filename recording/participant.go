@@ -1,8 +1,10 @@
 package recording
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -80,6 +82,9 @@ type Participant struct {
 	// it shared, Stop exclusively.
 	inMu     sync.RWMutex
 	inClosed bool
+	// breakPending: a Pause found the queue full; the break is queued
+	// before the next packet that finds room.
+	breakPending atomic.Bool
 
 	mu       sync.Mutex
 	state    State
@@ -92,6 +97,7 @@ type input struct {
 	pkt     *rtp.Packet
 	arrival time.Time
 	fail    error // set: the recording fails with it
+	brk     bool  // the publisher's stream ended here; see Pause
 }
 
 // queueLen bounds the packets waiting for the recording's goroutine:
@@ -133,12 +139,38 @@ func (p *Participant) Push(kind Kind, pkt *rtp.Packet, arrival time.Time) {
 	if p.inClosed {
 		return
 	}
+	if p.breakPending.Load() {
+		select {
+		case p.in <- input{brk: true}:
+			p.breakPending.Store(false)
+		default:
+		}
+	}
 	select {
 	case p.in <- input{kind: kind, pkt: pkt, arrival: arrival}:
 	default:
 		if p.dropped.Add(1) == 1 || p.dropped.Load()%256 == 0 {
 			p.cfg.RequestKeyframe()
 		}
+	}
+}
+
+// Pause tells the recording that the publisher's stream ended, and that
+// the same participant may come back to continue it (the stage's
+// recordingReconnectWindowSeconds): what was received is uploaded, and
+// the packets pushed next, from the publisher's return, follow a
+// discontinuity on the same timeline. Stop ends a recording nobody came
+// back to. Pause never blocks.
+func (p *Participant) Pause() {
+	p.inMu.RLock()
+	defer p.inMu.RUnlock()
+	if p.inClosed {
+		return
+	}
+	select {
+	case p.in <- input{brk: true}:
+	default:
+		p.breakPending.Store(true)
 	}
 }
 
@@ -206,6 +238,16 @@ func (p *Participant) run(w *HLSWriter) {
 		if in.fail != nil {
 			p.fail(ctx, w, in.fail)
 			return
+		}
+		if in.brk {
+			if err := r.Break(ctx); err != nil {
+				p.fail(ctx, w, err)
+				return
+			}
+			p.mu.Lock()
+			p.duration = w.Duration()
+			p.mu.Unlock()
+			continue
 		}
 		if err := r.WriteRTP(ctx, in.kind, in.pkt, in.arrival); err != nil {
 			p.fail(ctx, w, err)
@@ -318,10 +360,12 @@ type Interrupted struct {
 	StageARN, SessionID, ParticipantID string
 }
 
-// FailInterrupted stores recording-failed.json for a recording that was
-// in progress when the server stopped without ending it: the segments
-// and playlist it uploaded stay, and the metadata says it ended with a
-// failure, and why.
+// FailInterrupted ends a recording that was in progress when the server
+// stopped without ending it: the playlist it uploaded (which names only
+// complete segments) is closed as VOD, so that players see a finished
+// recording rather than a live one that never grows, and
+// recording-failed.json says it ended with a failure, and why, with the
+// start, duration and resolution of what was kept.
 func FailInterrupted(ctx context.Context, store ivsrt.ObjectStore, r Interrupted, now time.Time) error {
 	m := metadata{
 		Version:          "v1",
@@ -334,12 +378,76 @@ func FailInterrupted(ctx context.Context, store ivsrt.ObjectStore, r Interrupted
 		Media: mediaMeta{HLS: hlsMeta{Path: "media/hls", Playlist: "multivariant.m3u8",
 			Renditions: []renditionMeta{{Path: "high", Playlist: "playlist.m3u8"}}}},
 	}
+	if body, _, err := store.GetObject(ctx, r.Bucket, r.Prefix+StartedKey); err == nil {
+		var started metadata
+		if json.Unmarshal(body, &started) == nil {
+			m.RecordingStartedAt = started.RecordingStartedAt
+		}
+	}
+	if body, _, err := store.GetObject(ctx, r.Bucket, r.Prefix+MultivariantKey); err == nil {
+		m.Media.HLS.Renditions[0].Width, m.Media.HLS.Renditions[0].Height = resolutionOf(body)
+	}
+	// The metadata is stored even if the playlist cannot be closed.
+	var playlistErr error
+	pl, contentType, err := store.GetObject(ctx, r.Bucket, r.Prefix+PlaylistKey)
+	switch {
+	case err == nil:
+		closed, d := closePlaylist(pl)
+		m.Media.HLS.DurationMS = d.Milliseconds()
+		if !bytes.Equal(closed, pl) {
+			if err := store.PutObject(ctx, r.Bucket, r.Prefix+PlaylistKey, closed, contentType); err != nil {
+				playlistErr = fmt.Errorf("recording: close the playlist: %w", err)
+			}
+		}
+	case ivsrt.ErrorCode(err) != ivsrt.ENOTFOUND:
+		playlistErr = fmt.Errorf("recording: read the playlist: %w", err)
+	}
 	body, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return err
 	}
 	if err := store.PutObject(ctx, r.Bucket, r.Prefix+FailedKey, body, "application/json"); err != nil {
-		return fmt.Errorf("recording: metadata: %w", err)
+		return errors.Join(fmt.Errorf("recording: metadata: %w", err), playlistErr)
 	}
-	return nil
+	return playlistErr
+}
+
+// closePlaylist returns the media playlist pl ended (VOD, with its end
+// list), and the duration of its segments.
+func closePlaylist(pl []byte) ([]byte, time.Duration) {
+	var d time.Duration
+	ended := false
+	lines := strings.Split(strings.TrimRight(string(pl), "\n"), "\n")
+	for i, l := range lines {
+		switch {
+		case strings.HasPrefix(l, "#EXTINF:"):
+			v, _, _ := strings.Cut(strings.TrimPrefix(l, "#EXTINF:"), ",")
+			if f, err := strconv.ParseFloat(v, 64); err == nil {
+				d += time.Duration(f * float64(time.Second))
+			}
+		case l == "#EXT-X-PLAYLIST-TYPE:EVENT":
+			lines[i] = "#EXT-X-PLAYLIST-TYPE:VOD"
+		case l == endList:
+			ended = true
+		}
+	}
+	if ended {
+		return pl, d
+	}
+	return []byte(strings.Join(append(lines, endList), "\n") + "\n"), d
+}
+
+// resolutionOf returns the RESOLUTION a multivariant playlist gives its
+// first variant, 0 if none.
+func resolutionOf(multivariant []byte) (width, height int) {
+	_, after, ok := strings.Cut(string(multivariant), "RESOLUTION=")
+	if !ok {
+		return 0, 0
+	}
+	after, _, _ = strings.Cut(after, ",")
+	after, _, _ = strings.Cut(after, "\n")
+	w, h, _ := strings.Cut(after, "x")
+	width, _ = strconv.Atoi(w)
+	height, _ = strconv.Atoi(h)
+	return width, height
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -180,5 +181,59 @@ func TestParticipantPushNeverBlocks(t *testing.T) {
 	defer cancel()
 	if state, _ := p.Stop(ctx); state != Failed {
 		t.Errorf("state %v after the store failed, want FAILED", state)
+	}
+}
+
+// TestFailInterrupted: a recording the server left in progress (its
+// playlist an EVENT one naming the segments uploaded) is closed: the
+// playlist becomes VOD with its end, and recording-failed.json carries the
+// start, the duration and the resolution of what was kept.
+func TestFailInterrupted(t *testing.T) {
+	testmedia.NeedFFmpeg(t)
+	ctx := context.Background()
+	m := testmedia.Encode(t, 5)
+	root := t.TempDir()
+	store, err := folder.New(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix := "stageid/sessionid/participantid/1700000000/"
+	w, err := NewHLSWriter(HLSConfig{Store: store, Bucket: "rec", Prefix: prefix, TargetSegment: 2 * time.Second, Video: true, Audio: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	started := `{"version":"v1","recording_started_at":"2026-12-07T06:00:00Z","recording_status":"RECORDING_STARTED"}`
+	if err := store.PutObject(ctx, "rec", prefix+StartedKey, []byte(started), "application/json"); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, NewRTPRecorder(w), m, 0, 0, time.Now()) // never closed, as if killed
+	r := Interrupted{Bucket: "rec", Prefix: prefix, StageARN: "arn:aws:ivs:us-east-1:123456789012:stage/stageid", SessionID: "sessionid", ParticipantID: "participantid"}
+	if err := FailInterrupted(ctx, store, r, time.Date(2026, 12, 7, 6, 1, 0, 0, time.UTC)); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(root, "rec", filepath.FromSlash(prefix))
+	pl, _ := os.ReadFile(filepath.Join(dir, filepath.FromSlash(PlaylistKey)))
+	if !strings.HasSuffix(string(pl), "#EXT-X-ENDLIST\n") || !strings.Contains(string(pl), "#EXT-X-PLAYLIST-TYPE:VOD") || strings.Count(string(pl), ".mp4\n") != 2 {
+		t.Errorf("closed playlist:\n%s", pl)
+	}
+	var meta metadata
+	b, _ := os.ReadFile(filepath.Join(dir, filepath.FromSlash(FailedKey)))
+	if err := json.Unmarshal(b, &meta); err != nil {
+		t.Fatal(err)
+	}
+	r0 := meta.Media.HLS.Renditions[0]
+	if meta.RecordingStatus != "RECORDING_ENDED_WITH_FAILURE" || meta.RecordingStartedAt != "2026-12-07T06:00:00Z" || meta.RecordingEndedAt != "2026-12-07T06:01:00Z" ||
+		meta.Media.HLS.DurationMS < 3900 || meta.Media.HLS.DurationMS > 4100 || r0.Width != 640 || r0.Height != 360 {
+		t.Errorf("recording-failed.json:\n%s", b)
+	}
+	if d := testmedia.FFprobe(t, filepath.Join(dir, filepath.FromSlash(MultivariantKey))).Duration(t); d < 3900*time.Millisecond || d > 4100*time.Millisecond {
+		t.Errorf("the closed recording plays %v, want the 4 s of its two segments", d)
+	}
+	// Closing again changes nothing.
+	if err := FailInterrupted(ctx, store, r, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := os.ReadFile(filepath.Join(dir, filepath.FromSlash(PlaylistKey))); string(again) != string(pl) {
+		t.Errorf("closed twice:\n%s", again)
 	}
 }

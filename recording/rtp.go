@@ -24,7 +24,8 @@ const (
 // so that network jitter does not reach the recording.
 type RTPRecorder struct {
 	w      *HLSWriter
-	start  time.Time // arrival of the first packet of any track
+	start  time.Time     // arrival of the first packet of any track
+	base   time.Duration // where on the timeline start is: after a break, the end of what was recorded
 	tracks [2]rtpTrack
 	// Dropped counts packets that could not be depacketized (loss in a
 	// fragmented NAL unit, for example): their access unit is skipped.
@@ -59,7 +60,7 @@ func (r *RTPRecorder) WriteRTP(ctx context.Context, kind Kind, pkt *rtp.Packet, 
 	t := &r.tracks[kind]
 	ts := t.extend(pkt.Timestamp)
 	if !t.begun {
-		t.begun, t.firstTS, t.offset = true, ts, arrival.Sub(r.start)
+		t.begun, t.firstTS, t.offset = true, ts, r.base+arrival.Sub(r.start)
 		if kind == Video {
 			t.h264 = &rtph264.Decoder{PacketizationMode: 1}
 			if err := t.h264.Init(); err != nil {
@@ -118,6 +119,21 @@ func (t *rtpTrack) extend(ts uint32) int64 {
 // pts is the time on the recording's timeline of extended timestamp ts.
 func (t *rtpTrack) pts(ts int64) time.Duration {
 	return t.offset + time.Duration((ts-t.firstTS)*int64(time.Second)/t.clockRate)
+}
+
+// Break marks the end of a publisher's stream that another may continue
+// (the same participant, back within the reconnect window): what was
+// received is uploaded, and the tracks start afresh, their timeline going
+// on from where the recording is.
+func (r *RTPRecorder) Break(ctx context.Context) error {
+	if err := r.w.Pause(ctx); err != nil {
+		return err
+	}
+	r.base, r.start = r.w.End(), time.Time{}
+	for i := range r.tracks {
+		r.tracks[i] = rtpTrack{clockRate: r.tracks[i].clockRate}
+	}
+	return nil
 }
 
 // Close ends the recording.

@@ -41,8 +41,14 @@ type Media struct {
 	Opus   [][]byte   // 20 ms packets
 }
 
-// Encode returns seconds of media.
+// Encode returns seconds of media, the video 640x360.
 func Encode(t testing.TB, seconds int) Media {
+	t.Helper()
+	return EncodeSize(t, seconds, 640, 360)
+}
+
+// EncodeSize returns seconds of media, the video width x height.
+func EncodeSize(t testing.TB, seconds, width, height int) Media {
 	t.Helper()
 	dir := t.TempDir()
 	video, audio := filepath.Join(dir, "v.h264"), filepath.Join(dir, "a.ogg")
@@ -53,7 +59,7 @@ func Encode(t testing.TB, seconds int) Media {
 		}
 	}
 	d := strconv.Itoa(seconds)
-	run("-f", "lavfi", "-i", "testsrc=size=640x360:rate=30", "-t", d, "-c:v", "libx264", "-profile:v", "baseline",
+	run("-f", "lavfi", "-i", "testsrc=size="+strconv.Itoa(width)+"x"+strconv.Itoa(height)+":rate=30", "-t", d, "-c:v", "libx264", "-profile:v", "baseline",
 		"-pix_fmt", "yuv420p", "-bf", "0", "-g", "60", "-x264-params", "keyint=60:min-keyint=60:scenecut=0", "-f", "h264", video)
 	run("-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", d, "-c:a", "libopus", "-b:a", "64k",
 		"-frame_duration", "20", "-page_duration", "20000", audio)
