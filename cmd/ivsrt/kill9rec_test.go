@@ -17,8 +17,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ivsrealtime"
 	"github.com/aws/aws-sdk-go-v2/service/ivsrealtime/types"
-	"github.com/pion/rtp"
-	"github.com/pion/rtp/codecs"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/ivsrt/ivsrt/internal/testmedia"
@@ -79,40 +77,21 @@ func whipH264(ctx context.Context, t *testing.T, token string, m testmedia.Media
 		t.Fatal(err)
 	}
 	go func() {
-		pay := &codecs.H264Payloader{}
+		l := testmedia.NewRTPLoop(m, 1200)
 		start := time.Now()
-		var vseq, aseq uint16
-		for loop := 0; ; loop++ {
-			base := time.Duration(loop) * time.Duration(len(m.Frames)) * time.Second / 30
-			fi, ai := 0, 0
-			for fi < len(m.Frames) || ai < len(m.Opus) {
-				vAt, aAt := base+time.Duration(fi)*time.Second/30, base+time.Duration(ai)*20*time.Millisecond
-				next := vAt
-				if fi >= len(m.Frames) || ai < len(m.Opus) && aAt < vAt {
-					next = aAt
-				}
-				select {
-				case <-ctx.Done():
-					return
-				case <-time.After(time.Until(start.Add(next))):
-				}
-				if fi < len(m.Frames) && vAt == next {
-					var pkts [][]byte
-					for _, nalu := range m.Frames[fi] {
-						pkts = append(pkts, pay.Payload(1200, append([]byte{0, 0, 0, 1}, nalu...))...)
-					}
-					ts := uint32((time.Duration(loop*len(m.Frames)+fi) * time.Second / 30) * 90000 / time.Second)
-					for j, b := range pkts {
-						video.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: vseq, Timestamp: ts, Marker: j == len(pkts)-1}, Payload: b})
-						vseq++
-					}
-					fi++
-				} else {
-					ts := uint32((loop*len(m.Opus) + ai) * 960)
-					audio.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: aseq, Timestamp: ts}, Payload: m.Opus[ai]})
-					aseq++
-					ai++
-				}
+		for {
+			u := l.Next()
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Until(start.Add(u.At))):
+			}
+			track := audio
+			if u.Video {
+				track = video
+			}
+			for _, p := range u.Packets {
+				track.WriteRTP(p)
 			}
 		}
 	}()
@@ -185,17 +164,31 @@ func TestKill9WhileRecording(t *testing.T) {
 		t.Errorf("last recording event %q, want Recording End Failure", last)
 	}
 	dir := filepath.Join(data, "s3", "recs", filepath.FromSlash(prefix))
-	if b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(recording.FailedKey))); err != nil || !strings.Contains(string(b), "RECORDING_ENDED_WITH_FAILURE") {
+	b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(recording.FailedKey)))
+	var meta struct {
+		Status    string `json:"recording_status"`
+		StartedAt string `json:"recording_started_at"`
+		Media     struct {
+			HLS struct {
+				DurationMS int64 `json:"duration_ms"`
+			} `json:"hls"`
+		} `json:"media"`
+	}
+	if err != nil || json.Unmarshal(b, &meta) != nil || meta.Status != "RECORDING_ENDED_WITH_FAILURE" || meta.StartedAt == "" {
 		t.Errorf("recording-failed.json: %s %v", b, err)
 	}
-	live, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(recording.PlaylistKey)))
-	if err != nil {
-		t.Fatal(err)
+	// The playlist the killed server left was closed after the restart:
+	// it plays as a finished recording, as long as the metadata says.
+	playlist := filepath.Join(dir, filepath.FromSlash(recording.MultivariantKey))
+	pl, _ := os.ReadFile(filepath.Join(dir, filepath.FromSlash(recording.PlaylistKey)))
+	if !strings.Contains(string(pl), "#EXT-X-ENDLIST") || !strings.Contains(string(pl), "#EXT-X-PLAYLIST-TYPE:VOD") {
+		t.Errorf("playlist after the restart:\n%s", pl)
 	}
-	// A copy that says it ended, beside the segments it names.
-	copyAt := filepath.Join(dir, filepath.FromSlash(recording.RenditionDir), "ended.m3u8")
-	os.WriteFile(copyAt, append(live, "#EXT-X-ENDLIST\n"...), 0o644)
-	if d := testmedia.FFprobe(t, copyAt).Duration(t); d < 5*time.Second {
+	d := testmedia.FFprobe(t, playlist).Duration(t)
+	if d < 5*time.Second {
 		t.Errorf("what was uploaded before the kill plays %v, want at least the first segment (6 s)", d)
+	}
+	if diff := d - time.Duration(meta.Media.HLS.DurationMS)*time.Millisecond; diff < -100*time.Millisecond || diff > 100*time.Millisecond {
+		t.Errorf("the playlist plays %v, and recording-failed.json says %d ms", d, meta.Media.HLS.DurationMS)
 	}
 }
