@@ -12,6 +12,7 @@ import (
 	"github.com/ivsrt/ivsrt/cluster"
 	"github.com/ivsrt/ivsrt/events"
 	"github.com/ivsrt/ivsrt/health"
+	"github.com/ivsrt/ivsrt/playback"
 	"github.com/ivsrt/ivsrt/web"
 )
 
@@ -33,6 +34,7 @@ type Handlers struct {
 	Metrics       http.Handler // /metrics
 	Drain         http.Handler // POST /v1/server/drain
 	ClusterStatus http.Handler // /v1/cluster/nodes
+	Recordings    http.Handler // GET /v1/recordings/<bucket>/<key>: recordings' objects
 }
 
 // route is a row of the table: the first whose match takes a request
@@ -62,6 +64,7 @@ func table(h Handlers) []route {
 		{"cluster status", path(cluster.StatusPath), h.ClusterStatus},
 		{"event stream", func(r *http.Request) bool { return events.IsStreamPath(r.URL.Path) }, h.EventStream},
 		{"event delivery API", func(r *http.Request) bool { return events.IsEventsPath(r.URL.Path) }, h.EventAdmin},
+		{"recordings", func(r *http.Request) bool { return playback.IsPath(r.URL.Path) }, h.Recordings},
 		{"media", func(r *http.Request) bool { return ivsrt.IsMediaPath(r.URL.Path) }, h.Media},
 		{"pages", web.IsWebRequest, h.Pages},
 		{"api", prefix("/"), h.API},

@@ -15,7 +15,7 @@ func TestRouter(t *testing.T) {
 	all := Handlers{
 		API: named("api"), Media: named("media"), Pages: named("pages"), EventStream: named("stream"),
 		EventAdmin: named("admin"), Probes: named("probes"), Metrics: named("metrics"), Drain: named("drain"),
-		ClusterStatus: named("cluster"),
+		ClusterStatus: named("cluster"), Recordings: named("recordings"),
 	}
 	tests := []struct {
 		method, path string
@@ -38,6 +38,9 @@ func TestRouter(t *testing.T) {
 		{"GET", "/metrics", "metrics"},
 		{"POST", "/v1/server/drain", "drain"},
 		{"GET", "/v1/cluster/nodes", "cluster"},
+		{"GET", "/v1/recordings/recs/a/st-b/c/1/media/hls/high/1.mp4", "recordings"},
+		{"HEAD", "/v1/recordings/x", "recordings"},
+		{"POST", "/v1/recordings/", "recordings"}, // refused there, not taken as an operation
 		{"GET", "/NoSuchThing", "api"},
 	}
 	h := Router(all)

@@ -24,6 +24,7 @@ import (
 	"github.com/ivsrt/ivsrt/metrics"
 	"github.com/ivsrt/ivsrt/objectstore/folder"
 	s3store "github.com/ivsrt/ivsrt/objectstore/s3"
+	"github.com/ivsrt/ivsrt/playback"
 	"github.com/ivsrt/ivsrt/recording"
 	"github.com/ivsrt/ivsrt/secrets"
 	"github.com/ivsrt/ivsrt/sfu"
@@ -396,6 +397,9 @@ func (m *Main) Run(ctx context.Context) error {
 		Probes:      m.Probes,
 		Metrics:     metricsHandler,
 		Drain:       m.drainHandler(verifier.Authorize),
+		// Recordings are read signed, as the API is: the console plays
+		// them with its keys.
+		Recordings: playback.NewHandler(m.Objects, verifier.Authorize, m.Logger.With("component", "playback")),
 	}
 	if m.Node != nil {
 		routes.ClusterStatus = m.Node.StatusHandler(verifier.Authorize)
