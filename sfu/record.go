@@ -50,19 +50,27 @@ func WithRecording(objects ivsrt.ObjectStore, o RecordingObserver) Option {
 	return func(s *Server) { s.objects, s.recObserver = objects, o }
 }
 
-// participantRecording is a publication's recording.
+// participantRecording is a publication's recording. It follows the
+// publication's tracks, so a publisher that comes back within the
+// stage's reconnect window (in the same stage session) continues it.
 type participantRecording struct {
-	rec   *recording.Participant
-	downs []*forward.DownTrack
+	rec     *recording.Participant
+	downs   []*forward.DownTrack
+	session ivsrt.SessionID // the stage session it belongs to (its prefix's)
+	window  time.Duration   // recordingReconnectWindowSeconds; 0: no continuing
+	// parked is set while the publisher is away: when it fires, the
+	// publisher did not come back in time and the recording ends.
+	parked *time.Timer
 }
 
 // recordingPlan is what a publisher's recording is to be, read from the
 // store before the stage is locked.
 type recordingPlan struct {
-	bucket        string
-	video, audio  bool
-	targetSegment time.Duration
-	thumbnails    *recording.ThumbnailConfig
+	bucket          string
+	video, audio    bool
+	targetSegment   time.Duration
+	thumbnails      *recording.ThumbnailConfig
+	reconnectWindow time.Duration
 }
 
 // planRecording returns the stage's recording plan, nil when the stage
@@ -79,7 +87,8 @@ func (s *Server) planRecording(ctx context.Context, arn ivsrt.StageARN) (*record
 	if cfg == nil || cfg.StorageConfigurationARN == "" {
 		return nil, nil
 	}
-	plan := &recordingPlan{video: true, audio: true, targetSegment: time.Duration(cfg.HLSTargetSegmentDurationSeconds) * time.Second}
+	plan := &recordingPlan{video: true, audio: true, targetSegment: time.Duration(cfg.HLSTargetSegmentDurationSeconds) * time.Second,
+		reconnectWindow: time.Duration(cfg.RecordingReconnectWindowSeconds) * time.Second}
 	if len(cfg.MediaTypes) > 0 {
 		switch cfg.MediaTypes[0] {
 		case "AUDIO_ONLY":
@@ -136,7 +145,15 @@ func (s *Server) startRecording(ps *publishSession) {
 		return
 	}
 	pub := st.pubs[ps.pid]
-	if ps.ended || pub == nil || pub.session != ps || pub.recording != nil {
+	if ps.ended || pub == nil || pub.session != ps {
+		return
+	}
+	if pr := pub.recording; pr != nil {
+		// The publisher came back within the reconnect window: its
+		// recording goes on, if what it sends now can be recorded.
+		if plan != nil && plan.video && ps.videoCodec != "" && !strings.EqualFold(ps.videoCodec, "H264") {
+			pr.rec.Fail(fmt.Errorf("the publisher came back sending %s video, and recordings are of H.264", ps.videoCodec))
+		}
 		return
 	}
 	info := RecordingInfo{StageARN: st.arn, SessionID: st.session, ParticipantID: ps.pid}
@@ -158,7 +175,7 @@ func (s *Server) startRecording(ps *publishSession) {
 		states.tell(info)
 		return
 	}
-	pr := &participantRecording{}
+	pr := &participantRecording{session: st.session, window: plan.reconnectWindow}
 	video := pub.sources[webrtc.RTPCodecTypeVideo]
 	rec, err := recording.NewParticipant(recording.ParticipantConfig{
 		Store: s.objects, Bucket: plan.bucket, Prefix: info.Prefix,
@@ -251,6 +268,10 @@ func (st *stage) stopRecording(pub *publication) {
 		return
 	}
 	pub.recording = nil
+	if pr.parked != nil {
+		pr.parked.Stop()
+		pr.parked = nil
+	}
 	for _, d := range pr.downs {
 		d.Close()
 	}
@@ -262,6 +283,60 @@ func (st *stage) stopRecording(pub *publication) {
 		defer cancel()
 		pr.rec.Stop(ctx)
 	}()
+}
+
+// parkRecording is called when pub's publisher goes away. With a
+// reconnect window, the recording waits that long for the publisher to
+// come back (see resumeRecording), keeping the publication's tracks;
+// then it ends, and with it the publication if nobody else holds it.
+// Without, it ends now. Call with the stage locked.
+func (st *stage) parkRecording(pub *publication) {
+	pr := pub.recording
+	if pr == nil {
+		return
+	}
+	if pr.window <= 0 {
+		st.stopRecording(pub)
+		return
+	}
+	pr.rec.Pause()
+	if pr.parked != nil {
+		return
+	}
+	pr.parked = time.AfterFunc(pr.window, func() {
+		st.lock()
+		defer st.unlock()
+		if pub.recording != pr || pr.parked == nil {
+			return
+		}
+		st.stopRecording(pub)
+		if st.pubs[pub.owner] == pub && pub.session == nil && len(pub.subs) == 0 {
+			st.endPublication(context.Background(), pub)
+		}
+	})
+}
+
+// resumeRecording is called when a new WHIP session of pub's publisher
+// takes over: the recording goes on if the stage's reconnect window
+// allows (a publisher back in time, in the same stage session; the
+// prefix names the session), and ends otherwise, a new one starting once
+// the publisher is connected. Call with the stage locked.
+func (st *stage) resumeRecording(pub *publication) {
+	pr := pub.recording
+	if pr == nil {
+		return
+	}
+	if pr.window <= 0 || pr.session != st.session {
+		st.stopRecording(pub)
+		return
+	}
+	if pr.parked != nil {
+		pr.parked.Stop()
+		pr.parked = nil
+		return // the break was marked when the publisher went away
+	}
+	// A session that replaces one still there: the old stream ends here.
+	pr.rec.Pause()
 }
 
 // FailInterruptedRecordings ends, as failed, the recordings a crashed run

@@ -364,3 +364,116 @@ func TestInterruptedRecordingFails(t *testing.T) {
 		t.Errorf("last recording event %q, want Recording End Failure", last)
 	}
 }
+
+// TestRecordReconnectWindow: a publisher that stops and comes back
+// within the stage's recordingReconnectWindowSeconds continues the same
+// recording (one prefix, one Recording Start and End), the playlist
+// marking the break and giving the smaller video it comes back with an
+// init segment of its own, and the time away is not recorded. Once the
+// window passes, the recording ends; a publisher back after that starts
+// another.
+func TestRecordReconnectWindow(t *testing.T) {
+	testmedia.NeedFFmpeg(t)
+	first, smaller := testmedia.Encode(t, 4), testmedia.EncodeSize(t, 4, 320, 180)
+	root := t.TempDir()
+	objects, err := folder.New(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := &recordingLog{}
+	h := newHarness(t, sfu.WithRecording(objects, log))
+	ctx := testContext(t)
+	sc := recordingStorage(t, h)
+	arn := h.createStage("reconnecting")
+	const window = 3 * time.Second
+	if _, err := h.db.UpdateStage(ctx, ivsrt.StageARN(arn), ivsrt.StageUpdate{AutoParticipantRecording: &ivsrt.AutoParticipantRecording{
+		StorageConfigurationARN: string(sc.ARN), HLSTargetSegmentDurationSeconds: 2, RecordingReconnectWindowSeconds: int(window / time.Second)}}); err != nil {
+		t.Fatal(err)
+	}
+	tok := h.token(arn, "alice")
+	// Alice's events connection keeps her in the stage, and the stage
+	// session going, while she does not publish.
+	h.dialEvents(awssdk.ToString(tok.Token))
+	waitState := func(want recording.State) {
+		t.Helper()
+		deadline := time.Now().Add(testTimeout)
+		for log.last().State != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("recording states %v, want %s", log.states(), want)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	publishAll := func(m testmedia.Media) {
+		t.Helper()
+		pub := h.mustPublish(awssdk.ToString(tok.Token), h264, true, withSender(sendMedia(m)))
+		time.Sleep(time.Duration(len(m.Frames))*time.Second/30 + 500*time.Millisecond)
+		h.delete(pub.location)
+		pub.halt()
+	}
+
+	publishAll(first)
+	waitState(recording.Active)
+	time.Sleep(window / 2)
+	if s := log.states(); s[len(s)-1] != recording.Active {
+		t.Fatalf("recording states %v while the publisher is away within the window, want it still ACTIVE", s)
+	}
+	publishAll(smaller)
+	waitState(recording.Stopped)
+	infos := func() []sfu.RecordingInfo {
+		log.mu.Lock()
+		defer log.mu.Unlock()
+		return append([]sfu.RecordingInfo(nil), log.got...)
+	}()
+	prefix := infos[0].Prefix
+	for _, i := range infos {
+		if i.Prefix != prefix {
+			t.Fatalf("recordings %+v, want one prefix", infos)
+		}
+	}
+	if got := log.states(); got[0] != recording.Starting || strings.Count(fmtStates(got), string(recording.Starting)) != 1 {
+		t.Errorf("states %v, want one recording", got)
+	}
+	dir := filepath.Join(root, "recordings", filepath.FromSlash(prefix))
+	pl, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(recording.PlaylistKey)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Count(string(pl), "#EXT-X-DISCONTINUITY") != 1 || !strings.Contains(string(pl), `#EXT-X-MAP:URI="init-2.mp4"`) {
+		t.Errorf("playlist:\n%s", pl)
+	}
+	if d := testmedia.FFprobe(t, filepath.Join(dir, filepath.FromSlash(recording.MultivariantKey))).Duration(t); d < 7*time.Second || d > 8500*time.Millisecond {
+		t.Errorf("the recording plays %v, want the 8 s published without the time away", d)
+	}
+	if d := infos[len(infos)-1].Duration; d < 7*time.Second || d > 8500*time.Millisecond {
+		t.Errorf("recorded duration %v, want 8 s", d)
+	}
+	var names []string
+	evs, err := h.db.ReadEvents(ctx, 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range evs {
+		if ev.DetailType == ivsrt.DetailTypeRecordingStateChange {
+			names = append(names, ev.EventName())
+		}
+	}
+	if strings.Join(names, ",") != "Recording Start,Recording End" {
+		t.Errorf("recording events %v, want one Start and one End", names)
+	}
+
+	// Back after the window: another recording.
+	publishAll(first)
+	waitState(recording.Active)
+	if p := log.last().Prefix; p == prefix || p == "" {
+		t.Errorf("a publisher back after the window recorded under %q, want a new prefix", p)
+	}
+}
+
+func fmtStates(states []recording.State) string {
+	var b strings.Builder
+	for _, s := range states {
+		b.WriteString(string(s) + " ")
+	}
+	return b.String()
+}

@@ -354,20 +354,22 @@ func (st *stage) endPublish(ctx context.Context, ps *publishSession) {
 		p.pub = nil
 	}
 	if pub := st.pubs[ps.pid]; pub != nil && pub.session == ps {
-		// A recording ends with the publisher's session; one that comes
-		// back starts another.
-		st.stopRecording(pub)
+		// A recording waits for the publisher through the stage's
+		// reconnect window, keeping the publication's tracks; without
+		// one it ends, and one that comes back starts another.
+		st.parkRecording(pub)
 		pub.session = nil
-		if len(pub.subs) == 0 {
-			st.endPublication(ctx, pub)
-		} else {
+		switch {
+		case len(pub.subs) > 0:
 			pub.grace = time.AfterFunc(st.s.grace, func() {
 				st.lock()
 				defer st.unlock()
 				if st.pubs[pub.owner] == pub && pub.session == nil {
-					st.endPublication(context.Background(), pub)
+					st.retirePublication(context.Background(), pub)
 				}
 			})
+		case pub.recording == nil:
+			st.endPublication(ctx, pub)
 		}
 	}
 	if ps.started {
@@ -380,8 +382,23 @@ func (st *stage) endPublish(ctx context.Context, ps *publishSession) {
 	st.leaveIfGone(ctx, p)
 }
 
+// retirePublication ends a publication whose publisher did not come back
+// within the republish grace period: its subscriptions end; the
+// publication itself, unless its recording still waits for the
+// publisher (a longer reconnect window).
+func (st *stage) retirePublication(ctx context.Context, pub *publication) {
+	pub.grace = nil
+	if pub.recording == nil {
+		st.endPublication(ctx, pub)
+		return
+	}
+	for ss := range pub.subs {
+		st.endSubscribe(ctx, ss)
+	}
+}
+
 // endPublication ends a publication for good: its session, its
-// subscriptions and its tracks.
+// subscriptions, its recording and its tracks.
 func (st *stage) endPublication(ctx context.Context, pub *publication) {
 	if st.pubs[pub.owner] != pub {
 		return
@@ -398,6 +415,7 @@ func (st *stage) endPublication(ctx context.Context, pub *publication) {
 	for ss := range pub.subs {
 		st.endSubscribe(ctx, ss)
 	}
+	st.stopRecording(pub)
 	for _, src := range pub.sources {
 		src.Close()
 	}

@@ -96,7 +96,9 @@ func (st *stage) startPublish(ctx context.Context, c claims) (*publishSession, *
 	ps := &publishSession{id: st.s.newResourceID(), st: st, pid: id}
 	old := p.pub
 	p.pub = ps
-	st.publication(id).session = ps
+	pub := st.publication(id)
+	st.resumeRecording(pub)
+	pub.session = ps
 	if old != nil {
 		st.endPublish(ctx, old)
 	}
