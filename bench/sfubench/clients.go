@@ -23,8 +23,22 @@ import (
 // vp8 is the codec of the bench's publisher and subscribers, with the
 // feedback a browser offers.
 var vp8 = webrtc.RTPCodecParameters{PayloadType: 96, RTPCodecCapability: webrtc.RTPCodecCapability{
-	MimeType: webrtc.MimeTypeVP8, ClockRate: 90000,
-	RTCPFeedback: []webrtc.RTCPFeedback{{Type: "nack"}, {Type: "nack", Parameter: "pli"}, {Type: "ccm", Parameter: "fir"}}}}
+	MimeType: webrtc.MimeTypeVP8, ClockRate: 90000, RTCPFeedback: browserFeedback}}
+
+var browserFeedback = []webrtc.RTCPFeedback{{Type: "nack"}, {Type: "nack", Parameter: "pli"}, {Type: "ccm", Parameter: "fir"}}
+
+// videoSpec is the video a subscriber receives: the codec it offers, and
+// how it tells which of its publisher's packets one is.
+type videoSpec struct {
+	codec webrtc.RTPCodecParameters
+	// ident returns the publisher's counter of the packet with this
+	// payload and when it was sent (unix nanoseconds).
+	ident func(payload []byte) (counter uint64, sent int64, ok bool)
+}
+
+// vp8Video is the synthetic VP8 stream's: each payload ends with the
+// bench's trailer.
+var vp8Video = videoSpec{codec: vp8, ident: readTrailer}
 
 // countingConn is a peer's UDP socket that counts what it receives: the
 // bytes on the wire (UDP payloads: SRTP, SRTCP, STUN, DTLS).
@@ -62,13 +76,19 @@ type peer struct {
 
 var quietLogs = &logging.DefaultLoggerFactory{Writer: io.Discard, DefaultLogLevel: logging.LogLevelDisabled}
 
-// newPeer returns a peer that sends or receives VP8. With rtcpFeedback its
-// interceptors send receiver reports and NACKs and answer NACKs, as a
-// browser's do; without, it sends no RTCP of its own but keyframe requests.
-func newPeer(rtcpFeedback bool) (*peer, error) {
+// newPeer returns a peer that sends or receives the video codec (and the
+// audio one, if any). With rtcpFeedback its interceptors send receiver
+// reports and NACKs and answer NACKs, as a browser's do; without, it
+// sends no RTCP of its own but keyframe requests.
+func newPeer(rtcpFeedback bool, video webrtc.RTPCodecParameters, audio *webrtc.RTPCodecParameters) (*peer, error) {
 	var me webrtc.MediaEngine
-	if err := me.RegisterCodec(vp8, webrtc.RTPCodecTypeVideo); err != nil {
+	if err := me.RegisterCodec(video, webrtc.RTPCodecTypeVideo); err != nil {
 		return nil, err
+	}
+	if audio != nil {
+		if err := me.RegisterCodec(*audio, webrtc.RTPCodecTypeAudio); err != nil {
+			return nil, err
+		}
 	}
 	var ir interceptor.Registry
 	if rtcpFeedback {
@@ -170,7 +190,7 @@ type publisher struct {
 
 // publish starts a WHIP session; the stream starts once connected.
 func publish(ctx context.Context, client *http.Client, base, token string, cfg streamConfig, rtcpFeedback bool) (*publisher, error) {
-	p, err := newPeer(rtcpFeedback)
+	p, err := newPeer(rtcpFeedback, vp8, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -240,8 +260,8 @@ type subscriber struct {
 }
 
 // subscribe starts a WHEP session to the publisher's video.
-func subscribe(ctx context.Context, client *http.Client, base, token, publisherID string, rtcpFeedback bool) (*subscriber, error) {
-	p, err := newPeer(rtcpFeedback)
+func subscribe(ctx context.Context, client *http.Client, base, token, publisherID string, rtcpFeedback bool, video videoSpec) (*subscriber, error) {
+	p, err := newPeer(rtcpFeedback, video.codec, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -258,8 +278,10 @@ func subscribe(ctx context.Context, client *http.Client, base, token, publisherI
 			if err != nil {
 				return
 			}
-			if c, sent, err := parseRTP(buf[:n]); err == nil {
-				s.tally.add(c, sent, time.Now())
+			if p, err := rtpPayload(buf[:n]); err == nil {
+				if c, sent, ok := video.ident(p); ok {
+					s.tally.add(c, sent, time.Now())
+				}
 			}
 		}
 	})

@@ -12,7 +12,7 @@ import (
 // samples the report's percentiles come from, for other programs (the
 // benchmark suite) to read.
 type jsonReport struct {
-	Mode       string       `json:"mode"` // "fanout" or "meeting"
+	Mode       string       `json:"mode"` // "fanout", "meeting" or "record"
 	Date       time.Time    `json:"date"`
 	GoVersion  string       `json:"goVersion"`
 	Stream     jsonStream   `json:"stream"`
@@ -47,6 +47,22 @@ type jsonPhase struct {
 	RSSIdleMB   float64      `json:"rssIdleMB"`                    // server, stage made, nobody in it
 	RSSJoinedMB float64      `json:"rssJoinedMB"`                  // once everyone joined
 	RSSEndMB    float64      `json:"rssEndMB"`                     // at the end of the window
+	Record      *jsonRecord  `json:"record,omitempty"`             // record mode only
+}
+
+// jsonRecord is a record phase's: its publishers, whether the stage
+// recorded them, and what the recordings left.
+type jsonRecord struct {
+	Publishers       int     `json:"publishers"`
+	Recording        bool    `json:"recording"`
+	KeyframeRequests uint64  `json:"keyframeRequests"`
+	Recordings       int     `json:"recordings,omitempty"` // ended, by their metadata
+	Failed           int     `json:"failed,omitempty"`
+	Playlists        int     `json:"playlists,omitempty"` // with segments and an end list
+	RecordedSeconds  float64 `json:"recordedSeconds,omitempty"`
+	PublishedSeconds float64 `json:"publishedSeconds,omitempty"`
+	BucketBytes      uint64  `json:"bucketBytes,omitempty"`
+	FFprobe          string  `json:"ffprobe,omitempty"`
 }
 
 type jsonFigures struct {

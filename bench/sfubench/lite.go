@@ -41,6 +41,7 @@ type liteSubscriber struct {
 	conn   *net.UDPConn
 	bytes  atomic.Uint64
 	tally  tally
+	video  videoSpec
 	start  time.Time
 	ufrag  string
 	pwd    string
@@ -96,7 +97,7 @@ func randomText(n int) string {
 }
 
 // subscribeLite starts a WHEP session to the publisher's video.
-func subscribeLite(ctx context.Context, client *http.Client, base, token, publisherID string) (*liteSubscriber, error) {
+func subscribeLite(ctx context.Context, client *http.Client, base, token, publisherID string, video videoSpec) (*liteSubscriber, error) {
 	cert, fp, err := liteCertificate()
 	if err != nil {
 		return nil, err
@@ -107,12 +108,18 @@ func subscribeLite(ctx context.Context, client *http.Client, base, token, publis
 	}
 	conn.SetReadBuffer(socketBuffer)
 	conn.SetWriteBuffer(socketBuffer)
-	s := &liteSubscriber{conn: conn, ufrag: randomText(16), pwd: randomText(32),
+	s := &liteSubscriber{conn: conn, video: video, ufrag: randomText(16), pwd: randomText(32),
 		iceOK: make(chan struct{}), checked: make(chan struct{}), dtlsIn: make(chan []byte, 64), dtlsRead: deadline.New(),
 		closed: make(chan struct{}), done: make(chan struct{})}
 	go s.read()
 
 	port := conn.LocalAddr().(*net.UDPAddr).Port
+	c := video.codec
+	pt := strconv.Itoa(int(c.PayloadType))
+	fmtp := ""
+	if c.SDPFmtpLine != "" {
+		fmtp = "a=fmtp:" + pt + " " + c.SDPFmtpLine + "\r\n"
+	}
 	// A recvonly video section (RFC 8829 rules, as a browser writes it),
 	// all candidates included; setup:active makes this side the DTLS
 	// client.
@@ -123,7 +130,7 @@ func subscribeLite(ctx context.Context, client *http.Client, base, token, publis
 		"t=0 0",
 		"a=group:BUNDLE 0",
 		"a=fingerprint:sha-256 " + fp,
-		"m=video 9 UDP/TLS/RTP/SAVPF 96",
+		"m=video 9 UDP/TLS/RTP/SAVPF " + pt,
 		"c=IN IP4 0.0.0.0",
 		"a=setup:active",
 		"a=mid:0",
@@ -131,10 +138,10 @@ func subscribeLite(ctx context.Context, client *http.Client, base, token, publis
 		"a=ice-pwd:" + s.pwd,
 		"a=recvonly",
 		"a=rtcp-mux",
-		"a=rtpmap:96 VP8/90000",
-		"a=rtcp-fb:96 nack",
-		"a=rtcp-fb:96 nack pli",
-		"a=rtcp-fb:96 ccm fir",
+		"a=rtpmap:" + pt + " " + strings.TrimPrefix(c.MimeType, "video/") + "/90000",
+		fmtp + "a=rtcp-fb:" + pt + " nack",
+		"a=rtcp-fb:" + pt + " nack pli",
+		"a=rtcp-fb:" + pt + " ccm fir",
 		fmt.Sprintf("a=candidate:1 1 udp 2130706431 127.0.0.1 %d typ host", port),
 		"a=end-of-candidates",
 		"",
@@ -156,25 +163,32 @@ func subscribeLite(ctx context.Context, client *http.Client, base, token, publis
 
 // postOffer sends a WHIP or WHEP offer and returns the answer.
 func postOffer(ctx context.Context, client *http.Client, url, token, offer string) (string, error) {
+	answer, _, err := postOfferAt(ctx, client, url, token, offer)
+	return answer, err
+}
+
+// postOfferAt sends a WHIP or WHEP offer and returns the answer and the
+// session's URL (its Location).
+func postOfferAt(ctx context.Context, client *http.Client, url, token, offer string) (answer, location string, err error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(offer))
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	req.Header.Set("Content-Type", "application/sdp")
 	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := client.Do(req)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	if resp.StatusCode != http.StatusCreated {
-		return "", refusal(resp.StatusCode, body)
+		return "", "", refusal(resp.StatusCode, body)
 	}
-	return string(body), nil
+	return string(body), resp.Header.Get("Location"), nil
 }
 
 // applyAnswer takes the server's ICE credentials and UDP candidate from
@@ -259,8 +273,10 @@ func (s *liteSubscriber) read() {
 			if err != nil {
 				continue
 			}
-			if c, sent, err := parseRTP(out); err == nil {
-				s.tally.add(c, sent, time.Now())
+			if p, err := rtpPayload(out); err == nil {
+				if c, sent, ok := s.video.ident(p); ok {
+					s.tally.add(c, sent, time.Now())
+				}
 			}
 		}
 	}

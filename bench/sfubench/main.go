@@ -78,10 +78,14 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.serverBin, "server", "", "ivsrt binary to measure; default: build ./cmd/ivsrt")
 	fs.DurationVar(&o.quietWait, "quiet-wait", 20*time.Second, "before each phase, wait up to this long for the rest of the machine to go idle; 0 to not wait")
 	fs.StringVar(&o.perfDir, "perf", "", "record a CPU profile of the server with perf during each measured window, into this folder")
-	fs.StringVar(&o.out, "out", "", "report file; default bench/results/<date>/sfu.md (sfu-meeting.md with --meeting), - for none")
+	fs.StringVar(&o.out, "out", "", "report file; default bench/results/<date>/sfu.md (sfu-meeting.md with --meeting, sfu-record.md with --record), - for none")
 	fs.StringVar(&o.jsonOut, "json", "", "also write every phase's measurements, with their samples, as JSON to this file")
 	fs.IntVar(&o.meeting, "meeting", 0, "measure a meeting of this many publishers, each subscribed to all the others, instead of the fan-out sweep")
 	viewers := fs.String("viewers", "0", "with --meeting: viewer counts, one phase each; a viewer subscribes to every publisher")
+	record := fs.String("record", "", "measure individual participant recording instead of the fan-out sweep: publisher counts (H.264 and Opus), e.g. 1,6,12, each with recording off and on")
+	fs.IntVar(&o.recordSubs, "record-subscribers", 2, "with --record: subscribers per publisher")
+	fs.DurationVar(&o.clipLength, "clip-length", 6*time.Second, "with --record: length of the clip ffmpeg encodes, sent over and over (whole seconds)")
+	clipSize := fs.String("clip-size", "1280x720", "with --record: the clip's picture size; its video bit rate is --bitrate")
 	gogc := fs.Int("client-gogc", 400, "GOGC of the bench process (the load generator); the server keeps Go's default")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -103,6 +107,19 @@ func parseFlags(args []string) (*options, error) {
 		}
 		o.viewers = append(o.viewers, n)
 	}
+	if *record != "" {
+		for _, f := range strings.Split(*record, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n < 1 {
+				return nil, fmt.Errorf("--record %q: want positive numbers separated by commas", *record)
+			}
+			o.record = append(o.record, n)
+		}
+	}
+	if w, h, ok := strings.Cut(*clipSize, "x"); ok {
+		o.clipWidth, _ = strconv.Atoi(w)
+		o.clipHeight, _ = strconv.Atoi(h)
+	}
 	o.stream.bitrate = *kbps * 1000
 	switch {
 	case o.duration <= 0:
@@ -121,6 +138,14 @@ func parseFlags(args []string) (*options, error) {
 		return nil, errors.New("--meeting: want 2 publishers or more")
 	case o.joinConcurrency < 1:
 		return nil, errors.New("--join-concurrency: want 1 or more")
+	case o.record != nil && o.meeting > 0:
+		return nil, errors.New("--record and --meeting: one mode at a time")
+	case o.recordSubs < 1:
+		return nil, errors.New("--record-subscribers: want 1 or more")
+	case o.clipLength < time.Second || o.clipLength%time.Second != 0:
+		return nil, errors.New("--clip-length: want whole seconds, 1s or more")
+	case o.clipWidth < 16 || o.clipHeight < 16 || o.clipWidth%2 != 0 || o.clipHeight%2 != 0:
+		return nil, fmt.Errorf("--clip-size %q: want WIDTHxHEIGHT, even numbers of 16 or more", *clipSize)
 	}
 	debug.SetGCPercent(*gogc)
 	return o, nil
@@ -153,11 +178,16 @@ func run(ctx context.Context, args []string) error {
 		name := "sfu.md"
 		if o.meeting > 0 {
 			name = "sfu-meeting.md"
+		} else if o.record != nil {
+			name = "sfu-record.md"
 		}
 		o.out = filepath.Join(root, "bench", "results", time.Now().Format("2006-01-02"), name)
 	}
 	if o.meeting > 0 {
 		return runMeetings(ctx, o, tmp)
+	}
+	if o.record != nil {
+		return runRecords(ctx, o, tmp)
 	}
 
 	logf("stream: %.2f Mbps, %d fps, %.0f packets/s, %d-byte payloads; %d run(s) of %v", float64(o.stream.bitrate)/1e6,

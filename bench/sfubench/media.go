@@ -167,8 +167,21 @@ var errNotOurs = errors.New("not a packet of the bench")
 // parseRTP returns the bench's counter and send time (unix nanoseconds)
 // from a plain RTP packet.
 func parseRTP(b []byte) (counter uint64, sent int64, err error) {
-	if len(b) < 12 || b[0]>>6 != 2 {
+	p, err := rtpPayload(b)
+	if err != nil {
+		return 0, 0, err
+	}
+	c, sent, ok := readTrailer(p)
+	if !ok {
 		return 0, 0, errNotOurs
+	}
+	return c, sent, nil
+}
+
+// rtpPayload returns the payload of a plain RTP packet.
+func rtpPayload(b []byte) ([]byte, error) {
+	if len(b) < 12 || b[0]>>6 != 2 {
+		return nil, errNotOurs
 	}
 	end := len(b)
 	if b[0]&0x20 != 0 { // padding: the last byte counts it
@@ -177,12 +190,22 @@ func parseRTP(b []byte) (counter uint64, sent int64, err error) {
 	off := 12 + 4*int(b[0]&0x0f)
 	if b[0]&0x10 != 0 { // header extension
 		if len(b) < off+4 {
-			return 0, 0, errNotOurs
+			return nil, errNotOurs
 		}
 		off += 4 + 4*int(binary.BigEndian.Uint16(b[off+2:]))
 	}
-	if end-off < trailerSize || binary.BigEndian.Uint32(b[end-trailerSize:]) != trailerMagic {
-		return 0, 0, errNotOurs
+	if off > end {
+		return nil, errNotOurs
 	}
-	return binary.BigEndian.Uint64(b[end-16:]), int64(binary.BigEndian.Uint64(b[end-8:])), nil
+	return b[off:end], nil
+}
+
+// readTrailer returns the counter and send time of the bench's trailer
+// at the end of a payload.
+func readTrailer(p []byte) (counter uint64, sent int64, ok bool) {
+	end := len(p)
+	if end < trailerSize || binary.BigEndian.Uint32(p[end-trailerSize:]) != trailerMagic {
+		return 0, 0, false
+	}
+	return binary.BigEndian.Uint64(p[end-16:]), int64(binary.BigEndian.Uint64(p[end-8:])), true
 }

@@ -86,7 +86,7 @@ func runMeeting(ctx context.Context, o *options, tmp string, viewers int) (*meas
 		for k, j := range targets {
 			own[k] = &session{pub: j}
 			wg.Go(func() {
-				own[k].recv, own[k].err = joinOne(ctx, hc, srv.url, toks[p].token, toks[j].id, o)
+				own[k].recv, own[k].err = joinOne(ctx, hc, srv.url, toks[p].token, toks[j].id, o, vp8Video)
 			})
 		}
 		wg.Wait()

@@ -40,6 +40,13 @@ type options struct {
 	jsonOut         string // also write the measurements as JSON here
 	meeting         int    // publishers of a meeting, 0 for the fan-out sweep
 	viewers         []int  // viewers of the meeting, one phase each
+
+	// The record mode: publisher counts, one pair of phases each.
+	record                []int
+	recordSubs            int // subscribers per publisher
+	clipLength            time.Duration
+	clipWidth, clipHeight int
+	clip                  *clip // the media the publishers send
 }
 
 // measurement is what one phase (the SFU or the relay, N subscribers)
@@ -105,7 +112,13 @@ type participantToken struct{ id, token string }
 
 // makeTokens creates a stage and n participant tokens in it.
 func makeTokens(ctx context.Context, api *ivsrealtime.Client, n int) ([]participantToken, error) {
-	stage, err := api.CreateStage(ctx, &ivsrealtime.CreateStageInput{Name: aws.String("sfubench")})
+	return makeStageTokens(ctx, api, &ivsrealtime.CreateStageInput{Name: aws.String("sfubench")}, n)
+}
+
+// makeStageTokens creates a stage as in asks and n participant tokens in
+// it.
+func makeStageTokens(ctx context.Context, api *ivsrealtime.Client, in *ivsrealtime.CreateStageInput, n int) ([]participantToken, error) {
+	stage, err := api.CreateStage(ctx, in)
 	if err != nil {
 		return nil, fmt.Errorf("CreateStage: %w", err)
 	}
@@ -178,7 +191,7 @@ func runSFU(ctx context.Context, o *options, tmp string, n int, run int) (*measu
 	for range o.joinConcurrency {
 		wg.Go(func() {
 			for i := range next {
-				s, err := joinOne(ctx, hc, srv.url, toks[i+1].token, toks[0].id, o)
+				s, err := joinOne(ctx, hc, srv.url, toks[i+1].token, toks[0].id, o, vp8Video)
 				mu.Lock()
 				subs[i], joinErrs[i] = s, err
 				mu.Unlock()
@@ -278,15 +291,15 @@ func runSFU(ctx context.Context, o *options, tmp string, n int, run int) (*measu
 // joinOne subscribes and waits for the first packet. A subscriber that
 // was refused for want of a publisher (the server may see the publisher
 // connected a moment after the publisher does) tries again.
-func joinOne(ctx context.Context, hc *http.Client, base, token, publisherID string, o *options) (receiver, error) {
+func joinOne(ctx context.Context, hc *http.Client, base, token, publisherID string, o *options, video videoSpec) (receiver, error) {
 	deadline := time.Now().Add(o.joinTimeout)
 	for {
 		var s receiver
 		var err error
 		if o.client == "pion" {
-			s, err = subscribe(ctx, hc, base, token, publisherID, o.rtcpFeedback)
+			s, err = subscribe(ctx, hc, base, token, publisherID, o.rtcpFeedback, video)
 		} else {
-			s, err = subscribeLite(ctx, hc, base, token, publisherID)
+			s, err = subscribeLite(ctx, hc, base, token, publisherID, video)
 		}
 		var ref *refused
 		if errors.As(err, &ref) && ref.code == "PUBLISHER_NOT_FOUND" && time.Now().Before(deadline) {

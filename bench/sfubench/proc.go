@@ -79,6 +79,7 @@ type server struct {
 	cmd  *exec.Cmd
 	done chan struct{}
 	url  string
+	data string // its data folder
 	log  string // its stderr
 }
 
@@ -106,7 +107,7 @@ func startServer(ctx context.Context, bin, dir string) (*server, error) {
 	if err := startChild(cmd); err != nil {
 		return nil, fmt.Errorf("start ivsrt: %w", err)
 	}
-	s := &server{cmd: cmd, done: make(chan struct{}), url: "http://" + addr, log: logPath}
+	s := &server{cmd: cmd, done: make(chan struct{}), url: "http://" + addr, data: data, log: logPath}
 	go func() { cmd.Wait(); close(s.done) }()
 	deadline := time.Now().Add(15 * time.Second)
 	for {

@@ -158,16 +158,21 @@ func writeHeader(b *strings.Builder, o *options) {
 		readTrim("/proc/sys/net/core/rmem_max"), readTrim("/proc/sys/net/core/wmem_max"))
 	fmt.Fprintf(b, "- ivsrt: %s, %s\n", gitDescribe(), runtime.Version())
 	s := o.stream
-	fmt.Fprintf(b, "- publisher: VP8, %.2f Mbps of RTP payload, %d fps, payloads up to %d bytes, keyframe every %v (%.0f× a frame), paced at %.1f×: %.0f packets/s\n",
-		float64(s.bitrate)/1e6, s.fps, s.payloadSize, s.keyframeEvery, s.keyframeSize, s.pacing, s.packetsPerSecond())
-	if o.meeting == 0 {
+	if c := o.clip; c != nil {
+		fmt.Fprintf(b, "- publisher: a %v clip ffmpeg encoded (`testsrc2` with moving noise, libx264 at %d kbit/s), sent over and over: H.264 constrained baseline %dx%d at 30 fps, a keyframe every 2 s, %.0f kbit/s of RTP payload in %.0f packets/s (payloads up to %d bytes, a frame paced at %.1f×), and Opus at %.0f kbit/s in 20 ms packets\n",
+			c.duration, s.bitrate/1000, c.width, c.height, c.videoKbps(), c.packetsPerSecond(), s.payloadSize, s.pacing, c.audioKbps())
+	} else {
+		fmt.Fprintf(b, "- publisher: VP8, %.2f Mbps of RTP payload, %d fps, payloads up to %d bytes, keyframe every %v (%.0f× a frame), paced at %.1f×: %.0f packets/s\n",
+			float64(s.bitrate)/1e6, s.fps, s.payloadSize, s.keyframeEvery, s.keyframeSize, s.pacing, s.packetsPerSecond())
+	}
+	if o.meeting == 0 && o.clip == nil {
 		fmt.Fprintf(b, "- subscribers: one WHEP peer connection each (DTLS, SRTP), joining %d at a time; receiver reports and NACKs: %v\n",
 			o.joinConcurrency, o.rtcpFeedback)
 	}
 	fmt.Fprintf(b, "- each phase: %v warm-up once all have joined, %v measured, %d run(s); the figures are medians over the runs, each taken on its own\n",
 		o.warmup, o.duration, o.runs)
 	fmt.Fprintf(b, "- command: `go run ./bench/sfubench %s`\n", strings.Join(os.Args[1:], " "))
-	if o.meeting == 0 {
+	if o.meeting == 0 && o.clip == nil {
 		b.WriteString("\n")
 	}
 }
