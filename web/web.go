@@ -68,6 +68,7 @@ var routes = map[string]string{
 	"/console":            "console/index.html",
 	"/console/console.js": "console/console.js",
 	"/console/sigv4.js":   "console/sigv4.js",
+	"/console/player.js":  "console/player.js",
 	"/shared/ivsrt.css":   "shared/ivsrt.css",
 	"/shared/icon.svg":    "shared/icon.svg",
 	"/favicon.ico":        "shared/icon.svg",

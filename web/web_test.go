@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -65,6 +66,7 @@ func TestRoutes(t *testing.T) {
 		{"GET", "/join/join.js", 200, "text/javascript; charset=utf-8", ""},
 		{"GET", "/console/console.js", 200, "text/javascript; charset=utf-8", ""},
 		{"GET", "/console/sigv4.js", 200, "text/javascript; charset=utf-8", ""},
+		{"GET", "/console/player.js", 200, "text/javascript; charset=utf-8", ""},
 		{"GET", "/console/config.json", 200, "application/json", ""},
 		{"GET", "/shared/ivsrt.css", 200, "text/css; charset=utf-8", ""},
 		{"GET", "/shared/icon.svg", 200, "image/svg+xml", ""},
@@ -637,5 +639,161 @@ func waitAcrossNavigation(t *testing.T, tab *webtest.Tab, what, expression strin
 			t.Fatalf("%s: waiting for %s: last got %v, %v", tab.Name, what, ok, err)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestBrowserPlayerPlaylists checks what the console's player reads of a
+// recording: the codecs and the rendition of the multivariant playlist,
+// the init segment and segments of the media playlist, the keys they
+// name, refused outside the recording, and where the media starts.
+func TestBrowserPlayerPlaylists(t *testing.T) {
+	b := webtest.NewBrowser(t)
+	srv := httptest.NewServer(newHandler(t, web.Config{Region: "us-east-1"}))
+	t.Cleanup(srv.Close)
+	tab := b.NewTab("console")
+	tab.Navigate(srv.URL + "/console")
+	call := func(expr string) string {
+		t.Helper()
+		return webtest.Eval[string](tab, `(async () => {
+			const player = await import("/console/player.js");
+			try {
+				return JSON.stringify(`+expr+`);
+			} catch (err) {
+				return "error: " + err.message;
+			}
+		})()`)
+	}
+
+	const multivariant = "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n\n" +
+		"#EXT-X-STREAM-INF:BANDWIDTH=1234567,AVERAGE-BANDWIDTH=1000000,CODECS=\"avc1.42c01f,opus\",RESOLUTION=640x360,FRAME-RATE=30.000\nhigh/playlist.m3u8\n"
+	const media = "#EXTM3U\r\n#EXT-X-VERSION:7\r\n#EXT-X-INDEPENDENT-SEGMENTS\r\n#EXT-X-TARGETDURATION:7\r\n#EXT-X-MEDIA-SEQUENCE:0\r\n" +
+		"#EXT-X-PLAYLIST-TYPE:VOD\r\n#EXT-X-MAP:URI=\"init.mp4\"\r\n#EXTINF:6.00000,\r\n1.mp4\r\n#EXTINF:3.50000,\r\n2.mp4\r\n#EXT-X-ENDLIST\r\n"
+	const event = "#EXTM3U\n#EXT-X-TARGETDURATION:6\n#EXT-X-PLAYLIST-TYPE:EVENT\n#EXT-X-MAP:URI=\"init.mp4\"\n#EXTINF:6,\n1.mp4\n"
+	for _, tt := range []struct{ expr, want string }{
+		{`player.parseMultivariant(` + jsString(multivariant) + `)`, `{"uri":"high/playlist.m3u8","codecs":["avc1.42c01f","opus"],"width":640,"height":360}`},
+		{`player.parseMultivariant("#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1,CODECS=\"opus\"\na.m3u8")`, `{"uri":"a.m3u8","codecs":["opus"],"width":0,"height":0}`},
+		{`player.parseMultivariant("#EXTM3U\n")`, `error: the multivariant playlist has no variant`},
+		{`player.parseMultivariant("<html>")`, `error: not an HLS playlist (no #EXTM3U)`},
+		{`player.parseMediaPlaylist(` + jsString(media) + `)`,
+			`{"map":"init.mp4","segments":[{"uri":"1.mp4","duration":6},{"uri":"2.mp4","duration":3.5}],"ended":true,"duration":9.5}`},
+		{`player.parseMediaPlaylist(` + jsString(event) + `)`, `{"map":"init.mp4","segments":[{"uri":"1.mp4","duration":6}],"ended":false,"duration":6}`},
+		{`player.parseMediaPlaylist("#EXTM3U\n#EXTINF:6,\n1.mp4\n")`, `error: the media playlist has no init segment (#EXT-X-MAP)`},
+		{`player.parseMediaPlaylist("#EXTM3U\n#EXT-X-MAP:URI=\"init.mp4\"\n1.mp4\n")`, `error: segment 1.mp4 has no #EXTINF`},
+		{`player.parseAttributes('URI="a,b.mp4",BYTERANGE=10@0,X=')`, `{"URI":"a,b.mp4","BYTERANGE":"10@0","X":""}`},
+		{`player.resolveKey("media/hls/multivariant.m3u8", "high/playlist.m3u8")`, `"media/hls/high/playlist.m3u8"`},
+		{`player.resolveKey("media/hls/high/playlist.m3u8", "12.mp4")`, `"media/hls/high/12.mp4"`},
+		{`player.resolveKey("media/hls/high/playlist.m3u8", "../../../other/1.mp4")`, `error: the playlist names "../../../other/1.mp4", outside the recording`},
+		{`player.resolveKey("media/hls/high/playlist.m3u8", "/etc/1.mp4")`, `error: the playlist names "/etc/1.mp4", outside the recording`},
+		{`player.resolveKey("media/hls/high/playlist.m3u8", "https://elsewhere.example/1.mp4")`, `error: the playlist names "https://elsewhere.example/1.mp4", outside the recording`},
+		{`player.resolveKey("media/hls/high/playlist.m3u8", "a/./1.mp4")`, `error: the playlist names "a/./1.mp4", outside the recording`},
+		{`player.resolveKey("media/hls/high/playlist.m3u8", "1.mp4?x=1")`, `error: the playlist names "1.mp4?x=1", outside the recording`},
+		{`player.mimeType(["avc1.42c01f", "opus"])`, `"video/mp4; codecs=\"avc1.42c01f,opus\""`},
+		{`player.mimeType(["opus"])`, `"audio/mp4; codecs=\"opus\""`},
+		{`player.mimeType([])`, `error: the multivariant playlist does not say the recording's codecs (CODECS)`},
+		{`player.formatDuration(9.4)`, `"0:09"`},
+		{`player.formatDuration(3725)`, `"1:02:05"`},
+	} {
+		if got := call(tt.expr); got != tt.want {
+			t.Errorf("%s\n got %s\nwant %s", tt.expr, got, tt.want)
+		}
+	}
+
+	// How many segments a recording that failed kept: none without its
+	// playlists; a failure other than a missing object is the caller's.
+	segments := func(objects map[string]string, failure string) string {
+		t.Helper()
+		return webtest.Eval[string](tab, `(async () => {
+			const player = await import("/console/player.js");
+			const objects = `+jsonString(objects)+`;
+			const load = async (key) => {
+				if (`+jsString(failure)+`) throw Object.assign(new Error(`+jsString(failure)+`), { status: 500 });
+				if (!(key in objects)) throw Object.assign(new Error("no " + key), { status: 404 });
+				return new TextEncoder().encode(objects[key]).buffer;
+			};
+			try {
+				return String(await player.recordedSegments(load, (err) => err.status === 404));
+			} catch (err) {
+				return "error: " + err.message;
+			}
+		})()`)
+	}
+	both := map[string]string{"media/hls/multivariant.m3u8": multivariant, "media/hls/high/playlist.m3u8": media}
+	for _, tt := range []struct {
+		name    string
+		objects map[string]string
+		failure string
+		want    string
+	}{
+		{"both playlists", both, "", "2"},
+		{"no playlists", map[string]string{}, "", "0"},
+		{"no media playlist", map[string]string{"media/hls/multivariant.m3u8": multivariant}, "", "0"},
+		{"the bucket fails", both, "Internal server error.", "error: Internal server error."},
+	} {
+		if got := segments(tt.objects, tt.failure); got != tt.want {
+			t.Errorf("recordedSegments, %s: got %s, want %s", tt.name, got, tt.want)
+		}
+	}
+
+	// Where the media starts: the earliest track fragment, each in its
+	// track's timescale; tkhd, mdhd and tfdt of versions 0 and 1.
+	box := func(typ string, parts ...[]byte) []byte {
+		var body []byte
+		for _, p := range parts {
+			body = append(body, p...)
+		}
+		out := binary.BigEndian.AppendUint32(nil, uint32(8+len(body)))
+		return append(append(out, typ...), body...)
+	}
+	u32 := func(v uint32) []byte { return binary.BigEndian.AppendUint32(nil, v) }
+	u64 := func(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
+	full := func(version byte) []byte { return []byte{version, 0, 0, 0} }
+	init := box("ftyp", []byte("iso6"), u32(1)) // other boxes come first
+	init = append(init, box("moov",
+		box("mvhd", full(0), make([]byte, 96)),
+		box("trak",
+			box("tkhd", full(0), u32(0), u32(0), u32(1), make([]byte, 68)),
+			box("mdia", box("mdhd", full(0), u32(0), u32(0), u32(90000), u32(0), make([]byte, 4)))),
+		box("trak",
+			box("tkhd", full(1), u64(0), u64(0), u32(2), make([]byte, 72)),
+			box("mdia", box("hdlr", full(0), make([]byte, 20)), box("mdhd", full(1), u64(0), u64(0), u32(48000), u64(0), make([]byte, 4)))))...)
+	segment := box("moof",
+		box("mfhd", full(0), u32(1)),
+		box("traf", box("tfhd", full(0), u32(1)), box("tfdt", full(1), u64(2*90000))),
+		box("traf", box("tfhd", full(0), u32(2)), box("tfdt", full(0), u32(91200))))
+	segment = append(segment, box("mdat", make([]byte, 16))...)
+	bytes := func(b []byte) string {
+		return `Uint8Array.from(atob("` + base64.StdEncoding.EncodeToString(b) + `"), (c) => c.charCodeAt(0)).buffer`
+	}
+	if got := call(`player.mediaStart(` + bytes(init) + `, ` + bytes(segment) + `)`); got != "1.9" {
+		t.Errorf("mediaStart got %s, want 1.9 (the audio's 91200/48000; the video's is 2)", got)
+	}
+	if got := call(`player.mediaStart(` + bytes(init) + `, ` + bytes(box("moof", box("mfhd", full(0), u32(1)))) + `)`); got != "0" {
+		t.Errorf("mediaStart of a segment without tfdt got %s, want 0", got)
+	}
+	if got := call(`player.mediaStart(new ArrayBuffer(3), ` + bytes(segment[:20]) + `)`); got != "0" {
+		t.Errorf("mediaStart of truncated boxes got %s, want 0", got)
+	}
+
+	// The console's side: the path of an object, and which recordings
+	// play.
+	for _, tt := range []struct{ expr, want string }{
+		{`console.recordingPath("recs", "AbC/st-X/pId/17/media/hls/multivariant.m3u8")`, `"/v1/recordings/recs/AbC/st-X/pId/17/media/hls/multivariant.m3u8"`},
+		{`console.playable({state: "STOPPED", bucket: "recs", prefix: "a/"})`, `true`},
+		{`console.playable({state: "FAILED", bucket: "recs", prefix: "a/", segments: 2})`, `true`},
+		{`console.playable({state: "FAILED", bucket: "recs", prefix: "a/", segments: 0})`, `false`},
+		{`console.playable({state: "ACTIVE", bucket: "recs", prefix: "a/"})`, `false`},
+		{`console.playable({state: "STOPPED", bucket: "", prefix: ""})`, `false`},
+		{`console.playable(undefined)`, `false`},
+	} {
+		got := webtest.Eval[string](tab, `(async () => {
+			const console = await import("/console/console.js");
+			return JSON.stringify(`+tt.expr+`);
+		})()`)
+		if got != tt.want {
+			t.Errorf("%s got %s, want %s", tt.expr, got, tt.want)
+		}
+	}
+	if v := tab.CSPViolations(); len(v) > 0 {
+		t.Errorf("Content Security Policy violations: %v", v)
 	}
 }

@@ -4,11 +4,15 @@
 // CLI reads them; and the delivery of the event
 // stream to its sinks, with the dead letters to redrive, read through the
 // server's delivery API, signed the same way. Polled every two seconds.
+// Participants' recordings play in the page, their objects read signed
+// from the server's recordings endpoint.
 
 import { signRequest } from "/console/sigv4.js";
+import { playRecording, recordedSegments } from "/console/player.js";
 
 const pollMs = 2000;
 const deadLetterPage = 50; // dead letters read per page
+const recordingsPath = "/v1/recordings/"; // + bucket + "/" + key
 const deliveryPaths = {
   sinks: "/v1/events/sinks",
   deadLetters: "/v1/events/dead-letters",
@@ -38,6 +42,13 @@ const selectionKeys = ["tab", "stage", "session", "participant"];
 const selection = { tab: "", stage: "", session: "", participant: "" };
 // What the last refresh read.
 const view = { stages: [], live: new Map(), sessions: [], participants: [], events: [], participant: null };
+// Where each participant of the session is recorded, by participant id:
+// {state, bucket, prefix, segments}; read with GetParticipant when its
+// recording state changes (ListParticipants gives the state alone).
+// segments is how many a FAILED recording's playlist lists.
+const recordings = { session: "", byParticipant: new Map() };
+// The recording playing: {participantId, session, bucket, prefix, player}.
+let playing = null;
 // What the last refresh of the storage tab read.
 const storage = { loaded: false, configurations: [] };
 // What the last refresh of the delivery tab read. pages is how many pages
@@ -88,6 +99,38 @@ async function request(method, path, input) {
     throw new APIError(code, data.message || data.exceptionMessage || res.statusText, res.status);
   }
   return data;
+}
+
+// getObject reads the object at key of a recording's bucket through the
+// server's recordings endpoint, signed as API calls are.
+async function getObject(bucket, key) {
+  const url = location.origin + recordingPath(bucket, key);
+  const signed = await signRequest({
+    method: "GET", url, body: "", region: config.region, service: "ivs",
+    accessKeyId: credentials.accessKeyId, secretAccessKey: credentials.secretAccessKey,
+  });
+  let res;
+  try {
+    res = await fetch(url, { cache: "no-store", headers: signed.headers });
+  } catch (err) {
+    throw new APIError("NetworkError", "The server cannot be reached: " + (err.message || err), 0);
+  }
+  if (!res.ok) {
+    let data = {};
+    try {
+      data = await res.json();
+    } catch {
+      // not JSON
+    }
+    const code = (res.headers.get("x-amzn-ErrorType") || "").split(":")[0] || "HTTP " + res.status;
+    throw new APIError(code, `${key}: ${data.message || res.statusText}`, res.status);
+  }
+  return res.arrayBuffer();
+}
+
+// recordingPath is the path of an object of a recording.
+export function recordingPath(bucket, key) {
+  return recordingsPath + encodeURIComponent(bucket) + "/" + key.split("/").map(encodeURIComponent).join("/");
 }
 
 // listAll reads every page of a List operation (up to a sane bound).
@@ -174,6 +217,7 @@ async function load() {
   if (!selection.session) return;
   view.participants = await listAll("ListParticipants", { stageArn: stage.arn, sessionId: selection.session }, "participants");
   view.participants.sort((a, b) => (a.firstJoinTime || "").localeCompare(b.firstJoinTime || ""));
+  await loadRecordings(stage);
   if (!selection.participant) return;
   if (!view.participants.some((p) => p.participantId === selection.participant)) {
     selection.participant = "";
@@ -187,6 +231,39 @@ async function load() {
   ]);
   view.events = events.sort((a, b) => (a.eventTime || "").localeCompare(b.eventTime || ""));
   view.participant = got.participant || null;
+}
+
+// loadRecordings reads where the session's participants are recorded:
+// GetParticipant for those whose recording state changed since the last
+// read, and, for a recording that FAILED, how many segments it kept.
+async function loadRecordings(stage) {
+  if (recordings.session !== selection.session) {
+    recordings.session = selection.session;
+    recordings.byParticipant.clear();
+  }
+  await Promise.all(view.participants.map(async (p) => {
+    const state = p.recordingState || "DISABLED";
+    const known = recordings.byParticipant.get(p.participantId);
+    if (state === "DISABLED" || (known && known.state === state)) return;
+    const got = await api("GetParticipant", { stageArn: stage.arn, sessionId: selection.session, participantId: p.participantId });
+    const r = {
+      state, bucket: got.participant.recordingS3BucketName || "", prefix: got.participant.recordingS3Prefix || "", segments: 0,
+    };
+    if (state === "FAILED" && r.bucket && r.prefix) {
+      try {
+        r.segments = await recordedSegments((key) => getObject(r.bucket, r.prefix + key), (err) => err.status === 404);
+      } catch {
+        return; // the bucket cannot be read now: asked again at the next refresh
+      }
+    }
+    recordings.byParticipant.set(p.participantId, r);
+  }));
+}
+
+// playable tells whether a recording can be played: one that STOPPED, or
+// one that FAILED after it stored segments.
+export function playable(r) {
+  return !!r && !!r.bucket && !!r.prefix && (r.state === "STOPPED" || (r.state === "FAILED" && r.segments > 0));
 }
 
 // loadDelivery reads the sinks and as many pages of dead letters as are
@@ -261,6 +338,7 @@ function render() {
   $("stage-tags").textContent = tags || "none";
   renderSessions(stage);
   renderParticipants();
+  renderPlayer();
   renderEvents();
 }
 
@@ -297,16 +375,69 @@ function renderParticipants() {
   $("no-participants").hidden = view.participants.length > 0;
   replaceRows($("participants"), view.participants.map((p) => {
     const connected = p.state === "CONNECTED";
-    return el("tr", { "data-participant-id": p.participantId, "data-state": p.state, class: p.participantId === selection.participant ? "selected" : "", tabindex: "0" },
+    const state = p.recordingState || "DISABLED";
+    const r = recordings.byParticipant.get(p.participantId);
+    const where = r && r.state === state && r.bucket ? `s3://${r.bucket}/${r.prefix}` : "";
+    return el("tr", { "data-participant-id": p.participantId, "data-state": p.state, "data-recording-state": state,
+      class: p.participantId === selection.participant ? "selected" : "", tabindex: "0" },
       el("td", { class: "strong" }, p.userId || el("span", { class: "muted" }, "(none)")),
       el("td", {}, el("code", {}, p.participantId)),
       el("td", {}, el("span", { class: "badge " + (connected ? "ok" : "off") }, p.state)),
       el("td", {}, p.published ? "yes" : "no"),
+      el("td", { class: "recording" }, state === "DISABLED"
+        ? el("span", { class: "muted" }, "not recorded")
+        : [el("span", { class: "badge " + recordingClass(state) }, state),
+          where ? el("div", { class: "recording-where" }, el("code", { title: where }, where)) : ""]),
       el("td", {}, formatTime(p.firstJoinTime)),
-      el("td", { class: "actions" }, connected
-        ? el("button", { type: "button", class: "small danger", "data-action": "disconnect" }, "Disconnect")
-        : ""));
+      el("td", { class: "actions" },
+        playable(r) && r.state === state ? el("button", { type: "button", class: "small", "data-action": "play" }, "Play") : "",
+        connected ? el("button", { type: "button", class: "small danger", "data-action": "disconnect" }, "Disconnect") : ""));
   }));
+}
+
+function recordingClass(state) {
+  if (state === "ACTIVE") return "ok";
+  if (state === "FAILED") return "bad";
+  if (state === "STARTING" || state === "STOPPING") return "warn";
+  return "off";
+}
+
+// --- the player -----------------------------------------------------------
+
+// play plays the recording of a participant of the selected session.
+function play(participantId) {
+  const r = recordings.byParticipant.get(participantId);
+  if (!playable(r)) return;
+  stopPlaying();
+  const video = $("player");
+  const p = view.participants.find((x) => x.participantId === participantId);
+  $("player-title").textContent = "of " + ((p && p.userId) || participantId);
+  $("player-source").textContent = `s3://${r.bucket}/${r.prefix}`;
+  $("player-card").hidden = false;
+  const player = playRecording(video, (key) => getObject(r.bucket, r.prefix + key), {
+    onStatus: (text, state) => {
+      if (playing && playing.player !== player) return;
+      $("player-status").textContent = text;
+      $("player-status").dataset.state = state;
+    },
+  });
+  playing = { participantId, session: selection.session, player };
+  $("player-card").scrollIntoView({ block: "nearest" });
+}
+
+function stopPlaying() {
+  if (!playing) return;
+  playing.player.stop();
+  playing = null;
+  $("player-status").textContent = "";
+  $("player-status").dataset.state = "";
+}
+
+// renderPlayer shows the player while it plays a recording of the
+// selected session.
+function renderPlayer() {
+  if (playing && playing.session !== selection.session) stopPlaying();
+  $("player-card").hidden = !playing;
 }
 
 function renderEvents() {
@@ -318,7 +449,9 @@ function renderEvents() {
   const facts = [
     ["Participant ID", p.participantId], ["User ID", p.userId || "(none)"], ["State", p.state],
     ["Protocol", p.protocol || ""], ["Attributes", Object.entries(p.attributes || {}).map(([k, v]) => `${k}=${v}`).join(", ") || "none"],
+    ["Recording", p.recordingState || "DISABLED"],
   ];
+  if (p.recordingS3BucketName) facts.push(["Recording bucket", p.recordingS3BucketName], ["Recording prefix", p.recordingS3Prefix || ""]);
   replaceChildren($("participant-facts"), facts.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
   replaceChildren($("events"), view.events.map((e) =>
     el("li", { class: "event " + eventClass(e.name), "data-event": e.name },
@@ -590,6 +723,10 @@ function wireActions() {
     const row = e.target.closest("tr[data-participant-id]");
     if (!row) return;
     const id = row.dataset.participantId;
+    if (e.target.closest("[data-action=play]")) {
+      play(id);
+      return;
+    }
     if (e.target.closest("[data-action=disconnect]")) {
       const stage = selectedStage();
       const name = row.cells[0].textContent;
@@ -695,6 +832,11 @@ function wireActions() {
     start();
   });
 
+  $("player-close").addEventListener("click", () => {
+    stopPlaying();
+    renderPlayer();
+  });
+
   $("sign-out").addEventListener("click", () => signOut(""));
   window.addEventListener("hashchange", () => {
     actionError = "";
@@ -707,6 +849,7 @@ function wireActions() {
 // --- signing in -----------------------------------------------------------
 
 function signOut(message) {
+  stopPlaying();
   clearInterval(pollTimer);
   pollTimer = 0;
   credentials = null;

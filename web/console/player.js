@@ -1,0 +1,372 @@
+// player.js — plays a participant recording (HLS of fMP4 segments, as the
+// server writes it) in a <video> with Media Source Extensions: the
+// multivariant playlist gives the codecs, the media playlist the init
+// segment and the segments, which are appended in order to one
+// SourceBuffer. It reads each object through a function it is given, so
+// that the console signs those reads as it signs API calls.
+//
+// Only what a recording holds is supported: one rendition, one init
+// segment (EXT-X-MAP), segments listed once. A recording still going on,
+// or one that failed, plays what its playlist lists so far.
+//
+//   const player = playRecording(video, (key) => getObjectBytes(bucket, prefix + key), {
+//     onStatus: (text, state) => ...,
+//   });
+//   player.stop();
+
+// The keys under a recording's prefix.
+export const multivariantKey = "media/hls/multivariant.m3u8";
+
+// How much of what was played is kept before the play position when the
+// SourceBuffer is full.
+const keepBehindSeconds = 10;
+
+/**
+ * Parses an attribute list (RFC 8216, section 4.2): NAME=value pairs,
+ * separated by commas, the values quoted strings or not.
+ * @param {string} s
+ * @returns {Object<string,string>}
+ */
+export function parseAttributes(s) {
+  const out = {};
+  const re = /([A-Z0-9-]+)=("[^"]*"|[^,]*)(?:,|$)/g;
+  let m;
+  while ((m = re.exec(s)) !== null) {
+    if (m[0] === "") break;
+    let v = m[2];
+    if (v.startsWith('"')) v = v.slice(1, -1);
+    out[m[1]] = v;
+  }
+  return out;
+}
+
+function lines(text) {
+  const all = String(text).split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== "");
+  if (all[0] !== "#EXTM3U") throw new Error("not an HLS playlist (no #EXTM3U)");
+  return all;
+}
+
+/**
+ * Reads a multivariant playlist: its first variant's URI, codecs and
+ * resolution.
+ * @param {string} text
+ * @returns {{uri: string, codecs: string[], width: number, height: number}}
+ */
+export function parseMultivariant(text) {
+  const ls = lines(text);
+  for (let i = 0; i < ls.length; i++) {
+    if (!ls[i].startsWith("#EXT-X-STREAM-INF:")) continue;
+    const attrs = parseAttributes(ls[i].slice("#EXT-X-STREAM-INF:".length));
+    const uri = ls.slice(i + 1).find((l) => !l.startsWith("#"));
+    if (!uri) throw new Error("the multivariant playlist's variant has no URI");
+    const [width, height] = (attrs.RESOLUTION || "").split("x").map((n) => parseInt(n, 10) || 0);
+    const codecs = (attrs.CODECS || "").split(",").map((c) => c.trim()).filter((c) => c !== "");
+    return { uri, codecs, width: width || 0, height: height || 0 };
+  }
+  throw new Error("the multivariant playlist has no variant");
+}
+
+/**
+ * Reads a media playlist: the init segment's URI, the segments' URIs and
+ * durations, and whether it is complete (EXT-X-ENDLIST).
+ * @param {string} text
+ * @returns {{map: string, segments: {uri: string, duration: number}[], ended: boolean, duration: number}}
+ */
+export function parseMediaPlaylist(text) {
+  const ls = lines(text);
+  const out = { map: "", segments: [], ended: false, duration: 0 };
+  let duration = -1;
+  for (const l of ls) {
+    if (l.startsWith("#EXT-X-MAP:")) {
+      out.map = parseAttributes(l.slice("#EXT-X-MAP:".length)).URI || "";
+    } else if (l.startsWith("#EXTINF:")) {
+      duration = parseFloat(l.slice("#EXTINF:".length));
+      if (!(duration >= 0)) throw new Error("a segment's #EXTINF has no duration: " + l);
+    } else if (l === "#EXT-X-ENDLIST") {
+      out.ended = true;
+    } else if (!l.startsWith("#")) {
+      if (duration < 0) throw new Error("segment " + l + " has no #EXTINF");
+      out.segments.push({ uri: l, duration });
+      out.duration += duration;
+      duration = -1;
+    }
+  }
+  if (!out.map) throw new Error("the media playlist has no init segment (#EXT-X-MAP)");
+  return out;
+}
+
+/**
+ * Resolves a playlist's relative URI against the key of the playlist,
+ * keeping to the recording: no absolute URL, no path from the root, no
+ * "." or ".." part.
+ * @param {string} base  the playlist's key, as "media/hls/multivariant.m3u8"
+ * @param {string} uri
+ * @returns {string} the key of what uri names
+ */
+export function resolveKey(base, uri) {
+  if (/^[a-z][a-z0-9+.-]*:/i.test(uri) || uri.startsWith("/") || /[?#\\]/.test(uri)) {
+    throw new Error("the playlist names " + JSON.stringify(uri) + ", outside the recording");
+  }
+  const parts = uri.split("/");
+  if (parts.some((p) => p === "" || p === "." || p === "..")) {
+    throw new Error("the playlist names " + JSON.stringify(uri) + ", outside the recording");
+  }
+  return base.slice(0, base.lastIndexOf("/") + 1) + uri;
+}
+
+/**
+ * The MIME type of a SourceBuffer for the codecs of a variant: video/mp4
+ * when one is a video codec, audio/mp4 for audio alone.
+ * @param {string[]} codecs
+ * @returns {string}
+ */
+export function mimeType(codecs) {
+  if (!codecs.length) throw new Error("the multivariant playlist does not say the recording's codecs (CODECS)");
+  const video = codecs.some((c) => /^(avc[13]|hvc1|hev1|vp09|av01)\b/.test(c));
+  return `${video ? "video" : "audio"}/mp4; codecs="${codecs.join(",")}"`;
+}
+
+/**
+ * Returns where the media of a segment starts, in seconds: the earliest
+ * base media decode time (tfdt) of its track fragments, each in the
+ * timescale its track has in the init segment (mdhd). ISO/IEC 14496-12,
+ * sections 8.3.2 (tkhd), 8.4.2 (mdhd), 8.8.7 (tfhd) and 8.8.12 (tfdt).
+ * A recording's media starts when its first keyframe came, not at 0.
+ * @param {ArrayBuffer} init
+ * @param {ArrayBuffer} segment
+ * @returns {number} seconds, or 0 when the boxes do not say
+ */
+export function mediaStart(init, segment) {
+  const timescales = new Map(); // by track id
+  const iv = new DataView(init);
+  for (const trak of children(iv, iv, "moov", "trak")) {
+    const tkhd = child(iv, trak, "tkhd");
+    const mdhd = child(iv, child(iv, trak, "mdia"), "mdhd");
+    if (!tkhd || !mdhd) continue;
+    const id = iv.getUint32(tkhd.start + (iv.getUint8(tkhd.start) === 1 ? 20 : 12));
+    const timescale = iv.getUint32(mdhd.start + (iv.getUint8(mdhd.start) === 1 ? 20 : 12));
+    if (timescale) timescales.set(id, timescale);
+  }
+  const sv = new DataView(segment);
+  let start = Infinity;
+  for (const traf of children(sv, sv, "moof", "traf")) {
+    const tfhd = child(sv, traf, "tfhd");
+    const tfdt = child(sv, traf, "tfdt");
+    const timescale = tfhd && timescales.get(sv.getUint32(tfhd.start + 4));
+    if (!tfdt || !timescale) continue;
+    const t = sv.getUint8(tfdt.start) === 1 ? Number(sv.getBigUint64(tfdt.start + 4)) : sv.getUint32(tfdt.start + 4);
+    start = Math.min(start, t / timescale);
+  }
+  return Number.isFinite(start) ? start : 0;
+}
+
+// boxes lists the boxes of view between start and end: their type and
+// where their content is.
+function boxes(view, start, end) {
+  const out = [];
+  for (let off = start; off + 8 <= end;) {
+    let size = view.getUint32(off);
+    const type = String.fromCharCode(view.getUint8(off + 4), view.getUint8(off + 5), view.getUint8(off + 6), view.getUint8(off + 7));
+    let header = 8;
+    if (size === 1) {
+      if (off + 16 > end) break;
+      size = Number(view.getBigUint64(off + 8));
+      header = 16;
+    } else if (size === 0) {
+      size = end - off;
+    }
+    if (size < header || off + size > end) break;
+    out.push({ type, start: off + header, end: off + size });
+    off += size;
+  }
+  return out;
+}
+
+// child returns the first box of type in parent (a box, or a DataView for
+// the top level), or null.
+function child(view, parent, type) {
+  if (!parent) return null;
+  const [start, end] = parent instanceof DataView ? [0, parent.byteLength] : [parent.start, parent.end];
+  return boxes(view, start, end).find((b) => b.type === type) || null;
+}
+
+// children returns the boxes of type inside every top-level box of outer.
+function children(view, top, outer, type) {
+  return boxes(view, 0, top.byteLength).filter((b) => b.type === outer)
+    .flatMap((b) => boxes(view, b.start, b.end).filter((c) => c.type === type));
+}
+
+/**
+ * Counts the segments a recording's media playlist lists: 0 when it has
+ * no playlists (a recording that failed before its first media).
+ * @param {(key: string) => Promise<ArrayBuffer>} load  as for playRecording
+ * @param {(err: Error) => boolean} missing  whether an error of load is a missing object
+ * @returns {Promise<number>}
+ */
+export async function recordedSegments(load, missing) {
+  const text = async (key) => new TextDecoder().decode(await load(key));
+  try {
+    const variant = parseMultivariant(await text(multivariantKey));
+    return parseMediaPlaylist(await text(resolveKey(multivariantKey, variant.uri))).segments.length;
+  } catch (err) {
+    if (missing(err)) return 0;
+    throw err;
+  }
+}
+
+/**
+ * Plays the recording whose objects load(key) reads (an ArrayBuffer, for
+ * a key under the recording's prefix) in video.
+ * @param {HTMLVideoElement} video
+ * @param {(key: string) => Promise<ArrayBuffer>} load
+ * @param {object} [opts]
+ * @param {(text: string, state: string) => void} [opts.onStatus]  told of progress; state is
+ *   "loading", "playing", "done" (everything appended) or "error"
+ * @returns {{stop: () => void, done: Promise<void>, info: object}}
+ */
+export function playRecording(video, load, opts = {}) {
+  const status = opts.onStatus || (() => {});
+  const info = { type: "", width: 0, height: 0, segments: 0, appended: 0, duration: 0, ended: false, start: 0 };
+  let stopped = false;
+  const ms = new MediaSource();
+  const url = URL.createObjectURL(ms);
+  video.src = url;
+
+  const text = async (key) => new TextDecoder().decode(await load(key));
+  const check = () => {
+    if (stopped) throw new StoppedError();
+  };
+
+  const done = (async () => {
+    status("Reading the playlists…", "loading");
+    await once(ms, "sourceopen");
+    const variant = parseMultivariant(await text(multivariantKey));
+    check();
+    const playlistKey = resolveKey(multivariantKey, variant.uri);
+    const media = parseMediaPlaylist(await text(playlistKey));
+    check();
+    info.type = mimeType(variant.codecs);
+    info.width = variant.width;
+    info.height = variant.height;
+    info.segments = media.segments.length;
+    info.duration = media.duration;
+    info.ended = media.ended;
+    if (!media.segments.length) throw new Error("the recording has no segment");
+    if (!MediaSource.isTypeSupported(info.type)) throw new Error(`this browser cannot play ${info.type}`);
+    const sb = ms.addSourceBuffer(info.type);
+    ms.duration = media.duration;
+
+    const keys = [media.map, ...media.segments.map((s) => s.uri)].map((uri) => resolveKey(playlistKey, uri));
+    // Each object is read while the one before is appended.
+    let next = load(keys[0]);
+    let init = null;
+    for (let i = 0; i < keys.length; i++) {
+      const data = await next;
+      check();
+      next = i + 1 < keys.length ? load(keys[i + 1]) : null;
+      if (next) next.catch(() => {}); // awaited at its turn
+      if (i === 0) {
+        init = data;
+        await append(video, sb, data, check);
+        continue;
+      }
+      if (i === 1) {
+        // The recording's time starts at 0, where its media starts.
+        info.start = mediaStart(init, data);
+        sb.timestampOffset = -info.start;
+      }
+      await append(video, sb, data, check);
+      info.appended = i;
+      if (i === 1) video.play().catch(() => {}); // a browser may want a gesture first; the controls are there
+      status(`Segment ${i} of ${media.segments.length}` + (media.ended ? "" : " (the playlist has no end: all that was recorded)"), "playing");
+    }
+    await idle(sb);
+    check();
+    ms.endOfStream();
+    status(`${media.segments.length} segment${media.segments.length === 1 ? "" : "s"}, ${formatDuration(media.duration)}` +
+      (media.ended ? "" : ", as far as the recording went"), "done");
+  })().catch((err) => {
+    if (err instanceof StoppedError) return;
+    status(err.message || String(err), "error");
+    if (ms.readyState === "open") {
+      try {
+        ms.endOfStream("decode");
+      } catch {
+        // already ended
+      }
+    }
+    throw err;
+  });
+  done.catch(() => {}); // reported through onStatus; callers may await done
+
+  return {
+    info,
+    done,
+    stop() {
+      stopped = true;
+      video.pause();
+      video.removeAttribute("src");
+      video.load();
+      URL.revokeObjectURL(url);
+    },
+  };
+}
+
+class StoppedError extends Error {}
+
+// append appends data, making room when the SourceBuffer is full: what
+// was played, but for the last keepBehindSeconds, is removed once the
+// play position moved on.
+async function append(video, sb, data, check) {
+  for (;;) {
+    await idle(sb);
+    check();
+    try {
+      sb.appendBuffer(data);
+      await idle(sb);
+      return;
+    } catch (err) {
+      if (err.name !== "QuotaExceededError") throw err;
+    }
+    const end = video.currentTime - keepBehindSeconds;
+    if (sb.buffered.length && end > sb.buffered.start(0)) {
+      sb.remove(sb.buffered.start(0), end);
+      await idle(sb);
+    } else {
+      await once(video, "timeupdate");
+    }
+  }
+}
+
+// idle waits for the SourceBuffer to finish what it does, failing with
+// the media element's error when it fails.
+function idle(sb) {
+  if (!sb.updating) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const done = () => {
+      sb.removeEventListener("updateend", done);
+      sb.removeEventListener("error", failed);
+      resolve();
+    };
+    const failed = () => {
+      sb.removeEventListener("updateend", done);
+      sb.removeEventListener("error", failed);
+      reject(new Error("the browser could not decode the recording"));
+    };
+    sb.addEventListener("updateend", done);
+    sb.addEventListener("error", failed);
+  });
+}
+
+function once(target, event) {
+  return new Promise((resolve) => target.addEventListener(event, resolve, { once: true }));
+}
+
+/** Formats seconds as m:ss or h:mm:ss. */
+export function formatDuration(seconds) {
+  const s = Math.round(seconds);
+  const h = Math.floor(s / 3600);
+  const mm = String(Math.floor((s % 3600) / 60));
+  const ss = String(s % 60).padStart(2, "0");
+  return h ? `${h}:${mm.padStart(2, "0")}:${ss}` : `${mm}:${ss}`;
+}
