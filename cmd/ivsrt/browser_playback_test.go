@@ -116,14 +116,14 @@ func TestBrowserPlayRecording(t *testing.T) {
 	})()`, 30*time.Second)
 	console.WaitFor("every segment appended", `document.getElementById("player-status").dataset.state === "done"`, 10*time.Second)
 	type state struct {
-		Width, Height   int
-		CurrentTime     float64
-		Duration        float64
-		Error           string
-		Status          string
-		StatusText      string
-		ReadyState      int
-		Paused          bool
+		Width, Height int
+		CurrentTime   float64
+		Duration      float64
+		Error         string
+		Status        string
+		StatusText    string
+		ReadyState    int
+		Paused        bool
 	}
 	got := webtest.Eval[state](console, `(() => {
 		const v = document.getElementById("player");
