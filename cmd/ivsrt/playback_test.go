@@ -4,10 +4,14 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/johannesboyne/gofakes3"
+	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
 	"github.com/ivsrt/ivsrt/playback"
 )
@@ -170,4 +174,53 @@ func TestRecordingObjects(t *testing.T) {
 			t.Errorf("after the refused writes: got %d, %d bytes", got.status, len(got.body))
 		}
 	})
+}
+
+// TestRecordingObjectsFromS3: with an S3-compatible service, objects are
+// read from it, with the content type they were stored with; a missing
+// object or bucket is 404.
+func TestRecordingObjectsFromS3(t *testing.T) {
+	backend := s3mem.New()
+	if err := backend.CreateBucket("recs"); err != nil {
+		t.Fatal(err)
+	}
+	s3 := httptest.NewServer(gofakes3.New(backend).Server())
+	defer s3.Close()
+	m, _ := startServer(t, func(c *Config) {
+		c.S3EndpointURL, c.S3AccessKeyID, c.S3SecretAccessKey = s3.URL, "AKIDTEST", "secret"
+	})
+	const key = "AbCdEfGhIjKl/st-AbCdEfGhIjKlM/pArTiCiPaNt01/1767323045000/media/hls/high/1.mp4"
+	// Not the type a folder would tell by the extension: the store's.
+	const contentType = "video/iso.segment"
+	if err := m.Objects.PutObject(testContext(t), "recs", key, []byte("0123456789"), contentType); err != nil {
+		t.Fatal(err)
+	}
+	get := func(path, rangeHeader string) (int, http.Header, string) {
+		t.Helper()
+		r := newSignedRequest(t, m, "GET", path, "", testAccessKeyID, testSecretAccessKey)
+		if rangeHeader != "" {
+			r.Header.Set("Range", rangeHeader)
+		}
+		resp, err := localHTTPClient(t).Do(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, resp.Header, string(body)
+	}
+	if status, h, body := get(playback.PathPrefix+"recs/"+key, ""); status != http.StatusOK || body != "0123456789" || h.Get("Content-Type") != contentType {
+		t.Errorf("got %d %q %q, want 200 %q 0123456789", status, h.Get("Content-Type"), body, contentType)
+	}
+	if status, _, body := get(playback.PathPrefix+"recs/"+key, "bytes=2-4"); status != http.StatusPartialContent || body != "234" {
+		t.Errorf("range: got %d %q, want 206 234", status, body)
+	}
+	for _, path := range []string{
+		playback.PathPrefix + "recs/" + strings.Replace(key, "1.mp4", "2.mp4", 1),
+		playback.PathPrefix + "nobucket/" + key,
+	} {
+		if status, h, body := get(path, ""); status != http.StatusNotFound || h.Get("x-amzn-ErrorType") != "ResourceNotFoundException" {
+			t.Errorf("GET %s: got %d %s %q, want 404 ResourceNotFoundException", path, status, h.Get("x-amzn-ErrorType"), body)
+		}
+	}
 }
