@@ -143,12 +143,31 @@ type Participant struct {
 	FirstJoinTime time.Time
 	Published     bool   // ever published in this session
 	Protocol      string // UNKNOWN, WHIP, ...
+	Client        ClientDetails
 
 	// The participant's individual recording: "" while its stage does not
 	// record it (the API says DISABLED).
 	RecordingBucket string
 	RecordingPrefix string
 	RecordingState  ParticipantRecordingState
+}
+
+// ClientVersion is the version of ivsrt's client libraries, the browser
+// client (web/client/ivsrt.js says the same) and the bot: what they
+// report, and GetParticipant shows, as sdkVersion.
+const ClientVersion = "1.0.0"
+
+// ClientDetails is what a participant's client says of itself when it
+// joins: its browser (or encoder) and operating system from its
+// User-Agent, and the version of the ivsrt client library it runs. A
+// field the client does not tell stays "": nothing is guessed.
+type ClientDetails struct {
+	ISPName        string
+	OSName         string
+	OSVersion      string
+	BrowserName    string
+	BrowserVersion string
+	SDKVersion     string
 }
 
 // ParticipantFilter narrows ListParticipants; at most one field is set.

@@ -644,7 +644,8 @@ func waitAcrossNavigation(t *testing.T, tab *webtest.Tab, what, expression strin
 
 // TestBrowserPlayerPlaylists checks what the console's player reads of a
 // recording: the codecs and the rendition of the multivariant playlist,
-// the init segment and segments of the media playlist, the keys they
+// the segments of the media playlist with their init segments and
+// discontinuities, the keys they
 // name, refused outside the recording, and where the media starts.
 func TestBrowserPlayerPlaylists(t *testing.T) {
 	b := webtest.NewBrowser(t)
@@ -669,15 +670,26 @@ func TestBrowserPlayerPlaylists(t *testing.T) {
 	const media = "#EXTM3U\r\n#EXT-X-VERSION:7\r\n#EXT-X-INDEPENDENT-SEGMENTS\r\n#EXT-X-TARGETDURATION:7\r\n#EXT-X-MEDIA-SEQUENCE:0\r\n" +
 		"#EXT-X-PLAYLIST-TYPE:VOD\r\n#EXT-X-MAP:URI=\"init.mp4\"\r\n#EXTINF:6.00000,\r\n1.mp4\r\n#EXTINF:3.50000,\r\n2.mp4\r\n#EXT-X-ENDLIST\r\n"
 	const event = "#EXTM3U\n#EXT-X-TARGETDURATION:6\n#EXT-X-PLAYLIST-TYPE:EVENT\n#EXT-X-MAP:URI=\"init.mp4\"\n#EXTINF:6,\n1.mp4\n"
+	// New parameter sets (a new init segment), then a break.
+	const changes = "#EXTM3U\n#EXT-X-MAP:URI=\"init.mp4\"\n#EXTINF:6,\n1.mp4\n#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"init-2.mp4\"\n" +
+		"#EXTINF:2.5,\n2.mp4\n#EXT-X-DISCONTINUITY\n#EXTINF:4,\n3.mp4\n#EXTINF:1,\n4.mp4\n#EXT-X-ENDLIST\n"
 	for _, tt := range []struct{ expr, want string }{
 		{`player.parseMultivariant(` + jsString(multivariant) + `)`, `{"uri":"high/playlist.m3u8","codecs":["avc1.42c01f","opus"],"width":640,"height":360}`},
 		{`player.parseMultivariant("#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1,CODECS=\"opus\"\na.m3u8")`, `{"uri":"a.m3u8","codecs":["opus"],"width":0,"height":0}`},
 		{`player.parseMultivariant("#EXTM3U\n")`, `error: the multivariant playlist has no variant`},
 		{`player.parseMultivariant("<html>")`, `error: not an HLS playlist (no #EXTM3U)`},
 		{`player.parseMediaPlaylist(` + jsString(media) + `)`,
-			`{"map":"init.mp4","segments":[{"uri":"1.mp4","duration":6},{"uri":"2.mp4","duration":3.5}],"ended":true,"duration":9.5}`},
-		{`player.parseMediaPlaylist(` + jsString(event) + `)`, `{"map":"init.mp4","segments":[{"uri":"1.mp4","duration":6}],"ended":false,"duration":6}`},
-		{`player.parseMediaPlaylist("#EXTM3U\n#EXTINF:6,\n1.mp4\n")`, `error: the media playlist has no init segment (#EXT-X-MAP)`},
+			`{"segments":[{"uri":"1.mp4","duration":6,"start":0,"map":"init.mp4","discontinuity":false},` +
+				`{"uri":"2.mp4","duration":3.5,"start":6,"map":"init.mp4","discontinuity":false}],"ended":true,"duration":9.5}`},
+		{`player.parseMediaPlaylist(` + jsString(event) + `)`,
+			`{"segments":[{"uri":"1.mp4","duration":6,"start":0,"map":"init.mp4","discontinuity":false}],"ended":false,"duration":6}`},
+		{`player.parseMediaPlaylist(` + jsString(changes) + `)`,
+			`{"segments":[{"uri":"1.mp4","duration":6,"start":0,"map":"init.mp4","discontinuity":false},` +
+				`{"uri":"2.mp4","duration":2.5,"start":6,"map":"init-2.mp4","discontinuity":true},` +
+				`{"uri":"3.mp4","duration":4,"start":8.5,"map":"init-2.mp4","discontinuity":true},` +
+				`{"uri":"4.mp4","duration":1,"start":12.5,"map":"init-2.mp4","discontinuity":false}],"ended":true,"duration":13.5}`},
+		{`player.parseMediaPlaylist("#EXTM3U\n#EXTINF:6,\n1.mp4\n")`, `error: segment 1.mp4 has no init segment (#EXT-X-MAP)`},
+		{`player.parseMediaPlaylist("#EXTM3U\n#EXT-X-MAP:BYTERANGE=\"1@0\"\n")`, `error: an #EXT-X-MAP has no URI: #EXT-X-MAP:BYTERANGE="1@0"`},
 		{`player.parseMediaPlaylist("#EXTM3U\n#EXT-X-MAP:URI=\"init.mp4\"\n1.mp4\n")`, `error: segment 1.mp4 has no #EXTINF`},
 		{`player.parseAttributes('URI="a,b.mp4",BYTERANGE=10@0,X=')`, `{"URI":"a,b.mp4","BYTERANGE":"10@0","X":""}`},
 		{`player.resolveKey("media/hls/multivariant.m3u8", "high/playlist.m3u8")`, `"media/hls/high/playlist.m3u8"`},

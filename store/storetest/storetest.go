@@ -89,6 +89,7 @@ func Run(t *testing.T, open OpenFunc) {
 		{"RevokeParticipantToken", testRevokeParticipantToken},
 		{"SessionLifecycle", testSessionLifecycle},
 		{"Rejoin", testRejoin},
+		{"JoinClient", testJoinClient},
 		{"EventConflict", testEventConflict},
 		{"JoinError", testJoinError},
 		{"ConcurrentJoins", testConcurrentJoins},
@@ -499,6 +500,9 @@ func checkParticipant(t *testing.T, what string, got, want *ivsrt.Participant) {
 	}
 	if got.Protocol != want.Protocol {
 		t.Errorf("%s: Protocol: got %q, want %q", what, got.Protocol, want.Protocol)
+	}
+	if got.Client != want.Client {
+		t.Errorf("%s: Client: got %+v, want %+v", what, got.Client, want.Client)
 	}
 	checkRecordingState(t, what, got, want.RecordingBucket, want.RecordingPrefix, want.RecordingState)
 }
@@ -1200,6 +1204,7 @@ func testSessionLifecycle(t *testing.T, open OpenFunc) {
 		UserID:        "alice",
 		Attributes:    map[string]string{"displayName": "Alice"},
 		Protocol:      "WHIP",
+		Client:        aliceClient,
 	})
 	sid := j1.SessionID
 	if !sessionIDPattern.MatchString(string(sid)) {
@@ -1212,7 +1217,7 @@ func testSessionLifecycle(t *testing.T, open OpenFunc) {
 		&ivsrt.StageSession{ID: sid, StageARN: st.ARN, StartTime: j1.Time})
 	want1 := &ivsrt.Participant{ID: p1, StageARN: st.ARN, SessionID: sid, UserID: "alice",
 		Attributes: map[string]string{"displayName": "Alice"}, State: ivsrt.ParticipantConnected,
-		FirstJoinTime: j1.Time, Protocol: "WHIP"}
+		FirstJoinTime: j1.Time, Protocol: "WHIP", Client: aliceClient}
 	checkParticipant(t, "p1 after joining", e.getParticipant(t, st.ARN, sid, p1), want1)
 
 	// A second participant joins the same session; no protocol is UNKNOWN.
@@ -1294,6 +1299,32 @@ func testSessionLifecycle(t *testing.T, open OpenFunc) {
 	if got := participantIDs(e.allParticipants(t, st.ARN, sid2)); !slices.Equal(got, []ivsrt.ParticipantID{p1}) {
 		t.Errorf("ListParticipants of the new session: got %v, want [%s]", got, p1)
 	}
+}
+
+// aliceClient is what a browser client says of itself.
+var aliceClient = ivsrt.ClientDetails{OSName: "Linux", OSVersion: "x86_64", BrowserName: "Chrome",
+	BrowserVersion: "131.0.0.0", SDKVersion: "1.4.0"}
+
+// testJoinClient: a rejoin keeps what the first client said of itself,
+// and fills in what it left unsaid.
+func testJoinClient(t *testing.T, open OpenFunc) {
+	e := newEnv(t, open)
+	st := e.createStage(t, "clients", nil)
+	p1 := ivsrt.NewParticipantID()
+	sid := e.join(t, st.ARN, p1, "alice").SessionID
+	if got := e.getParticipant(t, st.ARN, sid, p1).Client; got != (ivsrt.ClientDetails{}) {
+		t.Errorf("a client that said nothing: got %+v", got)
+	}
+	// A rejoin keeps what the first client said of itself, and fills
+	// what it left unsaid.
+	e.record(t, &ivsrt.Event{StageARN: st.ARN, Name: ivsrt.EventJoined, ParticipantID: p1, Time: e.clock.Advance(time.Second), UserID: "alice",
+		Client: ivsrt.ClientDetails{OSName: "Linux", SDKVersion: "1.0.0"}})
+	e.record(t, &ivsrt.Event{StageARN: st.ARN, Name: ivsrt.EventJoined, ParticipantID: p1, Time: e.clock.Advance(time.Second), UserID: "alice",
+		Client: ivsrt.ClientDetails{OSName: "Windows", BrowserName: "Firefox", SDKVersion: "2.0.0"}})
+	if got, want := e.getParticipant(t, st.ARN, sid, p1).Client, (ivsrt.ClientDetails{OSName: "Linux", BrowserName: "Firefox", SDKVersion: "1.0.0"}); got != want {
+		t.Errorf("p1's client after rejoins: got %+v, want %+v", got, want)
+	}
+
 }
 
 func testRejoin(t *testing.T, open OpenFunc) {

@@ -67,18 +67,28 @@ export function parseMultivariant(text) {
 }
 
 /**
- * Reads a media playlist: the init segment's URI, the segments' URIs and
- * durations, and whether it is complete (EXT-X-ENDLIST).
+ * Reads a media playlist: its segments, each with its URI, duration,
+ * start (the durations of those before it), init segment (the EXT-X-MAP
+ * in effect) and whether a discontinuity comes before it; and whether it
+ * is complete (EXT-X-ENDLIST). A recording whose publisher changed its
+ * parameter sets, or came back after a break, has a new init segment or
+ * a discontinuity where it did.
  * @param {string} text
- * @returns {{map: string, segments: {uri: string, duration: number}[], ended: boolean, duration: number}}
+ * @returns {{segments: {uri: string, duration: number, start: number, map: string, discontinuity: boolean}[],
+ *   ended: boolean, duration: number}}
  */
 export function parseMediaPlaylist(text) {
   const ls = lines(text);
-  const out = { map: "", segments: [], ended: false, duration: 0 };
+  const out = { segments: [], ended: false, duration: 0 };
   let duration = -1;
+  let map = "";
+  let discontinuity = false;
   for (const l of ls) {
     if (l.startsWith("#EXT-X-MAP:")) {
-      out.map = parseAttributes(l.slice("#EXT-X-MAP:".length)).URI || "";
+      map = parseAttributes(l.slice("#EXT-X-MAP:".length)).URI || "";
+      if (!map) throw new Error("an #EXT-X-MAP has no URI: " + l);
+    } else if (l === "#EXT-X-DISCONTINUITY") {
+      discontinuity = true;
     } else if (l.startsWith("#EXTINF:")) {
       duration = parseFloat(l.slice("#EXTINF:".length));
       if (!(duration >= 0)) throw new Error("a segment's #EXTINF has no duration: " + l);
@@ -86,12 +96,13 @@ export function parseMediaPlaylist(text) {
       out.ended = true;
     } else if (!l.startsWith("#")) {
       if (duration < 0) throw new Error("segment " + l + " has no #EXTINF");
-      out.segments.push({ uri: l, duration });
+      if (!map) throw new Error("segment " + l + " has no init segment (#EXT-X-MAP)");
+      out.segments.push({ uri: l, duration, start: out.duration, map, discontinuity });
       out.duration += duration;
       duration = -1;
+      discontinuity = false;
     }
   }
-  if (!out.map) throw new Error("the media playlist has no init segment (#EXT-X-MAP)");
   return out;
 }
 
@@ -256,29 +267,45 @@ export function playRecording(video, load, opts = {}) {
     const sb = ms.addSourceBuffer(info.type);
     ms.duration = media.duration;
 
-    const keys = [media.map, ...media.segments.map((s) => s.uri)].map((uri) => resolveKey(playlistKey, uri));
+    // What to append, in order: each init segment before the segments
+    // that map it.
+    const items = [];
+    let map = "";
+    for (const [i, seg] of media.segments.entries()) {
+      const mapChanged = seg.map !== map;
+      if (mapChanged) items.push({ key: resolveKey(playlistKey, seg.map), init: true });
+      map = seg.map;
+      // Where the media's own time must be put on the playlist's: at the
+      // start, after a discontinuity, with another init segment.
+      const align = i === 0 || seg.discontinuity || mapChanged;
+      items.push({ key: resolveKey(playlistKey, seg.uri), init: false, n: i + 1, start: seg.start, align });
+    }
     // Each object is read while the one before is appended.
-    let next = load(keys[0]);
+    let next = load(items[0].key);
     let init = null;
-    for (let i = 0; i < keys.length; i++) {
+    for (let i = 0; i < items.length; i++) {
+      const item = items[i];
       const data = await next;
       check();
-      next = i + 1 < keys.length ? load(keys[i + 1]) : null;
+      next = i + 1 < items.length ? load(items[i + 1].key) : null;
       if (next) next.catch(() => {}); // awaited at its turn
-      if (i === 0) {
+      if (item.init) {
         init = data;
         await append(video, sb, data, check);
         continue;
       }
-      if (i === 1) {
-        // The recording's time starts at 0, where its media starts.
-        info.start = mediaStart(init, data);
-        sb.timestampOffset = -info.start;
+      if (item.align) {
+        // The recording's time starts at 0, where its media starts; a
+        // segment after a break starts where the playlist says.
+        const start = mediaStart(init, data);
+        if (item.n === 1) info.start = start;
+        await idle(sb);
+        sb.timestampOffset = item.start - start;
       }
       await append(video, sb, data, check);
-      info.appended = i;
-      if (i === 1) video.play().catch(() => {}); // a browser may want a gesture first; the controls are there
-      status(`Segment ${i} of ${media.segments.length}` + (media.ended ? "" : " (the playlist has no end: all that was recorded)"), "playing");
+      info.appended = item.n;
+      if (item.n === 1) video.play().catch(() => {}); // a browser may want a gesture first; the controls are there
+      status(`Segment ${item.n} of ${media.segments.length}` + (media.ended ? "" : " (the playlist has no end: all that was recorded)"), "playing");
     }
     await idle(sb);
     check();
