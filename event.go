@@ -39,4 +39,6 @@ type Event struct {
 	UserID     string
 	Attributes map[string]string
 	Protocol   string
+	// Set on JOINED: what the joining client says of itself.
+	Client ClientDetails
 }

@@ -209,12 +209,19 @@ type getParticipantOutput struct {
 	Participant participantRecordingWire `json:"participant"`
 }
 
-// participantRecordingWire is a Participant with where it is recorded:
-// "" for both while it is not.
+// participantRecordingWire is a Participant as GetParticipant gives it:
+// with where it is recorded ("" for both while it is not) and what its
+// client said of itself (left out where it said nothing).
 type participantRecordingWire struct {
 	participantWire
 	RecordingS3BucketName string `json:"recordingS3BucketName"`
 	RecordingS3Prefix     string `json:"recordingS3Prefix"`
+	ISPName               string `json:"ispName,omitempty"`
+	OSName                string `json:"osName,omitempty"`
+	OSVersion             string `json:"osVersion,omitempty"`
+	BrowserName           string `json:"browserName,omitempty"`
+	BrowserVersion        string `json:"browserVersion,omitempty"`
+	SDKVersion            string `json:"sdkVersion,omitempty"`
 }
 
 // recordingState is a participant's recordingState: DISABLED while it is
@@ -254,6 +261,12 @@ func (s *Server) getParticipant(ctx context.Context, body []byte) (any, error) {
 		},
 		RecordingS3BucketName: p.RecordingBucket,
 		RecordingS3Prefix:     p.RecordingPrefix,
+		ISPName:               p.Client.ISPName,
+		OSName:                p.Client.OSName,
+		OSVersion:             p.Client.OSVersion,
+		BrowserName:           p.Client.BrowserName,
+		BrowserVersion:        p.Client.BrowserVersion,
+		SDKVersion:            p.Client.SDKVersion,
 	}}, nil
 }
 

@@ -26,6 +26,9 @@ import (
 	"github.com/pion/logging"
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media"
+
+	"github.com/ivsrt/ivsrt"
+	"github.com/ivsrt/ivsrt/clientinfo"
 )
 
 // Config is what a bot does.
@@ -170,6 +173,7 @@ func (b *Bot) run(ctx context.Context) error {
 	b.started = time.Now()
 	b.mu.Unlock()
 	header := http.Header{"Authorization": {"Bearer " + b.cfg.Token}}
+	sayWho(header)
 	conn, _, err := websocket.Dial(ctx, b.claims.EventsURL, &websocket.DialOptions{HTTPHeader: header, HTTPClient: b.http})
 	if err != nil {
 		return fmt.Errorf("join: %w", err)
@@ -258,6 +262,7 @@ func (b *Bot) exchange(ctx context.Context, target string, pc *webrtc.PeerConnec
 	}
 	req.Header.Set("Content-Type", "application/sdp")
 	req.Header.Set("Authorization", "Bearer "+b.cfg.Token)
+	sayWho(req.Header)
 	resp, err := b.http.Do(req)
 	if err != nil {
 		return "", err
@@ -553,3 +558,11 @@ func (b *Bot) delete(location string) {
 
 // ParticipantID is the bot's participant id, from its token.
 func (b *Bot) ParticipantID() string { return b.claims.ParticipantID }
+
+// sayWho tells the server what the bot is, as browsers do with their
+// User-Agent: GetParticipant shows it as the participant's browserName,
+// browserVersion and sdkVersion.
+func sayWho(h http.Header) {
+	h.Set("User-Agent", "ivsrt-bot/"+ivsrt.ClientVersion)
+	h.Set(clientinfo.SDKVersionHeader, ivsrt.ClientVersion)
+}

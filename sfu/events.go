@@ -10,6 +10,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/ivsrt/ivsrt"
+	"github.com/ivsrt/ivsrt/clientinfo"
 )
 
 // Close codes of the events WebSocket besides the standard ones. They
@@ -85,6 +86,7 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 		refuse(ctx, conn, ref)
 		return
 	}
+	c.client = clientinfo.Describe(r.Header, r.URL.Query())
 	st, ref := s.lockStage(c.tok.StageARN)
 	if ref != nil {
 		refuse(ctx, conn, ref)
@@ -116,7 +118,7 @@ func (st *stage) attachEvents(ctx context.Context, c claims, conn *websocket.Con
 	if ref != nil {
 		return nil, nil, ref
 	}
-	p, ref := st.join(ctx, tok, protocolUnknown)
+	p, ref := st.join(ctx, tok, c.client, protocolUnknown)
 	if ref != nil {
 		return nil, nil, ref
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/ivsrt/ivsrt"
+	"github.com/ivsrt/ivsrt/clientinfo"
 )
 
 // Codes of refusals, in the JSON body of an HTTP error and in the error
@@ -122,6 +123,7 @@ func (s *Server) admitOffer(w http.ResponseWriter, r *http.Request) (offer strin
 	offer, ref := readOffer(w, r)
 	if ref == nil {
 		c, ref = s.verify(r.Context(), ivsrt.PresentedToken(r.URL.Path, r.Header.Get("Authorization"), ""))
+		c.client = clientinfo.Describe(r.Header, nil)
 	}
 	if ref == nil {
 		st, ref = s.lockStage(c.tok.StageARN)

@@ -172,6 +172,7 @@ func (st *stage) recordJoin(ctx context.Context, ev *ivsrt.Event) error {
 type claims struct {
 	tok     *ivsrt.ParticipantToken
 	expired bool
+	client  ivsrt.ClientDetails // what the presenting client says of itself
 }
 
 // admit checks the stored side of a token: that it is still known (its
@@ -218,7 +219,7 @@ func (st *stage) admit(ctx context.Context, c claims) (*ivsrt.ParticipantToken, 
 
 // join puts tok's participant in the stage if it is not in it yet,
 // recording JOINED, which starts a session if the stage was idle.
-func (st *stage) join(ctx context.Context, tok *ivsrt.ParticipantToken, protocol string) (*participant, *refusal) {
+func (st *stage) join(ctx context.Context, tok *ivsrt.ParticipantToken, client ivsrt.ClientDetails, protocol string) (*participant, *refusal) {
 	if p := st.parts[tok.ParticipantID]; p != nil {
 		return p, nil
 	}
@@ -231,6 +232,7 @@ func (st *stage) join(ctx context.Context, tok *ivsrt.ParticipantToken, protocol
 		UserID:        tok.UserID,
 		Attributes:    tok.Attributes,
 		Protocol:      protocol,
+		Client:        client,
 	})
 	if ivsrt.ErrorCode(err) == ivsrt.ENOTFOUND {
 		return nil, &refusal{http.StatusNotFound, codeStageNotFound, "the stage no longer exists"}
@@ -266,13 +268,13 @@ func (st *stage) leaveIfGone(ctx context.Context, p *participant) {
 // refuseAction records a publish or subscribe that was refused: an error
 // event if the participant is in the stage; otherwise the request was its
 // join, so it joins, fails and leaves.
-func (st *stage) refuseAction(ctx context.Context, tok *ivsrt.ParticipantToken, protocol string, name ivsrt.EventName, code string, remote ivsrt.ParticipantID) {
+func (st *stage) refuseAction(ctx context.Context, tok *ivsrt.ParticipantToken, client ivsrt.ClientDetails, protocol string, name ivsrt.EventName, code string, remote ivsrt.ParticipantID) {
 	ev := &ivsrt.Event{Name: name, ParticipantID: tok.ParticipantID, ErrorCode: code, RemoteParticipantID: remote}
 	if st.parts[tok.ParticipantID] != nil {
 		st.record(ctx, ev)
 		return
 	}
-	p, ref := st.join(ctx, tok, protocol)
+	p, ref := st.join(ctx, tok, client, protocol)
 	if ref != nil {
 		return
 	}

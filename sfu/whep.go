@@ -80,12 +80,12 @@ func (st *stage) startSubscribe(ctx context.Context, c claims, remote ivsrt.Part
 	}
 	id := tok.ParticipantID
 	if !tok.Can(ivsrt.CapabilitySubscribe) {
-		st.refuseAction(ctx, tok, protocolUnknown, ivsrt.EventSubscribeError, ivsrt.ErrInsufficientCapabilities, remote)
+		st.refuseAction(ctx, tok, c.client, protocolUnknown, ivsrt.EventSubscribeError, ivsrt.ErrInsufficientCapabilities, remote)
 		return nil, &refusal{http.StatusForbidden, ivsrt.ErrInsufficientCapabilities, "the participant token does not allow subscribing"}
 	}
 	pub := st.pubs[remote]
 	if pub == nil || !pub.live() {
-		st.refuseAction(ctx, tok, protocolUnknown, ivsrt.EventSubscribeError, ivsrt.ErrPublisherNotFound, remote)
+		st.refuseAction(ctx, tok, c.client, protocolUnknown, ivsrt.EventSubscribeError, ivsrt.ErrPublisherNotFound, remote)
 		return nil, &refusal{http.StatusNotFound, ivsrt.ErrPublisherNotFound, "participant " + string(remote) + " does not publish in this stage"}
 	}
 	p := st.parts[id]
@@ -94,10 +94,10 @@ func (st *stage) startSubscribe(ctx context.Context, c claims, remote ivsrt.Part
 		old = p.subs[remote]
 	}
 	if old == nil && st.subscriptions() >= st.s.cfg.MaxSubscribers {
-		st.refuseAction(ctx, tok, protocolUnknown, ivsrt.EventSubscribeError, ivsrt.ErrQuotaExceeded, remote)
+		st.refuseAction(ctx, tok, c.client, protocolUnknown, ivsrt.EventSubscribeError, ivsrt.ErrQuotaExceeded, remote)
 		return nil, &refusal{http.StatusForbidden, ivsrt.ErrQuotaExceeded, "the stage already has the most subscriptions it may have"}
 	}
-	p, ref = st.join(ctx, tok, protocolUnknown)
+	p, ref = st.join(ctx, tok, c.client, protocolUnknown)
 	if ref != nil {
 		return nil, ref
 	}

@@ -81,15 +81,15 @@ func (st *stage) startPublish(ctx context.Context, c claims) (*publishSession, *
 	}
 	id := tok.ParticipantID
 	if !tok.Can(ivsrt.CapabilityPublish) {
-		st.refuseAction(ctx, tok, protocolWHIP, ivsrt.EventPublishError, ivsrt.ErrInsufficientCapabilities, "")
+		st.refuseAction(ctx, tok, c.client, protocolWHIP, ivsrt.EventPublishError, ivsrt.ErrInsufficientCapabilities, "")
 		return nil, &refusal{http.StatusForbidden, ivsrt.ErrInsufficientCapabilities, "the participant token does not allow publishing"}
 	}
 	if st.publishers(id) >= st.s.cfg.MaxPublishers {
-		st.refuseAction(ctx, tok, protocolWHIP, ivsrt.EventPublishError, ivsrt.ErrQuotaExceeded, "")
+		st.refuseAction(ctx, tok, c.client, protocolWHIP, ivsrt.EventPublishError, ivsrt.ErrQuotaExceeded, "")
 		return nil, &refusal{http.StatusForbidden, ivsrt.ErrQuotaExceeded,
 			"the stage already has the most publishers it may have"}
 	}
-	p, ref := st.join(ctx, tok, protocolWHIP)
+	p, ref := st.join(ctx, tok, c.client, protocolWHIP)
 	if ref != nil {
 		return nil, ref
 	}

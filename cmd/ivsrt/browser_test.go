@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ivsrealtime/types"
 	"github.com/chromedp/chromedp"
 
+	"github.com/ivsrt/ivsrt"
 	"github.com/ivsrt/ivsrt/web/webtest"
 )
 
@@ -162,6 +163,12 @@ func TestBrowserCall(t *testing.T) {
 	}
 	if p.Participant.State != types.ParticipantStateDisconnected {
 		t.Errorf("bob's state got %v, want %v", p.Participant.State, types.ParticipantStateDisconnected)
+	}
+	// What bob's browser and client said of themselves.
+	if got := p.Participant; aws.ToString(got.BrowserName) != "Chrome" || aws.ToString(got.BrowserVersion) == "" ||
+		aws.ToString(got.OsName) != "Linux" || aws.ToString(got.SdkVersion) != ivsrt.ClientVersion || got.IspName != nil {
+		t.Errorf("bob's client: browser %q %q, OS %q %q, SDK %q, ISP %v", aws.ToString(got.BrowserName), aws.ToString(got.BrowserVersion),
+			aws.ToString(got.OsName), aws.ToString(got.OsVersion), aws.ToString(got.SdkVersion), got.IspName)
 	}
 
 	for _, tab := range []*webtest.Tab{aliceTab, bobTab, console} {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -69,7 +70,18 @@ func migrations(t *testing.T, db *DB) []string {
 
 func TestMigrations(t *testing.T) {
 	dsn := pgtest.Start(t)
-	want := []string{"migrations/0001_initial.sql", "migrations/0002_outbox.sql", "migrations/0003_delivery.sql", "migrations/0004_cluster.sql", "migrations/0005_node_draining.sql", "migrations/0006_storage_configurations.sql", "migrations/0007_participant_recording.sql"}
+	// Every migration in the folder, in order.
+	files, err := os.ReadDir("migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, f := range files {
+		want = append(want, "migrations/"+f.Name())
+	}
+	if len(want) == 0 || want[0] != "migrations/0001_initial.sql" {
+		t.Fatalf("migrations %v", want)
+	}
 
 	// Several nodes starting at once: each Open must succeed, and the
 	// migrations be applied once.
@@ -563,6 +575,54 @@ func TestParticipantRecordingMigration(t *testing.T) {
 	ps, _, err := db.ListParticipants(ctx, arn, session, ivsrt.ParticipantFilter{RecordingState: &stopped}, ivsrt.Page{Limit: 10})
 	if err != nil || len(ps) != 1 || ps[0].RecordingBucket != "b" {
 		t.Errorf("ListParticipants of STOPPED recordings: got %v, %v, want the old participant, recorded to b", ps, err)
+	}
+}
+
+// TestPublicKeyMigration upgrades a database written before public keys:
+// its tokens were all issued by the server, and public keys can be
+// imported and tagged.
+func TestPublicKeyMigration(t *testing.T) {
+	dsn := pgtest.Start(t)
+	ctx := t.Context()
+	arn := newARN()
+	const participant = "Old000000000"
+
+	old, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	migrateBefore(t, old, "migrations/0008")
+	for _, ins := range []struct {
+		q    string
+		args []any
+	}{
+		{`INSERT INTO stages (arn, name, created_at, updated_at) VALUES ($1, 'old', now(), now())`, []any{string(arn)}},
+		{`INSERT INTO participant_tokens (participant_id, stage_arn, user_id, attributes, capabilities, duration_minutes, created_at, expires_at)
+			VALUES ($1, $2, 'u', '{}', '{PUBLISH}', 60, now(), now() + interval '1 hour')`, []any{participant, string(arn)}},
+	} {
+		if _, err := old.Exec(ctx, ins.q, ins.args...); err != nil {
+			t.Fatalf("%s: %v", ins.q, err)
+		}
+	}
+	if err := old.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	db := openTestDB(t, dsn)
+	tok, err := db.GetParticipantToken(ctx, participant)
+	if err != nil {
+		t.Fatalf("GetParticipantToken: %v", err)
+	}
+	if tok.PublicKeyARN != "" || tok.UserID != "u" {
+		t.Errorf("token after the migration: got key %q, user %q, want no key and user u", tok.PublicKeyARN, tok.UserID)
+	}
+	pk := &ivsrt.PublicKey{ARN: ivsrt.NewPublicKeyARN("us-east-1", "123456789012", ivsrt.NewPublicKeyID()),
+		Material: "m", Fingerprint: "f", Tags: map[string]string{"a": "b"}}
+	if err := db.ImportPublicKey(ctx, pk, ivsrt.PublicKeyQuota{}); err != nil {
+		t.Fatalf("ImportPublicKey: %v", err)
+	}
+	if tags, err := db.ListTags(ctx, string(pk.ARN)); err != nil || tags["a"] != "b" {
+		t.Errorf("ListTags of the public key: got %v, %v", tags, err)
 	}
 }
 

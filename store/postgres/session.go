@@ -62,16 +62,27 @@ func (s sessionTx) EndSession(ctx context.Context, stage ivsrt.StageARN, id ivsr
 }
 
 func (s sessionTx) Join(ctx context.Context, p *ivsrt.Participant) (userID string, err error) {
+	// A participant who joins again keeps what its first client said,
+	// and gains what that one left unsaid.
+	c := p.Client
 	attrs, err := storecore.EncodeAttributes(p.Attributes)
 	if err != nil {
 		return "", err
 	}
 	if err := s.tx.QueryRow(ctx, `INSERT INTO participants
-		(session_id, participant_id, user_id, attributes, state, first_join_time, protocol)
-		VALUES ($1, $2, $3, $4, 'CONNECTED', $5, $6)
-		ON CONFLICT (session_id, participant_id) DO UPDATE SET state = 'CONNECTED'
+		(session_id, participant_id, user_id, attributes, state, first_join_time, protocol,
+		 isp_name, os_name, os_version, browser_name, browser_version, sdk_version)
+		VALUES ($1, $2, $3, $4, 'CONNECTED', $5, $6, $7, $8, $9, $10, $11, $12)
+		ON CONFLICT (session_id, participant_id) DO UPDATE SET state = 'CONNECTED',
+			isp_name = CASE WHEN participants.isp_name = '' THEN excluded.isp_name ELSE participants.isp_name END,
+			os_name = CASE WHEN participants.os_name = '' THEN excluded.os_name ELSE participants.os_name END,
+			os_version = CASE WHEN participants.os_version = '' THEN excluded.os_version ELSE participants.os_version END,
+			browser_name = CASE WHEN participants.browser_name = '' THEN excluded.browser_name ELSE participants.browser_name END,
+			browser_version = CASE WHEN participants.browser_version = '' THEN excluded.browser_version ELSE participants.browser_version END,
+			sdk_version = CASE WHEN participants.sdk_version = '' THEN excluded.sdk_version ELSE participants.sdk_version END
 		RETURNING user_id`,
-		string(p.SessionID), string(p.ID), p.UserID, attrs, ms(p.FirstJoinTime), p.Protocol).Scan(&userID); err != nil {
+		string(p.SessionID), string(p.ID), p.UserID, attrs, ms(p.FirstJoinTime), p.Protocol,
+		c.ISPName, c.OSName, c.OSVersion, c.BrowserName, c.BrowserVersion, c.SDKVersion).Scan(&userID); err != nil {
 		return "", fmt.Errorf("upsert participant: %w", err)
 	}
 	return userID, nil
@@ -209,7 +220,8 @@ func (db *DB) ListStageSessions(ctx context.Context, stage ivsrt.StageARN, page 
 }
 
 const participantColumns = `p.seq, p.participant_id, s.stage_arn, p.session_id, p.user_id, p.attributes,
-	p.state, p.first_join_time, p.published, p.protocol, p.recording_bucket, p.recording_prefix, p.recording_state`
+	p.state, p.first_join_time, p.published, p.protocol, p.recording_bucket, p.recording_prefix, p.recording_state,
+	p.isp_name, p.os_name, p.os_version, p.browser_name, p.browser_version, p.sdk_version`
 
 func scanParticipant(row pgx.Row) (*ivsrt.Participant, int64, error) {
 	var (
@@ -218,7 +230,8 @@ func scanParticipant(row pgx.Row) (*ivsrt.Participant, int64, error) {
 		attrs []byte
 	)
 	if err := row.Scan(&seq, &p.ID, &p.StageARN, &p.SessionID, &p.UserID, &attrs, &p.State, &p.FirstJoinTime, &p.Published, &p.Protocol,
-		&p.RecordingBucket, &p.RecordingPrefix, &p.RecordingState); err != nil {
+		&p.RecordingBucket, &p.RecordingPrefix, &p.RecordingState,
+		&p.Client.ISPName, &p.Client.OSName, &p.Client.OSVersion, &p.Client.BrowserName, &p.Client.BrowserVersion, &p.Client.SDKVersion); err != nil {
 		return nil, 0, err
 	}
 	var err error

@@ -35,6 +35,9 @@
 // (DisconnectParticipant, DeleteStage, another connection taking over)
 // are final.
 
+/** The version of this client, reported to the server as its sdkVersion. */
+export const SDK_VERSION = "1.0.0";
+
 /** Codes of a final `disconnected` event besides the server's own. */
 export const LEFT = "LEFT";
 export const CONNECTION_FAILED = "CONNECTION_FAILED";
@@ -252,6 +255,9 @@ export class Stage extends EventTarget {
       return;
     }
     url.searchParams.set("access_token", this.#token);
+    // What GetParticipant shows as sdkVersion; the browser's User-Agent
+    // tells the rest.
+    url.searchParams.set("sdk_version", SDK_VERSION);
     const ws = new WebSocket(url.href);
     this.#ws = ws;
     let joined = false;

@@ -88,6 +88,7 @@ func RecordEvent(ctx context.Context, tx SessionTx, ev *ivsrt.Event) error {
 			State:         ivsrt.ParticipantConnected,
 			FirstJoinTime: ev.Time,
 			Protocol:      protocol,
+			Client:        ev.Client,
 		})
 		if err != nil {
 			return err
