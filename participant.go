@@ -29,6 +29,12 @@ type ParticipantToken struct {
 	CreatedAt       time.Time
 	ExpirationTime  time.Time
 
+	// PublicKeyARN names the imported public key a self-signed token was
+	// signed with (its "kid"); "" for a token this server issued. A
+	// self-signed token is stored the first time it is presented, so that
+	// DisconnectParticipant can revoke it like any other.
+	PublicKeyARN PublicKeyARN
+
 	// RevokedAt is set, for good, when the participant is disconnected.
 	RevokedAt    time.Time
 	RevokeReason string
@@ -55,7 +61,7 @@ func (t *ParticipantToken) Revoked() bool { return !t.RevokedAt.IsZero() }
 // presented token against what the control plane issued.
 type TokenStore interface {
 	// CreateParticipantToken stores tok. Returns ENOTFOUND if its stage does
-	// not exist.
+	// not exist, and ECONFLICT if a token has its participant id.
 	CreateParticipantToken(ctx context.Context, tok *ParticipantToken) error
 
 	// GetParticipantToken returns ENOTFOUND if no token has that participant id.

@@ -71,6 +71,7 @@ type SessionStore interface {
 type Store interface {
 	StageStore
 	StorageConfigurationStore
+	PublicKeyStore
 	TokenStore
 	SessionStore
 	EventStream
@@ -79,13 +80,15 @@ type Store interface {
 }
 
 // MediaPlaneStore is the part of Store the media plane uses: the issued
-// tokens, to check presented ones against; RecordEvent, to write what
+// tokens, to check presented ones against, and self-signed ones stored
+// the first time they are presented; RecordEvent, to write what
 // happens in stages; SetParticipantRecording, to write how its recordings
 // go; and the stages and participants a crash left connected, to end their
 // sessions. Each method is documented where Store declares it.
 type MediaPlaneStore interface {
-	// GetParticipantToken is TokenStore's.
+	// GetParticipantToken and CreateParticipantToken are TokenStore's.
 	GetParticipantToken(ctx context.Context, id ParticipantID) (*ParticipantToken, error)
+	CreateParticipantToken(ctx context.Context, tok *ParticipantToken) error
 
 	// RecordEvent and ListParticipants are SessionStore's.
 	RecordEvent(ctx context.Context, ev *Event) error

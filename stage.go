@@ -107,8 +107,8 @@ type StageStore interface {
 	// next page ("" when this is the last).
 	ListStages(ctx context.Context, page Page) (stages []*Stage, next string, err error)
 
-	// TagResource merges tags into the tags of a resource, a stage or a
-	// storage configuration, named by its ARN. Returns ENOTFOUND if
+	// TagResource merges tags into the tags of a resource, a stage, a
+	// storage configuration or a public key, named by its ARN. Returns ENOTFOUND if
 	// the resource does not exist and EINVALID if it would end with more
 	// than MaxTagsPerResource tags.
 	TagResource(ctx context.Context, arn string, tags map[string]string) error

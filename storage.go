@@ -98,21 +98,21 @@ func (v *Validation) S3BucketName(field, name string) bool {
 	return v.Length(field, name, MinS3BucketNameLength, MaxS3BucketNameLength) && v.Pattern(field, name, s3BucketNamePattern)
 }
 
-// ResourceARN checks the ARN of a taggable resource: a stage or a storage
-// configuration. The model's ResourceArn pattern allows one character
-// before the slash and so matches neither; the message names the patterns
-// of the two kinds instead.
+// ResourceARN checks the ARN of a taggable resource: a stage, a storage
+// configuration or a public key. The model's ResourceArn pattern allows
+// one character before the slash and so matches none; the message names
+// the patterns of the three kinds instead.
 func (v *Validation) ResourceARN(field, arn string) bool {
 	if !v.Length(field, arn, 1, MaxStageARNLength) {
 		return false
 	}
-	if stageARNPattern.MatchString(arn) || storageConfigurationARNPattern.MatchString(arn) {
+	if stageARNPattern.MatchString(arn) || storageConfigurationARNPattern.MatchString(arn) || publicKeyARNPattern.MatchString(arn) {
 		return true
 	}
 	unanchored := func(re *regexp.Regexp) string {
 		return strings.TrimSuffix(strings.TrimPrefix(re.String(), "^"), "$")
 	}
 	v.violate(field, quote(arn), "satisfy regular expression pattern: "+unanchored(stageARNPattern)+
-		" or "+unanchored(storageConfigurationARNPattern))
+		" or "+unanchored(storageConfigurationARNPattern)+" or "+unanchored(publicKeyARNPattern))
 	return false
 }

@@ -240,9 +240,9 @@ func (db *DB) ListStages(ctx context.Context, page ivsrt.Page) ([]*ivsrt.Stage, 
 	return stages, next, nil
 }
 
-// lockResource locks the row of a taggable resource, a stage or a storage
-// configuration, until tx ends, so that its taggers take turns. Returns
-// ENOTFOUND if there is no such resource.
+// lockResource locks the row of a taggable resource, a stage, a storage
+// configuration or a public key, until tx ends, so that its taggers take
+// turns. Returns ENOTFOUND if there is no such resource.
 func lockResource(ctx context.Context, tx *Tx, arn string) error {
 	var err error
 	switch storecore.KindOf(arn) {
@@ -251,6 +251,9 @@ func lockResource(ctx context.Context, tx *Tx, arn string) error {
 	case storecore.StorageConfigurationResource:
 		var one int
 		err = tx.QueryRow(ctx, `SELECT 1 FROM storage_configurations WHERE arn = $1 FOR NO KEY UPDATE`, arn).Scan(&one)
+	case storecore.PublicKeyResource:
+		var one int
+		err = tx.QueryRow(ctx, `SELECT 1 FROM public_keys WHERE arn = $1 FOR NO KEY UPDATE`, arn).Scan(&one)
 	default:
 		err = pgx.ErrNoRows
 	}
@@ -293,7 +296,8 @@ func (db *DB) UntagResource(ctx context.Context, arn string, keys []string) erro
 }
 
 // ListTags implements ivsrt.StageStore. One statement tells whether the
-// resource, a stage or a storage configuration, exists and reads its tags.
+// resource, a stage, a storage configuration or a public key, exists and
+// reads its tags.
 func (db *DB) ListTags(ctx context.Context, arn string) (map[string]string, error) {
 	var (
 		found bool
@@ -301,7 +305,8 @@ func (db *DB) ListTags(ctx context.Context, arn string) (map[string]string, erro
 	)
 	err := db.read(ctx, func(conn *pgx.Conn) error {
 		rows, err := conn.Query(ctx, `SELECT t.key, t.value
-			FROM (SELECT arn FROM stages WHERE arn = $1 UNION ALL SELECT arn FROM storage_configurations WHERE arn = $1) r
+			FROM (SELECT arn FROM stages WHERE arn = $1 UNION ALL SELECT arn FROM storage_configurations WHERE arn = $1
+				UNION ALL SELECT arn FROM public_keys WHERE arn = $1) r
 			LEFT JOIN tags t ON t.resource_arn = r.arn`, arn)
 		if err != nil {
 			return err

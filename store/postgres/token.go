@@ -29,10 +29,10 @@ func insertToken(ctx context.Context, tx *Tx, tok *ivsrt.ParticipantToken) error
 		caps[i] = string(c)
 	}
 	_, err = tx.Exec(ctx, `INSERT INTO participant_tokens
-		(participant_id, stage_arn, user_id, attributes, capabilities, duration_minutes, created_at, expires_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		(participant_id, stage_arn, user_id, attributes, capabilities, duration_minutes, created_at, expires_at, public_key_arn)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
 		string(tok.ParticipantID), string(tok.StageARN), tok.UserID, attrs, caps,
-		tok.DurationMinutes, ms(tok.CreatedAt), ms(tok.ExpirationTime))
+		tok.DurationMinutes, ms(tok.CreatedAt), ms(tok.ExpirationTime), string(tok.PublicKeyARN))
 	if isCode(err, codeForeignKeyViolation) {
 		return ivsrt.Errorf(ivsrt.ENOTFOUND, "stage not found")
 	}
@@ -49,10 +49,10 @@ func (db *DB) GetParticipantToken(ctx context.Context, id ivsrt.ParticipantID) (
 	)
 	err := db.read(ctx, func(conn *pgx.Conn) error {
 		return conn.QueryRow(ctx, `SELECT participant_id, stage_arn, user_id, attributes, capabilities,
-			duration_minutes, created_at, expires_at, revoked_at, revoke_reason
+			duration_minutes, created_at, expires_at, revoked_at, revoke_reason, public_key_arn
 			FROM participant_tokens WHERE participant_id = $1`, string(id)).Scan(
 			&t.ParticipantID, &t.StageARN, &t.UserID, &attrs, &caps,
-			&t.DurationMinutes, &t.CreatedAt, &t.ExpirationTime, &revokedAt, &t.RevokeReason)
+			&t.DurationMinutes, &t.CreatedAt, &t.ExpirationTime, &revokedAt, &t.RevokeReason, &t.PublicKeyARN)
 	})
 	if err != nil {
 		return nil, translate(err, "participant token")

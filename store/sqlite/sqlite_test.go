@@ -575,6 +575,54 @@ func TestParticipantRecordingMigration(t *testing.T) {
 	}
 }
 
+// TestPublicKeyMigration upgrades a database written before public keys:
+// its tokens were all issued by the server, and public keys can be
+// imported and tagged.
+func TestPublicKeyMigration(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ivsrt.db")
+	ctx := t.Context()
+	arn := newARN()
+	const participant = "Old000000000"
+
+	old, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	migrateBefore(t, old, "migrations/0006")
+	for _, ins := range []struct {
+		q    string
+		args []any
+	}{
+		{`INSERT INTO stages (arn, name, created_at, updated_at) VALUES (?, 'old', 1, 1)`, []any{string(arn)}},
+		{`INSERT INTO participant_tokens (participant_id, stage_arn, user_id, attributes, capabilities, duration_minutes, created_at, expires_at)
+			VALUES (?, ?, 'u', '{}', 'PUBLISH', 60, 1, 3600001)`, []any{participant, string(arn)}},
+	} {
+		if _, err := old.ExecContext(ctx, ins.q, ins.args...); err != nil {
+			t.Fatalf("%s: %v", ins.q, err)
+		}
+	}
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	db := openTestDB(t, path, time.Now)
+	tok, err := db.GetParticipantToken(ctx, participant)
+	if err != nil {
+		t.Fatalf("GetParticipantToken: %v", err)
+	}
+	if tok.PublicKeyARN != "" || tok.UserID != "u" {
+		t.Errorf("token after the migration: got key %q, user %q, want no key and user u", tok.PublicKeyARN, tok.UserID)
+	}
+	pk := &ivsrt.PublicKey{ARN: ivsrt.NewPublicKeyARN("us-east-1", "123456789012", ivsrt.NewPublicKeyID()),
+		Material: "m", Fingerprint: "f", Tags: map[string]string{"a": "b"}}
+	if err := db.ImportPublicKey(ctx, pk, ivsrt.PublicKeyQuota{}); err != nil {
+		t.Fatalf("ImportPublicKey: %v", err)
+	}
+	if tags, err := db.ListTags(ctx, string(pk.ARN)); err != nil || tags["a"] != "b" {
+		t.Errorf("ListTags of the public key: got %v, %v", tags, err)
+	}
+}
+
 // migrateBefore applies to old, as the version that had them did, the
 // migrations named before first: a database an older ivsrt left.
 func migrateBefore(t *testing.T, old *sql.DB, first string) {

@@ -323,10 +323,11 @@ func (db *DB) ListTags(ctx context.Context, arn string) (map[string]string, erro
 const (
 	qStageExists                = `SELECT COUNT(*) FROM stages WHERE arn = ?`
 	qStorageConfigurationExists = `SELECT COUNT(*) FROM storage_configurations WHERE arn = ?`
+	qPublicKeyExists            = `SELECT COUNT(*) FROM public_keys WHERE arn = ?`
 )
 
-// resourceExists checks a taggable resource: a stage or a storage
-// configuration.
+// resourceExists checks a taggable resource: a stage, a storage
+// configuration or a public key.
 func resourceExists(ctx context.Context, tx *Tx, arn string) error {
 	var query string
 	switch storecore.KindOf(arn) {
@@ -334,6 +335,8 @@ func resourceExists(ctx context.Context, tx *Tx, arn string) error {
 		query = qStageExists
 	case storecore.StorageConfigurationResource:
 		query = qStorageConfigurationExists
+	case storecore.PublicKeyResource:
+		query = qPublicKeyExists
 	default:
 		return ivsrt.Errorf(ivsrt.ENOTFOUND, "resource not found")
 	}

@@ -117,8 +117,8 @@ func insertCheckedToken(ctx context.Context, tx *Tx, tok *ivsrt.ParticipantToken
 }
 
 const qInsertToken = `INSERT INTO participant_tokens
-	(participant_id, stage_arn, user_id, attributes, capabilities, duration_minutes, created_at, expires_at)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
+	(participant_id, stage_arn, user_id, attributes, capabilities, duration_minutes, created_at, expires_at, public_key_arn)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 func insertToken(ctx context.Context, tx *Tx, tok *ivsrt.ParticipantToken) error {
 	attrs, err := storecore.EncodeAttributes(tok.Attributes)
@@ -131,7 +131,7 @@ func insertToken(ctx context.Context, tx *Tx, tok *ivsrt.ParticipantToken) error
 	}
 	if _, err := tx.ExecContext(ctx, qInsertToken,
 		string(tok.ParticipantID), string(tok.StageARN), tok.UserID, string(attrs), strings.Join(caps, ","),
-		tok.DurationMinutes, millis(tok.CreatedAt), millis(tok.ExpirationTime)); err != nil {
+		tok.DurationMinutes, millis(tok.CreatedAt), millis(tok.ExpirationTime), string(tok.PublicKeyARN)); err != nil {
 		return translate(err, "participant token")
 	}
 	return nil
@@ -146,10 +146,10 @@ func (db *DB) GetParticipantToken(ctx context.Context, id ivsrt.ParticipantID) (
 		revokedAt            sql.NullInt64
 	)
 	err := db.read.QueryRowContext(ctx, `SELECT participant_id, stage_arn, user_id, attributes, capabilities,
-		duration_minutes, created_at, expires_at, revoked_at, revoke_reason
+		duration_minutes, created_at, expires_at, revoked_at, revoke_reason, public_key_arn
 		FROM participant_tokens WHERE participant_id = ?`, string(id)).Scan(
 		&t.ParticipantID, &t.StageARN, &t.UserID, &attrs, &caps,
-		&t.DurationMinutes, &createdAt, &expiresAt, &revokedAt, &t.RevokeReason)
+		&t.DurationMinutes, &createdAt, &expiresAt, &revokedAt, &t.RevokeReason, &t.PublicKeyARN)
 	if err != nil {
 		return nil, translate(err, "participant token")
 	}

@@ -85,6 +85,12 @@ func Run(t *testing.T, open OpenFunc) {
 		{"StorageConfigurationInUse", testStorageConfigurationInUse},
 		{"StageNamesMissingStorage", testStageNamesMissingStorage},
 		{"StorageDeleteRace", testStorageDeleteRace},
+		{"PublicKey", testPublicKey},
+		{"ListPublicKeys", testListPublicKeys},
+		{"PublicKeyTags", testPublicKeyTags},
+		{"PublicKeyQuota", testPublicKeyQuota},
+		{"PublicKeyImportRace", testPublicKeyImportRace},
+		{"SelfSignedToken", testSelfSignedToken},
 		{"ParticipantToken", testParticipantToken},
 		{"RevokeParticipantToken", testRevokeParticipantToken},
 		{"SessionLifecycle", testSessionLifecycle},
@@ -475,6 +481,9 @@ func checkToken(t *testing.T, what string, got, want *ivsrt.ParticipantToken) {
 	checkTime(t, what+": RevokedAt", got.RevokedAt, want.RevokedAt)
 	if got.RevokeReason != want.RevokeReason {
 		t.Errorf("%s: RevokeReason: got %q, want %q", what, got.RevokeReason, want.RevokeReason)
+	}
+	if got.PublicKeyARN != want.PublicKeyARN {
+		t.Errorf("%s: PublicKeyARN: got %q, want %q", what, got.PublicKeyARN, want.PublicKeyARN)
 	}
 	if got.Token != "" {
 		t.Errorf("%s: Token: got %q, want it not stored", what, got.Token)

@@ -9,6 +9,7 @@ const (
 	UnknownResource ResourceKind = iota
 	StageResource
 	StorageConfigurationResource
+	PublicKeyResource
 )
 
 // KindOf returns the kind of resource arn names, by its resource type.
@@ -18,6 +19,8 @@ func KindOf(arn string) ResourceKind {
 		return StageResource
 	case ivsrt.StorageConfigurationARN(arn).ID() != "":
 		return StorageConfigurationResource
+	case ivsrt.PublicKeyARN(arn).ID() != "":
+		return PublicKeyResource
 	}
 	return UnknownResource
 }

@@ -1,0 +1,456 @@
+package storetest
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ivsrt/ivsrt"
+)
+
+func newPublicKeyARN() ivsrt.PublicKeyARN {
+	return ivsrt.NewPublicKeyARN("us-east-1", "123456789012", ivsrt.NewPublicKeyID())
+}
+
+// newFingerprint returns a fingerprint no other key of the test has. The
+// store keeps what it is given: it neither parses the material nor
+// computes the fingerprint.
+func newFingerprint() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	parts := make([]string, len(b))
+	for i := range b {
+		parts[i] = hex.EncodeToString(b[i : i+1])
+	}
+	return strings.Join(parts, ":")
+}
+
+// newPublicKey returns a public key with a fresh ARN and fingerprint.
+func newPublicKey(name string, tags map[string]string) *ivsrt.PublicKey {
+	fp := newFingerprint()
+	return &ivsrt.PublicKey{ARN: newPublicKeyARN(), Name: name, Fingerprint: fp, Tags: tags,
+		Material: "-----BEGIN PUBLIC KEY-----\r\n" + strings.ReplaceAll(fp, ":", "") + "\r\n-----END PUBLIC KEY-----\r\n"}
+}
+
+// importKey stores a public key with the given name and tags.
+func (e *env) importKey(t *testing.T, name string, tags map[string]string) *ivsrt.PublicKey {
+	t.Helper()
+	pk := newPublicKey(name, tags)
+	if err := e.s.ImportPublicKey(e.ctx, pk, ivsrt.PublicKeyQuota{}); err != nil {
+		t.Fatalf("ImportPublicKey: %v", err)
+	}
+	return pk
+}
+
+func (e *env) getKey(t *testing.T, arn ivsrt.PublicKeyARN) *ivsrt.PublicKey {
+	t.Helper()
+	pk, err := e.s.GetPublicKey(e.ctx, arn)
+	if err != nil {
+		t.Fatalf("GetPublicKey: %v", err)
+	}
+	return pk
+}
+
+func keyARNs(keys []*ivsrt.PublicKey) []ivsrt.PublicKeyARN {
+	arns := make([]ivsrt.PublicKeyARN, len(keys))
+	for i, pk := range keys {
+		arns[i] = pk.ARN
+	}
+	return arns
+}
+
+func checkKey(t *testing.T, what string, got, want *ivsrt.PublicKey) {
+	t.Helper()
+	if got.ARN != want.ARN || got.Name != want.Name || got.Material != want.Material || got.Fingerprint != want.Fingerprint {
+		t.Errorf("%s: got %s %q %q %q, want %s %q %q %q", what,
+			got.ARN, got.Name, got.Fingerprint, got.Material, want.ARN, want.Name, want.Fingerprint, want.Material)
+	}
+	checkTags(t, what+": Tags", got.Tags, want.Tags)
+	if got.Tags == nil {
+		t.Errorf("%s: Tags: got nil, want a map", what)
+	}
+	checkTime(t, what+": CreatedAt", got.CreatedAt, want.CreatedAt)
+}
+
+func testPublicKey(t *testing.T, open OpenFunc) {
+	e := newEnv(t, open)
+	created := e.clock.Now()
+	pk := newPublicKey("signer_1-a", map[string]string{"team": "video", "empty": ""})
+	if err := e.s.ImportPublicKey(e.ctx, pk, ivsrt.PublicKeyQuota{}); err != nil {
+		t.Fatalf("ImportPublicKey: %v", err)
+	}
+	checkTime(t, "CreatedAt set by ImportPublicKey", pk.CreatedAt, created)
+	want := *pk
+	want.Tags = maps.Clone(pk.Tags)
+	checkKey(t, "GetPublicKey", e.getKey(t, pk.ARN), &want)
+	tags, err := e.s.ListTags(e.ctx, string(pk.ARN))
+	if err != nil {
+		t.Fatalf("ListTags: %v", err)
+	}
+	checkTags(t, "ListTags", tags, want.Tags)
+
+	bare := newPublicKey("", nil)
+	if err := e.s.ImportPublicKey(e.ctx, bare, ivsrt.PublicKeyQuota{}); err != nil {
+		t.Fatalf("ImportPublicKey without name or tags: %v", err)
+	}
+	wantBare := *bare
+	wantBare.Tags = map[string]string{}
+	checkKey(t, "GetPublicKey without name or tags", e.getKey(t, bare.ARN), &wantBare)
+
+	// The same ARN, or the same key under another ARN, is a conflict, and
+	// changes nothing.
+	e.clock.Advance(time.Second)
+	sameARN := newPublicKey("other", map[string]string{"x": "y"})
+	sameARN.ARN = pk.ARN
+	wantCode(t, "ImportPublicKey with an existing ARN", e.s.ImportPublicKey(e.ctx, sameARN, ivsrt.PublicKeyQuota{}), ivsrt.ECONFLICT)
+	sameKey := newPublicKey("again", map[string]string{"x": "y"})
+	sameKey.Fingerprint, sameKey.Material = pk.Fingerprint, pk.Material
+	err = e.s.ImportPublicKey(e.ctx, sameKey, ivsrt.PublicKeyQuota{})
+	wantCode(t, "ImportPublicKey of the same key", err, ivsrt.ECONFLICT)
+	if msg := ivsrt.ErrorMessage(err); !strings.Contains(msg, string(pk.ARN)) || !strings.Contains(msg, pk.Fingerprint) {
+		t.Errorf("ImportPublicKey of the same key: message %q, want it to name %s and its fingerprint", msg, pk.ARN)
+	}
+	_, err = e.s.GetPublicKey(e.ctx, sameKey.ARN)
+	wantCode(t, "GetPublicKey of the refused import", err, ivsrt.ENOTFOUND)
+	_, err = e.s.ListTags(e.ctx, string(sameKey.ARN))
+	wantCode(t, "ListTags of the refused import", err, ivsrt.ENOTFOUND)
+	checkKey(t, "GetPublicKey after the conflicts", e.getKey(t, pk.ARN), &want)
+
+	// A stage and a storage configuration with the key's id keep tags of
+	// their own.
+	twin := &ivsrt.Stage{ARN: ivsrt.NewStageARN("us-east-1", "123456789012", pk.ARN.ID()), Tags: map[string]string{"stage": "yes"}}
+	if err := e.s.CreateStage(e.ctx, twin, nil, ivsrt.StageQuota{}); err != nil {
+		t.Fatalf("CreateStage: %v", err)
+	}
+	twinStorage := &ivsrt.StorageConfiguration{ARN: ivsrt.NewStorageConfigurationARN("us-east-1", "123456789012", pk.ARN.ID()),
+		S3BucketName: "bucket", Tags: map[string]string{"storage": "yes"}}
+	if err := e.s.CreateStorageConfiguration(e.ctx, twinStorage); err != nil {
+		t.Fatalf("CreateStorageConfiguration: %v", err)
+	}
+
+	if err := e.s.DeletePublicKey(e.ctx, pk.ARN); err != nil {
+		t.Fatalf("DeletePublicKey: %v", err)
+	}
+	_, err = e.s.GetPublicKey(e.ctx, pk.ARN)
+	wantCode(t, "GetPublicKey after delete", err, ivsrt.ENOTFOUND)
+	_, err = e.s.ListTags(e.ctx, string(pk.ARN))
+	wantCode(t, "ListTags after delete", err, ivsrt.ENOTFOUND)
+	wantCode(t, "TagResource after delete", e.s.TagResource(e.ctx, string(pk.ARN), map[string]string{"a": "b"}), ivsrt.ENOTFOUND)
+	wantCode(t, "UntagResource after delete", e.s.UntagResource(e.ctx, string(pk.ARN), []string{"team"}), ivsrt.ENOTFOUND)
+	wantCode(t, "DeletePublicKey again", e.s.DeletePublicKey(e.ctx, pk.ARN), ivsrt.ENOTFOUND)
+	checkTags(t, "tags of the stage with the same id", e.listTags(t, twin.ARN), map[string]string{"stage": "yes"})
+	checkTags(t, "tags of the storage configuration with the same id", e.getStorage(t, twinStorage.ARN).Tags, map[string]string{"storage": "yes"})
+	checkKey(t, "the other public key", e.getKey(t, bare.ARN), &wantBare)
+
+	// Once deleted, the key may be imported again, and starts clean.
+	again := e.clock.Advance(time.Minute)
+	reborn := newPublicKey("reborn", nil)
+	reborn.Fingerprint, reborn.Material = pk.Fingerprint, pk.Material
+	if err := e.s.ImportPublicKey(e.ctx, reborn, ivsrt.PublicKeyQuota{}); err != nil {
+		t.Fatalf("ImportPublicKey of the deleted key: %v", err)
+	}
+	checkKey(t, "GetPublicKey of the key imported again", e.getKey(t, reborn.ARN), &ivsrt.PublicKey{ARN: reborn.ARN, Name: "reborn",
+		Material: pk.Material, Fingerprint: pk.Fingerprint, Tags: map[string]string{}, CreatedAt: again})
+}
+
+func testListPublicKeys(t *testing.T, open OpenFunc) {
+	e := newEnv(t, open)
+	if keys, next, err := e.s.ListPublicKeys(e.ctx, ivsrt.Page{Limit: 3}); err != nil || len(keys) != 0 || next != "" {
+		t.Errorf("ListPublicKeys of an empty store: got %d, next %q, err %v, want 0 \"\" nil", len(keys), next, err)
+	}
+	// Stages and storage configurations are not public keys.
+	e.createStage(t, "not-listed", nil)
+	e.createStorage(t, "notlisted", nil)
+	var want []*ivsrt.PublicKey
+	for i := range 7 {
+		now := e.clock.Advance(time.Second)
+		tags := map[string]string{"n": fmt.Sprint(i)}
+		if i%3 == 0 {
+			tags = nil
+		}
+		pk := e.importKey(t, fmt.Sprintf("key-%d", i), tags)
+		w := *pk
+		w.Tags, w.CreatedAt = maps.Clone(tags), now
+		if w.Tags == nil {
+			w.Tags = map[string]string{}
+		}
+		want = append(want, &w)
+	}
+	got := paginate(t, 3, func(p ivsrt.Page) ([]*ivsrt.PublicKey, string, error) { return e.s.ListPublicKeys(e.ctx, p) })
+	sizes := make([]int, len(got))
+	for i, page := range got {
+		sizes[i] = len(page)
+	}
+	if !slices.Equal(sizes, []int{3, 3, 1}) {
+		t.Errorf("page sizes: got %v, want [3 3 1]", sizes)
+	}
+	all := flatten(got)
+	if !slices.Equal(keyARNs(all), keyARNs(want)) {
+		t.Fatalf("ListPublicKeys: got %v, want %v in import order", keyARNs(all), keyARNs(want))
+	}
+	for i := range all {
+		checkKey(t, fmt.Sprintf("ListPublicKeys[%d]", i), all[i], want[i])
+	}
+
+	// A key deleted between pages is not listed, and the position still
+	// leads on.
+	first, next, err := e.s.ListPublicKeys(e.ctx, ivsrt.Page{Limit: 3})
+	if err != nil || len(first) != 3 || next == "" {
+		t.Fatalf("ListPublicKeys: got %d, %q, %v", len(first), next, err)
+	}
+	for _, pk := range want[2:4] {
+		if err := e.s.DeletePublicKey(e.ctx, pk.ARN); err != nil {
+			t.Fatalf("DeletePublicKey: %v", err)
+		}
+	}
+	rest, last, err := e.s.ListPublicKeys(e.ctx, ivsrt.Page{After: next, Limit: 10})
+	if err != nil || last != "" {
+		t.Fatalf("ListPublicKeys after: got next %q, %v", last, err)
+	}
+	if !slices.Equal(keyARNs(rest), keyARNs(want[4:])) {
+		t.Errorf("after deletes between pages: got %v, want %v", keyARNs(rest), keyARNs(want[4:]))
+	}
+	_, _, err = e.s.ListPublicKeys(e.ctx, ivsrt.Page{Limit: 0})
+	wantCode(t, "ListPublicKeys with limit 0", err, ivsrt.EINVALID)
+	_, _, err = e.s.ListPublicKeys(e.ctx, ivsrt.Page{After: "x", Limit: 1})
+	wantCode(t, "ListPublicKeys after a bad position", err, ivsrt.EINVALID)
+}
+
+func testPublicKeyTags(t *testing.T, open OpenFunc) {
+	e := newEnv(t, open)
+	pk := e.importKey(t, "tagged", map[string]string{"env": "test"})
+	other := e.importKey(t, "other", map[string]string{"env": "other"})
+	arn := string(pk.ARN)
+	if err := e.s.TagResource(e.ctx, arn, map[string]string{"env": "prod", "team": "video"}); err != nil {
+		t.Fatalf("TagResource: %v", err)
+	}
+	want := map[string]string{"env": "prod", "team": "video"}
+	checkTags(t, "GetPublicKey after TagResource", e.getKey(t, pk.ARN).Tags, want)
+	if err := e.s.UntagResource(e.ctx, arn, []string{"env", "absent"}); err != nil {
+		t.Fatalf("UntagResource: %v", err)
+	}
+	tags, err := e.s.ListTags(e.ctx, arn)
+	if err != nil {
+		t.Fatalf("ListTags: %v", err)
+	}
+	checkTags(t, "ListTags after UntagResource", tags, map[string]string{"team": "video"})
+	keys, _, err := e.s.ListPublicKeys(e.ctx, ivsrt.Page{Limit: 10})
+	if err != nil || len(keys) != 2 {
+		t.Fatalf("ListPublicKeys: got %d, %v", len(keys), err)
+	}
+	checkTags(t, "ListPublicKeys tags", keys[0].Tags, map[string]string{"team": "video"})
+	checkTags(t, "tags of the other key", e.getKey(t, other.ARN).Tags, map[string]string{"env": "other"})
+
+	// Up to MaxTagsPerResource, and not one more.
+	fifty := map[string]string{}
+	for i := range ivsrt.MaxTagsPerResource - 1 {
+		fifty[fmt.Sprintf("k%02d", i)] = "v"
+	}
+	if err := e.s.TagResource(e.ctx, arn, fifty); err != nil {
+		t.Fatalf("TagResource up to the limit: %v", err)
+	}
+	wantCode(t, "TagResource past the limit", e.s.TagResource(e.ctx, arn, map[string]string{"one-more": "x"}), ivsrt.EINVALID)
+	if n := len(e.getKey(t, pk.ARN).Tags); n != ivsrt.MaxTagsPerResource {
+		t.Errorf("tags after the refused TagResource: got %d, want %d", n, ivsrt.MaxTagsPerResource)
+	}
+	missing := string(newPublicKeyARN())
+	wantCode(t, "TagResource of a missing key", e.s.TagResource(e.ctx, missing, map[string]string{"a": "b"}), ivsrt.ENOTFOUND)
+	wantCode(t, "UntagResource of a missing key", e.s.UntagResource(e.ctx, missing, []string{"a"}), ivsrt.ENOTFOUND)
+	_, err = e.s.ListTags(e.ctx, missing)
+	wantCode(t, "ListTags of a missing key", err, ivsrt.ENOTFOUND)
+}
+
+func testPublicKeyQuota(t *testing.T, open OpenFunc) {
+	e := newEnv(t, open)
+	quota := ivsrt.PublicKeyQuota{MaxPublicKeys: 2}
+	var kept []ivsrt.PublicKeyARN
+	for range 2 {
+		pk := newPublicKey("", nil)
+		if err := e.s.ImportPublicKey(e.ctx, pk, quota); err != nil {
+			t.Fatalf("ImportPublicKey within quota: %v", err)
+		}
+		kept = append(kept, pk.ARN)
+	}
+	over := newPublicKey("over", map[string]string{"a": "1"})
+	wantCode(t, "ImportPublicKey over quota", e.s.ImportPublicKey(e.ctx, over, quota), ivsrt.EQUOTA)
+	_, err := e.s.GetPublicKey(e.ctx, over.ARN)
+	wantCode(t, "GetPublicKey of the refused key", err, ivsrt.ENOTFOUND)
+	_, err = e.s.ListTags(e.ctx, string(over.ARN))
+	wantCode(t, "ListTags of the refused key", err, ivsrt.ENOTFOUND)
+	// Stages do not count, and without a quota there is no limit.
+	e.createStage(t, "not-a-key", nil)
+	if err := e.s.ImportPublicKey(e.ctx, newPublicKey("", nil), ivsrt.PublicKeyQuota{}); err != nil {
+		t.Fatalf("ImportPublicKey without a quota: %v", err)
+	}
+	// A delete makes room.
+	if err := e.s.DeletePublicKey(e.ctx, kept[0]); err != nil {
+		t.Fatalf("DeletePublicKey: %v", err)
+	}
+	if err := e.s.ImportPublicKey(e.ctx, newPublicKey("", nil), ivsrt.PublicKeyQuota{MaxPublicKeys: 3}); err != nil {
+		t.Fatalf("ImportPublicKey after a delete: %v", err)
+	}
+
+	// Imports at once cannot together pass the quota.
+	race := newEnv(t, open)
+	const tries, limit = 8, 3
+	var (
+		wg   sync.WaitGroup
+		errs [tries]error
+	)
+	for i := range tries {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = race.s.ImportPublicKey(race.ctx, newPublicKey("", nil), ivsrt.PublicKeyQuota{MaxPublicKeys: limit})
+		}()
+	}
+	wg.Wait()
+	ok := 0
+	for _, err := range errs {
+		switch ivsrt.ErrorCode(err) {
+		case "":
+			ok++
+		case ivsrt.EQUOTA:
+		default:
+			t.Errorf("ImportPublicKey at once: got %v, want nil or EQUOTA", err)
+		}
+	}
+	keys, _, err := race.s.ListPublicKeys(race.ctx, ivsrt.Page{Limit: 100})
+	if err != nil {
+		t.Fatalf("ListPublicKeys: %v", err)
+	}
+	if ok != limit || len(keys) != limit {
+		t.Errorf("imports at once under a quota of %d: %d succeeded, %d stored", limit, ok, len(keys))
+	}
+}
+
+// testPublicKeyImportRace imports one key many times at once: exactly one
+// import stores it, and the others are conflicts naming it.
+func testPublicKeyImportRace(t *testing.T, open OpenFunc) {
+	e := newEnv(t, open)
+	for round := range 5 {
+		const tries = 6
+		template := newPublicKey("", nil)
+		var (
+			wg   sync.WaitGroup
+			errs [tries]error
+			pks  [tries]*ivsrt.PublicKey
+		)
+		for i := range tries {
+			pks[i] = newPublicKey(fmt.Sprintf("try%d", i), map[string]string{"try": fmt.Sprint(i)})
+			pks[i].Fingerprint, pks[i].Material = template.Fingerprint, template.Material
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[i] = e.s.ImportPublicKey(e.ctx, pks[i], ivsrt.PublicKeyQuota{})
+			}()
+		}
+		wg.Wait()
+		var winner *ivsrt.PublicKey
+		for i, err := range errs {
+			switch ivsrt.ErrorCode(err) {
+			case "":
+				if winner != nil {
+					t.Fatalf("round %d: the same key imported twice, as %s and %s", round, winner.ARN, pks[i].ARN)
+				}
+				winner = pks[i]
+			case ivsrt.ECONFLICT:
+			default:
+				t.Fatalf("round %d: ImportPublicKey: got %v, want nil or ECONFLICT", round, err)
+			}
+		}
+		if winner == nil {
+			t.Fatalf("round %d: no import succeeded: %v", round, errs)
+		}
+		for i, err := range errs {
+			if err != nil && !strings.Contains(ivsrt.ErrorMessage(err), string(winner.ARN)) {
+				t.Errorf("round %d: conflict %q does not name the key imported, %s", round, ivsrt.ErrorMessage(err), winner.ARN)
+			}
+			if err != nil {
+				if _, err := e.s.ListTags(e.ctx, string(pks[i].ARN)); ivsrt.ErrorCode(err) != ivsrt.ENOTFOUND {
+					t.Errorf("round %d: tags of a refused import: got %v, want ENOTFOUND", round, err)
+				}
+			}
+		}
+		checkTags(t, "tags of the key imported", e.getKey(t, winner.ARN).Tags, winner.Tags)
+	}
+}
+
+// testSelfSignedToken stores a self-signed token, as the media plane does
+// the first time one is presented: it keeps the key it was signed with,
+// outlives the key, and is revoked like any other.
+func testSelfSignedToken(t *testing.T, open OpenFunc) {
+	e := newEnv(t, open)
+	st := e.createStage(t, "self-signed", nil)
+	pk := e.importKey(t, "signer", nil)
+	now := e.clock.Now()
+	tok := &ivsrt.ParticipantToken{
+		ParticipantID:   "customer_jti-0123456789_abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMN", // 64, with _
+		StageARN:        st.ARN,
+		UserID:          "carol",
+		Attributes:      map[string]string{"role": "guest"},
+		Capabilities:    []ivsrt.Capability{ivsrt.CapabilitySubscribe},
+		DurationMinutes: 90,
+		CreatedAt:       now,
+		ExpirationTime:  now.Add(90 * time.Minute),
+		PublicKeyARN:    pk.ARN,
+	}
+	if n := len(tok.ParticipantID); n != ivsrt.MaxParticipantIDLength {
+		t.Fatalf("test participant id has %d characters, want %d", n, ivsrt.MaxParticipantIDLength)
+	}
+	if err := e.s.CreateParticipantToken(e.ctx, tok); err != nil {
+		t.Fatalf("CreateParticipantToken of a self-signed token: %v", err)
+	}
+	got, err := e.s.GetParticipantToken(e.ctx, tok.ParticipantID)
+	if err != nil {
+		t.Fatalf("GetParticipantToken: %v", err)
+	}
+	checkToken(t, "GetParticipantToken", got, tok)
+
+	// Presented again, or by another stage: the id is taken.
+	again := *tok
+	wantCode(t, "CreateParticipantToken again", e.s.CreateParticipantToken(e.ctx, &again), ivsrt.ECONFLICT)
+	other := e.createStage(t, "other", nil)
+	elsewhere := *tok
+	elsewhere.StageARN = other.ARN
+	wantCode(t, "CreateParticipantToken for another stage", e.s.CreateParticipantToken(e.ctx, &elsewhere), ivsrt.ECONFLICT)
+	missing := *tok
+	missing.ParticipantID, missing.StageARN = "missing-stage", newARN()
+	wantCode(t, "CreateParticipantToken for a missing stage", e.s.CreateParticipantToken(e.ctx, &missing), ivsrt.ENOTFOUND)
+
+	// The key goes; the token stays, and is revoked like any other.
+	if err := e.s.DeletePublicKey(e.ctx, pk.ARN); err != nil {
+		t.Fatalf("DeletePublicKey: %v", err)
+	}
+	revoked := e.clock.Advance(time.Minute)
+	if err := e.s.RevokeParticipantToken(e.ctx, st.ARN, tok.ParticipantID, "banned"); err != nil {
+		t.Fatalf("RevokeParticipantToken: %v", err)
+	}
+	want := *tok
+	want.RevokedAt, want.RevokeReason = revoked, "banned"
+	got, err = e.s.GetParticipantToken(e.ctx, tok.ParticipantID)
+	if err != nil {
+		t.Fatalf("GetParticipantToken after the revoke: %v", err)
+	}
+	checkToken(t, "GetParticipantToken after the revoke", got, &want)
+
+	// A token this server issued has no key.
+	issued := e.createToken(t, st.ARN)
+	got, err = e.s.GetParticipantToken(e.ctx, issued.ParticipantID)
+	if err != nil || got.PublicKeyARN != "" {
+		t.Errorf("GetParticipantToken of an issued token: got %v, %v, want no public key", got, err)
+	}
+
+	// The stage takes its tokens with it.
+	if err := e.s.DeleteStage(e.ctx, st.ARN); err != nil {
+		t.Fatalf("DeleteStage: %v", err)
+	}
+	_, err = e.s.GetParticipantToken(e.ctx, tok.ParticipantID)
+	wantCode(t, "GetParticipantToken after DeleteStage", err, ivsrt.ENOTFOUND)
+}
