@@ -119,15 +119,20 @@ func (m Media) Duration() time.Duration {
 // RTPLoop sends media over and over as one endless RTP stream, as a
 // browser would send it: H.264 cut into packets of at most mtu bytes
 // (RFC 6184, packetization mode 1: single NAL units, STAP-A for the
-// parameter sets, FU-A for larger ones), and Opus one packet each 20 ms.
-// Sequence numbers and timestamps go on from one loop to the next; the
-// audio is cut to the video's duration so that the two stay in step.
+// parameter sets, FU-A for larger ones), a frame each 1/30 s, and Opus
+// one packet each 20 ms. Sequence numbers and timestamps go on from one
+// loop to the next.
 type RTPLoop struct {
 	frames   [][][]byte // each frame's payloads
+	first    []int      // index of each frame's first payload in one loop's
+	key      []bool     // frames with an IDR slice
 	opus     [][]byte
 	duration time.Duration
-	loop     int
-	fi, ai   int
+	fi       int   // the next frame of the media
+	slot     int64 // video frames sent: the next one's place in time
+	au       int64 // audio packets sent
+	lastKey  bool  // the last frame sent was a keyframe
+	keyNext  bool
 	vseq     uint16
 	aseq     uint16
 }
@@ -138,27 +143,27 @@ type Unit struct {
 	At      time.Duration
 	Video   bool
 	Packets []*rtp.Packet
-	// Frame is the video frame's index in the media; Loop counts the
-	// times the media was sent before.
-	Frame, Loop int
+	// Frame is the video frame's index in the media, and Index that of
+	// its first packet in VideoPayloads.
+	Frame, Index int
 }
 
 // NewRTPLoop returns the RTP stream of m, which must have video.
 func NewRTPLoop(m Media, mtu int) *RTPLoop {
-	l := &RTPLoop{duration: m.Duration()}
+	l := &RTPLoop{duration: m.Duration(), opus: m.Opus}
 	pay := &codecs.H264Payloader{}
+	n := 0
 	for _, au := range m.Frames {
 		var pkts [][]byte
+		key := false
 		for _, nalu := range au {
 			pkts = append(pkts, pay.Payload(uint16(mtu), append([]byte{0, 0, 0, 1}, nalu...))...)
+			key = key || h264.NALUType(nalu[0]&0x1f) == h264.NALUTypeIDR
 		}
 		l.frames = append(l.frames, pkts)
-	}
-	for i, p := range m.Opus {
-		if time.Duration(i)*20*time.Millisecond >= l.duration {
-			break
-		}
-		l.opus = append(l.opus, p)
+		l.first = append(l.first, n)
+		l.key = append(l.key, key)
+		n += len(pkts)
 	}
 	return l
 }
@@ -177,32 +182,46 @@ func (l *RTPLoop) VideoPayloads() [][]byte {
 // Duration is the time one loop lasts.
 func (l *RTPLoop) Duration() time.Duration { return l.duration }
 
+// KeyframeNext makes the next video frame the media's next keyframe, as
+// an encoder answers a keyframe request (a PLI): the frames between are
+// skipped, and the stream's timing goes on. Right after a keyframe it does
+// nothing, as an encoder that has just sent one.
+func (l *RTPLoop) KeyframeNext() {
+	if !l.lastKey {
+		l.keyNext = true
+	}
+}
+
 // Next returns the next unit to send, in the order they are due.
 func (l *RTPLoop) Next() Unit {
-	if l.fi >= len(l.frames) && l.ai >= len(l.opus) {
-		l.loop++
-		l.fi, l.ai = 0, 0
-	}
-	base := time.Duration(l.loop) * l.duration
-	vAt := time.Duration(l.fi) * time.Second / 30
-	aAt := time.Duration(l.ai) * 20 * time.Millisecond
-	if l.fi < len(l.frames) && (l.ai >= len(l.opus) || vAt <= aAt) {
+	vAt := time.Duration(l.slot) * time.Second / 30
+	aAt := time.Duration(l.au) * 20 * time.Millisecond
+	if len(l.opus) == 0 || vAt <= aAt {
+		if l.keyNext {
+			l.keyNext = false
+			for range l.frames {
+				if l.key[l.fi] {
+					break
+				}
+				l.fi = (l.fi + 1) % len(l.frames)
+			}
+		}
 		f := l.fi
-		l.fi++
-		ts := uint32((l.loop*len(l.frames) + f) * 3000) // 90 kHz, 30 fps
+		l.fi = (l.fi + 1) % len(l.frames)
+		l.lastKey = l.key[f]
+		ts := uint32(l.slot * 3000) // 90 kHz, 30 fps
+		l.slot++
 		pkts := make([]*rtp.Packet, len(l.frames[f]))
 		for j, b := range l.frames[f] {
 			pkts[j] = &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: l.vseq, Timestamp: ts,
 				Marker: j == len(l.frames[f])-1}, Payload: b}
 			l.vseq++
 		}
-		return Unit{At: base + vAt, Video: true, Packets: pkts, Frame: f, Loop: l.loop}
+		return Unit{At: vAt, Video: true, Packets: pkts, Frame: f, Index: l.first[f]}
 	}
-	a := l.ai
-	l.ai++
-	// 48 kHz: the loop's duration in samples, then 960 a packet.
-	ts := uint32(int64(l.loop)*int64(l.duration)*48000/int64(time.Second) + int64(a)*960)
-	p := &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: l.aseq, Timestamp: ts}, Payload: l.opus[a]}
+	p := &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: l.aseq, Timestamp: uint32(l.au * 960)}, // 48 kHz
+		Payload: l.opus[l.au%int64(len(l.opus))]}
 	l.aseq++
-	return Unit{At: base + aAt, Packets: []*rtp.Packet{p}, Loop: l.loop}
+	l.au++
+	return Unit{At: aAt, Packets: []*rtp.Packet{p}}
 }
