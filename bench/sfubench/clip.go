@@ -82,41 +82,45 @@ func (c *clip) audioKbps() float64 { return float64(c.audioBytes) * 8 / c.durati
 func (c *clip) packetsPerSecond() float64 { return float64(len(c.payloads)) / c.duration.Seconds() }
 
 // sendLog is a publisher's video packets: how many it sent (the counter
-// of the next), and when it sent each of the last sendLogSize.
+// of the next), when it sent each of the last sendLogSize, and which
+// counter each packet of the clip was last sent with.
 type sendLog struct {
 	sent  atomic.Uint64
 	times [sendLogSize]atomic.Int64
+	last  []atomic.Uint64 // per packet of the clip: 1 + its last counter; 0: not sent yet
+}
+
+func (c *clip) newSendLog() *sendLog {
+	return &sendLog{last: make([]atomic.Uint64, len(c.payloads))}
+}
+
+// note logs that counter is the clip's packet k, sent at now.
+func (l *sendLog) note(counter uint64, k int, now time.Time) {
+	l.times[counter%sendLogSize].Store(now.UnixNano())
+	l.last[k].Store(counter + 1)
+	l.sent.Store(counter + 1)
 }
 
 const sendLogSize = 1 << 15 // two minutes of video at 2.5 Mbps
 
 // video returns what a subscriber of the publisher whose log this is
 // receives. A payload is the packet of the clip it equals (the parameter
-// sets repeat at each keyframe: then the one of them sent last), in its
-// most recent loop: right for every packet that arrives less than a
-// keyframe interval (2 s) after it was sent.
+// sets repeat at each keyframe: then the one of them sent last), as it
+// was last sent: right for every packet that arrives before its publisher
+// sends it again, a loop of the clip later (the parameter sets: a
+// keyframe later).
 func (c *clip) video(log *sendLog) videoSpec {
-	loop := uint64(len(c.payloads))
 	return videoSpec{codec: h264, ident: func(payload []byte) (uint64, int64, bool) {
-		n := log.sent.Load()
-		if n == 0 {
-			return 0, 0, false
-		}
-		last := n - 1
-		var best uint64
-		found := false
+		var last uint64 // 1 + the counter
 		for _, k := range c.index[maphash.Bytes(c.seed, payload)] {
-			if uint64(k) > last || !bytes.Equal(c.payloads[k], payload) {
-				continue
-			}
-			if ctr := last - (last-uint64(k))%loop; !found || ctr > best {
-				best, found = ctr, true
+			if bytes.Equal(c.payloads[k], payload) {
+				last = max(last, log.last[k].Load())
 			}
 		}
-		if !found {
+		if last == 0 {
 			return 0, 0, false
 		}
-		return best, log.times[best%sendLogSize].Load(), true
+		return last - 1, log.times[(last-1)%sendLogSize].Load(), true
 	}}
 }
 
@@ -124,8 +128,9 @@ func (c *clip) video(log *sendLog) videoSpec {
 type clipPublisher struct {
 	*peer
 	video, audio *webrtc.TrackLocalStaticRTP
-	log          sendLog
-	keyRequests  atomic.Uint64 // PLIs and FIRs received; the clip has its own keyframes, every 2 s
+	log          *sendLog
+	keyAsked     atomic.Bool
+	keyRequests  atomic.Uint64 // PLIs and FIRs received
 	location     string        // the WHIP session's URL
 	started      time.Time
 	stopped      time.Time
@@ -139,7 +144,7 @@ func publishClip(ctx context.Context, client *http.Client, base, token string, c
 	if err != nil {
 		return nil, err
 	}
-	pub := &clipPublisher{peer: p, stop: make(chan struct{}), done: make(chan struct{})}
+	pub := &clipPublisher{peer: p, log: c.newSendLog(), stop: make(chan struct{}), done: make(chan struct{})}
 	if pub.video, err = webrtc.NewTrackLocalStaticRTP(h264.RTPCodecCapability, "video", "sfubench"); err == nil {
 		pub.audio, err = webrtc.NewTrackLocalStaticRTP(opus.RTPCodecCapability, "audio", "sfubench")
 	}
@@ -162,6 +167,7 @@ func publishClip(ctx context.Context, client *http.Client, base, token string, c
 				for _, pkt := range pkts {
 					switch pkt.(type) {
 					case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+						pub.keyAsked.Store(true)
 						pub.keyRequests.Add(1)
 					}
 				}
@@ -198,15 +204,20 @@ func publishClip(ctx context.Context, client *http.Client, base, token string, c
 	return pub, nil
 }
 
-// run sends the clip's packets when they are due. A video packet's
-// counter and send time are logged before it is written, so that a
-// subscriber never gets a packet its publisher has not logged.
+// run sends the clip's packets when they are due. A keyframe request is
+// answered with the clip's next keyframe at the next frame, as an encoder
+// does. A video packet's counter and send time are logged before it is
+// written, so that a subscriber never gets a packet its publisher has not
+// logged.
 func (p *clipPublisher) run(l *testmedia.RTPLoop, pacing float64) {
 	defer close(p.done)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	var counter uint64
 	for {
+		if p.keyAsked.Swap(false) {
+			l.KeyframeNext()
+		}
 		u := l.Next()
 		var gap time.Duration
 		if u.Video && pacing > 0 {
@@ -225,9 +236,8 @@ func (p *clipPublisher) run(l *testmedia.RTPLoop, pacing float64) {
 				p.audio.WriteRTP(pkt)
 				continue
 			}
-			p.log.times[counter%sendLogSize].Store(time.Now().UnixNano())
+			p.log.note(counter, u.Index+i, time.Now())
 			counter++
-			p.log.sent.Store(counter)
 			p.video.WriteRTP(pkt)
 		}
 	}

@@ -180,7 +180,7 @@ func runRecordPhase(ctx context.Context, o *options, tmp string, np int, record 
 		wg.Go(func() {
 			for i := range next {
 				s := &session{pub: i % np}
-				s.recv, s.err = joinOne(ctx, hc, srv.url, toks[np+i].token, toks[s.pub].id, o, o.clip.video(&pubs[s.pub].log))
+				s.recv, s.err = joinOne(ctx, hc, srv.url, toks[np+i].token, toks[s.pub].id, o, o.clip.video(pubs[s.pub].log))
 				sessions[i] = s
 			}
 		})
@@ -213,6 +213,9 @@ func runRecordPhase(ctx context.Context, o *options, tmp string, np int, record 
 		} else {
 			m.failed++
 		}
+	}
+	for _, p := range pubs {
+		m.plis += p.keyRequests.Load()
 	}
 	if m.subscribed == 0 {
 		return nil, fmt.Errorf("no subscriber could join: %v (server log: %s)", firstErr, tail(srv.log))
@@ -578,6 +581,6 @@ const recordNotes = `### Columns
   end (segments, init segments, playlists, metadata); **written Mbps per recording**: that, over
   the recorded duration. **ffprobe of one**: the first recording's media playlist read by ffprobe.
 - **packets/s forwarded**, **Mbps on the wire**, **join → first packet**, **bench CPU**, **other
-  CPU**, **rcvbuf drops**: as in the fan-out's report. The clip answers no keyframe request: its
-  keyframes come every 2 s, as encoded.
+  CPU**, **rcvbuf drops**: as in the fan-out's report. A publisher answers a keyframe request
+  with the clip's next keyframe at its next frame, as an encoder does.
 `
