@@ -51,20 +51,47 @@ var fuzzOps = []string{
 	"GetStorageConfiguration",
 	"ListStorageConfigurations",
 	"DeleteStorageConfiguration",
+	"ImportPublicKey",
+	"GetPublicKey",
+	"ListPublicKeys",
+	"DeletePublicKey",
 }
 
 // A fixture stage with a token, a session and a participant gives the
-// seeds something real to name, and so does a fixture storage
-// configuration. Seeds write $ARN, $PID, $SID, $NEXT and $SCARN for the
-// stage's ARN, participant id, session id, a valid ListStages nextToken
-// and the storage configuration's ARN; the harness substitutes the
-// current values.
+// seeds something real to name, and so do a fixture storage configuration
+// and a fixture public key. Seeds write $ARN, $PID, $SID, $NEXT, $SCARN
+// and $PKARN for the stage's ARN, participant id, session id, a valid
+// ListStages nextToken, the storage configuration's ARN and the public
+// key's; the harness substitutes the current values.
 const (
-	fuzzFixtureARN     = ivsrt.StageARN("arn:aws:ivs:us-east-1:123456789012:stage/FuzzFixture1")
-	fuzzFixtureStorage = ivsrt.StorageConfigurationARN("arn:aws:ivs:us-east-1:123456789012:storage-configuration/abcdABCD1234")
-	fuzzFixturePID     = ivsrt.ParticipantID("FuzzPartici1")
-	fuzzRegion         = "us-east-1"
-	fuzzHost           = "ivs.fuzz.test"
+	fuzzFixtureARN       = ivsrt.StageARN("arn:aws:ivs:us-east-1:123456789012:stage/FuzzFixture1")
+	fuzzFixtureStorage   = ivsrt.StorageConfigurationARN("arn:aws:ivs:us-east-1:123456789012:storage-configuration/abcdABCD1234")
+	fuzzFixturePublicKey = ivsrt.PublicKeyARN("arn:aws:ivs:us-east-1:123456789012:public-key/FuzzPubKey12")
+	fuzzFixturePID       = ivsrt.ParticipantID("FuzzPartici1")
+	fuzzRegion           = "us-east-1"
+	fuzzHost             = "ivs.fuzz.test"
+)
+
+// Two P-384 public keys: the fixture's, and one ImportPublicKey's seeds
+// import; and a P-256 key, which must be refused.
+const (
+	fuzzFixtureKeyPEM = `-----BEGIN PUBLIC KEY-----
+MHYwEAYHKoZIzj0CAQYFK4EEACIDYgAE5O8vfGOSTE5Xxk/HKLwCWQ5038w2YiBW
+mYZqzG5uAzCFm3sQdv9dYwJiEsVHYyjDuZjG9G8FTKnfRBUqk/bJv3FTp+94pKsi
+6j+Q4Fkwsa4CEkeljluNuSKV0jelcFTO
+-----END PUBLIC KEY-----
+`
+	fuzzImportKeyPEM = `-----BEGIN PUBLIC KEY-----
+MHYwEAYHKoZIzj0CAQYFK4EEACIDYgAEpDUDMCnMQOtkqnwGfqKsQraHkyd1tzsp
+yuyqVx5rKEYmB1tJgIQZNmom21ORjWjrj8tg00xoDA4d48UUsaNuer+F5+Fog1Yw
+Tm0iFYfSDFXrjqotH7E9LHBucO/hq6vV
+-----END PUBLIC KEY-----
+`
+	fuzzP256KeyPEM = `-----BEGIN PUBLIC KEY-----
+MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEwGwFwjOYK57mTy5G7xLpmMOXRTX2
+325NxRzKEZKQIBPDAWQSz3NTtO+J3CfQEGNmH2+gsgcXw9QUyL6sLdlM+w==
+-----END PUBLIC KEY-----
+`
 )
 
 // fuzzMaxErrorBytes bounds an error answer, whatever the request: messages
@@ -168,6 +195,23 @@ func (h *fuzzHarness) ensureFixture(tb testing.TB) {
 	} else if err != nil {
 		tb.Fatalf("get fixture storage configuration: %v", err)
 	}
+	if _, err := h.db.GetPublicKey(ctx, fuzzFixturePublicKey); ivsrt.ErrorCode(err) == ivsrt.ENOTFOUND {
+		pub, err := ivsrt.ParsePublicKeyMaterial(fuzzFixtureKeyPEM)
+		if err != nil {
+			tb.Fatalf("fixture public key: %v", err)
+		}
+		fp, err := ivsrt.PublicKeyFingerprint(pub)
+		if err != nil {
+			tb.Fatalf("fixture public key: %v", err)
+		}
+		pk := &ivsrt.PublicKey{ARN: fuzzFixturePublicKey, Name: "fixture", Material: fuzzFixtureKeyPEM, Fingerprint: fp,
+			Tags: map[string]string{"env": "fuzz"}}
+		if err := h.db.ImportPublicKey(ctx, pk, ivsrt.PublicKeyQuota{}); err != nil {
+			tb.Fatalf("import fixture public key: %v", err)
+		}
+	} else if err != nil {
+		tb.Fatalf("get fixture public key: %v", err)
+	}
 	st, err := h.db.GetStage(ctx, fuzzFixtureARN)
 	if err == nil && st.ActiveSessionID != "" {
 		h.sessionID = st.ActiveSessionID
@@ -214,6 +258,7 @@ func (h *fuzzHarness) expand(s string) string {
 		"$SID", string(h.sessionID),
 		"$NEXT", h.nextToken,
 		"$SCARN", string(fuzzFixtureStorage),
+		"$PKARN", string(fuzzFixturePublicKey),
 	).Replace(s)
 }
 
@@ -304,6 +349,8 @@ func (h *fuzzHarness) operation(tb testing.TB, op string, body []byte) fuzzRespo
 		h.checkCreated(tb, r.body)
 	case "CreateStorageConfiguration":
 		h.checkCreatedStorage(tb, r.body)
+	case "ImportPublicKey":
+		h.checkImported(tb, body, r.body)
 	case "CreateParticipantToken":
 		var out struct {
 			ParticipantToken fuzzToken `json:"participantToken"`
@@ -402,6 +449,47 @@ func (h *fuzzHarness) checkCreatedStorage(tb testing.TB, created []byte) {
 	}
 }
 
+// checkImported reads back a public key that ImportPublicKey
+// acknowledged: GetPublicKey returns it as imported, and it is the P-384
+// key of the material sent, with that key's fingerprint.
+func (h *fuzzHarness) checkImported(tb testing.TB, request, imported []byte) {
+	tb.Helper()
+	var out publicKeyOutput
+	if err := json.Unmarshal(imported, &out); err != nil || out.PublicKey.Arn == "" {
+		tb.Fatalf("ImportPublicKey answered 200 with %.500s (%v)", imported, err)
+	}
+	var in importPublicKeyInput
+	if err := json.Unmarshal(request, &in); err != nil || in.PublicKeyMaterial == nil {
+		tb.Fatalf("ImportPublicKey answered 200 to %.500q (%v)", request, err)
+	}
+	pub, err := ivsrt.ParsePublicKeyMaterial(*in.PublicKeyMaterial)
+	if err != nil {
+		tb.Fatalf("ImportPublicKey took material it cannot read back: %v", err)
+	}
+	fp, _ := ivsrt.PublicKeyFingerprint(pub)
+	if out.PublicKey.PublicKeyMaterial != *in.PublicKeyMaterial || out.PublicKey.Fingerprint != fp {
+		tb.Fatalf("ImportPublicKey answered material %q fingerprint %s, want what was sent and %s", out.PublicKey.PublicKeyMaterial, out.PublicKey.Fingerprint, fp)
+	}
+	arnBody, _ := json.Marshal(map[string]string{"arn": out.PublicKey.Arn})
+	r, _ := h.do(tb, http.MethodPost, "/GetPublicKey", arnBody)
+	h.check(tb, "GetPublicKey after ImportPublicKey", r)
+	if r.status != http.StatusOK {
+		tb.Fatalf("GetPublicKey of %s: got status %d, want 200: %s", out.PublicKey.Arn, r.status, r.body)
+	}
+	var got publicKeyOutput
+	if err := json.Unmarshal(r.body, &got); err != nil {
+		tb.Fatalf("GetPublicKey body: %v", err)
+	}
+	if g, w := got.PublicKey, out.PublicKey; g.Arn != w.Arn || g.Name != w.Name || g.PublicKeyMaterial != w.PublicKeyMaterial ||
+		g.Fingerprint != w.Fingerprint || !maps.Equal(g.Tags, w.Tags) {
+		tb.Fatalf("GetPublicKey after ImportPublicKey:\ngot  %+v\nwant %+v", g, w)
+	}
+	// Free the key for the next input that imports it.
+	if err := h.db.DeletePublicKey(context.Background(), ivsrt.PublicKeyARN(out.PublicKey.Arn)); err != nil {
+		tb.Fatalf("DeletePublicKey: %v", err)
+	}
+}
+
 func fuzzNonNil(m map[string]string) map[string]string {
 	if m == nil {
 		return map[string]string{}
@@ -479,6 +567,17 @@ var fuzzValid = map[string]string{
 	"GetStorageConfiguration":    `{"arn":"$SCARN"}`,
 	"ListStorageConfigurations":  `{"maxResults":1}`,
 	"DeleteStorageConfiguration": `{"arn":"$SCARN"}`,
+
+	"ImportPublicKey": `{"publicKeyMaterial":` + fuzzJSONString(fuzzImportKeyPEM) + `,"name":"fuzz-key_1","tags":{"team":"a","empty":""}}`,
+	"GetPublicKey":    `{"arn":"$PKARN"}`,
+	"ListPublicKeys":  `{"maxResults":1}`,
+	"DeletePublicKey": `{"arn":"$PKARN"}`,
+}
+
+// fuzzJSONString returns s as a JSON string.
+func fuzzJSONString(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
 }
 
 // fuzzBadValues replace, one at a time, each field of the valid requests.
@@ -520,6 +619,15 @@ func fuzzHostileBodies() []string {
 		`{"autoParticipantRecordingConfiguration":{"storageConfigurationArn":"","hlsConfiguration":{"targetSegmentDurationSeconds":0}}}`,
 		`{"autoParticipantRecordingConfiguration":{"storageConfigurationArn":"","mediaTypes":[]}}`,
 		`{"name":"` + strings.Repeat("n", 129) + `"}`, `{"name":"spa ce"}`, `{"name":null,"tags":null}`,
+		`{"publicKeyMaterial":` + fuzzJSONString(fuzzFixtureKeyPEM) + `}`,
+		`{"publicKeyMaterial":` + fuzzJSONString(fuzzP256KeyPEM) + `}`,
+		`{"publicKeyMaterial":` + fuzzJSONString(strings.ReplaceAll(fuzzImportKeyPEM, "\n", "\r\n")) + `}`,
+		`{"publicKeyMaterial":` + fuzzJSONString("x"+strings.TrimSuffix(fuzzImportKeyPEM, "\n")+"y") + `}`,
+		`{"publicKeyMaterial":` + fuzzJSONString(strings.Replace(fuzzImportKeyPEM, "MHYw", "MHYx", 1)) + `}`,
+		`{"publicKeyMaterial":` + fuzzJSONString(strings.Replace(fuzzImportKeyPEM, "MHYw", "MH=w", 1)) + `}`,
+		`{"publicKeyMaterial":"-----BEGIN PUBLIC KEY-----\n` + strings.Repeat("A", 100<<10) + `\n-----END PUBLIC KEY-----"}`,
+		`{"publicKeyMaterial":"-----BEGIN PUBLIC KEY-----\n\n-----END PUBLIC KEY-----"}`,
+		`{"arn":"arn:aws:ivs:us-east-1:123456789012:public-key/noSuchKey123"}`,
 		`{"tags":{"` + strings.Repeat("k", 100<<10) + `":1}}`,
 		`{"attributes":{"` + strings.Repeat("k", 100<<10) + `":[]},"participantTokenConfigurations":[{"attributes":{"` + strings.Repeat("k", 100<<10) + `":{}}}]}`,
 	}
@@ -573,6 +681,7 @@ func FuzzTags(f *testing.F) {
 		f.Fatal("the fixture ARN should need escaping")
 	}
 	escapedStorage := url.PathEscape(string(fuzzFixtureStorage))
+	escapedKey := url.PathEscape(string(fuzzFixturePublicKey))
 	seeds := []struct{ method, arn, query, body string }{
 		{"GET", "$ARN", "", ""},
 		{"POST", "$ARN", "", `{"tags":{"a":"b","c":""}}`},
@@ -580,6 +689,10 @@ func FuzzTags(f *testing.F) {
 		{"POST", "$SCARN", "", `{"tags":{"a":"b"}}`},
 		{"DELETE", "$SCARN", "tagKeys=a&tagKeys=env", ""},
 		{"GET", "arn%3Aaws%3Aivs%3Aus-east-1%3A123456789012%3Astorage-configuration%2FnoSuchStore1", "", ""},
+		{"GET", "$PKARN", "", ""},
+		{"POST", "$PKARN", "", `{"tags":{"a":"b"}}`},
+		{"DELETE", "$PKARN", "tagKeys=a&tagKeys=env", ""},
+		{"GET", "arn%3Aaws%3Aivs%3Aus-east-1%3A123456789012%3Apublic-key%2FnoSuchKey123", "", ""},
 		{"DELETE", "$ARN", "tagKeys=a&tagKeys=b", ""},
 		{"DELETE", "$ARN", "tagKeys=env", ""},
 		{"GET", strings.ReplaceAll(escaped, ":", "%3A"), "", ""},
@@ -624,6 +737,7 @@ func FuzzTags(f *testing.F) {
 	f.Fuzz(func(t *testing.T, method, escapedARN, query string, body []byte) {
 		h.ensureFixture(t)
 		escapedARN = strings.ReplaceAll(escapedARN, "$SCARN", escapedStorage)
+		escapedARN = strings.ReplaceAll(escapedARN, "$PKARN", escapedKey)
 		escapedARN = strings.ReplaceAll(escapedARN, "$ARN", escaped)
 		h.tags(t, method, escapedARN, h.expand(query), []byte(h.expand(string(body))))
 	})

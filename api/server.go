@@ -32,6 +32,8 @@ type Config struct {
 	// endpoints and token claims point under it.
 	PublicURL string
 	Quota     ivsrt.StageQuota
+	// PublicKeyQuota bounds ImportPublicKey.
+	PublicKeyQuota ivsrt.PublicKeyQuota
 	// PaginationKey signs nextTokens; keep it across restarts so that
 	// tokens handed out stay valid.
 	PaginationKey []byte
@@ -118,6 +120,11 @@ func NewServer(store ivsrt.Store, tokens ivsrt.TokenIssuer, auth *SigV4Verifier,
 		"GetStorageConfiguration":    s.getStorageConfiguration,
 		"ListStorageConfigurations":  s.listStorageConfigurations,
 		"DeleteStorageConfiguration": s.deleteStorageConfiguration,
+
+		"ImportPublicKey": s.importPublicKey,
+		"GetPublicKey":    s.getPublicKey,
+		"ListPublicKeys":  s.listPublicKeys,
+		"DeletePublicKey": s.deletePublicKey,
 	}
 	return s, nil
 }
