@@ -301,6 +301,10 @@ func runRecordPhase(ctx context.Context, o *options, tmp string, np int, record 
 		if err := ph.readRecordings(ctx, bucket, np); err != nil {
 			return nil, fmt.Errorf("%w (server log: %s)", err, tail(srv.log))
 		}
+		if ph.failed > 0 || ph.playlists < np {
+			logf("  %d of %d recordings failed, %d have a playlist with segments and an end (server log: %s)",
+				ph.failed, np, ph.playlists, tail(srv.log))
+		}
 	}
 	return ph, nil
 }
