@@ -17,6 +17,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/golang-jwt/jwt/v5"
 
@@ -25,19 +26,26 @@ import (
 
 // FuzzVerifyMutated builds tokens from a fuzzed header and payload, signed
 // one of several ways, and checks that Verify accepts only what the
-// issuer's key signed: a forged token (no signature, another key, a
-// symmetric algorithm keyed with the public key, a spliced signature) is
-// denied whatever its header and claims say. FuzzVerify feeds Verify raw
-// strings; this target reaches the claims, which a random string never
-// does.
+// issuer's key signed, or an imported public key signed with its ARN as
+// the kid (a self-signed token): a forged token (no signature, another
+// key, a deleted key, a symmetric algorithm keyed with the public key, a
+// spliced signature) is denied whatever its header and claims say.
+// FuzzVerify feeds Verify raw strings; this target reaches the claims,
+// which a random string never does.
 //
 // The header and payload are JSON, base64url-encoded by the harness.
 // Placeholders stand for values of the run: $KID (the issuer's key id),
-// $OTHERKID (another key's), $STAGE and $TOPIC (a stage ARN and its id),
-// $EXP (an expiry in the future), $PAST (one in the past) and $IAT.
+// $OTHERKID (another key's), $PKARN (the ARN of an imported key), $GONEARN
+// (that of a deleted one), $STAGE and $TOPIC (a stage ARN and its id),
+// $EXP (an expiry in the future), $PAST (one in the past), $IAT, and
+// $LONGEXP (14 days and a second after $IAT).
 func FuzzVerifyMutated(f *testing.F) {
 	now := testCreated.Add(time.Minute)
-	iss := NewIssuer(newKey(f, elliptic.P384()), WithClock(fixedClock(now)))
+	imported, gone := newKey(f, elliptic.P384()), newKey(f, elliptic.P384())
+	goneARN := ivsrt.NewPublicKeyARN("us-east-1", "123456789012", "DeletedKey12")
+	keys := &fakeKeys{}
+	keys.importKey(f, testKeyARN, imported)
+	iss := NewIssuer(newKey(f, elliptic.P384()), WithClock(fixedClock(now)), WithPublicKeys(keys))
 	other := newKey(f, elliptic.P384())
 	otherKID, err := keyID(&other.PublicKey)
 	if err != nil {
@@ -58,6 +66,9 @@ func FuzzVerifyMutated(f *testing.F) {
 
 	expand := strings.NewReplacer(
 		"$OTHERKID", otherKID,
+		"$PKARN", string(testKeyARN),
+		"$GONEARN", string(goneARN),
+		"$LONGEXP", strconv.FormatInt(testCreated.Add(14*24*time.Hour+time.Second).Unix(), 10),
 		"$KID", iss.kid,
 		"$STAGE", string(testStage),
 		"$TOPIC", testStage.ID(),
@@ -66,12 +77,14 @@ func FuzzVerifyMutated(f *testing.F) {
 		"$IAT", strconv.FormatInt(testCreated.Unix(), 10),
 	)
 
-	// The ways of signing, by the mode byte; genuine marks those made with
-	// the issuer's key over the token's own header and payload.
+	// The ways of signing, by the mode byte; kid names the key of the
+	// genuine ones, those made with the issuer's key or the imported key
+	// over the token's own header and payload: they are genuine when the
+	// header's kid names that key.
 	type signer struct {
-		name    string
-		genuine bool
-		sign    func(input string) string
+		name string
+		kid  string
+		sign func(input string) string
 	}
 	with := func(m jwt.SigningMethod, key any) func(string) string {
 		return func(input string) string {
@@ -83,15 +96,18 @@ func FuzzVerifyMutated(f *testing.F) {
 		}
 	}
 	signers := []signer{
-		{"ES384, issuer's key", true, with(jwt.SigningMethodES384, iss.key)},
-		{"ES384, another key", false, with(jwt.SigningMethodES384, other)},
-		{"no signature", false, func(string) string { return "" }},
-		{"HS256 keyed with the public key (DER)", false, with(jwt.SigningMethodHS256, pubDER)},
-		{"HS256 keyed with the public key (PEM)", false, with(jwt.SigningMethodHS256, pubPEM)},
-		{"RS256", false, with(jwt.SigningMethodRS256, rsaKey)},
-		{"ES256", false, with(jwt.SigningMethodES256, p256)},
-		{"signature of the valid token", false, func(string) string { return validParts[2] }},
-		{"ES384, issuer's key, one bit flipped", false, func(input string) string {
+		{"ES384, issuer's key", iss.kid, with(jwt.SigningMethodES384, iss.key)},
+		{"ES384, another key", "", with(jwt.SigningMethodES384, other)},
+		{"no signature", "", func(string) string { return "" }},
+		{"HS256 keyed with the public key (DER)", "", with(jwt.SigningMethodHS256, pubDER)},
+		{"HS256 keyed with the public key (PEM)", "", with(jwt.SigningMethodHS256, pubPEM)},
+		{"RS256", "", with(jwt.SigningMethodRS256, rsaKey)},
+		{"ES256", "", with(jwt.SigningMethodES256, p256)},
+		{"signature of the valid token", "", func(string) string { return validParts[2] }},
+		{"ES384, imported key", string(testKeyARN), with(jwt.SigningMethodES384, imported)},
+		{"ES384, deleted key", "", with(jwt.SigningMethodES384, gone)},
+		{"HS384 keyed with the imported key (PEM)", "", with(jwt.SigningMethodHS384, []byte(publicPEM(f, imported)))},
+		{"ES384, issuer's key, one bit flipped", "", func(input string) string {
 			sig, err := jwt.SigningMethodES384.Sign(input, iss.key)
 			if err != nil {
 				f.Fatalf("sign: %v", err)
@@ -112,9 +128,13 @@ func FuzzVerifyMutated(f *testing.F) {
 		payload = []byte(expand.Replace(string(payload)))
 		sg := signers[int(mode)%len(signers)]
 		input := base64.RawURLEncoding.EncodeToString(header) + "." + base64.RawURLEncoding.EncodeToString(payload)
+		// The header's kid as the parser reads it.
+		var fields map[string]any
+		json.Unmarshal(header, &fields)
+		kid, _ := fields["kid"].(string)
 		// The valid token's signature is genuine for its own header and
 		// payload.
-		genuine := sg.genuine || input == validParts[0]+"."+validParts[1]
+		genuine := sg.kid != "" && sg.kid == kid || input == validParts[0]+"."+validParts[1]
 		s := input + "." + sg.sign(input) + tail
 
 		got, err := iss.Verify(context.Background(), s)
@@ -142,8 +162,8 @@ func FuzzVerifyMutated(f *testing.F) {
 			Alg string `json:"alg"`
 			Kid string `json:"kid"`
 		}
-		if err := json.Unmarshal(header, &h); err != nil || h.Alg != "ES384" || h.Kid != iss.kid {
-			t.Fatalf("accepted a token whose header %q is not ES384 with the issuer's kid (%v)", header, err)
+		if err := json.Unmarshal(header, &h); err != nil || h.Alg != "ES384" || (h.Kid != iss.kid && h.Kid != string(testKeyARN)) {
+			t.Fatalf("accepted a token whose header %q is not ES384 with the issuer's kid or the imported key's (%v)", header, err)
 		}
 		var c claims
 		// The parser reads the first JSON value of the payload, as does
@@ -152,7 +172,36 @@ func FuzzVerifyMutated(f *testing.F) {
 			t.Fatalf("accepted a token whose payload %q does not decode: %v", payload, err)
 		}
 		checkVerified(t, got, &c, now, expired)
+		if h.Kid == string(testKeyARN) {
+			checkSelfSignedVerified(t, got, &c, now)
+		} else if got.PublicKeyARN != "" {
+			t.Fatalf("a token of the issuer's key has public key %q", got.PublicKeyARN)
+		}
 	})
+}
+
+// checkSelfSignedVerified checks what Verify accepted of a self-signed
+// token against the limits such tokens keep.
+func checkSelfSignedVerified(t *testing.T, got *ivsrt.ParticipantToken, c *claims, now time.Time) {
+	t.Helper()
+	attrs := 0
+	for k, v := range c.Attributes {
+		attrs += len(k) + len(v)
+	}
+	switch {
+	case got.PublicKeyARN != testKeyARN:
+		t.Fatalf("self-signed token: public key %q, want %q", got.PublicKeyARN, testKeyARN)
+	case c.IssuedAt <= 0 || c.ExpiresAt <= c.IssuedAt || c.ExpiresAt-c.IssuedAt > 14*24*3600:
+		t.Fatalf("accepted a self-signed token issued at %d expiring at %d", c.IssuedAt, c.ExpiresAt)
+	case c.IssuedAt > now.Add(MaxClockSkew).Unix():
+		t.Fatalf("accepted a self-signed token issued at %d, in the future", c.IssuedAt)
+	case got.DurationMinutes != int((c.ExpiresAt-c.IssuedAt)/60):
+		t.Fatalf("self-signed token: duration %d minutes for a lifetime of %d s", got.DurationMinutes, c.ExpiresAt-c.IssuedAt)
+	case !selfSignedIDPattern.MatchString(c.ID):
+		t.Fatalf("accepted a self-signed token with participant id %q", c.ID)
+	case utf8.RuneCountInString(c.UserID) > ivsrt.MaxUserIDLength || attrs > ivsrt.MaxAttributesBytes:
+		t.Fatalf("accepted a self-signed token with a %d-character user id and %d bytes of attributes", utf8.RuneCountInString(c.UserID), attrs)
+	}
 }
 
 // checkVerified checks the claims Verify returned against the payload
@@ -197,6 +246,7 @@ type fuzzVerifySeed struct{ header, payload, tail string }
 func fuzzVerifySeeds() []fuzzVerifySeed {
 	const (
 		hdr     = `{"alg":"ES384","kid":"$KID","typ":"JWT"}`
+		pkHdr   = `{"alg":"ES384","typ":"JWT","kid":"$PKARN"}`
 		claimsA = `"exp":$EXP,"iat":$IAT,"jti":"p4rticipant1","resource":"$STAGE","topic":"$TOPIC",` +
 			`"events_url":"wss://ivsrt.example/events","whip_url":"https://ivsrt.example/whip","user_id":"alice",` +
 			`"attributes":{"role":"host"},"capabilities":{"allow_publish":true,"allow_subscribe":true},"version":"1.0"`
@@ -277,5 +327,26 @@ func fuzzVerifySeeds() []fuzzVerifySeed {
 		{hdr, good, " "},
 		{hdr, good, "\n"},
 		{hdr, good, "\x00"},
+		// Self-signed: the imported key's ARN, a deleted key's, and
+		// claims past the limits of such tokens.
+		{pkHdr, good, ""},
+		{`{"alg":"ES384","kid":"$GONEARN"}`, good, ""},
+		{`{"alg":"ES256","kid":"$PKARN"}`, good, ""},
+		{`{"alg":"HS384","kid":"$PKARN"}`, good, ""},
+		{`{"alg":"ES384","kid":"$PKARN/"}`, good, ""},
+		{`{"alg":"ES384","kid":" $PKARN"}`, good, ""},
+		{`{"alg":"ES384","kid":"$PKARN","kid":"$KID"}`, good, ""},
+		{`{"alg":"ES384","kid":"$KID","kid":"$PKARN"}`, good, ""},
+		{pkHdr, `{` + strings.Replace(claimsA, `"exp":$EXP`, `"exp":$LONGEXP`, 1) + `}`, ""},
+		{pkHdr, `{` + strings.Replace(claimsA, `"iat":$IAT,`, ``, 1) + `}`, ""},
+		{pkHdr, `{` + strings.Replace(claimsA, `"iat":$IAT`, `"iat":-9223372036854775808`, 1) + `}`, ""},
+		{pkHdr, `{` + strings.Replace(claimsA, `"iat":$IAT`, `"iat":$EXP`, 1) + `}`, ""},
+		{pkHdr, `{` + strings.Replace(claimsA, `"iat":$IAT`, `"iat":9223372036854775807`, 1) + `}`, ""},
+		{pkHdr, with(`"jti":"` + strings.Repeat("j", 65) + `"`), ""},
+		{pkHdr, with(`"jti":"with_under-score_` + strings.Repeat("j", 46) + `"`), ""},
+		{pkHdr, with(`"jti":"a.b"`), ""},
+		{pkHdr, with(`"user_id":"` + strings.Repeat("u", 129) + `"`), ""},
+		{pkHdr, with(`"attributes":{"k":"` + strings.Repeat("v", 1024) + `"}`), ""},
+		{pkHdr, with(`"capabilities":{}`), ""},
 	}
 }

@@ -1,6 +1,8 @@
 // Package token signs and verifies participant tokens: ES384 JWTs carrying
 // the same claims as the tokens of Amazon IVS Real-Time, so that code which
-// reads those claims keeps working against this server.
+// reads those claims keeps working against this server. It also verifies
+// self-signed tokens: those a customer signs with the private half of a
+// public key imported with ImportPublicKey, named by the token's "kid".
 package token
 
 import (
@@ -94,6 +96,7 @@ type Issuer struct {
 	now       func() time.Time
 	leeway    time.Duration
 	parser    *jwt.Parser
+	keys      PublicKeys // nil: self-signed tokens are refused
 }
 
 var _ ivsrt.TokenIssuer = (*Issuer)(nil)
@@ -114,6 +117,12 @@ func WithClock(now func() time.Time) Option { return func(i *Issuer) { i.now = n
 // WithLeeway lets Verify accept a token up to d after its expiration time;
 // 0 by default.
 func WithLeeway(d time.Duration) Option { return func(i *Issuer) { i.leeway = d } }
+
+// WithPublicKeys has Verify accept self-signed tokens: those signed with
+// the private half of a public key keys has, named by the token's "kid".
+// Each token's key is read from keys as it is verified, so that a deleted
+// key's tokens are refused at once.
+func WithPublicKeys(keys PublicKeys) Option { return func(i *Issuer) { i.keys = keys } }
 
 // NewIssuer returns an Issuer signing with key, which must be a P-384 key
 // such as LoadOrCreateKey returns. It panics on any other key.
@@ -196,26 +205,54 @@ func (i *Issuer) Issue(ctx context.Context, tok *ivsrt.ParticipantToken) (string
 	return s, nil
 }
 
-// Verify checks that s is an ES384 JWT signed with i's key, unexpired by i's
-// clock, naming a participant and a stage, and returns its claims. Attributes
-// of the result is never nil; DurationMinutes, the revocation fields and
-// Token are left zero.
+// Verify checks that s is an ES384 JWT signed with i's key, or with an
+// imported public key (a self-signed token, see WithPublicKeys), unexpired
+// by i's clock, naming a participant and a stage, and returns its claims.
+// Attributes of the result is never nil; the revocation fields and Token
+// are left zero, and so is DurationMinutes for a token i issued. A
+// self-signed token has PublicKeyARN set and must also keep the limits of
+// CreateParticipantToken (see checkSelfSigned).
 //
-// Every failure is an EDENIED error whose message is safe to show to the
-// client. A genuine token past its expiry is returned with its claims and
+// Every failure of the token is an EDENIED error whose message is safe to
+// show to the client; a failure to read a public key is returned as it is.
+// A genuine token past its expiry is returned with its claims and
 // ivsrt.ErrTokenExpired.
 func (i *Issuer) Verify(ctx context.Context, s string) (*ivsrt.ParticipantToken, error) {
 	if len(s) > MaxLength {
 		return nil, ivsrt.Errorf(ivsrt.EDENIED, msgTooLong)
 	}
 
-	var c claims
+	var (
+		c        claims
+		imported ivsrt.PublicKeyARN // the key of a self-signed token
+		fault    error              // the store's, not the token's
+	)
+	// The parser has checked the signing method when it asks for the key.
+	keyFunc := func(t *jwt.Token) (any, error) {
+		kid, _ := t.Header["kid"].(string)
+		if kid == i.kid {
+			return &i.key.PublicKey, nil
+		}
+		pub, err := i.importedKey(ctx, kid)
+		if err != nil {
+			if ivsrt.ErrorCode(err) != ivsrt.EDENIED {
+				fault = err
+			}
+			return nil, err
+		}
+		imported = ivsrt.PublicKeyARN(kid)
+		return pub, nil
+	}
 	expired := false
-	if _, err := i.parser.ParseWithClaims(s, &c, i.keyFunc); errors.Is(err, jwt.ErrTokenExpired) {
+	_, err := i.parser.ParseWithClaims(s, &c, keyFunc)
+	switch {
+	case fault != nil:
+		return nil, fault
+	case errors.Is(err, jwt.ErrTokenExpired):
 		// The parser checks the signature before the claims, so these
 		// claims are genuine.
 		expired = true
-	} else if err != nil {
+	case err != nil:
 		return nil, denial(err)
 	}
 
@@ -230,6 +267,11 @@ func (i *Issuer) Verify(ctx context.Context, s string) (*ivsrt.ParticipantToken,
 		return nil, ivsrt.Errorf(ivsrt.EDENIED, msgTopic)
 	case c.Version != Version:
 		return nil, ivsrt.Errorf(ivsrt.EDENIED, msgVersion)
+	}
+	if imported != "" {
+		if err := checkSelfSigned(&c, i.now()); err != nil {
+			return nil, err
+		}
 	}
 
 	caps := make([]ivsrt.Capability, 0, 2)
@@ -256,20 +298,15 @@ func (i *Issuer) Verify(ctx context.Context, s string) (*ivsrt.ParticipantToken,
 		Capabilities:   caps,
 		CreatedAt:      created,
 		ExpirationTime: time.Unix(c.ExpiresAt, 0).UTC(),
+		PublicKeyARN:   imported,
+	}
+	if imported != "" {
+		tok.DurationMinutes = int((c.ExpiresAt - c.IssuedAt) / 60)
 	}
 	if expired {
 		return tok, ivsrt.ErrTokenExpired
 	}
 	return tok, nil
-}
-
-// keyFunc returns i's public key if the token's "kid" names it. The signing
-// method has already been checked by the parser.
-func (i *Issuer) keyFunc(t *jwt.Token) (any, error) {
-	if kid, _ := t.Header["kid"].(string); kid != i.kid {
-		return nil, ivsrt.Errorf(ivsrt.EDENIED, msgUnknownKey)
-	}
-	return &i.key.PublicKey, nil
 }
 
 // denial turns an error of the JWT parser into an EDENIED error with a
