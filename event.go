@@ -41,4 +41,16 @@ type Event struct {
 	Protocol   string
 	// Set on JOINED: what the joining client says of itself.
 	Client ClientDetails
+
+	// Replica is set on the events of a replica (see replication.go), and
+	// on subscribe events whose remote participant is one. A replica's
+	// JOINED also names the stage and session it is a replica from.
+	Replica         bool
+	SourceStageARN  StageARN
+	SourceSessionID SessionID
+
+	// Set on REPLICATION_STARTED and REPLICATION_STOPPED, which the store
+	// records on the source participant.
+	DestinationStageARN  StageARN
+	DestinationSessionID SessionID
 }

@@ -68,7 +68,8 @@ func (e *StreamEvent) EventName() string {
 // NewParticipantStreamEvent returns the stream event of a recorded
 // participant event, whose SessionID and Time are set. userID is the
 // participant's, as the store knows it. Error events carry error_code;
-// subscribe events carry the publisher as remote_participant_id.
+// subscribe events carry the publisher as remote_participant_id; those of
+// a replica, or whose publisher is one, carry replica true.
 func NewParticipantStreamEvent(ev *Event, userID string) *StreamEvent {
 	name, ok := streamNames[ev.Name]
 	if !ok {
@@ -85,6 +86,9 @@ func NewParticipantStreamEvent(ev *Event, userID string) *StreamEvent {
 	}
 	if ev.RemoteParticipantID != "" {
 		detail["remote_participant_id"] = string(ev.RemoteParticipantID)
+	}
+	if ev.Replica {
+		detail["replica"] = true
 	}
 	return newStreamEvent(ev.StageARN, ev.Time, DetailTypeStageUpdate, detail)
 }

@@ -156,6 +156,14 @@ type Participant struct {
 	RecordingBucket string
 	RecordingPrefix string
 	RecordingState  ParticipantRecordingState
+
+	// The participant's replication (see replication.go): "" for the
+	// type while it has none (the API says NONE); the source stage and
+	// session of a REPLICA.
+	ReplicationType  ReplicationType
+	ReplicationState ReplicationState
+	SourceStageARN   StageARN
+	SourceSessionID  SessionID
 }
 
 // ClientVersion is the version of ivsrt's client libraries, the browser

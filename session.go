@@ -74,6 +74,7 @@ type Store interface {
 	PublicKeyStore
 	TokenStore
 	SessionStore
+	ReplicationStore
 	EventStream
 	DeliveryStore
 	Close() error
@@ -107,15 +108,27 @@ type MediaPlaneStore interface {
 	// GetStorageConfiguration is StorageConfigurationStore's: the bucket a
 	// recording goes to.
 	GetStorageConfiguration(ctx context.Context, arn StorageConfigurationARN) (*StorageConfiguration, error)
+
+	// StartParticipantReplication, StopParticipantReplication and
+	// ListActiveReplicas are ReplicationStore's: replications start and
+	// stop in the media plane, and those into a stage whose media plane
+	// is gone are stopped with its session.
+	StartParticipantReplication(ctx context.Context, r *ParticipantReplication, quota ReplicationQuota) error
+	StopParticipantReplication(ctx context.Context, source StageARN, id ParticipantID, dest StageARN) (*ParticipantReplication, error)
+	ListActiveReplicas(ctx context.Context, dest StageARN) ([]*ParticipantReplication, error)
 }
 
 var _ MediaPlaneStore = Store(nil)
 
 // EndSession records the departure of everyone the store has connected in
-// the stage's session (the last departure ends it) and returns how many
-// left. It is for sessions whose media plane is gone: a crashed run's, or
-// in a cluster a dead node's.
+// the stage's session (the last departure ends it), after stopping the
+// replications into the stage, whose replicas are among them, and
+// returns how many left. It is for sessions whose media plane is gone: a
+// crashed run's, or in a cluster a dead node's.
 func EndSession(ctx context.Context, store MediaPlaneStore, stage StageARN, session SessionID) (int, error) {
+	if _, err := StopReplicas(ctx, store, stage); err != nil {
+		return 0, fmt.Errorf("stop replications: %w", err)
+	}
 	connected := ParticipantConnected
 	n := 0
 	page := Page{Limit: 100}

@@ -75,9 +75,13 @@ func (s sessionTx) Join(ctx context.Context, p *ivsrt.Participant) (userID strin
 	}
 	if err := s.tx.QueryRowContext(ctx, `INSERT INTO participants
 		(session_id, participant_id, user_id, attributes, state, first_join_time, protocol,
-		 isp_name, os_name, os_version, browser_name, browser_version, sdk_version)
-		VALUES (?, ?, ?, ?, 'CONNECTED', ?, ?, ?, ?, ?, ?, ?, ?)
+		 isp_name, os_name, os_version, browser_name, browser_version, sdk_version,
+		 replication_type, source_stage_arn, source_session_id)
+		VALUES (?, ?, ?, ?, 'CONNECTED', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (session_id, participant_id) DO UPDATE SET state = 'CONNECTED',
+			replication_type = CASE WHEN excluded.replication_type = '' THEN participants.replication_type ELSE excluded.replication_type END,
+			source_stage_arn = CASE WHEN excluded.replication_type = '' THEN participants.source_stage_arn ELSE excluded.source_stage_arn END,
+			source_session_id = CASE WHEN excluded.replication_type = '' THEN participants.source_session_id ELSE excluded.source_session_id END,
 			isp_name = CASE WHEN participants.isp_name = '' THEN excluded.isp_name ELSE participants.isp_name END,
 			os_name = CASE WHEN participants.os_name = '' THEN excluded.os_name ELSE participants.os_name END,
 			os_version = CASE WHEN participants.os_version = '' THEN excluded.os_version ELSE participants.os_version END,
@@ -86,7 +90,8 @@ func (s sessionTx) Join(ctx context.Context, p *ivsrt.Participant) (userID strin
 			sdk_version = CASE WHEN participants.sdk_version = '' THEN excluded.sdk_version ELSE participants.sdk_version END
 		RETURNING user_id`,
 		string(p.SessionID), string(p.ID), p.UserID, string(attrs), millis(p.FirstJoinTime), p.Protocol,
-		c.ISPName, c.OSName, c.OSVersion, c.BrowserName, c.BrowserVersion, c.SDKVersion).Scan(&userID); err != nil {
+		c.ISPName, c.OSName, c.OSVersion, c.BrowserName, c.BrowserVersion, c.SDKVersion,
+		string(p.ReplicationType), string(p.SourceStageARN), string(p.SourceSessionID)).Scan(&userID); err != nil {
 		return "", fmt.Errorf("upsert participant: %w", err)
 	}
 	return userID, nil
@@ -106,8 +111,10 @@ func (s sessionTx) ParticipantState(ctx context.Context, session ivsrt.SessionID
 
 func (s sessionTx) AddEvent(ctx context.Context, ev *ivsrt.Event) error {
 	if _, err := s.tx.ExecContext(ctx, `INSERT INTO participant_events
-		(session_id, participant_id, name, remote_participant_id, error_code, event_time) VALUES (?, ?, ?, ?, ?, ?)`,
-		string(ev.SessionID), string(ev.ParticipantID), string(ev.Name), string(ev.RemoteParticipantID), ev.ErrorCode, millis(ev.Time)); err != nil {
+		(session_id, participant_id, name, remote_participant_id, error_code, event_time,
+		 replica, destination_stage_arn, destination_session_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		string(ev.SessionID), string(ev.ParticipantID), string(ev.Name), string(ev.RemoteParticipantID), ev.ErrorCode, millis(ev.Time),
+		ev.Replica, string(ev.DestinationStageARN), string(ev.DestinationSessionID)); err != nil {
 		return fmt.Errorf("insert event: %w", err)
 	}
 	return nil
@@ -226,7 +233,8 @@ func (db *DB) ListStageSessions(ctx context.Context, stage ivsrt.StageARN, page 
 
 const participantColumns = `p.seq, p.participant_id, s.stage_arn, p.session_id, p.user_id, p.attributes,
 	p.state, p.first_join_time, p.published, p.protocol, p.recording_bucket, p.recording_prefix, p.recording_state,
-	p.isp_name, p.os_name, p.os_version, p.browser_name, p.browser_version, p.sdk_version`
+	p.isp_name, p.os_name, p.os_version, p.browser_name, p.browser_version, p.sdk_version,
+	p.replication_type, p.replication_state, p.source_stage_arn, p.source_session_id`
 
 func scanParticipant(row interface{ Scan(...any) error }) (*ivsrt.Participant, int64, error) {
 	var (
@@ -237,7 +245,8 @@ func scanParticipant(row interface{ Scan(...any) error }) (*ivsrt.Participant, i
 	)
 	if err := row.Scan(&seq, &p.ID, &p.StageARN, &p.SessionID, &p.UserID, &attrs, &p.State, &first, &p.Published, &p.Protocol,
 		&p.RecordingBucket, &p.RecordingPrefix, &p.RecordingState,
-		&p.Client.ISPName, &p.Client.OSName, &p.Client.OSVersion, &p.Client.BrowserName, &p.Client.BrowserVersion, &p.Client.SDKVersion); err != nil {
+		&p.Client.ISPName, &p.Client.OSName, &p.Client.OSVersion, &p.Client.BrowserName, &p.Client.BrowserVersion, &p.Client.SDKVersion,
+		&p.ReplicationType, &p.ReplicationState, &p.SourceStageARN, &p.SourceSessionID); err != nil {
 		return nil, 0, err
 	}
 	var err error
@@ -298,7 +307,7 @@ func (db *DB) ListParticipantEvents(ctx context.Context, stage ivsrt.StageARN, s
 		return nil, "", err
 	}
 	rows, err := db.read.QueryContext(ctx, `SELECT e.seq, s.stage_arn, e.session_id, e.name, e.participant_id,
-		e.remote_participant_id, e.error_code, e.event_time
+		e.remote_participant_id, e.error_code, e.event_time, e.replica, e.destination_stage_arn, e.destination_session_id
 		FROM participant_events e JOIN stage_sessions s ON s.session_id = e.session_id
 		WHERE s.stage_arn = ? AND e.session_id = ? AND e.participant_id = ? AND e.seq > ?
 		ORDER BY e.seq LIMIT ?`, string(stage), string(session), string(id), after, page.Limit+1)
@@ -311,7 +320,8 @@ func (db *DB) ListParticipantEvents(ctx context.Context, stage ivsrt.StageARN, s
 			seq int64
 			at  int64
 		)
-		if err := row.Scan(&seq, &e.StageARN, &e.SessionID, &e.Name, &e.ParticipantID, &e.RemoteParticipantID, &e.ErrorCode, &at); err != nil {
+		if err := row.Scan(&seq, &e.StageARN, &e.SessionID, &e.Name, &e.ParticipantID, &e.RemoteParticipantID, &e.ErrorCode, &at,
+			&e.Replica, &e.DestinationStageARN, &e.DestinationSessionID); err != nil {
 			return nil, 0, err
 		}
 		e.Time = fromMillis(at)

@@ -25,8 +25,9 @@ type SessionTx interface {
 	EndSession(ctx context.Context, stage ivsrt.StageARN, id ivsrt.SessionID, at time.Time) error
 
 	// Join lists p in its session as CONNECTED or, if it joined the
-	// session before, marks it CONNECTED again. It returns the user id of
-	// the participant's first join.
+	// session before, marks it CONNECTED again, and a replica (p's
+	// ReplicationType REPLICA) as one of p's source. It returns the user
+	// id of the participant's first join.
 	Join(ctx context.Context, p *ivsrt.Participant) (userID string, err error)
 
 	// ParticipantState returns the state and user id of a participant of
@@ -79,7 +80,7 @@ func RecordEvent(ctx context.Context, tx SessionTx, ev *ivsrt.Event) error {
 			protocol = UnknownProtocol
 		}
 		// A participant who joins again keeps the user id of the first join.
-		userID, err = tx.Join(ctx, &ivsrt.Participant{
+		p := &ivsrt.Participant{
 			ID:            ev.ParticipantID,
 			StageARN:      ev.StageARN,
 			SessionID:     session,
@@ -89,7 +90,13 @@ func RecordEvent(ctx context.Context, tx SessionTx, ev *ivsrt.Event) error {
 			FirstJoinTime: ev.Time,
 			Protocol:      protocol,
 			Client:        ev.Client,
-		})
+		}
+		if ev.Replica {
+			// A replica is one from the moment it joins; its replication
+			// state is set when the replication is recorded.
+			p.ReplicationType, p.SourceStageARN, p.SourceSessionID = ivsrt.ReplicationReplica, ev.SourceStageARN, ev.SourceSessionID
+		}
+		userID, err = tx.Join(ctx, p)
 		if err != nil {
 			return err
 		}
