@@ -99,7 +99,8 @@ func newHarnessConfig(t testing.TB, cfg sfu.Config, opts ...sfu.Option) *harness
 	base := "http://" + ln.Addr().String()
 	clk := &clock{}
 	eventsURL, whipURL := api.EndpointURLs(base)
-	issuer := token.NewIssuer(key, token.WithEventsURL(eventsURL), token.WithWHIPURL(whipURL), token.WithClock(clk.Now))
+	issuer := token.NewIssuer(key, token.WithEventsURL(eventsURL), token.WithWHIPURL(whipURL), token.WithClock(clk.Now),
+		token.WithPublicKeys(db))
 
 	opts = append(append([]sfu.Option{sfu.WithLogger(logger)}, fastOptions...), opts...)
 	cfg.PublicURL = base

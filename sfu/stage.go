@@ -178,12 +178,20 @@ type claims struct {
 // admit checks the stored side of a token: that it is still known (its
 // stage exists), matches, is not revoked, and is unexpired unless its
 // participant is already in the stage (a joined participant may stay past
-// its token's expiry, as in IVS). Refusals of a known participant are
-// recorded as JOIN_ERROR.
+// its token's expiry, as in IVS). A self-signed token is stored the first
+// time it is presented (see storeSelfSigned). Refusals of a known
+// participant are recorded as JOIN_ERROR.
 func (st *stage) admit(ctx context.Context, c claims) (*ivsrt.ParticipantToken, *refusal) {
 	id := c.tok.ParticipantID
 	readCtx, cancel := context.WithTimeout(ctx, st.s.storeTimeout)
 	tok, err := st.s.store.GetParticipantToken(readCtx, id)
+	if ivsrt.ErrorCode(err) == ivsrt.ENOTFOUND && c.tok.PublicKeyARN != "" {
+		if c.expired { // nobody to let stay: not worth storing
+			cancel()
+			return nil, &refusal{http.StatusUnauthorized, codeTokenExpired, "token expired"}
+		}
+		tok, err = st.storeSelfSigned(readCtx, c.tok)
+	}
 	cancel()
 	if ivsrt.ErrorCode(err) == ivsrt.ENOTFOUND {
 		return nil, &refusal{http.StatusNotFound, codeStageNotFound, "the stage of this participant token no longer exists"}
@@ -196,6 +204,8 @@ func (st *stage) admit(ctx context.Context, c claims) (*ivsrt.ParticipantToken, 
 	switch {
 	case tok.StageARN != c.tok.StageARN:
 		return nil, &refusal{http.StatusUnauthorized, codeTokenInvalid, "invalid token"}
+	case (tok.PublicKeyARN == "") != (c.tok.PublicKeyARN == ""):
+		return nil, errParticipantIDTaken
 	case tok.Revoked():
 		msg := "the participant was disconnected"
 		if tok.RevokeReason != "" {
@@ -213,6 +223,9 @@ func (st *stage) admit(ctx context.Context, c claims) (*ivsrt.ParticipantToken, 
 	case c.expired && st.parts[id] == nil:
 		st.record(ctx, &ivsrt.Event{Name: ivsrt.EventJoinError, ParticipantID: id})
 		return nil, &refusal{http.StatusUnauthorized, codeTokenExpired, "token expired"}
+	}
+	if c.tok.PublicKeyARN != "" {
+		return selfSignedAdmitted(tok, c.tok), nil
 	}
 	return tok, nil
 }
