@@ -55,6 +55,9 @@ var fuzzOps = []string{
 	"GetPublicKey",
 	"ListPublicKeys",
 	"DeletePublicKey",
+	"StartParticipantReplication",
+	"StopParticipantReplication",
+	"ListParticipantReplicas",
 }
 
 // A fixture stage with a token, a session and a participant gives the
@@ -62,9 +65,11 @@ var fuzzOps = []string{
 // and a fixture public key. Seeds write $ARN, $PID, $SID, $NEXT, $SCARN
 // and $PKARN for the stage's ARN, participant id, session id, a valid
 // ListStages nextToken, the storage configuration's ARN and the public
-// key's; the harness substitutes the current values.
+// key's, and $DARN for a second stage, where the fixture's participant
+// may be replicated; the harness substitutes the current values.
 const (
 	fuzzFixtureARN       = ivsrt.StageARN("arn:aws:ivs:us-east-1:123456789012:stage/FuzzFixture1")
+	fuzzDestinationARN   = ivsrt.StageARN("arn:aws:ivs:us-east-1:123456789012:stage/FuzzDestina1")
 	fuzzFixtureStorage   = ivsrt.StorageConfigurationARN("arn:aws:ivs:us-east-1:123456789012:storage-configuration/abcdABCD1234")
 	fuzzFixturePublicKey = ivsrt.PublicKeyARN("arn:aws:ivs:us-east-1:123456789012:public-key/FuzzPubKey12")
 	fuzzFixturePID       = ivsrt.ParticipantID("FuzzPartici1")
@@ -166,11 +171,13 @@ func newFuzzHarness(tb testing.TB) *fuzzHarness {
 	}
 	logs := &fuzzLog{}
 	srv, err := NewServer(db, issuer, verifier, Config{
-		Region:        fuzzRegion,
-		AccountID:     "123456789012",
-		PublicURL:     publicURL,
-		PaginationKey: bytes.Repeat([]byte{7}, 32),
-	}, WithLogger(slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))))
+		Region:           fuzzRegion,
+		AccountID:        "123456789012",
+		PublicURL:        publicURL,
+		PaginationKey:    bytes.Repeat([]byte{7}, 32),
+		ReplicationQuota: ivsrt.ReplicationQuota{MaxReplicasPerParticipant: 1},
+	}, WithLogger(slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))),
+		WithMediaPlane(fuzzReplicas{db}))
 	if err != nil {
 		tb.Fatalf("NewServer: %v", err)
 	}
@@ -211,6 +218,13 @@ func (h *fuzzHarness) ensureFixture(tb testing.TB) {
 		}
 	} else if err != nil {
 		tb.Fatalf("get fixture public key: %v", err)
+	}
+	if _, err := h.db.GetStage(ctx, fuzzDestinationARN); ivsrt.ErrorCode(err) == ivsrt.ENOTFOUND {
+		if err := h.db.CreateStage(ctx, &ivsrt.Stage{ARN: fuzzDestinationARN, Name: "destination"}, nil, ivsrt.StageQuota{}); err != nil {
+			tb.Fatalf("create destination fixture: %v", err)
+		}
+	} else if err != nil {
+		tb.Fatalf("get destination fixture: %v", err)
 	}
 	st, err := h.db.GetStage(ctx, fuzzFixtureARN)
 	if err == nil && st.ActiveSessionID != "" {
@@ -259,6 +273,7 @@ func (h *fuzzHarness) expand(s string) string {
 		"$NEXT", h.nextToken,
 		"$SCARN", string(fuzzFixtureStorage),
 		"$PKARN", string(fuzzFixturePublicKey),
+		"$DARN", string(fuzzDestinationARN),
 	).Replace(s)
 }
 
@@ -351,6 +366,8 @@ func (h *fuzzHarness) operation(tb testing.TB, op string, body []byte) fuzzRespo
 		h.checkCreatedStorage(tb, r.body)
 	case "ImportPublicKey":
 		h.checkImported(tb, body, r.body)
+	case "StartParticipantReplication", "StopParticipantReplication":
+		h.checkReplication(tb, op, body, r)
 	case "CreateParticipantToken":
 		var out struct {
 			ParticipantToken fuzzToken `json:"participantToken"`
@@ -572,6 +589,11 @@ var fuzzValid = map[string]string{
 	"GetPublicKey":    `{"arn":"$PKARN"}`,
 	"ListPublicKeys":  `{"maxResults":1}`,
 	"DeletePublicKey": `{"arn":"$PKARN"}`,
+
+	"StartParticipantReplication": `{"sourceStageArn":"$ARN","destinationStageArn":"$DARN","participantId":"$PID",` +
+		`"reconnectWindowSeconds":300,"attributes":{"k":"v"}}`,
+	"StopParticipantReplication": `{"sourceStageArn":"$ARN","destinationStageArn":"$DARN","participantId":"$PID"}`,
+	"ListParticipantReplicas":    `{"sourceStageArn":"$ARN","participantId":"$PID","maxResults":50,"nextToken":""}`,
 }
 
 // fuzzJSONString returns s as a JSON string.
@@ -628,6 +650,14 @@ func fuzzHostileBodies() []string {
 		`{"publicKeyMaterial":"-----BEGIN PUBLIC KEY-----\n` + strings.Repeat("A", 100<<10) + `\n-----END PUBLIC KEY-----"}`,
 		`{"publicKeyMaterial":"-----BEGIN PUBLIC KEY-----\n\n-----END PUBLIC KEY-----"}`,
 		`{"arn":"arn:aws:ivs:us-east-1:123456789012:public-key/noSuchKey123"}`,
+		`{"sourceStageArn":"$ARN","destinationStageArn":"$ARN","participantId":"$PID"}`,
+		`{"sourceStageArn":"$DARN","destinationStageArn":"$ARN","participantId":"$PID"}`,
+		`{"sourceStageArn":"$ARN","destinationStageArn":"$DARN","participantId":"$PID","reconnectWindowSeconds":301}`,
+		`{"sourceStageArn":"$ARN","destinationStageArn":"$DARN","participantId":"$PID","reconnectWindowSeconds":-1}`,
+		`{"sourceStageArn":"$ARN","destinationStageArn":"$DARN","participantId":"$PID","attributes":{"k":"` + strings.Repeat("v", 1024) + `"}}`,
+		`{"sourceStageArn":"$ARN","destinationStageArn":"arn:aws:ivs:us-east-1:123456789012:stage/nosuchstage1","participantId":"$PID"}`,
+		`{"sourceStageArn":"$ARN","participantId":"$PID","maxResults":51}`,
+		`{"sourceStageArn":"$ARN","participantId":"under_score"}`,
 		`{"tags":{"` + strings.Repeat("k", 100<<10) + `":1}}`,
 		`{"attributes":{"` + strings.Repeat("k", 100<<10) + `":[]},"participantTokenConfigurations":[{"attributes":{"` + strings.Repeat("k", 100<<10) + `":{}}}]}`,
 	}
@@ -823,4 +853,70 @@ func TestOversizeAndHostileBodies(t *testing.T) {
 			t.Errorf("got %d stages after refused requests, want %d", after, before)
 		}
 	})
+}
+
+// fuzzReplicas is the media plane of the fuzz harness: it carries no
+// media, but starts and stops replications in the store as the real one
+// does, its replica joining and leaving the destination.
+type fuzzReplicas struct{ db *sqlite.DB }
+
+func (fuzzReplicas) DisconnectParticipant(context.Context, ivsrt.StageARN, ivsrt.ParticipantID, string) error {
+	return nil
+}
+func (fuzzReplicas) CloseStage(context.Context, ivsrt.StageARN) error { return nil }
+
+func (f fuzzReplicas) StartReplication(ctx context.Context, req *ivsrt.ReplicationRequest) (*ivsrt.ParticipantReplication, error) {
+	joined := &ivsrt.Event{StageARN: req.DestinationStageARN, Name: ivsrt.EventJoined, ParticipantID: req.ParticipantID,
+		UserID: req.UserID, Attributes: req.Attributes, Replica: true, SourceStageARN: req.SourceStageARN}
+	if err := f.db.RecordEvent(ctx, joined); err != nil {
+		return nil, err
+	}
+	r := &ivsrt.ParticipantReplication{SourceStageARN: req.SourceStageARN, ParticipantID: req.ParticipantID,
+		DestinationStageARN: req.DestinationStageARN, DestinationSessionID: joined.SessionID, ReconnectWindowSeconds: req.ReconnectWindowSeconds}
+	err := f.db.StartParticipantReplication(ctx, r, req.Quota)
+	if err != nil {
+		f.db.RecordEvent(ctx, &ivsrt.Event{StageARN: req.DestinationStageARN, Name: ivsrt.EventLeft, ParticipantID: req.ParticipantID, Replica: true})
+		return nil, err
+	}
+	return r, nil
+}
+
+func (f fuzzReplicas) StopReplication(ctx context.Context, source ivsrt.StageARN, id ivsrt.ParticipantID, dest ivsrt.StageARN) error {
+	if _, err := f.db.StopParticipantReplication(ctx, source, id, dest); err != nil {
+		return err
+	}
+	return f.db.RecordEvent(ctx, &ivsrt.Event{StageARN: dest, Name: ivsrt.EventLeft, ParticipantID: id, Replica: true})
+}
+
+// checkReplication checks a replication that was started or stopped: the
+// headers the output shape declares, and the replication listed in its
+// state. A started one is stopped again, for the next input to start.
+func (h *fuzzHarness) checkReplication(tb testing.TB, op string, request []byte, r fuzzResponse) {
+	tb.Helper()
+	if string(r.body) != "{}" || r.header.Get("Cache-Control") != "no-store" || r.header.Get("X-Frame-Options") != "DENY" {
+		tb.Fatalf("%s answered %s with headers %v, want {} and the declared headers", op, r.body, r.header)
+	}
+	var in replicationInput
+	if err := json.Unmarshal(request, &in); err != nil || in.SourceStageArn == nil || in.DestinationStageArn == nil || in.ParticipantID == nil {
+		tb.Fatalf("%s answered 200 to %.500q (%v)", op, request, err)
+	}
+	source, dest, id := ivsrt.StageARN(*in.SourceStageArn), ivsrt.StageARN(*in.DestinationStageArn), ivsrt.ParticipantID(*in.ParticipantID)
+	ctx := context.Background()
+	rs, _, err := h.db.ListParticipantReplicas(ctx, source, id, ivsrt.Page{Limit: 1000})
+	if err != nil || len(rs) == 0 {
+		tb.Fatalf("%s acknowledged, but no replication is listed (%v)", op, err)
+	}
+	last := rs[len(rs)-1]
+	want := ivsrt.ReplicationStopped
+	if op == "StartParticipantReplication" {
+		want = ivsrt.ReplicationActive
+	}
+	if last.DestinationStageARN != dest || last.State != want {
+		tb.Fatalf("%s acknowledged, but the replication is listed as %+v, want state %s", op, last, want)
+	}
+	if want == ivsrt.ReplicationActive {
+		if err := (fuzzReplicas{h.db}).StopReplication(ctx, source, id, dest); err != nil {
+			tb.Fatalf("stop the replication %s started: %v", op, err)
+		}
+	}
 }

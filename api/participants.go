@@ -111,12 +111,38 @@ func (s *Server) disconnectParticipant(ctx context.Context, body []byte) (any, e
 	}
 	stage, id := ivsrt.StageARN(*in.StageArn), ivsrt.ParticipantID(*in.ParticipantID)
 	if err := s.store.RevokeParticipantToken(ctx, stage, id, deref(in.Reason)); err != nil {
+		if ivsrt.ErrorCode(err) == ivsrt.ENOTFOUND {
+			// A replica has no token of the stage: disconnecting it stops
+			// its replication.
+			if found, err := s.disconnectReplica(ctx, stage, id); found || err != nil {
+				return struct{}{}, err
+			}
+		}
 		return nil, notFound(err, "Participant %s not found in stage %s", id, stage)
 	}
 	if err := s.media.DisconnectParticipant(ctx, stage, id, deref(in.Reason)); err != nil {
 		return nil, fmt.Errorf("disconnect participant: %w", err)
 	}
 	return struct{}{}, nil
+}
+
+// disconnectReplica stops the replication whose replica in stage is the
+// participant id, and reports whether there was one.
+func (s *Server) disconnectReplica(ctx context.Context, stage ivsrt.StageARN, id ivsrt.ParticipantID) (bool, error) {
+	active, err := s.store.ListActiveReplicas(ctx, stage)
+	if err != nil {
+		return false, err
+	}
+	for _, r := range active {
+		if r.ParticipantID == id {
+			err := s.stopReplication(ctx, r.SourceStageARN, id, stage)
+			if ivsrt.ErrorCode(err) == ivsrt.ENOTFOUND {
+				err = nil // it stopped meanwhile
+			}
+			return true, err
+		}
+	}
+	return false, nil
 }
 
 type sessionInput struct {
@@ -249,15 +275,15 @@ func (s *Server) getParticipant(ctx context.Context, body []byte) (any, error) {
 	}
 	return getParticipantOutput{Participant: participantRecordingWire{
 		participantWire: participantWire{
-			ParticipantID:   string(p.ID),
-			UserID:          p.UserID,
-			State:           string(p.State),
-			FirstJoinTime:   ts(p.FirstJoinTime),
-			Attributes:      p.Attributes,
-			Published:       p.Published,
-			RecordingState:  recordingState(p),
-			Protocol:        p.Protocol,
-			ReplicationType: "NONE",
+			ParticipantID:              string(p.ID),
+			UserID:                     p.UserID,
+			State:                      string(p.State),
+			FirstJoinTime:              ts(p.FirstJoinTime),
+			Attributes:                 p.Attributes,
+			Published:                  p.Published,
+			RecordingState:             recordingState(p),
+			Protocol:                   p.Protocol,
+			participantReplicationWire: replicationFromDomain(p),
 		},
 		RecordingS3BucketName: p.RecordingBucket,
 		RecordingS3Prefix:     p.RecordingPrefix,
@@ -334,13 +360,13 @@ func (s *Server) listParticipants(ctx context.Context, body []byte) (any, error)
 	out := listParticipantsOutput{Participants: []participantSummaryWire{}, NextToken: s.pages.encode(scope, next)}
 	for _, p := range ps {
 		out.Participants = append(out.Participants, participantSummaryWire{
-			ParticipantID:   string(p.ID),
-			UserID:          p.UserID,
-			State:           string(p.State),
-			FirstJoinTime:   ts(p.FirstJoinTime),
-			Published:       p.Published,
-			RecordingState:  recordingState(p),
-			ReplicationType: "NONE",
+			ParticipantID:              string(p.ID),
+			UserID:                     p.UserID,
+			State:                      string(p.State),
+			FirstJoinTime:              ts(p.FirstJoinTime),
+			Published:                  p.Published,
+			RecordingState:             recordingState(p),
+			participantReplicationWire: replicationFromDomain(p),
 		})
 	}
 	return out, nil
@@ -380,11 +406,14 @@ func (s *Server) listParticipantEvents(ctx context.Context, body []byte) (any, e
 	out := listParticipantEventsOutput{Events: []eventWire{}, NextToken: s.pages.encode(scope, next)}
 	for _, e := range events {
 		out.Events = append(out.Events, eventWire{
-			Name:                string(e.Name),
-			ParticipantID:       string(e.ParticipantID),
-			EventTime:           ts(e.Time),
-			RemoteParticipantID: string(e.RemoteParticipantID),
-			ErrorCode:           e.ErrorCode,
+			Name:                 string(e.Name),
+			ParticipantID:        string(e.ParticipantID),
+			EventTime:            ts(e.Time),
+			RemoteParticipantID:  string(e.RemoteParticipantID),
+			ErrorCode:            e.ErrorCode,
+			DestinationStageArn:  string(e.DestinationStageARN),
+			DestinationSessionID: string(e.DestinationSessionID),
+			Replica:              e.Replica,
 		})
 	}
 	return out, nil

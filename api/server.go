@@ -34,6 +34,8 @@ type Config struct {
 	Quota     ivsrt.StageQuota
 	// PublicKeyQuota bounds ImportPublicKey.
 	PublicKeyQuota ivsrt.PublicKeyQuota
+	// ReplicationQuota bounds StartParticipantReplication.
+	ReplicationQuota ivsrt.ReplicationQuota
 	// PaginationKey signs nextTokens; keep it across restarts so that
 	// tokens handed out stay valid.
 	PaginationKey []byte
@@ -125,6 +127,10 @@ func NewServer(store ivsrt.Store, tokens ivsrt.TokenIssuer, auth *SigV4Verifier,
 		"GetPublicKey":    s.getPublicKey,
 		"ListPublicKeys":  s.listPublicKeys,
 		"DeletePublicKey": s.deletePublicKey,
+
+		"StartParticipantReplication": s.startParticipantReplication,
+		"StopParticipantReplication":  s.stopParticipantReplication,
+		"ListParticipantReplicas":     s.listParticipantReplicas,
 	}
 	return s, nil
 }
@@ -202,6 +208,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		s.writeError(w, r, fmt.Errorf("encode response: %w", err))
 		return
+	}
+	if h, ok := out.(headerSetter); ok {
+		h.setHeaders(w.Header())
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Write(buf)

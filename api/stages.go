@@ -167,6 +167,11 @@ func (s *Server) deleteStage(ctx context.Context, body []byte) (any, error) {
 	if err := s.media.CloseStage(ctx, arn); err != nil {
 		return nil, fmt.Errorf("close stage media: %w", err)
 	}
+	// The replicas in the stage left with everyone; any replication into
+	// it the media plane did not end (its node died) stops now.
+	if _, err := ivsrt.StopReplicas(ctx, s.store, arn); err != nil {
+		return nil, fmt.Errorf("stop replications: %w", err)
+	}
 	if err := s.store.DeleteStage(ctx, arn); err != nil {
 		return nil, stageNotFound(err, *in.Arn)
 	}

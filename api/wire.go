@@ -196,25 +196,47 @@ func sessionFromDomain(s *ivsrt.StageSession) sessionWire {
 }
 
 type participantWire struct {
-	ParticipantID   string            `json:"participantId"`
-	UserID          string            `json:"userId,omitempty"`
-	State           string            `json:"state"`
-	FirstJoinTime   *timestamp        `json:"firstJoinTime,omitempty"`
-	Attributes      map[string]string `json:"attributes,omitempty"`
-	Published       bool              `json:"published"`
-	RecordingState  string            `json:"recordingState"`
-	Protocol        string            `json:"protocol,omitempty"`
-	ReplicationType string            `json:"replicationType"`
+	ParticipantID  string            `json:"participantId"`
+	UserID         string            `json:"userId,omitempty"`
+	State          string            `json:"state"`
+	FirstJoinTime  *timestamp        `json:"firstJoinTime,omitempty"`
+	Attributes     map[string]string `json:"attributes,omitempty"`
+	Published      bool              `json:"published"`
+	RecordingState string            `json:"recordingState"`
+	Protocol       string            `json:"protocol,omitempty"`
+	participantReplicationWire
+}
+
+// participantReplicationWire is a participant's replication, as
+// Participant and ParticipantSummary have it: the state only with a
+// replication, the source only of a replica.
+type participantReplicationWire struct {
+	ReplicationType  string `json:"replicationType"`
+	ReplicationState string `json:"replicationState,omitempty"`
+	SourceStageArn   string `json:"sourceStageArn,omitempty"`
+	SourceSessionID  string `json:"sourceSessionId,omitempty"`
+}
+
+func replicationFromDomain(p *ivsrt.Participant) participantReplicationWire {
+	if p.ReplicationType == "" {
+		return participantReplicationWire{ReplicationType: string(ivsrt.ReplicationNone)}
+	}
+	return participantReplicationWire{
+		ReplicationType:  string(p.ReplicationType),
+		ReplicationState: string(p.ReplicationState),
+		SourceStageArn:   string(p.SourceStageARN),
+		SourceSessionID:  string(p.SourceSessionID),
+	}
 }
 
 type participantSummaryWire struct {
-	ParticipantID   string     `json:"participantId"`
-	UserID          string     `json:"userId,omitempty"`
-	State           string     `json:"state"`
-	FirstJoinTime   *timestamp `json:"firstJoinTime,omitempty"`
-	Published       bool       `json:"published"`
-	RecordingState  string     `json:"recordingState"`
-	ReplicationType string     `json:"replicationType"`
+	ParticipantID  string     `json:"participantId"`
+	UserID         string     `json:"userId,omitempty"`
+	State          string     `json:"state"`
+	FirstJoinTime  *timestamp `json:"firstJoinTime,omitempty"`
+	Published      bool       `json:"published"`
+	RecordingState string     `json:"recordingState"`
+	participantReplicationWire
 }
 
 type eventWire struct {
@@ -223,6 +245,11 @@ type eventWire struct {
 	EventTime           *timestamp `json:"eventTime,omitempty"`
 	RemoteParticipantID string     `json:"remoteParticipantId,omitempty"`
 	ErrorCode           string     `json:"errorCode,omitempty"`
+	// Of REPLICATION_STARTED and REPLICATION_STOPPED.
+	DestinationStageArn  string `json:"destinationStageArn,omitempty"`
+	DestinationSessionID string `json:"destinationSessionId,omitempty"`
+	// Of a replica's events, and of subscribe events to one.
+	Replica bool `json:"replica,omitempty"`
 }
 
 func deref[T any](p *T) T {
