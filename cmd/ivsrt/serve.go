@@ -45,6 +45,7 @@ type Config struct {
 	AccessKeyID     string
 	SecretAccessKey string
 	MaxStages       int
+	MaxPublicKeys   int
 	LogLevel        string
 
 	// Media: the UDP port all media goes through, the TCP port of the ICE
@@ -198,6 +199,9 @@ func (m *Main) validate() error {
 	if c.MaxStages < 0 {
 		return fmt.Errorf("--max-stages %d: want 0 or more", c.MaxStages)
 	}
+	if c.MaxPublicKeys < 0 {
+		return fmt.Errorf("--max-public-keys %d: want 0 or more", c.MaxPublicKeys)
+	}
 	if c.RTCUDPPort < 0 || c.RTCUDPPort > 65535 {
 		return fmt.Errorf("--rtc-udp-port %d: want a port number, 0..65535", c.RTCUDPPort)
 	}
@@ -285,7 +289,10 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.Config.PublicURL = publicURL
 	eventsURL, whipURL := api.EndpointURLs(publicURL)
-	issuer := token.NewIssuer(signingKey, token.WithEventsURL(eventsURL), token.WithWHIPURL(whipURL))
+	// Self-signed tokens are checked with the imported public keys, read
+	// from the store as each is presented.
+	issuer := token.NewIssuer(signingKey, token.WithEventsURL(eventsURL), token.WithWHIPURL(whipURL),
+		token.WithPublicKeys(m.DB))
 	if c.ClusterNATS != "" {
 		nodeURL := c.NodeURL
 		if nodeURL == "" {
@@ -347,11 +354,12 @@ func (m *Main) Run(ctx context.Context) error {
 
 	verifier := &api.SigV4Verifier{Credentials: creds, Service: "ivs", Region: c.Region, Dev: c.Dev}
 	m.API, err = api.NewServer(m.DB, issuer, verifier, api.Config{
-		Region:        c.Region,
-		AccountID:     c.AccountID,
-		PublicURL:     publicURL,
-		Quota:         ivsrt.StageQuota{MaxStages: c.MaxStages},
-		PaginationKey: pageKey,
+		Region:         c.Region,
+		AccountID:      c.AccountID,
+		PublicURL:      publicURL,
+		Quota:          ivsrt.StageQuota{MaxStages: c.MaxStages},
+		PublicKeyQuota: ivsrt.PublicKeyQuota{MaxPublicKeys: c.MaxPublicKeys},
+		PaginationKey:  pageKey,
 	}, api.WithLogger(m.Logger.With("component", "api")), api.WithMediaPlane(media), api.WithRequestObserver(m.Metrics),
 		api.WithBucketChecker(m.Objects))
 	if err != nil {
