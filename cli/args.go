@@ -58,6 +58,14 @@ func operationFlags(op *operation) []flagSpec {
 	return flags
 }
 
+// isOption reports whether an argument is an option rather than the value
+// of the one before it. As in argparse, which the aws CLI uses, a string
+// starting with "--" is a value if it has a space: a PEM block such as
+// --public-key-material "$(cat public.pem)" takes starts with dashes.
+func isOption(arg string) bool {
+	return strings.HasPrefix(arg, "--") && !strings.Contains(arg, " ")
+}
+
 // parseCommandArgs parses the arguments after an operation's command name.
 // Global options have been taken out already.
 func parseCommandArgs(op *operation, args []string) (*commandArgs, error) {
@@ -86,7 +94,7 @@ func parseCommandArgs(op *operation, args []string) (*commandArgs, error) {
 			if hasInline {
 				return inline, nil
 			}
-			if i+1 >= len(args) || strings.HasPrefix(args[i+1], "--") {
+			if i+1 >= len(args) || isOption(args[i+1]) {
 				return "", usageErrorf("argument %s: expected one argument", name)
 			}
 			i++
@@ -107,7 +115,7 @@ func parseCommandArgs(op *operation, args []string) (*commandArgs, error) {
 			ca.skeleton = "input"
 			if hasInline {
 				ca.skeleton = inline
-			} else if i+1 < len(args) && !strings.HasPrefix(args[i+1], "--") {
+			} else if i+1 < len(args) && !isOption(args[i+1]) {
 				i++
 				ca.skeleton = args[i]
 			}
@@ -163,7 +171,7 @@ func parseCommandArgs(op *operation, args []string) (*commandArgs, error) {
 			if hasInline {
 				vals = append(vals, inline)
 			}
-			for i+1 < len(args) && !strings.HasPrefix(args[i+1], "--") {
+			for i+1 < len(args) && !isOption(args[i+1]) {
 				i++
 				vals = append(vals, args[i])
 			}

@@ -19,6 +19,7 @@ func TestXformName(t *testing.T) {
 		"ListTagsForResource":                   "list-tags-for-resource",
 		"autoParticipantRecordingConfiguration": "auto-participant-recording-configuration",
 		"ListStorageConfigurations":             "list-storage-configurations",
+		"ImportPublicKey":                       "import-public-key",
 	} {
 		if got := xformName(in); got != want {
 			t.Errorf("xformName(%q) got %v, want %v", in, got, want)
@@ -113,8 +114,33 @@ func TestUnpackArg(t *testing.T) {
 			t.Errorf("create-storage-configuration %v got %s, want %s", tt.args, b, tt.want)
 		}
 	}
+	ik := operationByCommand("import-public-key")
+	const pemText = "-----BEGIN PUBLIC KEY-----\nMHYwEAYHKoZIzj0CAQYFK4EEACIDYgAE\n-----END PUBLIC KEY-----\n"
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--public-key-material", pemText, "--name", "signer"},
+			`{"publicKeyMaterial":"-----BEGIN PUBLIC KEY-----\nMHYwEAYHKoZIzj0CAQYFK4EEACIDYgAE\n-----END PUBLIC KEY-----\n","name":"signer"}`},
+		{[]string{"--name", "k", "--public-key-material", "x", "--tags", "env=prod,team=video"},
+			`{"publicKeyMaterial":"x","name":"k","tags":{"env":"prod","team":"video"}}`},
+	} {
+		ca, err := parseCommandArgs(ik, tt.args)
+		if err != nil {
+			t.Errorf("%v: %v", tt.args, err)
+			continue
+		}
+		if b, _ := ca.input.MarshalJSON(); string(b) != tt.want {
+			t.Errorf("import-public-key %v got %s, want %s", tt.args, b, tt.want)
+		}
+	}
+	lk := operationByCommand("list-public-keys")
+	ca, err := parseCommandArgs(lk, []string{"--page-size", "2", "--max-items", "3"})
+	if err != nil || ca.page.manual {
+		t.Errorf("list-public-keys --page-size 2 --max-items 3: got %v (manual paging %v), want paging by the CLI", err, ca != nil && ca.page.manual)
+	}
 	lp := operationByCommand("list-participants")
-	ca, err := parseCommandArgs(lp, []string{"--stage-arn", "a", "--session-id", "st-1234567890123", "--no-filter-by-published", "--max-results", "5"})
+	ca, err = parseCommandArgs(lp, []string{"--stage-arn", "a", "--session-id", "st-1234567890123", "--no-filter-by-published", "--max-results", "5"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,6 +172,12 @@ func TestValidate(t *testing.T) {
 		{"get-storage-configuration", []string{"--arn", ""}, "Invalid length for parameter arn, value: 0, valid min length: 1"},
 		{"delete-storage-configuration", nil, "the following arguments are required: --arn"},
 		{"list-storage-configurations", []string{"--max-results", "0"}, "Invalid value for parameter maxResults, value: 0, valid min value: 1"},
+		{"import-public-key", []string{"--name", "n"}, "the following arguments are required: --public-key-material"},
+		{"import-public-key", []string{"--public-key-material", "x", "--bogus"}, "Unknown options: --bogus"},
+		{"get-public-key", []string{"--arn", ""}, "Invalid length for parameter arn, value: 0, valid min length: 1"},
+		{"delete-public-key", nil, "the following arguments are required: --arn"},
+		{"list-public-keys", []string{"--max-results", "0"}, "Invalid value for parameter maxResults, value: 0, valid min value: 1"},
+		{"list-public-keys", []string{"--max-results", "2", "--page-size", "2"}, "Cannot specify --no-paginate along with pagination arguments: --page-size"},
 	} {
 		_, err := parseCommandArgs(operationByCommand(tt.cmd), tt.args)
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
@@ -203,6 +235,13 @@ var goldenResponses = []struct{ name, op, body string }{
 	{"list-storage-configurations", "ListStorageConfigurations", `{"storageConfigurations":[
 		{"arn":"arn:aws:ivs:us-east-1:123456789012:storage-configuration/abcdABCD1234","name":"recordings","s3":{"bucketName":"my-recordings"},"tags":{"env":"prod"}},
 		{"arn":"arn:aws:ivs:us-east-1:123456789012:storage-configuration/ZyxwZYXW9876","name":"","s3":{"bucketName":"other.bucket"},"tags":{}}],
+		"nextToken":"AQEyNjk"}`},
+	{"import-public-key", "ImportPublicKey", `{"publicKey":{"arn":"arn:aws:ivs:us-east-1:123456789012:public-key/abcdABCD1234","name":"signer",
+		"publicKeyMaterial":"-----BEGIN PUBLIC KEY-----\nMHYwEAYHKoZIzj0CAQYFK4EEACIDYgAEdE6P/oALXr3eT+nU2NP/tc5O3l1jD+QF\ndVxH37p4wJMXxFhfcbljuIQSmco3JAOXICcW+RtvkSEUgIKozqX0WmztgpnsPMsw\n3EBxGkMT6z746Gc7nqIuQByPxWk+SrFL\n-----END PUBLIC KEY-----\n",
+		"fingerprint":"92:ee:7b:c3:f5:f8:bd:dd:25:3d:57:30:87:6c:bb:19","tags":{"env":"prod"}}}`},
+	{"list-public-keys", "ListPublicKeys", `{"publicKeys":[
+		{"arn":"arn:aws:ivs:us-east-1:123456789012:public-key/abcdABCD1234","name":"signer","tags":{"env":"prod"}},
+		{"arn":"arn:aws:ivs:us-east-1:123456789012:public-key/ZyxwZYXW9876","name":"","tags":{}}],
 		"nextToken":"AQEyNjk"}`},
 	{"delete-stage", "DeleteStage", `{}`},
 }

@@ -79,6 +79,12 @@ var examples = map[string]string{
 	"GetStorageConfiguration":    `ivsrt get-storage-configuration --arn arn:aws:ivs:us-east-1:123456789012:storage-configuration/abcdABCD1234`,
 	"ListStorageConfigurations":  `ivsrt list-storage-configurations --output table`,
 	"DeleteStorageConfiguration": `ivsrt delete-storage-configuration --arn arn:aws:ivs:us-east-1:123456789012:storage-configuration/abcdABCD1234`,
+
+	"ImportPublicKey": `openssl ecparam -name secp384r1 -genkey -noout -out priv.pem && openssl ec -in priv.pem -pubout -out public.pem
+    ivsrt import-public-key --public-key-material "$(cat public.pem)" --name signer --tags env=prod`,
+	"GetPublicKey":    `ivsrt get-public-key --arn arn:aws:ivs:us-east-1:123456789012:public-key/abcdABCD1234`,
+	"ListPublicKeys":  `ivsrt list-public-keys --output table`,
+	"DeletePublicKey": `ivsrt delete-public-key --arn arn:aws:ivs:us-east-1:123456789012:public-key/abcdABCD1234`,
 }
 
 // commandHelp is a command's --help.

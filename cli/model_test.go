@@ -22,10 +22,10 @@ var update = flag.Bool("update", false, "rewrite golden files and model_gen.go")
 
 // cliOperations are the operations the CLI has commands for.
 var cliOperations = []string{
-	"CreateParticipantToken", "CreateStage", "CreateStorageConfiguration", "DeleteStage", "DeleteStorageConfiguration",
-	"DisconnectParticipant", "GetParticipant", "GetStage", "GetStageSession", "GetStorageConfiguration",
-	"ListParticipantEvents", "ListParticipants", "ListStageSessions", "ListStages", "ListStorageConfigurations",
-	"ListTagsForResource", "TagResource", "UntagResource", "UpdateStage",
+	"CreateParticipantToken", "CreateStage", "CreateStorageConfiguration", "DeletePublicKey", "DeleteStage", "DeleteStorageConfiguration",
+	"DisconnectParticipant", "GetParticipant", "GetPublicKey", "GetStage", "GetStageSession", "GetStorageConfiguration",
+	"ImportPublicKey", "ListParticipantEvents", "ListParticipants", "ListPublicKeys", "ListStageSessions", "ListStages",
+	"ListStorageConfigurations", "ListTagsForResource", "TagResource", "UntagResource", "UpdateStage",
 }
 
 // botocoreModel reads the ivs-realtime model of the botocore installed

@@ -23,6 +23,7 @@ var paginators = map[string]string{
 	"ListParticipantEvents": "events",
 
 	"ListStorageConfigurations": "storageConfigurations",
+	"ListPublicKeys":            "publicKeys",
 }
 
 // page is one response of a paginated call, shaped as botocore parses it.
