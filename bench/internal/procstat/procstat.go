@@ -22,6 +22,21 @@ const clockTick = 10 * time.Millisecond
 // ProcessCPU returns the user plus system CPU time all the threads of
 // process pid have used so far.
 func ProcessCPU(pid int) (time.Duration, error) {
+	// utime and stime are fields 14 and 15.
+	return statTimes(pid, 11)
+}
+
+// ChildrenCPU returns the user plus system CPU time of the children of
+// process pid that it has waited for (such as an ffmpeg it ran), so far.
+func ChildrenCPU(pid int) (time.Duration, error) {
+	// cutime and cstime are fields 16 and 17.
+	return statTimes(pid, 13)
+}
+
+// statTimes returns the sum of the two clock-tick fields of
+// /proc/PID/stat that start at index i of the fields after comm (0 is
+// field 3, state).
+func statTimes(pid, i int) (time.Duration, error) {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0, err
@@ -29,21 +44,20 @@ func ProcessCPU(pid int) (time.Duration, error) {
 	// "pid (comm) state ...": comm may hold spaces and parentheses, so
 	// fields are counted from the last ')'.
 	s := string(data)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
+	j := strings.LastIndexByte(s, ')')
+	if j < 0 {
 		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
 	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 13 {
+	f := strings.Fields(s[j+1:])
+	if len(f) < i+2 {
 		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
 	}
-	// f[0] is field 3 (state); utime and stime are fields 14 and 15.
-	utime, err1 := strconv.ParseUint(f[11], 10, 64)
-	stime, err2 := strconv.ParseUint(f[12], 10, 64)
+	a, err1 := strconv.ParseUint(f[i], 10, 64)
+	b, err2 := strconv.ParseUint(f[i+1], 10, 64)
 	if err := errors.Join(err1, err2); err != nil {
 		return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
 	}
-	return time.Duration(utime+stime) * clockTick, nil
+	return time.Duration(a+b) * clockTick, nil
 }
 
 // MachineCPU returns the busy time of all the machine's cores together so
