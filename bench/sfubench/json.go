@@ -63,6 +63,10 @@ type jsonRecord struct {
 	PublishedSeconds float64 `json:"publishedSeconds,omitempty"`
 	BucketBytes      uint64  `json:"bucketBytes,omitempty"`
 	FFprobe          string  `json:"ffprobe,omitempty"`
+	// The thumbnails (the stage's default: one per recording each 60 s),
+	// and the CPU of the ffmpeg runs that made them.
+	Thumbnails          int     `json:"thumbnails,omitempty"`
+	ThumbnailCPUSeconds float64 `json:"thumbnailCpuSeconds,omitempty"`
 }
 
 type jsonFigures struct {

@@ -55,11 +55,12 @@ type measurement struct {
 	n          int
 	subscribed int // receivers the phase started; the SFU's WHEP sessions that were set up
 	window     time.Duration
-	sent       uint64 // packets the publisher sent in the window
-	received   uint64 // of those, distinct arrivals summed over the receivers
-	arrived    uint64 // packets that arrived in the window, whenever sent
-	wireBytes  uint64 // bytes the receivers' sockets got in the window
-	serverCPU  time.Duration
+	sent       uint64        // packets the publisher sent in the window
+	received   uint64        // of those, distinct arrivals summed over the receivers
+	arrived    uint64        // packets that arrived in the window, whenever sent
+	wireBytes  uint64        // bytes the receivers' sockets got in the window
+	serverCPU  time.Duration // the server's and its children's (thumbnails' ffmpeg)
+	childCPU   time.Duration // of which its children's
 	selfCPU    time.Duration
 	machineCPU time.Duration
 	drops      uint64
@@ -92,6 +93,7 @@ func (m *measurement) between(a, b window) {
 	m.wireBytes = b.wire - a.wire
 	m.arrived = b.arrived - a.arrived
 	m.serverCPU = b.cpu.server - a.cpu.server
+	m.childCPU = b.cpu.children - a.cpu.children
 	m.selfCPU = b.cpu.self - a.cpu.self
 	m.machineCPU = b.cpu.machine - a.cpu.machine
 	m.drops = b.cpu.drops - a.cpu.drops

@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ivsrealtime"
 	"github.com/aws/aws-sdk-go-v2/service/ivsrealtime/types"
 
+	"github.com/ivsrt/ivsrt/bench/internal/procstat"
 	"github.com/ivsrt/ivsrt/internal/testmedia"
 	"github.com/ivsrt/ivsrt/recording"
 )
@@ -50,6 +51,8 @@ type recordPhase struct {
 	playlists   int           // media playlists with segments and an end
 	probe       string        // what ffprobe says of one recording
 	keyRequests uint64        // keyframe requests the publishers received, all phase long
+	thumbnails  int           // JPEGs in the bucket
+	thumbCPU    time.Duration // the CPU of the server's children (ffmpeg, for thumbnails), all phase long
 }
 
 // runRecords measures each publisher count, recorded and not, o.runs
@@ -301,6 +304,10 @@ func runRecordPhase(ctx context.Context, o *options, tmp string, np int, record 
 		if err := ph.readRecordings(ctx, bucket, np); err != nil {
 			return nil, fmt.Errorf("%w (server log: %s)", err, tail(srv.log))
 		}
+		// The thumbnails' ffmpeg runs are over once the recordings ended.
+		if ph.thumbCPU, err = procstat.ChildrenCPU(srv.pid()); err != nil {
+			return nil, err
+		}
 		if ph.failed > 0 || ph.playlists < np {
 			logf("  %d of %d recordings failed, %d have a playlist with segments and an end (server log: %s)",
 				ph.failed, np, ph.playlists, tail(srv.log))
@@ -382,10 +389,13 @@ func (ph *recordPhase) readRecordings(ctx context.Context, bucket string, np int
 			ph.playlists++
 		}
 	}
-	filepath.WalkDir(bucket, func(_ string, d fs.DirEntry, err error) error {
+	filepath.WalkDir(bucket, func(path string, d fs.DirEntry, err error) error {
 		if err == nil && !d.IsDir() {
 			if info, err := d.Info(); err == nil {
 				ph.bucketBytes += uint64(info.Size())
+			}
+			if strings.Contains(filepath.ToSlash(path), "/"+recording.ThumbnailDir) {
+				ph.thumbnails++
 			}
 		}
 		return nil
@@ -436,8 +446,9 @@ func (ph *recordPhase) recordedShare() float64 {
 }
 
 func (ph *recordPhase) recordingSummary() string {
-	return fmt.Sprintf("%d recordings ended (%d failed), %.1f s recorded of %.1f s published, %d playlists, bucket %.1f MB; ffprobe: %s",
-		ph.recordings, ph.failed, ph.recorded.Seconds(), ph.published.Seconds(), ph.playlists, float64(ph.bucketBytes)/1e6, ph.probe)
+	return fmt.Sprintf("%d recordings ended (%d failed), %.1f s recorded of %.1f s published, %d playlists, bucket %.1f MB, %d thumbnails (ffmpeg: %.2f CPU s); ffprobe: %s",
+		ph.recordings, ph.failed, ph.recorded.Seconds(), ph.published.Seconds(), ph.playlists, float64(ph.bucketBytes)/1e6,
+		ph.thumbnails, ph.thumbCPU.Seconds(), ph.probe)
 }
 
 func (ph *recordPhase) jsonPhase(run int, offered float64) jsonPhase {
@@ -447,6 +458,7 @@ func (ph *recordPhase) jsonPhase(run int, offered float64) jsonPhase {
 		p.Record.Recordings, p.Record.Failed, p.Record.Playlists = ph.recordings, ph.failed, ph.playlists
 		p.Record.RecordedSeconds, p.Record.PublishedSeconds = ph.recorded.Seconds(), ph.published.Seconds()
 		p.Record.BucketBytes, p.Record.FFprobe = ph.bucketBytes, ph.probe
+		p.Record.Thumbnails, p.Record.ThumbnailCPUSeconds = ph.thumbnails, ph.thumbCPU.Seconds()
 	}
 	return p
 }
@@ -460,6 +472,7 @@ type recordFigures struct {
 	share                         float64 // recorded / published
 	bucketMB                      float64
 	writtenMbps                   float64 // bucket bytes over the recorded duration, per recording
+	thumbMS                       float64 // the thumbnails' ffmpeg: CPU ms per thumbnail
 	probe                         string
 }
 
@@ -479,7 +492,7 @@ func recordMedians(o *options, results [][][2]*recordPhase) []recordFigures {
 	out := make([]recordFigures, len(o.record))
 	for i := range o.record {
 		var off, on []figures
-		var recs, failed, playlists, share, bucket, written []float64
+		var recs, failed, playlists, share, bucket, written, thumb []float64
 		for _, run := range results {
 			a, b := run[i][0], run[i][1]
 			off = append(off, a.figures())
@@ -492,11 +505,15 @@ func recordMedians(o *options, results [][][2]*recordPhase) []recordFigures {
 			if b.recorded > 0 {
 				written = append(written, float64(b.bucketBytes)*8/b.recorded.Seconds()/1e6)
 			}
+			if b.thumbnails > 0 {
+				thumb = append(thumb, float64(b.thumbCPU.Milliseconds())/float64(b.thumbnails))
+			}
 			out[i].probe = b.probe
 		}
 		out[i].off, out[i].on = medianFigures(off), medianFigures(on)
 		out[i].recordings, out[i].failed, out[i].playlists = median(recs), median(failed), median(playlists)
 		out[i].share, out[i].bucketMB, out[i].writtenMbps = median(share), median(bucket), median(written)
+		out[i].thumbMS = median(thumb)
 	}
 	return out
 }
@@ -539,25 +556,25 @@ func btoi(b bool) int {
 }
 
 func recordTable(b *strings.Builder, o *options, fs []recordFigures) {
-	b.WriteString("| publishers | SFU CPU without → with recording (% of one core) | recording's CPU per publisher (% of one core) | CPU ms per recorded media-second | loss without / with | latency p99 without / with ms | recordings ended (failed) | playlists | recorded / published | bucket MB | written Mbps per recording | ffprobe of one |\n")
-	b.WriteString("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	b.WriteString("| publishers | SFU CPU without → with recording (% of one core) | recording's CPU per publisher (% of one core) | CPU ms per recorded media-second | loss without / with | latency p99 without / with ms | recordings ended (failed) | playlists | recorded / published | bucket MB | written Mbps per recording | thumbnails' ffmpeg, CPU ms each | ffprobe of one |\n")
+	b.WriteString("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
 	for i, np := range o.record {
 		f := fs[i]
 		per, ms := f.costs(np)
-		fmt.Fprintf(b, "| %d | %.1f%% → %.1f%% | %+.2f%% | %.1f | %s / %s | %.1f / %.1f | %.0f (%.0f) | %.0f | %.1f%% | %.1f | %.2f | %s |\n",
+		fmt.Fprintf(b, "| %d | %.1f%% → %.1f%% | %+.2f%% | %.1f | %s / %s | %.1f / %.1f | %.0f (%.0f) | %.0f | %.1f%% | %.1f | %.2f | %.0f | %s |\n",
 			np, f.off.cpu, f.on.cpu, per, ms, pct(f.off.loss), pct(f.on.loss), f.off.latP99, f.on.latP99,
-			f.recordings, f.failed, f.playlists, 100*f.share, f.bucketMB, f.writtenMbps, f.probe)
+			f.recordings, f.failed, f.playlists, 100*f.share, f.bucketMB, f.writtenMbps, f.thumbMS, f.probe)
 	}
 }
 
 func phaseTable(b *strings.Builder, o *options, fig func(i int, rec bool) figures) {
-	b.WriteString("| publishers | recording | subscribers | joined | packets/s forwarded | Mbps on the wire | loss | SFU CPU (% of one core) | SFU CPU µs/packet | join → first packet p50 / p99 ms | latency p50 / p99 ms | server RSS MB | bench CPU (% of one core) | other CPU | rcvbuf drops |\n")
-	b.WriteString("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| publishers | recording | subscribers | joined | packets/s forwarded | Mbps on the wire | loss | SFU CPU (% of one core) | of which ffmpeg | SFU CPU µs/packet | join → first packet p50 / p99 ms | latency p50 / p99 ms | server RSS MB | bench CPU (% of one core) | other CPU | rcvbuf drops |\n")
+	b.WriteString("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for i, np := range o.record {
 		for _, rec := range []bool{false, true} {
 			f := fig(i, rec)
-			fmt.Fprintf(b, "| %d | %s | %d | %.0f | %s | %.0f | %s | %.1f%% | %.1f | %.0f / %.0f | %.1f / %.1f | %.0f | %.0f%% | %.0f%% | %.0f |\n",
-				np, onOff(rec), np*o.recordSubs, f.subscribed-f.failed, kilo(f.pps), f.mbps, pct(f.loss), f.cpu, f.usPerPkt,
+			fmt.Fprintf(b, "| %d | %s | %d | %.0f | %s | %.0f | %s | %.1f%% | %.1f%% | %.1f | %.0f / %.0f | %.1f / %.1f | %.0f | %.0f%% | %.0f%% | %.0f |\n",
+				np, onOff(rec), np*o.recordSubs, f.subscribed-f.failed, kilo(f.pps), f.mbps, pct(f.loss), f.cpu, f.child, f.usPerPkt,
 				f.joinP50, f.joinP99, f.latP50, f.latP99, f.rssMB, f.self, f.other, f.drops)
 		}
 	}
@@ -565,10 +582,13 @@ func phaseTable(b *strings.Builder, o *options, fig func(i int, rec bool) figure
 
 const recordNotes = `### Columns
 
-- **SFU CPU**: user + system time of the server process over the measured window
-  (` + "`/proc/PID/stat`" + `, 10 ms ticks), as % of one core: with recording off (a stage without
-  the configuration) and on, the same publishers and subscribers, each on a fresh server. The
-  phases run one after the other, their order alternating run by run.
+- **SFU CPU**: user + system time of the server process, and of the children it waited for, over
+  the measured window (` + "`/proc/PID/stat`" + `, 10 ms ticks), as % of one core: with recording off (a
+  stage without the configuration) and on, the same publishers and subscribers, each on a fresh
+  server. The phases run one after the other, their order alternating run by run. **of which
+  ffmpeg**: the children's part: the ffmpeg runs that make the recordings' thumbnails (the
+  stage's default thumbnail configuration: one each 60 s, the first at the recording's first
+  keyframe, so mostly before the window).
 - **recording's CPU per publisher**: (with − without) / publishers. **CPU ms per recorded
   media-second**: the same difference in CPU milliseconds, over the seconds of media recorded in
   the window (publishers × window × recorded / published). Both are differences of two
@@ -583,7 +603,9 @@ const recordNotes = `### Columns
   ` + "`duration_ms`" + ` summed, over the publishers' sending times summed: a recording starts at the first
   keyframe, and after a drop waits for the next. **bucket MB**: everything in the bucket at the
   end (segments, init segments, playlists, metadata); **written Mbps per recording**: that, over
-  the recorded duration. **ffprobe of one**: the first recording's media playlist read by ffprobe.
+  the recorded duration. **thumbnails' ffmpeg**: the CPU of the server's children over the whole
+  phase, over the thumbnails in the bucket: at the default interval a recording pays it once a
+  minute. **ffprobe of one**: the first recording's media playlist read by ffprobe.
 - **packets/s forwarded**, **Mbps on the wire**, **join → first packet**, **bench CPU**, **other
   CPU**, **rcvbuf drops**: as in the fan-out's report. A publisher answers a keyframe request
   with the clip's next keyframe at its next frame, as an encoder does.

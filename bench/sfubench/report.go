@@ -13,6 +13,7 @@ import (
 type figures struct {
 	pps, mbps, loss          float64 // forwarded packets/s, Mbps on the wire, % lost
 	cpu, usPerPkt, sPerGbit  float64 // server: % of one core, µs per packet, CPU s per Gbit
+	child                    float64 // of the server's: its children's (thumbnails' ffmpeg), % of one core
 	self, other              float64 // % of one core: the bench, everything else
 	joinP50, joinP99         float64 // ms
 	latP50, latP99           float64 // ms
@@ -38,6 +39,7 @@ func (m *measurement) figures() figures {
 		f.loss = 100 * (1 - float64(m.received)/expected)
 	}
 	f.cpu = 100 * m.serverCPU.Seconds() / secs
+	f.child = 100 * m.childCPU.Seconds() / secs
 	if m.arrived > 0 {
 		f.usPerPkt = float64(m.serverCPU.Microseconds()) / float64(m.arrived)
 	}
@@ -87,7 +89,8 @@ func medianFigures(fs []figures) figures {
 		pps: pick(func(f figures) float64 { return f.pps }), mbps: pick(func(f figures) float64 { return f.mbps }),
 		loss: pick(func(f figures) float64 { return f.loss }), cpu: pick(func(f figures) float64 { return f.cpu }),
 		usPerPkt: pick(func(f figures) float64 { return f.usPerPkt }), sPerGbit: pick(func(f figures) float64 { return f.sPerGbit }),
-		self: pick(func(f figures) float64 { return f.self }), other: pick(func(f figures) float64 { return f.other }),
+		child: pick(func(f figures) float64 { return f.child }),
+		self:  pick(func(f figures) float64 { return f.self }), other: pick(func(f figures) float64 { return f.other }),
 		joinP50: pick(func(f figures) float64 { return f.joinP50 }), joinP99: pick(func(f figures) float64 { return f.joinP99 }),
 		latP50: pick(func(f figures) float64 { return f.latP50 }), latP99: pick(func(f figures) float64 { return f.latP99 }),
 		drops: pick(func(f figures) float64 { return f.drops }), subscribed: pick(func(f figures) float64 { return f.subscribed }),

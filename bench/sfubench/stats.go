@@ -179,11 +179,12 @@ func udpDrops() (uint64, error) {
 // cpuSample is the CPU time of the server, of the bench and of the whole
 // machine at one moment.
 type cpuSample struct {
-	at      time.Time
-	server  time.Duration
-	self    time.Duration
-	machine time.Duration
-	drops   uint64
+	at       time.Time
+	server   time.Duration // the server process and the children it waited for
+	children time.Duration // of which the children: ffmpeg making a recording's thumbnails
+	self     time.Duration
+	machine  time.Duration
+	drops    uint64
 }
 
 func sampleCPU(serverPID int) (cpuSample, error) {
@@ -192,6 +193,10 @@ func sampleCPU(serverPID int) (cpuSample, error) {
 	if s.server, err = procstat.ProcessCPU(serverPID); err != nil {
 		return s, fmt.Errorf("server CPU: %w", err)
 	}
+	if s.children, err = procstat.ChildrenCPU(serverPID); err != nil {
+		return s, fmt.Errorf("server CPU: %w", err)
+	}
+	s.server += s.children
 	if s.self, err = procstat.ProcessCPU(os.Getpid()); err != nil {
 		return s, err
 	}
