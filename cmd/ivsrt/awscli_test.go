@@ -200,6 +200,59 @@ func TestAWSCLI(t *testing.T) {
 	cli.run(ctx, &untagged, "list-tags-for-resource", "--resource-arn", arn)
 	checkJSON(t, "tags after untag", untagged.Tags, map[string]string{"owner": "ops", "extra": "1"})
 
+	// import-public-key from a PEM file's text, get-, list- (which the CLI
+	// pages through by itself, botocore having a paginator for it), tags,
+	// and delete-public-key.
+	type cliPublicKey struct {
+		Arn               string            `json:"arn"`
+		Name              string            `json:"name"`
+		PublicKeyMaterial string            `json:"publicKeyMaterial,omitempty"`
+		Fingerprint       string            `json:"fingerprint,omitempty"`
+		Tags              map[string]string `json:"tags"`
+	}
+	var imported struct{ PublicKey cliPublicKey }
+	cli.run(ctx, &imported, "import-public-key", "--public-key-material", fixedKeyPEM, "--name", "cli-key", "--tags", "env=test")
+	pk := imported.PublicKey
+	if !publicKeyARNPattern.MatchString(pk.Arn) {
+		t.Errorf("import-public-key: arn %q, want %v", pk.Arn, publicKeyARNPattern)
+	}
+	checkJSON(t, "import-public-key", pk, cliPublicKey{Arn: pk.Arn, Name: "cli-key", PublicKeyMaterial: fixedKeyPEM,
+		Fingerprint: fixedKeyFingerprint, Tags: map[string]string{"env": "test"}})
+	var gotKey struct{ PublicKey cliPublicKey }
+	cli.run(ctx, &gotKey, "get-public-key", "--arn", pk.Arn)
+	checkJSON(t, "get-public-key", gotKey.PublicKey, pk)
+	_, otherPEM := newKeyPair(t)
+	var second struct{ PublicKey cliPublicKey }
+	cli.run(ctx, &second, "import-public-key", "--public-key-material", otherPEM)
+	var keys struct {
+		PublicKeys []cliPublicKey `json:"publicKeys"`
+		NextToken  string         `json:"NextToken"`
+	}
+	cli.run(ctx, &keys, "list-public-keys", "--page-size", "1")
+	checkJSON(t, "list-public-keys --page-size 1", keys, struct {
+		PublicKeys []cliPublicKey `json:"publicKeys"`
+		NextToken  string         `json:"NextToken"`
+	}{PublicKeys: []cliPublicKey{{Arn: pk.Arn, Name: "cli-key", Tags: map[string]string{"env": "test"}},
+		{Arn: second.PublicKey.Arn, Name: "", Tags: map[string]string{}}}})
+	cli.run(ctx, &keys, "list-public-keys", "--max-items", "1")
+	if len(keys.PublicKeys) != 1 || keys.NextToken == "" {
+		t.Errorf("list-public-keys --max-items 1: got %v, want one key and a NextToken", jsonOf(keys))
+	}
+	cli.run(ctx, nil, "tag-resource", "--resource-arn", pk.Arn, "--tags", "team=video")
+	var keyTags struct{ Tags map[string]string }
+	cli.run(ctx, &keyTags, "list-tags-for-resource", "--resource-arn", pk.Arn)
+	checkJSON(t, "tags of the public key", keyTags.Tags, map[string]string{"env": "test", "team": "video"})
+	wantConflict := "An error occurred (ConflictException) when calling the ImportPublicKey operation: This public key (fingerprint " +
+		fixedKeyFingerprint + ") was already imported as " + pk.Arn
+	if stdout, stderr, err := cli.exec(ctx, "import-public-key", "--public-key-material", fixedKeyPEM); err == nil ||
+		!strings.Contains(string(stderr), wantConflict) {
+		t.Errorf("import-public-key of the same key: %v, stdout %s, stderr %s, want %q", err, stdout, stderr, wantConflict)
+	}
+	cli.run(ctx, nil, "delete-public-key", "--arn", pk.Arn)
+	if _, err := c.GetPublicKey(ctx, &ivsrealtime.GetPublicKeyInput{Arn: aws.String(pk.Arn)}); err == nil {
+		t.Errorf("GetPublicKey after delete-public-key: got the key, want ResourceNotFoundException")
+	}
+
 	// A session, seeded as the media plane would record it.
 	stage := ivsrt.StageARN(arn)
 	joined := &ivsrt.Event{StageARN: stage, Name: ivsrt.EventJoined, ParticipantID: ivsrt.ParticipantID(alice.ParticipantID),
