@@ -193,3 +193,28 @@ func StopReplicas(ctx context.Context, store replicaStopper, dest StageARN) (int
 	}
 	return n, nil
 }
+
+// Feeds carry a source participant's media to its replicas (see the sfu
+// package). In a cluster the node hosting a replica asks the node hosting
+// its source for a feed; these are the terms of that exchange.
+
+// FeedEvent is what a feed tells the replica it feeds: the source
+// stopped publishing (FeedPaused), publishes again (FeedResumed), or the
+// feed ended: FeedEnded, or FeedEndedFinal when the source participant
+// was disconnected or its stage deleted, which ends the replication at
+// once, whatever its reconnect window.
+type FeedEvent string
+
+const (
+	FeedPaused     FeedEvent = "paused"
+	FeedResumed    FeedEvent = "resumed"
+	FeedEnded      FeedEvent = "ended"
+	FeedEndedFinal FeedEvent = "final"
+)
+
+// FeedInfo is what a replica learns of the publication a feed opens on.
+type FeedInfo struct {
+	SessionID SessionID `json:"sessionId"` // the source stage's session
+	Kinds     []string  `json:"kinds"`     // "audio", "video": what the source publishes
+	Live      bool      `json:"live"`      // publishing now
+}

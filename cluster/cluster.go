@@ -153,6 +153,12 @@ type Node struct {
 	closing sync.Once
 	wg      sync.WaitGroup
 	sub     *nats.Subscription
+
+	// The feeds of this node's replicas, by the reference their source's
+	// node reports under (replication.go), and the subscription it
+	// reports to.
+	feeds   map[string]func(ivsrt.FeedEvent)
+	feedSub *nats.Subscription
 }
 
 // done is closed when the node is closing.
@@ -171,7 +177,7 @@ func New(cfg Config, store Store, tokens ivsrt.TokenIssuer, opts ...Option) (*No
 		return nil, err
 	}
 	n := &Node{cfg: cfg, store: store, tokens: tokens, log: slog.New(slog.DiscardHandler), now: time.Now,
-		nodes: map[string]*ivsrt.Node{}, stopped: make(chan struct{})}
+		nodes: map[string]*ivsrt.Node{}, stopped: make(chan struct{}), feeds: map[string]func(ivsrt.FeedEvent){}}
 	for _, o := range opts {
 		o(n)
 	}
@@ -215,6 +221,9 @@ func (n *Node) Start(ctx context.Context, local LocalMedia) error {
 		return fmt.Errorf("cluster: subscribe: %w", err)
 	}
 	n.sub = sub
+	if n.feedSub, err = n.nc.Subscribe(n.feedSubject(n.cfg.NodeID), n.serveFeedMessage); err != nil {
+		return fmt.Errorf("cluster: subscribe: %w", err)
+	}
 	// Make sure the subscription is in place before anyone is told of us.
 	if err := n.nc.FlushTimeout(n.cfg.RequestTimeout); err != nil {
 		n.log.Warn("cluster: NATS not reachable yet", "err", err)
@@ -246,6 +255,9 @@ func (n *Node) Close() {
 	n.wg.Wait()
 	if n.sub != nil {
 		n.sub.Unsubscribe()
+	}
+	if n.feedSub != nil {
+		n.feedSub.Unsubscribe()
 	}
 	n.mu.Lock()
 	local := n.local

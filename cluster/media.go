@@ -15,14 +15,33 @@ var _ ivsrt.MediaPlane = (*Node)(nil)
 
 // mediaRequest is what a node asks of a stage's host over NATS.
 type mediaRequest struct {
-	Op          string              `json:"op"` // "disconnect" or "closeStage"
+	Op          string              `json:"op"` // "disconnect", "closeStage", or one of replicationOps
 	Stage       ivsrt.StageARN      `json:"stage"`
 	Participant ivsrt.ParticipantID `json:"participant,omitempty"`
 	Reason      string              `json:"reason,omitempty"`
+
+	// Of the replication requests (replication.go).
+	Source      ivsrt.StageARN            `json:"source,omitempty"`
+	Replication *ivsrt.ReplicationRequest `json:"replication,omitempty"`
+	Live        bool                      `json:"live,omitempty"`
+	Offer       string                    `json:"offer,omitempty"`
+	From        string                    `json:"from,omitempty"`
+	Ref         string                    `json:"ref,omitempty"`
+	Feed        string                    `json:"feed,omitempty"`
 }
+
+// replicationOps are the requests of replication.go.
+var replicationOps = map[string]bool{"startReplication": true, "stopReplication": true, "openFeed": true, "endFeed": true}
 
 type mediaReply struct {
 	Error string `json:"error,omitempty"`
+	Code  string `json:"code,omitempty"` // the domain code of Error
+
+	// Of the replication requests.
+	Replicated *ivsrt.ParticipantReplication `json:"replicated,omitempty"`
+	Answer     string                        `json:"answer,omitempty"`
+	Info       ivsrt.FeedInfo                `json:"info"`
+	Feed       string                        `json:"feed,omitempty"`
 }
 
 // DisconnectParticipant implements ivsrt.MediaPlane for the whole cluster:
@@ -113,6 +132,12 @@ func (n *Node) serveRequest(msg *nats.Msg) {
 	reply := mediaReply{}
 	if err := json.Unmarshal(msg.Data, &req); err != nil {
 		reply.Error = "malformed request"
+	} else if replicationOps[req.Op] {
+		// These may wait on requests to other nodes, which may be waiting
+		// on this one: each runs on its own, for at most two request
+		// timeouts.
+		go n.serveReplication(msg, req)
+		return
 	} else {
 		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.RequestTimeout)
 		if err := n.runLocal(ctx, req); err != nil {
@@ -120,6 +145,24 @@ func (n *Node) serveRequest(msg *nats.Msg) {
 			reply.Error = err.Error()
 		}
 		cancel()
+	}
+	body, _ := json.Marshal(reply)
+	if err := msg.Respond(body); err != nil {
+		n.log.Warn("cluster: answer a request", "err", err)
+	}
+}
+
+// serveReplication answers another node's replication request.
+func (n *Node) serveReplication(msg *nats.Msg, req mediaRequest) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*n.cfg.RequestTimeout)
+	defer cancel()
+	reply := mediaReply{}
+	if err := n.runReplication(ctx, req, &reply); err != nil {
+		reply.Error, reply.Code = ivsrt.ErrorMessage(err), ivsrt.ErrorCode(err)
+		if reply.Code == ivsrt.EINTERNAL {
+			n.log.Error("cluster: request from another node", "op", req.Op, "stage", req.Stage, "err", err)
+			reply.Error = err.Error()
+		}
 	}
 	body, _ := json.Marshal(reply)
 	if err := msg.Respond(body); err != nil {

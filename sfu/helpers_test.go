@@ -55,6 +55,7 @@ type harness struct {
 	client *ivsrealtime.Client
 	http   *http.Client
 	clock  *clock
+	issuer *token.Issuer
 }
 
 // clock is the time of the token issuer and the API, which a test may
@@ -144,7 +145,7 @@ func newHarnessConfig(t testing.TB, cfg sfu.Config, opts ...sfu.Option) *harness
 		RetryMaxAttempts: 1,
 		HTTPClient:       httpClient,
 	}, func(o *ivsrealtime.Options) { o.BaseEndpoint = aws.String(base) })
-	return &harness{t: t, url: base, db: db, sfu: media, client: client, http: httpClient, clock: clk}
+	return &harness{t: t, url: base, db: db, sfu: media, client: client, http: httpClient, clock: clk, issuer: issuer}
 }
 
 // testLogger logs to the test until it ends; pion goroutines that log

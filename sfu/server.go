@@ -125,6 +125,15 @@ type Server struct {
 	tombstones map[ivsrt.StageARN]time.Time
 	resources  map[string]any // *publishSession or *subscribeSession by id
 	wg         sync.WaitGroup // event connections and closers
+
+	// Replication (replica.go, feed.go, remote.go): the feeds of this
+	// node's publications by id, how to reach other nodes' (nil on a
+	// single node), and the WebRTC API of the connections made to them.
+	feeds      map[string]*feed
+	remote     RemoteFeeds
+	clientOnce sync.Once
+	client     *webrtc.API
+	clientErr  error
 }
 
 var _ ivsrt.MediaPlane = (*Server)(nil)
@@ -183,6 +192,7 @@ func New(store ivsrt.MediaPlaneStore, tokens ivsrt.TokenIssuer, cfg Config, opts
 		stages:     map[ivsrt.StageARN]*stage{},
 		tombstones: map[ivsrt.StageARN]time.Time{},
 		resources:  map[string]any{},
+		feeds:      map[string]*feed{},
 	}
 	for _, o := range opts {
 		o(s)

@@ -40,14 +40,19 @@ type stage struct {
 	after   []func()
 	parts   map[ivsrt.ParticipantID]*participant
 	pubs    map[ivsrt.ParticipantID]*publication
+
+	// starting holds the participants whose replica is joining (see
+	// StartReplication).
+	starting map[ivsrt.ParticipantID]bool
 }
 
 func newStage(s *Server, arn ivsrt.StageARN) *stage {
 	return &stage{
-		s:     s,
-		arn:   arn,
-		parts: map[ivsrt.ParticipantID]*participant{},
-		pubs:  map[ivsrt.ParticipantID]*publication{},
+		s:        s,
+		arn:      arn,
+		parts:    map[ivsrt.ParticipantID]*participant{},
+		pubs:     map[ivsrt.ParticipantID]*publication{},
+		starting: map[ivsrt.ParticipantID]bool{},
 	}
 }
 
@@ -61,11 +66,13 @@ type participant struct {
 	events   *eventsConn
 	pub      *publishSession
 	subs     map[ivsrt.ParticipantID]*subscribeSession // by publisher
+	replica  *replica                                  // set while it is a replica (replica.go)
 }
 
-// present reports whether the participant still has a connection.
+// present reports whether the participant still has a connection, or is
+// a replica.
 func (p *participant) present() bool {
-	return p.events != nil || p.pub != nil || len(p.subs) > 0
+	return p.events != nil || p.pub != nil || len(p.subs) > 0 || p.replica != nil
 }
 
 // publication is what a participant publishes, as subscribers see it. It
@@ -81,10 +88,23 @@ type publication struct {
 	grace   *time.Timer
 
 	recording *participantRecording // nil when not recorded
+
+	// A replica's publication is fed by its source's (replica.go); a
+	// publication feeds the replicas of its publisher (feed.go). final
+	// is set when the publisher is disconnected for good or its stage
+	// deleted: its replicas end at once.
+	replica *replica
+	feeds   map[*feed]struct{}
+	final   bool
 }
 
 // live reports whether the publisher is publishing now.
-func (pub *publication) live() bool { return pub.session != nil && pub.session.started }
+func (pub *publication) live() bool {
+	if pub.replica != nil {
+		return pub.replica.live
+	}
+	return pub.session != nil && pub.session.started
+}
 
 func (st *stage) lock() { st.mu.Lock() }
 
@@ -95,7 +115,7 @@ func (st *stage) unlock() {
 		st.changed = false
 		st.broadcast()
 	}
-	if !st.dead && len(st.parts) == 0 && len(st.pubs) == 0 {
+	if !st.dead && len(st.parts) == 0 && len(st.pubs) == 0 && len(st.starting) == 0 {
 		st.dead = true
 		st.s.forget(st)
 	}
@@ -283,6 +303,9 @@ func (st *stage) leaveIfGone(ctx context.Context, p *participant) {
 // join, so it joins, fails and leaves.
 func (st *stage) refuseAction(ctx context.Context, tok *ivsrt.ParticipantToken, client ivsrt.ClientDetails, protocol string, name ivsrt.EventName, code string, remote ivsrt.ParticipantID) {
 	ev := &ivsrt.Event{Name: name, ParticipantID: tok.ParticipantID, ErrorCode: code, RemoteParticipantID: remote}
+	if p := st.parts[remote]; remote != "" && p != nil && p.replica != nil {
+		ev.Replica = true
+	}
 	if st.parts[tok.ParticipantID] != nil {
 		st.record(ctx, ev)
 		return
@@ -300,7 +323,7 @@ func (st *stage) refuseAction(ctx context.Context, tok *ivsrt.ParticipantToken, 
 func (st *stage) publishers(except ivsrt.ParticipantID) int {
 	n := 0
 	for id, pub := range st.pubs {
-		if id != except && pub.session != nil {
+		if id != except && (pub.session != nil || pub.replica != nil) {
 			n++
 		}
 	}
@@ -374,8 +397,9 @@ func (st *stage) endPublish(ctx context.Context, ps *publishSession) {
 		// one it ends, and one that comes back starts another.
 		st.parkRecording(pub)
 		pub.session = nil
+		pub.notifyFeeds(ivsrt.FeedPaused)
 		switch {
-		case len(pub.subs) > 0:
+		case len(pub.subs) > 0 || len(pub.feeds) > 0:
 			pub.grace = time.AfterFunc(st.s.grace, func() {
 				st.lock()
 				defer st.unlock()
@@ -410,12 +434,17 @@ func (st *stage) retirePublication(ctx context.Context, pub *publication) {
 	for ss := range pub.subs {
 		st.endSubscribe(ctx, ss)
 	}
+	st.endFeeds(pub, false)
 }
 
 // endPublication ends a publication for good: its session, its
 // subscriptions, its recording and its tracks.
 func (st *stage) endPublication(ctx context.Context, pub *publication) {
 	if st.pubs[pub.owner] != pub {
+		return
+	}
+	if r := pub.replica; r != nil && !r.ended {
+		st.endReplica(ctx, r) // which ends the publication
 		return
 	}
 	if pub.grace != nil {
@@ -430,6 +459,7 @@ func (st *stage) endPublication(ctx context.Context, pub *publication) {
 	for ss := range pub.subs {
 		st.endSubscribe(ctx, ss)
 	}
+	st.endFeeds(pub, pub.final)
 	st.stopRecording(pub)
 	for _, src := range pub.sources {
 		src.Close()
@@ -456,7 +486,8 @@ func (st *stage) endSubscribe(ctx context.Context, ss *subscribeSession) {
 		delete(pub.subs, ss)
 	}
 	if ss.started {
-		st.record(ctx, &ivsrt.Event{Name: ivsrt.EventSubscribeStopped, ParticipantID: ss.pid, RemoteParticipantID: ss.remote})
+		st.record(ctx, &ivsrt.Event{Name: ivsrt.EventSubscribeStopped, ParticipantID: ss.pid, RemoteParticipantID: ss.remote,
+			Replica: ss.replica})
 	}
 	st.changed = true
 	if pc := ss.pc; pc != nil {
@@ -468,7 +499,13 @@ func (st *stage) endSubscribe(ctx context.Context, ss *subscribeSession) {
 // disconnect ends everything of one participant, telling its WebSocket
 // why, and records its departure.
 func (st *stage) disconnect(ctx context.Context, id ivsrt.ParticipantID, code int, reason string) {
+	if p := st.parts[id]; p != nil && p.replica != nil {
+		st.endReplica(ctx, p.replica)
+	}
 	if pub := st.pubs[id]; pub != nil {
+		// Disconnected for good, or its stage deleted: its replicas end
+		// now, whatever their reconnect window.
+		pub.final = code == closeDisconnected || code == closeStageDeleted
 		st.endPublication(ctx, pub)
 	}
 	p := st.parts[id]
@@ -519,6 +556,7 @@ type participantState struct {
 	JoinedAt      time.Time           `json:"joinedAt"`
 	Publishing    bool                `json:"publishing"`
 	Tracks        []trackState        `json:"tracks,omitempty"`
+	Replica       bool                `json:"replica,omitempty"` // a replica from another stage
 }
 
 type trackState struct {
@@ -538,6 +576,7 @@ func (st *stage) broadcast() {
 			Attributes:    p.tok.Attributes,
 			Protocol:      p.protocol,
 			JoinedAt:      p.joinedAt.Truncate(time.Millisecond),
+			Replica:       p.replica != nil,
 		}
 		if ps.Attributes == nil {
 			ps.Attributes = map[string]string{}

@@ -43,7 +43,7 @@ func (s *Server) MediaStats() ivsrt.MediaStats {
 				continue
 			}
 			present++
-			if p.pub != nil {
+			if p.pub != nil || p.replica != nil {
 				out.Publishers++
 			}
 			out.Subscriptions += len(p.subs)

@@ -24,6 +24,7 @@ type subscribeSession struct {
 	downs   []*forward.DownTrack
 	started bool // connected: SUBSCRIBE_STARTED recorded
 	ended   bool
+	replica bool // the publisher is a replica: its events say so
 }
 
 // postWHEP creates a WHEP session: POST /whep/{participantId} with the
@@ -56,7 +57,7 @@ func (s *Server) postWHEP(w http.ResponseWriter, r *http.Request) {
 			// A client that gave up on its request made no error of ours.
 			if ctx.Err() == nil {
 				st.record(ctx, &ivsrt.Event{Name: ivsrt.EventSubscribeError, ParticipantID: ss.pid,
-					RemoteParticipantID: remote, ErrorCode: eventCode(ref)})
+					RemoteParticipantID: remote, ErrorCode: eventCode(ref), Replica: ss.replica})
 			}
 			st.endSubscribe(ctx, ss)
 		}
@@ -102,7 +103,7 @@ func (st *stage) startSubscribe(ctx context.Context, c claims, remote ivsrt.Part
 		return nil, ref
 	}
 	ss := &subscribeSession{id: st.s.newResourceID(), st: st, pid: id, remote: remote,
-		sources: make(map[webrtc.RTPCodecType]*forward.Source, len(pub.sources))}
+		sources: make(map[webrtc.RTPCodecType]*forward.Source, len(pub.sources)), replica: pub.replica != nil}
 	for k, src := range pub.sources {
 		ss.sources[k] = src
 	}
@@ -188,7 +189,8 @@ func (s *Server) subscribeState(ss *subscribeSession, state webrtc.PeerConnectio
 			return
 		}
 		ss.started = true
-		st.record(ctx, &ivsrt.Event{Name: ivsrt.EventSubscribeStarted, ParticipantID: ss.pid, RemoteParticipantID: ss.remote})
+		st.record(ctx, &ivsrt.Event{Name: ivsrt.EventSubscribeStarted, ParticipantID: ss.pid, RemoteParticipantID: ss.remote,
+			Replica: ss.replica})
 		downs := ss.downs
 		st.unlock()
 		for _, d := range downs {

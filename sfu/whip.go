@@ -334,6 +334,9 @@ func (s *Server) publishState(ps *publishSession, state webrtc.PeerConnectionSta
 		if !ps.ended && !ps.started {
 			ps.started = true
 			st.record(ctx, &ivsrt.Event{Name: ivsrt.EventPublishStarted, ParticipantID: ps.pid})
+			if pub := st.pubs[ps.pid]; pub != nil && pub.session == ps {
+				pub.notifyFeeds(ivsrt.FeedResumed)
+			}
 			st.changed = true
 			s.wg.Add(1)
 			go func() {
