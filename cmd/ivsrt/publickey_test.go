@@ -19,10 +19,14 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ivsrealtime"
 	"github.com/aws/aws-sdk-go-v2/service/ivsrealtime/types"
+	"github.com/chromedp/chromedp"
+
+	"github.com/ivsrt/ivsrt/web/webtest"
 )
 
 // The public key operations, through the AWS SDK against the whole
@@ -782,4 +786,73 @@ func mustP256(t testing.TB) *ecdsa.PublicKey {
 		t.Fatal(err)
 	}
 	return &k.PublicKey
+}
+
+// TestBrowserConsolePublicKeys checks the console's public keys tab: it
+// lists keys with their fingerprints, imports one pasted into its form,
+// shows why a key of another curve is refused, and deletes one after a
+// confirmation.
+func TestBrowserConsolePublicKeys(t *testing.T) {
+	m, c := startServer(t, withDev())
+	ctx := testContext(t)
+	existing := importKey(t, c, "existing", fixedKeyPEM, map[string]string{"env": "test"})
+
+	b := webtest.NewBrowser(t)
+	console := b.NewTab("console")
+	console.Navigate("http://" + m.Addr() + "/console#tab=keys")
+	console.WaitFor("the public keys tab", `document.getElementById("live").dataset.state === "ok" &&
+		!document.getElementById("keys-view").hidden && document.getElementById("stages-view").hidden &&
+		document.getElementById("storage-view").hidden && document.getElementById("delivery-view").hidden &&
+		document.querySelector("#tabs [aria-current]")?.dataset.tab === "keys"`, 10*time.Second)
+	row := func(arn string) string { return fmt.Sprintf(`#keys tr[data-key-arn=%q]`, arn) }
+	console.WaitFor("the existing key, with its fingerprint", `(() => {
+		const row = document.querySelector('`+row(existing)+`');
+		return !!row && row.cells[0].textContent === "existing" && row.cells[2].textContent === "`+fixedKeyFingerprint+`" &&
+			row.cells[3].textContent === "env=test";
+	})()`, 10*time.Second)
+
+	// A key of another curve is refused, and the console says why.
+	console.Do("import a P-256 key",
+		chromedp.SetValue(chromedp.ID("new-key-material"), publicPEM(t, mustP256(t))),
+		chromedp.Click(chromedp.CSS(`#import-key button[type=submit]`)),
+	)
+	console.WaitFor("the refusal", `!document.getElementById("error").hidden &&
+		document.getElementById("error").textContent.includes("P-384")`, 10*time.Second)
+
+	_, material := newKeyPair(t)
+	console.Do("import one",
+		chromedp.SetValue(chromedp.ID("new-key-name"), "from-console"),
+		chromedp.SetValue(chromedp.ID("new-key-material"), material),
+		chromedp.Click(chromedp.CSS(`#import-key button[type=submit]`)),
+	)
+	fp := fingerprintOf(t, material)
+	console.WaitFor("the new one", `document.querySelectorAll("#keys tbody tr").length === 2 && document.getElementById("error").hidden &&
+		[...document.querySelectorAll("#keys tbody tr")].some((r) => r.cells[0].textContent === "from-console" && r.cells[2].textContent === "`+fp+`")`, 10*time.Second)
+	list, err := c.ListPublicKeys(ctx, &ivsrealtime.ListPublicKeysInput{})
+	if err != nil {
+		t.Fatalf("ListPublicKeys: %v", err)
+	}
+	if n := len(list.PublicKeys); n != 2 || aws.ToString(list.PublicKeys[1].Name) != "from-console" {
+		t.Fatalf("public keys after the console imported one: %s", jsonOf(list.PublicKeys))
+	}
+	created := aws.ToString(list.PublicKeys[1].Arn)
+	console.FullScreenshot("console-public-keys")
+
+	deleteRow := func(arn string) {
+		t.Helper()
+		console.Do("delete", chromedp.Click(chromedp.CSS(row(arn)+` [data-action=delete-key]`)))
+		console.WaitFor("the confirmation", `document.getElementById("confirm").open`, 5*time.Second)
+		console.Do("confirm", chromedp.Click(chromedp.ID("confirm-ok")))
+	}
+	deleteRow(existing)
+	console.WaitFor("one left", `!document.querySelector('`+row(existing)+`') && !!document.querySelector('`+row(created)+`')`, 10*time.Second)
+	deleteRow(created)
+	console.WaitFor("the empty state", `!document.getElementById("no-keys").hidden && !document.querySelector("#keys tbody tr")`, 10*time.Second)
+	if _, err := c.GetPublicKey(ctx, &ivsrealtime.GetPublicKeyInput{Arn: aws.String(existing)}); err == nil {
+		t.Errorf("GetPublicKey after the console deleted it: got it, want ResourceNotFoundException")
+	}
+
+	if v := console.CSPViolations(); len(v) > 0 {
+		t.Errorf("Content Security Policy violations: %v", v)
+	}
 }

@@ -1,5 +1,6 @@
 // The ivsrt web console: stages, sessions, participants and their events,
-// and the storage configurations recordings go to, read through the
+// the storage configurations recordings go to, and the public keys of
+// self-signed participant tokens, read through the
 // ivs-realtime API of this server with SigV4-signed requests, as the AWS
 // CLI reads them; and the delivery of the event
 // stream to its sinks, with the dead letters to redrive, read through the
@@ -37,7 +38,8 @@ let actionError = ""; // what the last action failed with, shown until the next 
 
 // What is selected, kept in the URL's fragment:
 // #tab=delivery&stage=...&session=...&participant=... (tab is empty for the
-// stages, "storage" for the storage configurations).
+// stages, "storage" for the storage configurations, "keys" for the public
+// keys).
 const selectionKeys = ["tab", "stage", "session", "participant"];
 const selection = { tab: "", stage: "", session: "", participant: "" };
 // What the last refresh read.
@@ -51,6 +53,9 @@ const recordings = { session: "", byParticipant: new Map() };
 let playing = null;
 // What the last refresh of the storage tab read.
 const storage = { loaded: false, configurations: [] };
+// What the last refresh of the public keys tab read; ListPublicKeys gives
+// no fingerprint, so each key's is read once with GetPublicKey.
+const publicKeys = { loaded: false, keys: [], fingerprints: new Map() };
 // What the last refresh of the delivery tab read. pages is how many pages
 // of dead letters to read: one, and one more for each "Load more".
 const delivery = { loaded: false, sinks: [], deadLetters: [], nextToken: "", pages: 1, sink: "" };
@@ -189,6 +194,10 @@ async function load() {
     storage.loaded = true;
     return;
   }
+  if (selection.tab === "keys") {
+    await loadPublicKeys();
+    return;
+  }
   const stages = await listAll("ListStages", {}, "stages");
   stages.sort((a, b) => (a.name || stageId(a.arn)).localeCompare(b.name || stageId(b.arn)));
   const live = new Map();
@@ -310,15 +319,21 @@ function render() {
     else tab.removeAttribute("aria-current");
   }
   const onStorage = selection.tab === "storage";
-  $("stages-view").hidden = onDelivery || onStorage;
+  const onKeys = selection.tab === "keys";
+  $("stages-view").hidden = onDelivery || onStorage || onKeys;
   $("delivery-view").hidden = !onDelivery;
   $("storage-view").hidden = !onStorage;
+  $("keys-view").hidden = !onKeys;
   if (onDelivery) {
     renderDelivery();
     return;
   }
   if (onStorage) {
     renderStorage();
+    return;
+  }
+  if (onKeys) {
+    renderPublicKeys();
     return;
   }
   renderStages();
@@ -477,6 +492,37 @@ function renderStorage() {
   }));
 }
 
+async function loadPublicKeys() {
+  const keys = await listAll("ListPublicKeys", {}, "publicKeys");
+  const known = publicKeys.fingerprints;
+  await Promise.all(keys.filter((k) => !known.has(k.arn)).map(async (k) => {
+    try {
+      const res = await api("GetPublicKey", { arn: k.arn });
+      known.set(k.arn, res.publicKey.fingerprint || "");
+    } catch (err) {
+      if (err.code !== "ResourceNotFoundException") throw err; // deleted meanwhile
+    }
+  }));
+  publicKeys.keys = keys;
+  publicKeys.loaded = true;
+}
+
+function renderPublicKeys() {
+  const { loaded, keys, fingerprints } = publicKeys;
+  $("key-count").textContent = keys.length ? String(keys.length) : "";
+  $("no-keys").hidden = !loaded || keys.length > 0;
+  $("keys").hidden = !keys.length;
+  replaceRows($("keys"), keys.map((k) => {
+    const tags = Object.entries(k.tags || {}).map(([n, v]) => `${n}=${v}`).join(", ");
+    return el("tr", { "data-key-arn": k.arn },
+      el("td", { class: "strong" }, k.name || el("span", { class: "muted" }, "(no name)")),
+      el("td", { title: k.arn }, el("code", {}, resourceId(k.arn))),
+      el("td", {}, el("code", {}, fingerprints.get(k.arn) || "")),
+      el("td", {}, tags || el("span", { class: "muted" }, "none")),
+      el("td", { class: "actions" }, el("button", { type: "button", class: "small danger", "data-action": "delete-key" }, "Delete")));
+  }));
+}
+
 function renderDelivery() {
   const { loaded, sinks, deadLetters, nextToken } = delivery;
   $("sink-count").textContent = sinks.length ? String(sinks.length) : "";
@@ -605,7 +651,7 @@ function showError(message) {
 function readSelection() {
   const q = new URLSearchParams(location.hash.slice(1));
   for (const k of selectionKeys) selection[k] = q.get(k) || "";
-  if (selection.tab !== "delivery" && selection.tab !== "storage") selection.tab = "";
+  if (selection.tab !== "delivery" && selection.tab !== "storage" && selection.tab !== "keys") selection.tab = "";
 }
 
 function writeSelection() {
@@ -711,6 +757,27 @@ function wireActions() {
     confirmDialog({ title: "Delete storage configuration?", text: `Delete ${name} (${row.cells[1].textContent})? The bucket and what is in it stay.`, ok: "Delete" }).then((ok) => {
       if (!ok) return;
       act(() => api("DeleteStorageConfiguration", { arn: row.dataset.storageArn }));
+    });
+  });
+
+  $("import-key").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const name = $("new-key-name").value.trim();
+    const publicKeyMaterial = $("new-key-material").value.trim() + "\n";
+    act(async () => {
+      await api("ImportPublicKey", { publicKeyMaterial, ...(name ? { name } : {}) });
+      $("new-key-name").value = "";
+      $("new-key-material").value = "";
+    });
+  });
+
+  $("keys").tBodies[0].addEventListener("click", (e) => {
+    const row = e.target.closest("tr[data-key-arn]");
+    if (!row || !e.target.closest("[data-action=delete-key]")) return;
+    const name = row.cells[0].textContent;
+    confirmDialog({ title: "Delete public key?", text: `Delete ${name} (${row.cells[1].textContent})? Tokens signed with its private key will no longer join; participants already in a stage stay.`, ok: "Delete" }).then((ok) => {
+      if (!ok) return;
+      act(() => api("DeletePublicKey", { arn: row.dataset.keyArn }));
     });
   });
 
