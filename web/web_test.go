@@ -702,6 +702,14 @@ func TestBrowserPlayerPlaylists(t *testing.T) {
 		{`player.mimeType(["avc1.42c01f", "opus"])`, `"video/mp4; codecs=\"avc1.42c01f,opus\""`},
 		{`player.mimeType(["opus"])`, `"audio/mp4; codecs=\"opus\""`},
 		{`player.mimeType([])`, `error: the multivariant playlist does not say the recording's codecs (CODECS)`},
+		{`player.gapAhead([[0, 0.98], [1, 6.98], [7, 9.08]], 0.898)`, `1`}, // stalled at the end of a range
+		{`player.gapAhead([[0, 0.98], [1, 6.98], [7, 9.08]], 0.99)`, `1`},  // in the hole
+		{`player.gapAhead([[0, 0.98], [1, 6.98], [7, 9.08]], 6.9)`, `7`},   // the next one
+		{`player.gapAhead([[0, 0.98], [1, 6.98], [7, 9.08]], 0.5)`, `-1`},  // playing
+		{`player.gapAhead([[0, 0.98], [1, 6.98], [7, 9.08]], 9.0)`, `-1`},  // the end
+		{`player.gapAhead([[0.02, 5]], 0)`, `0.02`},                        // before the first
+		{`player.gapAhead([[0, 0.9], [2, 3]], 0.8)`, `-1`},                 // a hole too long to be a glitch
+		{`player.gapAhead([], 0)`, `-1`},
 		{`player.formatDuration(9.4)`, `"0:09"`},
 		{`player.formatDuration(3725)`, `"1:02:05"`},
 	} {

@@ -42,6 +42,15 @@ func TestBrowserPlayRecording(t *testing.T) {
 		t.Errorf("video size got %dx%d, want 640x360", got.Width, got.Height)
 	}
 	console.FullScreenshot("console-player")
+
+	// Close stops it; so does leaving for another tab.
+	stopped := `document.getElementById("player-card").hidden && !document.getElementById("player").hasAttribute("src")`
+	console.Do("close the player", chromedp.Click(chromedp.ID("player-close")))
+	console.WaitFor("the player closed", stopped, 5*time.Second)
+	console.Do("play again", chromedp.Click(chromedp.CSS(fmt.Sprintf(`#participants tr[data-participant-id=%q] [data-action=play]`, rec.participantID))))
+	console.WaitFor("playing again", `document.getElementById("player").currentTime > 0.5`, 15*time.Second)
+	console.Do("open the storage tab", chromedp.Click(chromedp.CSS(`#tabs [data-tab=storage]`)))
+	console.WaitFor("the player stopped", stopped, 5*time.Second)
 }
 
 // TestBrowserPlayRecordingSizeChanges: the publisher's video changes size
@@ -159,6 +168,7 @@ type playbackState struct {
 	StatusText    string
 	ReadyState    int
 	Paused        bool
+	Buffered      string
 }
 
 // playbackPlay opens the console in Chromium on the recording's session,
@@ -202,18 +212,42 @@ func playbackPlay(t *testing.T, rec playbackRecording, seconds float64) (*webtes
 		return true;
 	})()`)
 	console.Do("play", chromedp.Click(chromedp.CSS(row+` [data-action=play]`)))
-	console.WaitFor(fmt.Sprintf("the video past %g s", seconds), `(() => {
-		const v = document.getElementById("player");
-		if (v.error) throw new Error("MediaError " + v.error.code + ": " + v.error.message);
-		return v.currentTime > `+strconv.FormatFloat(seconds, 'f', -1, 64)+`;
-	})()`, time.Duration(seconds+20)*time.Second)
+	// Past seconds, or else say where it stopped and what it held.
+	deadline := time.Now().Add(time.Duration(seconds+20) * time.Second)
+	for {
+		v := webtest.Eval[struct {
+			CurrentTime float64
+			Error       string
+			Buffered    string
+			ReadyState  int
+			Paused      bool
+			Status      string
+		}](console, `(() => {
+			const v = document.getElementById("player");
+			const b = [];
+			for (let i = 0; i < v.buffered.length; i++) b.push(v.buffered.start(i).toFixed(3) + "-" + v.buffered.end(i).toFixed(3));
+			return { currentTime: v.currentTime, error: v.error ? v.error.code + ": " + v.error.message : "", buffered: b.join(" "),
+				readyState: v.readyState, paused: v.paused, status: document.getElementById("player-status").textContent };
+		})()`)
+		if v.Error != "" {
+			t.Fatalf("MediaError %s; player %+v", v.Error, v)
+		}
+		if v.CurrentTime > seconds {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the video not past %g s: %+v", seconds, v)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	console.WaitFor("every segment appended", `document.getElementById("player-status").dataset.state === "done"`, 10*time.Second)
 	got := webtest.Eval[playbackState](console, `(() => {
 		const v = document.getElementById("player");
 		const s = document.getElementById("player-status");
 		return { width: v.videoWidth, height: v.videoHeight, currentTime: v.currentTime, duration: v.duration,
 			error: v.error ? v.error.code + ": " + v.error.message : "", status: s.dataset.state, statusText: s.textContent,
-			readyState: v.readyState, paused: v.paused };
+			readyState: v.readyState, paused: v.paused,
+			buffered: Array.from({ length: v.buffered.length }, (_, i) => v.buffered.start(i).toFixed(3) + "-" + v.buffered.end(i).toFixed(3)).join(" ") };
 	})()`)
 	t.Logf("player: %+v", got)
 	if got.Error != "" {

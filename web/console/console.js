@@ -313,6 +313,8 @@ function selectedStage() {
 // --- rendering ----------------------------------------------------------
 
 function render() {
+  // A recording plays while its session is in view.
+  if (playing && (selection.tab !== "" || playing.session !== selection.session)) stopPlaying();
   const onDelivery = selection.tab === "delivery";
   for (const tab of document.querySelectorAll("#tabs [data-tab]")) {
     if (tab.dataset.tab === selection.tab) tab.setAttribute("aria-current", "page");
@@ -343,6 +345,7 @@ function render() {
   if (!stage) {
     $("participants-card").hidden = true;
     $("events-card").hidden = true;
+    $("player-card").hidden = true;
     return;
   }
   $("stage-title").textContent = stage.name || stageId(stage.arn);
@@ -444,14 +447,13 @@ function stopPlaying() {
   if (!playing) return;
   playing.player.stop();
   playing = null;
+  $("player-card").hidden = true;
   $("player-status").textContent = "";
   $("player-status").dataset.state = "";
 }
 
-// renderPlayer shows the player while it plays a recording of the
-// selected session.
+// renderPlayer shows the player while it plays a recording.
 function renderPlayer() {
-  if (playing && playing.session !== selection.session) stopPlaying();
   $("player-card").hidden = !playing;
 }
 

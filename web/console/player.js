@@ -21,6 +21,17 @@ export const multivariantKey = "media/hls/multivariant.m3u8";
 // SourceBuffer is full.
 const keepBehindSeconds = 10;
 
+// A segment after a discontinuity whose media time is within this of
+// where the playlist puts it keeps the time it has: the recording's
+// timeline goes on (ivsrt's do), and moving it by rounding errors would
+// overlap or part frames at the boundary.
+const alignTolerance = 0.1;
+
+// Holes in what is buffered up to this long are jumped over, as a
+// browser stalls at them: a frame missing at a boundary, a recording's
+// tracks not ending together.
+const maxGap = 0.5;
+
 /**
  * Parses an attribute list (RFC 8216, section 4.2): NAME=value pairs,
  * separated by commas, the values quoted strings or not.
@@ -208,6 +219,27 @@ function children(view, top, outer, type) {
 }
 
 /**
+ * Returns where to jump to get over a hole in what is buffered: the start
+ * of the next buffered range, when t is in a hole, or at the end of a
+ * range (where playing stalls), and the next range is less than maxGap
+ * away; or -1.
+ * @param {number[][]} ranges  buffered [start, end] pairs, in order
+ * @param {number} t  the play position
+ * @returns {number}
+ */
+export function gapAhead(ranges, t) {
+  const nearEnd = 0.25;
+  for (let i = 0; i < ranges.length; i++) {
+    const [start, end] = ranges[i];
+    if (t < start) return start - t <= maxGap ? start : -1; // in a hole
+    if (t < end - nearEnd) return -1; // well inside a range
+    const next = ranges[i + 1];
+    if (t <= end && next && next[0] - end <= maxGap) return next[0];
+  }
+  return -1;
+}
+
+/**
  * Counts the segments a recording's media playlist lists: 0 when it has
  * no playlists (a recording that failed before its first media).
  * @param {(key: string) => Promise<ArrayBuffer>} load  as for playRecording
@@ -236,13 +268,23 @@ export async function recordedSegments(load, missing) {
  * @returns {{stop: () => void, done: Promise<void>, info: object}}
  */
 export function playRecording(video, load, opts = {}) {
-  const status = opts.onStatus || (() => {});
+  const onStatus = opts.onStatus || (() => {});
+  const status = (text, state) => {
+    if (!stopped) onStatus(text, state);
+  };
   const info = { type: "", width: 0, height: 0, segments: 0, appended: 0, duration: 0, ended: false, start: 0 };
   let stopped = false;
   const ms = new MediaSource();
   const url = URL.createObjectURL(ms);
   video.src = url;
 
+  const gapWatch = setInterval(() => {
+    if (video.paused || video.seeking || video.ended || video.readyState >= HTMLMediaElement.HAVE_FUTURE_DATA) return;
+    const ranges = [];
+    for (let i = 0; i < video.buffered.length; i++) ranges.push([video.buffered.start(i), video.buffered.end(i)]);
+    const to = gapAhead(ranges, video.currentTime);
+    if (to >= 0) video.currentTime = to;
+  }, 250);
   const text = async (key) => new TextDecoder().decode(await load(key));
   const check = () => {
     if (stopped) throw new StoppedError();
@@ -299,8 +341,11 @@ export function playRecording(video, load, opts = {}) {
         // segment after a break starts where the playlist says.
         const start = mediaStart(init, data);
         if (item.n === 1) info.start = start;
-        await idle(sb);
-        sb.timestampOffset = item.start - start;
+        const offset = item.start - start;
+        if (item.n === 1 || Math.abs(offset - sb.timestampOffset) > alignTolerance) {
+          await idle(sb);
+          sb.timestampOffset = offset;
+        }
       }
       await append(video, sb, data, check);
       info.appended = item.n;
@@ -315,11 +360,13 @@ export function playRecording(video, load, opts = {}) {
   })().catch((err) => {
     if (err instanceof StoppedError) return;
     status(err.message || String(err), "error");
+    // What was appended still plays; a decoding failure is the media
+    // element's error already.
     if (ms.readyState === "open") {
       try {
-        ms.endOfStream("decode");
+        ms.endOfStream();
       } catch {
-        // already ended
+        // still updating: it ends with the element
       }
     }
     throw err;
@@ -331,6 +378,7 @@ export function playRecording(video, load, opts = {}) {
     done,
     stop() {
       stopped = true;
+      clearInterval(gapWatch);
       video.pause();
       video.removeAttribute("src");
       video.load();
