@@ -76,6 +76,8 @@ func (m *Main) joinCluster(ctx context.Context) error {
 	if err := m.Node.Start(ctx, m.SFU); err != nil {
 		return err
 	}
+	// Replicas here of publishers elsewhere are fed from there.
+	m.SFU.SetRemoteFeeds(m.Node)
 	m.delivery = &deliveryControl{store: m.DB}
 	m.Node.Lead(ctx, "event-relay", func(ctx context.Context) (func(), error) {
 		// The relay belongs to the lead, not to the server: Close stops it

@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/ivsrt/ivsrt"
 	"github.com/ivsrt/ivsrt/cluster"
 	"github.com/ivsrt/ivsrt/events"
 	"github.com/ivsrt/ivsrt/internal/config"
@@ -67,6 +68,9 @@ func (m *Main) settings() *config.Set {
 			{Flag: "max-public-keys", Env: "IVSRT_MAX_PUBLIC_KEYS", Key: "max_public_keys",
 				Value: config.Int(&c.MaxPublicKeys, 0),
 				Help:  "most public keys (for self-signed tokens) that may be imported at once, 0 for no limit; more is ServiceQuotaExceededException"},
+			{Flag: "max-replicas-per-participant", Env: "IVSRT_MAX_REPLICAS_PER_PARTICIPANT", Key: "max_replicas_per_participant",
+				Value: config.Int(&c.MaxReplicas, ivsrt.DefaultMaxReplicasPerParticipant),
+				Help:  "most stages a participant may be replicated to at once, 0 for no limit; more is ServiceQuotaExceededException"},
 			{Flag: "log-level", Env: "IVSRT_LOG_LEVEL", Key: "log_level",
 				Value: config.String(&c.LogLevel, "info"),
 				Help:  "debug, info, warn or error"},

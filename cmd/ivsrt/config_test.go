@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ivsrt/ivsrt"
 	"github.com/ivsrt/ivsrt/cluster"
 	"github.com/ivsrt/ivsrt/events"
 )
@@ -61,6 +62,7 @@ func TestConfigDefaults(t *testing.T) {
 		EventRetryFor: events.DefaultRetryFor, EventRetention: events.DefaultRetention,
 		ClusterLeaseTTL: cluster.DefaultLeaseTTL, ClusterHeartbeat: cluster.DefaultHeartbeatInterval,
 		ClusterDeadAfter: cluster.DefaultDeadAfter, DrainTimeout: DefaultDrainTimeout,
+		MaxReplicas: ivsrt.DefaultMaxReplicasPerParticipant,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %+v,\nwant %+v", got, want)

@@ -46,6 +46,7 @@ type Config struct {
 	SecretAccessKey string
 	MaxStages       int
 	MaxPublicKeys   int
+	MaxReplicas     int // of one participant at once
 	LogLevel        string
 
 	// Media: the UDP port all media goes through, the TCP port of the ICE
@@ -202,6 +203,9 @@ func (m *Main) validate() error {
 	if c.MaxPublicKeys < 0 {
 		return fmt.Errorf("--max-public-keys %d: want 0 or more", c.MaxPublicKeys)
 	}
+	if c.MaxReplicas < 0 {
+		return fmt.Errorf("--max-replicas-per-participant %d: want 0 or more", c.MaxReplicas)
+	}
 	if c.RTCUDPPort < 0 || c.RTCUDPPort > 65535 {
 		return fmt.Errorf("--rtc-udp-port %d: want a port number, 0..65535", c.RTCUDPPort)
 	}
@@ -354,12 +358,13 @@ func (m *Main) Run(ctx context.Context) error {
 
 	verifier := &api.SigV4Verifier{Credentials: creds, Service: "ivs", Region: c.Region, Dev: c.Dev}
 	m.API, err = api.NewServer(m.DB, issuer, verifier, api.Config{
-		Region:         c.Region,
-		AccountID:      c.AccountID,
-		PublicURL:      publicURL,
-		Quota:          ivsrt.StageQuota{MaxStages: c.MaxStages},
-		PublicKeyQuota: ivsrt.PublicKeyQuota{MaxPublicKeys: c.MaxPublicKeys},
-		PaginationKey:  pageKey,
+		Region:           c.Region,
+		AccountID:        c.AccountID,
+		PublicURL:        publicURL,
+		Quota:            ivsrt.StageQuota{MaxStages: c.MaxStages},
+		PublicKeyQuota:   ivsrt.PublicKeyQuota{MaxPublicKeys: c.MaxPublicKeys},
+		ReplicationQuota: ivsrt.ReplicationQuota{MaxReplicasPerParticipant: c.MaxReplicas},
+		PaginationKey:    pageKey,
 	}, api.WithLogger(m.Logger.With("component", "api")), api.WithMediaPlane(media), api.WithRequestObserver(m.Metrics),
 		api.WithBucketChecker(m.Objects))
 	if err != nil {
