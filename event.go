@@ -15,6 +15,7 @@ const (
 	EventPublishError     EventName = "PUBLISH_ERROR"
 	EventSubscribeError   EventName = "SUBSCRIBE_ERROR"
 	EventJoinError        EventName = "JOIN_ERROR"
+	EventTokenExchanged   EventName = "TOKEN_EXCHANGED"
 )
 
 // Error codes carried by *_ERROR events.
@@ -53,4 +54,26 @@ type Event struct {
 	// records on the source participant.
 	DestinationStageARN  StageARN
 	DestinationSessionID SessionID
+
+	// Set on TOKEN_EXCHANGED: what the participant's token said before
+	// the exchange, and what the new one says.
+	PreviousToken, NewToken *ExchangedToken
+}
+
+// ExchangedToken is what a token exchange tells of each of the two
+// tokens (the API's ExchangedParticipantToken).
+type ExchangedToken struct {
+	Capabilities   []Capability
+	Attributes     map[string]string
+	UserID         string
+	ExpirationTime time.Time
+	// IssuedAt is the token's iat: a token issued before the one a
+	// participant exchanged for is no longer accepted. Not in the API.
+	IssuedAt time.Time
+}
+
+// Exchanged returns what a token exchange tells of tok.
+func (tok *ParticipantToken) Exchanged() *ExchangedToken {
+	return &ExchangedToken{Capabilities: tok.Capabilities, Attributes: tok.Attributes, UserID: tok.UserID,
+		ExpirationTime: tok.ExpirationTime, IssuedAt: tok.CreatedAt}
 }

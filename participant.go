@@ -35,6 +35,12 @@ type ParticipantToken struct {
 	// DisconnectParticipant can revoke it like any other.
 	PublicKeyARN PublicKeyARN
 
+	// NotBefore is set by a token exchange (self-signed tokens only): the
+	// issue time of the token exchanged for, before which no token of
+	// the participant is accepted any more, so that a token a
+	// downgrade replaced cannot be presented again.
+	NotBefore time.Time
+
 	// RevokedAt is set, for good, when the participant is disconnected.
 	RevokedAt    time.Time
 	RevokeReason string

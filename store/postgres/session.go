@@ -106,12 +106,42 @@ func (s sessionTx) ParticipantState(ctx context.Context, session ivsrt.SessionID
 }
 
 func (s sessionTx) AddEvent(ctx context.Context, ev *ivsrt.Event) error {
+	previous, err := storecore.EncodeExchangedToken(ev.PreviousToken)
+	if err != nil {
+		return err
+	}
+	next, err := storecore.EncodeExchangedToken(ev.NewToken)
+	if err != nil {
+		return err
+	}
 	if _, err := s.tx.Exec(ctx, `INSERT INTO participant_events
 		(session_id, participant_id, name, remote_participant_id, error_code, event_time,
-		 replica, destination_stage_arn, destination_session_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		 replica, destination_stage_arn, destination_session_id, previous_token, new_token)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
 		string(ev.SessionID), string(ev.ParticipantID), string(ev.Name), string(ev.RemoteParticipantID), ev.ErrorCode, ms(ev.Time),
-		ev.Replica, string(ev.DestinationStageARN), string(ev.DestinationSessionID)); err != nil {
+		ev.Replica, string(ev.DestinationStageARN), string(ev.DestinationSessionID), previous, next); err != nil {
 		return fmt.Errorf("insert event: %w", err)
+	}
+	return nil
+}
+
+func (s sessionTx) ExchangeToken(ctx context.Context, session ivsrt.SessionID, id ivsrt.ParticipantID, tok *ivsrt.ExchangedToken) error {
+	attrs, err := storecore.EncodeAttributes(tok.Attributes)
+	if err != nil {
+		return err
+	}
+	caps := make([]string, len(tok.Capabilities))
+	for i, c := range tok.Capabilities {
+		caps[i] = string(c)
+	}
+	if _, err := s.tx.Exec(ctx, `UPDATE participants SET user_id = $1, attributes = $2 WHERE session_id = $3 AND participant_id = $4`,
+		tok.UserID, attrs, string(session), string(id)); err != nil {
+		return fmt.Errorf("exchange token: participant: %w", err)
+	}
+	if _, err := s.tx.Exec(ctx, `UPDATE participant_tokens SET user_id = $1, attributes = $2, capabilities = $3,
+		expires_at = $4, not_before = $5 WHERE participant_id = $6 AND public_key_arn <> ''`,
+		tok.UserID, attrs, caps, ms(tok.ExpirationTime), ms(tok.IssuedAt), string(id)); err != nil {
+		return fmt.Errorf("exchange token: %w", err)
 	}
 	return nil
 }
@@ -322,7 +352,8 @@ func (db *DB) ListParticipantEvents(ctx context.Context, stage ivsrt.StageARN, s
 	)
 	err = db.read(ctx, func(conn *pgx.Conn) error {
 		rows, err := conn.Query(ctx, `SELECT e.seq, s.stage_arn, e.session_id, e.name, e.participant_id,
-			e.remote_participant_id, e.error_code, e.event_time, e.replica, e.destination_stage_arn, e.destination_session_id
+			e.remote_participant_id, e.error_code, e.event_time, e.replica, e.destination_stage_arn, e.destination_session_id,
+			e.previous_token, e.new_token
 			FROM participant_events e JOIN stage_sessions s ON s.session_id = e.session_id
 			WHERE s.stage_arn = $1 AND e.session_id = $2 AND e.participant_id = $3 AND e.seq > $4
 			ORDER BY e.seq LIMIT $5`, string(stage), string(session), string(id), after, page.Limit+1)
@@ -331,14 +362,22 @@ func (db *DB) ListParticipantEvents(ctx context.Context, stage ivsrt.StageARN, s
 		}
 		events, next, err = collect(rows, page.Limit, func(r pgx.Rows) (*ivsrt.Event, int64, error) {
 			var (
-				e   ivsrt.Event
-				seq int64
+				e              ivsrt.Event
+				seq            int64
+				previous, next string
 			)
 			if err := r.Scan(&seq, &e.StageARN, &e.SessionID, &e.Name, &e.ParticipantID, &e.RemoteParticipantID, &e.ErrorCode, &e.Time,
-				&e.Replica, &e.DestinationStageARN, &e.DestinationSessionID); err != nil {
+				&e.Replica, &e.DestinationStageARN, &e.DestinationSessionID, &previous, &next); err != nil {
 				return nil, 0, err
 			}
 			e.Time = e.Time.UTC()
+			var err error
+			if e.PreviousToken, err = storecore.DecodeExchangedToken(previous); err != nil {
+				return nil, 0, err
+			}
+			if e.NewToken, err = storecore.DecodeExchangedToken(next); err != nil {
+				return nil, 0, err
+			}
 			return &e, seq, nil
 		})
 		return err

@@ -46,13 +46,14 @@ func (db *DB) GetParticipantToken(ctx context.Context, id ivsrt.ParticipantID) (
 		attrs     []byte
 		caps      []string
 		revokedAt *time.Time
+		notBefore *time.Time
 	)
 	err := db.read(ctx, func(conn *pgx.Conn) error {
 		return conn.QueryRow(ctx, `SELECT participant_id, stage_arn, user_id, attributes, capabilities,
-			duration_minutes, created_at, expires_at, revoked_at, revoke_reason, public_key_arn
+			duration_minutes, created_at, expires_at, revoked_at, revoke_reason, public_key_arn, not_before
 			FROM participant_tokens WHERE participant_id = $1`, string(id)).Scan(
 			&t.ParticipantID, &t.StageARN, &t.UserID, &attrs, &caps,
-			&t.DurationMinutes, &t.CreatedAt, &t.ExpirationTime, &revokedAt, &t.RevokeReason, &t.PublicKeyARN)
+			&t.DurationMinutes, &t.CreatedAt, &t.ExpirationTime, &revokedAt, &t.RevokeReason, &t.PublicKeyARN, &notBefore)
 	})
 	if err != nil {
 		return nil, translate(err, "participant token")
@@ -64,6 +65,7 @@ func (db *DB) GetParticipantToken(ctx context.Context, id ivsrt.ParticipantID) (
 		t.Capabilities = append(t.Capabilities, ivsrt.Capability(c))
 	}
 	t.CreatedAt, t.ExpirationTime, t.RevokedAt = t.CreatedAt.UTC(), t.ExpirationTime.UTC(), fromNull(revokedAt)
+	t.NotBefore = fromNull(notBefore)
 	return &t, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/ivsrt/ivsrt"
@@ -110,12 +111,41 @@ func (s sessionTx) ParticipantState(ctx context.Context, session ivsrt.SessionID
 }
 
 func (s sessionTx) AddEvent(ctx context.Context, ev *ivsrt.Event) error {
+	previous, err := storecore.EncodeExchangedToken(ev.PreviousToken)
+	if err != nil {
+		return err
+	}
+	next, err := storecore.EncodeExchangedToken(ev.NewToken)
+	if err != nil {
+		return err
+	}
 	if _, err := s.tx.ExecContext(ctx, `INSERT INTO participant_events
 		(session_id, participant_id, name, remote_participant_id, error_code, event_time,
-		 replica, destination_stage_arn, destination_session_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		 replica, destination_stage_arn, destination_session_id, previous_token, new_token) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		string(ev.SessionID), string(ev.ParticipantID), string(ev.Name), string(ev.RemoteParticipantID), ev.ErrorCode, millis(ev.Time),
-		ev.Replica, string(ev.DestinationStageARN), string(ev.DestinationSessionID)); err != nil {
+		ev.Replica, string(ev.DestinationStageARN), string(ev.DestinationSessionID), previous, next); err != nil {
 		return fmt.Errorf("insert event: %w", err)
+	}
+	return nil
+}
+
+func (s sessionTx) ExchangeToken(ctx context.Context, session ivsrt.SessionID, id ivsrt.ParticipantID, tok *ivsrt.ExchangedToken) error {
+	attrs, err := storecore.EncodeAttributes(tok.Attributes)
+	if err != nil {
+		return err
+	}
+	caps := make([]string, len(tok.Capabilities))
+	for i, c := range tok.Capabilities {
+		caps[i] = string(c)
+	}
+	if _, err := s.tx.ExecContext(ctx, `UPDATE participants SET user_id = ?, attributes = ? WHERE session_id = ? AND participant_id = ?`,
+		tok.UserID, string(attrs), string(session), string(id)); err != nil {
+		return fmt.Errorf("exchange token: participant: %w", err)
+	}
+	if _, err := s.tx.ExecContext(ctx, `UPDATE participant_tokens SET user_id = ?, attributes = ?, capabilities = ?,
+		expires_at = ?, not_before = ? WHERE participant_id = ? AND public_key_arn <> ''`,
+		tok.UserID, string(attrs), strings.Join(caps, ","), millis(tok.ExpirationTime), millis(tok.IssuedAt), string(id)); err != nil {
+		return fmt.Errorf("exchange token: %w", err)
 	}
 	return nil
 }
@@ -307,7 +337,8 @@ func (db *DB) ListParticipantEvents(ctx context.Context, stage ivsrt.StageARN, s
 		return nil, "", err
 	}
 	rows, err := db.read.QueryContext(ctx, `SELECT e.seq, s.stage_arn, e.session_id, e.name, e.participant_id,
-		e.remote_participant_id, e.error_code, e.event_time, e.replica, e.destination_stage_arn, e.destination_session_id
+		e.remote_participant_id, e.error_code, e.event_time, e.replica, e.destination_stage_arn, e.destination_session_id,
+		e.previous_token, e.new_token
 		FROM participant_events e JOIN stage_sessions s ON s.session_id = e.session_id
 		WHERE s.stage_arn = ? AND e.session_id = ? AND e.participant_id = ? AND e.seq > ?
 		ORDER BY e.seq LIMIT ?`, string(stage), string(session), string(id), after, page.Limit+1)
@@ -316,15 +347,23 @@ func (db *DB) ListParticipantEvents(ctx context.Context, stage ivsrt.StageARN, s
 	}
 	return collect(rows, page.Limit, func(row interface{ Scan(...any) error }) (*ivsrt.Event, int64, error) {
 		var (
-			e   ivsrt.Event
-			seq int64
-			at  int64
+			e              ivsrt.Event
+			seq            int64
+			at             int64
+			previous, next string
 		)
 		if err := row.Scan(&seq, &e.StageARN, &e.SessionID, &e.Name, &e.ParticipantID, &e.RemoteParticipantID, &e.ErrorCode, &at,
-			&e.Replica, &e.DestinationStageARN, &e.DestinationSessionID); err != nil {
+			&e.Replica, &e.DestinationStageARN, &e.DestinationSessionID, &previous, &next); err != nil {
 			return nil, 0, err
 		}
 		e.Time = fromMillis(at)
+		var err error
+		if e.PreviousToken, err = storecore.DecodeExchangedToken(previous); err != nil {
+			return nil, 0, err
+		}
+		if e.NewToken, err = storecore.DecodeExchangedToken(next); err != nil {
+			return nil, 0, err
+		}
 		return &e, seq, nil
 	})
 }

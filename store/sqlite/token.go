@@ -143,13 +143,14 @@ func (db *DB) GetParticipantToken(ctx context.Context, id ivsrt.ParticipantID) (
 		t                    ivsrt.ParticipantToken
 		attrs, caps          string
 		createdAt, expiresAt int64
+		notBefore            int64
 		revokedAt            sql.NullInt64
 	)
 	err := db.read.QueryRowContext(ctx, `SELECT participant_id, stage_arn, user_id, attributes, capabilities,
-		duration_minutes, created_at, expires_at, revoked_at, revoke_reason, public_key_arn
+		duration_minutes, created_at, expires_at, revoked_at, revoke_reason, public_key_arn, not_before
 		FROM participant_tokens WHERE participant_id = ?`, string(id)).Scan(
 		&t.ParticipantID, &t.StageARN, &t.UserID, &attrs, &caps,
-		&t.DurationMinutes, &createdAt, &expiresAt, &revokedAt, &t.RevokeReason, &t.PublicKeyARN)
+		&t.DurationMinutes, &createdAt, &expiresAt, &revokedAt, &t.RevokeReason, &t.PublicKeyARN, &notBefore)
 	if err != nil {
 		return nil, translate(err, "participant token")
 	}
@@ -162,6 +163,9 @@ func (db *DB) GetParticipantToken(ctx context.Context, id ivsrt.ParticipantID) (
 		}
 	}
 	t.CreatedAt, t.ExpirationTime, t.RevokedAt = fromMillis(createdAt), fromMillis(expiresAt), nullMillis(revokedAt)
+	if notBefore != 0 {
+		t.NotBefore = fromMillis(notBefore)
+	}
 	return &t, nil
 }
 

@@ -454,3 +454,100 @@ func testSelfSignedToken(t *testing.T, open OpenFunc) {
 	_, err = e.s.GetParticipantToken(e.ctx, tok.ParticipantID)
 	wantCode(t, "GetParticipantToken after DeleteStage", err, ivsrt.ENOTFOUND)
 }
+
+// testTokenExchange: TOKEN_EXCHANGED keeps both tokens' fields on the
+// event, changes the participant's user id and attributes, and makes the
+// stored self-signed token the new one, which no older token replaces;
+// the event stream tells nothing of it (IVS's does not).
+func testTokenExchange(t *testing.T, open OpenFunc) {
+	e := newEnv(t, open)
+	st := e.createStage(t, "exchange", nil)
+	pk := e.importKey(t, "signer", nil)
+	issued := e.clock.Now()
+	tok := &ivsrt.ParticipantToken{
+		ParticipantID:   "guest-1",
+		StageARN:        st.ARN,
+		UserID:          "carol",
+		Attributes:      map[string]string{"role": "guest"},
+		Capabilities:    []ivsrt.Capability{ivsrt.CapabilitySubscribe},
+		DurationMinutes: 60,
+		CreatedAt:       issued,
+		ExpirationTime:  issued.Add(time.Hour),
+		PublicKeyARN:    pk.ARN,
+	}
+	if err := e.s.CreateParticipantToken(e.ctx, tok); err != nil {
+		t.Fatalf("CreateParticipantToken: %v", err)
+	}
+	sid := e.record(t, &ivsrt.Event{StageARN: st.ARN, Name: ivsrt.EventJoined, ParticipantID: tok.ParticipantID,
+		Time: e.clock.Advance(time.Second), UserID: tok.UserID, Attributes: tok.Attributes}).SessionID
+	before := e.lastSeq(t)
+
+	promoted := e.clock.Advance(time.Minute)
+	next := &ivsrt.ParticipantToken{ParticipantID: tok.ParticipantID, StageARN: st.ARN, UserID: "carol-host",
+		Attributes:   map[string]string{"role": "host", "featured": "true"},
+		Capabilities: []ivsrt.Capability{ivsrt.CapabilityPublish, ivsrt.CapabilitySubscribe},
+		CreatedAt:    promoted, ExpirationTime: promoted.Add(2 * time.Hour), PublicKeyARN: pk.ARN}
+	e.record(t, &ivsrt.Event{StageARN: st.ARN, Name: ivsrt.EventTokenExchanged, ParticipantID: tok.ParticipantID, Time: promoted,
+		PreviousToken: tok.Exchanged(), NewToken: next.Exchanged()})
+
+	evs := e.allEvents(t, st.ARN, sid, tok.ParticipantID)
+	if got := eventNames(evs); !slices.Equal(got, []ivsrt.EventName{ivsrt.EventJoined, ivsrt.EventTokenExchanged}) {
+		t.Fatalf("events: got %v", got)
+	}
+	ev := evs[1]
+	checkExchanged(t, "previousToken", ev.PreviousToken, tok)
+	checkExchanged(t, "newToken", ev.NewToken, next)
+	if evs[0].PreviousToken != nil || evs[0].NewToken != nil {
+		t.Errorf("JOINED has exchanged tokens: %+v, %+v", evs[0].PreviousToken, evs[0].NewToken)
+	}
+	if after := e.lastSeq(t); after != before {
+		t.Errorf("the exchange added stream events: seq %d, then %d", before, after)
+	}
+
+	p := e.getParticipant(t, st.ARN, sid, tok.ParticipantID)
+	if p.UserID != "carol-host" || p.Attributes["role"] != "host" || p.Attributes["featured"] != "true" || p.State != ivsrt.ParticipantConnected {
+		t.Errorf("the participant after the exchange: got %+v, want carol-host, the new attributes, connected", p)
+	}
+	want := *tok
+	want.UserID, want.Attributes, want.Capabilities = next.UserID, next.Attributes, next.Capabilities
+	want.ExpirationTime, want.NotBefore = next.ExpirationTime, promoted
+	got, err := e.s.GetParticipantToken(e.ctx, tok.ParticipantID)
+	if err != nil {
+		t.Fatalf("GetParticipantToken: %v", err)
+	}
+	checkToken(t, "the stored token after the exchange", got, &want)
+
+	// An exchange needs its new token; the participant's events are
+	// intact after the refusal.
+	err = e.s.RecordEvent(e.ctx, &ivsrt.Event{StageARN: st.ARN, Name: ivsrt.EventTokenExchanged, ParticipantID: tok.ParticipantID,
+		Time: e.clock.Advance(time.Second), PreviousToken: next.Exchanged()})
+	wantCode(t, "TOKEN_EXCHANGED without its new token", err, ivsrt.EINVALID)
+	if got := len(e.allEvents(t, st.ARN, sid, tok.ParticipantID)); got != 2 {
+		t.Errorf("events after a refused exchange: got %d, want 2", got)
+	}
+
+	// A token this server issued is never changed by one.
+	issuedTok := e.createToken(t, st.ARN)
+	e.join(t, st.ARN, issuedTok.ParticipantID, issuedTok.UserID)
+	e.record(t, &ivsrt.Event{StageARN: st.ARN, Name: ivsrt.EventTokenExchanged, ParticipantID: issuedTok.ParticipantID,
+		Time: e.clock.Advance(time.Second), PreviousToken: issuedTok.Exchanged(), NewToken: next.Exchanged()})
+	got, err = e.s.GetParticipantToken(e.ctx, issuedTok.ParticipantID)
+	if err != nil {
+		t.Fatalf("GetParticipantToken: %v", err)
+	}
+	checkToken(t, "an issued token after an exchange", got, issuedTok)
+}
+
+// checkExchanged compares what an event tells of a token with the token.
+func checkExchanged(t *testing.T, what string, got *ivsrt.ExchangedToken, want *ivsrt.ParticipantToken) {
+	t.Helper()
+	if got == nil {
+		t.Errorf("%s: missing", what)
+		return
+	}
+	if got.UserID != want.UserID || !slices.Equal(got.Capabilities, want.Capabilities) {
+		t.Errorf("%s: got %q %v, want %q %v", what, got.UserID, got.Capabilities, want.UserID, want.Capabilities)
+	}
+	checkTags(t, what+": attributes", got.Attributes, want.Attributes)
+	checkTime(t, what+": expirationTime", got.ExpirationTime, want.ExpirationTime)
+}

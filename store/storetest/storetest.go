@@ -91,6 +91,7 @@ func Run(t *testing.T, open OpenFunc) {
 		{"PublicKeyQuota", testPublicKeyQuota},
 		{"PublicKeyImportRace", testPublicKeyImportRace},
 		{"SelfSignedToken", testSelfSignedToken},
+		{"TokenExchange", testTokenExchange},
 		{"ParticipantToken", testParticipantToken},
 		{"RevokeParticipantToken", testRevokeParticipantToken},
 		{"SessionLifecycle", testSessionLifecycle},
@@ -482,6 +483,7 @@ func checkToken(t *testing.T, what string, got, want *ivsrt.ParticipantToken) {
 	checkTime(t, what+": CreatedAt", got.CreatedAt, want.CreatedAt)
 	checkTime(t, what+": ExpirationTime", got.ExpirationTime, want.ExpirationTime)
 	checkTime(t, what+": RevokedAt", got.RevokedAt, want.RevokedAt)
+	checkTime(t, what+": NotBefore", got.NotBefore, want.NotBefore)
 	if got.RevokeReason != want.RevokeReason {
 		t.Errorf("%s: RevokeReason: got %q, want %q", what, got.RevokeReason, want.RevokeReason)
 	}

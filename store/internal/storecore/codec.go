@@ -3,6 +3,7 @@ package storecore
 import (
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/ivsrt/ivsrt"
 )
@@ -109,4 +110,48 @@ func DecodeDetail(ev *ivsrt.StreamEvent, b []byte) error {
 		return fmt.Errorf("decode event %d: %w", ev.Seq, err)
 	}
 	return nil
+}
+
+// exchangedTokenJSON is how an event's ExchangedToken is stored: the
+// API's ExchangedParticipantToken, its time in Unix milliseconds.
+type exchangedTokenJSON struct {
+	Capabilities   []ivsrt.Capability `json:"capabilities"`
+	Attributes     map[string]string  `json:"attributes"`
+	UserID         string             `json:"userId,omitempty"`
+	ExpirationTime int64              `json:"expirationTime,omitempty"`
+}
+
+// EncodeExchangedToken returns the stored form of t, "" for nil.
+func EncodeExchangedToken(t *ivsrt.ExchangedToken) (string, error) {
+	if t == nil {
+		return "", nil
+	}
+	j := exchangedTokenJSON{Capabilities: t.Capabilities, Attributes: t.Attributes, UserID: t.UserID}
+	if j.Capabilities == nil {
+		j.Capabilities = []ivsrt.Capability{}
+	}
+	if !t.ExpirationTime.IsZero() {
+		j.ExpirationTime = t.ExpirationTime.UnixMilli()
+	}
+	b, err := json.Marshal(j)
+	if err != nil {
+		return "", fmt.Errorf("encode exchanged token: %w", err)
+	}
+	return string(b), nil
+}
+
+// DecodeExchangedToken is the inverse of EncodeExchangedToken.
+func DecodeExchangedToken(s string) (*ivsrt.ExchangedToken, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var j exchangedTokenJSON
+	if err := json.Unmarshal([]byte(s), &j); err != nil {
+		return nil, fmt.Errorf("decode exchanged token: %w", err)
+	}
+	t := &ivsrt.ExchangedToken{Capabilities: j.Capabilities, Attributes: j.Attributes, UserID: j.UserID}
+	if j.ExpirationTime != 0 {
+		t.ExpirationTime = time.UnixMilli(j.ExpirationTime).UTC()
+	}
+	return t, nil
 }

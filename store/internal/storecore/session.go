@@ -43,6 +43,12 @@ type SessionTx interface {
 	// Disconnect marks a participant of the session DISCONNECTED.
 	Disconnect(ctx context.Context, session ivsrt.SessionID, id ivsrt.ParticipantID) error
 
+	// ExchangeToken makes tok what a participant of the session acts
+	// with after a token exchange: the participant's user id and
+	// attributes, and its stored token's (a self-signed one's) capabilities,
+	// expiry and issue time, before which no token of it is accepted.
+	ExchangeToken(ctx context.Context, session ivsrt.SessionID, id ivsrt.ParticipantID, tok *ivsrt.ExchangedToken) error
+
 	// AnyConnected reports whether anyone in the session is CONNECTED.
 	AnyConnected(ctx context.Context, session ivsrt.SessionID) (bool, error)
 
@@ -129,7 +135,14 @@ func RecordEvent(ctx context.Context, tx SessionTx, ev *ivsrt.Event) error {
 		userID = known
 	}
 	ev.SessionID = session
-	stream = append(stream, ivsrt.NewParticipantStreamEvent(ev, userID))
+	if ev.Name == ivsrt.EventTokenExchanged {
+		if ev.NewToken == nil {
+			return ivsrt.Errorf(ivsrt.EINVALID, "a token exchange without its new token")
+		}
+	} else {
+		// Amazon IVS's event stream tells of no token exchange.
+		stream = append(stream, ivsrt.NewParticipantStreamEvent(ev, userID))
+	}
 
 	if err := tx.AddEvent(ctx, ev); err != nil {
 		return err
@@ -137,6 +150,10 @@ func RecordEvent(ctx context.Context, tx SessionTx, ev *ivsrt.Event) error {
 	switch ev.Name {
 	case ivsrt.EventPublishStarted:
 		if err := tx.MarkPublished(ctx, session, ev.ParticipantID); err != nil {
+			return err
+		}
+	case ivsrt.EventTokenExchanged:
+		if err := tx.ExchangeToken(ctx, session, ev.ParticipantID, ev.NewToken); err != nil {
 			return err
 		}
 	case ivsrt.EventLeft:

@@ -63,6 +63,12 @@ func (m *memTx) Disconnect(_ context.Context, _ ivsrt.SessionID, id ivsrt.Partic
 	return nil
 }
 
+func (m *memTx) ExchangeToken(_ context.Context, _ ivsrt.SessionID, id ivsrt.ParticipantID, tok *ivsrt.ExchangedToken) error {
+	p := m.participants[id]
+	p.UserID, p.Attributes = tok.UserID, tok.Attributes
+	return nil
+}
+
 func (m *memTx) AnyConnected(context.Context, ivsrt.SessionID) (bool, error) {
 	for _, p := range m.participants {
 		if p.State == ivsrt.ParticipantConnected {
