@@ -30,6 +30,7 @@ func paramError(cliName, format string, args ...any) error {
 type pageArgs struct {
 	startingToken string
 	pageSize      int64
+	pageSizeSet   bool // --page-size given, 0 included: botocore sends it, and refuses 0
 	maxItems      int64
 	manual        bool // --next-token or --max-results given: no automatic pagination
 }
@@ -143,7 +144,7 @@ func parseCommandArgs(op *operation, args []string) (*commandArgs, error) {
 					return nil, paramError(name, "invalid integer: '%s'", v)
 				}
 				if name == "--page-size" {
-					ca.page.pageSize = n
+					ca.page.pageSize, ca.page.pageSizeSet = n, true
 				} else {
 					ca.page.maxItems = n
 				}

@@ -42,29 +42,32 @@ func sdkCall[In, Out any](method func(*ivsrealtime.Client, context.Context, *In,
 
 // callers are the SDK calls of the CLI's operations.
 var callers = map[string]caller{
-	"CreateParticipantToken":     sdkCall((*ivsrealtime.Client).CreateParticipantToken),
-	"CreateStage":                sdkCall((*ivsrealtime.Client).CreateStage),
-	"CreateStorageConfiguration": sdkCall((*ivsrealtime.Client).CreateStorageConfiguration),
-	"DeletePublicKey":            sdkCall((*ivsrealtime.Client).DeletePublicKey),
-	"DeleteStage":                sdkCall((*ivsrealtime.Client).DeleteStage),
-	"DeleteStorageConfiguration": sdkCall((*ivsrealtime.Client).DeleteStorageConfiguration),
-	"DisconnectParticipant":      sdkCall((*ivsrealtime.Client).DisconnectParticipant),
-	"GetParticipant":             sdkCall((*ivsrealtime.Client).GetParticipant),
-	"GetPublicKey":               sdkCall((*ivsrealtime.Client).GetPublicKey),
-	"GetStage":                   sdkCall((*ivsrealtime.Client).GetStage),
-	"GetStageSession":            sdkCall((*ivsrealtime.Client).GetStageSession),
-	"GetStorageConfiguration":    sdkCall((*ivsrealtime.Client).GetStorageConfiguration),
-	"ImportPublicKey":            sdkCall((*ivsrealtime.Client).ImportPublicKey),
-	"ListParticipantEvents":      sdkCall((*ivsrealtime.Client).ListParticipantEvents),
-	"ListParticipants":           sdkCall((*ivsrealtime.Client).ListParticipants),
-	"ListPublicKeys":             sdkCall((*ivsrealtime.Client).ListPublicKeys),
-	"ListStageSessions":          sdkCall((*ivsrealtime.Client).ListStageSessions),
-	"ListStages":                 sdkCall((*ivsrealtime.Client).ListStages),
-	"ListStorageConfigurations":  sdkCall((*ivsrealtime.Client).ListStorageConfigurations),
-	"ListTagsForResource":        sdkCall((*ivsrealtime.Client).ListTagsForResource),
-	"TagResource":                sdkCall((*ivsrealtime.Client).TagResource),
-	"UntagResource":              sdkCall((*ivsrealtime.Client).UntagResource),
-	"UpdateStage":                sdkCall((*ivsrealtime.Client).UpdateStage),
+	"CreateParticipantToken":      sdkCall((*ivsrealtime.Client).CreateParticipantToken),
+	"CreateStage":                 sdkCall((*ivsrealtime.Client).CreateStage),
+	"CreateStorageConfiguration":  sdkCall((*ivsrealtime.Client).CreateStorageConfiguration),
+	"DeletePublicKey":             sdkCall((*ivsrealtime.Client).DeletePublicKey),
+	"DeleteStage":                 sdkCall((*ivsrealtime.Client).DeleteStage),
+	"DeleteStorageConfiguration":  sdkCall((*ivsrealtime.Client).DeleteStorageConfiguration),
+	"DisconnectParticipant":       sdkCall((*ivsrealtime.Client).DisconnectParticipant),
+	"GetParticipant":              sdkCall((*ivsrealtime.Client).GetParticipant),
+	"GetPublicKey":                sdkCall((*ivsrealtime.Client).GetPublicKey),
+	"GetStage":                    sdkCall((*ivsrealtime.Client).GetStage),
+	"GetStageSession":             sdkCall((*ivsrealtime.Client).GetStageSession),
+	"GetStorageConfiguration":     sdkCall((*ivsrealtime.Client).GetStorageConfiguration),
+	"ImportPublicKey":             sdkCall((*ivsrealtime.Client).ImportPublicKey),
+	"ListParticipantEvents":       sdkCall((*ivsrealtime.Client).ListParticipantEvents),
+	"ListParticipants":            sdkCall((*ivsrealtime.Client).ListParticipants),
+	"ListPublicKeys":              sdkCall((*ivsrealtime.Client).ListPublicKeys),
+	"ListParticipantReplicas":     sdkCall((*ivsrealtime.Client).ListParticipantReplicas),
+	"StartParticipantReplication": sdkCall((*ivsrealtime.Client).StartParticipantReplication),
+	"StopParticipantReplication":  sdkCall((*ivsrealtime.Client).StopParticipantReplication),
+	"ListStageSessions":           sdkCall((*ivsrealtime.Client).ListStageSessions),
+	"ListStages":                  sdkCall((*ivsrealtime.Client).ListStages),
+	"ListStorageConfigurations":   sdkCall((*ivsrealtime.Client).ListStorageConfigurations),
+	"ListTagsForResource":         sdkCall((*ivsrealtime.Client).ListTagsForResource),
+	"TagResource":                 sdkCall((*ivsrealtime.Client).TagResource),
+	"UntagResource":               sdkCall((*ivsrealtime.Client).UntagResource),
+	"UpdateStage":                 sdkCall((*ivsrealtime.Client).UpdateStage),
 }
 
 // serviceError is an error response of the server, printed as the aws CLI
@@ -261,7 +264,26 @@ func call(ctx context.Context, c *ivsrealtime.Client, op *operation, input *obje
 	if err != nil {
 		return nil, fmt.Errorf("the response of %s is not JSON: %v", op.Name, err)
 	}
+	if o, ok := v.(*object); ok {
+		addHeaderMembers(shapeOf(op.Output), o, raw.header)
+	}
 	return v, nil
+}
+
+// addHeaderMembers adds to out the members of the output shape that come
+// in response headers, as botocore reads them into the output.
+func addHeaderMembers(s *shape, out *object, h http.Header) {
+	if s == nil {
+		return
+	}
+	for _, m := range s.Members {
+		if m.Location != "header" {
+			continue
+		}
+		if vs, ok := h[http.CanonicalHeaderKey(m.LocationName)]; ok && len(vs) > 0 {
+			out.set(m.Name, vs[0])
+		}
+	}
 }
 
 // parseServiceError reads an error response as botocore does: the code

@@ -26,8 +26,11 @@ type shape struct {
 type member struct {
 	Name     string
 	Shape    string
-	Location string // "", "uri" or "querystring"
-	Doc      string
+	Location string // "", "uri", "querystring" or "header"
+	// LocationName is the name of the header, query parameter or URI
+	// label the member goes in, when it is not the member's.
+	LocationName string
+	Doc          string
 }
 
 // operation is one operation of the API and its CLI command.

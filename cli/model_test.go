@@ -24,8 +24,9 @@ var update = flag.Bool("update", false, "rewrite golden files and model_gen.go")
 var cliOperations = []string{
 	"CreateParticipantToken", "CreateStage", "CreateStorageConfiguration", "DeletePublicKey", "DeleteStage", "DeleteStorageConfiguration",
 	"DisconnectParticipant", "GetParticipant", "GetPublicKey", "GetStage", "GetStageSession", "GetStorageConfiguration",
-	"ImportPublicKey", "ListParticipantEvents", "ListParticipants", "ListPublicKeys", "ListStageSessions", "ListStages",
-	"ListStorageConfigurations", "ListTagsForResource", "TagResource", "UntagResource", "UpdateStage",
+	"ImportPublicKey", "ListParticipantEvents", "ListParticipantReplicas", "ListParticipants", "ListPublicKeys", "ListStageSessions", "ListStages",
+	"ListStorageConfigurations", "ListTagsForResource", "StartParticipantReplication", "StopParticipantReplication",
+	"TagResource", "UntagResource", "UpdateStage",
 }
 
 // botocoreModel reads the ivs-realtime model of the botocore installed
@@ -139,6 +140,9 @@ func generateModel(t *testing.T, m *object) []byte {
 				fmt.Fprintf(&b, "{Name: %q, Shape: %q", k, str(mm, "shape"))
 				if loc := str(mm, "location"); loc != "" {
 					fmt.Fprintf(&b, ", Location: %q", loc)
+				}
+				if name := str(mm, "locationName"); name != "" && name != k {
+					fmt.Fprintf(&b, ", LocationName: %q", name)
 				}
 				if d := docText(str(mm, "documentation")); d != "" {
 					fmt.Fprintf(&b, ", Doc: %q", d)

@@ -24,6 +24,7 @@ var paginators = map[string]string{
 
 	"ListStorageConfigurations": "storageConfigurations",
 	"ListPublicKeys":            "publicKeys",
+	"ListParticipantReplicas":   "replicas",
 }
 
 // page is one response of a paginated call, shaped as botocore parses it.
@@ -43,8 +44,13 @@ func paginate(ctx context.Context, c *ivsrealtime.Client, op *operation, input *
 			kwargs.set(k, input.vals[k])
 		}
 	}
-	if pa.pageSize > 0 {
+	if pa.pageSizeSet {
+		// botocore validates the page size with the request it goes in,
+		// as an error of the call (exit 255), not of the command line.
 		kwargs.set("maxResults", json.Number(strconv.FormatInt(pa.pageSize, 10)))
+		if errs := validate(shapeOf(op.Input), kwargs, "input", ""); len(errs) > 0 {
+			return nil, "", fmt.Errorf("Parameter validation failed:\n%s", strings.Join(errs, "\n"))
+		}
 	}
 	var nextToken *string // the token of the request being made
 	startTrunc := 0

@@ -283,6 +283,64 @@ func TestCLIMatchesAWSCLI(t *testing.T) {
 	cliCompare(t, m, 252, nil, "update-stage", "--arn", arn, "--auto-participant-recording-configuration", "mediaTypes=AUDIO_ONLY")
 	cliCompare(t, m, 252, nil, "create-stage", "--tags", "a=b,c")
 
+	// Participant replication, of a publisher in one stage into another:
+	// a start and a stop by each CLI in each output format, what they
+	// print from the response headers the output shapes declare; the
+	// replicas listed, page by page; and the errors.
+	source, dest := createStage(t, c, "cli-vs-source"), createStage(t, c, "cli-vs-destination")
+	pubTok := createToken(t, c, &ivsrealtime.CreateParticipantTokenInput{StageArn: aws.String(source), UserId: aws.String("publisher")})
+	pubID := aws.ToString(pubTok.ParticipantId)
+	synthPublish(t, "http://"+m.Addr(), aws.ToString(pubTok.Token))
+	waitPublishing(t, c, source, pubID)
+	replication := []string{"--source-stage-arn", source, "--destination-stage-arn", dest, "--participant-id", pubID}
+	for _, output := range []string{"json", "text", "table"} {
+		// Each CLI goes through the four steps in turn: a step changes
+		// what the next one finds.
+		steps := [][]string{
+			append([]string{"start-participant-replication", "--reconnect-window-seconds", "5", "--attributes", "team=red"}, replication...),
+			append([]string{"start-participant-replication"}, replication...), // exists already
+			append([]string{"stop-participant-replication"}, replication...),
+			append([]string{"stop-participant-replication"}, replication...), // stopped already
+		}
+		var got, want []cliResult
+		for _, args := range steps {
+			got = append(got, cliRun(t, m, append(args, "--output", output)...))
+		}
+		if cliAWSPath() != "" {
+			for _, args := range steps {
+				want = append(want, cliAWS(t, m, append(args, "--output", output)...))
+			}
+		}
+		for i, code := range []int{0, 254, 0, 254} {
+			if got[i].code != code {
+				t.Errorf("replication step %d --output %s: exit %d, want %d: %s", i, output, got[i].code, code, got[i].stderr)
+			}
+		}
+		if got[0].stdout == "" || !strings.Contains(got[0].stdout, "no-store") {
+			t.Errorf("start-participant-replication --output %s printed %q, want the response headers", output, got[0].stdout)
+		}
+		for i := range want {
+			if got[i].stdout != want[i].stdout || got[i].stderr != want[i].stderr {
+				t.Errorf("replication step %d --output %s differs from the aws CLI's\n--- ivsrt\n%s%s\n--- aws\n%s%s", i, output,
+					got[i].stdout, got[i].stderr, want[i].stdout, want[i].stderr)
+			}
+		}
+	}
+	cliCompare(t, m, 0, nil, "list-participant-replicas", "--source-stage-arn", source, "--participant-id", pubID)
+	cliCompare(t, m, 0, nil, "list-participant-replicas", "--source-stage-arn", source, "--participant-id", pubID, "--max-items", "2")
+	cliCompare(t, m, 0, nil, "list-participant-replicas", "--source-stage-arn", source, "--participant-id", pubID, "--page-size", "1")
+	cliCompare(t, m, 254, nil, "start-participant-replication", "--source-stage-arn", source, "--destination-stage-arn", source, "--participant-id", pubID)
+	cliCompare(t, m, 254, nil, "start-participant-replication", "--source-stage-arn", source, "--destination-stage-arn", dest,
+		"--participant-id", pubID, "--reconnect-window-seconds", "301")
+	cliCompare(t, m, 254, nil, "list-participant-replicas", "--source-stage-arn", source, "--participant-id", "a_b")
+	cliCompare(t, m, 252, nil, "start-participant-replication", "--source-stage-arn", source, "--destination-stage-arn", dest,
+		"--participant-id", pubID, "--reconnect-window-seconds", "-1")
+	if r := cliRun(t, m, "start-participant-replication", "--source-stage-arn", source, "--destination-stage-arn", dest); r.code != 252 ||
+		!strings.HasSuffix(r.stderr, "ivsrt: error: the following arguments are required: --participant-id\n") {
+		t.Errorf("start-participant-replication without --participant-id: exit %d, %q", r.code, r.stderr)
+	}
+	cliCompare(t, m, 255, nil, "list-participant-replicas", "--source-stage-arn", source, "--participant-id", pubID, "--page-size", "0")
+
 	// The last writes print nothing.
 	cliCompare(t, m, 0, nil, "disconnect-participant", "--stage-arn", arn, "--participant-id", alice, "--reason", "Removed by the moderator")
 	got = cliRun(t, m, "delete-stage", "--arn", arn)
