@@ -414,6 +414,8 @@ func (s *Server) listParticipantEvents(ctx context.Context, body []byte) (any, e
 			DestinationStageArn:  string(e.DestinationStageARN),
 			DestinationSessionID: string(e.DestinationSessionID),
 			Replica:              e.Replica,
+			PreviousToken:        exchangedTokenOut(e.PreviousToken),
+			NewToken:             exchangedTokenOut(e.NewToken),
 		})
 	}
 	return out, nil

@@ -250,6 +250,31 @@ type eventWire struct {
 	DestinationSessionID string `json:"destinationSessionId,omitempty"`
 	// Of a replica's events, and of subscribe events to one.
 	Replica bool `json:"replica,omitempty"`
+	// Of TOKEN_EXCHANGED.
+	PreviousToken *exchangedTokenWire `json:"previousToken,omitempty"`
+	NewToken      *exchangedTokenWire `json:"newToken,omitempty"`
+}
+
+// exchangedTokenWire is the model's ExchangedParticipantToken.
+type exchangedTokenWire struct {
+	Capabilities   []string          `json:"capabilities"`
+	Attributes     map[string]string `json:"attributes"`
+	UserID         string            `json:"userId,omitempty"`
+	ExpirationTime *timestamp        `json:"expirationTime,omitempty"`
+}
+
+func exchangedTokenOut(t *ivsrt.ExchangedToken) *exchangedTokenWire {
+	if t == nil {
+		return nil
+	}
+	w := &exchangedTokenWire{Capabilities: []string{}, Attributes: t.Attributes, UserID: t.UserID, ExpirationTime: ts(t.ExpirationTime)}
+	for _, c := range t.Capabilities {
+		w.Capabilities = append(w.Capabilities, string(c))
+	}
+	if w.Attributes == nil {
+		w.Attributes = map[string]string{}
+	}
+	return w
 }
 
 func deref[T any](p *T) T {
