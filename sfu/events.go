@@ -34,7 +34,7 @@ const writeTimeout = 5 * time.Second
 // maxQueued the messages waiting to be written to it (besides the
 // state): a client that pings faster than it reads loses pongs.
 const (
-	maxClientMessage = 4 << 10
+	maxClientMessage = 8 << 10 // a token to exchange, with 1 KB of attributes, fits
 	maxQueued        = 64
 )
 
@@ -99,6 +99,7 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	ec.exchange = func(raw string) any { return s.exchangeToken(ctx, st, p.id, ec, raw) }
 	ec.run(ctx, s.pingInterval, s.pingTimeout)
 
 	st.lock()
@@ -190,6 +191,10 @@ func closeReason(s string) string {
 type eventsConn struct {
 	conn *websocket.Conn
 	wake chan struct{}
+
+	// exchange exchanges the participant's token for a new one and
+	// returns the answer (exchange.go). Set before run.
+	exchange func(raw string) any
 
 	mu         sync.Mutex
 	queue      [][]byte
@@ -337,9 +342,11 @@ func (c *eventsConn) write(ctx context.Context, buf []byte) bool {
 }
 
 // clientMessage is what a client may send: {"type":"ping"}, answered with
-// {"type":"pong"}. Other messages are ignored.
+// {"type":"pong"}; {"type":"exchangeToken","token":"..."}, answered with
+// "tokenExchanged" or "exchangeTokenError". Other messages are ignored.
 type clientMessage struct {
-	Type string `json:"type"`
+	Type  string `json:"type"`
+	Token string `json:"token,omitempty"`
 }
 
 func (c *eventsConn) read(ctx context.Context) {
@@ -349,8 +356,16 @@ func (c *eventsConn) read(ctx context.Context) {
 			return
 		}
 		var m clientMessage
-		if json.Unmarshal(data, &m) == nil && m.Type == "ping" {
+		if json.Unmarshal(data, &m) != nil {
+			continue
+		}
+		switch m.Type {
+		case "ping":
 			c.send(clientMessage{Type: "pong"})
+		case "exchangeToken":
+			if c.exchange != nil {
+				c.send(c.exchange(m.Token))
+			}
 		}
 	}
 }

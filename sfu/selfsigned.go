@@ -45,6 +45,6 @@ func (st *stage) storeSelfSigned(ctx context.Context, presented *ivsrt.Participa
 // request is allowed what its own token allows.
 func selfSignedAdmitted(stored, presented *ivsrt.ParticipantToken) *ivsrt.ParticipantToken {
 	tok := *presented
-	tok.RevokedAt, tok.RevokeReason = stored.RevokedAt, stored.RevokeReason
+	tok.RevokedAt, tok.RevokeReason, tok.NotBefore = stored.RevokedAt, stored.RevokeReason, stored.NotBefore
 	return &tok
 }

@@ -243,6 +243,13 @@ func (st *stage) admit(ctx context.Context, c claims) (*ivsrt.ParticipantToken, 
 	case c.expired && st.parts[id] == nil:
 		st.record(ctx, &ivsrt.Event{Name: ivsrt.EventJoinError, ParticipantID: id})
 		return nil, &refusal{http.StatusUnauthorized, codeTokenExpired, "token expired"}
+	case c.tok.PublicKeyARN != "" && st.superseded(tok, c.tok):
+		// A token exchange replaced it: a downgrade must not be undone by
+		// presenting the token it replaced.
+		if st.parts[id] == nil {
+			st.record(ctx, &ivsrt.Event{Name: ivsrt.EventJoinError, ParticipantID: id})
+		}
+		return nil, errTokenSuperseded
 	}
 	if c.tok.PublicKeyARN != "" {
 		return selfSignedAdmitted(tok, c.tok), nil
