@@ -23,6 +23,13 @@ import (
 // endpoints.
 func selfSign(t testing.TB, c *ivsrealtime.Client, key *ecdsa.PrivateKey, keyARN, stage, jti, user string, publish, subscribe bool) string {
 	t.Helper()
+	return selfSignEdited(t, c, key, keyARN, stage, jti, user, publish, subscribe, nil)
+}
+
+// selfSignEdited is selfSign with the claims changed by edit.
+func selfSignEdited(t testing.TB, c *ivsrealtime.Client, key *ecdsa.PrivateKey, keyARN, stage, jti, user string, publish, subscribe bool,
+	edit func(jwt.MapClaims)) string {
+	t.Helper()
 	st, err := c.GetStage(testContext(t), &ivsrealtime.GetStageInput{Arn: aws.String(stage)})
 	if err != nil {
 		t.Fatalf("GetStage: %v", err)
@@ -42,6 +49,9 @@ func selfSign(t testing.TB, c *ivsrealtime.Client, key *ecdsa.PrivateKey, keyARN
 		"version":      "1.0",
 	})
 	tok.Header["kid"] = keyARN
+	if edit != nil {
+		edit(tok.Claims.(jwt.MapClaims))
+	}
 	signed, err := tok.SignedString(key)
 	if err != nil {
 		t.Fatalf("sign: %v", err)

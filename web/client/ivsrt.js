@@ -12,6 +12,7 @@
 //   stage.addEventListener("disconnected", (e) => alert(e.detail.reason));
 //   await stage.join();
 //   stage.setMicrophoneMuted(true);
+//   await stage.exchangeToken(newToken); // self-signed tokens: other capabilities or attributes
 //   stage.leave();
 //
 // Events (all CustomEvents; the payload is in `detail`):
@@ -25,6 +26,7 @@
 //   streamadded             {participant, stream}   media to show: the local camera, or a subscription
 //   streamremoved           {participant, stream}
 //   mutechange              {microphoneMuted, cameraMuted}
+//   tokenexchanged          {userId, attributes, capabilities, expirationTime}  exchangeToken took effect
 //   error                   {error}            a publish or subscribe attempt failed (retried when it can be)
 //   disconnected            {code, reason}     the end: left, disconnected by the server, token refused,
 //                                              connection lost for good
@@ -151,6 +153,9 @@ export class Stage extends EventTarget {
   #pubTimer = 0;
   #subs = new Map(); // publisher id → {pc, location, stream, announced, attempt, timer}
 
+  #exchanging = Promise.resolve(); // the exchanges, one at a time
+  #exchangeWaiter = null; // {resolve, reject} of the one sent
+
   /**
    * @param {string} token  a participant token (CreateParticipantToken)
    * @param {object} [options]
@@ -243,6 +248,75 @@ export class Stage extends EventTarget {
     this.#applyMute();
   }
 
+  /**
+   * Exchanges the participant's token for another, without leaving the
+   * stage (docs/protocol.md, "Token exchange"): both must be self-signed,
+   * with the same jti, topic, resource, whip_url and events_url. Losing
+   * the publish capability stops publishing at once, losing subscribe ends
+   * every subscription; gaining one starts what the options ask for.
+   * Reconnections use the new token. Resolves with what the participant
+   * now is; rejects with a StageError (the stage goes on unchanged).
+   * @param {string} token
+   * @returns {Promise<{userId: string, attributes: Object<string,string>, capabilities: string[], expirationTime: string}>}
+   */
+  exchangeToken(token) {
+    const next = this.#exchanging.then(() => this.#exchangeNow(String(token || "").trim()));
+    this.#exchanging = next.catch(() => {});
+    return next;
+  }
+
+  async #exchangeNow(token) {
+    if (this.#ended) throw new StageError("INVALID_STATE", "the stage was left");
+    const claims = decodeToken(token);
+    for (const name of ["jti", "topic", "resource", "whip_url", "events_url"]) {
+      if (claims[name] !== this.#claims[name]) {
+        throw new StageError("TOKEN_EXCHANGE_REFUSED", `the new token's ${name} differs: it may not change`);
+      }
+    }
+    const ws = this.#ws;
+    if (!ws || ws.readyState !== WebSocket.OPEN || this.#state !== "connected") {
+      throw new StageError("INVALID_STATE", "not connected to the stage");
+    }
+    const answer = await new Promise((resolve, reject) => {
+      this.#exchangeWaiter = { resolve, reject, ws };
+      ws.send(JSON.stringify({ type: "exchangeToken", token }));
+    });
+    this.#token = token;
+    this.#claims = claims;
+    this.#local.userId = answer.userId || "";
+    this.#local.attributes = answer.attributes || {};
+    this.#emit("tokenexchanged", {
+      userId: this.#local.userId, attributes: this.#local.attributes,
+      capabilities: answer.capabilities || [], expirationTime: answer.expirationTime,
+    });
+    this.#emit("participantupdated", { participant: this.#local });
+    if (!this.canPublish) {
+      clearTimeout(this.#pubTimer);
+      this.#closePublication();
+    } else if (this.#opts.publish && !this.#pub) {
+      if (!this.#localStream) {
+        try {
+          await this.#openMedia();
+        } catch (err) {
+          this.#emit("error", { error: err });
+        }
+      }
+      this.#publish();
+    }
+    this.#reconcile();
+    return { userId: this.#local.userId, attributes: this.#local.attributes, capabilities: answer.capabilities || [],
+      expirationTime: answer.expirationTime };
+  }
+
+  // #settleExchange answers the exchange waiting on ws, if any.
+  #settleExchange(ws, m, err) {
+    const w = this.#exchangeWaiter;
+    if (!w || w.ws !== ws) return;
+    this.#exchangeWaiter = null;
+    if (err) w.reject(err);
+    else w.resolve(m);
+  }
+
   // --- the events WebSocket -------------------------------------------
 
   #connect() {
@@ -286,11 +360,19 @@ export class Stage extends EventTarget {
           // A server shutting down may be back soon: that is a drop, not an end.
           if (m.code !== "SHUTTING_DOWN") final = { code: m.code, message: m.message };
           break;
+        case "tokenExchanged":
+          this.#settleExchange(ws, m, null);
+          break;
+        case "exchangeTokenError":
+          this.#settleExchange(ws, null, new StageError(m.code, m.message));
+          break;
       }
     };
     ws.onclose = (e) => {
       if (this.#ws !== ws) return;
       this.#ws = null;
+      // The server may have taken the exchange or not: the caller retries.
+      this.#settleExchange(ws, null, new StageError(CONNECTION_LOST, "the connection dropped during the token exchange"));
       clearInterval(this.#pingTimer);
       if (!final && finalCloseCodes[e.code]) final = { code: finalCloseCodes[e.code], message: e.reason };
       this.#onDrop(final, joined);
@@ -362,6 +444,7 @@ export class Stage extends EventTarget {
         clearInterval(this.#pingTimer);
         ws.onclose = ws.onmessage = null;
         ws.close();
+        this.#settleExchange(ws, null, new StageError(CONNECTION_LOST, "the connection dropped during the token exchange"));
         this.#onDrop(null, false);
         return;
       }
@@ -596,6 +679,7 @@ export class Stage extends EventTarget {
     clearInterval(this.#pingTimer);
     const ws = this.#ws;
     this.#ws = null;
+    this.#settleExchange(ws, null, new StageError(code, message || code));
     if (ws) {
       ws.onclose = ws.onmessage = null;
       try {
