@@ -63,7 +63,7 @@ func (r *recordingWire) toDomain() *ivsrt.AutoParticipantRecording {
 		MediaTypes:                      r.MediaTypes,
 		RecordingReconnectWindowSeconds: deref(r.RecordingReconnectWindowSeconds),
 		HLSTargetSegmentDurationSeconds: defaultHLSSegmentSeconds,
-		RecordParticipantReplicas:       deref(r.RecordParticipantReplicas),
+		RecordParticipantReplicas:       r.RecordParticipantReplicas == nil || *r.RecordParticipantReplicas, // the model's default
 		Thumbnail: &ivsrt.ThumbnailConfiguration{
 			TargetIntervalSeconds: defaultThumbnailIntervalSeconds,
 			Storage:               []string{defaultThumbnailStorage},

@@ -71,6 +71,7 @@ type recordingPlan struct {
 	targetSegment   time.Duration
 	thumbnails      *recording.ThumbnailConfig
 	reconnectWindow time.Duration
+	replicas        bool // recordParticipantReplicas: replicas are recorded too
 }
 
 // planRecording returns the stage's recording plan, nil when the stage
@@ -88,7 +89,7 @@ func (s *Server) planRecording(ctx context.Context, arn ivsrt.StageARN) (*record
 		return nil, nil
 	}
 	plan := &recordingPlan{video: true, audio: true, targetSegment: time.Duration(cfg.HLSTargetSegmentDurationSeconds) * time.Second,
-		reconnectWindow: time.Duration(cfg.RecordingReconnectWindowSeconds) * time.Second}
+		reconnectWindow: time.Duration(cfg.RecordingReconnectWindowSeconds) * time.Second, replicas: cfg.RecordParticipantReplicas}
 	if len(cfg.MediaTypes) > 0 {
 		switch cfg.MediaTypes[0] {
 		case "AUDIO_ONLY":
@@ -156,22 +157,50 @@ func (s *Server) startRecording(ps *publishSession) {
 		}
 		return
 	}
-	info := RecordingInfo{StageARN: st.arn, SessionID: st.session, ParticipantID: ps.pid}
+	s.recordPublication(st, pub, plan, err, ps.videoCodec)
+}
+
+// startReplicaRecording starts recording a replica that publishes, if
+// its stage records replicas (recordParticipantReplicas). It reads the
+// plan from the store, then locks the stage. Call it on a goroutine of
+// its own.
+func (s *Server) startReplicaRecording(r *replica) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.storeTimeout)
+	plan, err := s.planRecording(ctx, r.st.arn)
+	cancel()
+	st := r.st
+	st.lock()
+	defer st.unlock()
+	if r.ended || !r.live || r.pub.recording != nil || st.pubs[r.id] != r.pub {
+		return
+	}
+	if (plan == nil && err == nil) || (plan != nil && !plan.replicas) {
+		return
+	}
+	s.recordPublication(st, r.pub, plan, err, "") // the codec is told by the feed's first packets
+}
+
+// recordPublication starts recording pub from plan (or, with planErr,
+// says the recording failed to start). videoCodec is what the publisher
+// negotiated, "" if not known yet. The stage is locked.
+func (s *Server) recordPublication(st *stage, pub *publication, plan *recordingPlan, planErr error, videoCodec string) {
+	pid, err := pub.owner, planErr
+	info := RecordingInfo{StageARN: st.arn, SessionID: st.session, ParticipantID: pid}
 	states := s.newRecordingStates()
 	if err != nil {
-		s.logger.Warn("recording: cannot start", "stage", st.arn, "participant", ps.pid, "err", err)
+		s.logger.Warn("recording: cannot start", "stage", st.arn, "participant", pid, "err", err)
 		info.State, info.Err = recording.Failed, err
 		states.tell(info)
 		return
 	}
 	info.Bucket = plan.bucket
-	info.Prefix = recording.Prefix(st.arn, st.session, ps.pid, s.now())
-	if plan.video && ps.videoCodec != "" && !strings.EqualFold(ps.videoCodec, "H264") {
+	info.Prefix = recording.Prefix(st.arn, st.session, pid, s.now())
+	if plan.video && videoCodec != "" && !strings.EqualFold(videoCodec, "H264") {
 		// HLS fMP4 recordings hold H.264: VP8 would need transcoding,
 		// which this server does not do. The answer offered H.264 first:
 		// this publisher offered no H.264.
-		info.State, info.Err = recording.Failed, fmt.Errorf("the publisher sends %s video, and recordings are of H.264: publish H.264 to be recorded", ps.videoCodec)
-		s.logger.Warn("recording: cannot record", "stage", st.arn, "participant", ps.pid, "err", info.Err)
+		info.State, info.Err = recording.Failed, fmt.Errorf("the publisher sends %s video, and recordings are of H.264: publish H.264 to be recorded", videoCodec)
+		s.logger.Warn("recording: cannot record", "stage", st.arn, "participant", pid, "err", info.Err)
 		states.tell(info)
 		return
 	}
@@ -179,7 +208,7 @@ func (s *Server) startRecording(ps *publishSession) {
 	video := pub.sources[webrtc.RTPCodecTypeVideo]
 	rec, err := recording.NewParticipant(recording.ParticipantConfig{
 		Store: s.objects, Bucket: plan.bucket, Prefix: info.Prefix,
-		StageARN: string(st.arn), SessionID: string(st.session), ParticipantID: string(ps.pid),
+		StageARN: string(st.arn), SessionID: string(st.session), ParticipantID: string(pid),
 		TargetSegment: plan.targetSegment, Video: plan.video, Audio: plan.audio, Thumbnails: plan.thumbnails,
 		Logger: s.logger,
 		OnState: func(state recording.State, d time.Duration, err error) {
@@ -194,7 +223,7 @@ func (s *Server) startRecording(ps *publishSession) {
 		},
 	})
 	if err != nil {
-		s.logger.Warn("recording: cannot start", "stage", st.arn, "participant", ps.pid, "err", err)
+		s.logger.Warn("recording: cannot start", "stage", st.arn, "participant", pid, "err", err)
 		info.State, info.Err = recording.Failed, err
 		states.tell(info)
 		return
@@ -214,14 +243,14 @@ func (s *Server) startRecording(ps *publishSession) {
 		}
 		if _, err := d.Bind(recorderTrack{kind: k, rec: rec}); err != nil {
 			d.Close()
-			s.logger.Warn("recording: a track cannot be recorded", "participant", ps.pid, "kind", kind, "err", err)
+			s.logger.Warn("recording: a track cannot be recorded", "participant", pid, "kind", kind, "err", err)
 			continue
 		}
 		d.Start()
 		pr.downs = append(pr.downs, d)
 	}
 	pub.recording = pr
-	s.logger.Info("recording", "stage", st.arn, "participant", ps.pid, "bucket", plan.bucket, "prefix", info.Prefix)
+	s.logger.Info("recording", "stage", st.arn, "participant", pid, "bucket", plan.bucket, "prefix", info.Prefix)
 	if plan.video && video != nil {
 		// A client may send another codec than the answer's first: the
 		// upstream says which once its first packets arrive.
@@ -310,7 +339,9 @@ func (st *stage) parkRecording(pub *publication) {
 			return
 		}
 		st.stopRecording(pub)
-		if st.pubs[pub.owner] == pub && pub.session == nil && len(pub.subs) == 0 {
+		// A publication that only waited for its recording ends with it;
+		// a replica's lasts as long as its replication.
+		if st.pubs[pub.owner] == pub && pub.session == nil && pub.replica == nil && len(pub.subs) == 0 {
 			st.endPublication(context.Background(), pub)
 		}
 	})

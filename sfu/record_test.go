@@ -3,14 +3,17 @@ package sfu_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	awssdk "github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ivsrealtime"
 	"github.com/pion/rtp"
 	"github.com/pion/rtp/codecs"
 	"github.com/pion/webrtc/v4"
@@ -476,4 +479,101 @@ func fmtStates(states []recording.State) string {
 		b.WriteString(string(s) + " ")
 	}
 	return b.String()
+}
+
+// TestRecordReplica: a replica publishing in a stage that records is
+// recorded under the destination's stage and session, with the source's
+// media, until the replication stops; a stage whose configuration says
+// recordParticipantReplicas false records its own publishers only.
+func TestRecordReplica(t *testing.T) {
+	testmedia.NeedFFmpeg(t)
+	m := testmedia.Encode(t, 8)
+	root := t.TempDir()
+	objects, err := folder.New(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := &recordingLog{}
+	h := newHarness(t, sfu.WithRecording(objects, log))
+	ctx := testContext(t)
+	sc := recordingStorage(t, h)
+	source, dest, unrecorded := h.createStage("source"), h.createStage("recorded"), h.createStage("replicas-unrecorded")
+	for arn, replicas := range map[string]bool{dest: true, unrecorded: false} {
+		if _, err := h.db.UpdateStage(ctx, ivsrt.StageARN(arn), ivsrt.StageUpdate{AutoParticipantRecording: &ivsrt.AutoParticipantRecording{
+			StorageConfigurationARN: string(sc.ARN), MediaTypes: []string{"AUDIO_VIDEO"}, HLSTargetSegmentDurationSeconds: 2,
+			RecordParticipantReplicas: replicas, Thumbnail: &ivsrt.ThumbnailConfiguration{RecordingMode: "DISABLED"}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tok := h.token(source, "alice")
+	id := awssdk.ToString(tok.ParticipantId)
+	pub := h.mustPublish(awssdk.ToString(tok.Token), h264, true, withSender(sendMedia(m)))
+	defer pub.halt()
+	wait(t, pub.connected, "alice to publish")
+	eventually(t, "alice publishing", func() error {
+		if !slices.Contains(h.history(source, h.activeSession(source), id), "PUBLISH_STARTED") {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	for _, to := range []string{dest, unrecorded} {
+		if err := h.replicate(source, to, id, 0, nil); err != nil {
+			t.Fatalf("StartParticipantReplication: %v", err)
+		}
+	}
+	deadline := time.Now().Add(testTimeout)
+	for log.last().State != recording.Active {
+		if time.Now().After(deadline) {
+			t.Fatalf("recording states %v, want the replica's ACTIVE", log.states())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(5 * time.Second)
+	if _, err := h.client.StopParticipantReplication(ctx, &ivsrealtime.StopParticipantReplicationInput{SourceStageArn: awssdk.String(source),
+		DestinationStageArn: awssdk.String(dest), ParticipantId: awssdk.String(id)}); err != nil {
+		t.Fatalf("StopParticipantReplication: %v", err)
+	}
+	for s := log.last().State; s != recording.Stopped && s != recording.Failed; s = log.last().State {
+		if time.Now().After(deadline) {
+			t.Fatalf("recording states %v, want it to end with the replication", log.states())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	info := log.last()
+	log.mu.Lock()
+	for _, i := range log.got {
+		if i.StageARN != ivsrt.StageARN(dest) {
+			t.Errorf("a recording of stage %s: %+v", i.StageARN, i)
+		}
+	}
+	log.mu.Unlock()
+	destSession := ivsrt.SessionID(h.activeSession(dest))
+	if info.State != recording.Stopped || info.ParticipantID != ivsrt.ParticipantID(id) || info.StageARN != ivsrt.StageARN(dest) {
+		t.Fatalf("the replica's recording ended %+v; states %v", info, log.states())
+	}
+	if !strings.HasPrefix(info.Prefix, ivsrt.StageARN(dest).ID()+"/"+string(info.SessionID)+"/"+id+"/") || (destSession != "" && info.SessionID != destSession) {
+		t.Errorf("prefix %q, session %s", info.Prefix, info.SessionID)
+	}
+	dir := filepath.Join(root, "recordings", filepath.FromSlash(info.Prefix))
+	p := testmedia.FFprobe(t, filepath.Join(dir, filepath.FromSlash(recording.MultivariantKey)))
+	if d := p.Duration(t); d < 3*time.Second || d > 7*time.Second {
+		t.Errorf("the replica's recording plays %v, want about the 5 s it was replicated", d)
+	}
+	if len(p.Streams) != 2 {
+		t.Errorf("streams %+v, want H.264 and Opus", p.Streams)
+	}
+	part, err := h.db.GetParticipant(ctx, ivsrt.StageARN(dest), info.SessionID, info.ParticipantID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if part.RecordingState != ivsrt.RecordingStopped || part.RecordingPrefix != info.Prefix {
+		t.Errorf("the replica's recording in the API: %q %q", part.RecordingState, part.RecordingPrefix)
+	}
+	// The source stage does not record; the other destination does not
+	// record replicas.
+	for _, arn := range []string{source, unrecorded} {
+		if entries, _ := os.ReadDir(filepath.Join(root, "recordings", ivsrt.StageARN(arn).ID())); len(entries) > 0 {
+			t.Errorf("stage %s has recordings: %v", arn, entries)
+		}
+	}
 }

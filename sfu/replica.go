@@ -193,6 +193,18 @@ func (r *replica) setLive(ctx context.Context, live bool) {
 	}
 	r.st.record(ctx, &ivsrt.Event{Name: name, ParticipantID: r.id, Replica: true})
 	r.st.changed = true
+	// The replica is recorded as a publisher of its stage is: while the
+	// source is away, its recording waits for the stage's recording
+	// reconnect window.
+	switch {
+	case !live:
+		r.st.parkRecording(r.pub)
+	case r.pub.recording != nil:
+		r.st.resumeRecording(r.pub)
+	default:
+		s := r.st.s
+		s.goClose(func() { s.startReplicaRecording(r) })
+	}
 }
 
 // onFeed handles what a feed tells the replica.

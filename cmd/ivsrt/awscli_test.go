@@ -155,7 +155,7 @@ func TestAWSCLI(t *testing.T) {
 	want.Name = "cli-renamed"
 	json.Unmarshal([]byte(`{"storageConfigurationArn":"`+storageARN+`","mediaTypes":["AUDIO_ONLY"],`+
 		`"thumbnailConfiguration":{"targetIntervalSeconds":60,"storage":["SEQUENTIAL"],"recordingMode":"INTERVAL"},`+
-		`"recordingReconnectWindowSeconds":0,"hlsConfiguration":{"targetSegmentDurationSeconds":6},"recordParticipantReplicas":false}`),
+		`"recordingReconnectWindowSeconds":0,"hlsConfiguration":{"targetSegmentDurationSeconds":6},"recordParticipantReplicas":true}`),
 		&want.AutoParticipantRecordingConfiguration)
 	checkJSON(t, "update-stage", updated.Stage, want)
 
