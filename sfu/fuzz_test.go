@@ -44,7 +44,7 @@ const fuzzInputTimeout = 5 * time.Second
 // message it reads from an events WebSocket.
 const (
 	maxOfferBytes    = 64 << 10
-	maxClientMessage = 4 << 10
+	maxClientMessage = 8 << 10
 )
 
 // maxErrorBytes bounds an error answer, whatever the offer: messages
@@ -464,7 +464,10 @@ func FuzzWHEPOffer(f *testing.F) {
 // for a message over the limit; a refused one an error message and a
 // close with 4401. Either way the participant is gone once the client is.
 //
-// In the header and query, $TOKEN stands for the participant's token,
+// An exchangeToken message must be answered, with a refusal: the
+// participant's token is not self-signed.
+//
+// In the header, query and message, $TOKEN stands for the participant's token,
 // $NONE for it re-signed with "alg":"none" and $OTHERKEY for the same
 // claims signed by another server's key. Only the first may join.
 func FuzzEventsMessage(f *testing.F) {
@@ -493,7 +496,7 @@ func FuzzEventsMessage(f *testing.F) {
 		{"", "access_token=$TOKEN", 0, `{"type":"ping"}{"type":"ping"}`},
 		{"", "access_token=$TOKEN", 0, `1e999`},
 		{"", "access_token=$TOKEN", 0, strings.Repeat("[", 2048) + strings.Repeat("]", 2048)},
-		{"", "access_token=$TOKEN", 0, strings.Repeat("[", 4097)},
+		{"", "access_token=$TOKEN", 0, strings.Repeat("[", 8193)},
 		{"", "access_token=$TOKEN", 0, `{"type":"ping","pad":"` + strings.Repeat("x", maxClientMessage-28) + `"}`},
 		{"", "access_token=$TOKEN", 2, strings.Repeat("x", maxClientMessage+1)},
 		{"", "access_token=$TOKEN", 1, strings.Repeat("\x00", 64<<10)},
@@ -524,6 +527,15 @@ func FuzzEventsMessage(f *testing.F) {
 		{"Bearer " + strings.Repeat("A", 20<<10), "", 0, `{"type":"ping"}`},
 		{"", "access_token=e30.e30.e30", 0, `{"type":"ping"}`},
 		{"", "access_token=eyJhbGciOiJub25lIn0.e30.", 0, `{"type":"ping"}`},
+		// Token exchanges, which a participant of CreateParticipantToken
+		// may not make: each is refused, the WebSocket staying open.
+		{"", "access_token=$TOKEN", 0, `{"type":"exchangeToken","token":"$TOKEN"}`},
+		{"", "access_token=$TOKEN", 0, `{"type":"exchangeToken","token":"$OTHERKEY"}`},
+		{"", "access_token=$TOKEN", 0, `{"type":"exchangeToken","token":"$NONE"}`},
+		{"", "access_token=$TOKEN", 0, `{"type":"exchangeToken"}`},
+		{"", "access_token=$TOKEN", 0, `{"type":"exchangeToken","token":null}`},
+		{"", "access_token=$TOKEN", 0, `{"type":"exchangeToken","token":["$TOKEN"]}`},
+		{"", "access_token=$TOKEN", 2, `{"type":"exchangeToken","token":"` + strings.Repeat("A", 6<<10) + `"}`},
 	}
 	for _, s := range seeds {
 		f.Add(s.header, s.query, s.kind, []byte(s.msg))
@@ -540,7 +552,7 @@ func FuzzEventsMessage(f *testing.F) {
 
 	f.Fuzz(func(t *testing.T, header, query string, kind uint8, msg []byte) {
 		showLog(t)
-		header, query = expand.Replace(header), expand.Replace(query)
+		header, query, msg = expand.Replace(header), expand.Replace(query), []byte(expand.Replace(string(msg)))
 		if !validHeaderValue(header) || !validQuery(query) {
 			return // no HTTP client sends these
 		}
@@ -637,6 +649,12 @@ func exchangeMessage(t *testing.T, ctx context.Context, conn *websocket.Conn, ki
 		}
 		switch m["type"] {
 		case "state":
+		case "exchangeTokenError":
+			if tooBig {
+				t.Fatalf("a %d-byte message was read: got %v, want a close with 1009", len(msg), m)
+			}
+		case "tokenExchanged":
+			t.Fatalf("a participant of CreateParticipantToken exchanged its token: %v, after %q", m, msg)
 		case "pong":
 			if tooBig {
 				t.Fatalf("a %d-byte message was read: got %v, want a close with 1009", len(msg), m)
