@@ -223,7 +223,8 @@ func TestCreateStage(t *testing.T) {
 				Storage:               []types.ThumbnailStorageType{types.ThumbnailStorageTypeSequential},
 				RecordingMode:         types.ThumbnailRecordingModeInterval,
 			},
-			HlsConfiguration: &types.ParticipantRecordingHlsConfiguration{TargetSegmentDurationSeconds: aws.Int32(6)},
+			HlsConfiguration:          &types.ParticipantRecordingHlsConfiguration{TargetSegmentDurationSeconds: aws.Int32(6)},
+			RecordParticipantReplicas: true,
 		})
 
 		if got, want := len(out.ParticipantTokens), len(configs); got != want {
@@ -343,7 +344,8 @@ func TestStageLifecycle(t *testing.T) {
 			Storage:               []types.ThumbnailStorageType{types.ThumbnailStorageTypeSequential},
 			RecordingMode:         types.ThumbnailRecordingModeInterval,
 		},
-		HlsConfiguration: &types.ParticipantRecordingHlsConfiguration{TargetSegmentDurationSeconds: aws.Int32(6)},
+		HlsConfiguration:          &types.ParticipantRecordingHlsConfiguration{TargetSegmentDurationSeconds: aws.Int32(6)},
+		RecordParticipantReplicas: true,
 	}
 	updates := []struct {
 		name     string
@@ -361,10 +363,11 @@ func TestStageLifecycle(t *testing.T) {
 			StorageConfigurationArn: aws.String(""),
 			MediaTypes:              []types.ParticipantRecordingMediaType{types.ParticipantRecordingMediaTypeNone},
 		}}, "gamma-1_x", &types.AutoParticipantRecordingConfiguration{
-			StorageConfigurationArn: aws.String(""),
-			MediaTypes:              []types.ParticipantRecordingMediaType{types.ParticipantRecordingMediaTypeNone},
-			ThumbnailConfiguration:  recorded.ThumbnailConfiguration,
-			HlsConfiguration:        recorded.HlsConfiguration,
+			StorageConfigurationArn:   aws.String(""),
+			MediaTypes:                []types.ParticipantRecordingMediaType{types.ParticipantRecordingMediaTypeNone},
+			ThumbnailConfiguration:    recorded.ThumbnailConfiguration,
+			HlsConfiguration:          recorded.HlsConfiguration,
+			RecordParticipantReplicas: true,
 		}},
 	}
 	for _, tt := range updates {
