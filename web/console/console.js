@@ -43,7 +43,7 @@ let actionError = ""; // what the last action failed with, shown until the next 
 const selectionKeys = ["tab", "stage", "session", "participant"];
 const selection = { tab: "", stage: "", session: "", participant: "" };
 // What the last refresh read.
-const view = { stages: [], live: new Map(), sessions: [], participants: [], events: [], participant: null };
+const view = { stages: [], live: new Map(), sessions: [], participants: [], events: [], participant: null, replicas: [] };
 // Where each participant of the session is recorded, by participant id:
 // {state, bucket, prefix, segments}; read with GetParticipant when its
 // recording state changes (ListParticipants gives the state alone).
@@ -138,12 +138,15 @@ export function recordingPath(bucket, key) {
   return recordingsPath + encodeURIComponent(bucket) + "/" + key.split("/").map(encodeURIComponent).join("/");
 }
 
+// Page sizes of the List operations whose largest page is not 100.
+const maxPageSize = { ListParticipantReplicas: 50 };
+
 // listAll reads every page of a List operation (up to a sane bound).
 async function listAll(operation, input, field) {
   const out = [];
   let nextToken;
   for (let page = 0; page < 20; page++) {
-    const res = await api(operation, { ...input, maxResults: 100, ...(nextToken ? { nextToken } : {}) });
+    const res = await api(operation, { ...input, maxResults: maxPageSize[operation] || 100, ...(nextToken ? { nextToken } : {}) });
     out.push(...(res[field] || []));
     nextToken = res.nextToken;
     if (!nextToken) break;
@@ -162,7 +165,7 @@ function refresh() {
   }
   polling = (async () => {
     try {
-      await load();
+      if ((await load()) === false) return; // refresh runs again for the new selection
       render();
       setLive("ok", "Live · updated " + new Date().toLocaleTimeString());
       showError(actionError);
@@ -184,7 +187,16 @@ function refresh() {
   return polling;
 }
 
+// selectionVersion counts the changes of selection: a load that began
+// before one is stale, and leaves both the view and the selection to the
+// load that follows (refresh runs again).
+let selectionVersion = 0;
+
+// load reads what the selection shows; false if the selection changed
+// meanwhile.
 async function load() {
+  const version = selectionVersion;
+  const stale = () => version !== selectionVersion;
   if (selection.tab === "delivery") {
     await loadDelivery();
     return;
@@ -216,6 +228,7 @@ async function load() {
   view.participant = null;
   if (!stage) return;
   view.sessions = await listAll("ListStageSessions", { stageArn: stage.arn }, "stageSessions");
+  if (stale()) return false;
   view.sessions.sort((a, b) => (b.startTime || "").localeCompare(a.startTime || ""));
   if (!view.sessions.some((s) => s.sessionId === selection.session)) {
     // Follow the live session, or else the latest.
@@ -225,8 +238,10 @@ async function load() {
   }
   if (!selection.session) return;
   view.participants = await listAll("ListParticipants", { stageArn: stage.arn, sessionId: selection.session }, "participants");
+  if (stale()) return false;
   view.participants.sort((a, b) => (a.firstJoinTime || "").localeCompare(b.firstJoinTime || ""));
   await loadRecordings(stage);
+  if (stale()) return false;
   if (!selection.participant) return;
   if (!view.participants.some((p) => p.participantId === selection.participant)) {
     selection.participant = "";
@@ -234,12 +249,16 @@ async function load() {
     return;
   }
   const input = { stageArn: stage.arn, sessionId: selection.session, participantId: selection.participant };
-  const [events, got] = await Promise.all([
+  const [events, got, replicas] = await Promise.all([
     listAll("ListParticipantEvents", input, "events"),
     api("GetParticipant", input),
+    listAll("ListParticipantReplicas", { sourceStageArn: stage.arn, participantId: selection.participant }, "replicas"),
   ]);
+  if (stale()) return false;
   view.events = events.sort((a, b) => (a.eventTime || "").localeCompare(b.eventTime || ""));
   view.participant = got.participant || null;
+  // The replications of the participant in this session, newest first.
+  view.replicas = replicas.filter((r) => r.sourceSessionId === selection.session).reverse();
 }
 
 // loadRecordings reads where the session's participants are recorded:
@@ -398,7 +417,7 @@ function renderParticipants() {
     const where = r && r.state === state && r.bucket ? `s3://${r.bucket}/${r.prefix}` : "";
     return el("tr", { "data-participant-id": p.participantId, "data-state": p.state, "data-recording-state": state,
       class: p.participantId === selection.participant ? "selected" : "", tabindex: "0" },
-      el("td", { class: "strong" }, p.userId || el("span", { class: "muted" }, "(none)")),
+      el("td", { class: "strong" }, p.userId || el("span", { class: "muted" }, "(none)"), replicationBadge(p)),
       el("td", {}, el("code", {}, p.participantId)),
       el("td", {}, el("span", { class: "badge " + (connected ? "ok" : "off") }, p.state)),
       el("td", {}, p.published ? "yes" : "no"),
@@ -411,6 +430,24 @@ function renderParticipants() {
         playable(r) && r.state === state ? el("button", { type: "button", class: "small", "data-action": "play" }, "Play") : "",
         connected ? el("button", { type: "button", class: "small danger", "data-action": "disconnect" }, "Disconnect") : ""));
   }));
+}
+
+// replicationBadge says that a participant is a replica from another
+// stage, or replicated to others.
+function replicationBadge(p) {
+  if (p.replicationType === "REPLICA") {
+    return el("span", { class: "badge info replication", title: `replica of ${p.sourceStageArn || ""}` }, "replica of " + stageName(p.sourceStageArn));
+  }
+  if (p.replicationType === "SOURCE" && p.replicationState === "ACTIVE") {
+    return el("span", { class: "badge info replication", title: "replicated to other stages" }, "replicated");
+  }
+  return "";
+}
+
+// stageName is a stage's name, or its id when it has none or is not known.
+function stageName(arn) {
+  const s = view.stages.find((x) => x.arn === arn);
+  return (s && s.name) || stageId(arn || "");
 }
 
 function recordingClass(state) {
@@ -469,13 +506,58 @@ function renderEvents() {
     ["Recording", p.recordingState || "DISABLED"],
   ];
   if (p.recordingS3BucketName) facts.push(["Recording bucket", p.recordingS3BucketName], ["Recording prefix", p.recordingS3Prefix || ""]);
+  if (p.replicationType === "REPLICA") {
+    facts.push(["Replica of", `${stageName(p.sourceStageArn)} (session ${p.sourceSessionId || ""})`], ["Replication", p.replicationState || ""]);
+  } else if (p.replicationType === "SOURCE") {
+    facts.push(["Replication", p.replicationState || ""]);
+  }
   replaceChildren($("participant-facts"), facts.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
+  renderReplicas(p);
   replaceChildren($("events"), view.events.map((e) =>
     el("li", { class: "event " + eventClass(e.name), "data-event": e.name },
       el("time", { datetime: e.eventTime || "" }, formatTime(e.eventTime, true)),
       el("span", { class: "event-name" }, e.name),
       e.remoteParticipantId ? el("span", { class: "muted" }, "remote " + nameOf(e.remoteParticipantId)) : "",
-      e.errorCode ? el("span", { class: "badge bad" }, e.errorCode) : "")));
+      e.errorCode ? el("span", { class: "badge bad" }, e.errorCode) : "",
+      e.destinationStageArn ? el("span", { class: "muted" }, "to " + stageName(e.destinationStageArn)) : "",
+      e.replica ? el("span", { class: "badge info" }, "replica") : "",
+      e.newToken ? el("span", { class: "muted" }, exchangeText(e.previousToken, e.newToken)) : "")));
+}
+
+// exchangeText says what a token exchange changed.
+function exchangeText(before, after) {
+  const caps = (t) => ((t && t.capabilities) || []).join("+") || "no capabilities";
+  const parts = [];
+  if (caps(before) !== caps(after)) parts.push(`${caps(before)} → ${caps(after)}`);
+  if ((before && before.userId) !== after.userId) parts.push(`user ${after.userId || "(none)"}`);
+  if (JSON.stringify((before && before.attributes) || {}) !== JSON.stringify(after.attributes || {})) {
+    parts.push("attributes " + (Object.entries(after.attributes || {}).map(([k, v]) => `${k}=${v}`).join(", ") || "none"));
+  }
+  return parts.join("; ") || "same capabilities and attributes";
+}
+
+// renderReplicas shows where the selected participant is replicated, and
+// lets it be replicated to another stage while it publishes here.
+function renderReplicas(p) {
+  const stage = selectedStage();
+  const publishing = p.state === "CONNECTED" && p.published && p.replicationType !== "REPLICA" && stage &&
+    stage.activeSessionId === selection.session;
+  $("replicas-section").hidden = !publishing && view.replicas.length === 0;
+  $("replicas").hidden = view.replicas.length === 0;
+  replaceRows($("replicas"), view.replicas.map((r) => el("tr", { "data-destination-arn": r.destinationStageArn, "data-state": r.replicationState },
+    el("td", { class: "strong", title: r.destinationStageArn }, stageName(r.destinationStageArn)),
+    el("td", {}, el("code", {}, r.destinationSessionId || "")),
+    el("td", {}, el("span", { class: "badge " + (r.replicationState === "ACTIVE" ? "ok" : "off") }, r.replicationState)),
+    el("td", { class: "actions" }, r.replicationState === "ACTIVE"
+      ? el("button", { type: "button", class: "small danger", "data-action": "stop-replication" }, "Stop") : ""))));
+  $("replicate").hidden = !publishing;
+  const active = new Set(view.replicas.filter((r) => r.replicationState === "ACTIVE").map((r) => r.destinationStageArn));
+  const choices = view.stages.filter((s) => s.arn !== (stage && stage.arn) && !active.has(s.arn));
+  const select = $("replicate-to");
+  const chosen = select.value;
+  $("replicate-submit").disabled = choices.length === 0;
+  replaceChildren(select, [el("option", { value: "" }, choices.length ? "Replicate to stage…" : "no other stage to replicate to"),
+    ...choices.map((s) => el("option", { value: s.arn, ...(s.arn === chosen ? { selected: "" } : {}) }, s.name || stageId(s.arn)))]);
 }
 
 function renderStorage() {
@@ -651,6 +733,7 @@ function showError(message) {
 // --- selection ----------------------------------------------------------
 
 function readSelection() {
+  selectionVersion++;
   const q = new URLSearchParams(location.hash.slice(1));
   for (const k of selectionKeys) selection[k] = q.get(k) || "";
   if (selection.tab !== "delivery" && selection.tab !== "storage" && selection.tab !== "keys") selection.tab = "";
@@ -666,6 +749,7 @@ function writeSelection() {
 function select(changes) {
   actionError = "";
   Object.assign(selection, changes);
+  selectionVersion++;
   writeSelection();
   render();
   refresh();
@@ -781,6 +865,24 @@ function wireActions() {
       if (!ok) return;
       act(() => api("DeletePublicKey", { arn: row.dataset.keyArn }));
     });
+  });
+
+  $("replicate").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const stage = selectedStage();
+    const destinationStageArn = $("replicate-to").value;
+    if (!stage || !destinationStageArn) return;
+    const reconnectWindowSeconds = Number($("replicate-window").value) || 0;
+    act(() => api("StartParticipantReplication", { sourceStageArn: stage.arn, destinationStageArn,
+      participantId: selection.participant, reconnectWindowSeconds }));
+  });
+
+  $("replicas").tBodies[0].addEventListener("click", (e) => {
+    const row = e.target.closest("tr[data-destination-arn]");
+    const stage = selectedStage();
+    if (!row || !stage || !e.target.closest("[data-action=stop-replication]")) return;
+    act(() => api("StopParticipantReplication", { sourceStageArn: stage.arn, destinationStageArn: row.dataset.destinationArn,
+      participantId: selection.participant }));
   });
 
   $("sessions").tBodies[0].addEventListener("click", (e) => {
