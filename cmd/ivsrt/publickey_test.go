@@ -575,79 +575,23 @@ func TestPublicKeyTags(t *testing.T) {
 	stage := "arn:aws:ivs:us-east-1:123456789012:stage/" + id
 	storage := "arn:aws:ivs:us-east-1:123456789012:storage-configuration/" + id
 
-	steps := []struct {
-		name  string
-		tag   map[string]string
-		untag []string
-		want  map[string]string
-	}{
-		{"merge and overwrite", map[string]string{"env": "prod", "team": "video"}, nil, map[string]string{"env": "prod", "team": "video"}},
-		{"untag with an absent key", nil, []string{"env", "absent"}, map[string]string{"team": "video"}},
-		{"untag all", nil, []string{"team"}, map[string]string{}},
-	}
-	for _, tt := range steps {
-		t.Run(tt.name, func(t *testing.T) {
-			if tt.tag != nil {
-				if _, err := c.TagResource(ctx, &ivsrealtime.TagResourceInput{ResourceArn: arn, Tags: tt.tag}); err != nil {
-					t.Fatalf("TagResource: %v", err)
-				}
-			} else if _, err := c.UntagResource(ctx, &ivsrealtime.UntagResourceInput{ResourceArn: arn, TagKeys: tt.untag}); err != nil {
-				t.Fatalf("UntagResource: %v", err)
-			}
-			out, err := c.ListTagsForResource(ctx, &ivsrealtime.ListTagsForResourceInput{ResourceArn: arn})
-			if err != nil {
-				t.Fatalf("ListTagsForResource: %v", err)
-			}
-			checkJSON(t, "ListTagsForResource", out.Tags, tt.want)
-			got, err := c.GetPublicKey(ctx, &ivsrealtime.GetPublicKeyInput{Arn: arn})
-			if err != nil {
-				t.Fatalf("GetPublicKey: %v", err)
-			}
-			checkJSON(t, "GetPublicKey tags", got.PublicKey.Tags, tt.want)
-			list, err := c.ListPublicKeys(ctx, &ivsrealtime.ListPublicKeysInput{MaxResults: aws.Int32(1)})
-			if err != nil {
-				t.Fatalf("ListPublicKeys: %v", err)
-			}
-			checkJSON(t, "ListPublicKeys tags", list.PublicKeys[0].Tags, tt.want)
-		})
-	}
-	out, err := c.ListTagsForResource(ctx, &ivsrealtime.ListTagsForResourceInput{ResourceArn: other})
-	if err != nil {
-		t.Fatalf("ListTagsForResource: %v", err)
-	}
-	checkJSON(t, "tags of the other key", out.Tags, map[string]string{"env": "other"})
-
-	fifty := map[string]string{}
-	for i := range 49 {
-		fifty[fmt.Sprintf("k%02d", i)] = "v"
-	}
-	fifty["env"] = "x"
-	if _, err := c.TagResource(ctx, &ivsrealtime.TagResourceInput{ResourceArn: other, Tags: fifty}); err != nil {
-		t.Fatalf("TagResource up to 50: %v", err)
-	}
-	_, err = c.TagResource(ctx, &ivsrealtime.TagResourceInput{ResourceArn: other, Tags: map[string]string{"fifty-first": "x"}})
-	checkError(t, err, validation("at most 50 tags"))
-
-	bad := []struct {
-		name, arn string
-		want      wantError
-	}{
+	checkTagging(t, c, arn, other, func(t *testing.T) (got, listed map[string]string) {
+		out, err := c.GetPublicKey(ctx, &ivsrealtime.GetPublicKeyInput{Arn: arn})
+		if err != nil {
+			t.Fatalf("GetPublicKey: %v", err)
+		}
+		list, err := c.ListPublicKeys(ctx, &ivsrealtime.ListPublicKeysInput{MaxResults: aws.Int32(1)})
+		if err != nil {
+			t.Fatalf("ListPublicKeys: %v", err)
+		}
+		return out.PublicKey.Tags, list.PublicKeys[0].Tags
+	}, []badTagTarget{
 		{"missing public key", missingKey, notFound("Resource not found", missingKey)},
 		{"stage with the key's id", stage, notFound("Resource not found", stage)},
 		{"storage configuration with the key's id", storage, notFound("Resource not found", storage)},
 		{"channel", "arn:aws:ivs:us-east-1:123456789012:channel/abcdABCD1234", validation("at 'resourceArn'",
 			"or arn:aws:ivs:[a-z0-9-]+:[0-9]+:public-key/[a-zA-Z0-9-]+")},
-	}
-	for _, b := range bad {
-		t.Run(b.name, func(t *testing.T) {
-			_, err := c.TagResource(ctx, &ivsrealtime.TagResourceInput{ResourceArn: aws.String(b.arn), Tags: map[string]string{"k": "v"}})
-			checkError(t, err, b.want)
-			_, err = c.UntagResource(ctx, &ivsrealtime.UntagResourceInput{ResourceArn: aws.String(b.arn), TagKeys: []string{"k"}})
-			checkError(t, err, b.want)
-			_, err = c.ListTagsForResource(ctx, &ivsrealtime.ListTagsForResourceInput{ResourceArn: aws.String(b.arn)})
-			checkError(t, err, b.want)
-		})
-	}
+	})
 }
 
 // TestPublicKeyWireGolden pins the JSON of the public key operations,

@@ -370,79 +370,23 @@ func TestStorageConfigurationTags(t *testing.T) {
 	// A stage with the same id as the storage configuration.
 	stage := "arn:aws:ivs:us-east-1:123456789012:stage/" + strings.TrimPrefix(*arn, "arn:aws:ivs:us-east-1:123456789012:storage-configuration/")
 
-	steps := []struct {
-		name  string
-		tag   map[string]string
-		untag []string
-		want  map[string]string
-	}{
-		{"merge and overwrite", map[string]string{"env": "prod", "team": "video"}, nil, map[string]string{"env": "prod", "team": "video"}},
-		{"untag with an absent key", nil, []string{"env", "absent"}, map[string]string{"team": "video"}},
-		{"untag all", nil, []string{"team"}, map[string]string{}},
-	}
-	for _, tt := range steps {
-		t.Run(tt.name, func(t *testing.T) {
-			if tt.tag != nil {
-				if _, err := c.TagResource(ctx, &ivsrealtime.TagResourceInput{ResourceArn: arn, Tags: tt.tag}); err != nil {
-					t.Fatalf("TagResource: %v", err)
-				}
-			} else if _, err := c.UntagResource(ctx, &ivsrealtime.UntagResourceInput{ResourceArn: arn, TagKeys: tt.untag}); err != nil {
-				t.Fatalf("UntagResource: %v", err)
-			}
-			out, err := c.ListTagsForResource(ctx, &ivsrealtime.ListTagsForResourceInput{ResourceArn: arn})
-			if err != nil {
-				t.Fatalf("ListTagsForResource: %v", err)
-			}
-			checkJSON(t, "ListTagsForResource", out.Tags, tt.want)
-			got, err := c.GetStorageConfiguration(ctx, &ivsrealtime.GetStorageConfigurationInput{Arn: arn})
-			if err != nil {
-				t.Fatalf("GetStorageConfiguration: %v", err)
-			}
-			checkJSON(t, "GetStorageConfiguration tags", got.StorageConfiguration.Tags, tt.want)
-			list, err := c.ListStorageConfigurations(ctx, &ivsrealtime.ListStorageConfigurationsInput{MaxResults: aws.Int32(1)})
-			if err != nil {
-				t.Fatalf("ListStorageConfigurations: %v", err)
-			}
-			checkJSON(t, "ListStorageConfigurations tags", list.StorageConfigurations[0].Tags, tt.want)
-		})
-	}
-	out, err := c.ListTagsForResource(ctx, &ivsrealtime.ListTagsForResourceInput{ResourceArn: other})
-	if err != nil {
-		t.Fatalf("ListTagsForResource: %v", err)
-	}
-	checkJSON(t, "tags of the other storage configuration", out.Tags, map[string]string{"env": "other"})
-
-	fifty := map[string]string{}
-	for i := range 49 {
-		fifty[fmt.Sprintf("k%02d", i)] = "v"
-	}
-	fifty["env"] = "x"
-	if _, err := c.TagResource(ctx, &ivsrealtime.TagResourceInput{ResourceArn: other, Tags: fifty}); err != nil {
-		t.Fatalf("TagResource up to 50: %v", err)
-	}
-	_, err = c.TagResource(ctx, &ivsrealtime.TagResourceInput{ResourceArn: other, Tags: map[string]string{"fifty-first": "x"}})
-	checkError(t, err, validation("at most 50 tags"))
-
-	bad := []struct {
-		name, arn string
-		want      wantError
-	}{
+	checkTagging(t, c, arn, other, func(t *testing.T) (got, listed map[string]string) {
+		out, err := c.GetStorageConfiguration(ctx, &ivsrealtime.GetStorageConfigurationInput{Arn: arn})
+		if err != nil {
+			t.Fatalf("GetStorageConfiguration: %v", err)
+		}
+		list, err := c.ListStorageConfigurations(ctx, &ivsrealtime.ListStorageConfigurationsInput{MaxResults: aws.Int32(1)})
+		if err != nil {
+			t.Fatalf("ListStorageConfigurations: %v", err)
+		}
+		return out.StorageConfiguration.Tags, list.StorageConfigurations[0].Tags
+	}, []badTagTarget{
 		{"missing storage configuration", missingStorage, notFound("Resource not found", missingStorage)},
 		{"stage with the storage configuration's id", stage, notFound("Resource not found", stage)},
 		{"channel", "arn:aws:ivs:us-east-1:123456789012:channel/abcdABCD1234", validation("at 'resourceArn'",
 			"Member must satisfy regular expression pattern: arn:aws:ivs:[a-z0-9-]+:[0-9]+:stage/[a-zA-Z0-9-]+ or "+
 				"arn:aws:ivs:[a-z0-9-]+:[0-9]+:storage-configuration/[a-zA-Z0-9-]+")},
-	}
-	for _, b := range bad {
-		t.Run(b.name, func(t *testing.T) {
-			_, err := c.TagResource(ctx, &ivsrealtime.TagResourceInput{ResourceArn: aws.String(b.arn), Tags: map[string]string{"k": "v"}})
-			checkError(t, err, b.want)
-			_, err = c.UntagResource(ctx, &ivsrealtime.UntagResourceInput{ResourceArn: aws.String(b.arn), TagKeys: []string{"k"}})
-			checkError(t, err, b.want)
-			_, err = c.ListTagsForResource(ctx, &ivsrealtime.ListTagsForResourceInput{ResourceArn: aws.String(b.arn)})
-			checkError(t, err, b.want)
-		})
-	}
+	})
 }
 
 // TestStorageConfigurationInUse: a storage configuration that a stage's
@@ -746,5 +690,79 @@ func TestBrowserConsoleStorage(t *testing.T) {
 
 	if v := console.CSPViolations(); len(v) > 0 {
 		t.Errorf("Content Security Policy violations: %v", v)
+	}
+}
+
+// badTagTarget is a resource ARN the tag operations must refuse, and how.
+type badTagTarget struct {
+	name, arn string
+	want      wantError
+}
+
+// checkTagging takes a taggable resource, created with the tag env=test,
+// through TagResource, UntagResource and ListTagsForResource: tags merge
+// and overwrite, untagging an absent key is no error, what reads the
+// resource (tagsOf: its Get and its List, which must list it first) shows
+// the same tags, another resource's (other, tagged env=other) stay
+// untouched, a resource holds 50 tags and no more; and each of bad is
+// refused by all three operations.
+func checkTagging(t *testing.T, c *ivsrealtime.Client, arn, other *string, tagsOf func(t *testing.T) (got, listed map[string]string), bad []badTagTarget) {
+	t.Helper()
+	ctx := testContext(t)
+	steps := []struct {
+		name  string
+		tag   map[string]string
+		untag []string
+		want  map[string]string
+	}{
+		{"merge and overwrite", map[string]string{"env": "prod", "team": "video"}, nil, map[string]string{"env": "prod", "team": "video"}},
+		{"untag with an absent key", nil, []string{"env", "absent"}, map[string]string{"team": "video"}},
+		{"untag all", nil, []string{"team"}, map[string]string{}},
+	}
+	for _, tt := range steps {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.tag != nil {
+				if _, err := c.TagResource(ctx, &ivsrealtime.TagResourceInput{ResourceArn: arn, Tags: tt.tag}); err != nil {
+					t.Fatalf("TagResource: %v", err)
+				}
+			} else if _, err := c.UntagResource(ctx, &ivsrealtime.UntagResourceInput{ResourceArn: arn, TagKeys: tt.untag}); err != nil {
+				t.Fatalf("UntagResource: %v", err)
+			}
+			out, err := c.ListTagsForResource(ctx, &ivsrealtime.ListTagsForResourceInput{ResourceArn: arn})
+			if err != nil {
+				t.Fatalf("ListTagsForResource: %v", err)
+			}
+			checkJSON(t, "ListTagsForResource", out.Tags, tt.want)
+			got, listed := tagsOf(t)
+			checkJSON(t, "tags read back", got, tt.want)
+			checkJSON(t, "tags listed", listed, tt.want)
+		})
+	}
+	out, err := c.ListTagsForResource(ctx, &ivsrealtime.ListTagsForResourceInput{ResourceArn: other})
+	if err != nil {
+		t.Fatalf("ListTagsForResource: %v", err)
+	}
+	checkJSON(t, "tags of the other resource", out.Tags, map[string]string{"env": "other"})
+
+	fifty := map[string]string{}
+	for i := range 49 {
+		fifty[fmt.Sprintf("k%02d", i)] = "v"
+	}
+	fifty["env"] = "x"
+	if _, err := c.TagResource(ctx, &ivsrealtime.TagResourceInput{ResourceArn: other, Tags: fifty}); err != nil {
+		t.Fatalf("TagResource up to 50: %v", err)
+	}
+	_, err = c.TagResource(ctx, &ivsrealtime.TagResourceInput{ResourceArn: other, Tags: map[string]string{"fifty-first": "x"}})
+	checkError(t, err, validation("at most 50 tags"))
+
+	for _, b := range bad {
+		t.Run(b.name, func(t *testing.T) {
+			_, err := c.TagResource(ctx, &ivsrealtime.TagResourceInput{ResourceArn: aws.String(b.arn), Tags: map[string]string{"k": "v"}})
+			checkError(t, err, b.want)
+			_, err = c.UntagResource(ctx, &ivsrealtime.UntagResourceInput{ResourceArn: aws.String(b.arn), TagKeys: []string{"k"}})
+			checkError(t, err, b.want)
+			_, err = c.ListTagsForResource(ctx, &ivsrealtime.ListTagsForResourceInput{ResourceArn: aws.String(b.arn)})
+			checkError(t, err, b.want)
+		})
 	}
 }
