@@ -477,3 +477,72 @@ func sleep(ctx context.Context, d time.Duration) error {
 		return ctx.Err()
 	}
 }
+
+// session is one subscription of a phase: a receiver of publisher pub's
+// stream, or the error that kept it from subscribing.
+type session struct {
+	recv receiver
+	pub  int
+	err  error
+}
+
+// measureWindow measures one phase's window, once its participants have
+// warmed up: the server's CPU and what the subscribers in live received
+// over o.duration, against the np publishers' counters (sent(i) is
+// publisher i's), then, after o.drain, the packets of the window that
+// arrived and their latency. It fills in m.
+func measureWindow(ctx context.Context, o *options, srv *server, m *measurement, live []*session, np int, sent func(i int) uint64) error {
+	counters := func() []uint64 {
+		c := make([]uint64, np)
+		for i := range np {
+			c[i] = sent(i)
+		}
+		return c
+	}
+	received := func() (wire, arrived uint64) {
+		for _, s := range live {
+			wire += s.recv.wire()
+			arrived += s.recv.counts().arrivals()
+		}
+		return wire, arrived
+	}
+	for _, s := range live {
+		s.recv.counts().setMeasure(true)
+	}
+	var start, end window
+	var err error
+	from := counters()
+	start.wire, start.arrived = received()
+	if start.cpu, err = sampleCPU(srv.pid()); err != nil {
+		return err
+	}
+	if err := sleep(ctx, o.duration); err != nil {
+		return err
+	}
+	to := counters()
+	end.wire, end.arrived = received()
+	if end.cpu, err = sampleCPU(srv.pid()); err != nil {
+		return err
+	}
+	for _, s := range live {
+		s.recv.counts().setMeasure(false)
+	}
+	for i := range np {
+		start.counter += from[i]
+		end.counter += to[i]
+	}
+	m.between(start, end)
+	m.rssEnd = processRSS(srv.pid())
+	if err := sleep(ctx, o.drain); err != nil {
+		return err
+	}
+	for _, s := range live {
+		t := s.recv.counts()
+		m.expected += to[s.pub] - from[s.pub]
+		m.received += t.count(from[s.pub], to[s.pub])
+		t.mu.Lock()
+		m.latency.merge(&t.latency)
+		t.mu.Unlock()
+	}
+	return nil
+}

@@ -158,13 +158,6 @@ func runRecordPhase(ctx context.Context, o *options, tmp string, np int, record 
 		}
 	}
 
-	// A session is one subscriber of publisher pub, a participant of its
-	// own.
-	type session struct {
-		recv receiver
-		pub  int
-		err  error
-	}
 	sessions := make([]*session, nsubs)
 	defer func() {
 		// The server goes first: nobody's departure needs recording.
@@ -239,56 +232,9 @@ func runRecordPhase(ctx context.Context, o *options, tmp string, np int, record 
 		return nil, err
 	}
 
-	counters := func() []uint64 {
-		c := make([]uint64, np)
-		for i, p := range pubs {
-			c[i] = p.log.sent.Load()
-		}
-		return c
-	}
-	received := func() (wire, arrived uint64) {
-		for _, s := range live {
-			wire += s.recv.wire()
-			arrived += s.recv.counts().arrivals()
-		}
-		return wire, arrived
-	}
-	for _, s := range live {
-		s.recv.counts().setMeasure(true)
-	}
-	var start, end window
-	from := counters()
-	start.wire, start.arrived = received()
-	if start.cpu, err = sampleCPU(srv.pid()); err != nil {
+	// The window: each publisher's counter, and what the receivers got.
+	if err := measureWindow(ctx, o, srv, m, live, np, func(i int) uint64 { return pubs[i].log.sent.Load() }); err != nil {
 		return nil, err
-	}
-	if err := sleep(ctx, o.duration); err != nil {
-		return nil, err
-	}
-	to := counters()
-	end.wire, end.arrived = received()
-	if end.cpu, err = sampleCPU(srv.pid()); err != nil {
-		return nil, err
-	}
-	for _, s := range live {
-		s.recv.counts().setMeasure(false)
-	}
-	for i := range np {
-		start.counter += from[i]
-		end.counter += to[i]
-	}
-	m.between(start, end)
-	m.rssEnd = processRSS(srv.pid())
-	if err := sleep(ctx, o.drain); err != nil {
-		return nil, err
-	}
-	for _, s := range live {
-		t := s.recv.counts()
-		m.expected += to[s.pub] - from[s.pub]
-		m.received += t.count(from[s.pub], to[s.pub])
-		t.mu.Lock()
-		m.latency.merge(&t.latency)
-		t.mu.Unlock()
 	}
 
 	// The publishers leave (WHIP DELETE); their recordings end, and are
