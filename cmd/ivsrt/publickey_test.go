@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -484,83 +485,32 @@ func TestPublicKeyPagination(t *testing.T) {
 	t.Parallel()
 	m, _ := startServer(t)
 	c, log := newClient(t, m, testAccessKeyID, testSecretAccessKey)
-	ctx := testContext(t)
-
-	var arns []string
-	for i := range 7 {
-		_, material := newKeyPair(t)
-		arns = append(arns, importKey(t, c, fmt.Sprintf("key-%02d", i), material, nil))
-	}
-	p := ivsrealtime.NewListPublicKeysPaginator(c, &ivsrealtime.ListPublicKeysInput{MaxResults: aws.Int32(3)})
-	var (
-		got   []string
-		sizes []int
-	)
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			t.Fatalf("NextPage: %v", err)
-		}
-		sizes = append(sizes, len(page.PublicKeys))
-		for _, pk := range page.PublicKeys {
-			got = append(got, aws.ToString(pk.Arn))
-		}
-	}
-	checkJSON(t, "page sizes", sizes, []int{3, 3, 1})
-	checkJSON(t, "public keys in import order", got, arns)
-	pages := log.all("/ListPublicKeys")
-	for i, ex := range pages {
-		var body map[string]any
-		ex.decode(t, &body)
-		_, has := body["nextToken"]
-		if last := i == len(pages)-1; has == last {
-			t.Errorf("page %d: nextToken present %v, want %v (%s)", i, has, !last, ex.Body)
-		}
-	}
-
-	// A key deleted between pages is not listed, and the token still
-	// leads on.
-	first, err := c.ListPublicKeys(ctx, &ivsrealtime.ListPublicKeysInput{MaxResults: aws.Int32(3)})
-	if err != nil {
-		t.Fatalf("ListPublicKeys: %v", err)
-	}
-	for _, arn := range arns[2:4] {
-		if _, err := c.DeletePublicKey(ctx, &ivsrealtime.DeletePublicKeyInput{Arn: aws.String(arn)}); err != nil {
-			t.Fatalf("DeletePublicKey: %v", err)
-		}
-	}
-	rest, err := c.ListPublicKeys(ctx, &ivsrealtime.ListPublicKeysInput{NextToken: first.NextToken})
-	if err != nil {
-		t.Fatalf("ListPublicKeys with the token: %v", err)
-	}
-	var restARNs []string
-	for _, pk := range rest.PublicKeys {
-		restARNs = append(restARNs, aws.ToString(pk.Arn))
-	}
-	checkJSON(t, "after deletes between pages", restARNs, arns[4:])
-	// The token is bound to ListPublicKeys.
-	_, err = c.ListStorageConfigurations(ctx, &ivsrealtime.ListStorageConfigurationsInput{NextToken: first.NextToken})
-	checkError(t, err, validation("The nextToken is not valid"))
-
-	// Without maxResults a page holds up to 50, the model's default.
-	for i := range 51 - 5 {
-		_, material := newKeyPair(t)
-		importKey(t, c, fmt.Sprintf("more-%02d", i), material, nil)
-	}
-	page, err := c.ListPublicKeys(ctx, &ivsrealtime.ListPublicKeysInput{})
-	if err != nil {
-		t.Fatalf("ListPublicKeys: %v", err)
-	}
-	if n := len(page.PublicKeys); n != 50 || page.NextToken == nil {
-		t.Errorf("default page of 51: got %d and nextToken %v, want 50 and a nextToken", n, page.NextToken)
-	}
-	page, err = c.ListPublicKeys(ctx, &ivsrealtime.ListPublicKeysInput{NextToken: page.NextToken, MaxResults: aws.Int32(100)})
-	if err != nil {
-		t.Fatalf("ListPublicKeys: %v", err)
-	}
-	if n := len(page.PublicKeys); n != 1 || page.NextToken != nil {
-		t.Errorf("second page of 51: got %d and nextToken %v, want 1 and none", n, page.NextToken)
-	}
+	checkPagination(t, log, pagedResource{
+		op: "ListPublicKeys", defaultPage: 50,
+		create: func(i int) string {
+			_, material := newKeyPair(t)
+			return importKey(t, c, fmt.Sprintf("key-%02d", i), material, nil)
+		},
+		list: func(ctx context.Context, max *int32, next *string) ([]string, *string, error) {
+			out, err := c.ListPublicKeys(ctx, &ivsrealtime.ListPublicKeysInput{MaxResults: max, NextToken: next})
+			if err != nil {
+				return nil, nil, err
+			}
+			var arns []string
+			for _, pk := range out.PublicKeys {
+				arns = append(arns, aws.ToString(pk.Arn))
+			}
+			return arns, out.NextToken, nil
+		},
+		del: func(ctx context.Context, arn string) error {
+			_, err := c.DeletePublicKey(ctx, &ivsrealtime.DeletePublicKeyInput{Arn: aws.String(arn)})
+			return err
+		},
+		otherList: func(ctx context.Context, next *string) error {
+			_, err := c.ListStorageConfigurations(ctx, &ivsrealtime.ListStorageConfigurationsInput{NextToken: next})
+			return err
+		},
+	})
 }
 
 func TestPublicKeyTags(t *testing.T) {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -285,32 +286,76 @@ func TestStorageConfigurationPagination(t *testing.T) {
 	t.Parallel()
 	m, _ := startServer(t)
 	c, log := newClient(t, m, testAccessKeyID, testSecretAccessKey)
-	ctx := testContext(t)
+	checkPagination(t, log, pagedResource{
+		op: "ListStorageConfigurations", defaultPage: 100,
+		create: func(i int) string {
+			return createStorage(t, c, fmt.Sprintf("sc-%03d", i), fmt.Sprintf("bucket-%02d", i%10), nil)
+		},
+		list: func(ctx context.Context, max *int32, next *string) ([]string, *string, error) {
+			out, err := c.ListStorageConfigurations(ctx, &ivsrealtime.ListStorageConfigurationsInput{MaxResults: max, NextToken: next})
+			if err != nil {
+				return nil, nil, err
+			}
+			var arns []string
+			for _, sc := range out.StorageConfigurations {
+				arns = append(arns, aws.ToString(sc.Arn))
+			}
+			return arns, out.NextToken, nil
+		},
+		del: func(ctx context.Context, arn string) error {
+			_, err := c.DeleteStorageConfiguration(ctx, &ivsrealtime.DeleteStorageConfigurationInput{Arn: aws.String(arn)})
+			return err
+		},
+		otherList: func(ctx context.Context, next *string) error {
+			_, err := c.ListPublicKeys(ctx, &ivsrealtime.ListPublicKeysInput{NextToken: next})
+			return err
+		},
+	})
+}
 
+// pagedResource is a kind of resource listed page by page, for
+// checkPagination.
+type pagedResource struct {
+	op          string             // the List operation
+	defaultPage int                // the model's default maxResults
+	create      func(i int) string // creates the i-th resource, returning its ARN
+	list        func(ctx context.Context, max *int32, next *string) (arns []string, token *string, err error)
+	del         func(ctx context.Context, arn string) error
+	otherList   func(ctx context.Context, next *string) error // another List operation, given the token
+}
+
+// checkPagination lists seven resources three at a time: pages of 3, 3
+// and 1 in creation order, a nextToken on the wire on every page but the
+// last (which has no nextToken key at all); resources deleted between
+// pages are not listed and the token leads on; the token is refused by
+// another List operation; without maxResults a page holds the model's
+// default.
+func checkPagination(t *testing.T, log *wireLog, r pagedResource) {
+	t.Helper()
+	ctx := testContext(t)
 	var arns []string
 	for i := range 7 {
-		arns = append(arns, createStorage(t, c, fmt.Sprintf("sc-%02d", i), fmt.Sprintf("bucket-%02d", i), nil))
+		arns = append(arns, r.create(i))
 	}
-	p := ivsrealtime.NewListStorageConfigurationsPaginator(c, &ivsrealtime.ListStorageConfigurationsInput{MaxResults: aws.Int32(3)})
 	var (
 		got   []string
 		sizes []int
+		next  *string
 	)
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
+	for {
+		page, token, err := r.list(ctx, aws.Int32(3), next)
 		if err != nil {
-			t.Fatalf("NextPage: %v", err)
+			t.Fatalf("%s: %v", r.op, err)
 		}
-		sizes = append(sizes, len(page.StorageConfigurations))
-		for _, sc := range page.StorageConfigurations {
-			got = append(got, aws.ToString(sc.Arn))
+		sizes = append(sizes, len(page))
+		got = append(got, page...)
+		if next = token; next == nil {
+			break
 		}
 	}
 	checkJSON(t, "page sizes", sizes, []int{3, 3, 1})
-	checkJSON(t, "storage configurations in creation order", got, arns)
-	// On the wire: a nextToken on every page but the last, which has no
-	// nextToken key at all.
-	pages := log.all("/ListStorageConfigurations")
+	checkJSON(t, "in creation order", got, arns)
+	pages := log.all("/" + r.op)
 	for i, ex := range pages {
 		var body map[string]any
 		ex.decode(t, &body)
@@ -320,44 +365,38 @@ func TestStorageConfigurationPagination(t *testing.T) {
 		}
 	}
 
-	// A storage configuration deleted between pages is not listed, and the
-	// token still leads on.
-	first, err := c.ListStorageConfigurations(ctx, &ivsrealtime.ListStorageConfigurationsInput{MaxResults: aws.Int32(3)})
+	_, first, err := r.list(ctx, aws.Int32(3), nil)
 	if err != nil {
-		t.Fatalf("ListStorageConfigurations: %v", err)
+		t.Fatalf("%s: %v", r.op, err)
 	}
 	for _, arn := range arns[2:4] {
-		if _, err := c.DeleteStorageConfiguration(ctx, &ivsrealtime.DeleteStorageConfigurationInput{Arn: aws.String(arn)}); err != nil {
-			t.Fatalf("DeleteStorageConfiguration: %v", err)
+		if err := r.del(ctx, arn); err != nil {
+			t.Fatalf("delete %s: %v", arn, err)
 		}
 	}
-	rest, err := c.ListStorageConfigurations(ctx, &ivsrealtime.ListStorageConfigurationsInput{NextToken: first.NextToken})
+	rest, _, err := r.list(ctx, nil, first)
 	if err != nil {
-		t.Fatalf("ListStorageConfigurations with the token: %v", err)
+		t.Fatalf("%s with the token: %v", r.op, err)
 	}
-	var restARNs []string
-	for _, sc := range rest.StorageConfigurations {
-		restARNs = append(restARNs, aws.ToString(sc.Arn))
-	}
-	checkJSON(t, "after deletes between pages", restARNs, arns[4:])
+	checkJSON(t, "after deletes between pages", rest, arns[4:])
+	checkError(t, r.otherList(ctx, first), validation("The nextToken is not valid"))
 
-	// Without maxResults a page holds up to 100, the model's default.
-	for i := range 101 - 5 {
-		createStorage(t, c, fmt.Sprintf("more-%03d", i), "bucket", nil)
+	for i := range r.defaultPage + 1 - 5 {
+		r.create(100 + i)
 	}
-	page, err := c.ListStorageConfigurations(ctx, &ivsrealtime.ListStorageConfigurationsInput{})
+	page, token, err := r.list(ctx, nil, nil)
 	if err != nil {
-		t.Fatalf("ListStorageConfigurations: %v", err)
+		t.Fatalf("%s: %v", r.op, err)
 	}
-	if n := len(page.StorageConfigurations); n != 100 || page.NextToken == nil {
-		t.Errorf("default page of 101: got %d and nextToken %v, want 100 and a nextToken", n, page.NextToken)
+	if len(page) != r.defaultPage || token == nil {
+		t.Errorf("default page of %d: got %d and nextToken %v, want %d and a nextToken", r.defaultPage+1, len(page), token, r.defaultPage)
 	}
-	page, err = c.ListStorageConfigurations(ctx, &ivsrealtime.ListStorageConfigurationsInput{NextToken: page.NextToken, MaxResults: aws.Int32(100)})
+	page, token, err = r.list(ctx, aws.Int32(100), token)
 	if err != nil {
-		t.Fatalf("ListStorageConfigurations: %v", err)
+		t.Fatalf("%s: %v", r.op, err)
 	}
-	if n := len(page.StorageConfigurations); n != 1 || page.NextToken != nil {
-		t.Errorf("second page of 101: got %d and nextToken %v, want 1 and none", n, page.NextToken)
+	if len(page) != 1 || token != nil {
+		t.Errorf("second page of %d: got %d and nextToken %v, want 1 and none", r.defaultPage+1, len(page), token)
 	}
 }
 
