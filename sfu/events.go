@@ -50,6 +50,9 @@ type joinedMessage struct {
 	WHIPURL        string              `json:"whipUrl"`
 	WHEPURL        string              `json:"whepUrl"`
 	PingIntervalMS int64               `json:"pingIntervalMs"`
+	// ICEServers are the TURN servers the client may relay through, to
+	// give its peer connections (RTCConfiguration.iceServers).
+	ICEServers []ivsrt.ICEServer `json:"iceServers,omitempty"`
 }
 
 // errorMessage tells a client why it was refused or disconnected, before
@@ -148,6 +151,7 @@ func (st *stage) attachEvents(ctx context.Context, c claims, conn *websocket.Con
 		WHIPURL:        base + "/whip",
 		WHEPURL:        base + "/whep/",
 		PingIntervalMS: st.s.pingInterval.Milliseconds(),
+		ICEServers:     st.s.iceServersOf(tok),
 	})
 	return ec, p, nil
 }

@@ -81,12 +81,46 @@ func setCORS(h http.Header) {
 }
 
 // options answers a CORS preflight or an OPTIONS request (RFC 9725,
-// section 4.2).
+// section 4.2). One with a valid participant token gets the ICE servers
+// too, so that a client can configure them before it makes its offer.
 func (s *Server) options(w http.ResponseWriter, r *http.Request) {
 	if r.PathValue("id") == "" {
 		w.Header().Set("Accept-Post", "application/sdp")
+		if raw := ivsrt.PresentedToken(r.URL.Path, r.Header.Get("Authorization"), ""); raw != "" && s.iceServers != nil {
+			if c, ref := s.verify(r.Context(), raw); ref == nil {
+				s.setICELinks(w.Header(), c.tok)
+			}
+		}
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// iceServersOf returns the ICE servers of the participant of tok.
+func (s *Server) iceServersOf(tok *ivsrt.ParticipantToken) []ivsrt.ICEServer {
+	if s.iceServers == nil {
+		return nil
+	}
+	return s.iceServers.ICEServers(tok.ParticipantID, tok.ExpirationTime)
+}
+
+// setICELinks adds the ICE servers of tok's participant as Link headers
+// (RFC 9725, section 4.6), as OBS and other WHIP clients read them.
+func (s *Server) setICELinks(h http.Header, tok *ivsrt.ParticipantToken) {
+	for _, srv := range s.iceServersOf(tok) {
+		for _, u := range srv.URLs {
+			link := "<" + u + `>; rel="ice-server"`
+			if srv.Username != "" {
+				link += "; username=" + quoteLinkParam(srv.Username) + "; credential=" + quoteLinkParam(srv.Credential) +
+					`; credential-type="password"`
+			}
+			h.Add("Link", link)
+		}
+	}
+}
+
+// quoteLinkParam quotes a Link parameter value (RFC 8288, a quoted-string).
+func quoteLinkParam(v string) string {
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(v) + `"`
 }
 
 // patch refuses trickle ICE and ICE restarts, which sessions do not

@@ -129,8 +129,10 @@ type Server struct {
 	// Replication (replica.go, feed.go, remote.go): the feeds of this
 	// node's publications by id, how to reach other nodes' (nil on a
 	// single node), and the WebRTC API of the connections made to them.
-	feeds      map[string]*feed
-	remote     RemoteFeeds
+	feeds  map[string]*feed
+	remote RemoteFeeds
+
+	iceServers ivsrt.ICEServerSource // nil: none to hand out
 	clientOnce sync.Once
 	client     *webrtc.API
 	clientErr  error
@@ -140,6 +142,11 @@ var _ ivsrt.MediaPlane = (*Server)(nil)
 
 // Option configures a Server.
 type Option func(*Server)
+
+// WithICEServers hands participants the ICE servers (TURN) src gives
+// them: in the events WebSocket's joined message, and in Link headers of
+// WHIP and WHEP responses (RFC 9725, section 4.6).
+func WithICEServers(src ivsrt.ICEServerSource) Option { return func(s *Server) { s.iceServers = src } }
 
 // WithLogger sets the logger; the default discards.
 func WithLogger(l *slog.Logger) Option { return func(s *Server) { s.logger = l } }

@@ -66,6 +66,7 @@ func (s *Server) postWHEP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Location", s.resourceURL(r, "/whep/"+string(remote)+"/"+ss.id))
+	s.setICELinks(w.Header(), c.tok)
 	w.Header().Set("Content-Type", "application/sdp")
 	w.WriteHeader(http.StatusCreated)
 	w.Write([]byte(answer))

@@ -67,6 +67,7 @@ func (s *Server) postWHIP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Location", s.resourceURL(r, "/whip/"+ps.id))
+	s.setICELinks(w.Header(), c.tok)
 	w.Header().Set("Content-Type", "application/sdp")
 	w.WriteHeader(http.StatusCreated)
 	w.Write([]byte(answer))
