@@ -1,6 +1,7 @@
 // Package secrets bootstraps the keys a server signs and checks with: the
 // API credentials clients sign requests with, the key nextTokens are
-// signed with, and the key participant tokens are signed with.
+// signed with, the key participant tokens are signed with, and the
+// secret TURN credentials are derived from.
 //
 // A single server keeps them in its data folder; the nodes of a cluster
 // must hold the same ones, so they keep them in the shared store. When no
@@ -33,6 +34,7 @@ const (
 	CredentialsFile   = "credentials.json"
 	PaginationKeyFile = "pagination.key"
 	SigningKeyFile    = "token-signing-key.pem"
+	TURNSecretFile    = "turn-secret.key"
 )
 
 // Stored is the form of credentials.json, and of the cluster's shared
@@ -47,6 +49,7 @@ type Set struct {
 	Credentials   []api.Credential
 	PaginationKey []byte
 	SigningKey    *ecdsa.PrivateKey
+	TURNSecret    []byte // TURN credentials are derived from it (turnrelay)
 
 	generated *Stored // made by this start, not shown yet
 	where     string  // where they are kept, for the operator
@@ -63,6 +66,9 @@ func Local(dir string, given *api.Credential) (*Set, error) {
 		return nil, err
 	}
 	if s.SigningKey, err = token.LoadOrCreateKey(filepath.Join(dir, SigningKeyFile)); err != nil {
+		return nil, err
+	}
+	if s.TURNSecret, err = loadOrCreate(filepath.Join(dir, TURNSecretFile), 32); err != nil {
 		return nil, err
 	}
 	if given != nil {
@@ -119,6 +125,14 @@ func Shared(ctx context.Context, store SharedStore, given *api.Credential) (*Set
 	}
 	if s.SigningKey, err = token.ParseKeyPEM(pem); err != nil {
 		return nil, err
+	}
+	// Any node's TURN server takes the credentials any node hands out.
+	if s.TURNSecret, err = store.SharedSecret(ctx, "turn-secret", func() ([]byte, error) {
+		b := make([]byte, 32)
+		_, err := rand.Read(b)
+		return b, err
+	}); err != nil {
+		return nil, fmt.Errorf("shared TURN secret: %w", err)
 	}
 	if given != nil {
 		s.Credentials = []api.Credential{*given}

@@ -9,6 +9,7 @@ import (
 	"github.com/ivsrt/ivsrt/cluster"
 	"github.com/ivsrt/ivsrt/events"
 	"github.com/ivsrt/ivsrt/internal/config"
+	"github.com/ivsrt/ivsrt/turnrelay"
 )
 
 // otherEnv are IVSRT_* variables that are not settings of ivsrt serve but
@@ -87,6 +88,31 @@ func (m *Main) settings() *config.Set {
 			{Flag: "rtc-public-ip", Env: "IVSRT_RTC_PUBLIC_IP", Key: "rtc_public_ip",
 				Value: config.String(&c.RTCPublicIPs, ""),
 				Help:  "public IP address(es) of a 1:1 NAT in front of the server, comma-separated, for ICE candidates"},
+
+			{Flag: "turn-udp-port", Env: "IVSRT_TURN_UDP_PORT", Key: "turn_udp_port",
+				Value: config.Int(&c.TURNUDPPort, defaultTURNPort),
+				Help:  "port of the embedded TURN server, UDP and TCP, on the --listen address; 0 for any free port, -1 to disable"},
+			{Flag: "turn-tls-port", Env: "IVSRT_TURN_TLS_PORT", Key: "turn_tls_port",
+				Value: config.Int(&c.TURNTLSPort, -1),
+				Help:  "port of the embedded TURN server over TLS (443 in production), with --turn-cert and --turn-key; -1 to disable"},
+			{Flag: "turn-cert", Env: "IVSRT_TURN_CERT", Key: "turn_cert",
+				Value: config.String(&c.TURNCert, ""),
+				Help:  "PEM certificate (chain) of TURN over TLS, for the name clients reach --turn-host by"},
+			{Flag: "turn-key", Env: "IVSRT_TURN_KEY", Key: "turn_key",
+				Value: config.String(&c.TURNKey, ""),
+				Help:  "PEM private key of --turn-cert"},
+			{Flag: "turn-host", Env: "IVSRT_TURN_HOST", Key: "turn_host",
+				Value: config.String(&c.TURNHost, ""),
+				Help:  "host name or address the TURN URLs handed to participants name; default: --public-url's"},
+			{Flag: "turn-urls", Env: "IVSRT_TURN_URLS", Key: "turn_urls",
+				Value: config.List(&c.TURNURLs, nil),
+				Help:  "use this external TURN server (coturn with use-auth-secret) instead of the embedded one: its turn: and turns: URLs"},
+			{Flag: "turn-secret", Env: "IVSRT_TURN_SECRET", Key: "turn_secret",
+				Value: config.String(&c.TURNSecret, ""), Secret: true,
+				Help: "secret TURN credentials are derived from: the external server's static-auth-secret; default for the embedded one: generated and kept"},
+			{Flag: "turn-max-allocations", Env: "IVSRT_TURN_MAX_ALLOCATIONS", Key: "turn_max_allocations",
+				Value: config.Int(&c.TURNMaxAllocations, turnrelay.DefaultMaxAllocations),
+				Help:  "most TURN allocations one participant may hold at once on the embedded server"},
 
 			{Flag: "event-sinks", Env: "IVSRT_EVENT_SINKS", Key: "event_sinks",
 				Value: config.String(&c.EventSinksFile, ""),

@@ -12,6 +12,7 @@ import (
 	"github.com/ivsrt/ivsrt"
 	"github.com/ivsrt/ivsrt/cluster"
 	"github.com/ivsrt/ivsrt/events"
+	"github.com/ivsrt/ivsrt/turnrelay"
 )
 
 // clearEnv unsets every IVSRT_* variable for the test, so that the
@@ -63,6 +64,7 @@ func TestConfigDefaults(t *testing.T) {
 		ClusterLeaseTTL: cluster.DefaultLeaseTTL, ClusterHeartbeat: cluster.DefaultHeartbeatInterval,
 		ClusterDeadAfter: cluster.DefaultDeadAfter, DrainTimeout: DefaultDrainTimeout,
 		MaxReplicas: ivsrt.DefaultMaxReplicasPerParticipant,
+		TURNUDPPort: defaultTURNPort, TURNTLSPort: -1, TURNMaxAllocations: turnrelay.DefaultMaxAllocations,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %+v,\nwant %+v", got, want)

@@ -29,6 +29,7 @@ import (
 	"github.com/ivsrt/ivsrt/secrets"
 	"github.com/ivsrt/ivsrt/sfu"
 	"github.com/ivsrt/ivsrt/token"
+	"github.com/ivsrt/ivsrt/turnrelay"
 	"github.com/ivsrt/ivsrt/web"
 )
 
@@ -56,6 +57,18 @@ type Config struct {
 	RTCUDPSockets int
 	RTCTCPPort    int
 	RTCPublicIPs  string
+
+	// TURN (see turn.go): the embedded server's port for UDP and TCP and
+	// its TLS port (-1 disables either), its certificate, the host its
+	// URLs name (default: --public-url's); or an external server's URLs,
+	// with the secret credentials are derived from.
+	TURNUDPPort        int
+	TURNTLSPort        int
+	TURNCert, TURNKey  string
+	TURNHost           string
+	TURNURLs           []string
+	TURNSecret         string
+	TURNMaxAllocations int
 
 	// The event stream's sinks (see sinks.go) and how long delivered
 	// events are kept (0 for ever).
@@ -104,6 +117,10 @@ const DefaultDrainTimeout = 25 * time.Second
 // defaultRTCPort is the default media port, UDP and TCP.
 const defaultRTCPort = 7881
 
+// defaultTURNPort is the default port of the embedded TURN server, UDP and
+// TCP: TURN's own (RFC 8656).
+const defaultTURNPort = 3478
+
 // Main is the running server: a test can start one on 127.0.0.1:0 with a
 // temporary data folder, talk to it, and close it.
 type Main struct {
@@ -139,6 +156,11 @@ type Main struct {
 	// a server listening on port 0 takes free media ports too, so that
 	// servers started side by side (tests) do not collide.
 	rtcPortsGiven bool
+	// turnPortsGiven is the same for the TURN ports.
+	turnPortsGiven bool
+
+	// turn is the embedded TURN server, if it runs.
+	turn *turnrelay.Server
 
 	// printConfig (--print-config) asks for the configuration rather than
 	// a server; sources says where ParseFlags found each setting.
@@ -170,6 +192,9 @@ func (m *Main) ParseFlags(args []string) error {
 	m.sources = sources
 	if sources.Given("rtc-udp-port") || sources.Given("rtc-tcp-port") {
 		m.rtcPortsGiven = true
+	}
+	if sources.Given("turn-udp-port") || sources.Given("turn-tls-port") {
+		m.turnPortsGiven = true
 	}
 	if err := m.validate(); err != nil {
 		return err
@@ -205,6 +230,9 @@ func (m *Main) validate() error {
 	}
 	if c.MaxReplicas < 0 {
 		return fmt.Errorf("--max-replicas-per-participant %d: want 0 or more", c.MaxReplicas)
+	}
+	if err := c.validateTURN(); err != nil {
+		return err
 	}
 	if c.RTCUDPPort < 0 || c.RTCUDPPort > 65535 {
 		return fmt.Errorf("--rtc-udp-port %d: want a port number, 0..65535", c.RTCUDPPort)
@@ -329,8 +357,16 @@ func (m *Main) Run(ctx context.Context) error {
 	if m.Objects, err = m.openObjects(ctx); err != nil {
 		return err
 	}
-	if m.SFU, err = sfu.New(m.DB, issuer, rtc, sfu.WithLogger(m.Logger), sfu.WithReceptionObserver(m.Metrics),
-		sfu.WithRecording(m.Objects, recordingLogger{m.Logger.With("component", "recording")})); err != nil {
+	iceServers, err := m.startTURN(publicURL, host, sec.TURNSecret)
+	if err != nil {
+		return err
+	}
+	sfuOpts := []sfu.Option{sfu.WithLogger(m.Logger), sfu.WithReceptionObserver(m.Metrics),
+		sfu.WithRecording(m.Objects, recordingLogger{m.Logger.With("component", "recording")})}
+	if iceServers != nil {
+		sfuOpts = append(sfuOpts, sfu.WithICEServers(iceServers))
+	}
+	if m.SFU, err = sfu.New(m.DB, issuer, rtc, sfuOpts...); err != nil {
 		return err
 	}
 	m.Metrics.SetMedia(m.SFU)
@@ -428,7 +464,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.Logger.Info("serving", "version", versionString(), "addr", m.listener.Addr().String(), "public_url", publicURL,
 		"data", c.DataDir, "region", c.Region, "dev", c.Dev,
-		"rtc_udp", m.SFU.UDPAddr().String(), "rtc_tcp", addrString(m.SFU.TCPAddr()))
+		"rtc_udp", m.SFU.UDPAddr().String(), "rtc_tcp", addrString(m.SFU.TCPAddr()), "turn", m.turnSummary())
 	return nil
 }
 
@@ -601,6 +637,10 @@ func (m *Main) Close() error {
 	if m.SFU != nil {
 		errs = append(errs, m.SFU.Close())
 		m.SFU = nil
+	}
+	if m.turn != nil {
+		errs = append(errs, m.turn.Close())
+		m.turn = nil
 	}
 	if m.metricsHTTP != nil {
 		errs = append(errs, m.metricsHTTP.Close())
