@@ -72,7 +72,20 @@ func checkSynth(video bool, payload []byte) (uint32, error) {
 }
 
 // newSynthPC returns a peer connection on the loopback interface.
-func newSynthPC(t testing.TB) *webrtc.PeerConnection {
+// synthOption changes how a synthetic client's peer connection is made.
+type synthOption func(se *webrtc.SettingEngine, cfg *webrtc.Configuration)
+
+// viaTURN makes a synthetic client gather relayed candidates alone, from
+// servers, on whatever interface it has (not only the loopback).
+func viaTURN(servers []webrtc.ICEServer) synthOption {
+	return func(se *webrtc.SettingEngine, cfg *webrtc.Configuration) {
+		se.SetIPFilter(nil)
+		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeTCP4})
+		cfg.ICEServers, cfg.ICETransportPolicy = servers, webrtc.ICETransportPolicyRelay
+	}
+}
+
+func newSynthPC(t testing.TB, opts ...synthOption) *webrtc.PeerConnection {
 	t.Helper()
 	var me webrtc.MediaEngine
 	if err := me.RegisterDefaultCodecs(); err != nil {
@@ -87,8 +100,12 @@ func newSynthPC(t testing.TB) *webrtc.PeerConnection {
 	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	var cfg webrtc.Configuration
+	for _, o := range opts {
+		o(&se, &cfg)
+	}
 	pc, err := webrtc.NewAPI(webrtc.WithMediaEngine(&me), webrtc.WithInterceptorRegistry(&ir), webrtc.WithSettingEngine(se)).
-		NewPeerConnection(webrtc.Configuration{})
+		NewPeerConnection(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,9 +160,9 @@ type synthPublisher struct {
 }
 
 // synthPublish publishes over WHIP at base (http://host:port).
-func synthPublish(t testing.TB, base, token string) *synthPublisher {
+func synthPublish(t testing.TB, base, token string, opts ...synthOption) *synthPublisher {
 	t.Helper()
-	pc := newSynthPC(t)
+	pc := newSynthPC(t, opts...)
 	p := &synthPublisher{pc: pc, stop: make(chan struct{}), done: make(chan struct{})}
 	video, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "video", "synth")
 	if err != nil {
@@ -241,9 +258,9 @@ type synthSubscriber struct {
 }
 
 // synthSubscribe subscribes over WHEP at base to participant remote.
-func synthSubscribe(t testing.TB, base, token, remote string) (*synthSubscriber, error) {
+func synthSubscribe(t testing.TB, base, token, remote string, opts ...synthOption) (*synthSubscriber, error) {
 	t.Helper()
-	pc := newSynthPC(t)
+	pc := newSynthPC(t, opts...)
 	s := &synthSubscriber{pc: pc, gone: make(chan struct{}), received: map[webrtc.RTPCodecType]map[uint32]bool{
 		webrtc.RTPCodecTypeVideo: {}, webrtc.RTPCodecTypeAudio: {}}}
 	for _, kind := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
