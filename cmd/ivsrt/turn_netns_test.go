@@ -12,6 +12,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,7 +24,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ivsrealtime"
+	"github.com/chromedp/chromedp"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/ivsrt/ivsrt/web/webtest"
 )
 
 // The firewall test runs a server in one network namespace and its
@@ -302,6 +306,21 @@ func netnsClients(t *testing.T, base string) {
 			t.Fatal("a client connected without the relay: the firewall lets media through")
 		case <-time.After(8 * time.Second):
 		}
+	})
+
+	// Two Chromium pages of the join page: the browser client relays
+	// through the TURN servers of its joined message, as nothing else
+	// gets through.
+	t.Run("Chromium", func(t *testing.T) {
+		aliceTok, aliceID := token("alice")
+		bobTok, bobID := token("bob")
+		// The camera is for secure origins: this one is, for the test.
+		b := webtest.NewBrowser(t, chromedp.Flag("unsafely-treat-insecure-origin-as-secure", base))
+		alice, bob := b.NewTab("alice"), b.NewTab("bob")
+		alice.Navigate(base + "/join?token=" + url.QueryEscape(aliceTok))
+		bob.Navigate(base + "/join?token=" + url.QueryEscape(bobTok))
+		browserCheckVideo(t, alice, bobID)
+		browserCheckVideo(t, bob, aliceID)
 	})
 
 	for _, tt := range []struct{ name, scheme, transport string }{

@@ -164,7 +164,7 @@ export class Stage extends EventTarget {
    * @param {boolean|MediaTrackConstraints} [options.audio=true]  microphone constraints
    * @param {boolean|MediaTrackConstraints} [options.video=true]  camera constraints
    * @param {MediaStream} [options.mediaStream]  publish this stream instead of asking for the camera
-   * @param {RTCConfiguration} [options.rtcConfiguration]  for every peer connection
+   * @param {RTCConfiguration} [options.rtcConfiguration]  for every peer connection; the server's TURN servers are added to its iceServers
    * @param {boolean} [options.reconnect=true]  reconnect a dropped WebSocket while the token is valid
    */
   constructor(token, options = {}) {
@@ -510,7 +510,7 @@ export class Stage extends EventTarget {
     clearTimeout(this.#pubTimer);
     if (this.#ended || !this.#localStream || !this.#info || !this.canPublish) return;
     this.#closePublication();
-    const pc = new RTCPeerConnection(this.#opts.rtcConfiguration);
+    const pc = new RTCPeerConnection(this.#rtcConfiguration());
     const pub = { pc, location: null };
     this.#pub = pub;
     for (const track of this.#localStream.getTracks()) {
@@ -574,7 +574,7 @@ export class Stage extends EventTarget {
 
   async #subscribe(id, attempt) {
     if (this.#ended || !this.#info) return;
-    const pc = new RTCPeerConnection(this.#opts.rtcConfiguration);
+    const pc = new RTCPeerConnection(this.#rtcConfiguration());
     const sub = { pc, location: null, stream: new MediaStream(), announced: false, attempt, timer: 0 };
     this.#subs.set(id, sub);
     pc.addTransceiver("audio", { direction: "recvonly" });
@@ -636,6 +636,16 @@ export class Stage extends EventTarget {
   }
 
   // --- shared ---------------------------------------------------------
+
+  // The configuration of a peer connection: the rtcConfiguration option,
+  // with the TURN servers the server handed out (the joined message's
+  // iceServers, credentials of this participant) after its own.
+  #rtcConfiguration() {
+    const cfg = { ...this.#opts.rtcConfiguration };
+    const given = (this.#info && this.#info.iceServers) || [];
+    if (given.length) cfg.iceServers = [...(cfg.iceServers || []), ...given];
+    return cfg;
+  }
 
   // One WHIP or WHEP exchange: the offer with every candidate, the answer,
   // and the session's URL (DELETE it to end the session).

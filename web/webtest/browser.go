@@ -61,7 +61,8 @@ type Browser struct {
 // NewBrowser starts headless Chromium with a fake camera and microphone
 // that every page may use without asking, and closes it when the test
 // ends. The test is skipped when Chromium is missing, unless CI=true.
-func NewBrowser(t testing.TB) *Browser {
+// extra are more command-line flags.
+func NewBrowser(t testing.TB, extra ...chromedp.ExecAllocatorOption) *Browser {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("browser test: skipped in -short mode")
@@ -90,6 +91,7 @@ func NewBrowser(t testing.TB) *Browser {
 		chromedp.Flag("allow-loopback-in-peer-connection", true),
 		chromedp.Flag("disable-features", "Translate,BlinkGenPropertyTrees,WebRtcHideLocalIpsWithMdns"),
 	)
+	opts = append(opts, extra...)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelBrowser := chromedp.NewContext(allocCtx, chromedp.WithErrorf(func(format string, args ...any) {
 		log.printf("chromedp: "+format, args...)
