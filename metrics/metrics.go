@@ -29,6 +29,17 @@ type MediaStatser interface {
 	MediaStats() ivsrt.MediaStats
 }
 
+// TURNStats is what the embedded TURN server has done.
+type TURNStats struct {
+	Allocations, Participants  int    // held now, and by how many participants
+	RefusedAuth, QuotaRefusals uint64 // requests refused, since the start
+}
+
+// TURNStatser is the embedded TURN server, read at each scrape.
+type TURNStatser interface {
+	TURNStats() TURNStats
+}
+
 // SinkStatuser is the event relay, read at each scrape; its Status may
 // return nothing (no sinks, or, in a cluster, the relay runs elsewhere).
 type SinkStatuser interface {
@@ -52,6 +63,7 @@ type Registry struct {
 
 	media MediaStatser
 	sinks SinkStatuser
+	turn  TURNStatser
 }
 
 // New returns a registry with the Go runtime's and the process's metrics
@@ -104,6 +116,9 @@ func New() *Registry {
 
 // SetMedia makes the registry report m's activity.
 func (r *Registry) SetMedia(m MediaStatser) { r.media = m }
+
+// SetTURN makes the registry report the embedded TURN server t.
+func (r *Registry) SetTURN(t TURNStatser) { r.turn = t }
 
 // SetSinks makes the registry report s's sinks.
 func (r *Registry) SetSinks(s SinkStatuser) { r.sinks = s }

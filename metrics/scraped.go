@@ -23,6 +23,11 @@ var (
 	descKeyframeIn    = prometheus.NewDesc("ivsrt_media_keyframe_requests_received_total", "Keyframe requests (PLI, FIR) received from subscribers.", nil, nil)
 	descKeyframeOut   = prometheus.NewDesc("ivsrt_media_keyframe_requests_sent_total", "Keyframe requests (PLI) sent to publishers.", nil, nil)
 
+	descTURNAllocations  = prometheus.NewDesc("ivsrt_turn_allocations", "TURN allocations the embedded TURN server holds.", nil, nil)
+	descTURNParticipants = prometheus.NewDesc("ivsrt_turn_participants", "Participants holding TURN allocations: relayed participants.", nil, nil)
+	descTURNRefused      = prometheus.NewDesc("ivsrt_turn_refused_total",
+		"TURN requests refused, by reason: credentials (wrong, forged or expired), quota (--turn-max-allocations).", []string{"reason"}, nil)
+
 	descSinkPending   = prometheus.NewDesc("ivsrt_event_sink_pending", "Events in a sink's queue, not delivered yet.", []string{"sink", "kind"}, nil)
 	descSinkInFlight  = prometheus.NewDesc("ivsrt_event_sink_in_flight", "Events being delivered to a sink.", []string{"sink", "kind"}, nil)
 	descSinkDelivered = prometheus.NewDesc("ivsrt_event_sink_delivered_total", "Events a sink's receiver took, since this process started relaying.", []string{"sink", "kind"}, nil)
@@ -34,7 +39,7 @@ var (
 func (scraped) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descStages, descParticipants, descPublishers, descSubscriptions,
 		descPacketsIn, descBytesIn, descPacketsOut, descBytesOut, descDropped, descRetransmitted, descNACKs,
-		descKeyframeIn, descKeyframeOut, descSinkPending, descSinkInFlight, descSinkDelivered, descSinkFailed,
+		descKeyframeIn, descKeyframeOut, descTURNAllocations, descTURNParticipants, descTURNRefused, descSinkPending, descSinkInFlight, descSinkDelivered, descSinkFailed,
 		descSinkDead, descSinkLastOK} {
 		ch <- d
 	}
@@ -64,6 +69,13 @@ func (s scraped) Collect(ch chan<- prometheus.Metric) {
 		counter(descNACKs, st.NACKs)
 		counter(descKeyframeIn, st.KeyframeRequestsIn)
 		counter(descKeyframeOut, st.KeyframeRequestsOut)
+	}
+	if t := s.r.turn; t != nil {
+		st := t.TURNStats()
+		gauge(descTURNAllocations, float64(st.Allocations))
+		gauge(descTURNParticipants, float64(st.Participants))
+		counter(descTURNRefused, st.RefusedAuth, "credentials")
+		counter(descTURNRefused, st.QuotaRefusals, "quota")
 	}
 	if sinks := s.r.sinks; sinks != nil {
 		for _, st := range sinks.Status() {

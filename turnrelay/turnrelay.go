@@ -95,7 +95,7 @@ type Server struct {
 	logger              *slog.Logger
 	mu                  sync.Mutex
 	allocations         map[string]int // by participant id
-	refusedAuth, quotas int
+	refusedAuth, quotas uint64
 }
 
 // Start listens and serves until Close.
@@ -214,10 +214,10 @@ func (s *Server) count(id string, delta int) {
 
 // Stats is what the server has done, for metrics.
 type Stats struct {
-	Allocations   int // held now
-	Participants  int // holding allocations now
-	RefusedAuth   int // requests whose credentials were refused, since the start
-	QuotaRefusals int // allocations refused by the per-participant quota
+	Allocations   int    // held now
+	Participants  int    // holding allocations now
+	RefusedAuth   uint64 // requests whose credentials were refused, since the start
+	QuotaRefusals uint64 // allocations refused by the per-participant quota
 }
 
 // Stats returns the server's counts.

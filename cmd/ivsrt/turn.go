@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/ivsrt/ivsrt"
+	"github.com/ivsrt/ivsrt/metrics"
 	"github.com/ivsrt/ivsrt/turnrelay"
 )
 
@@ -101,6 +102,7 @@ func (m *Main) startTURN(publicURL, host string, generated []byte) (ivsrt.ICESer
 		return nil, err
 	}
 	m.turn = srv
+	m.Metrics.SetTURN(turnStats{srv})
 	turnHost := c.TURNHost
 	if turnHost == "" {
 		if u, err := url.Parse(publicURL); err == nil {
@@ -167,4 +169,13 @@ func (m *Main) turnSummary() string {
 		s += ", tls " + a.String()
 	}
 	return s
+}
+
+// turnStats reports the embedded TURN server to the metrics.
+type turnStats struct{ srv *turnrelay.Server }
+
+func (t turnStats) TURNStats() metrics.TURNStats {
+	st := t.srv.Stats()
+	return metrics.TURNStats{Allocations: st.Allocations, Participants: st.Participants, RefusedAuth: st.RefusedAuth,
+		QuotaRefusals: st.QuotaRefusals}
 }

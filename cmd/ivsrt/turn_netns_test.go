@@ -9,6 +9,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"math/big"
 	"net"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -355,6 +357,20 @@ func netnsClients(t *testing.T, base string) {
 			}
 			sub.waitMedia(t, 50, 20*time.Second)
 			t.Logf("%s: media through the relay, byte for byte", tt.name)
+			// The relay's two participants, in the metrics.
+			resp, err := http.Get(base + "/metrics")
+			if err != nil {
+				t.Fatalf("GET /metrics: %v", err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			n := -1 // absent
+			if m := regexp.MustCompile(`(?m)^ivsrt_turn_participants (\d+)`).FindSubmatch(body); m != nil {
+				n, _ = strconv.Atoi(string(m[1]))
+			}
+			if n < 2 {
+				t.Errorf("ivsrt_turn_participants %d (-1: absent), want the publisher and the viewer at least", n)
+			}
 		})
 	}
 }
