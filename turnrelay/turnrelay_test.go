@@ -29,7 +29,7 @@ var (
 
 // selfSigned returns a TLS certificate for 127.0.0.1, and a pool that
 // trusts it.
-func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
+func selfSigned(t testing.TB) (tls.Certificate, *x509.CertPool) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -57,7 +57,7 @@ type fixture struct {
 	media net.PacketConn // the media server's socket: a peer relayed to
 }
 
-func start(t *testing.T, maxAllocations int) *fixture {
+func start(t testing.TB, maxAllocations int) *fixture {
 	t.Helper()
 	f := &fixture{}
 	f.now.Store(time.Now().Unix())
@@ -84,7 +84,7 @@ func start(t *testing.T, maxAllocations int) *fixture {
 }
 
 // client connects a TURN client over transport ("udp", "tcp" or "tls").
-func (f *fixture) client(t *testing.T, transport, username, password string) *turn.Client {
+func (f *fixture) client(t testing.TB, transport, username, password string) *turn.Client {
 	t.Helper()
 	var conn net.PacketConn
 	var server string
