@@ -11,6 +11,7 @@ import (
 	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/logging"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -135,6 +136,11 @@ func (s *Server) listen() error {
 		if err := me.RegisterCodec(c, webrtc.RTPCodecTypeVideo); err != nil {
 			return fmt.Errorf("sfu: register codec: %w", err)
 		}
+	}
+	// Audio levels: for the active speakers, and forwarded to
+	// subscribers that negotiate them.
+	if err := me.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: sdp.AudioLevelURI}, webrtc.RTPCodecTypeAudio); err != nil {
+		return fmt.Errorf("sfu: register the audio level extension: %w", err)
 	}
 	// Publishers get NACKs for what they lose and TWCC feedback for their
 	// bandwidth estimate; both get sender and receiver reports.

@@ -118,13 +118,16 @@ type Server struct {
 	tcpMux  ice.TCPMux
 	routes  *http.ServeMux
 
-	mu         sync.Mutex
-	closing    bool // no new work is accepted
-	closed     bool // no more background work is counted
-	stages     map[ivsrt.StageARN]*stage
-	tombstones map[ivsrt.StageARN]time.Time
-	resources  map[string]any // *publishSession or *subscribeSession by id
-	wg         sync.WaitGroup // event connections and closers
+	mu      sync.Mutex
+	closing bool // no new work is accepted
+
+	stopSpeakers chan struct{} // closed by Close: the speakers' judge stops
+	speakersDone chan struct{}
+	closed       bool // no more background work is counted
+	stages       map[ivsrt.StageARN]*stage
+	tombstones   map[ivsrt.StageARN]time.Time
+	resources    map[string]any // *publishSession or *subscribeSession by id
+	wg           sync.WaitGroup // event connections and closers
 
 	// Replication (replica.go, feed.go, remote.go): the feeds of this
 	// node's publications by id, how to reach other nodes' (nil on a
@@ -249,6 +252,11 @@ func New(store ivsrt.MediaPlaneStore, tokens ivsrt.TokenIssuer, cfg Config, opts
 		s.closeSockets()
 		return nil, err
 	}
+	s.stopSpeakers, s.speakersDone = make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(s.speakersDone)
+		s.judgeSpeakers(s.stopSpeakers)
+	}()
 	s.routes = http.NewServeMux()
 	s.routes.HandleFunc("GET /events", s.serveEvents)
 	s.routes.HandleFunc("POST /whip", s.postWHIP)
@@ -318,6 +326,8 @@ func (s *Server) Close() error {
 	s.mu.Lock()
 	s.closed = true
 	s.mu.Unlock()
+	close(s.stopSpeakers)
+	<-s.speakersDone
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	select {

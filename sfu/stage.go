@@ -44,6 +44,8 @@ type stage struct {
 	// starting holds the participants whose replica is joining (see
 	// StartReplication).
 	starting map[ivsrt.ParticipantID]bool
+
+	speakers speakers // who speaks (speakers.go); locked on its own
 }
 
 func newStage(s *Server, arn ivsrt.StageARN) *stage {
@@ -463,6 +465,7 @@ func (st *stage) endPublication(ctx context.Context, pub *publication) {
 		st.endPublish(ctx, ps)
 	}
 	delete(st.pubs, pub.owner)
+	st.speakers.drop(pub.owner)
 	for ss := range pub.subs {
 		st.endSubscribe(ctx, ss)
 	}

@@ -300,6 +300,13 @@ func (s *Server) publishTrack(ps *publishSession, t *webrtc.TrackRemote, r *webr
 		pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}})
 	})
 	ps.ups = append(ps.ups, up)
+	// The audio's levels, where the publisher sends them, tell who speaks.
+	var meter *levelMeter
+	levelID := audioLevelID(r.GetParameters().HeaderExtensions)
+	if t.Kind() == webrtc.RTPCodecTypeAudio && levelID != 0 {
+		meter = st.speakers.meter(ps.pid)
+		up.SetAudioLevelID(levelID)
+	}
 	st.changed = true
 	st.unlock()
 
@@ -316,6 +323,11 @@ func (s *Server) publishTrack(ps *publishSession, t *webrtc.TrackRemote, r *webr
 		if err != nil {
 			up.Detach()
 			return
+		}
+		if meter != nil {
+			if ext := pkt.GetExtension(levelID); len(ext) > 0 {
+				meter.observe(ext[0] & 0x7f)
+			}
 		}
 		if err := up.WriteRTP(pkt); errors.Is(err, forward.ErrDetached) {
 			return
@@ -366,4 +378,15 @@ func (s *Server) deleteWHIP(w http.ResponseWriter, r *http.Request) {
 	st.endPublish(r.Context(), ps)
 	st.unlock()
 	w.WriteHeader(http.StatusOK)
+}
+
+// audioLevelID returns the id the ssrc-audio-level extension (RFC 6464)
+// was negotiated with, 0 if it was not.
+func audioLevelID(exts []webrtc.RTPHeaderExtensionParameter) uint8 {
+	for _, e := range exts {
+		if e.URI == sdp.AudioLevelURI {
+			return uint8(e.ID)
+		}
+	}
+	return 0
 }

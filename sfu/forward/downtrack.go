@@ -9,6 +9,7 @@ import (
 	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -42,10 +43,11 @@ type DownTrack struct {
 // binding is what the subscriber's peer connection negotiated for the
 // track: set by Bind, read by the writer.
 type binding struct {
-	id     string
-	codecs []webrtc.RTPCodecParameters // media codecs of the track's kind
-	ssrc   uint32
-	writer webrtc.TrackLocalWriter
+	id      string
+	codecs  []webrtc.RTPCodecParameters // media codecs of the track's kind
+	ssrc    uint32
+	writer  webrtc.TrackLocalWriter
+	levelID uint8 // the subscriber's id of the audio level extension; 0: not negotiated
 }
 
 var _ webrtc.TrackLocal = (*DownTrack)(nil)
@@ -91,6 +93,11 @@ func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 		}
 	}
 	b := &binding{id: ctx.ID(), codecs: codecs, ssrc: uint32(ctx.SSRC()), writer: ctx.WriteStream()}
+	for _, e := range ctx.HeaderExtensions() {
+		if e.URI == sdp.AudioLevelURI {
+			b.levelID = uint8(e.ID)
+		}
+	}
 	d.bound.Store(b)
 	go d.readRTCP(ctx.RTCPReader(), b.ssrc)
 	return chosen, nil
@@ -304,7 +311,7 @@ func (d *DownTrack) forward(p *rtp.Packet, u *Upstream, now time.Time) {
 	if !ok {
 		return
 	}
-	if n, err := d.send(b, p, seq, ts); n == 0 && err == nil {
+	if n, err := d.send(b, p, seq, ts, u.audioLevel(p)); n == 0 && err == nil {
 		// The connection's SRTP is not ready yet (it starts just after
 		// the connected state is reported): nothing reached the
 		// subscriber, so start over from the next keyframe.
@@ -315,8 +322,9 @@ func (d *DownTrack) forward(p *rtp.Packet, u *Upstream, now time.Time) {
 }
 
 // send writes p to the subscriber with its sequence number and timestamp
-// in the subscriber's stream.
-func (d *DownTrack) send(b *binding, p *rtp.Packet, seq uint16, ts uint32) (int, error) {
+// in the subscriber's stream, and its audio level, if it has one and the
+// subscriber negotiated the extension.
+func (d *DownTrack) send(b *binding, p *rtp.Packet, seq uint16, ts uint32, level []byte) (int, error) {
 	h := &d.hdr
 	*h = p.Header
 	h.SSRC = b.ssrc
@@ -326,6 +334,9 @@ func (d *DownTrack) send(b *binding, p *rtp.Packet, seq uint16, ts uint32) (int,
 	// Header extension ids are negotiated per connection: the publisher's
 	// mean nothing to the subscriber.
 	h.Extension, h.ExtensionProfile, h.Extensions = false, 0, nil
+	if len(level) > 0 && b.levelID != 0 {
+		h.SetExtension(b.levelID, level)
+	}
 	if len(h.CSRC) > 0 {
 		h.CSRC = slices.Clone(h.CSRC)
 	}
@@ -354,7 +365,7 @@ func (d *DownTrack) retransmit(nack *rtcp.TransportLayerNack) {
 				return true
 			}
 			if p := d.src.cache.get(d.m.gen, d.m.ssrc, uint16(ext)); p != nil {
-				if n, _ := d.send(b, p, seq, p.Timestamp+d.m.tsOff); n > 0 {
+				if n, _ := d.send(b, p, seq, p.Timestamp+d.m.tsOff, nil); n > 0 {
 					d.counted.retransmitted++
 				}
 			}

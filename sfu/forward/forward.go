@@ -166,6 +166,21 @@ type Upstream struct {
 	gen             uint64
 	codec           webrtc.RTPCodecParameters
 	requestKeyframe func()
+	levelID         atomic.Uint32 // the publisher's id of the audio level extension; 0: none
+}
+
+// SetAudioLevelID says which header extension id carries the audio level
+// (RFC 6464) in the publisher's packets: it is forwarded to subscribers
+// that negotiated the extension, with theirs.
+func (u *Upstream) SetAudioLevelID(id uint8) { u.levelID.Store(uint32(id)) }
+
+// audioLevel returns the audio level extension of p, nil if it has none.
+func (u *Upstream) audioLevel(p *rtp.Packet) []byte {
+	id := u.levelID.Load()
+	if id == 0 || !p.Extension {
+		return nil
+	}
+	return p.GetExtension(uint8(id))
 }
 
 // Attach makes a new upstream the source of packets, detaching the
