@@ -70,6 +70,19 @@ func TestBrowserCall(t *testing.T) {
 	aliceTab.WaitFor("unmuted microphone", `document.getElementById("mic").getAttribute("aria-pressed") === "false"`, 5*time.Second)
 	aliceTab.Screenshot("join-page")
 
+	// Who speaks is outlined: the fake microphone beeps. With bob muted,
+	// alice is the speaker on both pages; then the other way round.
+	speaking := func(id string) string {
+		return `!!` + browserTile(id) + `?.classList.contains("speaking")`
+	}
+	bobTab.Do("bob mutes", chromedp.Click(chromedp.ID("mic")))
+	bobTab.WaitFor("alice outlined as the speaker", speaking(aliceID)+` && !`+speaking(bobID), 15*time.Second)
+	aliceTab.WaitFor("alice outlined on her own page", speaking(aliceID), 15*time.Second)
+	aliceTab.Do("alice mutes", chromedp.Click(chromedp.ID("mic")))
+	bobTab.Do("bob unmutes", chromedp.Click(chromedp.ID("mic")))
+	aliceTab.WaitFor("bob outlined instead", speaking(bobID)+` && !`+speaking(aliceID), 15*time.Second)
+	aliceTab.Do("alice unmutes", chromedp.Click(chromedp.ID("mic")))
+
 	// The console, signed in with the server's keys, follows the stage live.
 	console := b.NewTab("console")
 	console.Navigate(base + "/console")

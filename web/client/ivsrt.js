@@ -27,6 +27,7 @@
 //   streamremoved           {participant, stream}
 //   mutechange              {microphoneMuted, cameraMuted}
 //   tokenexchanged          {userId, attributes, capabilities, expirationTime}  exchangeToken took effect
+//   activespeakers          {speakers}         who speaks now, loudest first (participants; speaking, audioLevel set)
 //   error                   {error}            a publish or subscribe attempt failed (retried when it can be)
 //   disconnected            {code, reason}     the end: left, disconnected by the server, token refused,
 //                                              connection lost for good
@@ -114,6 +115,8 @@ export class Participant {
     /** @type {boolean} */ this.publishing = false;
     /** @type {{kind: string, codec: string}[]} */ this.tracks = [];
     /** @type {MediaStream|null} */ this.stream = null;
+    /** @type {boolean} speaking now, as the server hears its audio */ this.speaking = false;
+    /** @type {number} its level while it speaks, in dBov (0 is the loudest) */ this.audioLevel = -127;
   }
 
   /** The name to show: the userId, or else the participant id. */
@@ -360,6 +363,9 @@ export class Stage extends EventTarget {
           // A server shutting down may be back soon: that is a drop, not an end.
           if (m.code !== "SHUTTING_DOWN") final = { code: m.code, message: m.message };
           break;
+        case "activeSpeakers":
+          this.#onSpeakers(m.speakers || []);
+          break;
         case "tokenExchanged":
           this.#settleExchange(ws, m, null);
           break;
@@ -488,6 +494,16 @@ export class Stage extends EventTarget {
     const order = (m.participants || []).map((w) => w.participantId);
     this.#participants = new Map([...this.#participants].sort((a, b) => rank(order, a[0]) - rank(order, b[0])));
     this.#reconcile();
+  }
+
+  #onSpeakers(list) {
+    const speaking = new Map(list.map((s) => [s.participantId, s.level]));
+    for (const p of this.#participants.values()) {
+      p.speaking = speaking.has(p.id);
+      p.audioLevel = p.speaking ? speaking.get(p.id) : -127;
+    }
+    const speakers = list.map((s) => this.#participants.get(s.participantId)).filter(Boolean);
+    this.#emit("activespeakers", { speakers });
   }
 
   // --- publishing: WHIP ------------------------------------------------

@@ -73,6 +73,15 @@ function join(token) {
   stage.on("streamadded", ({ participant, stream }) => attach(participant, stream));
   stage.on("streamremoved", ({ participant, stream }) => detach(participant, stream));
   stage.on("mutechange", () => renderControls());
+  // The loudest speaker's tile is outlined; the others who speak, less so.
+  stage.on("activespeakers", ({ speakers }) => {
+    const rank = new Map(speakers.map((p, i) => [p.id, i]));
+    for (const tile of document.querySelectorAll(".tile")) {
+      const i = rank.get(tile.dataset.participantId);
+      tile.classList.toggle("speaking", i !== undefined);
+      tile.classList.toggle("loudest", i === 0);
+    }
+  });
   stage.on("error", ({ error }) => console.warn("ivsrt:", error.code || "", error.message));
   stage.on("disconnected", ({ code, reason }) => ended(code, reason));
 
