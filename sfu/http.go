@@ -123,13 +123,6 @@ func quoteLinkParam(v string) string {
 	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(v) + `"`
 }
 
-// patch refuses trickle ICE and ICE restarts, which sessions do not
-// support: the answer carries every candidate (RFC 9725, section 4.3.1).
-func (s *Server) patch(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Allow", "DELETE, OPTIONS")
-	writeRefusal(w, &refusal{http.StatusMethodNotAllowed, codeInvalidInput, "trickle ICE and ICE restarts are not supported"})
-}
-
 // readOffer reads the SDP offer of a WHIP or WHEP POST.
 func readOffer(w http.ResponseWriter, r *http.Request) (string, *refusal) {
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))

@@ -437,8 +437,19 @@ func TestWHIPProtocol(t *testing.T) {
 	if !strings.HasPrefix(pub.location, h.url+"/whip/") {
 		t.Errorf("Location got %q, want under %s/whip/", pub.location, h.url)
 	}
-	if resp := do("PATCH", pub.location, "application/trickle-ice-sdpfrag", "", "a=end-of-candidates"); resp.StatusCode != 405 {
-		t.Errorf("PATCH got %d, want 405", resp.StatusCode)
+	// PATCH: an sdpfrag of no new candidates is a trickle that adds none;
+	// another type is refused; an unknown session is not found.
+	if resp := do("PATCH", pub.location, "application/trickle-ice-sdpfrag", "", "a=end-of-candidates"); resp.StatusCode != 204 {
+		t.Errorf("PATCH of an empty trickle got %d, want 204", resp.StatusCode)
+	}
+	if resp := do("PATCH", pub.location, "application/sdp", "", "v=0"); resp.StatusCode != 415 || resp.Header.Get("Accept-Patch") != "application/trickle-ice-sdpfrag" {
+		t.Errorf("PATCH of application/sdp got %d %v, want 415 with Accept-Patch", resp.StatusCode, resp.Header)
+	}
+	if resp := do("PATCH", h.url+"/whip/0123456789abcdef", "application/trickle-ice-sdpfrag", "", "a=end-of-candidates"); resp.StatusCode != 404 {
+		t.Errorf("PATCH of an unknown session got %d, want 404", resp.StatusCode)
+	}
+	if resp := do("PATCH", pub.location, "application/trickle-ice-sdpfrag", "", "a=ice-ufrag:new\r\n"); resp.StatusCode != 400 {
+		t.Errorf("PATCH of a restart without a password got %d, want 400", resp.StatusCode)
 	}
 	if resp := do("DELETE", h.url+"/whip/0123456789abcdef", "", "", ""); resp.StatusCode != 404 {
 		t.Errorf("DELETE of an unknown session got %d, want 404", resp.StatusCode)
