@@ -83,8 +83,8 @@ func testLossy(t *testing.T, leg lossyLeg) {
 	// one frame in five (0.95^4 complete) is lost.
 	t.Run("loss5", func(t *testing.T) {
 		h := newHarness(t)
-		repaired := startLossyStream(t, h, leg, true, slowVideo, 51)
-		unrepaired := startLossyStream(t, h, leg, false, slowVideo, 52)
+		repaired := startLossyStream(t, h, leg, nackRepair, slowVideo, 51)
+		unrepaired := startLossyStream(t, h, leg, noRepair, slowVideo, 52)
 		results := measureLossy(loss5, repaired, unrepaired)
 		with, without := results[0], results[1]
 		t.Logf("%s link, 5%% loss, with NACK: %v", leg, with)
@@ -103,11 +103,28 @@ func testLossy(t *testing.T, leg lossyLeg) {
 		unrepaired.checkPayloads()
 	})
 
+	// The same, the retransmissions in an RTX stream of their own.
+	t.Run("loss5 rtx", func(t *testing.T) {
+		h := newHarness(t)
+		s := startLossyStream(t, h, leg, rtxRepair, slowVideo, 53)
+		r := measureLossy(loss5, s)[0]
+		t.Logf("%s link, 5%% loss, with RTX: %v", leg, r)
+		if f := r.completeFraction(); f < 0.95 {
+			t.Errorf("with RTX %.1f%% of the frames complete, want at least 95%%", 100*f)
+		}
+		// Repairs come in the RTX stream, whose packets are no repeats of
+		// the media stream's: they show as the media's packets coming late.
+		if r.late == 0 || r.nacks == 0 {
+			t.Errorf("with RTX %d NACKs and %d packets late: want repairs", r.nacks, r.late)
+		}
+		s.checkPayloads()
+	})
+
 	// With 20% loss both ways and reordering, a packet may need several
 	// NACKs, each of which may be lost too.
 	t.Run("loss20", func(t *testing.T) {
 		h := newHarness(t)
-		s := startLossyStream(t, h, leg, true, slowVideo, 201)
+		s := startLossyStream(t, h, leg, nackRepair, slowVideo, 201)
 		r := measureLossy(loss20, s)[0]
 		t.Logf("%s link, 20%% loss and reordering, with NACK: %v", leg, r)
 		if f := r.completeFraction(); f < 0.90 {
@@ -121,7 +138,7 @@ func testLossy(t *testing.T, leg lossyLeg) {
 	// whoever receives it must still let in.
 	t.Run("fast", func(t *testing.T) {
 		h := newHarness(t)
-		s := startLossyStream(t, h, leg, true, fastVideo, 360)
+		s := startLossyStream(t, h, leg, nackRepair, fastVideo, 360)
 		r := measureLossy(lossFar, s)[0]
 		t.Logf("%s link, 5%% loss, 120 ms round trips, %d packets a frame, with NACK: %v", leg, fastVideo, r)
 		if f := r.completeFraction(); f < 0.95 {
@@ -134,7 +151,7 @@ func testLossy(t *testing.T, leg lossyLeg) {
 	// decoder stalls and asks for a keyframe, which must come.
 	t.Run("burst", func(t *testing.T) {
 		h := newHarness(t)
-		s := startLossyStream(t, h, leg, true, slowVideo, 500)
+		s := startLossyStream(t, h, leg, nackRepair, slowVideo, 500)
 		s.proxy.SetLinks(loss5)
 		time.Sleep(time.Second)
 		r := s.burst(burstLength)
@@ -183,10 +200,11 @@ type lossyStream struct {
 // startLossyStream starts a publisher and a subscriber in a new stage,
 // the client on the leg behind a proxy that does not yet impair anything,
 // and waits for the subscriber to decode video. The client behind the
-// proxy uses NACKs (the publisher answers them, the subscriber sends them)
-// only if withNACK; the other client always does. The publisher sends
+// proxy repairs as behind says (NACKs: the publisher answers them, the
+// subscriber sends them; RTX: in a stream of their own); the other client
+// always uses NACKs. The publisher sends
 // perFrame packets a frame, twice as many a keyframe.
-func startLossyStream(t testing.TB, h *harness, leg lossyLeg, withNACK bool, perFrame uint16, seed uint64) *lossyStream {
+func startLossyStream(t testing.TB, h *harness, leg lossyLeg, behind repair, perFrame uint16, seed uint64) *lossyStream {
 	t.Helper()
 	name := fmt.Sprintf("lossy-%d", seed)
 	stage := h.createStage(name)
@@ -195,7 +213,7 @@ func startLossyStream(t testing.TB, h *harness, leg lossyLeg, withNACK bool, per
 	s := &lossyStream{t: t, leg: leg}
 
 	// The publisher.
-	pc := newLossyClientPC(t, withNACK || leg != publisherLeg)
+	pc := newLossyClientPC(t, repairOf(leg == publisherLeg, behind))
 	s.pub = newLossyPublisher(t, pc, perFrame, seed)
 	if leg == publisherLeg {
 		s.proxy, s.pub.location = h.exchangeVia(pc, "/whip", aws.ToString(alice.Token), seed)
@@ -212,7 +230,7 @@ func startLossyStream(t testing.TB, h *harness, leg lossyLeg, withNACK bool, per
 	})
 
 	// The subscriber.
-	pc = newLossyClientPC(t, withNACK || leg != subscriberLeg)
+	pc = newLossyClientPC(t, repairOf(leg == subscriberLeg, behind))
 	s.sub = newLossySubscriber(t, pc)
 	if leg == subscriberLeg {
 		s.proxy, s.sub.location = h.exchangeVia(pc, "/whep/"+aliceID, aws.ToString(bob.Token), seed)
@@ -407,16 +425,42 @@ func (s *lossyStream) burst(d time.Duration) burstResult {
 	return r
 }
 
+// repair is how a lossy client repairs what it loses.
+type repair int
+
+const (
+	noRepair   repair = iota
+	nackRepair        // NACKs, answered with the packets again
+	rtxRepair         // NACKs, answered in a retransmission stream (RFC 4588)
+)
+
+// repairOf is the repair of a client: behind's if it is behind the
+// proxy, else NACKs.
+func repairOf(isBehind bool, behind repair) repair {
+	if isBehind {
+		return behind
+	}
+	return nackRepair
+}
+
 // newLossyClientPC returns a client peer connection for VP8 video on
-// 127.0.0.1, with pion's NACK generator and responder if withNACK.
-func newLossyClientPC(t testing.TB, withNACK bool) *webrtc.PeerConnection {
+// 127.0.0.1, with pion's NACK generator and responder unless r is
+// noRepair, and RTX negotiated for rtxRepair.
+func newLossyClientPC(t testing.TB, r repair) *webrtc.PeerConnection {
 	t.Helper()
 	var me webrtc.MediaEngine
 	if err := me.RegisterCodec(vp8, webrtc.RTPCodecTypeVideo); err != nil {
 		t.Fatal(err)
 	}
+	if r == rtxRepair {
+		rtx := webrtc.RTPCodecParameters{PayloadType: vp8.PayloadType + 1, RTPCodecCapability: webrtc.RTPCodecCapability{
+			MimeType: webrtc.MimeTypeRTX, ClockRate: 90000, SDPFmtpLine: fmt.Sprintf("apt=%d", vp8.PayloadType)}}
+		if err := me.RegisterCodec(rtx, webrtc.RTPCodecTypeVideo); err != nil {
+			t.Fatal(err)
+		}
+	}
 	var ir interceptor.Registry
-	if withNACK {
+	if r != noRepair {
 		if err := webrtc.RegisterDefaultInterceptors(&me, &ir); err != nil {
 			t.Fatal(err)
 		}

@@ -136,6 +136,14 @@ func (s *Server) listen() error {
 		if err := me.RegisterCodec(c, webrtc.RTPCodecTypeVideo); err != nil {
 			return fmt.Errorf("sfu: register codec: %w", err)
 		}
+		// Retransmissions in their own stream (RFC 4588), for those who
+		// negotiate them: publishers' are repaired into their stream, and
+		// subscribers' NACKs are answered in theirs.
+		rtx := webrtc.RTPCodecParameters{PayloadType: c.PayloadType + 1, RTPCodecCapability: webrtc.RTPCodecCapability{
+			MimeType: webrtc.MimeTypeRTX, ClockRate: 90000, SDPFmtpLine: fmt.Sprintf("apt=%d", c.PayloadType)}}
+		if err := me.RegisterCodec(rtx, webrtc.RTPCodecTypeVideo); err != nil {
+			return fmt.Errorf("sfu: register codec: %w", err)
+		}
 	}
 	// Audio levels: for the active speakers, and forwarded to
 	// subscribers that negotiate them.

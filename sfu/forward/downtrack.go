@@ -2,6 +2,7 @@ package forward
 
 import (
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -38,6 +39,7 @@ type DownTrack struct {
 	newestGen uint64 // the newest upstream generation forwarded
 	hdr       rtp.Header
 	counted   turnCounts
+	rtxSeq    uint16 // the next sequence number of the retransmission stream
 }
 
 // binding is what the subscriber's peer connection negotiated for the
@@ -48,6 +50,11 @@ type binding struct {
 	ssrc    uint32
 	writer  webrtc.TrackLocalWriter
 	levelID uint8 // the subscriber's id of the audio level extension; 0: not negotiated
+
+	// Retransmissions (RFC 4588), where the subscriber negotiated them:
+	// their SSRC, and the payload type of each media payload type's.
+	rtxSSRC uint32
+	rtxPT   map[uint8]uint8
 }
 
 var _ webrtc.TrackLocal = (*DownTrack)(nil)
@@ -96,6 +103,21 @@ func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 	for _, e := range ctx.HeaderExtensions() {
 		if e.URI == sdp.AudioLevelURI {
 			b.levelID = uint8(e.ID)
+		}
+	}
+	if rtx := uint32(ctx.SSRCRetransmission()); rtx != 0 {
+		for _, c := range ctx.CodecParameters() {
+			apt, ok := strings.CutPrefix(c.SDPFmtpLine, "apt=")
+			if !strings.EqualFold(c.MimeType, webrtc.MimeTypeRTX) || !ok {
+				continue
+			}
+			if pt, err := strconv.ParseUint(apt, 10, 8); err == nil {
+				if b.rtxPT == nil {
+					b.rtxPT = map[uint8]uint8{}
+				}
+				b.rtxPT[uint8(pt)] = uint8(c.PayloadType)
+				b.rtxSSRC = rtx
+			}
 		}
 	}
 	d.bound.Store(b)
@@ -349,6 +371,24 @@ func (d *DownTrack) send(b *binding, p *rtp.Packet, seq uint16, ts uint32, level
 	return n, err
 }
 
+// sendRTX sends p again in the retransmission stream (RFC 4588, section
+// 4): the stream's own SSRC, payload type and sequence numbers, and the
+// packet's sequence number in the subscriber's stream (OSN) before its
+// payload.
+func (d *DownTrack) sendRTX(b *binding, p *rtp.Packet, seq uint16, ts uint32, pt uint8) (int, error) {
+	h := rtp.Header{Version: 2, Marker: p.Marker, PayloadType: pt, SequenceNumber: d.rtxSeq, Timestamp: ts, SSRC: b.rtxSSRC}
+	d.rtxSeq++
+	payload := make([]byte, 2+len(p.Payload))
+	payload[0], payload[1] = byte(seq>>8), byte(seq)
+	copy(payload[2:], p.Payload)
+	n, err := b.writer.WriteRTP(&h, payload)
+	if n > 0 {
+		d.counted.packets++
+		d.counted.bytes += uint64(n)
+	}
+	return n, err
+}
+
 // retransmit answers a NACK of the subscriber (RFC 4585, section 6.2.1):
 // each packet it lost that the source still keeps is sent again, with the
 // same sequence number and timestamp as the first time.
@@ -365,7 +405,13 @@ func (d *DownTrack) retransmit(nack *rtcp.TransportLayerNack) {
 				return true
 			}
 			if p := d.src.cache.get(d.m.gen, d.m.ssrc, uint16(ext)); p != nil {
-				if n, _ := d.send(b, p, seq, p.Timestamp+d.m.tsOff, nil); n > 0 {
+				var n int
+				if rtxPT, ok := b.rtxPT[d.pt]; ok {
+					n, _ = d.sendRTX(b, p, seq, p.Timestamp+d.m.tsOff, rtxPT)
+				} else {
+					n, _ = d.send(b, p, seq, p.Timestamp+d.m.tsOff, nil)
+				}
+				if n > 0 {
 					d.counted.retransmitted++
 				}
 			}

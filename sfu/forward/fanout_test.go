@@ -1,6 +1,7 @@
 package forward
 
 import (
+	"bytes"
 	"fmt"
 	"runtime"
 	"sync"
@@ -146,6 +147,57 @@ func TestNACKRetransmitsFromSource(t *testing.T) {
 	d.barrier()
 	if n := len(w.headers()); n != 33 {
 		t.Errorf("after a NACK for another SSRC: %d packets, want 33", n)
+	}
+}
+
+// TestNACKRetransmitsRTX: a subscriber that negotiated RTX (RFC 4588)
+// gets what it lost in the retransmission stream: its SSRC and payload
+// type, sequence numbers of its own, and the lost packet's sequence
+// number before its payload.
+func TestNACKRetransmitsRTX(t *testing.T) {
+	src := NewSource(webrtc.RTPCodecTypeVideo, "video", "publisher")
+	up := src.Attach(testVP8, nil)
+	feed := newRTCPFeed()
+	defer feed.close()
+	d, err := src.NewDownTrack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &recorder{}
+	ctx := fakeContext{w: w, rtx: 4343, codecs: []webrtc.RTPCodecParameters{
+		{PayloadType: 120, RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}},
+		{PayloadType: 121, RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeRTX, ClockRate: 90000, SDPFmtpLine: "apt=120"}},
+	}}
+	if _, err := d.Bind(feedContext{ctx, feed}); err != nil {
+		t.Fatal(err)
+	}
+	d.Start()
+	d.barrier()
+	for seq := uint16(1000); seq < 1010; seq++ {
+		if err := up.WriteRTP(vp8Packet(7, seq, seq == 1000)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, func() bool { return len(w.headers()) >= 10 })
+	sent := w.headers()
+	lost := []uint16{sent[3].SequenceNumber, sent[5].SequenceNumber}
+	feed.send(t, &rtcp.TransportLayerNack{MediaSSRC: 4242, Nacks: rtcp.NackPairsFromSequenceNumbers(lost)})
+	waitFor(t, func() bool { return len(w.headers()) >= 12 })
+	w.mu.Lock()
+	got, payloads := append([]rtp.Header(nil), w.got[10:]...), w.payloads[10:]
+	orig := w.payloads[3]
+	w.mu.Unlock()
+	for i, h := range got {
+		osn := uint16(payloads[i][0])<<8 | uint16(payloads[i][1])
+		if h.SSRC != 4343 || h.PayloadType != 121 || osn != lost[i] {
+			t.Errorf("retransmission %d: SSRC %d PT %d OSN %d, want SSRC 4343 PT 121 OSN %d", i, h.SSRC, h.PayloadType, osn, lost[i])
+		}
+	}
+	if got[1].SequenceNumber != got[0].SequenceNumber+1 {
+		t.Errorf("the retransmission stream's sequence numbers %d, %d: want consecutive", got[0].SequenceNumber, got[1].SequenceNumber)
+	}
+	if !bytes.Equal(payloads[0][2:], orig) || got[0].Timestamp != sent[3].Timestamp {
+		t.Errorf("the retransmission's payload or timestamp differs from the packet's")
 	}
 }
 

@@ -137,12 +137,13 @@ func TestPayloadType(t *testing.T) {
 type fakeContext struct {
 	codecs []webrtc.RTPCodecParameters
 	w      *recorder
+	rtx    webrtc.SSRC // the retransmission stream's, if negotiated
 }
 
 func (c fakeContext) CodecParameters() []webrtc.RTPCodecParameters           { return c.codecs }
 func (c fakeContext) HeaderExtensions() []webrtc.RTPHeaderExtensionParameter { return nil }
 func (c fakeContext) SSRC() webrtc.SSRC                                      { return 4242 }
-func (c fakeContext) SSRCRetransmission() webrtc.SSRC                        { return 0 }
+func (c fakeContext) SSRCRetransmission() webrtc.SSRC                        { return c.rtx }
 func (c fakeContext) SSRCForwardErrorCorrection() webrtc.SSRC                { return 0 }
 func (c fakeContext) WriteStream() webrtc.TrackLocalWriter                   { return c.w }
 func (c fakeContext) ID() string                                             { return "binding" }
@@ -156,9 +157,10 @@ func (closedReader) Read([]byte, interceptor.Attributes) (int, interceptor.Attri
 
 // recorder is a subscriber's write stream.
 type recorder struct {
-	mu   sync.Mutex
-	got  []rtp.Header
-	down bool // drops writes, as before SRTP is ready
+	mu       sync.Mutex
+	got      []rtp.Header
+	payloads [][]byte
+	down     bool // drops writes, as before SRTP is ready
 }
 
 func (r *recorder) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
@@ -168,6 +170,7 @@ func (r *recorder) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
 		return 0, nil
 	}
 	r.got = append(r.got, *h)
+	r.payloads = append(r.payloads, slices.Clone(payload))
 	return h.MarshalSize() + len(payload), nil
 }
 
