@@ -28,6 +28,7 @@ func (fakeSinks) Status() []events.SinkStatus {
 func exposed(t *testing.T) map[string]bool {
 	r := New()
 	r.SetMedia(fakeMedia{})
+	r.SetTURN(fakeTURN{})
 	r.SetSinks(fakeSinks{})
 	r.ObserveRequest("CreateStage", "", time.Millisecond)
 	r.ObserveReception(ivsrt.Reception{Kind: "video", FractionLost: .01, Jitter: time.Millisecond, RTT: 20 * time.Millisecond})
@@ -83,4 +84,10 @@ func TestDocumentedNames(t *testing.T) {
 			t.Errorf("docs/operations.md does not list %s", n)
 		}
 	}
+}
+
+type fakeTURN struct{}
+
+func (fakeTURN) TURNStats() TURNStats {
+	return TURNStats{Allocations: 3, Participants: 2, RefusedAuth: 1}
 }

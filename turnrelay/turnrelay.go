@@ -139,17 +139,8 @@ func Start(cfg Config) (*Server, error) {
 	}
 	if cfg.Listen != "" {
 		var err error
-		lc := net.ListenConfig{}
-		if s.udp, err = lc.ListenPacket(context.Background(), "udp", cfg.Listen); err != nil {
-			return fail(fmt.Errorf("turn: listen on udp %s: %w", cfg.Listen, err))
-		}
-		// TCP on the same port as UDP, as clients expect of port 3478.
-		tcpAddr := cfg.Listen
-		if host, port, _ := net.SplitHostPort(cfg.Listen); port == "0" {
-			tcpAddr = net.JoinHostPort(host, strconv.Itoa(s.udp.LocalAddr().(*net.UDPAddr).Port))
-		}
-		if s.tcp, err = lc.Listen(context.Background(), "tcp", tcpAddr); err != nil {
-			return fail(fmt.Errorf("turn: listen on tcp %s: %w", tcpAddr, err))
+		if s.udp, s.tcp, err = listenPair(cfg.Listen); err != nil {
+			return fail(err)
 		}
 		sc.PacketConnConfigs = append(sc.PacketConnConfigs, turn.PacketConnConfig{PacketConn: s.udp,
 			RelayAddressGenerator: relay(), PermissionHandler: permit})
@@ -173,6 +164,32 @@ func Start(cfg Config) (*Server, error) {
 	}
 	s.turn = t
 	return s, nil
+}
+
+// listenPair listens on addr over UDP and TCP, on one port, as clients
+// expect of TURN's. With port 0, the free UDP port found may be taken over
+// TCP: another is tried.
+func listenPair(addr string) (net.PacketConn, net.Listener, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("turn: address %q: %w", addr, err)
+	}
+	lc := net.ListenConfig{}
+	for try := 0; ; try++ {
+		udp, err := lc.ListenPacket(context.Background(), "udp", addr)
+		if err != nil {
+			return nil, nil, fmt.Errorf("turn: listen on udp %s: %w", addr, err)
+		}
+		tcpAddr := net.JoinHostPort(host, strconv.Itoa(udp.LocalAddr().(*net.UDPAddr).Port))
+		tcp, err := lc.Listen(context.Background(), "tcp", tcpAddr)
+		if err == nil {
+			return udp, tcp, nil
+		}
+		udp.Close()
+		if port != "0" || try == 20 {
+			return nil, nil, fmt.Errorf("turn: listen on tcp %s: %w", tcpAddr, err)
+		}
+	}
 }
 
 // authenticate checks a request's credentials: a username of an

@@ -187,7 +187,7 @@ func startNode(t *testing.T, bin, data, id string, extraArgs ...string) *node {
 	// Media on any free UDP port and no ICE-TCP port: the default ports
 	// would collide between nodes.
 	args := []string{"serve", "--listen", addr, "--data", data,
-		"--rtc-udp-port", "0", "--rtc-tcp-port", "-1",
+		"--rtc-udp-port", "0", "--rtc-tcp-port", "-1", "--turn-udp-port", "-1",
 		"--access-key-id", accessKeyID, "--secret-access-key", secretAccessKey,
 		"--log-level", "warn"}
 	cmd := exec.Command(bin, append(args, extraArgs...)...)

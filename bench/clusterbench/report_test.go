@@ -32,7 +32,7 @@ func (r *report) markdown() string {
 	p("- Machine: %s, %d cores, Linux %s, %s\n", cpuModel(), cpus, kernel(), runtime.Version())
 	p("- Code: %s\n", codeVersion(r.root))
 	p("- Nodes: `ivsrt serve` processes built from ./cmd/ivsrt, each on a free port of 127.0.0.1 with " +
-		"`--rtc-udp-port 0 --rtc-tcp-port -1 --log-level warn`. **SQLite, single server**: no `--store` " +
+		"`--rtc-udp-port 0 --rtc-tcp-port -1 --turn-udp-port -1 --log-level warn`. **SQLite, single server**: no `--store` " +
 		"(SQLite in the data folder, no cluster). **PostgreSQL**: `--store <dsn> --cluster-nats <url> " +
 		"--node-id node-a…`, the cluster's default lease, heartbeat and dead-after (15 s, 2 s, 10 s)\n")
 	pg := "PostgreSQL"

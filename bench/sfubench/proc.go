@@ -102,7 +102,7 @@ func startServer(ctx context.Context, bin, dir string) (*server, error) {
 	defer logFile.Close()
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	cmd := exec.Command(bin, "serve", "--dev", "--listen", addr, "--data", data,
-		"--rtc-udp-port", "0", "--rtc-tcp-port", "-1", "--log-level", "warn")
+		"--rtc-udp-port", "0", "--rtc-tcp-port", "-1", "--turn-udp-port", "-1", "--log-level", "warn")
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := startChild(cmd); err != nil {
 		return nil, fmt.Errorf("start ivsrt: %w", err)

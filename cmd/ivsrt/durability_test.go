@@ -99,7 +99,7 @@ func durableStart(t *testing.T, bin, data, addr string, extraArgs ...string) *du
 	// Media on any free UDP port and no ICE-TCP port: the default 7881
 	// may be taken by anything else on the machine.
 	cmd := exec.Command(bin, "serve", "--listen", addr, "--data", data,
-		"--rtc-udp-port", "0", "--rtc-tcp-port", "-1",
+		"--rtc-udp-port", "0", "--rtc-tcp-port", "-1", "--turn-udp-port", "-1",
 		"--access-key-id", durableKeyID, "--secret-access-key", durableSecret, "--log-level", "warn")
 	cmd.Args = append(cmd.Args, extraArgs...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
