@@ -7,6 +7,7 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/pion/webrtc/v4"
@@ -215,4 +216,32 @@ func (s *Server) sessionPC(id string) (*webrtc.PeerConnection, string, bool) {
 		mid = ts[0].Mid()
 	}
 	return pc, mid, true
+}
+
+// lostPath is a session's connection that failed (no ICE traffic for the
+// failed timeout): the session ends when the grace period passes, unless
+// an ICE restart connects it again first.
+type lostPath struct {
+	mu    sync.Mutex
+	timer *time.Timer
+}
+
+// begin starts the grace period, if it is not running, calling end once
+// it passes.
+func (l *lostPath) begin(grace time.Duration, end func()) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.timer == nil {
+		l.timer = time.AfterFunc(grace, end)
+	}
+}
+
+// end stops the grace period: the connection is back.
+func (l *lostPath) end() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.timer != nil {
+		l.timer.Stop()
+		l.timer = nil
+	}
 }

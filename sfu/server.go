@@ -136,9 +136,15 @@ type Server struct {
 	remote RemoteFeeds
 
 	iceServers ivsrt.ICEServerSource // nil: none to hand out
-	clientOnce sync.Once
-	client     *webrtc.API
-	clientErr  error
+
+	// restartGrace is how long a session whose connection failed waits
+	// for the client to restart ICE before it ends: the ICE failed
+	// timeout again, so that a vanished participant leaves within twice
+	// that.
+	restartGrace time.Duration
+	clientOnce   sync.Once
+	client       *webrtc.API
+	clientErr    error
 }
 
 var _ ivsrt.MediaPlane = (*Server)(nil)
@@ -237,6 +243,7 @@ func New(store ivsrt.MediaPlaneStore, tokens ivsrt.TokenIssuer, cfg Config, opts
 	if s.iceKA <= 0 {
 		s.iceKA = DefaultICEKeepalive
 	}
+	s.restartGrace = s.iceFailed
 	if s.storeTimeout <= 0 {
 		s.storeTimeout = DefaultStoreTimeout
 	}

@@ -24,7 +24,8 @@ type subscribeSession struct {
 	downs   []*forward.DownTrack
 	started bool // connected: SUBSCRIBE_STARTED recorded
 	ended   bool
-	replica bool // the publisher is a replica: its events say so
+	replica bool     // the publisher is a replica: its events say so
+	lost    lostPath // while the connection has failed
 }
 
 // postWHEP creates a WHEP session: POST /whep/{participantId} with the
@@ -197,10 +198,25 @@ func (s *Server) subscribeState(ss *subscribeSession, state webrtc.PeerConnectio
 		for _, d := range downs {
 			d.Start()
 		}
-	case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
+	case webrtc.PeerConnectionStateFailed:
+		st.lock()
+		if !ss.ended {
+			ss.lost.begin(s.restartGrace, func() {
+				st.lock()
+				if !ss.ended && ss.pc.ConnectionState() != webrtc.PeerConnectionStateConnected {
+					st.endSubscribe(ctx, ss)
+				}
+				st.unlock()
+			})
+		}
+		st.unlock()
+	case webrtc.PeerConnectionStateClosed:
 		st.lock()
 		st.endSubscribe(ctx, ss)
 		st.unlock()
+	}
+	if state == webrtc.PeerConnectionStateConnected {
+		ss.lost.end()
 	}
 }
 

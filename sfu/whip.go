@@ -34,6 +34,7 @@ type publishSession struct {
 	recPlanErr error          // why the stage's recording plan could not be read
 	started    bool           // connected: PUBLISH_STARTED recorded
 	ended      bool
+	lost       lostPath // while the connection has failed
 }
 
 // postWHIP creates a WHIP session (RFC 9725, section 4.2): the participant
@@ -358,10 +359,27 @@ func (s *Server) publishState(ps *publishSession, state webrtc.PeerConnectionSta
 			}()
 		}
 		st.unlock()
-	case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
+	case webrtc.PeerConnectionStateFailed:
+		// The path is lost; the client may restart ICE (a PATCH) in the
+		// same session within the grace period.
+		st.lock()
+		if !ps.ended {
+			ps.lost.begin(s.restartGrace, func() {
+				st.lock()
+				if !ps.ended && ps.pc.ConnectionState() != webrtc.PeerConnectionStateConnected {
+					st.endPublish(ctx, ps)
+				}
+				st.unlock()
+			})
+		}
+		st.unlock()
+	case webrtc.PeerConnectionStateClosed:
 		st.lock()
 		st.endPublish(ctx, ps)
 		st.unlock()
+	}
+	if state == webrtc.PeerConnectionStateConnected {
+		ps.lost.end()
 	}
 }
 
