@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -41,6 +42,7 @@ import (
 
 const (
 	netnsChildEnv = "IVSRT_TEST_NETNS_CLIENT" // set in the clients' part: the server's URL
+	netnsIfaceEnv = "IVSRT_TEST_NETNS_IFACE"  // and the name of their interface
 	netnsAPIPort  = "7870"
 	netnsTURNPort = "3478"
 	netnsTLSPort  = "5349"
@@ -140,7 +142,7 @@ func TestTURNThroughFirewall(t *testing.T) {
 	defer cancel()
 	clients := exec.CommandContext(ctx, "ip", "netns", "exec", cliNS, os.Args[0],
 		"-test.run", "^TestTURNThroughFirewall$", "-test.v", "-test.count=1")
-	clients.Env = append(netnsEnv(), netnsChildEnv+"="+base, "SSL_CERT_FILE="+caFile)
+	clients.Env = append(netnsEnv(), netnsChildEnv+"="+base, netnsIfaceEnv+"=vc"+id, "SSL_CERT_FILE="+caFile)
 	out, err := clients.CombinedOutput()
 	t.Logf("the clients' namespace:\n%s", out)
 	if err != nil {
@@ -231,7 +233,10 @@ var netnsLink = regexp.MustCompile(`^<([^>]+)>; rel="ice-server"; username="([^"
 // server's URL.
 func netnsClients(t *testing.T, base string) {
 	ctx := testContext(t)
-	c := ivsrealtime.NewFromConfig(aws.Config{Region: testRegion,
+	// No connection is kept between requests: one kept from before the
+	// clients' address changes would hang.
+	httpClient := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 20 * time.Second}
+	c := ivsrealtime.NewFromConfig(aws.Config{Region: testRegion, HTTPClient: httpClient,
 		Credentials: credentials.NewStaticCredentialsProvider(testAccessKeyID, testSecretAccessKey, "")},
 		func(o *ivsrealtime.Options) { o.BaseEndpoint = aws.String(base) })
 	var stage string
@@ -258,7 +263,7 @@ func netnsClients(t *testing.T, base string) {
 	iceServers := func(tok string) []webrtc.ICEServer {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodOptions, base+"/whip", nil)
 		req.Header.Set("Authorization", "Bearer "+tok)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := httpClient.Do(req)
 		if err != nil {
 			t.Fatalf("OPTIONS /whip: %v", err)
 		}
@@ -323,6 +328,60 @@ func netnsClients(t *testing.T, base string) {
 		bob.Navigate(base + "/join?token=" + url.QueryEscape(bobTok))
 		browserCheckVideo(t, alice, bobID)
 		browserCheckVideo(t, bob, aliceID)
+
+		// The clients' network changes (a new address, the old one gone,
+		// as Wi-Fi to cellular): the pages restart ICE in their sessions
+		// and the video goes on, without new publications.
+		iface := os.Getenv(netnsIfaceEnv)
+		// The new address must outlive the old one, its primary.
+		if err := os.WriteFile("/proc/sys/net/ipv4/conf/"+iface+"/promote_secondaries", []byte("1"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for _, args := range [][]string{{"addr", "add", "10.77.0.3/24", "dev", iface}, {"addr", "del", "10.77.0.2/24", "dev", iface}} {
+			if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+				t.Fatalf("ip %s: %v\n%s", strings.Join(args, " "), err, out)
+			}
+		}
+		changed := time.Now()
+		for _, tt := range []struct {
+			tab   *webtest.Tab
+			other string
+		}{{alice, bobID}, {bob, aliceID}} {
+			frames := func() int {
+				return webtest.Eval[int](tt.tab, browserTile(tt.other)+`.querySelector("video").getVideoPlaybackQuality().totalVideoFrames`)
+			}
+			deadline := time.Now().Add(40 * time.Second)
+			for {
+				before := frames()
+				time.Sleep(time.Second)
+				if frames() > before+5 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%s: the video of %s did not come back after the address changed", tt.tab.Name, tt.other)
+				}
+			}
+			t.Logf("%s: the video of %s goes on %v after the address changed", tt.tab.Name, tt.other, time.Since(changed).Round(100*time.Millisecond))
+		}
+		out, err := c.GetStage(ctx, &ivsrealtime.GetStageInput{Arn: aws.String(stage)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		session := aws.ToString(out.Stage.ActiveSessionId)
+		for _, id := range []string{aliceID, bobID} {
+			events, err := c.ListParticipantEvents(ctx, &ivsrealtime.ListParticipantEventsInput{StageArn: aws.String(stage),
+				SessionId: aws.String(session), ParticipantId: aws.String(id)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var names []string
+			for _, e := range events.Events {
+				names = append(names, string(e.Name))
+			}
+			if n := strings.Count(strings.Join(names, " "), "PUBLISH_STARTED"); n != 1 || slices.Contains(names, "PUBLISH_STOPPED") {
+				t.Errorf("events of %s %v: want one PUBLISH_STARTED and no PUBLISH_STOPPED (an ICE restart, not a new session)", id, names)
+			}
+		}
 	})
 
 	for _, tt := range []struct{ name, scheme, transport string }{
@@ -358,7 +417,7 @@ func netnsClients(t *testing.T, base string) {
 			sub.waitMedia(t, 50, 20*time.Second)
 			t.Logf("%s: media through the relay, byte for byte", tt.name)
 			// The relay's two participants, in the metrics.
-			resp, err := http.Get(base + "/metrics")
+			resp, err := httpClient.Get(base + "/metrics")
 			if err != nil {
 				t.Fatalf("GET /metrics: %v", err)
 			}

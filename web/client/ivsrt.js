@@ -36,7 +36,9 @@
 // valid (or while media still flows: an expired token may rejoin while its
 // participant is in the stage). The server's refusals and disconnections
 // (DisconnectParticipant, DeleteStage, another connection taking over)
-// are final.
+// are final. A publication or subscription whose network path is lost (a
+// new address) restarts ICE in the same session (RFC 9725's PATCH), and
+// is made again only if that cannot be done.
 
 /** The version of this client, reported to the server as its sdkVersion. */
 export const SDK_VERSION = "1.0.0";
@@ -62,6 +64,10 @@ const fatalMediaCodes = new Set([
 ]);
 
 const gatherTimeoutMs = 3000;
+// A connection disconnected for this long has lost its path: ICE restarts.
+const disconnectedRestartMs = 2500;
+// ICE restarts in a row before a new session is made instead.
+const maxRestarts = 3;
 const maxBackoffMs = 10000;
 
 /** An error of the server or the connection, with the protocol's code. */
@@ -535,7 +541,7 @@ export class Stage extends EventTarget {
     pc.addEventListener("connectionstatechange", () => {
       if (this.#pub !== pub) return;
       if (pc.connectionState === "connected") this.#pubAttempt = 0;
-      if (pc.connectionState === "failed") this.#retryPublish();
+      this.#watchConnection(pub, () => this.#pub === pub, () => this.#retryPublish());
     });
     try {
       const location = await this.#exchange(this.#info.whipUrl || this.#claims.whip_url, pc);
@@ -599,7 +605,8 @@ export class Stage extends EventTarget {
     pc.addEventListener("connectionstatechange", () => {
       if (this.#subs.get(id) !== sub) return;
       if (pc.connectionState === "connected") sub.attempt = 0;
-      if (pc.connectionState === "failed" || pc.connectionState === "closed") this.#retrySubscribe(id, sub);
+      if (pc.connectionState === "closed") this.#retrySubscribe(id, sub);
+      else this.#watchConnection(sub, () => this.#subs.get(id) === sub, () => this.#retrySubscribe(id, sub));
     });
     try {
       const location = await this.#exchange(this.#info.whepUrl + encodeURIComponent(id), pc);
@@ -652,6 +659,89 @@ export class Stage extends EventTarget {
   }
 
   // --- shared ---------------------------------------------------------
+
+  // #watchConnection follows a session's connection: one that stays
+  // disconnected for a moment, or fails, lost its network path (a new
+  // address, Wi-Fi to cellular): ICE is restarted in the same session
+  // (PATCH, RFC 9725, section 4.3.2); if that cannot be done, or a few
+  // restarts did not help, retry makes a new session. current reports
+  // whether the session is still the one in use.
+  #watchConnection(entry, current, retry) {
+    const pc = entry.pc;
+    clearTimeout(entry.restartTimer);
+    const recover = async () => {
+      if (!current() || this.#ended || entry.restarting) return;
+      if ((entry.restarts || 0) >= maxRestarts) {
+        retry();
+        return;
+      }
+      entry.restarting = true;
+      entry.restarts = (entry.restarts || 0) + 1;
+      try {
+        await this.#restartIce(pc, entry.location);
+      } catch {
+        if (current()) retry();
+      } finally {
+        entry.restarting = false;
+      }
+    };
+    switch (pc.connectionState) {
+      case "connected":
+        entry.restarts = 0;
+        break;
+      case "disconnected":
+        entry.restartTimer = setTimeout(() => pc.connectionState === "disconnected" && recover(), disconnectedRestartMs);
+        break;
+      case "failed":
+        recover();
+        break;
+    }
+  }
+
+  // #restartIce restarts a session's ICE: the new offer's credentials and
+  // candidates go in a PATCH of the session, whose answer carries the
+  // server's; they become the remote description, the rest of it unchanged.
+  async #restartIce(pc, location) {
+    if (!location) throw new StageError("SESSION_ENDED", "no session to restart");
+    await pc.setLocalDescription(await pc.createOffer({ iceRestart: true }));
+    await iceGathered(pc);
+    const lines = pc.localDescription.sdp.split(/\r?\n/);
+    const pick = (prefix) => lines.filter((l) => l.startsWith(prefix));
+    const frag = [pick("a=ice-ufrag:")[0], pick("a=ice-pwd:")[0], "m=audio 9 UDP/TLS/RTP/SAVPF 0", pick("a=mid:")[0] || "a=mid:0",
+      ...pick("a=candidate:"), "a=end-of-candidates"].join("\r\n") + "\r\n";
+    // After a network change the first request may go out on a pooled
+    // connection of the old network, and fail: it is sent again.
+    let res;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        res = await fetch(location, {
+          method: "PATCH", body: frag,
+          headers: { "Content-Type": "application/trickle-ice-sdpfrag", "If-Match": "*" },
+        });
+        break;
+      } catch (err) {
+        if (attempt >= 3) throw new StageError("NETWORK_ERROR", String(err && err.message || err));
+        await new Promise((r) => setTimeout(r, 300 * (attempt + 1)));
+      }
+    }
+    if (res.status !== 200) throw new StageError("HTTP_" + res.status, "the ICE restart was refused");
+    const answer = (await res.text()).split(/\r?\n/);
+    const ufrag = answer.find((l) => l.startsWith("a=ice-ufrag:"));
+    const pwd = answer.find((l) => l.startsWith("a=ice-pwd:"));
+    const candidates = answer.filter((l) => l.startsWith("a=candidate:"));
+    if (!ufrag || !pwd) throw new StageError("INVALID_INPUT", "the ICE restart's answer has no credentials");
+    const out = [];
+    let first = true;
+    for (const l of pc.remoteDescription.sdp.split(/\r?\n/)) {
+      if (!l || l.startsWith("a=candidate:") || l === "a=end-of-candidates") continue;
+      out.push(l.startsWith("a=ice-ufrag:") ? ufrag : l.startsWith("a=ice-pwd:") ? pwd : l);
+      if (first && l.startsWith("a=mid:")) {
+        out.push(...candidates);
+        first = false;
+      }
+    }
+    await pc.setRemoteDescription({ type: "answer", sdp: out.join("\r\n") + "\r\n" });
+  }
 
   // The configuration of a peer connection: the rtcConfiguration option,
   // with the TURN servers the server handed out (the joined message's
