@@ -68,6 +68,21 @@ func recordingStorage(t *testing.T, h *harness) *ivsrt.StorageConfiguration {
 	return sc
 }
 
+// recordingFixture returns a server that records into buckets that are
+// folders under root, telling recording states to log, and the storage
+// configuration of its bucket "recordings".
+func recordingFixture(t *testing.T) (h *harness, root string, log *recordingLog, sc *ivsrt.StorageConfiguration) {
+	t.Helper()
+	root = t.TempDir()
+	objects, err := folder.New(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log = &recordingLog{}
+	h = newHarness(t, sfu.WithRecording(objects, log))
+	return h, root, log, recordingStorage(t, h)
+}
+
 // sendMedia sends m in real time, as a browser would, until it is all
 // sent or the publisher stops.
 func sendMedia(m testmedia.Media) func(p *publisher, video, audio *webrtc.TrackLocalStaticRTP) {
@@ -124,15 +139,8 @@ func sendMedia(m testmedia.Media) func(p *publisher, video, audio *webrtc.TrackL
 func TestRecordPublisher(t *testing.T) {
 	testmedia.NeedFFmpeg(t)
 	m := testmedia.Encode(t, 6)
-	root := t.TempDir()
-	objects, err := folder.New(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := &recordingLog{}
-	h := newHarness(t, sfu.WithRecording(objects, log))
+	h, root, log, sc := recordingFixture(t)
 	ctx := testContext(t)
-	sc := recordingStorage(t, h)
 	arn := h.createStage("recorded")
 	if _, err := h.db.UpdateStage(ctx, ivsrt.StageARN(arn), ivsrt.StageUpdate{AutoParticipantRecording: &ivsrt.AutoParticipantRecording{
 		StorageConfigurationARN: string(sc.ARN), MediaTypes: []string{"AUDIO_VIDEO"}, HLSTargetSegmentDurationSeconds: 2,
@@ -378,15 +386,8 @@ func TestInterruptedRecordingFails(t *testing.T) {
 func TestRecordReconnectWindow(t *testing.T) {
 	testmedia.NeedFFmpeg(t)
 	first, smaller := testmedia.Encode(t, 4), testmedia.EncodeSize(t, 4, 320, 180)
-	root := t.TempDir()
-	objects, err := folder.New(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := &recordingLog{}
-	h := newHarness(t, sfu.WithRecording(objects, log))
+	h, root, log, sc := recordingFixture(t)
 	ctx := testContext(t)
-	sc := recordingStorage(t, h)
 	arn := h.createStage("reconnecting")
 	const window = 3 * time.Second
 	if _, err := h.db.UpdateStage(ctx, ivsrt.StageARN(arn), ivsrt.StageUpdate{AutoParticipantRecording: &ivsrt.AutoParticipantRecording{
@@ -488,15 +489,8 @@ func fmtStates(states []recording.State) string {
 func TestRecordReplica(t *testing.T) {
 	testmedia.NeedFFmpeg(t)
 	m := testmedia.Encode(t, 8)
-	root := t.TempDir()
-	objects, err := folder.New(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := &recordingLog{}
-	h := newHarness(t, sfu.WithRecording(objects, log))
+	h, root, log, sc := recordingFixture(t)
 	ctx := testContext(t)
-	sc := recordingStorage(t, h)
 	source, dest, unrecorded := h.createStage("source"), h.createStage("recorded"), h.createStage("replicas-unrecorded")
 	for arn, replicas := range map[string]bool{dest: true, unrecorded: false} {
 		if _, err := h.db.UpdateStage(ctx, ivsrt.StageARN(arn), ivsrt.StageUpdate{AutoParticipantRecording: &ivsrt.AutoParticipantRecording{
