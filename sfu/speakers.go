@@ -102,6 +102,9 @@ func (sp *speakers) drop(id ivsrt.ParticipantID) {
 func (sp *speakers) judge() ([]speakerLevel, bool) {
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
+	if len(sp.meters) == 0 && len(sp.quiet) == 0 && len(sp.sent) == 0 {
+		return nil, false // a stage whose audio tells no levels: nothing to judge
+	}
 	for id := range sp.quiet {
 		if sp.meters[id] == nil { // its publication ended
 			delete(sp.quiet, id)
