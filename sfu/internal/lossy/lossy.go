@@ -4,6 +4,14 @@
 // everything for a while. Tests and benchmarks use it to see how the media
 // plane recovers (NACK, PLI).
 //
+// It can also make a direction a bottleneck, as a slow access link is
+// (Link.Rate): datagrams leave it one after another at the link's rate and
+// wait their turn in a buffer of bounded depth (Link.Queue), which drops
+// what arrives when it is full. A sender over the rate sees its datagrams
+// delayed by the queue and then lost, as congestion control expects of a
+// real link; the loopback interface has no such limit, and no netem here to
+// impose one.
+//
 // A client is pointed at the proxy's address instead of the server's (its
 // ICE candidate rewritten in the SDP answer); the proxy forwards each
 // client's datagrams to the server from a socket of its own for that client,
@@ -55,13 +63,43 @@ type Link struct {
 	// shorter. Without it the order is kept: a datagram leaves no sooner
 	// than the one before.
 	Reorder bool
+	// Rate caps the direction at this many bits a second, all clients
+	// together, as one access link does; 0 leaves it uncapped. After its
+	// Delay and Jitter, a datagram waits for the ones before it and then
+	// takes its serialization time to leave: its size plus 28 bytes of IPv4
+	// and UDP headers, in bits, over Rate. Link-layer framing is not counted.
+	Rate int
+	// Queue is the depth of the link's buffer, in time: the longest a
+	// datagram may wait at Rate for the ones before it to leave. One that
+	// would wait longer is dropped (drop-tail). 0 means DefaultQueue; it has
+	// no use without Rate.
+	Queue time.Duration
 }
+
+// DefaultQueue is the buffer of a link with a Rate and no Queue: deep
+// enough to smooth the bursts of a video frame's packets, shallow enough
+// that a sender over the rate soon sees losses as well as delay.
+const DefaultQueue = 200 * time.Millisecond
 
 // Stats counts the datagrams of one direction.
 type Stats struct {
 	Datagrams int // received from the senders
-	Dropped   int // not forwarded: lost at random, in a blackout, or lost for good
-	RTP       int // RTP packets among the datagrams
+	// Dropped are the datagrams not forwarded: lost at random, in a
+	// blackout or for good, or at a full queue.
+	Dropped int
+	// QueueDropped are the datagrams dropped at the tail of a full queue
+	// (Link.Queue), counted in Dropped as well.
+	QueueDropped int
+	// MaxQueueDelay is the longest a datagram waited at the bottleneck for
+	// the ones before it to leave, without its own serialization time. It
+	// exceeds Link.Queue only when the rate was lowered with a queue
+	// already full, as the datagrams in it stay.
+	MaxQueueDelay time.Duration
+	Forwarded     int // sent on to the receivers
+	// Bytes are the UDP payloads of the datagrams forwarded, without the 28
+	// bytes of headers that Rate counts as well.
+	Bytes int
+	RTP   int // RTP packets among the datagrams
 	// Repeats are RTP packets whose SSRC and sequence number came before:
 	// retransmissions on the same SSRC.
 	Repeats int
@@ -139,10 +177,14 @@ func New(target string, seed uint64) (*Proxy, error) {
 func (p *Proxy) Addr() *net.UDPAddr { return p.conn.LocalAddr().(*net.UDPAddr) }
 
 // SetLink sets what happens to the datagrams of direction d from now on.
+// A new Rate applies at once to the datagrams already queued, the one
+// leaving included; a new Queue only to the datagrams that come after.
 func (p *Proxy) SetLink(d Direction, l Link) {
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	p.links[d] = l
-	p.mu.Unlock()
+	// Under p.mu, so that the line keeps the rate of the last link set.
+	p.lines[d].setRate(l.Rate, l.Queue)
 }
 
 // SetLinks sets both directions to l.
@@ -165,7 +207,11 @@ func (p *Proxy) Blackout(d time.Duration, forGood bool) {
 func (p *Proxy) Stats(d Direction) Stats {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.stats[d]
+	st := p.stats[d]
+	// Under p.mu as well, so that no datagram is forwarded that was not
+	// received.
+	p.lines[d].count(&st)
+	return st
 }
 
 // Close stops the proxy and closes its sockets; datagrams still delayed are
@@ -291,7 +337,7 @@ func (p *Proxy) pass(d Direction, data []byte, send func()) {
 		delay += time.Duration(p.rng.Int64N(int64(2*link.Jitter)+1)) - link.Jitter
 	}
 	p.mu.Unlock()
-	p.lines[d].push(now.Add(max(delay, 0)), !link.Reorder, send)
+	p.lines[d].push(now.Add(max(delay, 0)), !link.Reorder, len(data), send)
 }
 
 func has(m map[uint64]struct{}, k uint64) bool {
@@ -322,20 +368,95 @@ func classify(b []byte, st *Stats) (uint64, bool) {
 	return ssrc<<16 | seq, true
 }
 
-// line holds the datagrams of one direction until they are due.
+// line holds the datagrams of one direction until they are due, and then,
+// if the direction has a rate, until the bottleneck has sent them.
 type line struct {
-	mu    sync.Mutex
-	queue queue
-	last  time.Time // when the latest datagram is due
-	n     uint64
-	wake  chan struct{}
+	mu      sync.Mutex
+	delayed schedule  // on their way to the bottleneck, by when they reach it
+	last    time.Time // when the latest datagram is due
+	n       uint64
+	wake    chan struct{}
+
+	rate  int           // of the bottleneck, in bits a second; 0 for none
+	limit time.Duration // the longest a datagram may wait at the bottleneck
+	// waiting are at the bottleneck. The first one is leaving, unless its
+	// start is still to come.
+	waiting fifo
+	// free is when the bottleneck ended sending the latest datagram to
+	// leave. The times of the bottleneck follow from the datagrams' rather
+	// than from when run wakes, so that a late wake-up sends a burst that
+	// keeps the rate instead of lowering it.
+	free time.Time
+
+	// Counted here as the bottleneck decides; Proxy.Stats adds them up.
+	queueDropped  int
+	maxQueueDelay time.Duration
+	forwarded     int
+	bytes         int
 }
+
+// waiting is a datagram at the bottleneck.
+type waiting struct {
+	arrival time.Time // when it reached the bottleneck
+	start   time.Time // when it begins to leave, at the rate of now
+	finish  time.Time // when it has left and is sent on
+	size    int       // bytes of UDP payload
+	send    func()
+}
+
+// fifo is a queue of datagrams that reuses its array, as a datagram passes
+// through it on every link, capped or not.
+type fifo struct {
+	items []waiting
+	head  int // the first of items still queued
+}
+
+func (f *fifo) front() *waiting {
+	if f.head == len(f.items) {
+		return nil
+	}
+	return &f.items[f.head]
+}
+
+func (f *fifo) back() *waiting {
+	if f.head == len(f.items) {
+		return nil
+	}
+	return &f.items[len(f.items)-1]
+}
+
+// queued returns the datagrams in the queue, first first.
+func (f *fifo) queued() []waiting { return f.items[f.head:] }
+
+func (f *fifo) push(w waiting) { f.items = append(f.items, w) }
+
+func (f *fifo) pop() waiting {
+	w := f.items[f.head]
+	f.items[f.head] = waiting{} // let the datagram go
+	f.head++
+	switch {
+	case f.head == len(f.items):
+		f.items, f.head = f.items[:0], 0
+	case f.head >= 64 && 2*f.head >= len(f.items):
+		// A queue that never empties moves to the front of its array
+		// rather than growing it without end.
+		n := copy(f.items, f.items[f.head:])
+		clear(f.items[n:])
+		f.items, f.head = f.items[:n], 0
+	}
+	return w
+}
+
+// headers is the bytes that a datagram takes on the link besides its
+// payload: an IPv4 header without options and a UDP header.
+const headers = 20 + 8
 
 func newLine() *line { return &line{wake: make(chan struct{}, 1)} }
 
-// push schedules send at the time at, or, if inOrder, no sooner than the
-// datagram before.
-func (l *line) push(at time.Time, inOrder bool, send func()) {
+// push schedules send, for a datagram of size bytes, to reach the
+// bottleneck at the time at, or, if inOrder, no sooner than the datagram
+// before.
+func (l *line) push(at time.Time, inOrder bool, size int, send func()) {
 	l.mu.Lock()
 	if inOrder && at.Before(l.last) {
 		at = l.last
@@ -344,33 +465,129 @@ func (l *line) push(at time.Time, inOrder bool, send func()) {
 		l.last = at
 	}
 	l.n++
-	heap.Push(&l.queue, item{at: at, n: l.n, send: send})
-	first := l.queue[0].n == l.n
+	heap.Push(&l.delayed, item{at: at, n: l.n, size: size, send: send})
+	first := l.delayed[0].n == l.n
 	l.mu.Unlock()
 	if first {
-		select {
-		case l.wake <- struct{}{}:
-		default:
-		}
+		l.poke()
 	}
 }
 
-// run sends datagrams as they fall due until done is closed.
+// poke wakes run to look at the line again.
+func (l *line) poke() {
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+}
+
+// setRate sets the bottleneck's rate and queue (see Link) and reschedules
+// the datagrams waiting at it.
+func (l *line) setRate(rate int, queue time.Duration) {
+	rate = max(rate, 0)
+	if queue <= 0 {
+		queue = DefaultQueue
+	}
+	l.mu.Lock()
+	l.limit = queue
+	changed := rate != l.rate
+	if changed {
+		l.rate = rate
+		// The datagram leaving takes its whole time at the new rate, as
+		// if it had been sent at it from the start: close enough, and the
+		// same for every datagram behind it.
+		queued := l.waiting.queued()
+		t := l.free
+		for i := range queued {
+			l.place(&queued[i], t)
+			t = queued[i].finish
+		}
+	}
+	l.mu.Unlock()
+	if changed {
+		l.poke()
+	}
+}
+
+// place sets when w leaves the bottleneck, which is free from the time
+// free on.
+func (l *line) place(w *waiting, free time.Time) {
+	w.start = w.arrival
+	if free.After(w.start) {
+		w.start = free
+	}
+	w.finish = w.start
+	if l.rate > 0 {
+		bits := int64(w.size+headers) * 8
+		w.finish = w.start.Add(time.Duration(bits * int64(time.Second) / int64(l.rate)))
+	}
+}
+
+// admit queues a datagram that has reached the bottleneck, unless it would
+// wait there longer than the limit.
+func (l *line) admit(it item) {
+	w := waiting{arrival: it.at, size: it.size, send: it.send}
+	var free time.Time // an uncapped link is always free...
+	if l.rate > 0 {
+		free = l.free
+	}
+	if last := l.waiting.back(); last != nil {
+		free = last.finish // ...but for what it has still to send
+	}
+	l.place(&w, free)
+	if l.rate > 0 && w.start.Sub(w.arrival) > l.limit {
+		l.queueDropped++
+		return
+	}
+	l.waiting.push(w)
+}
+
+// take moves the datagrams due by now to the bottleneck and appends to due
+// the sends of those that have left it. It returns due and how long until
+// the next datagram is due or leaves.
+func (l *line) take(now time.Time, due []func()) ([]func(), time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for len(l.delayed) > 0 && !l.delayed[0].at.After(now) {
+		l.admit(heap.Pop(&l.delayed).(item))
+	}
+	for first := l.waiting.front(); first != nil && !first.finish.After(now); first = l.waiting.front() {
+		w := l.waiting.pop()
+		l.free = w.finish
+		l.maxQueueDelay = max(l.maxQueueDelay, w.start.Sub(w.arrival))
+		l.forwarded++
+		l.bytes += w.size
+		due = append(due, w.send)
+	}
+	wait := time.Hour
+	if len(l.delayed) > 0 {
+		wait = l.delayed[0].at.Sub(now)
+	}
+	if first := l.waiting.front(); first != nil {
+		wait = min(wait, first.finish.Sub(now))
+	}
+	return due, wait
+}
+
+// count adds the bottleneck's counts to st.
+func (l *line) count(st *Stats) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	st.Dropped += l.queueDropped
+	st.QueueDropped = l.queueDropped
+	st.MaxQueueDelay = l.maxQueueDelay
+	st.Forwarded = l.forwarded
+	st.Bytes = l.bytes
+}
+
+// run sends datagrams as they leave until done is closed.
 func (l *line) run(done <-chan struct{}) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	var due []func()
 	for {
-		l.mu.Lock()
-		now := time.Now()
-		for len(l.queue) > 0 && !l.queue[0].at.After(now) {
-			due = append(due, heap.Pop(&l.queue).(item).send)
-		}
-		wait := time.Hour
-		if len(l.queue) > 0 {
-			wait = l.queue[0].at.Sub(now)
-		}
-		l.mu.Unlock()
+		var wait time.Duration
+		due, wait = l.take(time.Now(), due)
 		for i, send := range due {
 			send()
 			due[i] = nil
@@ -386,25 +603,28 @@ func (l *line) run(done <-chan struct{}) {
 	}
 }
 
-// item is a datagram waiting in a line; n keeps equal times in order.
+// item is a datagram on its way to the bottleneck; n keeps equal times in
+// order.
 type item struct {
 	at   time.Time
 	n    uint64
+	size int
 	send func()
 }
 
-type queue []item
+// schedule is a heap of items by time.
+type schedule []item
 
-func (q queue) Len() int { return len(q) }
-func (q queue) Less(i, j int) bool {
+func (q schedule) Len() int { return len(q) }
+func (q schedule) Less(i, j int) bool {
 	if q[i].at.Equal(q[j].at) {
 		return q[i].n < q[j].n
 	}
 	return q[i].at.Before(q[j].at)
 }
-func (q queue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
-func (q *queue) Push(x any)   { *q = append(*q, x.(item)) }
-func (q *queue) Pop() any {
+func (q schedule) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
+func (q *schedule) Push(x any)   { *q = append(*q, x.(item)) }
+func (q *schedule) Pop() any {
 	old := *q
 	it := old[len(old)-1]
 	old[len(old)-1] = item{}
