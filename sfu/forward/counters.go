@@ -21,6 +21,8 @@ type Counters struct {
 	keyframeRequestsOut  atomic.Uint64 // PLIs sent to publishers
 	droppedQueueFull     atomic.Uint64 // subscriber fell behind: its queue was full
 	droppedNoKeyframe    atomic.Uint64 // waiting for a keyframe to start from
+	padding              atomic.Uint64 // packets sent to probe a subscriber's bandwidth
+	layerSwitches        atomic.Uint64 // subscribers moved to another simulcast layer
 
 	reception ReceptionObserver
 }
@@ -53,6 +55,8 @@ type CounterSnapshot struct {
 	KeyframeRequestsOut    uint64
 	DroppedQueueFull       uint64
 	DroppedWaitingKeyframe uint64
+	Padding                uint64
+	LayerSwitches          uint64
 }
 
 // Snapshot returns the counters' current values.
@@ -68,6 +72,8 @@ func (c *Counters) Snapshot() CounterSnapshot {
 		KeyframeRequestsOut:    c.keyframeRequestsOut.Load(),
 		DroppedQueueFull:       c.droppedQueueFull.Load(),
 		DroppedWaitingKeyframe: c.droppedNoKeyframe.Load(),
+		Padding:                c.padding.Load(),
+		LayerSwitches:          c.layerSwitches.Load(),
 	}
 }
 
@@ -79,7 +85,7 @@ func WithCounters(c *Counters) Option {
 // turnCounts is what a worker counted during one turn with a subscriber,
 // added to the Counters at its end.
 type turnCounts struct {
-	packets, bytes, retransmitted, noKeyframe uint64
+	packets, bytes, retransmitted, noKeyframe, padding, switches uint64
 }
 
 func (c *Counters) add(t *turnCounts) {
@@ -92,6 +98,12 @@ func (c *Counters) add(t *turnCounts) {
 	}
 	if t.noKeyframe > 0 {
 		c.droppedNoKeyframe.Add(t.noKeyframe)
+	}
+	if t.padding > 0 {
+		c.padding.Add(t.padding)
+	}
+	if t.switches > 0 {
+		c.layerSwitches.Add(t.switches)
 	}
 	*t = turnCounts{}
 }

@@ -27,9 +27,21 @@ type DownTrack struct {
 	started atomic.Bool
 	closed  atomic.Bool
 
+	// Layer selection: the slot of the layer the subscriber gets (written
+	// by the worker), the one it should get (by the selector), and what
+	// the selector chooses from: the size the subscriber shows the video
+	// at and the bitrate its connection can take.
+	cur    atomic.Int32
+	want   atomic.Int32
+	maxW   atomic.Uint32
+	maxH   atomic.Uint32
+	budget atomic.Int64 // bits per second; 0: not limited
+	ideal  atomic.Int32 // the slot it would get with bandwidth to spare
+
 	// Owned by the worker handling the track.
+	curL      *Layer // the layer being forwarded
 	spare     []item
-	cur       *binding // the binding pt was chosen for
+	ptBinding *binding // the binding pt was chosen for
 	live      bool     // Start was handled
 	ptGen     uint64   // the upstream generation pt was chosen for
 	pt        uint8
@@ -60,13 +72,16 @@ type binding struct {
 var _ webrtc.TrackLocal = (*DownTrack)(nil)
 
 func newDownTrack(s *Source) *DownTrack {
-	return &DownTrack{src: s, q: newQueue(s.queueLen, &s.counters.droppedQueueFull)}
+	d := &DownTrack{src: s, q: newQueue(s.queueLen, &s.counters.droppedQueueFull)}
+	d.cur.Store(-1)
+	return d
 }
 
 // ID implements webrtc.TrackLocal: the track id the subscriber sees.
 func (d *DownTrack) ID() string { return d.src.trackID }
 
-// RID implements webrtc.TrackLocal; simulcast is not forwarded.
+// RID implements webrtc.TrackLocal: a subscriber gets one stream, whatever
+// layer it comes from.
 func (d *DownTrack) RID() string { return "" }
 
 // StreamID implements webrtc.TrackLocal: the stream id the subscriber sees.
@@ -152,6 +167,9 @@ func (d *DownTrack) Start() {
 	// Packets queued from now on come before the start, and are in the
 	// source's cache already: the worker skips them until it handles the
 	// start, whose replay includes them.
+	if sel := d.src.selectorOf(); sel != nil {
+		sel.pick(d, time.Now())
+	}
 	d.started.Store(true)
 	d.push(item{kind: itemStart})
 }
@@ -210,7 +228,7 @@ func (d *DownTrack) readRTCP(r interceptor.RTCPReader, ssrc uint32) {
 			switch p := p.(type) {
 			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
 				d.src.counters.keyframeRequestsIn.Add(1)
-				d.src.RequestKeyframe()
+				d.requestKeyframe()
 			case *rtcp.TransportLayerNack:
 				if p.MediaSSRC == ssrc && d.started.Load() {
 					d.src.counters.nacks.Add(1)
@@ -245,8 +263,10 @@ func (d *DownTrack) drain() bool {
 				d.m.synced, d.replayEnd = false, 0
 			}
 			if d.live {
-				d.forward(it.p, it.u, it.at)
+				d.forward(it.p, it.l, it.at)
 			}
+		case itemPad:
+			d.pad(it.pad)
 		case itemStart:
 			d.start()
 		case itemNACK:
@@ -270,7 +290,21 @@ func (d *DownTrack) start() {
 		return
 	}
 	if !d.replay() {
-		d.src.RequestKeyframe()
+		d.requestKeyframe()
+	}
+}
+
+// requestKeyframe asks the publisher for a keyframe of the layer the
+// subscriber gets, or is to get.
+func (d *DownTrack) requestKeyframe() {
+	u := d.src.up.Load()
+	if u == nil {
+		return
+	}
+	if l := u.layer(d.want.Load()); l != nil {
+		d.src.requestKeyframe(l)
+	} else if l := u.layer(d.cur.Load()); l != nil {
+		d.src.requestKeyframe(l)
 	}
 }
 
@@ -282,13 +316,17 @@ func (d *DownTrack) replay() bool {
 	if u == nil || d.bound.Load() == nil {
 		return false
 	}
+	l := u.layer(d.want.Load())
+	if l == nil {
+		return false
+	}
 	now := time.Now()
-	gop := s.cache.gop(u.gen, maxReplay, now, maxReplayAge)
+	gop := l.cache.gop(u.gen, maxReplay, now, maxReplayAge)
 	if len(gop) == 0 {
 		return false
 	}
 	for _, p := range gop {
-		d.forward(p, u, now)
+		d.forward(p, l, now)
 	}
 	if !d.m.follows(u.gen, gop[0].SSRC) {
 		return false
@@ -297,19 +335,39 @@ func (d *DownTrack) replay() bool {
 	return true
 }
 
-// forward writes one packet of upstream u to the subscriber, rewritten
-// into its stream.
-func (d *DownTrack) forward(p *rtp.Packet, u *Upstream, now time.Time) {
+// forward writes one packet of layer l to the subscriber, rewritten into
+// its stream.
+func (d *DownTrack) forward(p *rtp.Packet, l *Layer, now time.Time) {
+	u := l.u
 	b := d.bound.Load()
 	if b == nil || u.gen < d.newestGen {
 		// Packets of an upstream older than one forwarded already were
 		// queued before the replay of a newer one's keyframe.
 		return
 	}
+	if l != d.curL {
+		// Another layer, or the first: the subscriber switches to it at
+		// a keyframe if it is the one it is to get, and the packets of
+		// the layer it left, still queued, are dropped.
+		if int32(l.id) != d.want.Load() {
+			return
+		}
+		if d.src.kind == videoKind && !KeyframeStart(u.codec.MimeType, p.Payload) {
+			d.counted.noKeyframe++
+			d.src.requestKeyframe(l)
+			return
+		}
+		if d.curL != nil && d.curL.u == u {
+			d.counted.switches++
+		}
+		d.curL = l
+		d.cur.Store(int32(l.id))
+		d.m.synced = false
+	}
 	d.newestGen = u.gen
-	if b != d.cur || d.ptGen != u.gen {
+	if b != d.ptBinding || d.ptGen != u.gen {
 		d.pt, d.ptOK = payloadType(b.codecs, u.codec)
-		d.cur, d.ptGen = b, u.gen
+		d.ptBinding, d.ptGen = b, u.gen
 	}
 	if !d.ptOK {
 		return // the subscriber did not negotiate this codec
@@ -317,7 +375,7 @@ func (d *DownTrack) forward(p *rtp.Packet, u *Upstream, now time.Time) {
 	if !d.m.follows(u.gen, p.SSRC) {
 		if d.src.kind == webrtc.RTPCodecTypeVideo && !KeyframeStart(u.codec.MimeType, p.Payload) {
 			d.counted.noKeyframe++
-			d.src.requestKeyframe(u)
+			d.src.requestKeyframe(l)
 			return
 		}
 		d.m.switchTo(u.gen, &p.Header, now, u.codec.ClockRate)
@@ -339,7 +397,7 @@ func (d *DownTrack) forward(p *rtp.Packet, u *Upstream, now time.Time) {
 		// subscriber, so start over from the next keyframe.
 		d.m = munger{}
 		d.replayEnd = 0
-		d.src.requestKeyframe(u)
+		d.src.requestKeyframe(l)
 	}
 }
 
@@ -394,17 +452,18 @@ func (d *DownTrack) sendRTX(b *binding, p *rtp.Packet, seq uint16, ts uint32, pt
 // same sequence number and timestamp as the first time.
 func (d *DownTrack) retransmit(nack *rtcp.TransportLayerNack) {
 	b := d.bound.Load()
-	if b == nil || b != d.cur || nack.MediaSSRC != b.ssrc || !d.live || !d.m.synced ||
-		!d.ptOK || d.ptGen != d.m.gen {
+	if b == nil || b != d.ptBinding || nack.MediaSSRC != b.ssrc || !d.live || !d.m.synced ||
+		!d.ptOK || d.ptGen != d.m.gen || d.curL == nil {
 		return
 	}
+	cache := &d.curL.cache
 	for _, pair := range nack.Nacks {
 		pair.Range(func(seq uint16) bool {
 			ext, ok := d.m.sourceSeq(seq)
 			if !ok {
 				return true
 			}
-			if p := d.src.cache.get(d.m.gen, d.m.ssrc, uint16(ext)); p != nil {
+			if p := cache.get(d.m.gen, d.m.ssrc, uint16(ext)); p != nil {
 				var n int
 				if rtxPT, ok := b.rtxPT[d.pt]; ok {
 					n, _ = d.sendRTX(b, p, seq, p.Timestamp+d.m.tsOff, rtxPT)

@@ -95,11 +95,10 @@ type Source struct {
 	up    atomic.Pointer[Upstream]
 	downs atomic.Pointer[[]*DownTrack] // never modified once stored
 
-	cache packetCache // recent upstream packets, for NACKs and new subscribers
-
-	kfMu      sync.Mutex
-	kfLast    time.Time
-	kfPending *time.Timer
+	sel         atomic.Pointer[selector] // picks each subscriber's layer, once the upstream has several
+	selectEvery time.Duration
+	// needed is told which layers of a simulcast upstream subscribers need.
+	needed func(rids []string)
 }
 
 // Option configures a Source.
@@ -139,6 +138,9 @@ func NewSource(kind webrtc.RTPCodecType, trackID, streamID string, opts ...Optio
 	if s.keyframeInterval <= 0 {
 		s.keyframeInterval = DefaultKeyframeInterval
 	}
+	if s.selectEvery <= 0 {
+		s.selectEvery = selectEvery
+	}
 	if s.counters == nil {
 		s.counters = &Counters{}
 	}
@@ -160,13 +162,24 @@ func (s *Source) Codec() (webrtc.RTPCodecParameters, bool) {
 	return webrtc.RTPCodecParameters{}, false
 }
 
-// Upstream feeds a Source with the packets of one publisher connection.
+// WithLayersNeeded makes the source tell f, whenever it changes, the rids
+// of the simulcast layers its subscribers need, lowest first: a publisher
+// that can pause layers pauses the others. f is called from one goroutine
+// at a time, with no lock held, and must not block for long.
+func WithLayersNeeded(f func(rids []string)) Option {
+	return func(s *Source) { s.needed = f }
+}
+
+// Upstream feeds a Source with the packets of one publisher connection:
+// one layer, or up to MaxLayers simulcast layers.
 type Upstream struct {
-	src             *Source
-	gen             uint64
-	codec           webrtc.RTPCodecParameters
-	requestKeyframe func()
-	levelID         atomic.Uint32 // the publisher's id of the audio level extension; 0: none
+	src     *Source
+	gen     uint64
+	codec   webrtc.RTPCodecParameters
+	single  bool // not simulcast: one layer, every subscriber gets it
+	layers  [MaxLayers]atomic.Pointer[Layer]
+	mu      sync.Mutex    // serializes AddLayer
+	levelID atomic.Uint32 // the publisher's id of the audio level extension; 0: none
 }
 
 // SetAudioLevelID says which header extension id carries the audio level
@@ -183,55 +196,78 @@ func (u *Upstream) audioLevel(p *rtp.Packet) []byte {
 	return p.GetExtension(uint8(id))
 }
 
-// Attach makes a new upstream the source of packets, detaching the
-// previous one. codec is what the publisher sends; requestKeyframe asks the
-// publisher for a keyframe (a PLI) and must not block for long. On a closed
-// source the upstream is detached from the start.
+// Attach makes a new upstream of one layer the source of packets,
+// detaching the previous one. codec is what the publisher sends;
+// requestKeyframe asks the publisher for a keyframe (a PLI) and must not
+// block for long. On a closed source the upstream is detached from the
+// start.
 func (s *Source) Attach(codec webrtc.RTPCodecParameters, requestKeyframe func()) *Upstream {
+	u := s.attach(codec, true)
+	u.layers[0].Store(&Layer{u: u, id: 0, requestKeyframe: requestKeyframe})
+	return u
+}
+
+// AttachSimulcast makes a new simulcast upstream the source of packets,
+// detaching the previous one; its layers are added with AddLayer as the
+// publisher's streams arrive.
+func (s *Source) AttachSimulcast(codec webrtc.RTPCodecParameters) *Upstream {
+	return s.attach(codec, false)
+}
+
+func (s *Source) attach(codec webrtc.RTPCodecParameters, single bool) *Upstream {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.gen++
-	u := &Upstream{src: s, gen: s.gen, codec: codec, requestKeyframe: requestKeyframe}
+	u := &Upstream{src: s, gen: s.gen, codec: codec, single: single}
 	if !s.closed {
 		s.up.Store(u)
 	}
 	return u
 }
 
-// WriteRTP forwards p to every started subscriber, in the order packets
-// are written: it queues p for each and returns without waiting for any.
-// p is not modified, but it is kept (to answer NACKs, and in the queues):
-// the caller must not reuse it. It returns ErrDetached once u no longer
-// feeds the source.
-func (u *Upstream) WriteRTP(p *rtp.Packet) error {
-	s := u.src
-	if s.up.Load() != u {
-		return ErrDetached
+// AddLayer adds the simulcast layer rid to u and returns it; the layer of
+// that rid if it has one already. requestKeyframe asks the publisher for a
+// keyframe of this layer and must not block for long.
+func (u *Upstream) AddLayer(rid string, requestKeyframe func()) (*Layer, error) {
+	if u.single {
+		return nil, errors.New("forward: not a simulcast upstream")
 	}
-	s.counters.packetsIn.Add(1)
-	s.counters.bytesIn.Add(uint64(p.MarshalSize()))
-	now := time.Now()
-	if s.kind == webrtc.RTPCodecTypeVideo {
-		s.cache.put(u.gen, p, KeyframeStart(u.codec.MimeType, p.Payload), now)
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for i := range u.layers {
+		l := u.layers[i].Load()
+		if l == nil {
+			l = &Layer{u: u, id: i, rid: rid, requestKeyframe: requestKeyframe}
+			u.layers[i].Store(l)
+			u.src.startSelector()
+			return l, nil
+		}
+		if l.rid == rid {
+			return l, nil
+		}
 	}
-	downs := s.downs.Load()
-	if downs == nil {
+	return nil, ErrTooManyLayers
+}
+
+// layer returns u's layer in slot id, nil if there is none.
+func (u *Upstream) layer(id int32) *Layer {
+	if id < 0 || id >= MaxLayers {
 		return nil
 	}
-	var buf [64]*DownTrack
-	idle := buf[:0]
-	for _, d := range *downs {
-		if !d.started.Load() {
-			continue
-		}
-		if _, schedule := d.q.push(item{kind: itemPacket, p: p, u: u, at: now}); schedule {
-			idle = append(idle, d)
-		}
+	return u.layers[id].Load()
+}
+
+// WriteRTP forwards p, a packet of a single-layer upstream, to every
+// started subscriber, in the order packets are written: it queues p for
+// each and returns without waiting for any. p is not modified, but it is
+// kept (to answer NACKs, and in the queues): the caller must not reuse it.
+// It returns ErrDetached once u no longer feeds the source.
+func (u *Upstream) WriteRTP(p *rtp.Packet) error {
+	l := u.layers[0].Load()
+	if l == nil {
+		return errors.New("forward: a simulcast upstream is written through its layers")
 	}
-	if len(idle) > 0 {
-		writers.schedule(idle...)
-	}
-	return nil
+	return l.WriteRTP(p)
 }
 
 // Detach stops u feeding the source; later writes return ErrDetached.
@@ -242,37 +278,48 @@ func (u *Upstream) Detach() {
 	s.up.CompareAndSwap(u, nil)
 }
 
-// RequestKeyframe asks the current upstream for a keyframe, at most once
-// per keyframe interval. Audio sources ignore it.
+const videoKind = webrtc.RTPCodecTypeVideo
+
+// RequestKeyframe asks every layer of the current upstream for a
+// keyframe, each at most once per keyframe interval. Audio sources ignore
+// it.
 func (s *Source) RequestKeyframe() {
 	if u := s.up.Load(); u != nil {
-		s.requestKeyframe(u)
+		for i := range u.layers {
+			if l := u.layers[i].Load(); l != nil {
+				s.requestKeyframe(l)
+			}
+		}
 	}
 }
 
-// requestKeyframe asks u for a keyframe now, or when the interval since
-// the last request has passed. It never blocks on the publisher.
-func (s *Source) requestKeyframe(u *Upstream) {
-	if s.kind != webrtc.RTPCodecTypeVideo || u.requestKeyframe == nil {
+// requestKeyframe asks the publisher for a keyframe of l now, or when the
+// interval since the last request has passed. It never blocks on the
+// publisher.
+func (s *Source) requestKeyframe(l *Layer) {
+	if s.kind != webrtc.RTPCodecTypeVideo || l == nil || l.requestKeyframe == nil {
 		return
 	}
-	s.kfMu.Lock()
-	defer s.kfMu.Unlock()
-	if s.kfPending != nil {
+	k := &l.kf
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.pending != nil || k.stopped {
 		return // a request is already scheduled
 	}
-	wait := s.keyframeInterval - time.Since(s.kfLast)
+	wait := s.keyframeInterval - time.Since(k.last)
 	if wait <= 0 {
-		s.kfLast = time.Now()
+		k.last = time.Now()
 		s.counters.keyframeRequestsOut.Add(1)
-		go u.requestKeyframe()
+		go l.requestKeyframe()
 		return
 	}
-	s.kfPending = time.AfterFunc(wait, func() {
-		s.kfMu.Lock()
-		s.kfPending = nil
-		s.kfMu.Unlock()
-		s.RequestKeyframe()
+	k.pending = time.AfterFunc(wait, func() {
+		k.mu.Lock()
+		k.pending = nil
+		k.mu.Unlock()
+		if s.up.Load() == l.u {
+			s.requestKeyframe(l)
+		}
 	})
 }
 
@@ -317,22 +364,31 @@ func (s *Source) Close() {
 		return
 	}
 	s.closed = true
-	s.up.Store(nil)
+	u := s.up.Swap(nil)
 	downs := s.downs.Swap(nil)
+	sel := s.sel.Load()
 	s.mu.Unlock()
 	if downs != nil {
 		for _, d := range *downs {
 			d.close()
 		}
 	}
-
-	s.kfMu.Lock()
-	if s.kfPending != nil {
-		s.kfPending.Stop()
-		s.kfPending = nil
+	if sel != nil {
+		sel.stop()
 	}
-	s.kfMu.Unlock()
-	s.cache.clear()
+	if u != nil {
+		u.release()
+	}
+}
+
+// release stops u's keyframe timers and drops the packets it keeps.
+func (u *Upstream) release() {
+	for i := range u.layers {
+		if l := u.layers[i].Load(); l != nil {
+			l.kf.stop()
+			l.cache.clear()
+		}
+	}
 }
 
 // Subscribers returns how many down tracks the source has.

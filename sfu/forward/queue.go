@@ -17,6 +17,7 @@ const (
 	itemStart                   // start the stream: Start was called
 	itemNACK                    // retransmit what the subscriber lost
 	itemBarrier                 // close done once everything before is handled
+	itemPad                     // send padding for a bandwidth probe
 )
 
 // item is one entry of a subscriber's queue.
@@ -24,9 +25,10 @@ type item struct {
 	kind   itemKind
 	resync bool // packets were dropped just before this one
 	p      *rtp.Packet
-	u      *Upstream
+	l      *Layer // of the packet
 	at     time.Time
 	nack   *rtcp.TransportLayerNack
+	pad    int // bytes of padding to send
 	done   chan struct{}
 }
 
