@@ -1,0 +1,296 @@
+// Package bwe estimates the bandwidth of the path from the server to one
+// subscriber, from the subscriber's transport-wide congestion control
+// feedback (TWCC, draft-holmer-rmcat-transport-wide-cc-extensions-01),
+// so that the subscriber gets the simulcast layer its path can carry.
+//
+// Congestion is detected by pion's implementation of Google Congestion
+// Control (the delay gradient of packet groups, and loss): when it sees
+// the path overused or lossy, the estimate falls to what it measures. Its
+// own rate controller cannot take an estimate up to a better layer,
+// though: it rises by at most 8% a second and never beyond 1.5 times what
+// is sent, and a subscriber on a low layer sends little. So the estimate
+// rises by probing: when a subscriber could use a higher layer, the
+// server sends padding (copies of packets, in the retransmission stream)
+// until the subscriber receives at that layer's bitrate for a moment; if
+// the path carries it without congestion, the estimate becomes that rate.
+// A probe that fails makes the next wait longer, up to maxBackoff.
+package bwe
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/cc"
+	"github.com/pion/interceptor/pkg/gcc"
+	"github.com/pion/interceptor/pkg/twcc"
+	"github.com/pion/logging"
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+)
+
+// Tuning. A probe lasts probeLength, then its feedback is awaited for
+// probeSettle before it counts as passed.
+const (
+	initialEstimate = 1_000_000 // bits per second, until the path says otherwise
+	minEstimate     = 100_000
+	maxEstimate     = 20_000_000
+	probeLength     = 700 * time.Millisecond
+	probeSettle     = 300 * time.Millisecond
+	probeGap        = 500 * time.Millisecond // between two probes
+	minBackoff      = 2 * time.Second        // after a failed probe, or congestion
+	maxBackoff      = 6 * time.Second
+	maxProbeStep    = 3.0 // a probe goes at most this far above the estimate
+	decreaseEvery   = 300 * time.Millisecond
+	lossCongested   = 0.10 // average loss over which the path is congested
+	rateSmoothing   = 0.3
+)
+
+// Estimator is the bandwidth estimate of one subscriber's peer connection.
+// Its interceptors (Interceptors) go in that connection's registry; its
+// owner calls Update a few times a second. It is safe for concurrent use.
+type Estimator struct {
+	logs logging.LoggerFactory
+
+	gcc       atomic.Pointer[gcc.SendSideBWE]
+	feedback  atomic.Bool   // the subscriber sends TWCC feedback
+	sentBytes atomic.Uint64 // RTP bytes sent, padding included
+
+	pacer directPacer
+
+	mu          sync.Mutex
+	estimate    float64
+	sendRate    float64
+	lastAt      time.Time
+	lastBytes   uint64
+	lastDecr    time.Time
+	backoff     time.Duration
+	nextProbe   time.Time
+	probeRate   float64   // bits per second probed for; 0: no probe
+	probeEnd    time.Time // padding stops
+	probeFailed bool      // congestion seen since the probe started
+}
+
+// New returns an estimator; logs receives the congestion controller's
+// logging.
+func New(logs logging.LoggerFactory) *Estimator {
+	return &Estimator{logs: logs, estimate: initialEstimate, backoff: minBackoff,
+		pacer: directPacer{writers: map[uint32]interceptor.RTPWriter{}, rtx: map[uint32]uint32{}}}
+}
+
+// Interceptors returns the interceptor factories e needs in the
+// subscriber's registry, in order, after the others: the congestion
+// controller, the transport-wide sequence numbers it reads, and e's own,
+// which counts what is sent and watches for feedback.
+func (e *Estimator) Interceptors() ([]interceptor.Factory, error) {
+	controller, err := cc.NewInterceptor(func() (cc.BandwidthEstimator, error) {
+		return gcc.NewSendSideBWE(
+			gcc.SendSideBWEInitialBitrate(initialEstimate),
+			gcc.SendSideBWEMinBitrate(minEstimate),
+			gcc.SendSideBWEMaxBitrate(maxEstimate),
+			gcc.SendSideBWEPacer(&e.pacer),
+			gcc.WithLoggerFactory(e.logs),
+		)
+	})
+	if err != nil {
+		return nil, err
+	}
+	controller.OnNewPeerConnection(func(_ string, b cc.BandwidthEstimator) {
+		if g, ok := b.(*gcc.SendSideBWE); ok {
+			e.gcc.Store(g)
+		}
+	})
+	seq, err := twcc.NewHeaderExtensionInterceptor()
+	if err != nil {
+		return nil, err
+	}
+	return []interceptor.Factory{controller, seq, watchFactory{e}}, nil
+}
+
+// HasFeedback reports whether the subscriber sends TWCC feedback; without
+// it there is no estimate, and nothing should be limited by one.
+func (e *Estimator) HasFeedback() bool { return e.feedback.Load() }
+
+// Update advances the estimate to now and returns it, in bits per second,
+// with how many bytes of padding to send now. want is the bitrate the
+// subscriber could use (0 when it has what it needs): above the estimate,
+// it is probed for.
+func (e *Estimator) Update(now time.Time, want int64) (estimate int64, pad int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	sent := e.sentBytes.Load()
+	dt := now.Sub(e.lastAt).Seconds()
+	if e.lastAt.IsZero() || dt <= 0 {
+		e.lastAt, e.lastBytes = now, sent
+		return int64(e.estimate), 0
+	}
+	inst := float64(sent-e.lastBytes) * 8 / dt
+	e.lastAt, e.lastBytes = now, sent
+	e.sendRate += rateSmoothing * (inst - e.sendRate)
+
+	g := e.gcc.Load()
+	if g == nil || !e.feedback.Load() {
+		return int64(e.estimate), 0
+	}
+	stats := g.GetStats()
+	usage, _ := stats["usage"].(string)
+	loss, _ := stats["averageLoss"].(float64)
+	delayTarget, _ := stats["delayTargetBitrate"].(int)
+	lossTarget, _ := stats["lossTargetBitrate"].(int)
+	controller := float64(min(delayTarget, lossTarget))
+
+	if usage == "overuse" || loss > lossCongested {
+		if e.probeRate > 0 {
+			e.probeFailed = true
+		}
+		if now.Sub(e.lastDecr) >= decreaseEvery {
+			// Down to what the controller measured, or to a little
+			// under what is sent if it has not reacted yet.
+			next := e.estimate
+			if controller > 0 && controller < next {
+				next = controller
+			} else {
+				next = min(next, 0.85*e.sendRate)
+			}
+			e.estimate = max(next, minEstimate)
+			e.lastDecr = now
+			e.nextProbe = now.Add(e.backoff)
+		}
+	} else if controller > e.estimate {
+		e.estimate = min(controller, maxEstimate)
+	}
+
+	switch {
+	case e.probeRate > 0 && now.Before(e.probeEnd):
+		if e.probeFailed {
+			e.endProbe(now, false)
+			break
+		}
+		if missing := e.probeRate - e.sendRate; missing > 0 {
+			pad = int(missing * dt / 8)
+		}
+	case e.probeRate > 0 && now.Before(e.probeEnd.Add(probeSettle)):
+		if e.probeFailed {
+			e.endProbe(now, false)
+		}
+	case e.probeRate > 0:
+		e.endProbe(now, !e.probeFailed)
+	case want > int64(e.estimate) && !now.Before(e.nextProbe):
+		e.probeRate = min(float64(want), e.estimate*maxProbeStep, maxEstimate)
+		e.probeEnd = now.Add(probeLength)
+		e.probeFailed = false
+	}
+	return int64(e.estimate), pad
+}
+
+// endProbe ends the probe: passed, the estimate becomes its rate.
+func (e *Estimator) endProbe(now time.Time, passed bool) {
+	if passed {
+		e.estimate = max(e.estimate, e.probeRate)
+		e.backoff = minBackoff
+		e.nextProbe = now.Add(probeGap)
+	} else {
+		e.nextProbe = now.Add(e.backoff)
+		e.backoff = min(2*e.backoff, maxBackoff)
+	}
+	e.probeRate = 0
+}
+
+// Probing reports whether a probe is under way.
+func (e *Estimator) Probing() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.probeRate > 0
+}
+
+// directPacer hands each packet on at once to the writer of its stream:
+// the congestion controller's pacer, without pacing, and without a lock
+// held while writing. A retransmission goes to its media stream's writer.
+type directPacer struct {
+	mu      sync.RWMutex
+	writers map[uint32]interceptor.RTPWriter
+	rtx     map[uint32]uint32 // retransmission SSRC → media SSRC
+}
+
+func (p *directPacer) SetTargetBitrate(int) {}
+
+func (p *directPacer) AddStream(ssrc uint32, w interceptor.RTPWriter) {
+	p.mu.Lock()
+	p.writers[ssrc] = w
+	p.mu.Unlock()
+}
+
+func (p *directPacer) alias(rtxSSRC, ssrc uint32) {
+	p.mu.Lock()
+	p.rtx[rtxSSRC] = ssrc
+	p.mu.Unlock()
+}
+
+func (p *directPacer) Write(h *rtp.Header, payload []byte, a interceptor.Attributes) (int, error) {
+	p.mu.RLock()
+	w, ok := p.writers[h.SSRC]
+	if !ok {
+		w, ok = p.writers[p.rtx[h.SSRC]]
+	}
+	p.mu.RUnlock()
+	if !ok {
+		return 0, gcc.ErrUnknownStream
+	}
+	return w.Write(h, payload, a)
+}
+
+func (p *directPacer) Close() error { return nil }
+
+// watchFactory makes the estimator's own interceptor: it counts the bytes
+// sent, tells the pacer each stream's retransmission SSRC and notes when
+// the subscriber's TWCC feedback arrives.
+type watchFactory struct{ e *Estimator }
+
+func (f watchFactory) NewInterceptor(string) (interceptor.Interceptor, error) {
+	return &watch{e: f.e}, nil
+}
+
+type watch struct {
+	interceptor.NoOp
+	e *Estimator
+}
+
+func (w *watch) BindLocalStream(info *interceptor.StreamInfo, next interceptor.RTPWriter) interceptor.RTPWriter {
+	if info.SSRCRetransmission != 0 {
+		w.e.pacer.alias(info.SSRCRetransmission, info.SSRC)
+	}
+	return interceptor.RTPWriterFunc(func(h *rtp.Header, payload []byte, a interceptor.Attributes) (int, error) {
+		n, err := next.Write(h, payload, a)
+		if n > 0 {
+			w.e.sentBytes.Add(uint64(n))
+		}
+		return n, err
+	})
+}
+
+func (w *watch) BindRTCPReader(next interceptor.RTCPReader) interceptor.RTCPReader {
+	return interceptor.RTCPReaderFunc(func(b []byte, a interceptor.Attributes) (int, interceptor.Attributes, error) {
+		n, a, err := next.Read(b, a)
+		if err == nil && !w.e.feedback.Load() && hasTWCC(b[:n]) {
+			w.e.feedback.Store(true)
+		}
+		return n, a, err
+	})
+}
+
+// hasTWCC reports whether a compound RTCP packet holds a transport-wide
+// congestion control feedback message (RTPFB, FMT 15), from the headers.
+func hasTWCC(b []byte) bool {
+	for len(b) >= 4 {
+		if b[1] == byte(rtcp.TypeTransportSpecificFeedback) && b[0]&0x1f == rtcp.FormatTCC {
+			return true
+		}
+		size := (int(b[2])<<8 | int(b[3]) + 1) * 4
+		if size > len(b) {
+			return false
+		}
+		b = b[size:]
+	}
+	return false
+}
