@@ -103,6 +103,7 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 	}
 
 	ec.exchange = func(raw string) any { return s.exchangeToken(ctx, st, p.id, ec, raw) }
+	ec.videoSize = func(remote ivsrt.ParticipantID, w, h int) { st.setVideoSize(p.id, remote, w, h) }
 	ec.run(ctx, s.pingInterval, s.pingTimeout)
 
 	st.lock()
@@ -153,6 +154,9 @@ func (st *stage) attachEvents(ctx context.Context, c claims, conn *websocket.Con
 		PingIntervalMS: st.s.pingInterval.Milliseconds(),
 		ICEServers:     st.s.iceServersOf(tok),
 	})
+	if p.layersNeeded != nil && p.pub != nil {
+		ec.send(publishLayersMessage{Type: "publishLayers", RIDs: p.layersNeeded})
+	}
 	return ec, p, nil
 }
 
@@ -197,8 +201,10 @@ type eventsConn struct {
 	wake chan struct{}
 
 	// exchange exchanges the participant's token for a new one and
-	// returns the answer (exchange.go). Set before run.
-	exchange func(raw string) any
+	// returns the answer (exchange.go); videoSize takes the size the
+	// client shows a publisher's video at (adapt.go). Set before run.
+	exchange  func(raw string) any
+	videoSize func(remote ivsrt.ParticipantID, width, height int)
 
 	mu         sync.Mutex
 	queue      [][]byte
@@ -347,10 +353,16 @@ func (c *eventsConn) write(ctx context.Context, buf []byte) bool {
 
 // clientMessage is what a client may send: {"type":"ping"}, answered with
 // {"type":"pong"}; {"type":"exchangeToken","token":"..."}, answered with
-// "tokenExchanged" or "exchangeTokenError". Other messages are ignored.
+// "tokenExchanged" or "exchangeTokenError"; {"type":"videoSize",
+// "participantId":"...","width":640,"height":360}, the size in pixels the
+// client shows that publisher's video at (0×0: not shown). Other messages
+// are ignored.
 type clientMessage struct {
-	Type  string `json:"type"`
-	Token string `json:"token,omitempty"`
+	Type          string              `json:"type"`
+	Token         string              `json:"token,omitempty"`
+	ParticipantID ivsrt.ParticipantID `json:"participantId,omitempty"`
+	Width         int                 `json:"width,omitempty"`
+	Height        int                 `json:"height,omitempty"`
 }
 
 func (c *eventsConn) read(ctx context.Context) {
@@ -369,6 +381,10 @@ func (c *eventsConn) read(ctx context.Context) {
 		case "exchangeToken":
 			if c.exchange != nil {
 				c.send(c.exchange(m.Token))
+			}
+		case "videoSize":
+			if c.videoSize != nil && m.Width >= 0 && m.Height >= 0 && m.Width <= maxVideoSide && m.Height <= maxVideoSide {
+				c.videoSize(m.ParticipantID, m.Width, m.Height)
 			}
 		}
 	}

@@ -358,7 +358,7 @@ func (s *Server) AnswerFeed(ctx context.Context, stage ivsrt.StageARN, id ivsrt.
 // publication's sources, started once the connection is up.
 func (s *Server) negotiateFeed(ctx context.Context, f *feed, sources map[webrtc.RTPCodecType]*forward.Source, offer string) (string, *refusal) {
 	st := f.st
-	pc, ref := s.newPeer(st, func(pc *webrtc.PeerConnection) bool {
+	pc, ref := s.newPeer(s.api, st, func(pc *webrtc.PeerConnection) bool {
 		if f.ended {
 			return true
 		}

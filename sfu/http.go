@@ -166,8 +166,8 @@ func (s *Server) admitOffer(w http.ResponseWriter, r *http.Request) (offer strin
 // hands it to attach with the stage locked. attach reports whether the
 // session ended meanwhile (a disconnect raced the negotiation); then the
 // connection is closed and errSessionEnded returned.
-func (s *Server) newPeer(st *stage, attach func(*webrtc.PeerConnection) (ended bool)) (*webrtc.PeerConnection, *refusal) {
-	pc, err := s.api.NewPeerConnection(webrtc.Configuration{})
+func (s *Server) newPeer(api *webrtc.API, st *stage, attach func(*webrtc.PeerConnection) (ended bool)) (*webrtc.PeerConnection, *refusal) {
+	pc, err := api.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		s.logger.Error("create peer connection failed", "error", err)
 		return nil, errInternal

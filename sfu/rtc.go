@@ -10,9 +10,13 @@ import (
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/nack"
+	"github.com/pion/interceptor/pkg/report"
+	"github.com/pion/interceptor/pkg/twcc"
 	"github.com/pion/logging"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/ivsrt/ivsrt/sfu/bwe"
 )
 
 // Codecs a publisher may send: Opus, VP8 and H.264 constrained baseline
@@ -150,27 +154,70 @@ func (s *Server) listen() error {
 	if err := me.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: sdp.AudioLevelURI}, webrtc.RTPCodecTypeAudio); err != nil {
 		return fmt.Errorf("sfu: register the audio level extension: %w", err)
 	}
+	// Simulcast publishers tell their layers apart by rid (RFC 8852),
+	// which needs the MID too.
+	for _, uri := range []string{sdp.SDESMidURI, sdp.SDESRTPStreamIDURI, sdp.SDESRepairRTPStreamIDURI} {
+		if err := me.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: uri}, webrtc.RTPCodecTypeVideo); err != nil {
+			return fmt.Errorf("sfu: register the %s extension: %w", uri, err)
+		}
+	}
 	// Publishers get NACKs for what they lose and TWCC feedback for their
 	// bandwidth estimate; both get sender and receiver reports.
 	// Subscribers' NACKs are answered by the forward package from one
 	// buffer per published track, not by pion's NACK responder, which
-	// would copy every packet into a buffer of each subscriber.
-	var ir interceptor.Registry
+	// would copy every packet into a buffer of each subscriber; their
+	// bandwidth is estimated per connection (see subscriberAPI).
 	generator, err := nack.NewGeneratorInterceptor()
 	if err != nil {
 		return fmt.Errorf("sfu: configure NACK: %w", err)
 	}
 	me.RegisterFeedback(webrtc.RTCPFeedback{Type: "nack"}, webrtc.RTPCodecTypeVideo)
 	me.RegisterFeedback(webrtc.RTCPFeedback{Type: "nack", Parameter: "pli"}, webrtc.RTPCodecTypeVideo)
-	ir.Add(generator)
-	if err := webrtc.ConfigureRTCPReports(&ir); err != nil {
+	receiverReports, err := report.NewReceiverInterceptor()
+	if err != nil {
 		return fmt.Errorf("sfu: configure RTCP reports: %w", err)
 	}
-	if err := webrtc.ConfigureTWCCSender(&me, &ir); err != nil {
+	senderReports, err := report.NewSenderInterceptor()
+	if err != nil {
+		return fmt.Errorf("sfu: configure RTCP reports: %w", err)
+	}
+	// Registers the TWCC header extension and feedback with me; the
+	// registry it fills is not used: the factory list below is.
+	var unused interceptor.Registry
+	if err := webrtc.ConfigureTWCCSender(&me, &unused); err != nil {
 		return fmt.Errorf("sfu: configure TWCC: %w", err)
 	}
-	s.api = webrtc.NewAPI(webrtc.WithMediaEngine(&me), webrtc.WithInterceptorRegistry(&ir), webrtc.WithSettingEngine(se))
+	feedback, err := twcc.NewSenderInterceptor()
+	if err != nil {
+		return fmt.Errorf("sfu: configure TWCC: %w", err)
+	}
+	s.mediaEngine, s.settings = &me, se
+	s.interceptors = []interceptor.Factory{generator, receiverReports, senderReports, feedback}
+	s.api = s.newAPI(nil)
 	return nil
+}
+
+// newAPI returns an API whose peer connections have the server's
+// interceptors, then extra.
+func (s *Server) newAPI(extra []interceptor.Factory) *webrtc.API {
+	var ir interceptor.Registry
+	for _, f := range s.interceptors {
+		ir.Add(f)
+	}
+	for _, f := range extra {
+		ir.Add(f)
+	}
+	return webrtc.NewAPI(webrtc.WithMediaEngine(s.mediaEngine), webrtc.WithInterceptorRegistry(&ir), webrtc.WithSettingEngine(s.settings))
+}
+
+// subscriberAPI returns an API for one subscriber's connection, whose
+// bandwidth est estimates.
+func (s *Server) subscriberAPI(est *bwe.Estimator) (*webrtc.API, error) {
+	extra, err := est.Interceptors()
+	if err != nil {
+		return nil, fmt.Errorf("sfu: bandwidth estimator: %w", err)
+	}
+	return s.newAPI(extra), nil
 }
 
 // closeSockets releases the media sockets.

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/ivsrt/ivsrt"
@@ -111,12 +112,17 @@ type Server struct {
 	draining  atomic.Bool       // new participants are refused; see Drain
 	reception ivsrt.ReceptionObserver
 
-	api     *webrtc.API
-	udpConn net.PacketConn
-	udpMux  ice.UDPMux
-	tcpLn   net.Listener
-	tcpMux  ice.TCPMux
-	routes  *http.ServeMux
+	api *webrtc.API
+	// What every API is built from: subscribers' connections each get
+	// their own, with their bandwidth estimator (rtc.go).
+	mediaEngine  *webrtc.MediaEngine
+	settings     webrtc.SettingEngine
+	interceptors []interceptor.Factory
+	udpConn      net.PacketConn
+	udpMux       ice.UDPMux
+	tcpLn        net.Listener
+	tcpMux       ice.TCPMux
+	routes       *http.ServeMux
 
 	mu      sync.Mutex
 	closing bool // no new work is accepted

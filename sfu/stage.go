@@ -69,7 +69,16 @@ type participant struct {
 	pub      *publishSession
 	subs     map[ivsrt.ParticipantID]*subscribeSession // by publisher
 	replica  *replica                                  // set while it is a replica (replica.go)
+
+	// videoSizes is the size it shows each publisher's video at, as its
+	// client said (videoSize messages): it gets no larger a layer.
+	videoSizes map[ivsrt.ParticipantID]videoSize
+	// layersNeeded is what it was last told of the simulcast layers of
+	// its video that are needed: told again on a new events WebSocket.
+	layersNeeded []string
 }
+
+type videoSize struct{ width, height int }
 
 // present reports whether the participant still has a connection, or is
 // a replica.
@@ -378,6 +387,10 @@ func (st *stage) source(pub *publication, kind webrtc.RTPCodecType) *forward.Sou
 			opts = append(opts, forward.WithBatcher(g))
 		}
 		opts = append(opts, forward.WithCounters(st.s.counters))
+		if kind == webrtc.RTPCodecTypeVideo && pub.replica == nil {
+			owner := pub.owner
+			opts = append(opts, forward.WithLayersNeeded(func(rids []string) { st.tellLayersNeeded(owner, rids) }))
+		}
 		src = forward.NewSource(kind, kind.String(), string(pub.owner), opts...)
 		pub.sources[kind] = src
 	}
@@ -484,6 +497,7 @@ func (st *stage) endSubscribe(ctx context.Context, ss *subscribeSession) {
 		return
 	}
 	ss.ended = true
+	close(ss.done)
 	st.s.removeResource(ss.id)
 	for _, d := range ss.downs {
 		d.Close()

@@ -7,6 +7,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/ivsrt/ivsrt"
+	"github.com/ivsrt/ivsrt/sfu/bwe"
 	"github.com/ivsrt/ivsrt/sfu/forward"
 )
 
@@ -26,6 +27,8 @@ type subscribeSession struct {
 	ended   bool
 	replica bool     // the publisher is a replica: its events say so
 	lost    lostPath // while the connection has failed
+
+	done chan struct{} // closed when the session ends
 }
 
 // postWHEP creates a WHEP session: POST /whep/{participantId} with the
@@ -105,7 +108,8 @@ func (st *stage) startSubscribe(ctx context.Context, c claims, remote ivsrt.Part
 		return nil, ref
 	}
 	ss := &subscribeSession{id: st.s.newResourceID(), st: st, pid: id, remote: remote,
-		sources: make(map[webrtc.RTPCodecType]*forward.Source, len(pub.sources)), replica: pub.replica != nil}
+		sources: make(map[webrtc.RTPCodecType]*forward.Source, len(pub.sources)), replica: pub.replica != nil,
+		done: make(chan struct{})}
 	for k, src := range pub.sources {
 		ss.sources[k] = src
 	}
@@ -123,7 +127,13 @@ func (st *stage) startSubscribe(ctx context.Context, c claims, remote ivsrt.Part
 func (s *Server) negotiateSubscribe(ctx context.Context, ss *subscribeSession, offer string) (string, *refusal) {
 	var sources map[webrtc.RTPCodecType]*forward.Source
 	st := ss.st
-	pc, ref := s.newPeer(st, func(pc *webrtc.PeerConnection) bool {
+	est := bwe.New(pionLoggerFactory{s.logger})
+	api, err := s.subscriberAPI(est)
+	if err != nil {
+		s.logger.Error("create peer connection failed", "error", err)
+		return "", errInternal
+	}
+	pc, ref := s.newPeer(api, st, func(pc *webrtc.PeerConnection) bool {
 		if ss.ended {
 			return true
 		}
@@ -169,6 +179,23 @@ func (s *Server) negotiateSubscribe(ctx context.Context, ss *subscribeSession, o
 		return "", errSessionEnded
 	}
 	ss.downs = downs
+	var video *forward.DownTrack
+	audio := false
+	for _, d := range downs {
+		if d.Kind() == webrtc.RTPCodecTypeVideo {
+			video = d
+		} else {
+			audio = true
+		}
+	}
+	if video != nil {
+		if p := st.parts[ss.pid]; p != nil {
+			if size, ok := p.videoSizes[ss.remote]; ok {
+				video.SetMaxSize(size.width, size.height)
+			}
+		}
+		go adaptSubscription(est, video, audio, ss.done)
+	}
 	st.unlock()
 	if len(downs) == 0 {
 		return "", &refusal{http.StatusBadRequest, codeInvalidInput, "the offer receives none of the kinds the participant publishes"}

@@ -3,11 +3,13 @@ package sfu
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 
@@ -29,10 +31,11 @@ type publishSession struct {
 	// Guarded by st.mu.
 	pc         *webrtc.PeerConnection
 	ups        []*forward.Upstream
-	videoCodec string         // the answer's first video codec: what the publisher sends
-	recPlan    *recordingPlan // nil: not recorded
-	recPlanErr error          // why the stage's recording plan could not be read
-	started    bool           // connected: PUBLISH_STARTED recorded
+	simulcast  *forward.Upstream // the video's, when it comes in layers
+	videoCodec string            // the answer's first video codec: what the publisher sends
+	recPlan    *recordingPlan    // nil: not recorded
+	recPlanErr error             // why the stage's recording plan could not be read
+	started    bool              // connected: PUBLISH_STARTED recorded
 	ended      bool
 	lost       lostPath // while the connection has failed
 }
@@ -109,7 +112,8 @@ func (st *stage) startPublish(ctx context.Context, c claims) (*publishSession, *
 }
 
 // negotiatePublish answers a WHIP offer: at most one audio track (Opus)
-// and one video track (H.264 or VP8), no simulcast.
+// and one video track (H.264 or VP8), which may come in up to
+// forward.MaxLayers simulcast layers (RFC 8853).
 func (s *Server) negotiatePublish(ctx context.Context, ps *publishSession, offer string) (string, *refusal) {
 	var parsed sdp.SessionDescription
 	if err := parsed.UnmarshalString(offer); err != nil {
@@ -123,8 +127,14 @@ func (s *Server) negotiatePublish(ctx context.Context, ps *publishSession, offer
 		case "video":
 			video++
 		}
-		if _, ok := m.Attribute("simulcast"); ok {
-			return "", &refusal{http.StatusBadRequest, codeInvalidInput, "simulcast is not supported"}
+		if sim, ok := m.Attribute("simulcast"); ok {
+			if m.MediaName.Media != "video" {
+				return "", &refusal{http.StatusBadRequest, codeInvalidInput, "only video may be sent in simulcast"}
+			}
+			if n := simulcastLayers(sim); n > forward.MaxLayers {
+				return "", &refusal{http.StatusBadRequest, codeInvalidInput,
+					fmt.Sprintf("simulcast of %d layers: at most %d are accepted", n, forward.MaxLayers)}
+			}
 		}
 	}
 	if audio > 1 || video > 1 || audio+video == 0 {
@@ -132,7 +142,7 @@ func (s *Server) negotiatePublish(ctx context.Context, ps *publishSession, offer
 	}
 
 	st := ps.st
-	pc, ref := s.newPeer(st, func(pc *webrtc.PeerConnection) bool {
+	pc, ref := s.newPeer(s.api, st, func(pc *webrtc.PeerConnection) bool {
 		if ps.ended {
 			return true
 		}
@@ -297,10 +307,32 @@ func (s *Server) publishTrack(ps *publishSession, t *webrtc.TrackRemote, r *webr
 	}
 	pc := ps.pc
 	ssrc := uint32(t.SSRC())
-	up := st.source(pub, t.Kind()).Attach(t.Codec(), func() {
+	askKeyframe := func() {
 		pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}})
-	})
-	ps.ups = append(ps.ups, up)
+	}
+	var (
+		up  *forward.Upstream
+		out interface{ WriteRTP(*rtp.Packet) error }
+	)
+	if rid := t.RID(); rid != "" && t.Kind() == webrtc.RTPCodecTypeVideo {
+		// One layer of a simulcast video: the layers share an upstream.
+		if ps.simulcast == nil {
+			ps.simulcast = st.source(pub, t.Kind()).AttachSimulcast(t.Codec())
+			ps.ups = append(ps.ups, ps.simulcast)
+		}
+		up = ps.simulcast
+		layer, err := up.AddLayer(rid, askKeyframe)
+		if err != nil {
+			st.unlock()
+			s.logger.Warn("simulcast layer refused", "participant", ps.pid, "rid", rid, "error", err)
+			return
+		}
+		out = layer
+	} else {
+		up = st.source(pub, t.Kind()).Attach(t.Codec(), askKeyframe)
+		ps.ups = append(ps.ups, up)
+		out = up
+	}
 	// The audio's levels, where the publisher sends them, tell who speaks.
 	var meter *levelMeter
 	levelID := audioLevelID(r.GetParameters().HeaderExtensions)
@@ -322,7 +354,9 @@ func (s *Server) publishTrack(ps *publishSession, t *webrtc.TrackRemote, r *webr
 	for {
 		pkt, _, err := t.ReadRTP()
 		if err != nil {
-			up.Detach()
+			if up != ps.simulcast {
+				up.Detach() // a simulcast upstream ends with its session
+			}
 			return
 		}
 		if meter != nil {
@@ -330,7 +364,7 @@ func (s *Server) publishTrack(ps *publishSession, t *webrtc.TrackRemote, r *webr
 				meter.observe(ext[0] & 0x7f)
 			}
 		}
-		if err := up.WriteRTP(pkt); errors.Is(err, forward.ErrDetached) {
+		if err := out.WriteRTP(pkt); errors.Is(err, forward.ErrDetached) {
 			return
 		}
 	}
@@ -404,6 +438,19 @@ func audioLevelID(exts []webrtc.RTPHeaderExtensionParameter) uint8 {
 	for _, e := range exts {
 		if e.URI == sdp.AudioLevelURI {
 			return uint8(e.ID)
+		}
+	}
+	return 0
+}
+
+// simulcastLayers counts the layers an a=simulcast attribute sends
+// (RFC 8853, section 5.1): "send" then rids separated by ";", each a list
+// of alternatives separated by ",".
+func simulcastLayers(attr string) int {
+	fields := strings.Fields(attr)
+	for i := 0; i+1 < len(fields); i += 2 {
+		if fields[i] == "send" {
+			return len(strings.Split(fields[i+1], ";"))
 		}
 	}
 	return 0
