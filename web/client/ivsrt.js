@@ -39,6 +39,11 @@
 // are final. A publication or subscription whose network path is lost (a
 // new address) restarts ICE in the same session (RFC 9725's PATCH), and
 // is made again only if that cannot be done.
+//
+// The camera is published in simulcast: up to three layers (rids "q",
+// "h" and "f": a quarter, half and the full size; fewer for a small
+// camera) of which the server forwards to each subscriber the one that
+// fits, and tells which it needs (publishLayers): the others are paused.
 
 /** The version of this client, reported to the server as its sdkVersion. */
 export const SDK_VERSION = "1.0.0";
@@ -69,6 +74,20 @@ const disconnectedRestartMs = 2500;
 // ICE restarts in a row before a new session is made instead.
 const maxRestarts = 3;
 const maxBackoffMs = 10000;
+
+// The layers of a camera published in simulcast, lowest first: their rid,
+// how many times smaller than the camera they are, and their bitrate.
+const simulcastLayers = [
+  { rid: "q", scaleResolutionDownBy: 4, maxBitrate: 150_000 },
+  { rid: "h", scaleResolutionDownBy: 2, maxBitrate: 500_000 },
+  { rid: "f", scaleResolutionDownBy: 1, maxBitrate: 1_500_000 },
+];
+// How many of those layers (the top ones) a camera is sent in, by its
+// size in pixels: as many as libwebrtc (Chrome, Safari) sends at most at
+// that size, which drops the top layers beyond. 960×540 and more: three;
+// 480×270 (640×480 is one) and more: two, "h" and "f"; less: one, without
+// simulcast.
+const simulcastSizes = [{ pixels: 960 * 540, layers: 3 }, { pixels: 480 * 270, layers: 2 }];
 
 /** An error of the server or the connection, with the protocol's code. */
 export class StageError extends Error {
@@ -157,9 +176,11 @@ export class Stage extends EventTarget {
   #micMuted = false;
   #camMuted = false;
 
-  #pub = null; // {pc, location}
+  #pub = null; // {pc, location, sender (of the simulcast video), layering}
   #pubAttempt = 0;
   #pubTimer = 0;
+  #simulcastRefused = false; // the server takes no simulcast: one layer
+  #neededLayers = null; // the rids of the last publishLayers, or null: all
   #subs = new Map(); // publisher id → {pc, location, stream, announced, attempt, timer}
 
   #exchanging = Promise.resolve(); // the exchanges, one at a time
@@ -175,13 +196,15 @@ export class Stage extends EventTarget {
    * @param {MediaStream} [options.mediaStream]  publish this stream instead of asking for the camera
    * @param {RTCConfiguration} [options.rtcConfiguration]  for every peer connection; the server's TURN servers are added to its iceServers
    * @param {boolean} [options.reconnect=true]  reconnect a dropped WebSocket while the token is valid
+   * @param {boolean} [options.simulcast=true]  publish the camera in three layers (fewer for a small one),
+   *     which the server picks from for each subscriber; false publishes one
    */
   constructor(token, options = {}) {
     super();
     this.#token = String(token || "").trim();
     this.#claims = decodeToken(this.#token);
     this.#opts = {
-      publish: true, subscribe: true, audio: true, video: true, reconnect: true,
+      publish: true, subscribe: true, audio: true, video: true, reconnect: true, simulcast: true,
       rtcConfiguration: {}, ...options,
     };
     this.#local = new Participant(this.#claims.jti || "", true);
@@ -372,6 +395,12 @@ export class Stage extends EventTarget {
         case "activeSpeakers":
           this.#onSpeakers(m.speakers || []);
           break;
+        case "publishLayers":
+          if (Array.isArray(m.rids)) {
+            this.#neededLayers = m.rids.map(String);
+            this.#applyLayers();
+          }
+          break;
         case "tokenExchanged":
           this.#settleExchange(ws, m, null);
           break;
@@ -404,6 +433,10 @@ export class Stage extends EventTarget {
     }
     this.#startPing(m.pingIntervalMs || 5000);
     this.#setState("connected");
+    // A new WebSocket: every layer is sent until the server tells which it
+    // needs.
+    this.#neededLayers = null;
+    this.#applyLayers();
     this.#emit("joined", { participantId: m.participantId, sessionId: m.sessionId, stageArn: m.stageArn });
     if (this.#joinWaiter) {
       this.#joinWaiter.resolve(this);
@@ -533,10 +566,16 @@ export class Stage extends EventTarget {
     if (this.#ended || !this.#localStream || !this.#info || !this.canPublish) return;
     this.#closePublication();
     const pc = new RTCPeerConnection(this.#rtcConfiguration());
-    const pub = { pc, location: null };
+    const pub = { pc, location: null, sender: null, layering: Promise.resolve() };
     this.#pub = pub;
+    // A new publication sends every layer until the server tells which it needs.
+    this.#neededLayers = null;
     for (const track of this.#localStream.getTracks()) {
-      pc.addTransceiver(track, { direction: "sendonly", streams: [this.#localStream] });
+      const init = { direction: "sendonly", streams: [this.#localStream] };
+      const encodings = track.kind === "video" && this.#opts.simulcast && !this.#simulcastRefused ? simulcastEncodings(track) : null;
+      if (encodings) init.sendEncodings = encodings;
+      const transceiver = pc.addTransceiver(track, init);
+      if (encodings) pub.sender = transceiver.sender;
     }
     pc.addEventListener("connectionstatechange", () => {
       if (this.#pub !== pub) return;
@@ -550,11 +589,50 @@ export class Stage extends EventTarget {
         return;
       }
       pub.location = location;
+      this.#applyLayers();
     } catch (err) {
       if (this.#pub !== pub) return;
+      if (pub.sender && err.status === 400 && /simulcast/i.test(err.message)) {
+        // A server that takes no simulcast: one layer, at once.
+        this.#simulcastRefused = true;
+        this.#publish();
+        return;
+      }
       this.#emit("error", { error: err });
       if (!fatalMediaCodes.has(err.code)) this.#retryPublish();
     }
+  }
+
+  // #applyLayers pauses the simulcast layers the server does not need
+  // (its publishLayers) and resumes those it needs again, once the
+  // publication is made; the lowest layer is always sent.
+  #applyLayers() {
+    const pub = this.#pub;
+    if (!pub || !pub.sender || !pub.location) return;
+    pub.layering = pub.layering.then(async () => {
+      if (this.#pub !== pub) return;
+      const needed = this.#neededLayers;
+      const params = pub.sender.getParameters();
+      let changed = false;
+      params.encodings.forEach((e, i) => {
+        const active = i === 0 || !needed || needed.includes(e.rid);
+        if (e.active !== active) {
+          e.active = active;
+          changed = true;
+        }
+      });
+      const [only] = params.encodings;
+      if (params.encodings.length === 1 && only.scaleResolutionDownBy !== 1) {
+        // An answer without simulcast leaves the lowest layer: it is sent whole.
+        const full = simulcastLayers[simulcastLayers.length - 1];
+        only.scaleResolutionDownBy = full.scaleResolutionDownBy;
+        only.maxBitrate = full.maxBitrate;
+        changed = true;
+      }
+      if (changed) await pub.sender.setParameters(params);
+    }).catch(() => {
+      // closed meanwhile; otherwise the next publishLayers tries again
+    });
   }
 
   #retryPublish() {
@@ -851,6 +929,17 @@ function iceGathered(pc) {
     const timer = setTimeout(done, gatherTimeoutMs);
     pc.addEventListener("icegatheringstatechange", check);
   });
+}
+
+// simulcastEncodings are the sendEncodings of a camera published in
+// simulcast, lowest first, as many as its size allows (simulcastSizes);
+// null for a single layer.
+function simulcastEncodings(track) {
+  const { width, height } = track.getSettings ? track.getSettings() : {};
+  const pixels = width > 0 && height > 0 ? width * height : Infinity;
+  const size = simulcastSizes.find((s) => pixels >= s.pixels);
+  if (!size) return null;
+  return simulcastLayers.slice(-size.layers).map((l) => ({ ...l, active: true }));
 }
 
 // release ends a WHIP or WHEP session; its URL is the capability to do so.
