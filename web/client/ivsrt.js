@@ -13,6 +13,7 @@
 //   await stage.join();
 //   stage.setMicrophoneMuted(true);
 //   await stage.exchangeToken(newToken); // self-signed tokens: other capabilities or attributes
+//   const stop = stage.attachVideo(participant.id, videoElement); // ask for the size it is shown at
 //   stage.leave();
 //
 // Events (all CustomEvents; the payload is in `detail`):
@@ -43,7 +44,8 @@
 // The camera is published in simulcast: up to three layers (rids "q",
 // "h" and "f": a quarter, half and the full size; fewer for a small
 // camera) of which the server forwards to each subscriber the one that
-// fits, and tells which it needs (publishLayers): the others are paused.
+// fits the size the subscriber shows it at (setVideoSize, attachVideo),
+// and tells which it needs (publishLayers): the others are paused.
 
 /** The version of this client, reported to the server as its sdkVersion. */
 export const SDK_VERSION = "1.0.0";
@@ -182,6 +184,9 @@ export class Stage extends EventTarget {
   #simulcastRefused = false; // the server takes no simulcast: one layer
   #neededLayers = null; // the rids of the last publishLayers, or null: all
   #subs = new Map(); // publisher id → {pc, location, stream, announced, attempt, timer}
+  #videoSizes = new Map(); // publisher id → {width, height}, as the app shows it
+  #sentSizes = new Map(); // publisher id → "WxH" told on this WebSocket of its subscription
+  #attached = new Map(); // publisher id → Map(video element → {width, height, stop})
 
   #exchanging = Promise.resolve(); // the exchanges, one at a time
   #exchangeWaiter = null; // {resolve, reject} of the one sent
@@ -278,6 +283,90 @@ export class Stage extends EventTarget {
   setCameraMuted(muted) {
     this.#camMuted = !!muted;
     this.#applyMute();
+  }
+
+  /**
+   * Tells the server the size, in device pixels (CSS pixels times
+   * devicePixelRatio), at which the app shows a publisher's video, so
+   * that it forwards the simulcast layer that fits; 0×0 is not shown.
+   * It is told while subscribed to the publisher, once per change, and
+   * again after a reconnection or a new subscription. Without it the
+   * server forwards the best layer.
+   * @param {string} participantId  the publisher
+   * @param {number} width
+   * @param {number} height
+   */
+  setVideoSize(participantId, width, height) {
+    const id = String(participantId);
+    const size = (n) => Math.max(0, Math.round(Number(n) || 0));
+    this.#videoSizes.set(id, { width: size(width), height: size(height) });
+    this.#sendVideoSize(id);
+  }
+
+  /**
+   * Follows the size at which a <video> element shows a publisher (its box,
+   * or the picture's part of it as its object-fit places it) and tells it
+   * with setVideoSize as it changes; a hidden or removed element is 0×0.
+   * A publisher shown in several elements gets the largest. Returns a
+   * function that stops following the element.
+   * @param {string} participantId  the publisher
+   * @param {HTMLVideoElement} video
+   * @returns {() => void}
+   */
+  attachVideo(participantId, video) {
+    const id = String(participantId);
+    let shown = this.#attached.get(id);
+    if (!shown) this.#attached.set(id, (shown = new Map()));
+    if (shown.has(video)) shown.get(video).stop();
+    let box = { width: 0, height: 0 };
+    const entry = { width: 0, height: 0, stop: null };
+    const update = () => {
+      if (shown.get(video) !== entry) return;
+      Object.assign(entry, shownSize(video, box));
+      this.#sendAttached(id);
+    };
+    const observer = new ResizeObserver((entries) => {
+      box = entries[entries.length - 1].contentRect;
+      update();
+    });
+    entry.stop = () => {
+      observer.disconnect();
+      video.removeEventListener("resize", update);
+      if (shown.get(video) !== entry) return;
+      shown.delete(video);
+      if (!shown.size && this.#attached.get(id) === shown) this.#attached.delete(id);
+      this.#sendAttached(id);
+    };
+    shown.set(video, entry);
+    observer.observe(video);
+    // The picture's shape, once known, places it in the box.
+    video.addEventListener("resize", update);
+    return entry.stop;
+  }
+
+  // #sendAttached tells the largest size of the elements showing a
+  // publisher; none is 0×0.
+  #sendAttached(id) {
+    let width = 0;
+    let height = 0;
+    for (const e of (this.#attached.get(id) || new Map()).values()) {
+      width = Math.max(width, e.width);
+      height = Math.max(height, e.height);
+    }
+    this.setVideoSize(id, width, height);
+  }
+
+  // #sendVideoSize tells the server the size a publisher is shown at, if
+  // the app gave one, it is subscribed to and it was not told already.
+  #sendVideoSize(id) {
+    const size = this.#videoSizes.get(id);
+    const sub = this.#subs.get(id);
+    const ws = this.#ws;
+    if (!size || !sub || !sub.location || !ws || ws.readyState !== WebSocket.OPEN || this.#state !== "connected") return;
+    const told = size.width + "x" + size.height;
+    if (this.#sentSizes.get(id) === told) return;
+    this.#sentSizes.set(id, told);
+    ws.send(JSON.stringify({ type: "videoSize", participantId: id, width: size.width, height: size.height }));
   }
 
   /**
@@ -434,9 +523,11 @@ export class Stage extends EventTarget {
     this.#startPing(m.pingIntervalMs || 5000);
     this.#setState("connected");
     // A new WebSocket: every layer is sent until the server tells which it
-    // needs.
+    // needs, and it is told again the sizes the publishers are shown at.
     this.#neededLayers = null;
     this.#applyLayers();
+    this.#sentSizes.clear();
+    for (const id of this.#subs.keys()) this.#sendVideoSize(id);
     this.#emit("joined", { participantId: m.participantId, sessionId: m.sessionId, stageArn: m.stageArn });
     if (this.#joinWaiter) {
       this.#joinWaiter.resolve(this);
@@ -693,6 +784,8 @@ export class Stage extends EventTarget {
         return;
       }
       sub.location = location;
+      this.#sentSizes.delete(id);
+      this.#sendVideoSize(id);
       const p = this.#participants.get(id);
       if (p) {
         sub.announced = true;
@@ -726,6 +819,7 @@ export class Stage extends EventTarget {
     const sub = this.#subs.get(id);
     if (!sub) return;
     this.#subs.delete(id);
+    this.#sentSizes.delete(id);
     clearTimeout(sub.timer);
     if (sub.pc) sub.pc.close();
     release(sub.location);
@@ -884,6 +978,7 @@ export class Stage extends EventTarget {
     }
     this.#closePublication();
     for (const id of [...this.#subs.keys()]) this.#unsubscribe(id);
+    for (const shown of [...this.#attached.values()]) for (const e of [...shown.values()]) e.stop();
     if (this.#localStream) {
       if (this.#ownsLocalStream) for (const t of this.#localStream.getTracks()) t.stop();
       this.#emit("streamremoved", { participant: this.#local, stream: this.#localStream });
@@ -940,6 +1035,28 @@ function simulcastEncodings(track) {
   const size = simulcastSizes.find((s) => pixels >= s.pixels);
   if (!size) return null;
   return simulcastLayers.slice(-size.layers).map((l) => ({ ...l, active: true }));
+}
+
+// shownSize is the size, in device pixels, of the picture a <video> shows
+// in its box (CSS pixels): the part of the box object-fit "contain" or
+// "scale-down" gives it, the whole picture for "cover", else the box.
+// A removed or hidden element shows nothing.
+function shownSize(video, box) {
+  let { width, height } = box;
+  const vw = video.videoWidth;
+  const vh = video.videoHeight;
+  if (!video.isConnected || !(width > 0 && height > 0)) return { width: 0, height: 0 };
+  if (vw > 0 && vh > 0) {
+    const fit = getComputedStyle(video).objectFit;
+    const k = fit === "contain" || fit === "scale-down" ? Math.min(width / vw, height / vh)
+      : fit === "cover" ? Math.max(width / vw, height / vh) : 0;
+    if (k > 0) {
+      width = vw * k;
+      height = vh * k;
+    }
+  }
+  const dpr = window.devicePixelRatio || 1;
+  return { width: Math.round(width * dpr), height: Math.round(height * dpr) };
 }
 
 // release ends a WHIP or WHEP session; its URL is the capability to do so.
