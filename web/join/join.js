@@ -34,6 +34,9 @@ const rejoinable = new Set(["LEFT", "CONNECTION_FAILED", "CONNECTION_LOST", "SHU
 
 let stage = null;
 
+// The functions that stop telling the server the size of each remote tile's video.
+const sizeWatchers = new WeakMap();
+
 function main() {
   const token = new URLSearchParams(location.search).get("token");
   $("token-form").addEventListener("submit", (e) => {
@@ -151,6 +154,9 @@ function updateTile(p) {
     if (p.isLocal) grid.prepend(tile);
     else grid.append(tile);
     grid.dataset.count = String(grid.children.length);
+    // Each remote tile asks for the video at the size it shows it: the
+    // server forwards the simulcast layer that fits.
+    if (!p.isLocal) sizeWatchers.set(tile, stage.attachVideo(p.id, video));
   }
   const name = p.userId || p.id || "you";
   tile.querySelector(".name").textContent = p.isLocal ? name + " (you)" : name;
@@ -217,6 +223,8 @@ function detach(p, stream) {
 function removeTile(id) {
   const tile = tileOf(id);
   if (!tile) return;
+  const stop = sizeWatchers.get(tile);
+  if (stop) stop();
   tile.querySelector("video").srcObject = null;
   tile.remove();
   $("grid").dataset.count = String($("grid").children.length);
