@@ -38,6 +38,8 @@ type DownTrack struct {
 	budget atomic.Int64 // bits per second; 0: not limited
 	ideal  atomic.Int32 // the slot it would get with bandwidth to spare
 
+	keyframeAt atomic.Int64 // unix nanoseconds the last keyframe was sent to it
+
 	// Owned by the worker handling the track.
 	curL      *Layer // the layer being forwarded
 	spare     []item
@@ -47,6 +49,7 @@ type DownTrack struct {
 	pt        uint8
 	ptOK      bool
 	m         munger
+	vp8       vp8Munger
 	replayEnd int64  // the last packet of the replayed group, 0 if none
 	newestGen uint64 // the newest upstream generation forwarded
 	hdr       rtp.Header
@@ -148,6 +151,10 @@ func (d *DownTrack) Unbind(ctx webrtc.TrackLocalContext) error {
 	return nil
 }
 
+// keyframeRequestHold is how long after a keyframe was sent to a
+// subscriber its keyframe requests are not passed on.
+const keyframeRequestHold = 500 * time.Millisecond
+
 // maxReplay and maxReplayAge bound the group of pictures Start sends a
 // new subscriber at once: about a second of a 2.5 Mbps stream, from a
 // keyframe at most half a second old. A longer or older one is not worth
@@ -228,7 +235,12 @@ func (d *DownTrack) readRTCP(r interceptor.RTCPReader, ssrc uint32) {
 			switch p := p.(type) {
 			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
 				d.src.counters.keyframeRequestsIn.Add(1)
-				d.requestKeyframe()
+				// A keyframe sent moments ago is on its way, or being
+				// repaired by NACKs: another would only add a burst to
+				// a path that may be losing packets for want of room.
+				if at := d.keyframeAt.Load(); at == 0 || time.Since(time.Unix(0, at)) >= keyframeRequestHold {
+					d.requestKeyframe()
+				}
 			case *rtcp.TransportLayerNack:
 				if p.MediaSSRC == ssrc && d.started.Load() {
 					d.src.counters.nacks.Add(1)
@@ -372,6 +384,7 @@ func (d *DownTrack) forward(p *rtp.Packet, l *Layer, now time.Time) {
 	if !d.ptOK {
 		return // the subscriber did not negotiate this codec
 	}
+	fresh := false
 	if !d.m.follows(u.gen, p.SSRC) {
 		if d.src.kind == webrtc.RTPCodecTypeVideo && !KeyframeStart(u.codec.MimeType, p.Payload) {
 			d.counted.noKeyframe++
@@ -380,6 +393,7 @@ func (d *DownTrack) forward(p *rtp.Packet, l *Layer, now time.Time) {
 		}
 		d.m.switchTo(u.gen, &p.Header, now, u.codec.ClockRate)
 		d.replayEnd = 0
+		fresh = true
 	} else if d.replayEnd != 0 {
 		// Packets queued while the start was pending were replayed
 		// with the group of pictures already.
@@ -391,7 +405,16 @@ func (d *DownTrack) forward(p *rtp.Packet, l *Layer, now time.Time) {
 	if !ok {
 		return
 	}
-	if n, err := d.send(b, p, seq, ts, u.audioLevel(p)); n == 0 && err == nil {
+	payload := p.Payload
+	key := d.src.kind == videoKind && KeyframeStart(u.codec.MimeType, p.Payload)
+	if d.isVP8(u) {
+		payload = d.vp8.rewrite(payload, key, fresh)
+	}
+	n, err := d.send(b, p, payload, seq, ts, u.audioLevel(p))
+	if n > 0 && key {
+		d.keyframeAt.Store(now.UnixNano())
+	}
+	if n == 0 && err == nil {
 		// The connection's SRTP is not ready yet (it starts just after
 		// the connected state is reported): nothing reached the
 		// subscriber, so start over from the next keyframe.
@@ -404,7 +427,7 @@ func (d *DownTrack) forward(p *rtp.Packet, l *Layer, now time.Time) {
 // send writes p to the subscriber with its sequence number and timestamp
 // in the subscriber's stream, and its audio level, if it has one and the
 // subscriber negotiated the extension.
-func (d *DownTrack) send(b *binding, p *rtp.Packet, seq uint16, ts uint32, level []byte) (int, error) {
+func (d *DownTrack) send(b *binding, p *rtp.Packet, payload []byte, seq uint16, ts uint32, level []byte) (int, error) {
 	h := &d.hdr
 	*h = p.Header
 	h.SSRC = b.ssrc
@@ -420,7 +443,7 @@ func (d *DownTrack) send(b *binding, p *rtp.Packet, seq uint16, ts uint32, level
 	if len(h.CSRC) > 0 {
 		h.CSRC = slices.Clone(h.CSRC)
 	}
-	n, err := b.writer.WriteRTP(h, p.Payload)
+	n, err := b.writer.WriteRTP(h, payload)
 	*h = rtp.Header{}
 	if n > 0 {
 		d.counted.packets++
@@ -433,12 +456,12 @@ func (d *DownTrack) send(b *binding, p *rtp.Packet, seq uint16, ts uint32, level
 // 4): the stream's own SSRC, payload type and sequence numbers, and the
 // packet's sequence number in the subscriber's stream (OSN) before its
 // payload.
-func (d *DownTrack) sendRTX(b *binding, p *rtp.Packet, seq uint16, ts uint32, pt uint8) (int, error) {
+func (d *DownTrack) sendRTX(b *binding, p *rtp.Packet, media []byte, seq uint16, ts uint32, pt uint8) (int, error) {
 	h := rtp.Header{Version: 2, Marker: p.Marker, PayloadType: pt, SequenceNumber: d.rtxSeq, Timestamp: ts, SSRC: b.rtxSSRC}
 	d.rtxSeq++
-	payload := make([]byte, 2+len(p.Payload))
+	payload := make([]byte, 2+len(media))
 	payload[0], payload[1] = byte(seq>>8), byte(seq)
-	copy(payload[2:], p.Payload)
+	copy(payload[2:], media)
 	n, err := b.writer.WriteRTP(&h, payload)
 	if n > 0 {
 		d.counted.packets++
@@ -466,9 +489,9 @@ func (d *DownTrack) retransmit(nack *rtcp.TransportLayerNack) {
 			if p := cache.get(d.m.gen, d.m.ssrc, uint16(ext)); p != nil {
 				var n int
 				if rtxPT, ok := b.rtxPT[d.pt]; ok {
-					n, _ = d.sendRTX(b, p, seq, p.Timestamp+d.m.tsOff, rtxPT)
+					n, _ = d.sendRTX(b, p, d.sentPayload(p), seq, p.Timestamp+d.m.tsOff, rtxPT)
 				} else {
-					n, _ = d.send(b, p, seq, p.Timestamp+d.m.tsOff, nil)
+					n, _ = d.send(b, p, d.sentPayload(p), seq, p.Timestamp+d.m.tsOff, nil)
 				}
 				if n > 0 {
 					d.counted.retransmitted++
@@ -477,6 +500,20 @@ func (d *DownTrack) retransmit(nack *rtcp.TransportLayerNack) {
 			return true
 		})
 	}
+}
+
+// isVP8 reports whether u's packets are VP8 video, whose picture IDs
+// the subscriber's stream rewrites.
+func (d *DownTrack) isVP8(u *Upstream) bool {
+	return d.src.kind == videoKind && strings.EqualFold(u.codec.MimeType, webrtc.MimeTypeVP8)
+}
+
+// sentPayload returns the payload p was sent with, for sending it again.
+func (d *DownTrack) sentPayload(p *rtp.Packet) []byte {
+	if d.curL != nil && d.isVP8(d.curL.u) {
+		return d.vp8.translate(p.Payload)
+	}
+	return p.Payload
 }
 
 // munger maps the sequence numbers and timestamps of the upstream packets
