@@ -163,7 +163,8 @@ func (s *Source) Codec() (webrtc.RTPCodecParameters, bool) {
 }
 
 // WithLayersNeeded makes the source tell f, whenever it changes, the rids
-// of the simulcast layers its subscribers need, lowest first: a publisher
+// of the simulcast layers its subscribers need (those not seen yet, then
+// from the lowest): a publisher
 // that can pause layers pauses the others. f is called from one goroutine
 // at a time, with no lock held, and must not block for long.
 func WithLayersNeeded(f func(rids []string)) Option {
@@ -203,15 +204,27 @@ func (u *Upstream) audioLevel(p *rtp.Packet) []byte {
 // start.
 func (s *Source) Attach(codec webrtc.RTPCodecParameters, requestKeyframe func()) *Upstream {
 	u := s.attach(codec, true)
-	u.layers[0].Store(&Layer{u: u, id: 0, requestKeyframe: requestKeyframe})
+	l := &Layer{u: u, id: 0}
+	l.requestKeyframe.Store(&requestKeyframe)
+	u.layers[0].Store(l)
 	return u
 }
 
 // AttachSimulcast makes a new simulcast upstream the source of packets,
-// detaching the previous one; its layers are added with AddLayer as the
+// detaching the previous one. rids are the layers the publisher declared
+// (at most MaxLayers are kept): they count as needed until they have been
+// seen, so that a publisher told which layers are needed does not pause
+// one before it has started. Layers are fed through AddLayer as the
 // publisher's streams arrive.
-func (s *Source) AttachSimulcast(codec webrtc.RTPCodecParameters) *Upstream {
-	return s.attach(codec, false)
+func (s *Source) AttachSimulcast(codec webrtc.RTPCodecParameters, rids []string) *Upstream {
+	u := s.attach(codec, false)
+	for i, rid := range rids[:min(len(rids), MaxLayers)] {
+		u.layers[i].Store(&Layer{u: u, id: i, rid: rid})
+	}
+	if len(rids) > 0 {
+		s.startSelector()
+	}
+	return u
 }
 
 func (s *Source) attach(codec webrtc.RTPCodecParameters, single bool) *Upstream {
@@ -237,12 +250,14 @@ func (u *Upstream) AddLayer(rid string, requestKeyframe func()) (*Layer, error) 
 	for i := range u.layers {
 		l := u.layers[i].Load()
 		if l == nil {
-			l = &Layer{u: u, id: i, rid: rid, requestKeyframe: requestKeyframe}
+			l = &Layer{u: u, id: i, rid: rid}
+			l.requestKeyframe.Store(&requestKeyframe)
 			u.layers[i].Store(l)
 			u.src.startSelector()
 			return l, nil
 		}
 		if l.rid == rid {
+			l.requestKeyframe.Store(&requestKeyframe)
 			return l, nil
 		}
 	}
@@ -297,8 +312,12 @@ func (s *Source) RequestKeyframe() {
 // interval since the last request has passed. It never blocks on the
 // publisher.
 func (s *Source) requestKeyframe(l *Layer) {
-	if s.kind != webrtc.RTPCodecTypeVideo || l == nil || l.requestKeyframe == nil {
+	if s.kind != webrtc.RTPCodecTypeVideo || l == nil {
 		return
+	}
+	ask := l.requestKeyframe.Load()
+	if ask == nil || *ask == nil {
+		return // the layer's stream has not arrived
 	}
 	k := &l.kf
 	k.mu.Lock()
@@ -310,7 +329,7 @@ func (s *Source) requestKeyframe(l *Layer) {
 	if wait <= 0 {
 		k.last = time.Now()
 		s.counters.keyframeRequestsOut.Add(1)
-		go l.requestKeyframe()
+		go (*ask)()
 		return
 	}
 	k.pending = time.AfterFunc(wait, func() {

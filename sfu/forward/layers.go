@@ -25,22 +25,65 @@ var ErrTooManyLayers = errors.New("forward: too many simulcast layers")
 // keyframe of the layer it switches to.
 type Layer struct {
 	u               *Upstream
-	id              int    // its slot in the upstream, in the order layers were added
-	rid             string // the publisher's rid; "" without simulcast
-	requestKeyframe func()
+	id              int                    // its slot in the upstream, in the order layers were added
+	rid             string                 // the publisher's rid; "" without simulcast
+	requestKeyframe atomic.Pointer[func()] // set when the layer's stream arrives
 
 	cache packetCache // recent packets, for NACKs and new subscribers (video)
 	kf    keyframeLimiter
 
 	bytes  atomic.Uint64 // received, ever
 	lastAt atomic.Int64  // unix nanoseconds of the newest packet; 0: none yet
-	width  atomic.Uint32 // of the newest keyframe; 0: not known
-	height atomic.Uint32
+	// resumedAt is when its packets started flowing again (unix
+	// nanoseconds): its bitrate is not known again until it has been
+	// measured for a while.
+	resumedAt atomic.Int64
+	width     atomic.Uint32 // of the newest keyframe; 0: not known
+	height    atomic.Uint32
 
 	// Updated by the source's selector.
-	rate     atomic.Int64 // bits per second received, smoothed
-	peakRate atomic.Int64 // the rate last measured while the layer was sent
-	selBytes uint64       // bytes at the previous measurement
+	rate         atomic.Int64 // bits per second received, smoothed
+	peakRate     atomic.Int64 // the highest smoothed rate of the last peakWindow measurements
+	selBytes     uint64       // bytes at the previous measurement
+	recent       [peakWindow]int64
+	next         int
+	measuredFrom int64 // the resumedAt the recent measurements are of
+}
+
+// settled reports whether the layer has been sent long enough since it
+// resumed for its bitrate to be known.
+func (l *Layer) settled(now time.Time) bool {
+	return now.Sub(time.Unix(0, l.resumedAt.Load())) >= layerSettle
+}
+
+// peakWindow is how many of a layer's recent measurements its peak rate
+// is taken over: 5 s. An encoder's bitrate swings with the picture and
+// its own bandwidth; a subscriber is given a layer only if it can take
+// the layer's peaks, or the layer would congest its path the next time
+// it peaks.
+const peakWindow = 20
+
+// layerSettle is how long a layer that starts or resumes is measured
+// before a subscriber is moved up to it: what it was measured at before
+// it paused says little of what it sends now (an encoder restarts low and
+// climbs).
+const layerSettle = time.Second
+
+// measured records a new smoothed rate and updates the peak. The first
+// measurement since the layer resumed forgets those from before.
+func (l *Layer) measured(rate int64, now time.Time) {
+	if r := l.resumedAt.Load(); r > l.measuredFrom {
+		l.measuredFrom = r
+		clear(l.recent[:])
+	}
+	l.rate.Store(rate)
+	l.recent[l.next] = rate
+	l.next = (l.next + 1) % peakWindow
+	peak := int64(0)
+	for _, r := range l.recent {
+		peak = max(peak, r)
+	}
+	l.peakRate.Store(peak)
 }
 
 // RID returns the rid of the layer, "" without simulcast.
@@ -61,7 +104,9 @@ func (l *Layer) WriteRTP(p *rtp.Packet) error {
 	s.counters.bytesIn.Add(size)
 	now := time.Now()
 	l.bytes.Add(size)
-	l.lastAt.Store(now.UnixNano())
+	if last := l.lastAt.Swap(now.UnixNano()); last == 0 || now.UnixNano()-last >= int64(layerIdle) {
+		l.resumedAt.Store(now.UnixNano())
+	}
 	if s.kind == videoKind {
 		key := KeyframeStart(u.codec.MimeType, p.Payload)
 		if key {

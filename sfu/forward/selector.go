@@ -120,7 +120,7 @@ func (sel *selector) tick(now time.Time) {
 		} else {
 			rate += rateSmoothing * (inst - rate)
 		}
-		l.rate.Store(int64(rate))
+		l.measured(int64(rate), now)
 	}
 	var needed [MaxLayers]bool
 	if downs := s.downs.Load(); downs != nil {
@@ -131,12 +131,18 @@ func (sel *selector) tick(now time.Time) {
 		}
 	}
 	// The lowest layer is always kept: it is what a new subscriber, or
-	// one whose bandwidth collapses, can be given at once.
+	// one whose bandwidth collapses, can be given at once. A layer never
+	// seen yet is kept too: nothing is known to rank it by.
 	layers := ranked(u, now, false)
 	if len(layers) > 0 {
 		needed[layers[0].id] = true
 	}
 	var rids []string
+	for i := range u.layers {
+		if l := u.layers[i].Load(); l != nil && l.lastAt.Load() == 0 {
+			rids = append(rids, l.rid)
+		}
+	}
 	for _, l := range layers {
 		if needed[l.id] {
 			sel.neededTill[l.id] = now.Add(neededHold)
@@ -174,15 +180,15 @@ func (sel *selector) pickLocked(d *DownTrack, u *Upstream, now time.Time) int {
 		return -1
 	}
 	cur := d.want.Load()
-	needed := choose(all, d, cur, true)
-	d.ideal.Store(int32(choose(all, d, cur, false).id))
+	needed := choose(all, d, cur, true, now)
+	d.ideal.Store(int32(choose(all, d, cur, false, now).id))
 	sent := ranked(u, now, true)
 	if len(sent) == 0 {
 		return needed.id
 	}
 	// The best layer sent that is no better than the one chosen, else the
 	// least of those sent.
-	want := choose(sent, d, cur, true)
+	want := choose(sent, d, cur, true, now)
 	if want.id != int(cur) {
 		d.want.Store(int32(want.id))
 		if d.started.Load() {
@@ -197,7 +203,7 @@ func (sel *selector) pickLocked(d *DownTrack, u *Upstream, now time.Time) int {
 // lowest if none fits. cur is the slot d gets now: a move up needs
 // upgradeMargin more bandwidth than the layer's bitrate. Without
 // byBudget, the bandwidth is not considered.
-func choose(layers []*Layer, d *DownTrack, cur int32, byBudget bool) *Layer {
+func choose(layers []*Layer, d *DownTrack, cur int32, byBudget bool, now time.Time) *Layer {
 	top := len(layers) - 1
 	if w, h := d.maxW.Load(), d.maxH.Load(); w > 0 || h > 0 {
 		for i, l := range layers {
@@ -220,8 +226,11 @@ func choose(layers []*Layer, d *DownTrack, cur int32, byBudget bool) *Layer {
 	}
 	curRank := slices.IndexFunc(layers, func(l *Layer) bool { return int32(l.id) == cur })
 	for i := top; i > 0; i-- {
-		need := float64(layers[i].rate.Load())
+		need := float64(layers[i].peakRate.Load())
 		if curRank >= 0 && i > curRank {
+			if !layers[i].settled(now) {
+				continue
+			}
 			need *= upgradeMargin
 		}
 		if need <= float64(budget) {
@@ -232,11 +241,12 @@ func choose(layers []*Layer, d *DownTrack, cur int32, byBudget bool) *Layer {
 }
 
 // ranked returns u's layers from lowest to highest: by picture size where
-// known, else by bitrate. With sentOnly, only those whose packets flow.
+// known, else by bitrate. Layers never seen are left out; with sentOnly,
+// so are those whose packets do not flow now.
 func ranked(u *Upstream, now time.Time, sentOnly bool) []*Layer {
 	var out []*Layer
 	for i := range u.layers {
-		if l := u.layers[i].Load(); l != nil && (!sentOnly || l.active(now)) {
+		if l := u.layers[i].Load(); l != nil && l.lastAt.Load() != 0 && (!sentOnly || l.active(now)) {
 			out = append(out, l)
 		}
 	}
@@ -270,7 +280,17 @@ func (d *DownTrack) SetMaxSize(width, height int) {
 // SetBitrateBudget tells the bitrate, in bits per second, the subscriber's
 // connection can take for this track: it gets no layer whose bitrate
 // exceeds it, but the lowest. 0: no limit.
-func (d *DownTrack) SetBitrateBudget(bps int64) { d.budget.Store(max(bps, 0)) }
+func (d *DownTrack) SetBitrateBudget(bps int64) {
+	bps = max(bps, 0)
+	if old := d.budget.Swap(bps); old == bps || bps == 0 || (old != 0 && bps > old) {
+		return
+	}
+	// Less bandwidth than the layer takes: move down now rather than at
+	// the selector's next turn; every moment on it queues more.
+	if sel := d.src.selectorOf(); sel != nil && d.started.Load() && d.Bitrate() > bps {
+		sel.pick(d, time.Now())
+	}
+}
 
 // Layer returns the rid of the layer the subscriber gets, and whether it
 // gets one.
@@ -283,12 +303,12 @@ func (d *DownTrack) Layer() (string, bool) {
 	return "", false
 }
 
-// Bitrate returns the bitrate, in bits per second, of the layer the
+// Bitrate returns the peak bitrate, in bits per second, of the layer the
 // subscriber is to get; 0 if it is not known or the source has one layer.
 func (d *DownTrack) Bitrate() int64 {
 	if u := d.src.up.Load(); u != nil && !u.single {
 		if l := u.layer(d.want.Load()); l != nil {
-			return l.rate.Load()
+			return l.peakRate.Load()
 		}
 	}
 	return 0
@@ -313,7 +333,7 @@ func (d *DownTrack) ProbeTarget() int64 {
 	if wi < 0 || ii <= wi {
 		return 0
 	}
-	return int64(float64(layers[wi+1].rate.Load()) * upgradeMargin)
+	return int64(float64(layers[wi+1].peakRate.Load()) * upgradeMargin)
 }
 
 // Pad sends about n bytes of padding to the subscriber, in its
@@ -346,7 +366,7 @@ func (d *DownTrack) pad(n int) {
 		if p == nil {
 			continue
 		}
-		sent, _ := d.sendRTX(b, p, d.m.outSeq(ext), p.Timestamp+d.m.tsOff, rtxPT)
+		sent, _ := d.sendRTX(b, p, d.sentPayload(p), d.m.outSeq(ext), p.Timestamp+d.m.tsOff, rtxPT)
 		if sent == 0 {
 			return
 		}

@@ -43,7 +43,7 @@ type simulcastPublisher struct {
 var simulcastSizes = [3][3]int{{320, 180, 200}, {640, 360, 600}, {1280, 720, 1100}}
 
 func newSimulcastPublisher(t *testing.T, src *Source) *simulcastPublisher {
-	p := &simulcastPublisher{t: t, up: src.AttachSimulcast(testVP8), asked: map[string]int{}}
+	p := &simulcastPublisher{t: t, up: src.AttachSimulcast(testVP8, nil), asked: map[string]int{}}
 	for i, rid := range []string{"q", "h", "f"} {
 		l, err := p.up.AddLayer(rid, func() {
 			p.mu.Lock()
@@ -108,11 +108,11 @@ func TestSimulcastSelection(t *testing.T) {
 	if sel == nil {
 		t.Fatal("no selector for a simulcast source")
 	}
-	// A second of video at 30 fps, keyframes first: the layers' sizes and
+	// Over a second of video at 30 fps, keyframes first: the layers' sizes and
 	// bitrates become known.
 	pub.frame(true)
 	sel.tick(time.Now())
-	for range 30 {
+	for range 40 {
 		time.Sleep(30 * time.Millisecond)
 		pub.frame(false)
 		if len(pub.layers) > 0 && time.Since(sel.last) >= 250*time.Millisecond {
@@ -237,7 +237,9 @@ func TestSimulcastPausedLayer(t *testing.T) {
 	defer src.Close()
 	pub := newSimulcastPublisher(t, src)
 	sel := src.selectorOf()
-	// Only q and h are sent.
+	// Every layer is sent, then f is paused: only q and h come.
+	pub.frame(true)
+	time.Sleep(layerIdle + 100*time.Millisecond)
 	for i := range 10 {
 		for j, l := range pub.layers[:2] {
 			sz := simulcastSizes[j]
@@ -306,5 +308,40 @@ func TestPadSendsRetransmissions(t *testing.T) {
 	defer plain.Close()
 	if plain.Pad(1000) {
 		t.Error("Pad accepted without a retransmission stream")
+	}
+}
+
+// TestSimulcastDeclaredLayers: the layers a publisher declares count as
+// needed until they are seen, so that it pauses none before it started.
+func TestSimulcastDeclaredLayers(t *testing.T) {
+	var (
+		mu   sync.Mutex
+		told []string
+	)
+	src := NewSource(webrtc.RTPCodecTypeVideo, "video", "publisher", WithLayersNeeded(func(rids []string) {
+		mu.Lock()
+		told = append(told, strings.Join(rids, ","))
+		mu.Unlock()
+	}))
+	src.selectEvery = time.Hour
+	defer src.Close()
+	up := src.AttachSimulcast(testVP8, []string{"q", "h", "f"})
+	q, err := up.AddLayer("q", func() {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := q.WriteRTP(vp8Frame(1, 1, true, 320, 180, 200)); err != nil {
+		t.Fatal(err)
+	}
+	sel := src.selectorOf()
+	sel.tick(time.Now())
+	sel.tick(time.Now().Add(neededHold + time.Second))
+	mu.Lock()
+	defer mu.Unlock()
+	if len(told) != 1 || told[0] != "h,f,q" {
+		t.Errorf("layers needed told %q, want h and f (not seen yet) and q (the lowest)", told)
+	}
+	if l, err := up.AddLayer("f", nil); err != nil || l.id != 2 {
+		t.Errorf("AddLayer of a declared rid: slot %v, %v; want its slot 2", l, err)
 	}
 }
