@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/sdp/v3"
@@ -32,6 +33,7 @@ type publishSession struct {
 	pc         *webrtc.PeerConnection
 	ups        []*forward.Upstream
 	simulcast  *forward.Upstream // the video's, when it comes in layers
+	rids       []string          // the simulcast layers the offer declares
 	videoCodec string            // the answer's first video codec: what the publisher sends
 	recPlan    *recordingPlan    // nil: not recorded
 	recPlanErr error             // why the stage's recording plan could not be read
@@ -131,10 +133,12 @@ func (s *Server) negotiatePublish(ctx context.Context, ps *publishSession, offer
 			if m.MediaName.Media != "video" {
 				return "", &refusal{http.StatusBadRequest, codeInvalidInput, "only video may be sent in simulcast"}
 			}
-			if n := simulcastLayers(sim); n > forward.MaxLayers {
+			rids := simulcastRIDs(sim)
+			if len(rids) > forward.MaxLayers {
 				return "", &refusal{http.StatusBadRequest, codeInvalidInput,
-					fmt.Sprintf("simulcast of %d layers: at most %d are accepted", n, forward.MaxLayers)}
+					fmt.Sprintf("simulcast of %d layers: at most %d are accepted", len(rids), forward.MaxLayers)}
 			}
+			ps.rids = rids
 		}
 	}
 	if audio > 1 || video > 1 || audio+video == 0 {
@@ -317,7 +321,7 @@ func (s *Server) publishTrack(ps *publishSession, t *webrtc.TrackRemote, r *webr
 	if rid := t.RID(); rid != "" && t.Kind() == webrtc.RTPCodecTypeVideo {
 		// One layer of a simulcast video: the layers share an upstream.
 		if ps.simulcast == nil {
-			ps.simulcast = st.source(pub, t.Kind()).AttachSimulcast(t.Codec())
+			ps.simulcast = st.source(pub, t.Kind()).AttachSimulcast(t.Codec(), ps.rids)
 			ps.ups = append(ps.ups, ps.simulcast)
 		}
 		up = ps.simulcast
@@ -345,8 +349,12 @@ func (s *Server) publishTrack(ps *publishSession, t *webrtc.TrackRemote, r *webr
 
 	// Reading RTCP lets the interceptors see the sender reports.
 	go func() {
+		read := r.ReadRTCP
+		if rid := t.RID(); rid != "" {
+			read = func() ([]rtcp.Packet, interceptor.Attributes, error) { return r.ReadSimulcastRTCP(rid) }
+		}
 		for {
-			if _, _, err := r.ReadRTCP(); err != nil {
+			if _, _, err := read(); err != nil {
 				return
 			}
 		}
@@ -443,15 +451,22 @@ func audioLevelID(exts []webrtc.RTPHeaderExtensionParameter) uint8 {
 	return 0
 }
 
-// simulcastLayers counts the layers an a=simulcast attribute sends
-// (RFC 8853, section 5.1): "send" then rids separated by ";", each a list
-// of alternatives separated by ",".
-func simulcastLayers(attr string) int {
+// simulcastRIDs returns the layers an a=simulcast attribute sends (RFC
+// 8853, section 5.1): after "send", rids separated by ";", each a list of
+// alternatives separated by "," of which the first is kept, "~" marking
+// one paused from the start.
+func simulcastRIDs(attr string) []string {
 	fields := strings.Fields(attr)
 	for i := 0; i+1 < len(fields); i += 2 {
-		if fields[i] == "send" {
-			return len(strings.Split(fields[i+1], ";"))
+		if fields[i] != "send" {
+			continue
 		}
+		var rids []string
+		for _, layer := range strings.Split(fields[i+1], ";") {
+			first, _, _ := strings.Cut(layer, ",")
+			rids = append(rids, strings.TrimPrefix(first, "~"))
+		}
+		return rids
 	}
-	return 0
+	return nil
 }

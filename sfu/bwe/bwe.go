@@ -6,10 +6,11 @@
 // Congestion is detected by pion's implementation of Google Congestion
 // Control (the delay gradient of packet groups, and loss): when it sees
 // the path overused or lossy, the estimate falls to what it measures. Its
-// own rate controller cannot take an estimate up to a better layer,
-// though: it rises by at most 8% a second and never beyond 1.5 times what
-// is sent, and a subscriber on a low layer sends little. So the estimate
-// rises by probing: when a subscriber could use a higher layer, the
+// rate controller's increases are not followed, though: they rise by 8% a
+// second whatever is sent, so they say nothing of what the path carries
+// above the rate a subscriber gets now, and they are slow. The estimate
+// rises only to what was carried without congestion: what is sent, and
+// probes: when a subscriber could use a higher layer, the
 // server sends padding (copies of packets, in the retransmission stream)
 // until the subscriber receives at that layer's bitrate for a moment; if
 // the path carries it without congestion, the estimate becomes that rate.
@@ -37,14 +38,17 @@ const (
 	minEstimate     = 100_000
 	maxEstimate     = 20_000_000
 	probeLength     = 700 * time.Millisecond
-	probeSettle     = 300 * time.Millisecond
+	probeSettle     = 500 * time.Millisecond
+	probeOver       = 1.05
+	probeReached    = 0.9                    // of its rate a probe must have sent to count
 	probeGap        = 500 * time.Millisecond // between two probes
 	minBackoff      = 2 * time.Second        // after a failed probe, or congestion
-	maxBackoff      = 6 * time.Second
+	maxBackoff      = 4 * time.Second
 	maxProbeStep    = 3.0 // a probe goes at most this far above the estimate
 	decreaseEvery   = 300 * time.Millisecond
 	lossCongested   = 0.10 // average loss over which the path is congested
 	rateSmoothing   = 0.3
+	steadyAfter     = 2 * time.Second // without congestion or probe, for what is sent to count
 )
 
 // Estimator is the bandwidth estimate of one subscriber's peer connection.
@@ -70,6 +74,11 @@ type Estimator struct {
 	probeRate   float64   // bits per second probed for; 0: no probe
 	probeEnd    time.Time // padding stops
 	probeFailed bool      // congestion seen since the probe started
+	controller  float64   // the congestion controller's target at the last update
+	probeDone   time.Time // when the last probe ended
+	probeStart  time.Time
+	probeBytes  uint64 // sentBytes when the probe started
+	probeSent   uint64 // bytes sent during the probe
 }
 
 // New returns an estimator; logs receives the congestion controller's
@@ -140,6 +149,16 @@ func (e *Estimator) Update(now time.Time, want int64) (estimate int64, pad int) 
 	lossTarget, _ := stats["lossTargetBitrate"].(int)
 	controller := float64(min(delayTarget, lossTarget))
 
+	// The controller lowers its target when it sees overuse, which may
+	// come and go between two updates: a fall of the target says so too.
+	// That fails a probe, whose test must be strict; but alone it does
+	// not lower the estimate: on a busy machine, a moment's overuse
+	// comes from a late thread as much as from the path.
+	fell := e.controller > 0 && controller < 0.95*e.controller
+	e.controller = controller
+	if e.probeRate > 0 && fell {
+		e.probeFailed = true
+	}
 	if usage == "overuse" || loss > lossCongested {
 		if e.probeRate > 0 {
 			e.probeFailed = true
@@ -157,8 +176,11 @@ func (e *Estimator) Update(now time.Time, want int64) (estimate int64, pad int) 
 			e.lastDecr = now
 			e.nextProbe = now.Add(e.backoff)
 		}
-	} else if controller > e.estimate {
-		e.estimate = min(controller, maxEstimate)
+	} else if e.sendRate > e.estimate && e.probeRate == 0 && now.Sub(e.lastDecr) > steadyAfter && now.Sub(e.probeDone) > steadyAfter {
+		// Carrying more than estimated, without congestion, for a
+		// while: what is sent then (retransmissions and padding
+		// aside) is what the path carries.
+		e.estimate = min(e.sendRate, maxEstimate)
 	}
 
 	switch {
@@ -167,19 +189,31 @@ func (e *Estimator) Update(now time.Time, want int64) (estimate int64, pad int) 
 			e.endProbe(now, false)
 			break
 		}
-		if missing := e.probeRate - e.sendRate; missing > 0 {
-			pad = int(missing * dt / 8)
+		// What the probe's rate should have sent by now, less what was
+		// sent: media, retransmissions and padding alike.
+		due := e.probeRate * now.Sub(e.probeStart).Seconds() / 8
+		if missing := due - float64(sent-e.probeBytes); missing > 0 {
+			pad = int(missing)
 		}
 	case e.probeRate > 0 && now.Before(e.probeEnd.Add(probeSettle)):
 		if e.probeFailed {
 			e.endProbe(now, false)
 		}
 	case e.probeRate > 0:
-		e.endProbe(now, !e.probeFailed)
+		// It passes if the path took the probe's rate, all of it,
+		// without congestion.
+		sentRate := float64(e.probeSent) * 8 / probeLength.Seconds()
+		e.endProbe(now, !e.probeFailed && sentRate >= probeReached*e.probeRate)
 	case want > int64(e.estimate) && !now.Before(e.nextProbe):
-		e.probeRate = min(float64(want), e.estimate*maxProbeStep, maxEstimate)
-		e.probeEnd = now.Add(probeLength)
+		// A little above what is wanted, so that a probe that passes
+		// leaves room for it.
+		e.probeRate = min(probeOver*float64(want), e.estimate*maxProbeStep, maxEstimate)
+		e.probeStart, e.probeEnd = now, now.Add(probeLength)
+		e.probeBytes, e.probeSent = sent, 0
 		e.probeFailed = false
+	}
+	if e.probeRate > 0 && !now.After(e.probeEnd) {
+		e.probeSent = sent - e.probeBytes
 	}
 	return int64(e.estimate), pad
 }
@@ -195,6 +229,7 @@ func (e *Estimator) endProbe(now time.Time, passed bool) {
 		e.backoff = min(2*e.backoff, maxBackoff)
 	}
 	e.probeRate = 0
+	e.probeDone = now
 }
 
 // Probing reports whether a probe is under way.
