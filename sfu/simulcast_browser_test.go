@@ -1,0 +1,188 @@
+package sfu_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/ivsrt/ivsrt/sfu/internal/lossy"
+	"github.com/ivsrt/ivsrt/web"
+	"github.com/ivsrt/ivsrt/web/webtest"
+)
+
+// simulcastPage publishes or watches with the browser client. Watching,
+// it keeps the time and width of every frame the video element presents,
+// and sends its media through a proxy: the server's candidate in each
+// answer is replaced by the proxy's address.
+const simulcastPage = `<!doctype html>
+<html><body>
+<video id="v" autoplay muted playsinline style="width:1280px;height:720px"></video>
+<script type="module">
+import { Stage } from "/client/ivsrt.js";
+window.frames = [];
+window.publish = (token) => {
+  const stage = new Stage(token, { subscribe: false, video: { width: 1280, height: 720, frameRate: 30 } });
+  stage.join();
+  window.stage = stage;
+};
+window.watch = (token, server, proxy) => {
+  const setRemote = RTCPeerConnection.prototype.setRemoteDescription;
+  RTCPeerConnection.prototype.setRemoteDescription = function (desc) {
+    if (desc && desc.type === "answer") {
+      desc = { type: "answer", sdp: desc.sdp.split(" " + server + " typ host").join(" " + proxy + " typ host") };
+    }
+    return setRemote.call(this, desc);
+  };
+  // The server learns the page's address only from what comes through
+  // the proxy: the offers go without candidates.
+  const send = window.fetch;
+  window.fetch = (url, init) => {
+    if (init && typeof init.body === "string" && /^a=candidate:/m.test(init.body)) {
+      init = { ...init, body: init.body.split(/\r?\n/).filter((l) => !l.startsWith("a=candidate:")).join("\r\n") };
+    }
+    return send(url, init);
+  };
+  const stage = new Stage(token, { publish: false });
+  const video = document.getElementById("v");
+  stage.on("streamadded", ({ participant, stream }) => {
+    if (participant.isLocal) return;
+    video.srcObject = stream;
+    const frame = (now, meta) => {
+      window.frames.push([now, meta.width]);
+      video.requestVideoFrameCallback(frame);
+    };
+    video.requestVideoFrameCallback(frame);
+  });
+  stage.join();
+  window.stage = stage;
+};
+// What the frames presented since from (page time, ms) say: the width of
+// the last, the frame rate over the last second, the longest gap.
+window.frameStats = (from) => {
+  const fs = window.frames.filter((f) => f[0] >= from);
+  const now = performance.now();
+  let gap = 0, gapEnd = 0;
+  for (let i = 1; i < fs.length; i++) {
+    if (fs[i][0] - fs[i - 1][0] > gap) [gap, gapEnd] = [fs[i][0] - fs[i - 1][0], fs[i][0]];
+  }
+  if (fs.length && now - fs[fs.length - 1][0] > gap) [gap, gapEnd] = [now - fs[fs.length - 1][0], now];
+  return JSON.stringify({
+    now, width: fs.length ? fs[fs.length - 1][1] : 0, gap, gapEnd,
+    fps: window.frames.filter((f) => f[0] >= now - 1000).length,
+  });
+};
+</script>
+</body></html>`
+
+type frameStats struct {
+	Now    float64 `json:"now"`
+	Width  int     `json:"width"`
+	Gap    float64 `json:"gap"`    // ms
+	GapEnd float64 `json:"gapEnd"` // when it ended, page time
+	FPS    int     `json:"fps"`
+}
+
+// TestBrowserSimulcastCappedLink: a Chromium page publishes its camera in
+// three layers; another page watches through a link that is then capped
+// to 400 kb/s. Within 5 s it gets the lowest layer at 15 frames a second
+// or more; 15 s after the cap is lifted it is back on the highest; from
+// the cap to the return no frame comes more than 500 ms after the one
+// before.
+func TestBrowserSimulcastCappedLink(t *testing.T) {
+	h := newHarness(t)
+	stage := h.createStage("simulcast")
+	pubTok := h.token(stage, "camera")
+	subTok := h.token(stage, "viewer")
+
+	server := h.sfu.UDPAddr().(*net.UDPAddr)
+	proxy, err := lossy.New(server.String(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+
+	client, err := web.NewHandler(web.Config{PublicURL: h.url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pages := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/page" {
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			w.Write([]byte(simulcastPage))
+			return
+		}
+		client.ServeHTTP(w, r)
+	}))
+	defer pages.Close()
+
+	b := webtest.NewBrowser(t)
+	pub := b.NewTab("publisher")
+	pub.Navigate(pages.URL + "/page")
+	pub.WaitFor("the page's script", `typeof window.publish === "function"`, 10*time.Second)
+	webtest.Eval[any](pub, fmt.Sprintf(`window.publish(%q)`, aws.ToString(pubTok.Token)))
+
+	sub := b.NewTab("viewer")
+	sub.Navigate(pages.URL + "/page")
+	sub.WaitFor("the page's script", `typeof window.watch === "function"`, 10*time.Second)
+	webtest.Eval[any](sub, fmt.Sprintf(`window.watch(%q, %q, %q)`, aws.ToString(subTok.Token),
+		fmt.Sprint(server.Port), fmt.Sprint(proxy.Addr().Port)))
+
+	stats := func(from float64) frameStats {
+		var s frameStats
+		if err := json.Unmarshal([]byte(webtest.Eval[string](sub, fmt.Sprintf(`window.frameStats(%f)`, from))), &s); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	waitUntil := func(what string, within time.Duration, from float64, ok func(frameStats) bool) frameStats {
+		t.Helper()
+		deadline := time.Now().Add(within)
+		for {
+			s := stats(from)
+			if ok(s) {
+				return s
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within %v; last: %+v", what, within, s)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+
+	// Uncapped, the viewer gets the full 1280×720 layer.
+	waitUntil("the highest layer before the cap", 40*time.Second, 0, func(s frameStats) bool { return s.Width == 1280 && s.FPS >= 15 })
+	time.Sleep(2 * time.Second)
+	capped := stats(0).Now
+	proxy.SetLink(lossy.Down, lossy.Link{Rate: 400_000, Queue: 500 * time.Millisecond})
+	low := waitUntil("the lowest layer at 15 fps under the 400 kb/s cap", 5*time.Second, capped,
+		func(s frameStats) bool { return s.Width == 320 && s.FPS >= 15 })
+	t.Logf("capped at 400 kb/s: lowest layer at %d fps after %.0f ms", low.FPS, low.Now-capped)
+
+	// It stays there, without swinging to a layer the link cannot carry.
+	for range 8 {
+		time.Sleep(time.Second)
+		if s := stats(capped); s.Width != 320 || s.FPS < 12 {
+			t.Errorf("under the cap: %+v, want the lowest layer at 15 fps", s)
+		}
+	}
+	lifted := stats(0).Now
+	proxy.SetLink(lossy.Down, lossy.Link{})
+	high := waitUntil("the highest layer again once the cap is lifted", 15*time.Second, lifted,
+		func(s frameStats) bool { return s.Width == 1280 })
+	all := stats(capped)
+	t.Logf("cap lifted: highest layer again after %.0f ms; longest gap between frames from the cap on: %.0f ms",
+		high.Now-lifted, all.Gap)
+	if all.Gap > 500 {
+		t.Errorf("a frame came %.0f ms after the one before, %.0f ms after the cap (lifted after %.0f ms): want at most 500 ms",
+			all.Gap, all.GapEnd-capped, lifted-capped)
+	}
+	down, up := proxy.Stats(lossy.Down), proxy.Stats(lossy.Up)
+	t.Logf("down the proxy: %d datagrams, %d dropped at the queue, %d sent again, longest queueing %v; up: %d NACKs, %d PLIs",
+		down.Datagrams, down.QueueDropped, down.Repeats, down.MaxQueueDelay, up.NACKs, up.PLIs)
+}
