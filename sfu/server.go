@@ -78,6 +78,11 @@ type Config struct {
 	// of a session); empty means the scheme and host of each request.
 	PublicURL string
 
+	// NoBandwidthEstimation turns off the estimate of each subscriber's
+	// bandwidth (TWCC feedback, probes): subscribers of simulcast get
+	// the layer that fits the size they show, whatever their path.
+	NoBandwidthEstimation bool
+
 	// MaxPublishers and MaxSubscribers bound a stage; zero means the
 	// defaults.
 	MaxPublishers  int

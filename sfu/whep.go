@@ -127,11 +127,15 @@ func (st *stage) startSubscribe(ctx context.Context, c claims, remote ivsrt.Part
 func (s *Server) negotiateSubscribe(ctx context.Context, ss *subscribeSession, offer string) (string, *refusal) {
 	var sources map[webrtc.RTPCodecType]*forward.Source
 	st := ss.st
-	est := bwe.New(pionLoggerFactory{s.logger})
-	api, err := s.subscriberAPI(est)
-	if err != nil {
-		s.logger.Error("create peer connection failed", "error", err)
-		return "", errInternal
+	api := s.api
+	var est *bwe.Estimator
+	if !s.cfg.NoBandwidthEstimation {
+		est = bwe.New(pionLoggerFactory{s.logger})
+		var err error
+		if api, err = s.subscriberAPI(est); err != nil {
+			s.logger.Error("create peer connection failed", "error", err)
+			return "", errInternal
+		}
 	}
 	pc, ref := s.newPeer(api, st, func(pc *webrtc.PeerConnection) bool {
 		if ss.ended {
@@ -194,7 +198,9 @@ func (s *Server) negotiateSubscribe(ctx context.Context, ss *subscribeSession, o
 				video.SetMaxSize(size.width, size.height)
 			}
 		}
-		go adaptSubscription(est, video, audio, ss.done)
+		if est != nil {
+			go adaptSubscription(est, video, audio, ss.done)
+		}
 	}
 	st.unlock()
 	if len(downs) == 0 {

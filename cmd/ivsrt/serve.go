@@ -55,8 +55,10 @@ type Config struct {
 	// candidates when the server is behind a 1:1 NAT (comma-separated).
 	RTCUDPPort    int
 	RTCUDPSockets int
-	RTCTCPPort    int
-	RTCPublicIPs  string
+	// RTCBandwidthEstimation estimates subscribers' bandwidth.
+	RTCBandwidthEstimation bool
+	RTCTCPPort             int
+	RTCPublicIPs           string
 
 	// TURN (see turn.go): the embedded server's port for UDP and TCP and
 	// its TLS port (-1 disables either), its certificate, the host its
@@ -343,10 +345,11 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	host := m.listener.Addr().(*net.TCPAddr).IP.String()
 	rtc := sfu.Config{
-		UDPAddr:    net.JoinHostPort(host, strconv.Itoa(udpPort)),
-		UDPSockets: c.RTCUDPSockets,
-		PublicIPs:  publicIPs(c.RTCPublicIPs),
-		PublicURL:  publicURL,
+		UDPAddr:               net.JoinHostPort(host, strconv.Itoa(udpPort)),
+		UDPSockets:            c.RTCUDPSockets,
+		PublicIPs:             publicIPs(c.RTCPublicIPs),
+		PublicURL:             publicURL,
+		NoBandwidthEstimation: !c.RTCBandwidthEstimation,
 	}
 	if m.Node != nil {
 		rtc.ResourcePrefix = m.Node.ResourcePrefix()
