@@ -65,6 +65,7 @@ func TestConfigDefaults(t *testing.T) {
 		ClusterDeadAfter: cluster.DefaultDeadAfter, DrainTimeout: DefaultDrainTimeout,
 		MaxReplicas: ivsrt.DefaultMaxReplicasPerParticipant,
 		TURNUDPPort: defaultTURNPort, TURNTLSPort: -1, TURNMaxAllocations: turnrelay.DefaultMaxAllocations,
+		RTCBandwidthEstimation: true,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %+v,\nwant %+v", got, want)
