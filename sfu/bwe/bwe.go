@@ -57,7 +57,9 @@ const (
 type Estimator struct {
 	logs logging.LoggerFactory
 
-	gcc       atomic.Pointer[gcc.SendSideBWE]
+	// stats reads the congestion controller: pion's GCC, once the
+	// connection's interceptors are built.
+	stats     atomic.Pointer[func() map[string]any]
 	feedback  atomic.Bool   // the subscriber sends TWCC feedback
 	sentBytes atomic.Uint64 // RTP bytes sent, padding included
 
@@ -107,7 +109,8 @@ func (e *Estimator) Interceptors() ([]interceptor.Factory, error) {
 	}
 	controller.OnNewPeerConnection(func(_ string, b cc.BandwidthEstimator) {
 		if g, ok := b.(*gcc.SendSideBWE); ok {
-			e.gcc.Store(g)
+			stats := g.GetStats
+			e.stats.Store(&stats)
 		}
 	})
 	seq, err := twcc.NewHeaderExtensionInterceptor()
@@ -138,11 +141,11 @@ func (e *Estimator) Update(now time.Time, want int64) (estimate int64, pad int) 
 	e.lastAt, e.lastBytes = now, sent
 	e.sendRate += rateSmoothing * (inst - e.sendRate)
 
-	g := e.gcc.Load()
-	if g == nil || !e.feedback.Load() {
+	read := e.stats.Load()
+	if read == nil || !e.feedback.Load() {
 		return int64(e.estimate), 0
 	}
-	stats := g.GetStats()
+	stats := (*read)()
 	usage, _ := stats["usage"].(string)
 	loss, _ := stats["averageLoss"].(float64)
 	delayTarget, _ := stats["delayTargetBitrate"].(int)

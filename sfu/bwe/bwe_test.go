@@ -1,0 +1,137 @@
+package bwe
+
+import (
+	"testing"
+	"time"
+
+	"github.com/pion/logging"
+	"github.com/pion/rtcp"
+)
+
+// fakeController stands for GCC: the test says what it sees.
+type fakeController struct {
+	usage  string
+	loss   float64
+	target int
+}
+
+func (c *fakeController) read() map[string]any {
+	return map[string]any{"usage": c.usage, "averageLoss": c.loss,
+		"delayTargetBitrate": c.target, "lossTargetBitrate": c.target}
+}
+
+// path drives an estimator as the server does, every step, sending what
+// it asks for on top of media at mediaRate.
+type path struct {
+	t      *testing.T
+	e      *Estimator
+	c      *fakeController
+	now    time.Time
+	media  float64 // bits per second of media sent
+	padded int
+}
+
+func newPath(t *testing.T, mediaRate float64) *path {
+	e := New(logging.NewDefaultLoggerFactory())
+	c := &fakeController{usage: "normal", target: 300_000}
+	read := c.read
+	e.stats.Store(&read)
+	e.feedback.Store(true)
+	p := &path{t: t, e: e, c: c, now: time.Unix(1000, 0), media: mediaRate}
+	e.Update(p.now, 0)
+	return p
+}
+
+// run advances d in steps of 25 ms and returns the last estimate.
+func (p *path) run(d time.Duration, want int64) int64 {
+	const step = 25 * time.Millisecond
+	var est int64
+	for end := p.now.Add(d); p.now.Before(end); {
+		p.now = p.now.Add(step)
+		p.e.sentBytes.Add(uint64(p.media * step.Seconds() / 8))
+		var pad int
+		est, pad = p.e.Update(p.now, want)
+		p.e.sentBytes.Add(uint64(pad))
+		p.padded += pad
+	}
+	return est
+}
+
+func TestProbeRaisesEstimate(t *testing.T) {
+	p := newPath(t, 200_000)
+	// The subscriber gets 200 kb/s and could use a layer of 1.5 Mb/s,
+	// more than the initial estimate: a probe pads up to a little over
+	// 1.5 Mb/s for probeLength, and passes.
+	est := p.run(3*time.Second, 1_500_000)
+	if est < 1_500_000 {
+		t.Fatalf("estimate %d after a clean probe, want at least the 1500000 wanted", est)
+	}
+	wantPad := (probeOver*1_500_000 - 200_000) * probeLength.Seconds() / 8
+	if got := float64(p.padded); got < 0.8*wantPad || got > 1.3*wantPad {
+		t.Errorf("padded %d bytes, want about %.0f: the probe's rate for its length", p.padded, wantPad)
+	}
+}
+
+func TestProbeFailsOnOveruse(t *testing.T) {
+	p := newPath(t, 200_000)
+	// The estimate starts at initialEstimate: bring it down first.
+	p.c.usage = "overuse"
+	p.run(200*time.Millisecond, 0)
+	p.c.usage = "normal"
+	low := p.run(3*time.Second, 0)
+	if low >= initialEstimate {
+		t.Fatalf("estimate %d after overuse, want it lowered", low)
+	}
+	// A probe that meets congestion fails, and the estimate does not
+	// rise; the next comes only after the backoff.
+	p.run(minBackoff, 0)
+	p.run(100*time.Millisecond, 900_000)
+	if !p.e.Probing() {
+		t.Fatal("no probe for a wanted rate above the estimate")
+	}
+	p.c.usage = "overuse"
+	est := p.run(100*time.Millisecond, 900_000)
+	p.c.usage = "normal"
+	if p.e.Probing() || est > low {
+		t.Fatalf("after overuse during a probe: probing %v, estimate %d; want the probe ended and the estimate at most %d", p.e.Probing(), est, low)
+	}
+	padded := p.padded
+	p.run(minBackoff-300*time.Millisecond, 900_000)
+	if p.e.Probing() || p.padded != padded {
+		t.Errorf("a probe started within the backoff after a failed one")
+	}
+}
+
+func TestLossLowersEstimate(t *testing.T) {
+	p := newPath(t, 800_000)
+	p.run(3*time.Second, 0)
+	p.c.loss, p.c.target = 0.2, 350_000
+	est := p.run(500*time.Millisecond, 0)
+	if est != 350_000 {
+		t.Errorf("estimate %d with 20%% loss, want the controller's 350000", est)
+	}
+}
+
+func TestNoFeedbackNoLimit(t *testing.T) {
+	e := New(logging.NewDefaultLoggerFactory())
+	now := time.Unix(1000, 0)
+	e.Update(now, 0)
+	if est, pad := e.Update(now.Add(time.Second), 5_000_000); est != initialEstimate || pad != 0 || e.HasFeedback() {
+		t.Errorf("without feedback: estimate %d, padding %d, feedback %v; want the initial estimate and no probe", est, pad, e.HasFeedback())
+	}
+}
+
+func TestHasTWCC(t *testing.T) {
+	rr, _ := (&rtcp.ReceiverReport{SSRC: 1}).Marshal()
+	// RTPFB (205) with FMT 15, 5 words long, the feedback itself zeros.
+	tcc := append([]byte{0x8f, 205, 0, 4}, make([]byte, 16)...)
+	if hasTWCC(rr) {
+		t.Error("a receiver report taken for TWCC feedback")
+	}
+	if !hasTWCC(append(append([]byte(nil), rr...), tcc...)) {
+		t.Error("TWCC feedback after a receiver report not seen")
+	}
+	if hasTWCC([]byte{0x80, 205, 0xff, 0xff}) {
+		t.Error("a truncated packet taken for feedback")
+	}
+}
