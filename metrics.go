@@ -22,6 +22,8 @@ type MediaStats struct {
 	DroppedQueueFull       uint64 // not sent: the subscriber had fallen behind
 	DroppedWaitingKeyframe uint64 // not sent: the subscriber waited for a keyframe
 	DroppedSocket          uint64 // not sent: the socket's send queue was full
+	Padding                uint64 // packets sent to probe subscribers' bandwidth
+	LayerSwitches          uint64 // subscribers moved to another simulcast layer
 }
 
 // Reception is what one receiver report of a subscriber says of one track

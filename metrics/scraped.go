@@ -22,6 +22,8 @@ var (
 	descNACKs         = prometheus.NewDesc("ivsrt_media_nacks_received_total", "NACK messages received from subscribers.", nil, nil)
 	descKeyframeIn    = prometheus.NewDesc("ivsrt_media_keyframe_requests_received_total", "Keyframe requests (PLI, FIR) received from subscribers.", nil, nil)
 	descKeyframeOut   = prometheus.NewDesc("ivsrt_media_keyframe_requests_sent_total", "Keyframe requests (PLI) sent to publishers.", nil, nil)
+	descPadding       = prometheus.NewDesc("ivsrt_media_padding_packets_total", "Packets sent to probe subscribers' bandwidth (copies in their retransmission streams).", nil, nil)
+	descLayerSwitches = prometheus.NewDesc("ivsrt_media_layer_switches_total", "Subscribers moved to another simulcast layer.", nil, nil)
 
 	descTURNAllocations  = prometheus.NewDesc("ivsrt_turn_allocations", "TURN allocations the embedded TURN server holds.", nil, nil)
 	descTURNParticipants = prometheus.NewDesc("ivsrt_turn_participants", "Participants holding TURN allocations: relayed participants.", nil, nil)
@@ -39,7 +41,7 @@ var (
 func (scraped) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descStages, descParticipants, descPublishers, descSubscriptions,
 		descPacketsIn, descBytesIn, descPacketsOut, descBytesOut, descDropped, descRetransmitted, descNACKs,
-		descKeyframeIn, descKeyframeOut, descTURNAllocations, descTURNParticipants, descTURNRefused, descSinkPending, descSinkInFlight, descSinkDelivered, descSinkFailed,
+		descKeyframeIn, descKeyframeOut, descPadding, descLayerSwitches, descTURNAllocations, descTURNParticipants, descTURNRefused, descSinkPending, descSinkInFlight, descSinkDelivered, descSinkFailed,
 		descSinkDead, descSinkLastOK} {
 		ch <- d
 	}
@@ -67,6 +69,8 @@ func (s scraped) Collect(ch chan<- prometheus.Metric) {
 		counter(descDropped, st.DroppedSocket, "socket")
 		counter(descRetransmitted, st.Retransmitted)
 		counter(descNACKs, st.NACKs)
+		counter(descPadding, st.Padding)
+		counter(descLayerSwitches, st.LayerSwitches)
 		counter(descKeyframeIn, st.KeyframeRequestsIn)
 		counter(descKeyframeOut, st.KeyframeRequestsOut)
 	}

@@ -19,6 +19,8 @@ func (s *Server) MediaStats() ivsrt.MediaStats {
 		PacketsOut:             c.PacketsOut,
 		BytesOut:               c.BytesOut,
 		Retransmitted:          c.Retransmitted,
+		Padding:                c.Padding,
+		LayerSwitches:          c.LayerSwitches,
 		NACKs:                  c.NACKs,
 		KeyframeRequestsIn:     c.KeyframeRequestsIn,
 		KeyframeRequestsOut:    c.KeyframeRequestsOut,
