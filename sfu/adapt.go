@@ -87,6 +87,10 @@ func (st *stage) setVideoSize(id, remote ivsrt.ParticipantID, width, height int)
 			return
 		}
 	}
+	if width == 0 && height == 0 {
+		// Not shown: the smallest layer, rather than no limit.
+		width, height = 1, 1
+	}
 	p.videoSizes[remote] = videoSize{width, height}
 	if ss := p.subs[remote]; ss != nil {
 		for _, d := range ss.downs {
