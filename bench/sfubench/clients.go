@@ -17,6 +17,8 @@ import (
 	"github.com/pion/interceptor"
 	"github.com/pion/logging"
 	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -34,11 +36,38 @@ type videoSpec struct {
 	// ident returns the publisher's counter of the packet with this
 	// payload and when it was sent (unix nanoseconds).
 	ident func(payload []byte) (counter uint64, sent int64, ok bool)
+	// lower, for a simulcast publisher, returns when a packet of one of
+	// its lower layers was sent: ident counts the top layer's, and a
+	// subscriber is expected to get that one (see note).
+	lower func(payload []byte) (sent int64, ok bool)
 }
 
 // vp8Video is the synthetic VP8 stream's: each payload ends with the
 // bench's trailer.
 var vp8Video = videoSpec{codec: vp8, ident: readTrailer}
+
+// vp8Simulcast is the synthetic VP8 stream's in simulcast: the top
+// layer's trailer is vp8Video's, the lower layers' say which they are.
+var vp8Simulcast = videoSpec{codec: vp8, ident: readTrailer, lower: readLowerTrailer}
+
+// note counts a payload received at now into t. Loss is counted on the
+// publisher's counter, which is that of the top layer of a simulcast
+// publisher: each layer has its own counter, and one subscriber gets one
+// layer at a time, switching at keyframes. A subscriber with no size
+// limit on a path that carries every layer gets the top one; a packet of
+// a lower layer counts as an arrival (and its latency is measured), and
+// the top layer's packets sent meanwhile count as lost, which is what
+// the subscriber's viewer misses. rtx: it came in the retransmission
+// stream.
+func (v videoSpec) note(t *tally, payload []byte, now time.Time, rtx bool) {
+	if c, sent, ok := v.ident(payload); ok {
+		t.note(c, true, sent, now, rtx)
+	} else if v.lower != nil {
+		if sent, ok := v.lower(payload); ok {
+			t.note(0, false, sent, now, rtx)
+		}
+	}
+}
 
 // countingConn is a peer's UDP socket that counts what it receives: the
 // bytes on the wire (UDP payloads: SRTP, SRTCP, STUN, DTLS).
@@ -76,11 +105,25 @@ type peer struct {
 
 var quietLogs = &logging.DefaultLoggerFactory{Writer: io.Discard, DefaultLogLevel: logging.LogLevelDisabled}
 
+// peerExtras are what some peers negotiate beyond their codecs and
+// feedback.
+type peerExtras struct {
+	// simulcast: the header extensions a simulcast sender tags each
+	// layer's packets with (the MID and the rid, RFC 8852).
+	simulcast bool
+	// twcc: transport-wide congestion control feedback (sent with
+	// rtcpFeedback) and retransmissions in a stream of their own (RFC
+	// 4588), as a browser's receiver negotiates them: the server
+	// estimates the subscriber's bandwidth from the feedback, and probes
+	// it with padding in the retransmission stream.
+	twcc bool
+}
+
 // newPeer returns a peer that sends or receives the video codec (and the
 // audio one, if any). With rtcpFeedback its interceptors send receiver
 // reports and NACKs and answer NACKs, as a browser's do; without, it
 // sends no RTCP of its own but keyframe requests.
-func newPeer(rtcpFeedback bool, video webrtc.RTPCodecParameters, audio *webrtc.RTPCodecParameters) (*peer, error) {
+func newPeer(rtcpFeedback bool, video webrtc.RTPCodecParameters, audio *webrtc.RTPCodecParameters, extras peerExtras) (*peer, error) {
 	var me webrtc.MediaEngine
 	if err := me.RegisterCodec(video, webrtc.RTPCodecTypeVideo); err != nil {
 		return nil, err
@@ -91,12 +134,31 @@ func newPeer(rtcpFeedback bool, video webrtc.RTPCodecParameters, audio *webrtc.R
 		}
 	}
 	var ir interceptor.Registry
+	if extras.twcc {
+		// The server numbers its retransmission payload type one above
+		// the codec's; offering the same keeps the answer simple.
+		rtx := webrtc.RTPCodecParameters{PayloadType: video.PayloadType + 1, RTPCodecCapability: webrtc.RTPCodecCapability{
+			MimeType: webrtc.MimeTypeRTX, ClockRate: video.ClockRate, SDPFmtpLine: fmt.Sprintf("apt=%d", video.PayloadType)}}
+		if err := me.RegisterCodec(rtx, webrtc.RTPCodecTypeVideo); err != nil {
+			return nil, err
+		}
+	}
+	if extras.simulcast {
+		if err := webrtc.ConfigureSimulcastExtensionHeaders(&me); err != nil {
+			return nil, err
+		}
+	}
 	if rtcpFeedback {
 		if err := webrtc.ConfigureNack(&me, &ir); err != nil {
 			return nil, err
 		}
 		if err := webrtc.ConfigureRTCPReports(&ir); err != nil {
 			return nil, err
+		}
+		if extras.twcc {
+			if err := webrtc.ConfigureTWCCSender(&me, &ir); err != nil {
+				return nil, err
+			}
 		}
 	}
 	udp, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
@@ -181,51 +243,126 @@ func refusal(status int, body []byte) error {
 
 func (e *refused) Error() string { return fmt.Sprintf("%d %s: %s", e.status, e.code, e.message) }
 
-// publisher is a WHIP client that sends the synthetic stream.
+// publisher is a WHIP client that sends the synthetic stream: one, or
+// with simulcast one per layer.
 type publisher struct {
 	*peer
-	track  *webrtc.TrackLocalStaticRTP
-	sender *sender
+	layers []*sender // lowest first; one without simulcast
+	sender *sender   // the top layer's, whose counter subscribers count
 }
 
-// publish starts a WHIP session; the stream starts once connected.
-func publish(ctx context.Context, client *http.Client, base, token string, cfg streamConfig, rtcpFeedback bool) (*publisher, error) {
-	p, err := newPeer(rtcpFeedback, vp8, nil)
+// keyRequests returns the keyframe requests the publisher received, for
+// all its layers.
+func (p *publisher) keyRequests() uint64 {
+	var n uint64
+	for _, l := range p.layers {
+		n += l.keyRequests.Load()
+	}
+	return n
+}
+
+// publish starts a WHIP session; the stream starts once connected. With
+// simulcast, the video goes as the layers of simulcastRIDs (RFC 8853):
+// one track each, its own SSRC and sequence, the first added as the
+// track and the others as encodings of its sender.
+func publish(ctx context.Context, client *http.Client, base, token string, cfg streamConfig, rtcpFeedback, simulcast bool) (*publisher, error) {
+	p, err := newPeer(rtcpFeedback, vp8, nil, peerExtras{simulcast: simulcast})
 	if err != nil {
 		return nil, err
 	}
-	track, err := webrtc.NewTrackLocalStaticRTP(vp8.RTPCodecCapability, "video", "sfubench")
+	rids := []string{""}
+	if simulcast {
+		rids = simulcastRIDs
+	}
+	tracks := make([]*webrtc.TrackLocalStaticRTP, len(rids))
+	for i, rid := range rids {
+		var opts []func(*webrtc.TrackLocalStaticRTP)
+		if rid != "" {
+			opts = append(opts, webrtc.WithRTPStreamID(rid))
+		}
+		if tracks[i], err = webrtc.NewTrackLocalStaticRTP(vp8.RTPCodecCapability, "video", "sfubench", opts...); err != nil {
+			p.close()
+			return nil, err
+		}
+	}
+	tr, err := p.pc.AddTransceiverFromTrack(tracks[0], webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
 	if err != nil {
 		p.close()
 		return nil, err
 	}
-	tr, err := p.pc.AddTransceiverFromTrack(track, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
-	if err != nil {
-		p.close()
-		return nil, err
+	for _, t := range tracks[1:] {
+		if err := tr.Sender().AddEncoding(t); err != nil {
+			p.close()
+			return nil, err
+		}
 	}
-	pub := &publisher{peer: p, track: track}
-	pub.sender = newSender(cfg, func(raw []byte) error {
-		_, err := track.Write(raw)
-		return err
-	})
-	// Keyframe requests (the SFU's PLI when a subscriber starts) are
-	// answered with a keyframe at the next frame, as an encoder does.
-	go func() {
-		for {
-			pkts, _, err := tr.Sender().ReadRTCP()
-			if err != nil {
-				return
+	pub := &publisher{peer: p}
+	// The rids' header extension, and the MID's, are known once
+	// negotiated: the layers start sending only then.
+	var tags struct{ mid, rid uint8 }
+	for i, rid := range rids {
+		cfg := cfg
+		if simulcast {
+			cfg = cfg.layer(i)
+		}
+		track := tracks[i]
+		var write func([]byte) error
+		if rid == "" {
+			write = func(raw []byte) error {
+				_, err := track.Write(raw)
+				return err
 			}
-			for _, pkt := range pkts {
-				switch pkt.(type) {
-				case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
-					pub.sender.keyAsked.Store(true)
-					pub.sender.keyRequests.Add(1)
+		} else {
+			// A layer's packets carry the MID and their rid, by which the
+			// server tells the layers apart. A browser stops sending them
+			// once the server's reports acknowledge the stream; on every
+			// packet is simpler.
+			mid, ridValue := []byte(nil), []byte(rid)
+			write = func(raw []byte) error {
+				var pkt rtp.Packet
+				if err := pkt.Unmarshal(raw); err != nil {
+					return err
 				}
+				if mid == nil {
+					mid = []byte(tr.Mid())
+				}
+				if err := pkt.Header.SetExtension(tags.mid, mid); err != nil {
+					return err
+				}
+				if err := pkt.Header.SetExtension(tags.rid, ridValue); err != nil {
+					return err
+				}
+				return track.WriteRTP(&pkt)
 			}
 		}
-	}()
+		pub.layers = append(pub.layers, newSender(cfg, write))
+	}
+	pub.sender = pub.layers[len(pub.layers)-1]
+	// Keyframe requests (the SFU's PLI when a subscriber starts, or moves
+	// to another layer) are answered with a keyframe at the layer's next
+	// frame, as an encoder does.
+	for i, rid := range rids {
+		snd := pub.layers[i]
+		read := tr.Sender().ReadRTCP
+		if rid != "" {
+			read = func() ([]rtcp.Packet, interceptor.Attributes, error) { return tr.Sender().ReadSimulcastRTCP(rid) }
+		}
+		go func() {
+			for {
+				pkts, _, err := read()
+				if err != nil {
+					return
+				}
+				for _, pkt := range pkts {
+					switch pkt.(type) {
+					case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+						snd.keyAsked.Store(true)
+						snd.keyRequests.Add(1)
+					}
+				}
+			}
+		}()
+	}
 	offer, err := p.offer(ctx)
 	if err == nil {
 		err = p.exchange(ctx, client, base+"/whip", token, offer)
@@ -233,6 +370,20 @@ func publish(ctx context.Context, client *http.Client, base, token string, cfg s
 	if err != nil {
 		p.close()
 		return nil, fmt.Errorf("WHIP: %w", err)
+	}
+	if simulcast {
+		for _, e := range tr.Sender().GetParameters().HeaderExtensions {
+			switch e.URI {
+			case sdp.SDESMidURI:
+				tags.mid = uint8(e.ID)
+			case sdp.SDESRTPStreamIDURI:
+				tags.rid = uint8(e.ID)
+			}
+		}
+		if tags.mid == 0 || tags.rid == 0 {
+			p.close()
+			return nil, errors.New("WHIP: the answer has no MID or rid header extension for simulcast")
+		}
 	}
 	select {
 	case <-p.connected:
@@ -243,12 +394,16 @@ func publish(ctx context.Context, client *http.Client, base, token string, cfg s
 		p.close()
 		return nil, ctx.Err()
 	}
-	go pub.sender.run()
+	for _, l := range pub.layers {
+		go l.run()
+	}
 	return pub, nil
 }
 
 func (p *publisher) close() {
-	p.sender.close()
+	for _, l := range p.layers {
+		l.close()
+	}
 	p.peer.close()
 }
 
@@ -259,9 +414,11 @@ type subscriber struct {
 	tally tally
 }
 
-// subscribe starts a WHEP session to the publisher's video.
-func subscribe(ctx context.Context, client *http.Client, base, token, publisherID string, rtcpFeedback bool, video videoSpec) (*subscriber, error) {
-	p, err := newPeer(rtcpFeedback, video.codec, nil)
+// subscribe starts a WHEP session to the publisher's video; with twcc it
+// negotiates what a browser does for the server to estimate its
+// bandwidth (see peerExtras).
+func subscribe(ctx context.Context, client *http.Client, base, token, publisherID string, rtcpFeedback, twcc bool, video videoSpec) (*subscriber, error) {
+	p, err := newPeer(rtcpFeedback, video.codec, nil, peerExtras{twcc: twcc})
 	if err != nil {
 		return nil, err
 	}
@@ -274,14 +431,14 @@ func subscribe(ctx context.Context, client *http.Client, base, token, publisherI
 	p.pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		buf := make([]byte, 1500)
 		for {
-			n, _, err := tr.Read(buf)
+			n, attrs, err := tr.Read(buf)
 			if err != nil {
 				return
 			}
 			if p, err := rtpPayload(buf[:n]); err == nil {
-				if c, sent, ok := video.ident(p); ok {
-					s.tally.add(c, sent, time.Now())
-				}
+				// pion hands a packet of the retransmission stream on
+				// as the packet it repeats, marked.
+				video.note(&s.tally, p, time.Now(), attrs != nil && attrs.Get(webrtc.AttributeRtxSsrc) != nil)
 			}
 		}
 	})

@@ -140,7 +140,7 @@ type clipPublisher struct {
 // publishClip starts a WHIP session that sends the clip once connected,
 // each frame's packets paced at pacing × the average rate (0: at once).
 func publishClip(ctx context.Context, client *http.Client, base, token string, c *clip, mtu int, pacing float64, rtcpFeedback bool) (*clipPublisher, error) {
-	p, err := newPeer(rtcpFeedback, h264, &opus)
+	p, err := newPeer(rtcpFeedback, h264, &opus, peerExtras{})
 	if err != nil {
 		return nil, err
 	}

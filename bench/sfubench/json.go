@@ -12,14 +12,16 @@ import (
 // samples the report's percentiles come from, for other programs (the
 // benchmark suite) to read.
 type jsonReport struct {
-	Mode       string       `json:"mode"` // "fanout", "meeting" or "record"
-	Date       time.Time    `json:"date"`
-	GoVersion  string       `json:"goVersion"`
-	Stream     jsonStream   `json:"stream"`
-	Runs       int          `json:"runs"`
-	Publishers int          `json:"publishers,omitempty"` // meeting only
-	Phases     []jsonPhase  `json:"phases"`
-	Duration   jsonDuration `json:"duration"`
+	Mode        string       `json:"mode"` // "fanout", "meeting" or "record"
+	Date        time.Time    `json:"date"`
+	GoVersion   string       `json:"goVersion"`
+	Stream      jsonStream   `json:"stream"`
+	Runs        int          `json:"runs"`
+	Publishers  int          `json:"publishers,omitempty"`  // meeting only
+	Simulcast   bool         `json:"simulcast,omitempty"`   // the fan-out's publisher sent three layers
+	ServerFlags []string     `json:"serverFlags,omitempty"` // --server-flags, given to every server
+	Phases      []jsonPhase  `json:"phases"`
+	Duration    jsonDuration `json:"duration"`
 }
 
 type jsonStream struct {
@@ -42,6 +44,7 @@ type jsonPhase struct {
 	Offered     float64      `json:"offeredPacketsPerSecond"`
 	SFU         jsonFigures  `json:"sfu"`
 	Relay       *jsonFigures `json:"relay,omitempty"`
+	SFUNoBWE    *jsonFigures `json:"sfuWithoutBwe,omitempty"`      // --compare-bwe: the server with --rtc-bandwidth-estimation=false
 	JoinsMs     []float64    `json:"joinsMs"`                      // each WHEP request to its first packet
 	PartJoinsMs []float64    `json:"participantJoinsMs,omitempty"` // meeting: to the first packet of the last stream
 	RSSIdleMB   float64      `json:"rssIdleMB"`                    // server, stage made, nobody in it
@@ -85,6 +88,10 @@ type jsonFigures struct {
 	RcvbufDrops      float64 `json:"rcvbufDrops"`
 	Joined           float64 `json:"joined"`
 	Failed           float64 `json:"failed"`
+	// Of the packets forwarded: those of a lower simulcast layer than the
+	// top one (% of them), and those of the retransmission stream.
+	LowerLayerPercent   float64 `json:"lowerLayerPercent,omitempty"`
+	RTXPacketsPerSecond float64 `json:"rtxPacketsPerSecond,omitempty"`
 }
 
 func (m *measurement) jsonFigures() jsonFigures {
@@ -92,7 +99,8 @@ func (m *measurement) jsonFigures() jsonFigures {
 	return jsonFigures{PacketsPerSecond: f.pps, Mbps: f.mbps, LossPercent: f.loss, CPUPercent: f.cpu,
 		CPUMicrosPerPkt: f.usPerPkt, CPUSecondsPerGb: f.sPerGbit, BenchCPUPercent: f.self, OtherCPUPercent: f.other,
 		JoinP50Ms: f.joinP50, JoinP99Ms: f.joinP99, LatencyP50Ms: f.latP50, LatencyP99Ms: f.latP99,
-		RcvbufDrops: f.drops, Joined: f.subscribed - f.failed, Failed: f.failed}
+		RcvbufDrops: f.drops, Joined: f.subscribed - f.failed, Failed: f.failed,
+		LowerLayerPercent: f.lower, RTXPacketsPerSecond: f.rtxPps}
 }
 
 func (m *measurement) jsonPhase(run int, offered float64) jsonPhase {
@@ -114,7 +122,7 @@ func msList(ds []time.Duration) []float64 {
 
 func newJSONReport(o *options, mode string) *jsonReport {
 	return &jsonReport{Mode: mode, Date: time.Now().UTC(), GoVersion: runtime.Version(), Runs: o.runs,
-		Publishers: o.meeting,
+		Publishers: o.meeting, Simulcast: o.simulcast, ServerFlags: o.serverFlags,
 		Stream: jsonStream{BitrateKbps: float64(o.stream.bitrate) / 1000, FPS: o.stream.fps,
 			PacketsPerSecond: o.stream.packetsPerSecond()},
 		Duration: jsonDuration{Warmup: o.warmup.Seconds(), Measured: o.duration.Seconds()}}

@@ -274,9 +274,7 @@ func (s *liteSubscriber) read() {
 				continue
 			}
 			if p, err := rtpPayload(out); err == nil {
-				if c, sent, ok := s.video.ident(p); ok {
-					s.tally.add(c, sent, time.Now())
-				}
+				s.video.note(&s.tally, p, time.Now(), false)
 			}
 		}
 	}

@@ -73,12 +73,16 @@ func parseFlags(args []string) (*options, error) {
 	fs.DurationVar(&o.joinTimeout, "join-timeout", 10*time.Second, "how long a subscriber may wait for its first packet")
 	fs.StringVar(&o.client, "client", "lite", "subscriber implementation: lite (one goroutine per subscriber: ICE checks, DTLS, SRTP decryption in place) or pion (a pion PeerConnection each)")
 	fs.BoolVar(&o.rtcpFeedback, "client-rtcp", true, "the publisher, and pion subscribers, send receiver reports and NACKs and answer NACKs, as browsers do")
+	fs.BoolVar(&o.clientTWCC, "client-twcc", true, "pion subscribers negotiate TWCC (and send its feedback, with --client-rtcp) and retransmissions in a stream of their own, as browsers do: what the server's bandwidth estimation reads and probes with")
+	serverFlags := fs.String("server-flags", "", "extra flags of every ivsrt serve the bench starts, separated by spaces, e.g. --rtc-bandwidth-estimation=false")
+	fs.BoolVar(&o.simulcast, "simulcast", false, "the publisher sends its video in simulcast: layers q, h and f at 1/16, 1/4 and all of --bitrate")
+	fs.BoolVar(&o.compareBWE, "compare-bwe", false, "measure each subscriber count twice: with the server's bandwidth estimation (its default) and with --rtc-bandwidth-estimation=false")
 	fs.BoolVar(&o.baseline, "baseline", true, "also measure the plain UDP relay")
 	fs.IntVar(&socketBuffer, "socket-buffer", socketBuffer, "send and receive buffer of the bench's and the relay's UDP sockets, bytes (capped by net.core.rmem_max and wmem_max)")
 	fs.StringVar(&o.serverBin, "server", "", "ivsrt binary to measure; default: build ./cmd/ivsrt")
 	fs.DurationVar(&o.quietWait, "quiet-wait", 20*time.Second, "before each phase, wait up to this long for the rest of the machine to go idle; 0 to not wait")
 	fs.StringVar(&o.perfDir, "perf", "", "record a CPU profile of the server with perf during each measured window, into this folder")
-	fs.StringVar(&o.out, "out", "", "report file; default bench/results/<date>/sfu.md (sfu-meeting.md with --meeting, sfu-record.md with --record), - for none")
+	fs.StringVar(&o.out, "out", "", "report file; default bench/results/<date>/sfu.md (sfu-simulcast.md with --simulcast, sfu-bwe.md with --compare-bwe alone, sfu-meeting.md with --meeting, sfu-record.md with --record), - for none")
 	fs.StringVar(&o.jsonOut, "json", "", "also write every phase's measurements, with their samples, as JSON to this file")
 	fs.IntVar(&o.meeting, "meeting", 0, "measure a meeting of this many publishers, each subscribed to all the others, instead of the fan-out sweep")
 	viewers := fs.String("viewers", "0", "with --meeting: viewer counts, one phase each; a viewer subscribes to every publisher")
@@ -121,6 +125,7 @@ func parseFlags(args []string) (*options, error) {
 		o.clipHeight, _ = strconv.Atoi(h)
 	}
 	o.stream.bitrate = *kbps * 1000
+	o.serverFlags = strings.Fields(*serverFlags)
 	switch {
 	case o.duration <= 0:
 		return nil, errors.New("--duration: want more than 0")
@@ -146,6 +151,10 @@ func parseFlags(args []string) (*options, error) {
 		return nil, errors.New("--clip-length: want whole seconds, 1s or more")
 	case o.clipWidth < 16 || o.clipHeight < 16 || o.clipWidth%2 != 0 || o.clipHeight%2 != 0:
 		return nil, fmt.Errorf("--clip-size %q: want WIDTHxHEIGHT, even numbers of 16 or more", *clipSize)
+	case (o.simulcast || o.compareBWE) && (o.meeting > 0 || o.record != nil):
+		return nil, errors.New("--simulcast and --compare-bwe: the fan-out sweep only, not --meeting or --record")
+	case o.compareBWE && strings.Contains(*serverFlags, "rtc-bandwidth-estimation"):
+		return nil, errors.New("--compare-bwe sets --rtc-bandwidth-estimation itself: leave it out of --server-flags")
 	}
 	debug.SetGCPercent(*gogc)
 	return o, nil
@@ -176,10 +185,15 @@ func run(ctx context.Context, args []string) error {
 			return rootErr
 		}
 		name := "sfu.md"
-		if o.meeting > 0 {
+		switch {
+		case o.meeting > 0:
 			name = "sfu-meeting.md"
-		} else if o.record != nil {
+		case o.record != nil:
 			name = "sfu-record.md"
+		case o.simulcast:
+			name = "sfu-simulcast.md"
+		case o.compareBWE:
+			name = "sfu-bwe.md"
 		}
 		o.out = filepath.Join(root, "bench", "results", time.Now().Format("2006-01-02"), name)
 	}
@@ -192,16 +206,42 @@ func run(ctx context.Context, args []string) error {
 
 	logf("stream: %.2f Mbps, %d fps, %.0f packets/s, %d-byte payloads; %d run(s) of %v", float64(o.stream.bitrate)/1e6,
 		o.stream.fps, o.stream.packetsPerSecond(), o.stream.payloadSize, o.runs, o.subscribers)
+	if o.simulcast {
+		logf("simulcast: layers %v at %.2f, %.2f and %.2f Mbps", simulcastRIDs, float64(o.stream.layer(0).bitrate)/1e6,
+			float64(o.stream.layer(1).bitrate)/1e6, float64(o.stream.layer(2).bitrate)/1e6)
+	}
 	results := make([][]result, o.runs)
 	for r := range o.runs {
 		for _, n := range o.subscribers {
-			logf("run %d, %d subscribers: ivsrt", r+1, n)
-			sfu, err := runSFU(ctx, o, tmp, n, r+1)
-			if err != nil {
-				return fmt.Errorf("run %d, %d subscribers, ivsrt: %w", r+1, n, err)
+			var res result
+			// With --compare-bwe, the estimation on and off, their order
+			// alternating run by run so that a drift of the machine does
+			// not favour one.
+			order := []bool{true}
+			if o.compareBWE {
+				order = []bool{true, false}
+				if r%2 == 1 {
+					order = []bool{false, true}
+				}
 			}
-			res := result{sfu: sfu}
-			logf("  %s", sfu.summary())
+			for _, bwe := range order {
+				what, name, flags := "ivsrt", "sfu", o.serverFlags
+				if !bwe {
+					what, name = "ivsrt without bandwidth estimation", "sfu-nobwe"
+					flags = append(slices.Clone(flags), noBWEFlag)
+				}
+				logf("run %d, %d subscribers: %s", r+1, n, what)
+				m, err := runSFU(ctx, o, tmp, n, r+1, flags, name)
+				if err != nil {
+					return fmt.Errorf("run %d, %d subscribers, %s: %w", r+1, n, what, err)
+				}
+				logf("  %s", m.summary())
+				if bwe {
+					res.sfu = m
+				} else {
+					res.noBWE = m
+				}
+			}
 			if o.baseline {
 				logf("run %d, %d subscribers: relay", r+1, n)
 				if res.relay, err = runBaseline(ctx, o, n); err != nil {
@@ -220,6 +260,10 @@ func run(ctx context.Context, args []string) error {
 				if res.relay != nil {
 					f := res.relay.jsonFigures()
 					p.Relay = &f
+				}
+				if res.noBWE != nil {
+					f := res.noBWE.jsonFigures()
+					p.SFUNoBWE = &f
 				}
 				j.Phases = append(j.Phases, p)
 			}
@@ -272,10 +316,15 @@ func output(o *options, report string) error {
 	return nil
 }
 
-// result is one run's measurements for one subscriber count.
+// result is one run's measurements for one subscriber count: ivsrt as
+// started (with its bandwidth estimation, unless --server-flags turns it
+// off), the relay, and with --compare-bwe ivsrt without the estimation.
 type result struct {
-	sfu, relay *measurement
+	sfu, relay, noBWE *measurement
 }
+
+// noBWEFlag turns the server's bandwidth estimation off.
+const noBWEFlag = "--rtc-bandwidth-estimation=false"
 
 // median returns the median of xs (the mean of the middle two for an
 // even count).

@@ -18,6 +18,32 @@ type streamConfig struct {
 	keyframeEvery time.Duration
 	keyframeSize  float64
 	pacing        float64 // send a frame's packets at pacing × the average rate; 0 sends them at once
+
+	// A simulcast layer's: the trailer's magic number, which tells
+	// receivers the layer (0: trailerMagic), and the picture size its
+	// keyframes declare, by which the SFU ranks the layers (0: 1280x720).
+	magic         uint32
+	width, height int
+}
+
+// The layers of a simulcast publisher (--simulcast), lowest first, as a
+// browser sends them: each a quarter of the bit rate and half the width
+// and height of the next. The top one is the stream of --bitrate, whose
+// trailer is that of a publisher without simulcast: subscribers count
+// loss and latency on its counter (see videoSpec).
+var simulcastRIDs = []string{"q", "h", "f"}
+
+// layer returns the configuration of simulcast layer i of c (2 is the
+// top layer, c itself, 1280x720).
+func (c streamConfig) layer(i int) streamConfig {
+	down := len(simulcastRIDs) - 1 - i
+	c.bitrate >>= 2 * down
+	c.width, c.height = 1280>>down, 720>>down
+	c.magic = trailerMagic
+	if down > 0 {
+		c.magic = lowerMagic | uint32(simulcastRIDs[i][0])
+	}
+	return c
 }
 
 // frameBytes returns the size of an inter frame; a keyframe is
@@ -47,8 +73,13 @@ func ceilDiv(a, b int) int { return (a + b - 1) / b }
 // publisher's own packet counter (the SFU rewrites RTP sequence numbers,
 // never the payload) and the send time, so that receivers can count what
 // they lost and how late what they got is.
+//
+// A lower simulcast layer's magic number ends with its rid instead
+// ("sfuq", "sfuh"): its counter is its own, so a subscriber that gets
+// that layer must not count it as one of the top layer's.
 const (
 	trailerMagic = 0x73667562 // "sfub"
+	lowerMagic   = 0x73667500 // "sfu" and the rid's letter
 	trailerSize  = 4 + 8 + 8
 )
 
@@ -77,6 +108,12 @@ func newStream(cfg streamConfig, start time.Time) *stream {
 	fill := make([]byte, cfg.payloadSize)
 	for i := range fill {
 		fill[i] = byte(rand.Uint32())
+	}
+	if cfg.magic == 0 {
+		cfg.magic = trailerMagic
+	}
+	if cfg.width == 0 || cfg.height == 0 {
+		cfg.width, cfg.height = 1280, 720
 	}
 	return &stream{cfg: cfg, ssrc: rand.Uint32(), seq: uint16(rand.Uint32()), ts: rand.Uint32(), start: start, fill: fill}
 }
@@ -120,8 +157,8 @@ func (s *stream) nextFrame() []packet {
 		binary.BigEndian.PutUint32(raw[8:], s.ssrc)
 		p := raw[12:]
 		copy(p, s.fill)
-		writeVP8(p, i == 0, key)
-		binary.BigEndian.PutUint32(p[psize-trailerSize:], trailerMagic)
+		writeVP8(p, i == 0, key, s.cfg.width, s.cfg.height)
+		binary.BigEndian.PutUint32(p[psize-trailerSize:], s.cfg.magic)
 		binary.BigEndian.PutUint64(p[psize-trailerSize+4:], s.counter)
 		pkts = append(pkts, packet{raw: raw, counter: s.counter, due: at.Add(time.Duration(i) * gap)})
 		s.seq++
@@ -136,9 +173,9 @@ func (s *stream) nextFrame() []packet {
 // the start of p: one byte, S set on the first packet of a frame,
 // partition 0. The first packet of a frame also carries the VP8 payload
 // header (section 4.3; RFC 6386, section 9.1): the 3-byte frame tag with
-// the P bit clear for a keyframe, and for a keyframe the start code and a
-// 1280x720 size.
-func writeVP8(p []byte, first, key bool) {
+// the P bit clear for a keyframe, and for a keyframe the start code and
+// the picture's size.
+func writeVP8(p []byte, first, key bool, width, height int) {
 	if !first {
 		p[0] = 0x00
 		return
@@ -152,8 +189,8 @@ func writeVP8(p []byte, first, key bool) {
 	p[1], p[2], p[3] = byte(tag), byte(tag>>8), byte(tag>>16)
 	if key {
 		copy(p[4:], []byte{0x9d, 0x01, 0x2a})
-		binary.LittleEndian.PutUint16(p[7:], 1280)
-		binary.LittleEndian.PutUint16(p[9:], 720)
+		binary.LittleEndian.PutUint16(p[7:], uint16(width))
+		binary.LittleEndian.PutUint16(p[9:], uint16(height))
 	}
 }
 
@@ -201,11 +238,25 @@ func rtpPayload(b []byte) ([]byte, error) {
 }
 
 // readTrailer returns the counter and send time of the bench's trailer
-// at the end of a payload.
+// at the end of a payload: of a publisher without simulcast, or of the
+// top layer of one with.
 func readTrailer(p []byte) (counter uint64, sent int64, ok bool) {
 	end := len(p)
 	if end < trailerSize || binary.BigEndian.Uint32(p[end-trailerSize:]) != trailerMagic {
 		return 0, 0, false
 	}
 	return binary.BigEndian.Uint64(p[end-16:]), int64(binary.BigEndian.Uint64(p[end-8:])), true
+}
+
+// readLowerTrailer returns the send time of the trailer of a lower
+// simulcast layer's payload.
+func readLowerTrailer(p []byte) (sent int64, ok bool) {
+	end := len(p)
+	if end < trailerSize {
+		return 0, false
+	}
+	if m := binary.BigEndian.Uint32(p[end-trailerSize:]); m == trailerMagic || m&^0xff != lowerMagic {
+		return 0, false
+	}
+	return int64(binary.BigEndian.Uint64(p[end-8:])), true
 }

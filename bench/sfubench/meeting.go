@@ -19,7 +19,7 @@ func runMeeting(ctx context.Context, o *options, tmp string, viewers int) (*meas
 	if err := waitQuiet(ctx, o.quietWait); err != nil {
 		return nil, err
 	}
-	srv, err := startServer(ctx, o.serverBin, tmp)
+	srv, err := startServer(ctx, o.serverBin, tmp, o.serverFlags)
 	if err != nil {
 		return nil, err
 	}
@@ -44,7 +44,7 @@ func runMeeting(ctx context.Context, o *options, tmp string, viewers int) (*meas
 		}
 	}()
 	for i := range np {
-		if pubs[i], err = publish(ctx, hc, srv.url, toks[i].token, o.stream, o.rtcpFeedback); err != nil {
+		if pubs[i], err = publish(ctx, hc, srv.url, toks[i].token, o.stream, o.rtcpFeedback, false); err != nil {
 			return nil, fmt.Errorf("publisher %d: %w (server log: %s)", i+1, err, tail(srv.log))
 		}
 	}

@@ -31,6 +31,7 @@ type options struct {
 	joinConcurrency int
 	joinTimeout     time.Duration
 	rtcpFeedback    bool
+	clientTWCC      bool   // pion subscribers send TWCC feedback and take retransmissions in their own stream
 	client          string // "lite" or "pion"
 	baseline        bool
 	serverBin       string
@@ -40,6 +41,9 @@ type options struct {
 	jsonOut         string // also write the measurements as JSON here
 	meeting         int    // publishers of a meeting, 0 for the fan-out sweep
 	viewers         []int  // viewers of the meeting, one phase each
+	serverFlags     []string
+	simulcast       bool // the fan-out's publisher sends three layers
+	compareBWE      bool // each subscriber count also without the server's bandwidth estimation
 
 	// The record mode: publisher counts, one pair of phases each.
 	record                []int
@@ -69,6 +73,8 @@ type measurement struct {
 	failed     int             // subscribers refused, or without a packet within the join timeout
 	plis       uint64          // keyframe requests the publisher received while the subscribers joined
 	expected   uint64          // packets that should have arrived, summed over the receivers; 0: sent × subscribed
+	lower      uint64          // of arrived, packets of a lower simulcast layer than the top one
+	rtx        uint64          // of arrived, packets in the retransmission stream: NACK answers and probes' padding
 
 	// The server's resident memory (VmRSS): with the stage made and nobody
 	// in it, once everyone has joined, and at the end of the window.
@@ -81,10 +87,21 @@ type measurement struct {
 
 // window is the start or end of a measured window.
 type window struct {
-	cpu     cpuSample
-	counter uint64
-	wire    uint64
-	arrived uint64
+	cpu        cpuSample
+	counter    uint64
+	wire       uint64
+	arrived    uint64
+	lower, rtx uint64
+}
+
+// received adds what r received to w.
+func (w *window) received(r receiver) {
+	w.wire += r.wire()
+	t := r.counts()
+	w.arrived += t.arrivals()
+	lower, rtx := t.extra()
+	w.lower += lower
+	w.rtx += rtx
 }
 
 func (m *measurement) between(a, b window) {
@@ -92,6 +109,8 @@ func (m *measurement) between(a, b window) {
 	m.sent = b.counter - a.counter
 	m.wireBytes = b.wire - a.wire
 	m.arrived = b.arrived - a.arrived
+	m.lower = b.lower - a.lower
+	m.rtx = b.rtx - a.rtx
 	m.serverCPU = b.cpu.server - a.cpu.server
 	m.childCPU = b.cpu.children - a.cpu.children
 	m.selfCPU = b.cpu.self - a.cpu.self
@@ -149,12 +168,14 @@ func makeStageTokens(ctx context.Context, api *ivsrealtime.Client, in *ivsrealti
 	return toks, errors.Join(errs...)
 }
 
-// runSFU measures ivsrt forwarding one publisher to n subscribers.
-func runSFU(ctx context.Context, o *options, tmp string, n int, run int) (*measurement, error) {
+// runSFU measures ivsrt, started with flags after the bench's own,
+// forwarding one publisher to n subscribers. name tells the phase apart
+// in the names of perf's files.
+func runSFU(ctx context.Context, o *options, tmp string, n int, run int, flags []string, name string) (*measurement, error) {
 	if err := waitQuiet(ctx, o.quietWait); err != nil {
 		return nil, err
 	}
-	srv, err := startServer(ctx, o.serverBin, tmp)
+	srv, err := startServer(ctx, o.serverBin, tmp, flags)
 	if err != nil {
 		return nil, err
 	}
@@ -167,14 +188,27 @@ func runSFU(ctx context.Context, o *options, tmp string, n int, run int) (*measu
 	}
 	rssIdle := processRSS(srv.pid())
 
-	pub, err := publish(ctx, hc, srv.url, toks[0].token, o.stream, o.rtcpFeedback)
+	pub, err := publish(ctx, hc, srv.url, toks[0].token, o.stream, o.rtcpFeedback, o.simulcast)
 	if err != nil {
 		return nil, fmt.Errorf("%w (server log: %s)", err, tail(srv.log))
 	}
 	defer pub.close()
+	if o.simulcast {
+		// Subscribers join a publication under way, whose layers the
+		// server has measured: each then starts as any later one does.
+		// Before, the first ones would start while the layers' bitrates
+		// are unknown, which the layer selection treats otherwise.
+		if err := sleep(ctx, simulcastLead); err != nil {
+			return nil, err
+		}
+	}
 
 	m := &measurement{n: n, rssIdle: rssIdle}
 	subs := make([]receiver, n)
+	video := vp8Video
+	if o.simulcast {
+		video = vp8Simulcast
+	}
 	defer func() {
 		// The server goes first: nobody's departure needs recording.
 		srv.stop()
@@ -193,7 +227,7 @@ func runSFU(ctx context.Context, o *options, tmp string, n int, run int) (*measu
 	for range o.joinConcurrency {
 		wg.Go(func() {
 			for i := range next {
-				s, err := joinOne(ctx, hc, srv.url, toks[i+1].token, toks[0].id, o, vp8Video)
+				s, err := joinOne(ctx, hc, srv.url, toks[i+1].token, toks[0].id, o, video)
 				mu.Lock()
 				subs[i], joinErrs[i] = s, err
 				mu.Unlock()
@@ -211,7 +245,7 @@ func runSFU(ctx context.Context, o *options, tmp string, n int, run int) (*measu
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
-	m.plis = pub.sender.keyRequests.Load()
+	m.plis = pub.keyRequests()
 	var firstErr error
 	for i, s := range subs {
 		if s == nil {
@@ -241,16 +275,14 @@ func runSFU(ctx context.Context, o *options, tmp string, n int, run int) (*measu
 	}
 	var perf *exec.Cmd
 	if o.perfDir != "" {
-		perf = startPerf(o.perfDir, fmt.Sprintf("sfu-n%d-run%d", n, run), srv.pid())
+		perf = startPerf(o.perfDir, fmt.Sprintf("%s-n%d-run%d", name, n, run), srv.pid())
 	}
-	wire := func() (wire, arrived uint64) {
+	wire := func(w *window) {
 		for _, s := range subs {
 			if s != nil {
-				wire += s.wire()
-				arrived += s.counts().arrivals()
+				w.received(s)
 			}
 		}
-		return wire, arrived
 	}
 	measure := func(on bool) {
 		for _, s := range subs {
@@ -290,6 +322,11 @@ func runSFU(ctx context.Context, o *options, tmp string, n int, run int) (*measu
 	return m, nil
 }
 
+// simulcastLead is how long a simulcast publisher sends before the
+// subscribers join: more than the second the server measures a layer for
+// before it gives it.
+const simulcastLead = 2 * time.Second
+
 // joinOne subscribes and waits for the first packet. A subscriber that
 // was refused for want of a publisher (the server may see the publisher
 // connected a moment after the publisher does) tries again.
@@ -299,7 +336,7 @@ func joinOne(ctx context.Context, hc *http.Client, base, token, publisherID stri
 		var s receiver
 		var err error
 		if o.client == "pion" {
-			s, err = subscribe(ctx, hc, base, token, publisherID, o.rtcpFeedback, video)
+			s, err = subscribe(ctx, hc, base, token, publisherID, o.rtcpFeedback, o.clientTWCC, video)
 		} else {
 			s, err = subscribeLite(ctx, hc, base, token, publisherID, video)
 		}
@@ -320,10 +357,10 @@ func joinOne(ctx context.Context, hc *http.Client, base, token, publisherID stri
 
 // mark samples the CPU times, the publisher's counter and the bytes
 // received, at the start or end of a window.
-func mark(pid int, snd *sender, received func() (wire, arrived uint64)) (window, error) {
+func mark(pid int, snd *sender, received func(*window)) (window, error) {
 	var w window
 	w.counter = snd.sent.Load()
-	w.wire, w.arrived = received()
+	received(&w)
 	var err error
 	w.cpu, err = sampleCPU(pid)
 	return w, err
@@ -362,12 +399,11 @@ func runBaseline(ctx context.Context, o *options, n int) (*measurement, error) {
 	if err := sleep(ctx, o.warmup); err != nil {
 		return nil, err
 	}
-	wire := func() (wire, arrived uint64) {
+	wire := func(w *window) {
 		for _, r := range rs {
-			wire += r.bytes.Load()
-			arrived += r.tally.arrivals()
+			w.wire += r.bytes.Load()
+			w.arrived += r.tally.arrivals()
 		}
-		return wire, arrived
 	}
 	for _, r := range rs {
 		r.tally.setMeasure(true)
@@ -499,12 +535,10 @@ func measureWindow(ctx context.Context, o *options, srv *server, m *measurement,
 		}
 		return c
 	}
-	received := func() (wire, arrived uint64) {
+	received := func(w *window) {
 		for _, s := range live {
-			wire += s.recv.wire()
-			arrived += s.recv.counts().arrivals()
+			w.received(s.recv)
 		}
-		return wire, arrived
 	}
 	for _, s := range live {
 		s.recv.counts().setMeasure(true)
@@ -512,7 +546,7 @@ func measureWindow(ctx context.Context, o *options, srv *server, m *measurement,
 	var start, end window
 	var err error
 	from := counters()
-	start.wire, start.arrived = received()
+	received(&start)
 	if start.cpu, err = sampleCPU(srv.pid()); err != nil {
 		return err
 	}
@@ -520,7 +554,7 @@ func measureWindow(ctx context.Context, o *options, srv *server, m *measurement,
 		return err
 	}
 	to := counters()
-	end.wire, end.arrived = received()
+	received(&end)
 	if end.cpu, err = sampleCPU(srv.pid()); err != nil {
 		return err
 	}

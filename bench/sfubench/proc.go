@@ -84,8 +84,9 @@ type server struct {
 }
 
 // startServer starts `ivsrt serve --dev` on a free port of 127.0.0.1 with
-// a fresh data folder under dir and waits until it answers.
-func startServer(ctx context.Context, bin, dir string) (*server, error) {
+// a fresh data folder under dir, and flags after the bench's own, and
+// waits until it answers.
+func startServer(ctx context.Context, bin, dir string, flags []string) (*server, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -101,8 +102,9 @@ func startServer(ctx context.Context, bin, dir string) (*server, error) {
 	}
 	defer logFile.Close()
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	cmd := exec.Command(bin, "serve", "--dev", "--listen", addr, "--data", data,
-		"--rtc-udp-port", "0", "--rtc-tcp-port", "-1", "--turn-udp-port", "-1", "--log-level", "warn")
+	args := []string{"serve", "--dev", "--listen", addr, "--data", data,
+		"--rtc-udp-port", "0", "--rtc-tcp-port", "-1", "--turn-udp-port", "-1", "--log-level", "warn"}
+	cmd := exec.Command(bin, append(args, flags...)...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := startChild(cmd); err != nil {
 		return nil, fmt.Errorf("start ivsrt: %w", err)

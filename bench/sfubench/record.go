@@ -116,7 +116,7 @@ func runRecordPhase(ctx context.Context, o *options, tmp string, np int, record 
 	if err := waitQuiet(ctx, o.quietWait); err != nil {
 		return nil, err
 	}
-	srv, err := startServer(ctx, o.serverBin, tmp)
+	srv, err := startServer(ctx, o.serverBin, tmp, o.serverFlags)
 	if err != nil {
 		return nil, err
 	}

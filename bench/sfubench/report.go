@@ -21,6 +21,8 @@ type figures struct {
 	subscribed, failed, sent float64
 	partJoinP50, partJoinP99 float64 // ms, a meeting's participants
 	rssMB                    float64 // the server's resident memory at the end of the window
+	lower                    float64 // % of the packets forwarded that were of a lower simulcast layer
+	rtxPps                   float64 // of the packets forwarded, per second, those of the retransmission stream
 }
 
 func (m *measurement) figures() figures {
@@ -30,6 +32,10 @@ func (m *measurement) figures() figures {
 		return f
 	}
 	f.pps = float64(m.arrived) / secs
+	f.rtxPps = float64(m.rtx) / secs
+	if m.arrived > 0 {
+		f.lower = 100 * float64(m.lower) / float64(m.arrived)
+	}
 	f.mbps = float64(m.wireBytes) * 8 / secs / 1e6
 	expected := float64(m.sent) * float64(m.subscribed)
 	if m.expected > 0 {
@@ -67,6 +73,9 @@ func (m *measurement) summary() string {
 	f := m.figures()
 	s := fmt.Sprintf("%.0f packets/s, %.1f Mbps, loss %.3f%%, server CPU %.0f%% (%.1f µs/packet), bench CPU %.0f%%, other CPU %.0f%%, latency p50 %.1f ms p99 %.1f ms, rcvbuf drops %.0f",
 		f.pps, f.mbps, f.loss, f.cpu, f.usPerPkt, f.self, f.other, f.latP50, f.latP99, f.drops)
+	if m.lower > 0 || m.rtx > 0 {
+		s += fmt.Sprintf(", %.0f RTX packets/s, %.1f%% of a lower layer", f.rtxPps, f.lower)
+	}
 	if len(m.joins) > 0 {
 		s += fmt.Sprintf(", join p50 %.0f ms p99 %.0f ms, %d keyframe requests", f.joinP50, f.joinP99, m.plis)
 	}
@@ -97,18 +106,28 @@ func medianFigures(fs []figures) figures {
 		failed: pick(func(f figures) float64 { return f.failed }), sent: pick(func(f figures) float64 { return f.sent }),
 		partJoinP50: pick(func(f figures) float64 { return f.partJoinP50 }), partJoinP99: pick(func(f figures) float64 { return f.partJoinP99 }),
 		rssMB: pick(func(f figures) float64 { return f.rssMB }),
+		lower: pick(func(f figures) float64 { return f.lower }), rtxPps: pick(func(f figures) float64 { return f.rtxPps }),
 	}
 }
 
 // tables renders the SFU table and the relay table of one set of
-// figures per subscriber count.
-func tables(b *strings.Builder, ns []int, sfu, relay []figures) {
-	b.WriteString("| subscribers | joined | packets/s forwarded | Mbps on the wire | loss | SFU CPU (% of one core) | SFU CPU µs/packet | SFU CPU s/Gbit | join → first packet p50 / p99 ms | latency p50 / p99 ms | bench CPU (% of one core) | other CPU | rcvbuf drops |\n")
-	b.WriteString("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+// figures per subscriber count; with layers, the SFU's says what of the
+// packets forwarded came in the retransmission stream and from lower
+// simulcast layers.
+func tables(b *strings.Builder, ns []int, sfu, relay []figures, layers bool) {
+	head, rule, more := "", "", ""
+	if layers {
+		head, rule = " of which RTX packets/s | of a lower layer |", "---:|---:|"
+	}
+	b.WriteString("| subscribers | joined | packets/s forwarded |" + head + " Mbps on the wire | loss | SFU CPU (% of one core) | SFU CPU µs/packet | SFU CPU s/Gbit | join → first packet p50 / p99 ms | latency p50 / p99 ms | bench CPU (% of one core) | other CPU | rcvbuf drops |\n")
+	b.WriteString("|---:|---:|---:|" + rule + "---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for i, n := range ns {
 		f := sfu[i]
-		fmt.Fprintf(b, "| %d | %.0f | %s | %.0f | %s | %.0f%% | %.1f | %.2f | %.0f / %.0f | %.1f / %.1f | %.0f%% | %.0f%% | %.0f |\n",
-			n, f.subscribed-f.failed, kilo(f.pps), f.mbps, pct(f.loss), f.cpu, f.usPerPkt, f.sPerGbit,
+		if layers {
+			more = fmt.Sprintf(" %s | %s |", kilo(f.rtxPps), share(f.lower))
+		}
+		fmt.Fprintf(b, "| %d | %.0f | %s |%s %.0f | %s | %.0f%% | %.1f | %.2f | %.0f / %.0f | %.1f / %.1f | %.0f%% | %.0f%% | %.0f |\n",
+			n, f.subscribed-f.failed, kilo(f.pps), more, f.mbps, pct(f.loss), f.cpu, f.usPerPkt, f.sPerGbit,
 			f.joinP50, f.joinP99, f.latP50, f.latP99, f.self, f.other, f.drops)
 	}
 	if relay == nil {
@@ -145,6 +164,32 @@ func pct(x float64) string {
 	return fmt.Sprintf("%.3f%%", x)
 }
 
+// share renders a percentage that is mostly 0 or whole.
+func share(x float64) string {
+	if x < 0.05 {
+		return "0"
+	}
+	return fmt.Sprintf("%.1f%%", x)
+}
+
+// bweTable renders, per subscriber count, the server's figures with its
+// bandwidth estimation on (its default) and off, side by side.
+func bweTable(b *strings.Builder, ns []int, on, off []figures) {
+	b.WriteString("| subscribers | joined on / off | SFU CPU on / off (% of one core) | on − off | SFU CPU µs/packet on / off | packets/s forwarded on / off | of which RTX packets/s on / off | of a lower layer on / off | Mbps on the wire on / off | loss on / off | latency p99 on / off ms | bench CPU on / off | other CPU on / off |\n")
+	b.WriteString("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for i, n := range ns {
+		a, z := on[i], off[i]
+		diff := fmt.Sprintf("%+.1f", a.cpu-z.cpu)
+		if z.cpu > 0 {
+			diff += fmt.Sprintf(" (%+.0f%%)", 100*(a.cpu-z.cpu)/z.cpu)
+		}
+		fmt.Fprintf(b, "| %d | %.0f / %.0f | %.1f%% / %.1f%% | %s | %.1f / %.1f | %s / %s | %s / %s | %s / %s | %.0f / %.0f | %s / %s | %.1f / %.1f | %.0f%% / %.0f%% | %.0f%% / %.0f%% |\n",
+			n, a.subscribed-a.failed, z.subscribed-z.failed, a.cpu, z.cpu, diff, a.usPerPkt, z.usPerPkt,
+			kilo(a.pps), kilo(z.pps), kilo(a.rtxPps), kilo(z.rtxPps), share(a.lower), share(z.lower), a.mbps, z.mbps,
+			pct(a.loss), pct(z.loss), a.latP99, z.latP99, a.self, z.self, a.other, z.other)
+	}
+}
+
 // writeReport renders the report: the medians over the runs, then each
 // run.
 func writeReport(o *options, results [][]result) string {
@@ -164,6 +209,11 @@ func writeHeader(b *strings.Builder, o *options) {
 	if c := o.clip; c != nil {
 		fmt.Fprintf(b, "- publisher: a %v clip ffmpeg encoded (`testsrc2` with moving noise, libx264 at %d kbit/s), sent over and over: H.264 constrained baseline %dx%d at 30 fps, a keyframe every 2 s, %.0f kbit/s of RTP payload in %.0f packets/s (payloads up to %d bytes, a frame paced at %.1f×), and Opus at %.0f kbit/s in 20 ms packets\n",
 			c.duration, s.bitrate/1000, c.width, c.height, c.videoKbps(), c.packetsPerSecond(), s.payloadSize, s.pacing, c.audioKbps())
+	} else if o.simulcast {
+		q, h, f := s.layer(0), s.layer(1), s.layer(2)
+		fmt.Fprintf(b, "- publisher: VP8 in simulcast, layers q, h, f of %dx%d, %dx%d, %dx%d at %.2f, %.2f, %.2f Mbps of RTP payload (%.0f, %.0f, %.0f packets/s), each %d fps, payloads up to %d bytes, keyframe every %v (%.0f× a frame) and when the SFU asks for one of that layer, paced at %.1f×\n",
+			q.width, q.height, h.width, h.height, f.width, f.height, float64(q.bitrate)/1e6, float64(h.bitrate)/1e6, float64(f.bitrate)/1e6,
+			q.packetsPerSecond(), h.packetsPerSecond(), f.packetsPerSecond(), s.fps, s.payloadSize, s.keyframeEvery, s.keyframeSize, s.pacing)
 	} else {
 		fmt.Fprintf(b, "- publisher: VP8, %.2f Mbps of RTP payload, %d fps, payloads up to %d bytes, keyframe every %v (%.0f× a frame), paced at %.1f×: %.0f packets/s\n",
 			float64(s.bitrate)/1e6, s.fps, s.payloadSize, s.keyframeEvery, s.keyframeSize, s.pacing, s.packetsPerSecond())
@@ -171,6 +221,20 @@ func writeHeader(b *strings.Builder, o *options) {
 	if o.meeting == 0 && o.clip == nil {
 		fmt.Fprintf(b, "- subscribers: one WHEP peer connection each (DTLS, SRTP), joining %d at a time; receiver reports and NACKs: %v\n",
 			o.joinConcurrency, o.rtcpFeedback)
+		switch {
+		case o.client == "lite":
+			b.WriteString("- client lite: the subscribers send no RTCP, no TWCC feedback: the server has no estimate of their bandwidth\n")
+		case o.clientTWCC && o.rtcpFeedback:
+			b.WriteString("- client pion: the subscribers negotiate TWCC and send its feedback, and take retransmissions (and the server's probes) in an RTX stream, as browsers do\n")
+		default:
+			b.WriteString("- client pion: the subscribers send no TWCC feedback: the server has no estimate of their bandwidth\n")
+		}
+	}
+	if len(o.serverFlags) > 0 {
+		fmt.Fprintf(b, "- server flags: `%s`\n", strings.Join(o.serverFlags, " "))
+	}
+	if o.compareBWE {
+		fmt.Fprintf(b, "- bandwidth estimation: each subscriber count is measured on a server with its default (on) and on one with `%s`, one after the other in the same run, each on a fresh server, their order alternating run by run\n", noBWEFlag)
 	}
 	fmt.Fprintf(b, "- each phase: %v warm-up once all have joined, %v measured, %d run(s); the figures are medians over the runs, each taken on its own\n",
 		o.warmup, o.duration, o.runs)
@@ -196,32 +260,77 @@ func writeSweep(b *strings.Builder, o *options, results [][]result) string {
 		return out
 	}
 	sfu := median(func(r result) *measurement { return r.sfu })
-	var relay []figures
+	var relay, off []figures
 	if o.baseline {
 		relay = median(func(r result) *measurement { return r.relay })
 	}
-	b.WriteString("## ivsrt\n\n")
-	tables(b, o.subscribers, sfu, relay)
-	b.WriteString("\n")
+	if o.compareBWE {
+		off = median(func(r result) *measurement { return r.noBWE })
+	}
+	sweepTables(b, o, sfu, relay, off, false)
 	if o.runs > 1 {
 		for r, run := range results {
 			fmt.Fprintf(b, "<details><summary>run %d</summary>\n\n", r+1)
-			var sf, rf []figures
+			var sf, rf, of []figures
 			for _, res := range run {
 				sf = append(sf, res.sfu.figures())
 				if res.relay != nil {
 					rf = append(rf, res.relay.figures())
 				}
+				if res.noBWE != nil {
+					of = append(of, res.noBWE.figures())
+				}
 			}
 			if !o.baseline {
 				rf = nil
 			}
-			tables(b, o.subscribers, sf, rf)
-			b.WriteString("\n</details>\n\n")
+			if !o.compareBWE {
+				of = nil
+			}
+			sweepTables(b, o, sf, rf, of, true)
+			b.WriteString("</details>\n\n")
 		}
 	}
 	b.WriteString(columnNotes)
+	if o.simulcast || o.compareBWE {
+		b.WriteString(layerNotes)
+	}
+	if o.compareBWE {
+		b.WriteString(compareNotes)
+	}
 	return b.String()
+}
+
+// sweepTables writes the tables of one set of figures per subscriber
+// count: ivsrt's, the relay's (if any), and with --compare-bwe, ivsrt's
+// with the bandwidth estimation on and off, side by side, then each on
+// its own. One run's, in its details, have no headings.
+func sweepTables(b *strings.Builder, o *options, sfu, relay, off []figures, run bool) {
+	layers := o.simulcast || o.compareBWE
+	heading := func(h string) {
+		if run {
+			b.WriteString(strings.TrimLeft(h, "# ") + ":\n\n")
+		} else {
+			b.WriteString(h + "\n\n")
+		}
+	}
+	if off == nil {
+		if !run {
+			heading("## ivsrt")
+		}
+		tables(b, o.subscribers, sfu, relay, layers)
+		b.WriteString("\n")
+		return
+	}
+	heading("## ivsrt with bandwidth estimation on and off")
+	bweTable(b, o.subscribers, sfu, off)
+	b.WriteString("\n")
+	heading("### Bandwidth estimation on (the server's default)")
+	tables(b, o.subscribers, sfu, relay, layers)
+	b.WriteString("\n")
+	heading(fmt.Sprintf("### Bandwidth estimation off (`%s`)", noBWEFlag))
+	tables(b, o.subscribers, off, nil, layers)
+	b.WriteString("\n")
 }
 
 const columnNotes = `### Columns
@@ -246,6 +355,27 @@ const columnNotes = `### Columns
   load; it stays near 100% until one of them saturates. **relay / SFU CPU per packet** says how
   many packets the SFU forwards per core-second relative to the relay (its share of the ceiling
   once CPU-bound).
+`
+
+const layerNotes = `- **of which RTX packets/s**: of the packets forwarded, those that came in the subscribers'
+  retransmission stream (RFC 4588): the server's answers to NACKs and the padding it sends to
+  probe a subscriber's bandwidth before it gives it a higher layer (copies of packets already
+  sent, which count once in the loss, but in the packets forwarded and their CPU per packet). On
+  loopback almost nothing is lost, so they are mostly padding. Only pion subscribers that
+  negotiate RTX (` + "`--client pion`" + `, ` + "`--client-twcc`" + `) get any.
+- **of a lower layer**: of the packets forwarded, those of the q or h layer. Each layer has its
+  own counter; the loss is counted on the top layer's (f), which a subscriber with no size limit
+  and enough bandwidth gets. A subscriber the server keeps on a lower layer (its estimate is
+  below f's bitrate, or it waits for f's keyframe after a switch) misses f's packets meanwhile,
+  and they count as lost: this column says how much of that there was.
+`
+
+const compareNotes = `- **on / off**: the server with its bandwidth estimation (the default: each subscriber's
+  bandwidth estimated from its TWCC feedback, the layer chosen within it, padding to probe for a
+  higher one) and with ` + "`--rtc-bandwidth-estimation=false`" + ` (every subscriber gets the layer its
+  size allows, here f). **on − off**: the difference of the server's CPU, in % of one core and
+  relative to off. With lite subscribers, or pion ones without TWCC, there is no feedback:
+  the difference is what the estimator's interceptors cost on every packet.
 `
 
 func cpuModel() string {

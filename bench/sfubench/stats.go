@@ -25,14 +25,34 @@ type tally struct {
 	latency histogram
 	measure bool   // record latency
 	arrived uint64 // packets, duplicates included
+	lower   uint64 // of those, packets of a lower simulcast layer, which have no counter of the publisher's
+	rtx     uint64 // of those, packets that came in the retransmission stream: answers to NACKs, and probes' padding
 }
 
 // add records the arrival at now of the packet with counter c, sent at
 // sent (unix nanoseconds).
-func (t *tally) add(c uint64, sent int64, now time.Time) {
+func (t *tally) add(c uint64, sent int64, now time.Time) { t.note(c, true, sent, now, false) }
+
+// note records the arrival at now of a packet sent at sent (unix
+// nanoseconds): with counted, the packet of the publisher's counter c;
+// without, a packet of a lower simulcast layer. rtx: it came in the
+// retransmission stream.
+func (t *tally) note(c uint64, counted bool, sent int64, now time.Time, rtx bool) {
 	t.mu.Lock()
 	if t.first.IsZero() {
 		t.first = now
+	}
+	if rtx {
+		t.rtx++
+	}
+	if !counted {
+		t.lower++
+		t.arrived++
+		if t.measure {
+			t.latency.add(time.Duration(now.UnixNano() - sent))
+		}
+		t.mu.Unlock()
+		return
 	}
 	w := int(c / 64)
 	if w >= len(t.seen) {
@@ -62,6 +82,14 @@ func (t *tally) arrivals() uint64 {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.arrived
+}
+
+// extra returns how many of the arrivals were of a lower simulcast layer,
+// and how many came in the retransmission stream.
+func (t *tally) extra() (lower, rtx uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.lower, t.rtx
 }
 
 func (t *tally) setMeasure(on bool) {
