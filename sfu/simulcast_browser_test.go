@@ -1,6 +1,7 @@
 package sfu_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -72,8 +73,10 @@ window.frameStats = (from) => {
     if (fs[i][0] - fs[i - 1][0] > gap) [gap, gapEnd] = [fs[i][0] - fs[i - 1][0], fs[i][0]];
   }
   if (fs.length && now - fs[fs.length - 1][0] > gap) [gap, gapEnd] = [now - fs[fs.length - 1][0], now];
+  let switches = 0;
+  for (let i = 1; i < fs.length; i++) if (fs[i][1] !== fs[i - 1][1]) switches++;
   return JSON.stringify({
-    now, width: fs.length ? fs[fs.length - 1][1] : 0, gap, gapEnd,
+    now, width: fs.length ? fs[fs.length - 1][1] : 0, gap, gapEnd, switches,
     fps: window.frames.filter((f) => f[0] >= now - 1000).length,
   });
 };
@@ -85,15 +88,17 @@ type frameStats struct {
 	Width  int     `json:"width"`
 	Gap    float64 `json:"gap"`    // ms
 	GapEnd float64 `json:"gapEnd"` // when it ended, page time
-	FPS    int     `json:"fps"`
+	// Switches counts the changes of width from one frame to the next.
+	Switches int `json:"switches"`
+	FPS      int `json:"fps"`
 }
 
 // TestBrowserSimulcastCappedLink: a Chromium page publishes its camera in
 // three layers; another page watches through a link that is then capped
 // to 400 kb/s. Within 5 s it gets the lowest layer at 15 frames a second
-// or more; 15 s after the cap is lifted it is back on the highest; from
-// the cap to the return no frame comes more than 500 ms after the one
-// before.
+// or more, and stays below the highest without swinging between layers;
+// 15 s after the cap is lifted it is back on the highest; from the cap to
+// the return no frame comes more than 500 ms after the one before.
 func TestBrowserSimulcastCappedLink(t *testing.T) {
 	h := newHarness(t)
 	stage := h.createStage("simulcast")
@@ -122,6 +127,11 @@ func TestBrowserSimulcastCappedLink(t *testing.T) {
 	defer pages.Close()
 
 	b := webtest.NewBrowser(t)
+	// Longer than most browser tests: the layers climb, fall and climb
+	// again on a schedule of their own.
+	deadline, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	b.Deadline = deadline
 	pub := b.NewTab("publisher")
 	pub.Navigate(pages.URL + "/page")
 	pub.WaitFor("the page's script", `typeof window.publish === "function"`, 10*time.Second)
@@ -164,11 +174,14 @@ func TestBrowserSimulcastCappedLink(t *testing.T) {
 		func(s frameStats) bool { return s.Width == 320 && s.FPS >= 15 })
 	t.Logf("capped at 400 kb/s: lowest layer at %d fps after %.0f ms", low.FPS, low.Now-capped)
 
-	// It stays there, without swinging to a layer the link cannot carry.
+	// It stays under the highest layer, without swinging between layers:
+	// it may move up once to the middle one if its bitrate fits the cap
+	// (the fake camera's picture is simple, and its 640×360 layer takes
+	// 250 to 450 kb/s), but not back and forth.
 	for range 8 {
 		time.Sleep(time.Second)
-		if s := stats(capped); s.Width != 320 || s.FPS < 12 {
-			t.Errorf("under the cap: %+v, want the lowest layer at 15 fps", s)
+		if s := stats(low.Now); s.Width == 1280 || s.FPS < 12 || s.Switches > 1 {
+			t.Errorf("under the cap: %+v, want a lower layer at 15 fps, changed at most once", s)
 		}
 	}
 	lifted := stats(0).Now
@@ -182,6 +195,8 @@ func TestBrowserSimulcastCappedLink(t *testing.T) {
 		t.Errorf("a frame came %.0f ms after the one before, %.0f ms after the cap (lifted after %.0f ms): want at most 500 ms",
 			all.Gap, all.GapEnd-capped, lifted-capped)
 	}
+	ms := h.sfu.MediaStats()
+	t.Logf("server: %d padding packets, %d layer switches", ms.Padding, ms.LayerSwitches)
 	down, up := proxy.Stats(lossy.Down), proxy.Stats(lossy.Up)
 	t.Logf("down the proxy: %d datagrams, %d dropped at the queue, %d sent again, longest queueing %v; up: %d NACKs, %d PLIs",
 		down.Datagrams, down.QueueDropped, down.Repeats, down.MaxQueueDelay, up.NACKs, up.PLIs)

@@ -29,6 +29,7 @@ import (
 	"github.com/pion/logging"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
 )
 
 // Tuning. A probe lasts probeLength, then its feedback is awaited for
@@ -37,10 +38,12 @@ const (
 	initialEstimate = 1_000_000 // bits per second, until the path says otherwise
 	minEstimate     = 100_000
 	maxEstimate     = 20_000_000
-	probeLength     = 700 * time.Millisecond
+	probeLength     = time.Second
 	probeSettle     = 500 * time.Millisecond
 	probeOver       = 1.05
 	probeReached    = 0.9                    // of its rate a probe must have sent to count
+	probeDelivered  = 0.6                    // of its rate the subscriber must have received
+	probeQueued     = 30 * time.Millisecond  // delay growth over a probe that tells a queue
 	probeGap        = 500 * time.Millisecond // between two probes
 	minBackoff      = 2 * time.Second        // after a failed probe, or congestion
 	maxBackoff      = 4 * time.Second
@@ -64,6 +67,7 @@ type Estimator struct {
 	sentBytes atomic.Uint64 // RTP bytes sent, padding included
 
 	pacer directPacer
+	recv  delivered // what the subscriber receives
 
 	mu          sync.Mutex
 	estimate    float64
@@ -76,11 +80,11 @@ type Estimator struct {
 	probeRate   float64   // bits per second probed for; 0: no probe
 	probeEnd    time.Time // padding stops
 	probeFailed bool      // congestion seen since the probe started
-	controller  float64   // the congestion controller's target at the last update
 	probeDone   time.Time // when the last probe ended
 	probeStart  time.Time
-	probeBytes  uint64 // sentBytes when the probe started
-	probeSent   uint64 // bytes sent during the probe
+	probeBytes  uint64  // sentBytes when the probe started
+	probeSent   uint64  // bytes sent during the probe
+	probeRecv   float64 // the rate at which what it sent arrived
 }
 
 // New returns an estimator; logs receives the congestion controller's
@@ -92,8 +96,8 @@ func New(logs logging.LoggerFactory) *Estimator {
 
 // Interceptors returns the interceptor factories e needs in the
 // subscriber's registry, in order, after the others: the congestion
-// controller, the transport-wide sequence numbers it reads, and e's own,
-// which counts what is sent and watches for feedback.
+// controller, e's own, which counts what is sent and reads the feedback,
+// and the transport-wide sequence numbers both read.
 func (e *Estimator) Interceptors() ([]interceptor.Factory, error) {
 	controller, err := cc.NewInterceptor(func() (cc.BandwidthEstimator, error) {
 		return gcc.NewSendSideBWE(
@@ -117,7 +121,9 @@ func (e *Estimator) Interceptors() ([]interceptor.Factory, error) {
 	if err != nil {
 		return nil, err
 	}
-	return []interceptor.Factory{controller, seq, watchFactory{e}}, nil
+	// The watch comes before the sequence numbers, so that it sees the
+	// number each packet leaves with.
+	return []interceptor.Factory{controller, watchFactory{e}, seq}, nil
 }
 
 // HasFeedback reports whether the subscriber sends TWCC feedback; without
@@ -152,16 +158,10 @@ func (e *Estimator) Update(now time.Time, want int64) (estimate int64, pad int) 
 	lossTarget, _ := stats["lossTargetBitrate"].(int)
 	controller := float64(min(delayTarget, lossTarget))
 
-	// The controller lowers its target when it sees overuse, which may
-	// come and go between two updates: a fall of the target says so too.
-	// That fails a probe, whose test must be strict; but alone it does
-	// not lower the estimate: on a busy machine, a moment's overuse
-	// comes from a late thread as much as from the path.
-	fell := e.controller > 0 && controller < 0.95*e.controller
-	e.controller = controller
-	if e.probeRate > 0 && fell {
-		e.probeFailed = true
-	}
+	recv := e.recv.bitrate()
+	// The controller's target is not followed: on a busy machine a
+	// moment's overuse comes from a late thread as much as from the path,
+	// and each makes it fall. Overuse that lasts, or loss, is congestion.
 	if usage == "overuse" || loss > lossCongested {
 		if e.probeRate > 0 {
 			e.probeFailed = true
@@ -169,21 +169,26 @@ func (e *Estimator) Update(now time.Time, want int64) (estimate int64, pad int) 
 		if now.Sub(e.lastDecr) >= decreaseEvery {
 			// Down to what the controller measured, or to a little
 			// under what is sent if it has not reacted yet.
+			// Down to a little under what the subscriber receives;
+			// without that, to what the controller measured, or a
+			// little under what is sent if it has not reacted yet.
 			next := e.estimate
-			if controller > 0 && controller < next {
+			switch {
+			case recv > 0:
+				next = min(next, 0.85*recv)
+			case controller > 0 && controller < next:
 				next = controller
-			} else {
+			default:
 				next = min(next, 0.85*e.sendRate)
 			}
 			e.estimate = max(next, minEstimate)
 			e.lastDecr = now
 			e.nextProbe = now.Add(e.backoff)
 		}
-	} else if e.sendRate > e.estimate && e.probeRate == 0 && now.Sub(e.lastDecr) > steadyAfter && now.Sub(e.probeDone) > steadyAfter {
+	} else if recv > e.estimate && e.probeRate == 0 && now.Sub(e.lastDecr) > steadyAfter && now.Sub(e.probeDone) > steadyAfter {
 		// Carrying more than estimated, without congestion, for a
-		// while: what is sent then (retransmissions and padding
-		// aside) is what the path carries.
-		e.estimate = min(e.sendRate, maxEstimate)
+		// while: what the subscriber receives is what the path carries.
+		e.estimate = min(recv, maxEstimate)
 	}
 
 	switch {
@@ -203,16 +208,25 @@ func (e *Estimator) Update(now time.Time, want int64) (estimate int64, pad int) 
 			e.endProbe(now, false)
 		}
 	case e.probeRate > 0:
-		// It passes if the path took the probe's rate, all of it,
-		// without congestion.
+		// It passes if the probe's rate was sent, all of it, without
+		// congestion, its packets took no longer to arrive at its end
+		// than at its start (nothing queued on the path), and the
+		// subscriber received most of it. What it
+		// received is no finer a test than congestion: a receiver short
+		// of CPU drops packets a free path delivered, and a path held
+		// below the probe's rate may still deliver a share of it.
 		sentRate := float64(e.probeSent) * 8 / probeLength.Seconds()
-		e.endProbe(now, !e.probeFailed && sentRate >= probeReached*e.probeRate)
+		e.probeRecv = e.recv.sendingRate()
+		growth, seen := e.recv.delayGrowth()
+		e.endProbe(now, !e.probeFailed && sentRate >= probeReached*e.probeRate && e.probeRecv >= probeDelivered*e.probeRate &&
+			seen && growth < probeQueued)
 	case want > int64(e.estimate) && !now.Before(e.nextProbe):
 		// A little above what is wanted, so that a probe that passes
 		// leaves room for it.
 		e.probeRate = min(probeOver*float64(want), e.estimate*maxProbeStep, maxEstimate)
 		e.probeStart, e.probeEnd = now, now.Add(probeLength)
-		e.probeBytes, e.probeSent = sent, 0
+		e.probeBytes, e.probeSent, e.probeRecv = sent, 0, 0
+		e.recv.measureSending(now.UnixNano(), e.probeEnd.UnixNano())
 		e.probeFailed = false
 	}
 	if e.probeRate > 0 && !now.After(e.probeEnd) {
@@ -298,10 +312,19 @@ func (w *watch) BindLocalStream(info *interceptor.StreamInfo, next interceptor.R
 	if info.SSRCRetransmission != 0 {
 		w.e.pacer.alias(info.SSRCRetransmission, info.SSRC)
 	}
+	var seqID uint8
+	for _, x := range info.RTPHeaderExtensions {
+		if x.URI == sdp.TransportCCURI {
+			seqID = uint8(x.ID)
+		}
+	}
 	return interceptor.RTPWriterFunc(func(h *rtp.Header, payload []byte, a interceptor.Attributes) (int, error) {
 		n, err := next.Write(h, payload, a)
 		if n > 0 {
 			w.e.sentBytes.Add(uint64(n))
+			if x := h.GetExtension(seqID); seqID != 0 && len(x) == 2 {
+				w.e.recv.sent(uint16(x[0])<<8|uint16(x[1]), n, time.Now().UnixNano())
+			}
 		}
 		return n, err
 	})
@@ -310,8 +333,15 @@ func (w *watch) BindLocalStream(info *interceptor.StreamInfo, next interceptor.R
 func (w *watch) BindRTCPReader(next interceptor.RTCPReader) interceptor.RTCPReader {
 	return interceptor.RTCPReaderFunc(func(b []byte, a interceptor.Attributes) (int, interceptor.Attributes, error) {
 		n, a, err := next.Read(b, a)
-		if err == nil && !w.e.feedback.Load() && hasTWCC(b[:n]) {
+		if err == nil && hasTWCC(b[:n]) {
 			w.e.feedback.Store(true)
+			if pkts, err := rtcp.Unmarshal(b[:n]); err == nil {
+				for _, p := range pkts {
+					if fb, ok := p.(*rtcp.TransportLayerCC); ok {
+						w.e.recv.feedback(fb)
+					}
+				}
+			}
 		}
 		return n, a, err
 	})

@@ -23,12 +23,14 @@ func (c *fakeController) read() map[string]any {
 // path drives an estimator as the server does, every step, sending what
 // it asks for on top of media at mediaRate.
 type path struct {
-	t      *testing.T
-	e      *Estimator
-	c      *fakeController
-	now    time.Time
-	media  float64 // bits per second of media sent
-	padded int
+	t        *testing.T
+	e        *Estimator
+	c        *fakeController
+	now      time.Time
+	media    float64 // bits per second of media sent
+	capacity float64 // bits per second the path delivers
+	padded   int
+	steps    []int // bytes sent in each of the last steps
 }
 
 func newPath(t *testing.T, mediaRate float64) *path {
@@ -37,7 +39,7 @@ func newPath(t *testing.T, mediaRate float64) *path {
 	read := c.read
 	e.stats.Store(&read)
 	e.feedback.Store(true)
-	p := &path{t: t, e: e, c: c, now: time.Unix(1000, 0), media: mediaRate}
+	p := &path{t: t, e: e, c: c, now: time.Unix(1000, 0), media: mediaRate, capacity: 10_000_000}
 	e.Update(p.now, 0)
 	return p
 }
@@ -48,11 +50,40 @@ func (p *path) run(d time.Duration, want int64) int64 {
 	var est int64
 	for end := p.now.Add(d); p.now.Before(end); {
 		p.now = p.now.Add(step)
-		p.e.sentBytes.Add(uint64(p.media * step.Seconds() / 8))
+		media := int(p.media * step.Seconds() / 8)
+		p.e.sentBytes.Add(uint64(media))
+		// What the subscriber received over the last 500 ms: what was
+		// sent, up to what the path carries.
+		sum := 0
+		for _, b := range p.steps {
+			sum += b
+		}
+		p.e.recv.mu.Lock()
+		p.e.recv.rate = min(float64(sum)*8/(float64(len(p.steps))*step.Seconds()+1e-9), p.capacity)
+		p.e.recv.mu.Unlock()
 		var pad int
 		est, pad = p.e.Update(p.now, want)
 		p.e.sentBytes.Add(uint64(pad))
 		p.padded += pad
+		if p.e.Probing() {
+			// What was sent in the probe arrives at most at capacity.
+			p.e.recv.mu.Lock()
+			p.e.recv.inArrived = true
+			capBytes := int(p.capacity * step.Seconds() / 8)
+			p.e.recv.inBytes += min(media+pad, capBytes)
+			p.e.recv.inLast += step.Microseconds()
+			// What the path cannot carry waits in its queue: the delay
+			// grows by the time it takes to carry the excess.
+			p.e.recv.startSeen, p.e.recv.endSeen = true, true
+			if excess := media + pad - capBytes; excess > 0 {
+				p.e.recv.endDelay += int64(float64(excess) * 8 / p.capacity * 1e6)
+			}
+			p.e.recv.mu.Unlock()
+		}
+		p.steps = append(p.steps, media+pad)
+		if len(p.steps) > 20 {
+			p.steps = p.steps[1:]
+		}
 	}
 	return est
 }
@@ -102,13 +133,25 @@ func TestProbeFailsOnOveruse(t *testing.T) {
 	}
 }
 
+// TestProbeFailsUnderCapacity: a probe the path cannot deliver fails, even
+// if the congestion controller has not seen it yet.
+func TestProbeFailsUnderCapacity(t *testing.T) {
+	p := newPath(t, 200_000)
+	p.capacity = 1_200_000
+	est := p.run(3*time.Second, 1_500_000)
+	if est >= 1_500_000 {
+		t.Errorf("estimate %d after probing a path of 1.2 Mb/s for 1.5: want the probe failed", est)
+	}
+}
+
 func TestLossLowersEstimate(t *testing.T) {
 	p := newPath(t, 800_000)
 	p.run(3*time.Second, 0)
-	p.c.loss, p.c.target = 0.2, 350_000
+	p.capacity = 400_000
+	p.c.loss = 0.2
 	est := p.run(500*time.Millisecond, 0)
-	if est != 350_000 {
-		t.Errorf("estimate %d with 20%% loss, want the controller's 350000", est)
+	if est < 300_000 || est > 400_000 {
+		t.Errorf("estimate %d with 20%% loss on a path delivering 400 kb/s: want a little under 400000", est)
 	}
 }
 
@@ -133,5 +176,37 @@ func TestHasTWCC(t *testing.T) {
 	}
 	if hasTWCC([]byte{0x80, 205, 0xff, 0xff}) {
 		t.Error("a truncated packet taken for feedback")
+	}
+}
+
+// TestDelivered: the rate received is measured from TWCC feedback: the
+// sizes of the packets it reports received, over their arrival times.
+func TestDelivered(t *testing.T) {
+	var d delivered
+	// 100 packets of 1000 bytes, one every 10 ms: 800 kb/s, of which the
+	// feedback reports every other one lost.
+	for seq := range uint16(100) {
+		d.sent(seq, 1000, int64(seq)*int64(time.Millisecond))
+	}
+	fb := &rtcp.TransportLayerCC{BaseSequenceNumber: 0, PacketStatusCount: 100, ReferenceTime: 1}
+	for i := 0; i < 100; i += 2 {
+		fb.PacketChunks = append(fb.PacketChunks,
+			&rtcp.StatusVectorChunk{SymbolSize: rtcp.TypeTCCSymbolSizeTwoBit,
+				SymbolList: []uint16{rtcp.TypeTCCPacketReceivedSmallDelta, rtcp.TypeTCCPacketNotReceived}})
+		fb.RecvDeltas = append(fb.RecvDeltas, &rtcp.RecvDelta{Type: rtcp.TypeTCCPacketReceivedSmallDelta, Delta: 20_000})
+	}
+	d.measureSending(0, int64(50*time.Millisecond))
+	d.feedback(fb)
+	if got := d.bitrate(); got < 380_000 || got > 420_000 {
+		t.Errorf("delivered %.0f b/s, want about 400000 (half of 800 kb/s)", got)
+	}
+	// Of those sent in the measured window (the first 50), 25 arrived,
+	// 20 ms apart.
+	if got := d.sendingRate(); got < 380_000 || got > 420_000 {
+		t.Errorf("the window's packets arrived at %.0f b/s, want about 400000", got)
+	}
+	// Sent 1 ms apart, they arrived 20 ms apart: a queue grew.
+	if growth, ok := d.delayGrowth(); !ok || growth < 300*time.Millisecond {
+		t.Errorf("delay growth %v %v over the window, want about 0.34 s", growth, ok)
 	}
 }

@@ -42,12 +42,9 @@ type Layer struct {
 	height    atomic.Uint32
 
 	// Updated by the source's selector.
-	rate         atomic.Int64 // bits per second received, smoothed
-	peakRate     atomic.Int64 // the highest smoothed rate of the last peakWindow measurements
-	selBytes     uint64       // bytes at the previous measurement
-	recent       [peakWindow]int64
-	next         int
-	measuredFrom int64 // the resumedAt the recent measurements are of
+	rate     atomic.Int64 // bits per second received, smoothed
+	peakRate atomic.Int64 // the highest smoothed rate, forgotten slowly (peakDecay)
+	selBytes uint64       // bytes at the previous measurement
 }
 
 // settled reports whether the layer has been sent long enough since it
@@ -56,34 +53,23 @@ func (l *Layer) settled(now time.Time) bool {
 	return now.Sub(time.Unix(0, l.resumedAt.Load())) >= layerSettle
 }
 
-// peakWindow is how many of a layer's recent measurements its peak rate
-// is taken over: 5 s. An encoder's bitrate swings with the picture and
-// its own bandwidth; a subscriber is given a layer only if it can take
-// the layer's peaks, or the layer would congest its path the next time
-// it peaks.
-const peakWindow = 20
-
 // layerSettle is how long a layer that starts or resumes is measured
-// before a subscriber is moved up to it: what it was measured at before
-// it paused says little of what it sends now (an encoder restarts low and
-// climbs).
-const layerSettle = time.Second
+// before a subscriber is moved up to it.
+const layerSettle = 2 * time.Second
 
-// measured records a new smoothed rate and updates the peak. The first
-// measurement since the layer resumed forgets those from before.
+// peakDecay is how much of a layer's peak rate remains after each
+// measurement that is lower: half after about 17 s of measurements. An
+// encoder's bitrate swings with the picture and its own bandwidth, and
+// one that resumes a layer climbs back to it over seconds: a subscriber is
+// given a layer only if it can take the layer's peaks, or the layer would
+// congest its path the next time it peaks. A paused layer is not measured
+// and keeps its peak.
+const peakDecay = 0.99
+
+// measured records a new smoothed rate and updates the peak.
 func (l *Layer) measured(rate int64, now time.Time) {
-	if r := l.resumedAt.Load(); r > l.measuredFrom {
-		l.measuredFrom = r
-		clear(l.recent[:])
-	}
 	l.rate.Store(rate)
-	l.recent[l.next] = rate
-	l.next = (l.next + 1) % peakWindow
-	peak := int64(0)
-	for _, r := range l.recent {
-		peak = max(peak, r)
-	}
-	l.peakRate.Store(peak)
+	l.peakRate.Store(max(rate, int64(float64(l.peakRate.Load())*peakDecay)))
 }
 
 // RID returns the rid of the layer, "" without simulcast.

@@ -29,6 +29,11 @@ const selectEvery = 250 * time.Millisecond
 // swing between two layers.
 const upgradeMargin = 1.15
 
+// largerLayerCost is the least a layer is taken to cost over the one
+// below it: simulcast layers are a quarter of the pixels of the next,
+// which takes half again as many bits at the least.
+const largerLayerCost = 1.5
+
 // neededHold is how long a layer nobody needs is still kept by the
 // publisher: a subscriber whose bandwidth dips does not make it pause and
 // resume a layer every few seconds.
@@ -225,8 +230,18 @@ func choose(layers []*Layer, d *DownTrack, cur int32, byBudget bool, now time.Ti
 		return layers[top]
 	}
 	curRank := slices.IndexFunc(layers, func(l *Layer) bool { return int32(l.id) == cur })
+	// A larger layer costs more than the one below it, whatever it was
+	// measured at: one measured while its encoder was climbing back from
+	// a pause looks cheaper than it is.
+	needs := make([]float64, len(layers))
+	for i, l := range layers {
+		needs[i] = float64(l.peakRate.Load())
+		if i > 0 {
+			needs[i] = max(needs[i], largerLayerCost*needs[i-1])
+		}
+	}
 	for i := top; i > 0; i-- {
-		need := float64(layers[i].peakRate.Load())
+		need := needs[i]
 		if curRank >= 0 && i > curRank {
 			if !layers[i].settled(now) {
 				continue
@@ -333,7 +348,11 @@ func (d *DownTrack) ProbeTarget() int64 {
 	if wi < 0 || ii <= wi {
 		return 0
 	}
-	return int64(float64(layers[wi+1].peakRate.Load()) * upgradeMargin)
+	need := float64(layers[0].peakRate.Load())
+	for _, l := range layers[1 : wi+2] {
+		need = max(float64(l.peakRate.Load()), largerLayerCost*need)
+	}
+	return int64(need * upgradeMargin)
 }
 
 // Pad sends about n bytes of padding to the subscriber, in its

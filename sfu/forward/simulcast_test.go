@@ -112,7 +112,7 @@ func TestSimulcastSelection(t *testing.T) {
 	// bitrates become known.
 	pub.frame(true)
 	sel.tick(time.Now())
-	for range 40 {
+	for range 75 {
 		time.Sleep(30 * time.Millisecond)
 		pub.frame(false)
 		if len(pub.layers) > 0 && time.Since(sel.last) >= 250*time.Millisecond {
