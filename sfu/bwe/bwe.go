@@ -46,7 +46,7 @@ const (
 	probeQueued     = 30 * time.Millisecond  // delay growth over a probe that tells a queue
 	probeGap        = 500 * time.Millisecond // between two probes
 	minBackoff      = 2 * time.Second        // after a failed probe, or congestion
-	maxBackoff      = 4 * time.Second
+	maxBackoff      = 3 * time.Second
 	maxProbeStep    = 3.0 // a probe goes at most this far above the estimate
 	decreaseEvery   = 300 * time.Millisecond
 	lossCongested   = 0.10 // average loss over which the path is congested

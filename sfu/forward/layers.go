@@ -55,7 +55,7 @@ func (l *Layer) settled(now time.Time) bool {
 
 // layerSettle is how long a layer that starts or resumes is measured
 // before a subscriber is moved up to it.
-const layerSettle = 2 * time.Second
+const layerSettle = time.Second
 
 // peakDecay is how much of a layer's peak rate remains after each
 // measurement that is lower: half after about 17 s of measurements. An

@@ -130,9 +130,8 @@ func (sel *selector) tick(now time.Time) {
 	var needed [MaxLayers]bool
 	if downs := s.downs.Load(); downs != nil {
 		for _, d := range *downs {
-			mask := sel.pickLocked(d, u, now)
-			for id := range needed {
-				needed[id] = needed[id] || mask&(1<<id) != 0
+			if id := sel.pickLocked(d, u, now); id >= 0 {
+				needed[id] = true
 			}
 		}
 	}
@@ -178,28 +177,19 @@ func (sel *selector) pick(d *DownTrack, now time.Time) {
 }
 
 // pickLocked sets the layer d is to get, among those u sends, and returns
-// the slots of the layers it needs the publisher to send, as bits: the
-// one it gets, the one it would get if every layer were sent, and the one
-// above that while its bandwidth is probed for it.
-func (sel *selector) pickLocked(d *DownTrack, u *Upstream, now time.Time) (needed uint8) {
+// the slot of the layer it would get if every layer were sent (the one it
+// needs the publisher to send), -1 if u has none.
+func (sel *selector) pickLocked(d *DownTrack, u *Upstream, now time.Time) int {
 	all := ranked(u, now, false)
 	if len(all) == 0 {
-		return 0
+		return -1
 	}
 	cur := d.want.Load()
-	fits := choose(all, d, cur, true, now)
-	ideal := choose(all, d, cur, false, now)
-	d.ideal.Store(int32(ideal.id))
-	needed = 1 << fits.id
-	// The layer above, while the bandwidth is what keeps the subscriber
-	// from it: its encoder then runs while the bandwidth is probed for
-	// it, and is measured by the time the probe passes.
-	if fi, ii := slices.Index(all, fits), slices.Index(all, ideal); ii > fi {
-		needed |= 1 << all[fi+1].id
-	}
+	needed := choose(all, d, cur, true, now)
+	d.ideal.Store(int32(choose(all, d, cur, false, now).id))
 	sent := ranked(u, now, true)
 	if len(sent) == 0 {
-		return needed
+		return needed.id
 	}
 	// The best layer sent that is no better than the one chosen, else the
 	// least of those sent.
@@ -210,7 +200,7 @@ func (sel *selector) pickLocked(d *DownTrack, u *Upstream, now time.Time) (neede
 			sel.s.requestKeyframe(want)
 		}
 	}
-	return needed | 1<<want.id
+	return needed.id
 }
 
 // choose picks among layers, ranked from lowest to highest, the best one
