@@ -154,6 +154,15 @@ func TestNACKRetransmitsFromSource(t *testing.T) {
 // gets what it lost in the retransmission stream: its SSRC and payload
 // type, sequence numbers of its own, and the lost packet's sequence
 // number before its payload.
+// rtxContext binds a subscriber that negotiated VP8 (120) with RTX (121)
+// in a retransmission stream of SSRC 4343.
+func rtxContext(w *recorder) fakeContext {
+	return fakeContext{w: w, rtx: 4343, codecs: []webrtc.RTPCodecParameters{
+		{PayloadType: 120, RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}},
+		{PayloadType: 121, RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeRTX, ClockRate: 90000, SDPFmtpLine: "apt=120"}},
+	}}
+}
+
 func TestNACKRetransmitsRTX(t *testing.T) {
 	src := NewSource(webrtc.RTPCodecTypeVideo, "video", "publisher")
 	up := src.Attach(testVP8, nil)
@@ -164,10 +173,7 @@ func TestNACKRetransmitsRTX(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := &recorder{}
-	ctx := fakeContext{w: w, rtx: 4343, codecs: []webrtc.RTPCodecParameters{
-		{PayloadType: 120, RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}},
-		{PayloadType: 121, RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeRTX, ClockRate: 90000, SDPFmtpLine: "apt=120"}},
-	}}
+	ctx := rtxContext(w)
 	if _, err := d.Bind(feedContext{ctx, feed}); err != nil {
 		t.Fatal(err)
 	}

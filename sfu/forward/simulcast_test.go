@@ -275,10 +275,7 @@ func TestPadSendsRetransmissions(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := &recorder{}
-	ctx := fakeContext{w: w, rtx: 4343, codecs: []webrtc.RTPCodecParameters{
-		{PayloadType: 120, RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}},
-		{PayloadType: 121, RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeRTX, ClockRate: 90000, SDPFmtpLine: "apt=120"}},
-	}}
+	ctx := rtxContext(w)
 	if _, err := d.Bind(ctx); err != nil {
 		t.Fatal(err)
 	}
