@@ -67,7 +67,7 @@ const layerSettle = time.Second
 const peakDecay = 0.99
 
 // measured records a new smoothed rate and updates the peak.
-func (l *Layer) measured(rate int64, now time.Time) {
+func (l *Layer) measured(rate int64) {
 	l.rate.Store(rate)
 	l.peakRate.Store(max(rate, int64(float64(l.peakRate.Load())*peakDecay)))
 }

@@ -125,7 +125,7 @@ func (sel *selector) tick(now time.Time) {
 		} else {
 			rate += rateSmoothing * (inst - rate)
 		}
-		l.measured(int64(rate), now)
+		l.measured(int64(rate))
 	}
 	var needed [MaxLayers]bool
 	if downs := s.downs.Load(); downs != nil {
