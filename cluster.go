@@ -12,8 +12,9 @@ type Node struct {
 	URL string // where other nodes reach its HTTP listener (media paths are proxied there)
 
 	// Load, as the node last reported it.
-	Participants int     // connected participants
-	CPU          float64 // share of one core used, 0..cores
+	Participants  int     // connected participants
+	Subscriptions int     // subscriptions served, as an edge too
+	CPU           float64 // share of one core used, 0..cores
 
 	// Draining: it takes no new stages, and lets those it hosts end.
 	Draining bool
@@ -64,6 +65,11 @@ type ClusterStore interface {
 	// deadBefore: stages whose host died. Each is returned to one caller
 	// only, so one survivor cleans up after it.
 	TakeOrphanedStages(ctx context.Context, now, deadBefore time.Time) ([]*StageHost, error)
+
+	// TakeNodeStages removes and returns the placements nodeID holds,
+	// whatever their leases: a node that starts takes back those its
+	// previous run left (its media plane is empty), to end their sessions.
+	TakeNodeStages(ctx context.Context, nodeID string) ([]*StageHost, error)
 
 	// SharedSecret returns the secret kept under name, storing create()'s
 	// the first time, so that every node gets the same one.

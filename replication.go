@@ -217,4 +217,7 @@ type FeedInfo struct {
 	SessionID SessionID `json:"sessionId"` // the source stage's session
 	Kinds     []string  `json:"kinds"`     // "audio", "video": what the source publishes
 	Live      bool      `json:"live"`      // publishing now
+	// Layers are the rids of a simulcast video, sent as one video track
+	// each, in this order; none for a video of one layer.
+	Layers []string `json:"layers,omitempty"`
 }

@@ -13,6 +13,9 @@
 //   - when a node dies, its leases run out and a survivor ends the sessions
 //     it hosted, recording everyone's departure; participants join again
 //     and land on a live node;
+//   - a node started again with the same id (after a crash) ends the
+//     sessions of its previous run itself, before it serves; a process
+//     given the id of a node still running is refused;
 //   - work that must run once per cluster (delivering the event stream)
 //     runs on the node holding the store's lock for it.
 package cluster
@@ -51,10 +54,16 @@ const (
 type Config struct {
 	// NodeID names this node; empty makes one up (host name and a random
 	// suffix), new at every start, so that a restarted node is a new one
-	// and the stages of its last run are cleaned up as a dead node's.
+	// and the stages of its last run are cleaned up as a dead node's. A
+	// node started again with the same id cleans them up itself, at once.
+	// Two processes never run under one id at a time: see Start.
 	NodeID string
 	// URL is where the other nodes reach this node's HTTP listener.
 	URL string
+	// PublicURL is where clients reach this node (or the cluster's load
+	// balancer): a request it routes to another node carries it, so that
+	// the URLs in the answer name it.
+	PublicURL string
 	// NATSURL is the NATS server (or comma-separated servers) of the
 	// cluster; SubjectPrefix starts the subjects the nodes use.
 	NATSURL       string
@@ -64,6 +73,12 @@ type Config struct {
 	HeartbeatInterval time.Duration // how often the node reports its load (and renews leases)
 	DeadAfter         time.Duration // silence after which a node counts as dead
 	RequestTimeout    time.Duration // of requests to other nodes
+
+	// MaxSubscriptions is how many subscriptions the node serves, of its
+	// own stages and as an edge, before new subscribers go to another
+	// node; 0 sets no limit, and a node serves every subscriber whose
+	// request reaches it.
+	MaxSubscriptions int
 }
 
 func (c *Config) setDefaults() error {
@@ -147,6 +162,12 @@ type Node struct {
 	lastHeartbeat time.Time
 	heartbeatErr  error
 	cpu           cpuMeter
+	// The store's lock on this node's id (see claimID): lost is closed if
+	// the connection holding it broke, release gives it up; idErr is why
+	// it could not be taken back since, for Healthy.
+	idLost    <-chan struct{}
+	idRelease func()
+	idErr     error
 
 	cancel  context.CancelFunc
 	stopped chan struct{} // closed by Close
@@ -159,6 +180,9 @@ type Node struct {
 	// reports to.
 	feeds   map[string]func(ivsrt.FeedEvent)
 	feedSub *nats.Subscription
+	// What origins tell of the subscriptions this node serves as an
+	// edge, by subscription id (edge.go), on the same subject.
+	edgeSubs map[string]func(ivsrt.EdgeNotice)
 }
 
 // done is closed when the node is closing.
@@ -177,7 +201,8 @@ func New(cfg Config, store Store, tokens ivsrt.TokenIssuer, opts ...Option) (*No
 		return nil, err
 	}
 	n := &Node{cfg: cfg, store: store, tokens: tokens, log: slog.New(slog.DiscardHandler), now: time.Now,
-		nodes: map[string]*ivsrt.Node{}, stopped: make(chan struct{}), feeds: map[string]func(ivsrt.FeedEvent){}}
+		nodes: map[string]*ivsrt.Node{}, stopped: make(chan struct{}), feeds: map[string]func(ivsrt.FeedEvent){},
+		edgeSubs: map[string]func(ivsrt.EdgeNotice){}}
 	for _, o := range opts {
 		o(n)
 	}
@@ -205,14 +230,42 @@ func New(cfg Config, store Store, tokens ivsrt.TokenIssuer, opts ...Option) (*No
 // start with, so that any node can route a request for one here.
 func (n *Node) ResourcePrefix() string { return n.cfg.NodeID + "." }
 
+// ErrNodeIDInUse is what the error Start returns is (errors.Is) when
+// another process runs as a node of the same id.
+var ErrNodeIDInUse = errors.New("cluster: node id in use")
+
+// idInUseError tells what the store knows of the process holding an id.
+type idInUseError struct{ msg string }
+
+func (e *idInUseError) Error() string        { return e.msg }
+func (e *idInUseError) Is(target error) bool { return target == ErrNodeIDInUse }
+
 // Start joins the cluster with local as this node's media plane: the node
 // reports itself alive, answers the other nodes' requests, renews its
 // stages' leases and cleans up after dead nodes, until Close.
-func (n *Node) Start(ctx context.Context, local LocalMedia) error {
+//
+// Before any of that, it takes the store's lock on its id, which it holds
+// while it runs: if another process holds it, a node of that id is
+// running, and Start fails with ErrNodeIDInUse rather than take over that
+// node's stages and requests. Then it ends the sessions of the stages
+// still placed on its id: they are its previous run's (it hosts nothing
+// yet), which crashed without cleaning up.
+func (n *Node) Start(ctx context.Context, local LocalMedia) (err error) {
+	if err := n.claimID(ctx); err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			n.releaseID()
+		}
+	}()
 	n.mu.Lock()
 	n.local = local
 	n.startedAt = n.now()
 	n.mu.Unlock()
+	if err := n.takeOwnStages(ctx); err != nil {
+		return fmt.Errorf("cluster: end the sessions of the previous run: %w", err)
+	}
 	if err := n.heartbeat(ctx); err != nil {
 		return fmt.Errorf("cluster: first heartbeat: %w", err)
 	}
@@ -233,13 +286,15 @@ func (n *Node) Start(ctx context.Context, local LocalMedia) error {
 	n.cancel = cancel
 	n.mu.Unlock()
 	n.wg.Go(func() { n.loop(ctx) })
+	n.wg.Go(func() { n.edgeLoop(ctx) })
 	n.log.Info("cluster: joined", "url", n.cfg.URL)
 	return nil
 }
 
 // Close leaves the cluster: it stops answering and reporting, gives up the
 // leases of the stages still hosted here (call it after the local media
-// plane has closed, so that those are empty), and disconnects from NATS.
+// plane has closed, so that those are empty), disconnects from NATS, and
+// lets go of its id.
 func (n *Node) Close() {
 	n.mu.Lock()
 	cancel := n.cancel
@@ -272,6 +327,85 @@ func (n *Node) Close() {
 		cancel()
 	}
 	n.nc.Close()
+	n.releaseID()
+}
+
+// idLockName is the store lock a node holds under its id while it runs.
+func idLockName(id string) string { return "node-id:" + id }
+
+// claimID takes the store's lock on this node's id, or returns an
+// ErrNodeIDInUse error that tells what the store knows of its holder.
+//
+// The lock lives as long as its holder's connection to the store, not as
+// long as its heartbeats: a node that crashed lets go of it as soon as the
+// database sees its connection close, so that it may start again at once,
+// while its last heartbeat still looks recent; a node whose machine
+// vanished lets go of it once the database drops the idle connection (see
+// the store's TryLead). A heartbeat alone cannot tell a node's previous
+// run, crashed a moment ago, from another process running under its id.
+func (n *Node) claimID(ctx context.Context) error {
+	id := n.cfg.NodeID
+	ok, lost, release, err := n.store.TryLead(ctx, idLockName(id))
+	if err != nil {
+		return fmt.Errorf("cluster: lock node id %s: %w", id, err)
+	}
+	if !ok {
+		holder := ""
+		if nodes, err := n.store.ListNodes(ctx, time.Time{}); err == nil {
+			for _, nd := range nodes {
+				if nd.ID == id {
+					holder = fmt.Sprintf(" (at %s, started %s, last heartbeat %s)",
+						nd.URL, nd.StartedAt.Format(time.RFC3339), nd.HeartbeatAt.Format(time.RFC3339))
+				}
+			}
+		}
+		return &idInUseError{fmt.Sprintf("cluster: node id %s is in use by another process%s; give each node its own id", id, holder)}
+	}
+	n.mu.Lock()
+	n.idLost, n.idRelease, n.idErr = lost, release, nil
+	n.mu.Unlock()
+	return nil
+}
+
+// keepID takes the lock on the node's id back if the connection holding
+// it broke; a store that cannot be reached yet is tried again next time.
+// If another process took the lock meanwhile, two run under one id: the
+// node says so, in its log and through Healthy, until it has it back.
+func (n *Node) keepID(ctx context.Context) {
+	n.mu.Lock()
+	lost := n.idLost
+	n.mu.Unlock()
+	if lost == nil {
+		return
+	}
+	select {
+	case <-lost:
+	default:
+		return
+	}
+	err := n.claimID(ctx)
+	switch {
+	case err == nil:
+		n.log.Info("cluster: took back the lock on this node's id")
+	case errors.Is(err, ErrNodeIDInUse):
+		n.log.Error("cluster: another process took this node's id", "err", err)
+		n.mu.Lock()
+		n.idErr = err
+		n.mu.Unlock()
+	case ctx.Err() == nil:
+		n.log.Warn("cluster: take back the lock on this node's id", "err", err)
+	}
+}
+
+// releaseID lets go of the lock on the node's id, if it holds it.
+func (n *Node) releaseID() {
+	n.mu.Lock()
+	release := n.idRelease
+	n.idLost, n.idRelease = nil, nil
+	n.mu.Unlock()
+	if release != nil {
+		release()
+	}
 }
 
 // subject is where node id takes requests.
@@ -298,6 +432,7 @@ func (n *Node) loop(ctx context.Context) {
 			n.lastHeartbeat = time.Now()
 		}
 		n.mu.Unlock()
+		n.keepID(ctx)
 		if err := n.renew(ctx); err != nil && ctx.Err() == nil {
 			n.log.Error("cluster: renew leases", "err", err)
 		}
@@ -318,14 +453,18 @@ func (n *Node) SetDraining(ctx context.Context) error {
 }
 
 // Healthy returns why the node is not a sound member of its cluster, or
-// nil: it must be connected to NATS, and its last heartbeat must have
-// reached the store, within the time after which others count it dead.
+// nil: it must be connected to NATS, hold the lock on its id, and its last
+// heartbeat must have reached the store, within the time after which
+// others count it dead.
 func (n *Node) Healthy() error {
 	if !n.nc.IsConnected() {
 		return fmt.Errorf("cluster: not connected to NATS (%s)", n.nc.Status())
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	if n.idErr != nil {
+		return n.idErr
+	}
 	since := n.lastHeartbeat
 	if since.IsZero() {
 		since = n.startedAt
@@ -345,6 +484,7 @@ func (n *Node) heartbeat(ctx context.Context) error {
 	self := &ivsrt.Node{ID: n.cfg.NodeID, URL: n.cfg.URL, CPU: n.cpu.sample(), StartedAt: started, Draining: n.draining.Load()}
 	if local != nil {
 		self.Participants = local.ParticipantCount()
+		self.Subscriptions = subscriptionsOf(local)
 	}
 	if err := n.store.Heartbeat(ctx, self); err != nil {
 		return err
@@ -434,30 +574,80 @@ func (n *Node) takeOrphans(ctx context.Context) error {
 		return err
 	}
 	for _, h := range orphans {
-		stg, err := n.store.GetStage(ctx, h.StageARN)
-		if ivsrt.ErrorCode(err) == ivsrt.ENOTFOUND {
-			continue
-		} else if err != nil {
+		session, left, err := n.endSessionOf(ctx, h)
+		if err != nil {
 			return err
 		}
-		if stg.ActiveSessionID == "" {
-			continue
+		if session != "" {
+			n.log.Info("cluster: ended the session of a dead node's stage", "stage", h.StageARN, "session", session,
+				"dead_node", h.NodeID, "departures", left)
 		}
-		n.mu.Lock()
-		local := n.local
-		n.mu.Unlock()
-		if local != nil {
-			if err := local.FailInterruptedRecordings(ctx, stg.ARN, stg.ActiveSessionID); err != nil {
-				return fmt.Errorf("end the recordings of %s: %w", stg.ARN, err)
-			}
-		}
-		left, err := ivsrt.EndSession(ctx, n.store, stg.ARN, stg.ActiveSessionID)
-		if err != nil {
-			return fmt.Errorf("end session of %s: %w", stg.ARN, err)
-		}
-		n.log.Info("cluster: ended the session of a dead node's stage", "stage", stg.ARN, "dead_node", h.NodeID, "departures", left)
 	}
 	return nil
+}
+
+// takeOwnStages ends the sessions of the stages placed on this node's id
+// when it starts: its previous run hosted them and ended without a word
+// (a crash, kill -9), and a restart with the same id was quick enough that
+// nobody took them as a dead node's. A placement whose session could not
+// be ended is put back, lease run out, so that the next start or a
+// survivor tries again.
+func (n *Node) takeOwnStages(ctx context.Context) error {
+	taken, err := n.store.TakeNodeStages(ctx, n.cfg.NodeID)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	ended, departures := 0, 0
+	for _, h := range taken {
+		session, left, err := n.endSessionOf(ctx, h)
+		if err != nil {
+			errs = append(errs, err)
+			if _, err := n.store.ClaimStageHost(ctx, h.StageARN, n.cfg.NodeID, n.now()); err != nil {
+				errs = append(errs, fmt.Errorf("put back the placement of %s: %w", h.StageARN, err))
+			}
+			continue
+		}
+		if session != "" {
+			ended++
+			departures += left
+			n.log.Info("cluster: ended the session of the previous run's stage", "stage", h.StageARN, "session", session, "departures", left)
+		}
+	}
+	if len(taken) > 0 {
+		n.log.Info("cluster: ended the sessions of the previous run", "stages", len(taken), "sessions", ended, "departures", departures)
+	}
+	return errors.Join(errs...)
+}
+
+// endSessionOf ends the active session of a stage whose placement was
+// taken from its host, a dead node or this node's previous run: the
+// recordings the host left in progress fail, and everyone it still has
+// connected leaves. It returns the session it ended, "" if the stage has
+// none (or no longer exists), and the departures it recorded.
+func (n *Node) endSessionOf(ctx context.Context, h *ivsrt.StageHost) (ivsrt.SessionID, int, error) {
+	stg, err := n.store.GetStage(ctx, h.StageARN)
+	if ivsrt.ErrorCode(err) == ivsrt.ENOTFOUND {
+		return "", 0, nil
+	} else if err != nil {
+		return "", 0, err
+	}
+	if stg.ActiveSessionID == "" {
+		return "", 0, nil
+	}
+	n.mu.Lock()
+	local := n.local
+	n.mu.Unlock()
+	if local != nil {
+		if err := local.FailInterruptedRecordings(ctx, stg.ARN, stg.ActiveSessionID); err != nil {
+			return "", 0, fmt.Errorf("end the recordings of %s: %w", stg.ARN, err)
+		}
+	}
+	left, err := ivsrt.EndSession(ctx, n.store, stg.ARN, stg.ActiveSessionID)
+	if err != nil {
+		return "", 0, fmt.Errorf("end session of %s: %w", stg.ARN, err)
+	}
+	return stg.ActiveSessionID, left, nil
 }
 
 // cpuMeter measures the process's CPU use between samples.

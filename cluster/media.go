@@ -28,6 +28,13 @@ type mediaRequest struct {
 	From        string                    `json:"from,omitempty"`
 	Ref         string                    `json:"ref,omitempty"`
 	Feed        string                    `json:"feed,omitempty"`
+
+	// Of the edge requests (edge.go); ForEdge marks an openFeed of an
+	// edge's pull.
+	Edge    *ivsrt.EdgeSubscription     `json:"edge,omitempty"`
+	Listed  map[ivsrt.StageARN][]string `json:"listed,omitempty"`
+	ForEdge bool                        `json:"forEdge,omitempty"`
+	Kinds   []string                    `json:"kinds,omitempty"` // what the edge pulls
 }
 
 // replicationOps are the requests of replication.go.
@@ -42,6 +49,13 @@ type mediaReply struct {
 	Answer     string                        `json:"answer,omitempty"`
 	Info       ivsrt.FeedInfo                `json:"info"`
 	Feed       string                        `json:"feed,omitempty"`
+
+	// Of the edge requests.
+	Admission ivsrt.EdgeAdmission `json:"admission"`
+	Refusal   *ivsrt.EdgeRefusal  `json:"refusal,omitempty"`
+	// Of subscriptionPlaces, and edgeConfirm.
+	Places  []ivsrt.SubscriptionPlace `json:"places,omitempty"`
+	Missing []string                  `json:"missing,omitempty"`
 }
 
 // DisconnectParticipant implements ivsrt.MediaPlane for the whole cluster:
@@ -126,16 +140,32 @@ func (n *Node) runLocal(ctx context.Context, req mediaRequest) error {
 	return fmt.Errorf("unknown operation %q", req.Op)
 }
 
+// runQuery answers another node's question that needs a reply here.
+func (n *Node) runQuery(ctx context.Context, req mediaRequest, reply *mediaReply) error {
+	switch req.Op {
+	case opSubscriptionPlaces:
+		reply.Places = n.localPlaces(req.Stage)
+		return nil
+	}
+	return fmt.Errorf("unknown operation %q", req.Op)
+}
+
 // serveRequest answers another node's request.
 func (n *Node) serveRequest(msg *nats.Msg) {
 	var req mediaRequest
 	reply := mediaReply{}
 	if err := json.Unmarshal(msg.Data, &req); err != nil {
 		reply.Error = "malformed request"
-	} else if replicationOps[req.Op] {
+	} else if req.Op == opSubscriptionPlaces {
+		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.RequestTimeout)
+		if err := n.runQuery(ctx, req, &reply); err != nil {
+			reply.Error = err.Error()
+		}
+		cancel()
+	} else if replicationOps[req.Op] || edgeOps[req.Op] {
 		// These may wait on requests to other nodes, which may be waiting
-		// on this one: each runs on its own, for at most two request
-		// timeouts.
+		// on this one, or on the store: each runs on its own, for at most
+		// two request timeouts.
 		go n.serveReplication(msg, req)
 		return
 	} else {
@@ -152,12 +182,16 @@ func (n *Node) serveRequest(msg *nats.Msg) {
 	}
 }
 
-// serveReplication answers another node's replication request.
+// serveReplication answers another node's replication or edge request.
 func (n *Node) serveReplication(msg *nats.Msg, req mediaRequest) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*n.cfg.RequestTimeout)
 	defer cancel()
 	reply := mediaReply{}
-	if err := n.runReplication(ctx, req, &reply); err != nil {
+	run := n.runReplication
+	if edgeOps[req.Op] {
+		run = n.runEdge
+	}
+	if err := run(ctx, req, &reply); err != nil {
 		reply.Error, reply.Code = ivsrt.ErrorMessage(err), ivsrt.ErrorCode(err)
 		if reply.Code == ivsrt.EINTERNAL {
 			n.log.Error("cluster: request from another node", "op", req.Op, "stage", req.Stage, "err", err)

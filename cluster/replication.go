@@ -136,6 +136,8 @@ func (n *Node) Remote(ctx context.Context, stage ivsrt.StageARN) (bool, error) {
 type feedMessage struct {
 	Ref   string          `json:"ref"`
 	Event ivsrt.FeedEvent `json:"event"`
+	// Or what an origin tells an edge of a subscription (edge.go).
+	Notice *ivsrt.EdgeNotice `json:"notice,omitempty"`
 }
 
 // OpenFeed has the node hosting the stage answer a replica's offer (the
@@ -143,6 +145,18 @@ type feedMessage struct {
 // node reports what the feed does, to this node's feed subject.
 func (n *Node) OpenFeed(ctx context.Context, stage ivsrt.StageARN, id ivsrt.ParticipantID, live bool, offer string,
 	notify func(ivsrt.FeedEvent)) (string, ivsrt.FeedInfo, func(), error) {
+	return n.openFeed(ctx, mediaRequest{Op: "openFeed", Stage: stage, Participant: id, Live: live, Offer: offer}, notify)
+}
+
+// OpenEdgeFeed has the node hosting the stage answer an edge's offer (the
+// sfu's EdgeOrigins), as OpenFeed does a replica's.
+func (n *Node) OpenEdgeFeed(ctx context.Context, stage ivsrt.StageARN, id ivsrt.ParticipantID, kinds []string, offer string,
+	notify func(ivsrt.FeedEvent)) (string, ivsrt.FeedInfo, func(), error) {
+	return n.openFeed(ctx, mediaRequest{Op: "openFeed", Stage: stage, Participant: id, Live: true, Offer: offer, ForEdge: true, Kinds: kinds}, notify)
+}
+
+func (n *Node) openFeed(ctx context.Context, req mediaRequest, notify func(ivsrt.FeedEvent)) (string, ivsrt.FeedInfo, func(), error) {
+	stage, id := req.Stage, req.Participant
 	host, err := n.liveHost(ctx, stage)
 	if err != nil {
 		return "", ivsrt.FeedInfo{}, nil, err
@@ -162,8 +176,8 @@ func (n *Node) OpenFeed(ctx context.Context, stage ivsrt.StageARN, id ivsrt.Part
 		n.mu.Unlock()
 	}
 	var reply mediaReply
-	err = n.request(ctx, host, mediaRequest{Op: "openFeed", Stage: stage, Participant: id, Live: live, Offer: offer,
-		From: n.cfg.NodeID, Ref: ref}, 1, &reply)
+	req.From, req.Ref = n.cfg.NodeID, ref
+	err = n.request(ctx, host, req, 1, &reply)
 	if errors.Is(err, nats.ErrNoResponders) {
 		err = ivsrt.Errorf(ivsrt.ENOTFOUND, "Participant %s is not publishing in stage %s.", id, stage)
 	}
@@ -194,9 +208,15 @@ func (n *Node) serveFeedMessage(msg *nats.Msg) {
 		return
 	}
 	n.mu.Lock()
-	notify := n.feeds[m.Ref]
+	notify, edge := n.feeds[m.Ref], n.edgeSubs[m.Ref]
 	n.mu.Unlock()
-	if notify != nil {
+	switch {
+	case m.Notice != nil && edge != nil:
+		if m.Notice.Ended {
+			n.forgetFeed(m.Ref)
+		}
+		edge(*m.Notice)
+	case m.Notice == nil && notify != nil:
 		notify(m.Event)
 	}
 }
@@ -225,7 +245,16 @@ func (n *Node) runReplication(ctx context.Context, req mediaRequest, reply *medi
 				n.log.Warn("cluster: tell a replica's node of its feed", "node", req.From, "err", err)
 			}
 		}
-		answer, info, feed, err := local.AnswerFeed(ctx, req.Stage, req.Participant, req.Live, req.Offer, notify)
+		answer, info, feed, err := "", ivsrt.FeedInfo{}, "", error(nil)
+		if req.ForEdge {
+			edge, ok := local.(edgeFeeds)
+			if !ok {
+				return errors.New("this node's media plane feeds no edges")
+			}
+			answer, info, feed, err = edge.AnswerEdgeFeed(ctx, req.Stage, req.Participant, req.Kinds, req.Offer, notify)
+		} else {
+			answer, info, feed, err = local.AnswerFeed(ctx, req.Stage, req.Participant, req.Live, req.Offer, notify)
+		}
 		reply.Answer, reply.Info, reply.Feed = answer, info, feed
 		return err
 	case "endFeed":

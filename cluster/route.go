@@ -28,10 +28,20 @@ func (n *Node) Route(local http.Handler) http.Handler {
 	proxies := &proxySet{node: n}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get(ForwardedHeader) != "" || r.Method == http.MethodOptions {
+			if r.Header.Get(ForwardedHeader) != "" && isSubscribe(r) && n.full() {
+				// Sent here on a load the heartbeats had not caught up
+				// with: the limit holds, and the client tries again.
+				n.refuseRoute(w, r, &unavailableError{"this node serves the most subscriptions it may; try again"})
+				return
+			}
 			local.ServeHTTP(w, r)
 			return
 		}
 		target, err := n.routeOf(r)
+		if err == nil && target != "" && isSubscribe(r) {
+			// A subscriber may be served by any node (edge.go).
+			target, err = n.placeSubscriber(r.Context(), target)
+		}
 		if err != nil {
 			n.refuseRoute(w, r, err)
 			return
@@ -212,6 +222,10 @@ func (ps *proxySet) get(ctx context.Context, id string) (*httputil.ReverseProxy,
 			pr.Out.Host = pr.In.Host // resource URLs keep naming the node the client used
 			pr.SetXForwarded()
 			pr.Out.Header.Set(ForwardedHeader, self)
+			pr.Out.Header.Del(ivsrt.ForwardedPublicURLHeader)
+			if public := ps.node.cfg.PublicURL; public != "" {
+				pr.Out.Header.Set(ivsrt.ForwardedPublicURLHeader, public)
+			}
 		},
 		FlushInterval: -1,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {

@@ -43,26 +43,32 @@ type feed struct {
 	pc    *webrtc.PeerConnection // remote feeds
 	ended bool
 
-	out *notifier
+	out *notifier[ivsrt.FeedEvent]
 }
 
 // notifier calls fn with what it is posted, in order, one at a time, on
 // a goroutine of its own and never with a lock held. Posting never
 // blocks: it may be done with a stage locked. It holds what is posted
-// until released.
-type notifier struct {
-	fn func(ivsrt.FeedEvent)
+// until released. After an event final says is the last, nothing more is
+// delivered.
+type notifier[T any] struct {
+	fn    func(T)
+	final func(T) bool
 
 	mu       sync.Mutex
-	queue    []ivsrt.FeedEvent
+	queue    []T
 	held     bool
 	running  bool
-	finished bool // an end was delivered: nothing more is
+	finished bool // the last event was delivered: nothing more is
 }
 
-func newNotifier(fn func(ivsrt.FeedEvent)) *notifier { return &notifier{fn: fn, held: true} }
+func newNotifier(fn func(ivsrt.FeedEvent)) *notifier[ivsrt.FeedEvent] {
+	return &notifier[ivsrt.FeedEvent]{fn: fn, held: true, final: func(ev ivsrt.FeedEvent) bool {
+		return ev == ivsrt.FeedEnded || ev == ivsrt.FeedEndedFinal
+	}}
+}
 
-func (n *notifier) post(ev ivsrt.FeedEvent) {
+func (n *notifier[T]) post(ev T) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.queue = append(n.queue, ev)
@@ -70,14 +76,14 @@ func (n *notifier) post(ev ivsrt.FeedEvent) {
 }
 
 // release lets posted events through.
-func (n *notifier) release() {
+func (n *notifier[T]) release() {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.held = false
 	n.kick()
 }
 
-func (n *notifier) kick() {
+func (n *notifier[T]) kick() {
 	if n.held || n.running || len(n.queue) == 0 {
 		return
 	}
@@ -85,7 +91,7 @@ func (n *notifier) kick() {
 	go n.run()
 }
 
-func (n *notifier) run() {
+func (n *notifier[T]) run() {
 	for {
 		n.mu.Lock()
 		if len(n.queue) == 0 || n.finished {
@@ -96,7 +102,7 @@ func (n *notifier) run() {
 		}
 		ev := n.queue[0]
 		n.queue = n.queue[1:]
-		if ev == ivsrt.FeedEnded || ev == ivsrt.FeedEndedFinal {
+		if n.final(ev) {
 			n.finished = true
 		}
 		n.mu.Unlock()
@@ -115,7 +121,7 @@ func errNotPublishing(id ivsrt.ParticipantID, stage ivsrt.StageARN) error {
 // away (within the republish grace period) counts too, and is fed once it
 // is back. The stage is left unlocked. Returns ENOTFOUND if the
 // participant does not publish here, ECONFLICT if it is a replica.
-func (s *Server) registerFeed(stage ivsrt.StageARN, id ivsrt.ParticipantID, live bool, notify func(ivsrt.FeedEvent)) (*feed, ivsrt.FeedInfo, map[webrtc.RTPCodecType]*forward.Source, error) {
+func (s *Server) registerFeed(stage ivsrt.StageARN, id ivsrt.ParticipantID, live, replicas bool, notify func(ivsrt.FeedEvent)) (*feed, ivsrt.FeedInfo, map[webrtc.RTPCodecType]*forward.Source, error) {
 	st := s.existingStage(stage)
 	if st == nil {
 		return nil, ivsrt.FeedInfo{}, nil, errNotPublishing(id, stage)
@@ -123,9 +129,10 @@ func (s *Server) registerFeed(stage ivsrt.StageARN, id ivsrt.ParticipantID, live
 	defer st.unlock()
 	pub := st.pubs[id]
 	switch {
-	case pub != nil && pub.replica != nil:
+	case pub != nil && pub.replica != nil && !replicas:
 		return nil, ivsrt.FeedInfo{}, nil, ivsrt.Errorf(ivsrt.ECONFLICT, "Participant %s is a replica in stage %s: a replica cannot be replicated.", id, stage)
-	case pub == nil || len(pub.sources) == 0 || pub.session == nil && pub.grace == nil || live && !pub.live():
+	case pub == nil || len(pub.sources) == 0 || pub.session == nil && pub.grace == nil && pub.ingest == nil && pub.replica == nil ||
+		live && !pub.live():
 		return nil, ivsrt.FeedInfo{}, nil, errNotPublishing(id, stage)
 	}
 	f := &feed{id: s.newResourceID(), st: st, pub: pub, out: newNotifier(notify)}
@@ -138,6 +145,9 @@ func (s *Server) registerFeed(stage ivsrt.StageARN, id ivsrt.ParticipantID, live
 	for k, src := range pub.sources {
 		sources[k] = src
 		info.Kinds = append(info.Kinds, k.String())
+		if k == webrtc.RTPCodecTypeVideo {
+			info.Layers = src.LayerRIDs()
+		}
 	}
 	slices.Sort(info.Kinds)
 	s.mu.Lock()
@@ -335,11 +345,32 @@ func (w *bridgeWriter) Write(b []byte) (int, error) {
 // Returns ENOTFOUND if the participant does not publish here, ECONFLICT
 // if it is a replica, EINVALID for an offer that cannot be answered.
 func (s *Server) AnswerFeed(ctx context.Context, stage ivsrt.StageARN, id ivsrt.ParticipantID, live bool, offer string, notify func(ivsrt.FeedEvent)) (string, ivsrt.FeedInfo, string, error) {
-	f, info, sources, err := s.registerFeed(stage, id, live, notify)
+	return s.answerFeed(ctx, stage, id, live, false, nil, offer, notify)
+}
+
+// AnswerEdgeFeed answers the offer of an edge, which pulls kinds ("audio",
+// "video") of participant id's publication for its subscribers: as
+// AnswerFeed with live, but a replica's publication is fed too. The info
+// lists every kind the publication has.
+func (s *Server) AnswerEdgeFeed(ctx context.Context, stage ivsrt.StageARN, id ivsrt.ParticipantID, kinds []string, offer string, notify func(ivsrt.FeedEvent)) (string, ivsrt.FeedInfo, string, error) {
+	return s.answerFeed(ctx, stage, id, true, true, kinds, offer, notify)
+}
+
+// answerFeed answers a feed's offer with the publication's kinds, all of
+// them for nil.
+func (s *Server) answerFeed(ctx context.Context, stage ivsrt.StageARN, id ivsrt.ParticipantID, live, replicas bool, kinds []string, offer string, notify func(ivsrt.FeedEvent)) (string, ivsrt.FeedInfo, string, error) {
+	f, info, sources, err := s.registerFeed(stage, id, live, replicas, notify)
 	if err != nil {
 		return "", ivsrt.FeedInfo{}, "", err
 	}
-	answer, ref := s.negotiateFeed(ctx, f, sources, offer)
+	if kinds != nil {
+		for k := range sources {
+			if !slices.Contains(kinds, k.String()) {
+				delete(sources, k)
+			}
+		}
+	}
+	answer, ref := s.negotiateFeed(ctx, f, sources, info.Layers, offer)
 	if ref != nil {
 		st := f.st
 		st.lock()
@@ -355,8 +386,10 @@ func (s *Server) AnswerFeed(ctx context.Context, stage ivsrt.StageARN, id ivsrt.
 }
 
 // negotiateFeed answers a remote feed's offer with down tracks of the
-// publication's sources, started once the connection is up.
-func (s *Server) negotiateFeed(ctx context.Context, f *feed, sources map[webrtc.RTPCodecType]*forward.Source, offer string) (string, *refusal) {
+// publication's sources, started once the connection is up: of a
+// simulcast video, one per layer, each held to its layer, so that the
+// other node chooses layers for its own subscribers.
+func (s *Server) negotiateFeed(ctx context.Context, f *feed, sources map[webrtc.RTPCodecType]*forward.Source, layers []string, offer string) (string, *refusal) {
 	st := f.st
 	pc, ref := s.newPeer(s.api, st, func(pc *webrtc.PeerConnection) bool {
 		if f.ended {
@@ -395,16 +428,25 @@ func (s *Server) negotiateFeed(ctx context.Context, f *feed, sources map[webrtc.
 		if src == nil {
 			continue
 		}
-		d, err := src.NewDownTrack()
-		if err != nil {
-			continue
+		pins := []string{""}
+		if kind == webrtc.RTPCodecTypeVideo && len(layers) > 0 {
+			pins = layers
 		}
-		downs = append(downs, d)
-		if _, err := pc.AddTrack(d); err != nil {
-			for _, d := range downs {
-				d.Close()
+		for _, rid := range pins {
+			d, err := src.NewDownTrack()
+			if err != nil {
+				continue
 			}
-			return "", &refusal{http.StatusBadRequest, codeInvalidInput, "the offer cannot receive the " + kind.String() + " track: " + err.Error()}
+			if rid != "" {
+				d.SetPreferredLayer(rid)
+			}
+			downs = append(downs, d)
+			if _, err := pc.AddTrack(d); err != nil {
+				for _, d := range downs {
+					d.Close()
+				}
+				return "", &refusal{http.StatusBadRequest, codeInvalidInput, "the offer cannot receive the " + kind.String() + " track: " + err.Error()}
+			}
 		}
 	}
 	if !f.setDowns(downs) {

@@ -12,6 +12,7 @@ import (
 	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/ivsrt/ivsrt"
@@ -73,11 +74,13 @@ func (s *Server) openFeed(ctx context.Context, stage ivsrt.StageARN, id ivsrt.Pa
 			return nil, err
 		}
 		if elsewhere {
-			return s.openRemoteFeed(ctx, remote, stage, id, live, onEvent)
+			return s.openRemoteFeed(ctx, []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo}, func(ctx context.Context, offer string, notify func(ivsrt.FeedEvent)) (string, ivsrt.FeedInfo, func(), error) {
+				return remote.OpenFeed(ctx, stage, id, live, offer, notify)
+			}, onEvent)
 		}
 	}
 	link := &localLink{s: s}
-	f, info, sources, err := s.registerFeed(stage, id, live, func(ev ivsrt.FeedEvent) { onEvent(link, ev) })
+	f, info, sources, err := s.registerFeed(stage, id, live, false, func(ev ivsrt.FeedEvent) { onEvent(link, ev) })
 	if err != nil {
 		return nil, err
 	}
@@ -110,11 +113,14 @@ type remoteLink struct {
 	pc  *webrtc.PeerConnection
 	inf ivsrt.FeedInfo
 	end func()
-	out *notifier
+	out *notifier[ivsrt.FeedEvent]
 
 	sinkReady chan struct{} // closed once sink is set
 	sink      *replicaSink
-	done      chan struct{} // closed by close
+
+	mu        sync.Mutex
+	simulcast *forward.Upstream // of a simulcast video, once its first layer arrived
+	done      chan struct{}     // closed by close
 	closeOnce sync.Once
 }
 
@@ -136,10 +142,13 @@ func (l *remoteLink) close() {
 	})
 }
 
-// openRemoteFeed offers to receive the publication's audio and video,
-// and has the node hosting the stage answer.
-func (s *Server) openRemoteFeed(ctx context.Context, remote RemoteFeeds, stage ivsrt.StageARN, id ivsrt.ParticipantID, live bool,
-	onEvent func(feedLink, ivsrt.FeedEvent)) (feedLink, error) {
+// openFeedFunc has the node hosting a publication answer a feed's offer:
+// RemoteFeeds.OpenFeed, or EdgeOrigins.OpenEdgeFeed.
+type openFeedFunc func(ctx context.Context, offer string, notify func(ivsrt.FeedEvent)) (answer string, info ivsrt.FeedInfo, end func(), err error)
+
+// openRemoteFeed offers to receive kinds of a publication, and has the
+// node hosting it answer through open.
+func (s *Server) openRemoteFeed(ctx context.Context, kinds []webrtc.RTPCodecType, open openFeedFunc, onEvent func(feedLink, ivsrt.FeedEvent)) (feedLink, error) {
 	api, err := s.clientAPI()
 	if err != nil {
 		return nil, err
@@ -154,7 +163,19 @@ func (s *Server) openRemoteFeed(ctx context.Context, remote RemoteFeeds, stage i
 		pc.Close()
 		return nil, err
 	}
-	for _, kind := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo} {
+	// Audio, and video: one track, or one per layer of a simulcast
+	// video (FeedInfo.Layers).
+	var receive []webrtc.RTPCodecType
+	for _, kind := range kinds {
+		n := 1
+		if kind == webrtc.RTPCodecTypeVideo {
+			n = forward.MaxLayers
+		}
+		for range n {
+			receive = append(receive, kind)
+		}
+	}
+	for _, kind := range receive {
 		if _, err := pc.AddTransceiverFromKind(kind, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
 			return fail(fmt.Errorf("replica feed: %w", err))
 		}
@@ -179,7 +200,7 @@ func (s *Server) openRemoteFeed(ctx context.Context, remote RemoteFeeds, stage i
 	case <-ctx.Done():
 		return fail(ctx.Err())
 	}
-	answer, info, end, err := remote.OpenFeed(ctx, stage, id, live, pc.LocalDescription().SDP, link.out.post)
+	answer, info, end, err := open(ctx, pc.LocalDescription().SDP, link.out.post)
 	if err != nil {
 		return fail(err)
 	}
@@ -205,9 +226,26 @@ func (l *remoteLink) track(t *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
 		return
 	}
 	pc, ssrc := l.pc, uint32(t.SSRC())
-	up := src.Attach(t.Codec(), func() {
+	askKeyframe := func() {
 		pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}})
-	})
+	}
+	var out interface{ WriteRTP(*rtp.Packet) error }
+	if rid := l.layerOf(t.Kind(), r); rid != "" {
+		// A layer of a simulcast video: the layers share an upstream.
+		l.mu.Lock()
+		if l.simulcast == nil {
+			l.simulcast = src.AttachSimulcast(t.Codec(), l.inf.Layers)
+		}
+		up := l.simulcast
+		l.mu.Unlock()
+		layer, err := up.AddLayer(rid, askKeyframe)
+		if err != nil {
+			return
+		}
+		out = layer
+	} else {
+		out = src.Attach(t.Codec(), askKeyframe)
+	}
 	// Reading RTCP lets the interceptors see the sender reports.
 	go func() {
 		for {
@@ -221,10 +259,33 @@ func (l *remoteLink) track(t *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
 		if err != nil {
 			return
 		}
-		if err := up.WriteRTP(pkt); errors.Is(err, forward.ErrDetached) {
+		if err := out.WriteRTP(pkt); errors.Is(err, forward.ErrDetached) {
 			return
 		}
 	}
+}
+
+// layerOf returns the rid of the simulcast layer the feed sends on the
+// receiver r: the feed's video tracks are its layers, in the order of
+// FeedInfo.Layers; "" for a video of one layer, or audio.
+func (l *remoteLink) layerOf(kind webrtc.RTPCodecType, r *webrtc.RTPReceiver) string {
+	if kind != webrtc.RTPCodecTypeVideo || len(l.inf.Layers) == 0 {
+		return ""
+	}
+	i := 0
+	for _, tr := range l.pc.GetTransceivers() {
+		if tr.Kind() != webrtc.RTPCodecTypeVideo {
+			continue
+		}
+		if tr.Receiver() == r {
+			if i < len(l.inf.Layers) {
+				return l.inf.Layers[i]
+			}
+			return ""
+		}
+		i++
+	}
+	return ""
 }
 
 // clientAPI returns the WebRTC API of the peer connections a replica

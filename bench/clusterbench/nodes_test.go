@@ -21,9 +21,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ivsrealtime"
 	"github.com/jackc/pgx/v5"
-	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/ivsrt/ivsrt/cluster"
+	"github.com/ivsrt/ivsrt/internal/natstest"
 	"github.com/ivsrt/ivsrt/store/postgres/pgtest"
 )
 
@@ -100,7 +100,7 @@ func startCluster(t *testing.T, bin string, s setup) *deployment {
 		if pgVersion == "" {
 			pgVersion = serverVersion(c.dsn)
 		}
-		natsURL = startNATS(t)
+		natsURL = natstest.Start(t)
 	}
 	for i := range s.nodes {
 		id := fmt.Sprintf("node-%c", 'a'+i)
@@ -154,22 +154,6 @@ func serverVersion(dsn string) string {
 	return v
 }
 
-// startNATS runs a NATS server inside this process for the nodes to meet
-// on, until t ends.
-func startNATS(t *testing.T) string {
-	t.Helper()
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Start()
-	t.Cleanup(ns.Shutdown)
-	if !ns.ReadyForConnections(5 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
-	return ns.ClientURL()
-}
-
 // startNode starts `ivsrt serve` with data as its data folder and returns
 // once it answers HTTP.
 func startNode(t *testing.T, bin, data, id string, extraArgs ...string) *node {
@@ -184,10 +168,10 @@ func startNode(t *testing.T, bin, data, id string, extraArgs ...string) *node {
 		t.Fatal(err)
 	}
 	defer logFile.Close()
-	// Media on any free UDP port and no ICE-TCP port: the default ports
-	// would collide between nodes.
+	// Media on any free UDP port and no ICE-TCP port, no RTMP: the
+	// default ports would collide between nodes.
 	args := []string{"serve", "--listen", addr, "--data", data,
-		"--rtc-udp-port", "0", "--rtc-tcp-port", "-1", "--turn-udp-port", "-1",
+		"--rtc-udp-port", "0", "--rtc-tcp-port", "-1", "--turn-udp-port", "-1", "--rtmp-port", "0",
 		"--access-key-id", accessKeyID, "--secret-access-key", secretAccessKey,
 		"--log-level", "warn"}
 	cmd := exec.Command(bin, append(args, extraArgs...)...)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"path/filepath"
@@ -73,7 +74,9 @@ func (m *Main) secrets(ctx context.Context) (*secrets.Set, error) {
 // with the media plane, and runs the event relay whenever this node holds
 // the lead for it.
 func (m *Main) joinCluster(ctx context.Context) error {
-	if err := m.Node.Start(ctx, m.SFU); err != nil {
+	if err := m.Node.Start(ctx, m.SFU); errors.Is(err, cluster.ErrNodeIDInUse) {
+		return fmt.Errorf("--node-id: %w", err)
+	} else if err != nil {
 		return err
 	}
 	// Replicas here of publishers elsewhere are fed from there.
@@ -104,8 +107,9 @@ func (m *Main) newNode(issuer ivsrt.TokenIssuer, nodeURL string) error {
 		return fmt.Errorf("--cluster-nats: the store cannot be shared by a cluster")
 	}
 	c := m.Config
-	node, err := cluster.New(cluster.Config{NodeID: c.NodeID, URL: nodeURL, NATSURL: c.ClusterNATS,
-		LeaseTTL: c.ClusterLeaseTTL, HeartbeatInterval: c.ClusterHeartbeat, DeadAfter: c.ClusterDeadAfter},
+	node, err := cluster.New(cluster.Config{NodeID: c.NodeID, URL: nodeURL, PublicURL: c.PublicURL, NATSURL: c.ClusterNATS,
+		LeaseTTL: c.ClusterLeaseTTL, HeartbeatInterval: c.ClusterHeartbeat, DeadAfter: c.ClusterDeadAfter,
+		MaxSubscriptions: c.NodeMaxSubscriptions},
 		store, issuer, cluster.WithLogger(m.Logger))
 	if err != nil {
 		return err

@@ -24,6 +24,7 @@ import (
 	"github.com/ivsrt/ivsrt/bot"
 	"github.com/ivsrt/ivsrt/cluster"
 	"github.com/ivsrt/ivsrt/events/eventstest"
+	"github.com/ivsrt/ivsrt/internal/natstest"
 	"github.com/ivsrt/ivsrt/store/postgres"
 	"github.com/ivsrt/ivsrt/store/postgres/pgtest"
 )
@@ -87,43 +88,14 @@ func TestCluster(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts three servers")
 	}
-	dsn := pgtest.Start(t)
-	ns := startNATS(t)
 	rcv := eventstest.NewReceiver(t, webhookSecret)
 	rcv.Up()
-
-	bin := durableBuild(t)
-	dir := t.TempDir()
-	var nodes []*clusterNode
-	for _, name := range []string{"a", "b", "c"} {
-		addr := durableFreeAddr(t)
-		srv := durableStart(t, bin, filepath.Join(dir, name), addr,
-			"--store", dsn, "--cluster-nats", ns.ClientURL(), "--node-id", "node-"+name,
-			"--cluster-lease", "2s", "--cluster-heartbeat", "300ms", "--cluster-dead-after", "1500ms",
-			"--webhook-url", rcv.URL(), "--webhook-secret", webhookSecret)
-		nodes = append(nodes, &clusterNode{name: "node-" + name, srv: srv, api: srv.client()})
-	}
+	// The nodes see each other within a heartbeat or two.
+	tc := startTestCluster(t, rcv, "node-a", "node-b", "node-c")
+	nodes := tc.nodes
 	a := nodes[0]
 	ctx := testContext(t)
-	// The nodes see each other within a heartbeat or two.
-	for _, n := range nodes {
-		eventually(t, 10*time.Second, n.name+" seeing the cluster", func() error {
-			var st struct {
-				Self  string `json:"self"`
-				Nodes []struct {
-					ID string `json:"id"`
-				} `json:"nodes"`
-			}
-			if err := clusterGet(t, n.srv.addr, cluster.StatusPath, &st); err != nil {
-				return err
-			}
-			if st.Self != n.name || len(st.Nodes) != 3 {
-				return fmt.Errorf("%+v", st)
-			}
-			return nil
-		})
-	}
-	db, err := postgres.Open(ctx, dsn)
+	db, err := postgres.Open(ctx, tc.dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -509,4 +481,73 @@ func activeSession(t *testing.T, c *ivsrealtime.Client, arn string) string {
 		t.Fatal(err)
 	}
 	return aws.ToString(out.Stage.ActiveSessionId)
+}
+
+// testCluster is ivsrt serve processes on loopback forming one cluster on
+// a throwaway PostgreSQL and NATS, with short cluster timings so that a
+// dead node is noticed within seconds — not so short that a node starved
+// of CPU a moment by the race detector and the tests beside it counts as
+// dead.
+type testCluster struct {
+	dsn, nats, bin, dir string
+	webhook             *eventstest.Receiver // nil: no sink
+	extra               []string             // more flags of every node
+	nodes               []*clusterNode
+}
+
+// startTestCluster starts a node of each name (as its --node-id) and
+// waits until every one sees them all. With webhook, every node delivers
+// the event stream to it.
+func startTestCluster(t *testing.T, webhook *eventstest.Receiver, names ...string) *testCluster {
+	t.Helper()
+	return startTestClusterWith(t, webhook, nil, names...)
+}
+
+// startTestClusterWith is startTestCluster with more flags for every node.
+func startTestClusterWith(t *testing.T, webhook *eventstest.Receiver, extra []string, names ...string) *testCluster {
+	t.Helper()
+	c := &testCluster{dsn: pgtest.Start(t), nats: natstest.Start(t), bin: durableBuild(t), dir: t.TempDir(), webhook: webhook,
+		extra: extra}
+	for _, name := range names {
+		srv := durableStart(t, c.bin, filepath.Join(c.dir, name), durableFreeAddr(t), c.args(name)...)
+		c.nodes = append(c.nodes, &clusterNode{name: name, srv: srv, api: srv.client()})
+	}
+	for _, n := range c.nodes {
+		eventually(t, 10*time.Second, n.name+" seeing the cluster", func() error {
+			var st struct {
+				Self  string `json:"self"`
+				Nodes []struct {
+					ID string `json:"id"`
+				} `json:"nodes"`
+			}
+			if err := clusterGet(t, n.srv.addr, cluster.StatusPath, &st); err != nil {
+				return err
+			}
+			if st.Self != n.name || len(st.Nodes) != len(names) {
+				return fmt.Errorf("%+v", st)
+			}
+			return nil
+		})
+	}
+	return c
+}
+
+// args are the flags of the cluster's node id.
+func (c *testCluster) args(id string) []string {
+	args := []string{"--store", c.dsn, "--cluster-nats", c.nats, "--node-id", id,
+		"--cluster-lease", "4s", "--cluster-heartbeat", "400ms", "--cluster-dead-after", "3s", "--log-level", "info"}
+	if c.webhook != nil {
+		args = append(args, "--webhook-url", c.webhook.URL(), "--webhook-secret", webhookSecret)
+	}
+	return append(args, c.extra...)
+}
+
+// node returns the node of that name.
+func (c *testCluster) node(name string) *clusterNode {
+	for _, n := range c.nodes {
+		if n.name == name {
+			return n
+		}
+	}
+	return nil
 }

@@ -8,32 +8,17 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ivsrealtime"
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"github.com/ivsrt/ivsrt"
+	"github.com/ivsrt/ivsrt/internal/natstest"
 )
-
-// startNATS runs a NATS server on a free loopback port until the test ends.
-func startNATS(t *testing.T) *server.Server {
-	t.Helper()
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Start()
-	t.Cleanup(ns.Shutdown)
-	if !ns.ReadyForConnections(5 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
-	return ns
-}
 
 // TestNATSSink: with --nats-url the server publishes its events to a real
 // NATS server, a subject per stage and event.
 func TestNATSSink(t *testing.T) {
-	ns := startNATS(t)
-	nc, err := nats.Connect(ns.ClientURL())
+	natsURL := natstest.Start(t)
+	nc, err := nats.Connect(natsURL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +31,7 @@ func TestNATSSink(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	_, c := startServer(t, func(c *Config) { c.NATSURL, c.NATSSubjectPrefix = ns.ClientURL(), "test" })
+	_, c := startServer(t, func(c *Config) { c.NATSURL, c.NATSSubjectPrefix = natsURL, "test" })
 	ctx := testContext(t)
 	out, err := c.CreateStage(ctx, &ivsrealtime.CreateStageInput{Name: aws.String("natty")})
 	if err != nil {

@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -13,10 +12,8 @@ import (
 
 	"github.com/ivsrt/ivsrt"
 	"github.com/ivsrt/ivsrt/bot"
-	"github.com/ivsrt/ivsrt/cluster"
 	"github.com/ivsrt/ivsrt/events/eventstest"
 	"github.com/ivsrt/ivsrt/store/postgres"
-	"github.com/ivsrt/ivsrt/store/postgres/pgtest"
 )
 
 // TestClusterReplication replicates a publisher of a stage hosted on one
@@ -30,39 +27,15 @@ func TestClusterReplication(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts two servers")
 	}
-	dsn := pgtest.Start(t)
-	ns := startNATS(t)
 	rcv := eventstest.NewReceiver(t, webhookSecret)
 	rcv.Up()
-	bin := durableBuild(t)
-	dir := t.TempDir()
+	tc := startTestCluster(t, rcv, "node-a", "node-b")
 	nodes := map[string]*clusterNode{}
-	for _, name := range []string{"a", "b"} {
-		addr := durableFreeAddr(t)
-		srv := durableStart(t, bin, filepath.Join(dir, name), addr,
-			"--store", dsn, "--cluster-nats", ns.ClientURL(), "--node-id", "node-"+name,
-			"--cluster-lease", "2s", "--cluster-heartbeat", "300ms", "--cluster-dead-after", "1500ms",
-			"--webhook-url", rcv.URL(), "--webhook-secret", webhookSecret)
-		nodes["node-"+name] = &clusterNode{name: "node-" + name, srv: srv, api: srv.client()}
-	}
-	for _, n := range nodes {
-		eventually(t, 10*time.Second, n.name+" seeing the cluster", func() error {
-			var st struct {
-				Nodes []struct {
-					ID string `json:"id"`
-				} `json:"nodes"`
-			}
-			if err := clusterGet(t, n.srv.addr, cluster.StatusPath, &st); err != nil {
-				return err
-			}
-			if len(st.Nodes) != 2 {
-				return fmt.Errorf("%+v", st)
-			}
-			return nil
-		})
+	for _, n := range tc.nodes {
+		nodes[n.name] = n
 	}
 	ctx := testContext(t)
-	db, err := postgres.Open(ctx, dsn)
+	db, err := postgres.Open(ctx, tc.dsn)
 	if err != nil {
 		t.Fatal(err)
 	}

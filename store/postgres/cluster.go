@@ -23,12 +23,12 @@ func (db *DB) Heartbeat(ctx context.Context, node *ivsrt.Node) error {
 	var at time.Time
 	err := db.write(ctx, pgx.ReadCommitted, func(tx *Tx) error {
 		at = tx.now
-		_, err := tx.Exec(ctx, `INSERT INTO node (id, url, participants, cpu, started_at, heartbeat_at, draining)
-			VALUES ($1, $2, $3, $4, $5, $6, $7)
+		_, err := tx.Exec(ctx, `INSERT INTO node (id, url, participants, subscriptions, cpu, started_at, heartbeat_at, draining)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 			ON CONFLICT (id) DO UPDATE SET url = EXCLUDED.url, participants = EXCLUDED.participants,
-				cpu = EXCLUDED.cpu, started_at = EXCLUDED.started_at, heartbeat_at = EXCLUDED.heartbeat_at,
-				draining = EXCLUDED.draining`,
-			node.ID, node.URL, node.Participants, node.CPU, ms(node.StartedAt), tx.now, node.Draining)
+				subscriptions = EXCLUDED.subscriptions, cpu = EXCLUDED.cpu, started_at = EXCLUDED.started_at,
+				heartbeat_at = EXCLUDED.heartbeat_at, draining = EXCLUDED.draining`,
+			node.ID, node.URL, node.Participants, node.Subscriptions, node.CPU, ms(node.StartedAt), tx.now, node.Draining)
 		return err
 	})
 	if err != nil {
@@ -42,7 +42,7 @@ func (db *DB) Heartbeat(ctx context.Context, node *ivsrt.Node) error {
 func (db *DB) ListNodes(ctx context.Context, aliveSince time.Time) ([]*ivsrt.Node, error) {
 	var nodes []*ivsrt.Node
 	err := db.read(ctx, func(conn *pgx.Conn) error {
-		rows, err := conn.Query(ctx, `SELECT id, url, participants, cpu, started_at, heartbeat_at, draining
+		rows, err := conn.Query(ctx, `SELECT id, url, participants, subscriptions, cpu, started_at, heartbeat_at, draining
 			FROM node WHERE heartbeat_at >= $1 ORDER BY id`, ms(aliveSince))
 		if err != nil {
 			return err
@@ -50,7 +50,7 @@ func (db *DB) ListNodes(ctx context.Context, aliveSince time.Time) ([]*ivsrt.Nod
 		defer rows.Close()
 		for rows.Next() {
 			n := &ivsrt.Node{}
-			if err := rows.Scan(&n.ID, &n.URL, &n.Participants, &n.CPU, &n.StartedAt, &n.HeartbeatAt, &n.Draining); err != nil {
+			if err := rows.Scan(&n.ID, &n.URL, &n.Participants, &n.Subscriptions, &n.CPU, &n.StartedAt, &n.HeartbeatAt, &n.Draining); err != nil {
 				return err
 			}
 			n.StartedAt, n.HeartbeatAt = n.StartedAt.UTC(), n.HeartbeatAt.UTC()
@@ -183,6 +183,27 @@ func (db *DB) TakeOrphanedStages(ctx context.Context, now, deadBefore time.Time)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("take orphaned stages: %w", err)
+	}
+	slices.SortFunc(taken, func(a, b *ivsrt.StageHost) int { return strings.Compare(string(a.StageARN), string(b.StageARN)) })
+	return taken, nil
+}
+
+// TakeNodeStages implements ivsrt.ClusterStore. Like TakeOrphanedStages it
+// is one DELETE, so each placement is returned once.
+func (db *DB) TakeNodeStages(ctx context.Context, nodeID string) ([]*ivsrt.StageHost, error) {
+	var taken []*ivsrt.StageHost
+	err := db.write(ctx, pgx.ReadCommitted, func(tx *Tx) error {
+		rows, err := tx.Query(ctx, `DELETE FROM stage_host WHERE node_id = $1 RETURNING `+stageHostColumns, nodeID)
+		if err != nil {
+			return err
+		}
+		taken, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (*ivsrt.StageHost, error) {
+			return scanStageHost(row)
+		})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("take stages of node %s: %w", nodeID, err)
 	}
 	slices.SortFunc(taken, func(a, b *ivsrt.StageHost) int { return strings.Compare(string(a.StageARN), string(b.StageARN)) })
 	return taken, nil

@@ -32,7 +32,7 @@ func TestHeartbeat(t *testing.T) {
 	db.Now = clock.Now
 	ctx := testContext(t, 30*time.Second)
 
-	a := &ivsrt.Node{ID: "a", URL: "http://10.0.0.1:8080", Participants: 3, CPU: 0.25,
+	a := &ivsrt.Node{ID: "a", URL: "http://10.0.0.1:8080", Participants: 3, Subscriptions: 40, CPU: 0.25,
 		StartedAt: epoch.Add(-time.Hour + 1234567*time.Nanosecond).In(time.FixedZone("X", 3600))}
 	if err := db.Heartbeat(ctx, a); err != nil {
 		t.Fatalf("Heartbeat a: %v", err)
@@ -58,7 +58,7 @@ func TestHeartbeat(t *testing.T) {
 	if len(nodes) != 2 || nodes[0].ID != "a" || nodes[1].ID != "b" {
 		t.Fatalf("ListNodes since the first heartbeat: got %v, want a and b", nodes)
 	}
-	want := ivsrt.Node{ID: "a", URL: "http://10.0.0.1:8080", Participants: 3, CPU: 0.25,
+	want := ivsrt.Node{ID: "a", URL: "http://10.0.0.1:8080", Participants: 3, Subscriptions: 40, CPU: 0.25,
 		StartedAt: epoch.Add(-time.Hour + time.Millisecond), HeartbeatAt: epoch}
 	if got := *nodes[0]; got != want {
 		t.Errorf("node a: got %+v, want %+v", got, want)
@@ -72,12 +72,12 @@ func TestHeartbeat(t *testing.T) {
 
 	// A new heartbeat replaces what the node reported before.
 	clock.Advance(time.Second)
-	a.URL, a.Participants, a.CPU, a.Draining = "http://10.0.0.9:8080", 7, 1.5, true
+	a.URL, a.Participants, a.Subscriptions, a.CPU, a.Draining = "http://10.0.0.9:8080", 7, 300, 1.5, true
 	if err := db.Heartbeat(ctx, a); err != nil {
 		t.Fatalf("Heartbeat a again: %v", err)
 	}
 	nodes = list(clock.Now().Add(-time.Millisecond))
-	if len(nodes) != 1 || nodes[0].ID != "a" || nodes[0].URL != a.URL || nodes[0].Participants != 7 || nodes[0].CPU != 1.5 ||
+	if len(nodes) != 1 || nodes[0].ID != "a" || nodes[0].URL != a.URL || nodes[0].Participants != 7 || nodes[0].Subscriptions != 300 || nodes[0].CPU != 1.5 ||
 		!nodes[0].Draining || nodes[0].HeartbeatAt != ms(clock.Now()) {
 		t.Errorf("ListNodes after a's second heartbeat: got %+v", nodes)
 	}
@@ -294,6 +294,67 @@ func TestTakeOrphanedStages(t *testing.T) {
 	}
 	if taken, err := db.TakeOrphanedStages(ctx, now, now.Add(-30*time.Second)); err != nil || len(taken) != 0 {
 		t.Errorf("TakeOrphanedStages again: got %v, %v; want none", hostList(taken), err)
+	}
+}
+
+// TestTakeNodeStages: a node takes back every placement it holds, live
+// lease or not, heartbeat or not, and only its own.
+func TestTakeNodeStages(t *testing.T) {
+	db := openTestDB(t, pgtest.Start(t))
+	clock := storetest.NewClock(epoch)
+	db.Now = clock.Now
+	ctx := testContext(t, 30*time.Second)
+
+	if err := db.Heartbeat(ctx, &ivsrt.Node{ID: "a", StartedAt: epoch}); err != nil {
+		t.Fatalf("Heartbeat: %v", err)
+	}
+	claims := []struct {
+		node  string
+		until time.Duration
+	}{
+		{"a", time.Minute},      // live lease
+		{"b", time.Minute},      // another node's
+		{"a", -time.Second},     // lease ran out
+		{"a-2", time.Minute},    // a node whose id starts with a's
+		{"a", 10 * time.Minute}, // live lease
+	}
+	stages := make([]ivsrt.StageARN, len(claims))
+	for i, c := range claims {
+		stages[i] = newARN()
+		if _, err := db.ClaimStageHost(ctx, stages[i], c.node, epoch.Add(c.until)); err != nil {
+			t.Fatalf("ClaimStageHost: %v", err)
+		}
+	}
+
+	taken, err := db.TakeNodeStages(ctx, "a")
+	if err != nil {
+		t.Fatalf("TakeNodeStages: %v", err)
+	}
+	want := []*ivsrt.StageHost{
+		{StageARN: stages[0], NodeID: "a", LeaseUntil: epoch.Add(time.Minute)},
+		{StageARN: stages[2], NodeID: "a", LeaseUntil: epoch.Add(-time.Second)},
+		{StageARN: stages[4], NodeID: "a", LeaseUntil: epoch.Add(10 * time.Minute)},
+	}
+	slices.SortFunc(want, func(a, b *ivsrt.StageHost) int { return strings.Compare(string(a.StageARN), string(b.StageARN)) })
+	if !slices.EqualFunc(taken, want, func(a, b *ivsrt.StageHost) bool { return *a == *b }) {
+		t.Errorf("taken: got %v, want %v", hostList(taken), hostList(want))
+	}
+	for i, c := range claims {
+		h, err := db.GetStageHost(ctx, stages[i])
+		if c.node == "a" {
+			if ivsrt.ErrorCode(err) != ivsrt.ENOTFOUND {
+				t.Errorf("GetStageHost of a taken stage: got %+v, %v; want ENOTFOUND", h, err)
+			}
+		} else if err != nil || h.NodeID != c.node {
+			t.Errorf("GetStageHost of %s's stage: got %+v, %v", c.node, h, err)
+		}
+	}
+	if taken, err := db.TakeNodeStages(ctx, "a"); err != nil || len(taken) != 0 {
+		t.Errorf("TakeNodeStages again: got %v, %v; want none", hostList(taken), err)
+	}
+	// A taken stage is anyone's.
+	if h, err := db.ClaimStageHost(ctx, stages[0], "b", epoch.Add(time.Minute)); err != nil || h.NodeID != "b" {
+		t.Errorf("ClaimStageHost of a taken stage: got %+v, %v; want b", h, err)
 	}
 }
 
