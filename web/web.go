@@ -1,6 +1,8 @@
 // Package web serves the browser side of ivsrt from files embedded in the
-// binary: the JavaScript client (/client/ivsrt.js), the join page
-// (/join?token=...) and the web console (/console).
+// binary: the JavaScript client (/client/ivsrt.js), the IVS Stage API
+// over it (/client/ivs-stage.js), the join page (/join?token=...), a
+// sample app of the IVS Stage API (/ivs-sample) and the web console
+// (/console).
 //
 // The pages hold no secrets and need no build step. The console talks to
 // the same ivs-realtime API as the AWS clients, and to the event delivery
@@ -27,7 +29,7 @@ import (
 
 // assets are the files served, by path under this folder.
 //
-//go:embed client/*.js join/*.html join/*.js console/*.html console/*.js shared/*.css shared/*.svg
+//go:embed client/*.js join/*.html join/*.js ivs-sample/*.html ivs-sample/*.js console/*.html console/*.js shared/*.css shared/*.svg
 var assets embed.FS
 
 // Config is what the pages need to know of the server.
@@ -62,16 +64,19 @@ type file struct {
 // routes maps URL paths to embedded files. Pages have paths without an
 // extension; what they load sits under the page's own path.
 var routes = map[string]string{
-	"/client/ivsrt.js":    "client/ivsrt.js",
-	"/join":               "join/index.html",
-	"/join/join.js":       "join/join.js",
-	"/console":            "console/index.html",
-	"/console/console.js": "console/console.js",
-	"/console/sigv4.js":   "console/sigv4.js",
-	"/console/player.js":  "console/player.js",
-	"/shared/ivsrt.css":   "shared/ivsrt.css",
-	"/shared/icon.svg":    "shared/icon.svg",
-	"/favicon.ico":        "shared/icon.svg",
+	"/client/ivsrt.js":     "client/ivsrt.js",
+	"/client/ivs-stage.js": "client/ivs-stage.js",
+	"/join":                "join/index.html",
+	"/ivs-sample":          "ivs-sample/index.html",
+	"/ivs-sample/app.js":   "ivs-sample/app.js",
+	"/join/join.js":        "join/join.js",
+	"/console":             "console/index.html",
+	"/console/console.js":  "console/console.js",
+	"/console/sigv4.js":    "console/sigv4.js",
+	"/console/player.js":   "console/player.js",
+	"/shared/ivsrt.css":    "shared/ivsrt.css",
+	"/shared/icon.svg":     "shared/icon.svg",
+	"/favicon.ico":         "shared/icon.svg",
 }
 
 // contentTypes are the types of the embedded files, by extension. They are
@@ -128,8 +133,8 @@ func newFile(ext string, data []byte) *file {
 }
 
 // IsWebRequest reports whether r asks for a page, the client or what the
-// pages load: a GET or HEAD of /, /join, /console, or a path under
-// /client/, /join/, /console/ or /shared/. Everything else belongs to the
+// pages load: a GET or HEAD of /, /join, /ivs-sample, /console, or a path
+// under /client/, /join/, /ivs-sample/, /console/ or /shared/. Everything else belongs to the
 // API or the media plane.
 func IsWebRequest(r *http.Request) bool {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
@@ -137,10 +142,10 @@ func IsWebRequest(r *http.Request) bool {
 	}
 	p := r.URL.Path
 	switch p {
-	case "/", "/join", "/console", "/favicon.ico":
+	case "/", "/join", "/ivs-sample", "/console", "/favicon.ico":
 		return true
 	}
-	for _, prefix := range []string{"/client/", "/join/", "/console/", "/shared/"} {
+	for _, prefix := range []string{"/client/", "/join/", "/ivs-sample/", "/console/", "/shared/"} {
 		if strings.HasPrefix(p, prefix) {
 			return true
 		}
@@ -161,7 +166,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "/":
 		http.Redirect(w, r, "/console", http.StatusFound)
 		return
-	case "/join/", "/console/":
+	case "/join/", "/ivs-sample/", "/console/":
 		// A trailing slash is the same page; keep the query (the token).
 		target := strings.TrimSuffix(r.URL.Path, "/")
 		if r.URL.RawQuery != "" {
@@ -193,7 +198,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// (the ETag makes that cheap).
 		hd.Set("Cache-Control", "no-cache")
 	}
-	if r.URL.Path == "/join" {
+	if strings.HasPrefix(r.URL.Path, "/client/") {
+		// The client holds no secrets: apps of any origin may import it
+		// (a module script from another origin needs CORS).
+		hd.Set("Access-Control-Allow-Origin", "*")
+	}
+	if r.URL.Path == "/join" || r.URL.Path == "/ivs-sample" {
 		hd.Set("Permissions-Policy", "camera=(self), microphone=(self), autoplay=(self), display-capture=(), geolocation=()")
 	}
 	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(f.data))

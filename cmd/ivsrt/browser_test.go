@@ -236,10 +236,15 @@ func browserCheckVideo(t *testing.T, tab *webtest.Tab, participantID string) {
 		Frames0 int     `json:"frames0"`
 		Frames1 int     `json:"frames1"`
 	}
+	// Over 1.5 s at least, and on until the picture moves (up to 10 s): a
+	// busy machine may hold a stream back for a moment.
 	s := webtest.Eval[sample](tab, `(async () => {
 		const v = `+video+`;
 		const t0 = v.currentTime, f0 = v.getVideoPlaybackQuality().totalVideoFrames;
 		await new Promise((r) => setTimeout(r, 1500));
+		for (let i = 0; i < 34 && (v.currentTime <= t0 || v.getVideoPlaybackQuality().totalVideoFrames <= f0); i++) {
+			await new Promise((r) => setTimeout(r, 250));
+		}
 		return { width: v.videoWidth, height: v.videoHeight, t0, t1: v.currentTime,
 			frames0: f0, frames1: v.getVideoPlaybackQuality().totalVideoFrames };
 	})()`)

@@ -24,9 +24,13 @@
 //   participantpublished    {participant}      someone started publishing
 //   participantunpublished  {participant}      someone stopped publishing
 //   participantupdated      {participant}      anything else changed (tracks, attributes)
-//   streamadded             {participant, stream}   media to show: the local camera, or a subscription
+//   streamadded             {participant, stream, peerConnection}   media to show: the local camera, or a
+//                                              subscription (and its peer connection, for statistics)
 //   streamremoved           {participant, stream}
 //   mutechange              {microphoneMuted, cameraMuted}
+//   publishstatechange      {state, error}     the publication: "not_published", "attempting", "published", "errored"
+//   subscribestatechange    {participant, state, error}  a subscription: "not_subscribed", "attempting", "subscribed", "errored"
+//   layerschange            {participant, layers, selected, preferred}  a simulcast publisher's layers as received
 //   tokenexchanged          {userId, attributes, capabilities, expirationTime}  exchangeToken took effect
 //   activespeakers          {speakers}         who speaks now, loudest first (participants; speaking, audioLevel set)
 //   error                   {error}            a publish or subscribe attempt failed (retried when it can be)
@@ -140,7 +144,8 @@ export class Participant {
     /** @type {string} "UNKNOWN" for browsers, "WHIP" for encoders such as OBS */ this.protocol = "";
     /** @type {string} */ this.joinedAt = "";
     /** @type {boolean} */ this.publishing = false;
-    /** @type {{kind: string, codec: string}[]} */ this.tracks = [];
+    /** @type {{kind: string, codec: string, muted?: boolean}[]} what it publishes; muted as its client says */ this.tracks = [];
+    /** @type {string[]} what its token allows: "PUBLISH", "SUBSCRIBE" */ this.capabilities = [];
     /** @type {MediaStream|null} */ this.stream = null;
     /** @type {boolean} speaking now, as the server hears its audio */ this.speaking = false;
     /** @type {number} its level while it speaks, in dBov (0 is the loudest) */ this.audioLevel = -127;
@@ -178,15 +183,24 @@ export class Stage extends EventTarget {
   #micMuted = false;
   #camMuted = false;
 
-  #pub = null; // {pc, location, sender (of the simulcast video), layering}
+  #pub = null; // {pc, location, sender (of the simulcast video), senders (by kind), shape, full, layering}
+  #pubState = "not_published";
+  // What publishTracks asked for: [{track, encodings, muted}], [] for
+  // nothing; null publishes the camera and microphone (localStream).
+  #tracks = null;
+  #toldMuted = ""; // the mute state last told on this WebSocket
   #pubAttempt = 0;
   #pubTimer = 0;
   #simulcastRefused = false; // the server takes no simulcast: one layer
   #neededLayers = null; // the rids of the last publishLayers, or null: all
-  #subs = new Map(); // publisher id → {pc, location, stream, announced, attempt, timer}
+  #subs = new Map(); // publisher id → {pc, location, stream, announced, attempt, timer, kinds, publisherKinds, state}
   #videoSizes = new Map(); // publisher id → {width, height}, as the app shows it
+  #subStates = new Map(); // publisher id → the subscription's state, but "not_subscribed"
+  #subRefused = new Set(); // publishers whose subscription was refused for good (until refresh, an exchange, a republish)
   #sentSizes = new Map(); // publisher id → "WxH" told on this WebSocket of its subscription
   #attached = new Map(); // publisher id → Map(video element → {width, height, stop})
+  #layers = new Map(); // publisher id → its last layers message
+  #preferred = new Map(); // publisher id → the rid asked for (setPreferredLayer)
 
   #exchanging = Promise.resolve(); // the exchanges, one at a time
   #exchangeWaiter = null; // {resolve, reject} of the one sent
@@ -196,6 +210,8 @@ export class Stage extends EventTarget {
    * @param {object} [options]
    * @param {boolean} [options.publish=true]  publish when the token allows it
    * @param {boolean} [options.subscribe=true]  watch every publisher when the token allows it
+   * @param {(participant: Participant) => "none"|"audio"|"audioVideo"} [options.subscription]  what to
+   *     receive of each publisher (by default everything): asked as publishers come, and on refresh()
    * @param {boolean|MediaTrackConstraints} [options.audio=true]  microphone constraints
    * @param {boolean|MediaTrackConstraints} [options.video=true]  camera constraints
    * @param {MediaStream} [options.mediaStream]  publish this stream instead of asking for the camera
@@ -233,6 +249,8 @@ export class Stage extends EventTarget {
   get sessionId() { return this.#info ? this.#info.sessionId : ""; }
   get canPublish() { return this.#can("allow_publish"); }
   get canSubscribe() { return this.#can("allow_subscribe"); }
+  /** The publication's state: "not_published", "attempting", "published" or "errored". */
+  get publishState() { return this.#pubState; }
   get microphoneMuted() { return this.#micMuted; }
   get cameraMuted() { return this.#camMuted; }
 
@@ -286,6 +304,73 @@ export class Stage extends EventTarget {
   }
 
   /**
+   * Publishes these tracks instead of the camera and microphone, at most
+   * one of each kind; an empty list stops publishing. A muted track sends
+   * nothing, and subscribers are told it is muted. A list of the same
+   * kinds and layers as the one published changes the tracks in the
+   * same session (a camera switched, a track muted), without a new
+   * negotiation; another one is a new publication.
+   * @param {{track: MediaStreamTrack, encodings?: RTCRtpEncodingParameters[], muted?: boolean}[]} list
+   *     encodings: the layers of a video track, lowest first, with rids "q", "h", "f" (the last
+   *     ones of those, for fewer layers); or one encoding's limits; none: as the camera is sent
+   */
+  publishTracks(list) {
+    const entries = [];
+    for (const e of list || []) {
+      if (!e || !e.track) continue;
+      if (entries.some((o) => o.track.kind === e.track.kind)) {
+        throw new StageError("INVALID_INPUT", "at most one " + e.track.kind + " track may be published");
+      }
+      const encodings = e.encodings ? e.encodings.map((enc) => ({ ...enc })) : defaultEncodings(e.track, this.#opts.simulcast);
+      entries.push({ track: e.track, encodings, muted: !!e.muted });
+    }
+    const before = this.#tracks;
+    this.#tracks = entries;
+    this.#sendMute();
+    if (this.#ended) return;
+    const pub = this.#pub;
+    if (!entries.length) {
+      clearTimeout(this.#pubTimer);
+      this.#closePublication(true);
+      return;
+    }
+    if (pub && before && shapeOf(before, this.#simulcastRefused) === shapeOf(entries, this.#simulcastRefused)) {
+      this.#updateSenders(pub);
+      return;
+    }
+    this.#publish();
+  }
+
+  /**
+   * The RTCRtpSender that publishes the given kind of media, or null.
+   * @param {"audio"|"video"} kind
+   */
+  senderOf(kind) {
+    return (this.#pub && this.#pub.senders && this.#pub.senders.get(kind)) || null;
+  }
+
+  /**
+   * The RTCRtpReceiver of a track received from a publisher, or null.
+   * @param {MediaStreamTrack} track
+   */
+  receiverOf(track) {
+    for (const sub of this.#subs.values()) {
+      const r = sub.pc && sub.pc.getReceivers().find((x) => x.track === track);
+      if (r) return r;
+    }
+    return null;
+  }
+
+  /**
+   * Asks the subscription option again of every publisher, subscribing,
+   * changing or ending subscriptions as it answers.
+   */
+  refresh() {
+    this.#subRefused.clear();
+    this.#reconcile();
+  }
+
+  /**
    * Tells the server the size, in device pixels (CSS pixels times
    * devicePixelRatio), at which the app shows a publisher's video, so
    * that it forwards the simulcast layer that fits; 0×0 is not shown.
@@ -301,6 +386,40 @@ export class Stage extends EventTarget {
     const size = (n) => Math.max(0, Math.round(Number(n) || 0));
     this.#videoSizes.set(id, { width: size(width), height: size(height) });
     this.#sendVideoSize(id);
+  }
+
+  /**
+   * Asks for one simulcast layer of a publisher's video (its rid, as
+   * layerschange tells them), whatever the size it is shown at and the
+   * bandwidth; "" or null lets the server choose again. Kept for later
+   * subscriptions to the publisher, and told again after a reconnection.
+   * @param {string} participantId  the publisher
+   * @param {string|null} rid
+   */
+  setPreferredLayer(participantId, rid) {
+    const id = String(participantId);
+    rid = rid ? String(rid) : "";
+    if ((this.#preferred.get(id) || "") === rid) return;
+    if (rid) this.#preferred.set(id, rid);
+    else this.#preferred.delete(id);
+    this.#sendPreferred(id, rid);
+  }
+
+  /**
+   * The layers of a simulcast publisher's video as the server last told
+   * them: {layers: [{rid, width, height, bitrateBps, framesPerSecond,
+   * active}], selected, preferred}, lowest first; null without any.
+   * @param {string} participantId
+   */
+  layersOf(participantId) {
+    const m = this.#layers.get(String(participantId));
+    return m ? { layers: m.layers || [], selected: m.selected || "", preferred: m.preferred || "" } : null;
+  }
+
+  #sendPreferred(id, rid) {
+    const ws = this.#ws;
+    if (!ws || ws.readyState !== WebSocket.OPEN || this.#state !== "connected") return;
+    ws.send(JSON.stringify({ type: "preferLayer", participantId: id, rid }));
   }
 
   /**
@@ -411,9 +530,10 @@ export class Stage extends EventTarget {
       capabilities: answer.capabilities || [], expirationTime: answer.expirationTime,
     });
     this.#emit("participantupdated", { participant: this.#local });
+    this.#subRefused.clear();
     if (!this.canPublish) {
       clearTimeout(this.#pubTimer);
-      this.#closePublication();
+      this.#closePublication(true);
     } else if (this.#opts.publish && !this.#pub) {
       if (!this.#localStream) {
         try {
@@ -490,6 +610,9 @@ export class Stage extends EventTarget {
             this.#applyLayers();
           }
           break;
+        case "layers":
+          this.#onLayers(m);
+          break;
         case "tokenExchanged":
           this.#settleExchange(ws, m, null);
           break;
@@ -528,6 +651,9 @@ export class Stage extends EventTarget {
     this.#applyLayers();
     this.#sentSizes.clear();
     for (const id of this.#subs.keys()) this.#sendVideoSize(id);
+    this.#toldMuted = "";
+    this.#sendMute();
+    for (const [id, rid] of this.#preferred) this.#sendPreferred(id, rid);
     this.#emit("joined", { participantId: m.participantId, sessionId: m.sessionId, stageArn: m.stageArn });
     if (this.#joinWaiter) {
       this.#joinWaiter.resolve(this);
@@ -598,25 +724,28 @@ export class Stage extends EventTarget {
         p = w.participantId === this.#local.id ? this.#local : new Participant(w.participantId, false);
         this.#participants.set(p.id, p);
       }
-      const before = JSON.stringify([p.userId, p.attributes, p.protocol, p.tracks]);
+      const before = JSON.stringify([p.userId, p.attributes, p.protocol, p.tracks, p.capabilities]);
       p.userId = w.userId || "";
       p.attributes = w.attributes || {};
       p.protocol = w.protocol || "";
       p.joinedAt = w.joinedAt || "";
       p.tracks = w.tracks || [];
+      p.capabilities = w.capabilities || [];
       const publishing = !!w.publishing;
       if (isNew) this.#emit("participantjoined", { participant: p });
-      else if (before !== JSON.stringify([p.userId, p.attributes, p.protocol, p.tracks])) {
+      else if (before !== JSON.stringify([p.userId, p.attributes, p.protocol, p.tracks, p.capabilities])) {
         this.#emit("participantupdated", { participant: p });
       }
       if (publishing !== p.publishing) {
         p.publishing = publishing;
+        this.#subRefused.delete(p.id);
         this.#emit(publishing ? "participantpublished" : "participantunpublished", { participant: p });
       }
     }
     for (const [id, p] of this.#participants) {
       if (seen.has(id) || p.isLocal) continue;
       this.#unsubscribe(id);
+      this.#subRefused.delete(id);
       this.#participants.delete(id);
       this.#emit("participantleft", { participant: p });
     }
@@ -624,6 +753,14 @@ export class Stage extends EventTarget {
     const order = (m.participants || []).map((w) => w.participantId);
     this.#participants = new Map([...this.#participants].sort((a, b) => rank(order, a[0]) - rank(order, b[0])));
     this.#reconcile();
+  }
+
+  #onLayers(m) {
+    const id = String(m.participantId || "");
+    if (!this.#subs.has(id)) return;
+    this.#layers.set(id, m);
+    const participant = this.#participants.get(id) || { id };
+    this.#emit("layerschange", { participant, ...this.layersOf(id) });
   }
 
   #onSpeakers(list) {
@@ -652,28 +789,58 @@ export class Stage extends EventTarget {
     this.#emit("streamadded", { participant: this.#local, stream: this.#localStream });
   }
 
+  // #publishing is what to publish: publishTracks' list, or else the
+  // camera and microphone.
+  #publishing() {
+    if (this.#tracks) return this.#tracks;
+    if (!this.#localStream) return [];
+    return this.#localStream.getTracks().map((track) => ({ track, encodings: defaultEncodings(track, this.#opts.simulcast), muted: false }));
+  }
+
   async #publish() {
     clearTimeout(this.#pubTimer);
-    if (this.#ended || !this.#localStream || !this.#info || !this.canPublish) return;
-    this.#closePublication();
+    const entries = this.#publishing();
+    if (this.#ended || !entries.length || !this.#info || !this.canPublish) return;
+    this.#closePublication(false);
     const pc = new RTCPeerConnection(this.#rtcConfiguration());
-    const pub = { pc, location: null, sender: null, layering: Promise.resolve() };
+    // given: the track each kind's sender was last given (null: muted).
+    const pub = { pc, location: null, sender: null, senders: new Map(), given: new Map(), full: null, layering: Promise.resolve() };
     this.#pub = pub;
+    this.#setPubState("attempting");
     // A new publication sends every layer until the server tells which it needs.
     this.#neededLayers = null;
-    for (const track of this.#localStream.getTracks()) {
-      const init = { direction: "sendonly", streams: [this.#localStream] };
-      const encodings = track.kind === "video" && this.#opts.simulcast && !this.#simulcastRefused ? simulcastEncodings(track) : null;
-      if (encodings) init.sendEncodings = encodings;
-      const transceiver = pc.addTransceiver(track, init);
-      if (encodings) pub.sender = transceiver.sender;
+    const stream = this.#localStream || new MediaStream(entries.map((e) => e.track));
+    const muting = [];
+    for (const e of entries) {
+      const init = { direction: "sendonly", streams: [stream] };
+      let encodings = e.encodings;
+      if (encodings && encodings.length > 1 && this.#simulcastRefused) {
+        // One layer: the top one's limits, at full size.
+        const { rid, scaleResolutionDownBy, ...top } = encodings[encodings.length - 1];
+        encodings = [top];
+      }
+      if (encodings) init.sendEncodings = encodings.map((x) => ({ ...x }));
+      const transceiver = pc.addTransceiver(e.track, init);
+      pub.senders.set(e.track.kind, transceiver.sender);
+      pub.given.set(e.track.kind, e.muted ? null : e.track);
+      if (encodings && encodings.length > 1) {
+        pub.sender = transceiver.sender;
+        pub.full = encodings[encodings.length - 1];
+      }
+      if (e.muted) muting.push(transceiver.sender.replaceTrack(null));
     }
     pc.addEventListener("connectionstatechange", () => {
       if (this.#pub !== pub) return;
-      if (pc.connectionState === "connected") this.#pubAttempt = 0;
+      if (pc.connectionState === "connected") {
+        this.#pubAttempt = 0;
+        this.#setPubState("published");
+      }
       this.#watchConnection(pub, () => this.#pub === pub, () => this.#retryPublish());
     });
+    // Later changes of the senders wait for these.
+    pub.layering = Promise.all(muting).then(() => {}, () => {});
     try {
+      await pub.layering;
       const location = await this.#exchange(this.#info.whipUrl || this.#claims.whip_url, pc);
       if (this.#pub !== pub) {
         release(location);
@@ -689,9 +856,55 @@ export class Stage extends EventTarget {
         this.#publish();
         return;
       }
+      this.#setPubState("errored", err);
       this.#emit("error", { error: err });
-      if (!fatalMediaCodes.has(err.code)) this.#retryPublish();
+      if (!fatalMediaCodes.has(err.code)) {
+        this.#retryPublish();
+        return;
+      }
+      // Retrying cannot help: the publication is dropped (its state stays
+      // errored), and the next publishTracks, exchange or join makes another.
+      this.#pub = null;
+      pc.close();
     }
+  }
+
+  // #updateSenders gives a publication's senders the tracks of
+  // publishTracks' list (none while muted) and its encodings' limits.
+  #updateSenders(pub) {
+    const entries = this.#tracks || [];
+    pub.layering = pub.layering.then(async () => {
+      for (const e of entries) {
+        const sender = pub.senders.get(e.track.kind);
+        if (!sender || this.#pub !== pub) continue;
+        const track = e.muted ? null : e.track;
+        if (pub.given.get(e.track.kind) !== track) {
+          pub.given.set(e.track.kind, track);
+          await sender.replaceTrack(track);
+        }
+        if (!e.encodings) continue;
+        const params = sender.getParameters();
+        let changed = false;
+        params.encodings.forEach((enc, i) => {
+          const want = e.encodings.length === params.encodings.length ? e.encodings[i] : e.encodings[e.encodings.length - 1];
+          for (const key of ["maxBitrate", "maxFramerate"]) {
+            if (want[key] !== undefined && enc[key] !== want[key]) {
+              enc[key] = want[key];
+              changed = true;
+            }
+          }
+        });
+        if (changed) await sender.setParameters(params);
+      }
+    }).catch(() => {
+      // closed meanwhile
+    });
+  }
+
+  #setPubState(state, error) {
+    if (this.#pubState === state) return;
+    this.#pubState = state;
+    this.#emit("publishstatechange", { state, error: error || null });
   }
 
   // #applyLayers pauses the simulcast layers the server does not need
@@ -713,11 +926,11 @@ export class Stage extends EventTarget {
         }
       });
       const [only] = params.encodings;
-      if (params.encodings.length === 1 && only.scaleResolutionDownBy !== 1) {
+      if (params.encodings.length === 1 && only.scaleResolutionDownBy !== 1 && pub.full) {
         // An answer without simulcast leaves the lowest layer: it is sent whole.
-        const full = simulcastLayers[simulcastLayers.length - 1];
-        only.scaleResolutionDownBy = full.scaleResolutionDownBy;
-        only.maxBitrate = full.maxBitrate;
+        only.scaleResolutionDownBy = pub.full.scaleResolutionDownBy || 1;
+        if (pub.full.maxBitrate) only.maxBitrate = pub.full.maxBitrate;
+        if (pub.full.maxFramerate) only.maxFramerate = pub.full.maxFramerate;
         changed = true;
       }
       if (changed) await pub.sender.setParameters(params);
@@ -728,52 +941,99 @@ export class Stage extends EventTarget {
 
   #retryPublish() {
     if (this.#ended) return;
+    this.#setPubState("errored");
     clearTimeout(this.#pubTimer);
     this.#pubTimer = setTimeout(() => this.#publish(), backoff(this.#pubAttempt++));
   }
 
-  #closePublication() {
+  // #closePublication ends the publication; final when no other follows
+  // at once.
+  #closePublication(final) {
     const pub = this.#pub;
     this.#pub = null;
+    if (final) this.#setPubState("not_published");
     if (!pub) return;
     pub.pc.close();
     release(pub.location);
   }
 
   #applyMute() {
+    this.#sendMute();
     if (!this.#localStream) return;
     for (const t of this.#localStream.getAudioTracks()) t.enabled = !this.#micMuted;
     for (const t of this.#localStream.getVideoTracks()) t.enabled = !this.#camMuted;
     this.#emit("mutechange", { microphoneMuted: this.#micMuted, cameraMuted: this.#camMuted });
   }
 
+  // #sendMute tells the server what is muted, when that changed.
+  #sendMute() {
+    const ws = this.#ws;
+    if (!ws || ws.readyState !== WebSocket.OPEN || this.#state !== "connected") return;
+    const muted = { audio: this.#micMuted, video: this.#camMuted };
+    if (this.#tracks) {
+      muted.audio = muted.video = false;
+      for (const e of this.#tracks) muted[e.track.kind] = e.muted;
+    }
+    const told = JSON.stringify(muted);
+    if (told === this.#toldMuted) return;
+    this.#toldMuted = told;
+    for (const kind of ["audio", "video"]) ws.send(JSON.stringify({ type: "mute", kind, muted: muted[kind] }));
+  }
+
   // --- subscribing: WHEP ----------------------------------------------
 
-  // Subscribes to every publisher and drops subscriptions to those who
-  // stopped.
+  // Subscribes to publishers as the subscription option says and drops
+  // subscriptions to those who stopped, or that should now receive other
+  // kinds of media.
   #reconcile() {
     if (this.#ended) return;
-    const want = this.#opts.subscribe && this.canSubscribe;
     for (const p of this.#participants.values()) {
-      if (want && !p.isLocal && p.publishing && !this.#subs.has(p.id)) this.#subscribe(p.id, 0);
+      if (p.isLocal || !p.publishing) continue;
+      const kinds = this.#kindsFor(p);
+      const sub = this.#subs.get(p.id);
+      if (sub && sub.kinds !== kinds) this.#unsubscribe(p.id);
+      if (kinds && !this.#subs.has(p.id) && !this.#subRefused.has(p.id)) this.#subscribe(p.id, 0, kinds);
     }
     for (const id of [...this.#subs.keys()]) {
       const p = this.#participants.get(id);
-      if (!want || !p || !p.publishing) this.#unsubscribe(id);
+      if (!p || !p.publishing) this.#unsubscribe(id);
     }
   }
 
-  async #subscribe(id, attempt) {
+  // #kindsFor is what to receive of a publisher: "audio", "video",
+  // "audio,video", or "" for nothing. It is what the subscription option
+  // asks for of what the publisher sends.
+  #kindsFor(p) {
+    if (!this.#opts.subscribe || !this.canSubscribe) return "";
+    let wanted = ["audio", "video"];
+    if (typeof this.#opts.subscription === "function") {
+      let answer;
+      try {
+        answer = this.#opts.subscription(p);
+      } catch (err) {
+        console.error("ivsrt: the subscription option threw", err);
+        answer = "none";
+      }
+      wanted = answer === "audio" ? ["audio"] : answer === "audioVideo" ? wanted : [];
+    }
+    const sent = new Set((p.tracks || []).map((t) => t.kind));
+    return wanted.filter((k) => !sent.size || sent.has(k)).join(",");
+  }
+
+  async #subscribe(id, attempt, kinds) {
     if (this.#ended || !this.#info) return;
     const pc = new RTCPeerConnection(this.#rtcConfiguration());
-    const sub = { pc, location: null, stream: new MediaStream(), announced: false, attempt, timer: 0 };
+    const sub = { pc, location: null, stream: new MediaStream(), announced: false, attempt, timer: 0, kinds };
     this.#subs.set(id, sub);
-    pc.addTransceiver("audio", { direction: "recvonly" });
-    pc.addTransceiver("video", { direction: "recvonly" });
+    this.#setSubState(id, "attempting");
+    for (const kind of kinds.split(",")) pc.addTransceiver(kind, { direction: "recvonly" });
     pc.addEventListener("track", (e) => sub.stream.addTrack(e.track));
     pc.addEventListener("connectionstatechange", () => {
       if (this.#subs.get(id) !== sub) return;
-      if (pc.connectionState === "connected") sub.attempt = 0;
+      if (pc.connectionState === "connected") {
+        sub.attempt = 0;
+        this.#setSubState(id, "subscribed");
+      }
       if (pc.connectionState === "closed") this.#retrySubscribe(id, sub);
       else this.#watchConnection(sub, () => this.#subs.get(id) === sub, () => this.#retrySubscribe(id, sub));
     });
@@ -790,36 +1050,46 @@ export class Stage extends EventTarget {
       if (p) {
         sub.announced = true;
         p.stream = sub.stream;
-        this.#emit("streamadded", { participant: p, stream: sub.stream });
+        this.#emit("streamadded", { participant: p, stream: sub.stream, peerConnection: pc });
       }
     } catch (err) {
       if (this.#subs.get(id) !== sub) return;
       if (err.code !== "PUBLISHER_NOT_FOUND") this.#emit("error", { error: err });
-      if (!fatalMediaCodes.has(err.code)) this.#retrySubscribe(id, sub);
-      else this.#unsubscribe(id);
+      if (!fatalMediaCodes.has(err.code)) this.#retrySubscribe(id, sub, err);
+      else {
+        this.#unsubscribe(id, false);
+        this.#subRefused.add(id);
+        this.#setSubState(id, "errored", err);
+      }
     }
   }
 
   // Subscribes again, later, while the publisher still publishes.
-  #retrySubscribe(id, sub) {
+  #retrySubscribe(id, sub, err) {
     if (this.#ended) return;
     const attempt = sub.attempt + 1;
-    this.#unsubscribe(id);
-    const retry = { pc: null, location: null, stream: null, announced: false, attempt, timer: 0 };
+    this.#unsubscribe(id, false);
+    this.#setSubState(id, "errored", err);
+    const retry = { pc: null, location: null, stream: null, announced: false, attempt, timer: 0, kinds: sub.kinds };
     this.#subs.set(id, retry);
     retry.timer = setTimeout(() => {
       if (this.#subs.get(id) !== retry) return;
       this.#subs.delete(id);
       const p = this.#participants.get(id);
-      if (p && p.publishing) this.#subscribe(id, attempt);
+      const kinds = p && p.publishing ? this.#kindsFor(p) : "";
+      if (kinds) this.#subscribe(id, attempt, kinds);
+      else this.#setSubState(id, "not_subscribed");
     }, backoff(attempt));
   }
 
-  #unsubscribe(id) {
+  // #unsubscribe ends the subscription to a publisher; final when no
+  // other follows at once.
+  #unsubscribe(id, final = true) {
     const sub = this.#subs.get(id);
     if (!sub) return;
     this.#subs.delete(id);
     this.#sentSizes.delete(id);
+    this.#layers.delete(id);
     clearTimeout(sub.timer);
     if (sub.pc) sub.pc.close();
     release(sub.location);
@@ -828,6 +1098,15 @@ export class Stage extends EventTarget {
       if (p && p.stream === sub.stream) p.stream = null;
       this.#emit("streamremoved", { participant: p || { id }, stream: sub.stream });
     }
+    if (final) this.#setSubState(id, "not_subscribed");
+  }
+
+  #setSubState(id, state, error) {
+    if ((this.#subStates.get(id) || "not_subscribed") === state) return;
+    if (state === "not_subscribed") this.#subStates.delete(id);
+    else this.#subStates.set(id, state);
+    const participant = this.#participants.get(id) || { id };
+    this.#emit("subscribestatechange", { participant, state, error: error || null });
   }
 
   // --- shared ---------------------------------------------------------
@@ -976,7 +1255,7 @@ export class Stage extends EventTarget {
         // already closed
       }
     }
-    this.#closePublication();
+    this.#closePublication(true);
     for (const id of [...this.#subs.keys()]) this.#unsubscribe(id);
     for (const shown of [...this.#attached.values()]) for (const e of [...shown.values()]) e.stop();
     if (this.#localStream) {
@@ -1035,6 +1314,22 @@ function simulcastEncodings(track) {
   const size = simulcastSizes.find((s) => pixels >= s.pixels);
   if (!size) return null;
   return simulcastLayers.slice(-size.layers).map((l) => ({ ...l, active: true }));
+}
+
+// defaultEncodings are the sendEncodings of a track published without
+// its own: the camera's simulcast layers, when simulcast is on; else
+// null, the browser's.
+function defaultEncodings(track, simulcast) {
+  return track.kind === "video" && simulcast ? simulcastEncodings(track) : null;
+}
+
+// shapeOf tells what a new publication must be made for: the kinds of a
+// publishTracks list and their layers.
+function shapeOf(entries, simulcastRefused) {
+  return entries.map((e) => {
+    const layers = e.encodings && e.encodings.length > 1 && !simulcastRefused ? e.encodings.map((x) => x.rid).join("/") : "1";
+    return e.track.kind + ":" + layers;
+  }).sort().join(";");
 }
 
 // shownSize is the size, in device pixels, of the picture a <video> shows
