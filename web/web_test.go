@@ -63,6 +63,10 @@ func TestRoutes(t *testing.T) {
 		{"HEAD", "/join", 200, "text/html; charset=utf-8", ""},
 		{"GET", "/console", 200, "text/html; charset=utf-8", ""},
 		{"GET", "/client/ivsrt.js", 200, "text/javascript; charset=utf-8", ""},
+		{"GET", "/client/ivs-stage.js", 200, "text/javascript; charset=utf-8", ""},
+		{"GET", "/ivs-sample", 200, "text/html; charset=utf-8", ""},
+		{"GET", "/ivs-sample/app.js", 200, "text/javascript; charset=utf-8", ""},
+		{"GET", "/ivs-sample/", 301, "", "/ivs-sample"},
 		{"GET", "/join/join.js", 200, "text/javascript; charset=utf-8", ""},
 		{"GET", "/console/console.js", 200, "text/javascript; charset=utf-8", ""},
 		{"GET", "/console/sigv4.js", 200, "text/javascript; charset=utf-8", ""},
@@ -169,6 +173,20 @@ func TestHostNotEchoedUnchecked(t *testing.T) {
 	}
 }
 
+// TestClientImportableAnywhere: an app served from another origin may
+// import the client as a module; pages stay same-origin.
+func TestClientImportableAnywhere(t *testing.T) {
+	h := newHandler(t, web.Config{Region: "us-east-1"})
+	for _, p := range []string{"/client/ivsrt.js", "/client/ivs-stage.js"} {
+		if got := get(t, h, "GET", p, nil).Header.Get("Access-Control-Allow-Origin"); got != "*" {
+			t.Errorf("%s: Access-Control-Allow-Origin got %q, want *", p, got)
+		}
+	}
+	if got := get(t, h, "GET", "/join", nil).Header.Get("Access-Control-Allow-Origin"); got != "" {
+		t.Errorf("/join: Access-Control-Allow-Origin got %q, want none", got)
+	}
+}
+
 func TestRevalidation(t *testing.T) {
 	h := newHandler(t, web.Config{Region: "us-east-1"})
 	res := get(t, h, "GET", "/client/ivsrt.js", nil)
@@ -193,7 +211,7 @@ func TestRevalidation(t *testing.T) {
 func TestPagesLoadWhatExists(t *testing.T) {
 	h := newHandler(t, web.Config{Region: "us-east-1"})
 	ref := regexp.MustCompile(`(?:src|href)="(/[^"#?]*)"|from "(/[^"]*)"`)
-	for _, page := range []string{"/join", "/console", "/join/join.js", "/console/console.js"} {
+	for _, page := range []string{"/join", "/console", "/ivs-sample", "/join/join.js", "/console/console.js", "/ivs-sample/app.js", "/client/ivs-stage.js"} {
 		body, _ := io.ReadAll(get(t, h, "GET", page, nil).Body)
 		for _, m := range ref.FindAllStringSubmatch(string(body), -1) {
 			path := m[1] + m[2]
@@ -203,6 +221,38 @@ func TestPagesLoadWhatExists(t *testing.T) {
 			if res := get(t, h, "GET", path, nil); res.StatusCode != http.StatusOK {
 				t.Errorf("%s names %s: status got %v, want 200", page, path, res.StatusCode)
 			}
+		}
+	}
+}
+
+// TestConsoleNamesWhatExists checks that every element the console's
+// script finds by id is in its page, and that each tab has its view.
+func TestConsoleNamesWhatExists(t *testing.T) {
+	h := newHandler(t, web.Config{Region: "us-east-1"})
+	page, _ := io.ReadAll(get(t, h, "GET", "/console", nil).Body)
+	script, _ := io.ReadAll(get(t, h, "GET", "/console/console.js", nil).Body)
+	ids := map[string]bool{}
+	for _, m := range regexp.MustCompile(`\sid="([^"]+)"`).FindAllStringSubmatch(string(page), -1) {
+		if ids[m[1]] {
+			t.Errorf("the console page has two elements with id %q", m[1])
+		}
+		ids[m[1]] = true
+	}
+	for _, m := range regexp.MustCompile(`\$\("([^"]+)"\)`).FindAllStringSubmatch(string(script), -1) {
+		if !ids[m[1]] {
+			t.Errorf("console.js uses #%s, which the page lacks", m[1])
+		}
+	}
+	for _, m := range regexp.MustCompile(`data-tab="([^"]*)"`).FindAllStringSubmatch(string(page), -1) {
+		view := m[1] + "-view"
+		if m[1] == "" {
+			view = "stages-view"
+		}
+		if !ids[view] {
+			t.Errorf("tab %q has no #%s", m[1], view)
+		}
+		if m[1] != "" && !strings.Contains(string(script), jsString(m[1])) {
+			t.Errorf("console.js does not know tab %q", m[1])
 		}
 	}
 }
@@ -217,6 +267,9 @@ func TestIsWebRequest(t *testing.T) {
 		{"GET", "/console", true},
 		{"GET", "/console/config.json", true},
 		{"GET", "/client/ivsrt.js", true},
+		{"GET", "/client/ivs-stage.js", true},
+		{"GET", "/ivs-sample", true},
+		{"GET", "/ivs-sample/app.js", true},
 		{"GET", "/shared/ivsrt.css", true},
 		{"POST", "/", false},
 		{"POST", "/console", false},
@@ -440,6 +493,188 @@ func TestBrowserConsoleDeliveryHelpers(t *testing.T) {
 		})()`)
 		if got != tt.want {
 			t.Errorf("sinkHealth, %s: got %q, want %q", tt.name, got, tt.want)
+		}
+	}
+	if v := tab.CSPViolations(); len(v) > 0 {
+		t.Errorf("Content Security Policy violations: %v", v)
+	}
+}
+
+// TestBrowserConsoleIngestHelpers checks the console's helpers for its
+// ingest tab: the attributes of a form, and the endpoint of a protocol.
+func TestBrowserConsoleIngestHelpers(t *testing.T) {
+	b := webtest.NewBrowser(t)
+	srv := httptest.NewServer(newHandler(t, web.Config{Region: "us-east-1"}))
+	t.Cleanup(srv.Close)
+	tab := b.NewTab("console")
+	tab.Navigate(srv.URL + "/console")
+
+	for _, tt := range []struct {
+		text string
+		want map[string]string
+	}{
+		{"", map[string]string{}},
+		{"role=camera", map[string]string{"role": "camera"}},
+		{"role=camera, room = studio", map[string]string{"role": "camera", "room": "studio"}},
+		{"role=camera\nroom=studio\n\n", map[string]string{"role": "camera", "room": "studio"}},
+		{"url=a=b, flag, =x", map[string]string{"url": "a=b", "flag": ""}},
+	} {
+		got := webtest.Eval[map[string]string](tab, `(async () => {
+			const { parseAttributes } = await import("/console/console.js");
+			return parseAttributes(`+jsString(tt.text)+`);
+		})()`)
+		if jsonString(got) != jsonString(tt.want) {
+			t.Errorf("parseAttributes(%q) got %v, want %v", tt.text, got, tt.want)
+		}
+	}
+
+	endpoints := map[string]string{"rtmp": "rtmp://media.example.com:1935/app/", "rtmps": "rtmps://media.example.com:443/app/"}
+	for _, tt := range []struct {
+		endpoints any
+		protocol  string
+		want      string
+	}{
+		{endpoints, "RTMPS", "rtmps://media.example.com:443/app/"},
+		{endpoints, "RTMP", "rtmp://media.example.com:1935/app/"},
+		{map[string]string{"rtmp": "rtmp://media.example.com:1935/app/"}, "RTMPS", ""},
+		{nil, "RTMP", ""},
+	} {
+		got := webtest.Eval[string](tab, `(async () => {
+			const { ingestEndpoint } = await import("/console/console.js");
+			return ingestEndpoint(`+jsonString(tt.endpoints)+`, `+jsString(tt.protocol)+`);
+		})()`)
+		if got != tt.want {
+			t.Errorf("ingestEndpoint(%v, %s) got %q, want %q", tt.endpoints, tt.protocol, got, tt.want)
+		}
+	}
+	if v := tab.CSPViolations(); len(v) > 0 {
+		t.Errorf("Content Security Policy violations: %v", v)
+	}
+}
+
+// TestBrowserConsoleEncoderHelpers checks the console's helpers for its
+// encoders tab: the video of the create form, and how a video shows.
+func TestBrowserConsoleEncoderHelpers(t *testing.T) {
+	b := webtest.NewBrowser(t)
+	srv := httptest.NewServer(newHandler(t, web.Config{Region: "us-east-1"}))
+	t.Cleanup(srv.Close)
+	tab := b.NewTab("console")
+	tab.Navigate(srv.URL + "/console")
+
+	for _, tt := range []struct {
+		fields map[string]string
+		want   string // the video as JSON
+	}{
+		{map[string]string{"width": "", "height": "", "framerate": "", "bitrate": ""}, `null`},
+		{map[string]string{"width": " ", "height": "", "framerate": "", "bitrate": ""}, `null`},
+		{map[string]string{"width": "1920", "height": "1080", "framerate": "29.97", "bitrate": "6000"},
+			`{"width":1920,"height":1080,"framerate":29.97,"bitrate":6000000}`},
+		{map[string]string{"width": "", "height": "", "framerate": "60", "bitrate": "0.001"}, `{"framerate":60,"bitrate":1}`},
+		{map[string]string{"width": "640", "height": "", "framerate": "", "bitrate": "2500.5"}, `{"width":640,"bitrate":2500500}`},
+	} {
+		got := webtest.Eval[string](tab, `(async () => {
+			const { encoderVideo } = await import("/console/console.js");
+			return JSON.stringify(encoderVideo(`+jsonString(tt.fields)+`));
+		})()`)
+		if got != tt.want {
+			t.Errorf("encoderVideo(%v) got %s, want %s", tt.fields, got, tt.want)
+		}
+	}
+
+	for _, tt := range []struct {
+		video any
+		want  string
+	}{
+		{map[string]any{"width": 1280, "height": 720, "framerate": 30, "bitrate": 2500000}, "1280×720, 30 fps, 2.5 Mbps"},
+		{map[string]any{"width": 1080, "height": 1920, "framerate": 29.97, "bitrate": 8500000}, "1080×1920, 29.97 fps, 8.5 Mbps"},
+		{map[string]any{"width": 2, "height": 2, "framerate": 1, "bitrate": 800000}, "2×2, 1 fps, 800 kbps"},
+		{map[string]any{"width": 640, "height": 360, "framerate": 60, "bitrate": 999}, "640×360, 60 fps, 999 bps"},
+		{nil, ""},
+	} {
+		got := webtest.Eval[string](tab, `(async () => {
+			const { formatVideo } = await import("/console/console.js");
+			return formatVideo(`+jsonString(tt.video)+`);
+		})()`)
+		if got != tt.want {
+			t.Errorf("formatVideo(%v) got %q, want %q", tt.video, got, tt.want)
+		}
+	}
+	if v := tab.CSPViolations(); len(v) > 0 {
+		t.Errorf("Content Security Policy violations: %v", v)
+	}
+}
+
+// TestBrowserConsoleCompositionHelpers checks the console's helpers for
+// its compositions tab: the StartComposition input of the start form, and
+// how a layout shows.
+func TestBrowserConsoleCompositionHelpers(t *testing.T) {
+	b := webtest.NewBrowser(t)
+	srv := httptest.NewServer(newHandler(t, web.Config{Region: "us-east-1"}))
+	t.Cleanup(srv.Close)
+	tab := b.NewTab("console")
+	tab.Navigate(srv.URL + "/console")
+
+	const (
+		stage   = "arn:aws:ivs:us-east-1:123456789012:stage/abcdABCD1234"
+		storage = "arn:aws:ivs:us-east-1:123456789012:storage-configuration/abcdABCD1234"
+		encoder = "arn:aws:ivs:us-east-1:123456789012:encoder-configuration/abcdABCD1234"
+		channel = "arn:aws:ivs:us-east-1:123456789012:channel/abcdABCD1234"
+	)
+	for _, tt := range []struct {
+		fields map[string]any
+		want   string // the input as JSON
+	}{
+		{map[string]any{"stageArn": stage, "layout": "grid", "featured": " ", "pipAttribute": "guest", "pipPosition": "TOP_LEFT"},
+			`{"stageArn":"` + stage + `","layout":{"grid":{}},"destinations":[]}`},
+		{map[string]any{"stageArn": stage, "layout": "grid", "featured": " featured ", "omitStopped": true, "s3": true, "storageArn": storage, "s3Encoder": encoder},
+			`{"stageArn":"` + stage + `","layout":{"grid":{"featuredParticipantAttribute":"featured","omitStoppedVideo":true}},` +
+				`"destinations":[{"s3":{"storageConfigurationArn":"` + storage + `","encoderConfigurationArns":["` + encoder + `"]}}]}`},
+		{map[string]any{"stageArn": stage, "layout": "pip", "featured": "", "pipAttribute": "guest", "pipPosition": "BOTTOM_LEFT",
+			"channel": true, "channelArn": " " + channel + " ", "channelEncoder": ""},
+			`{"stageArn":"` + stage + `","layout":{"pip":{"pipParticipantAttribute":"guest","pipPosition":"BOTTOM_LEFT"}},` +
+				`"destinations":[{"channel":{"channelArn":"` + channel + `"}}]}`},
+		{map[string]any{"stageArn": stage, "layout": "pip", "featured": "host", "pipPosition": "TOP_RIGHT",
+			"s3": true, "storageArn": storage, "s3Encoder": encoder, "channel": true, "channelArn": channel, "channelEncoder": encoder},
+			`{"stageArn":"` + stage + `","layout":{"pip":{"featuredParticipantAttribute":"host","pipPosition":"TOP_RIGHT"}},` +
+				`"destinations":[{"s3":{"storageConfigurationArn":"` + storage + `","encoderConfigurationArns":["` + encoder + `"]}},` +
+				`{"channel":{"channelArn":"` + channel + `","encoderConfigurationArn":"` + encoder + `"}}]}`},
+	} {
+		got := webtest.Eval[string](tab, `(async () => {
+			const { compositionInput } = await import("/console/console.js");
+			return JSON.stringify(compositionInput(`+jsonString(tt.fields)+`));
+		})()`)
+		if got != tt.want {
+			t.Errorf("compositionInput(%v)\ngot  %s\nwant %s", tt.fields, got, tt.want)
+		}
+	}
+
+	for _, tt := range []struct {
+		layout any
+		want   string
+	}{
+		{nil, "Grid"},
+		{map[string]any{"grid": map[string]any{"gridGap": 2, "videoAspectRatio": "VIDEO"}}, "Grid"},
+		{map[string]any{"grid": map[string]any{"featuredParticipantAttribute": "featured", "omitStoppedVideo": true}},
+			"Grid, featured participant attribute featured, stopped video left out"},
+		{map[string]any{"pip": map[string]any{"pipPosition": "TOP_LEFT", "pipParticipantAttribute": "guest"}},
+			"Picture-in-picture at the top left, PiP participant attribute guest"},
+		{map[string]any{"pip": map[string]any{"featuredParticipantAttribute": "host"}},
+			"Picture-in-picture at the bottom right, featured participant attribute host"},
+	} {
+		got := webtest.Eval[string](tab, `(async () => {
+			const { describeLayout } = await import("/console/console.js");
+			return describeLayout(`+jsonString(tt.layout)+`);
+		})()`)
+		if got != tt.want {
+			t.Errorf("describeLayout(%v) got %q, want %q", tt.layout, got, tt.want)
+		}
+	}
+	for state, want := range map[string]bool{"STARTING": false, "ACTIVE": false, "STOPPING": false, "RECONNECTING": false, "STOPPED": true, "FAILED": true} {
+		if got := webtest.Eval[bool](tab, `(async () => {
+			const { compositionEnded } = await import("/console/console.js");
+			return compositionEnded(`+jsonString(state)+`);
+		})()`); got != want {
+			t.Errorf("compositionEnded(%s) got %v, want %v", state, got, want)
 		}
 	}
 	if v := tab.CSPViolations(); len(v) > 0 {

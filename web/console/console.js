@@ -1,6 +1,8 @@
 // The ivsrt web console: stages, sessions, participants and their events,
-// the storage configurations recordings go to, and the public keys of
-// self-signed participant tokens, read through the
+// the storage configurations recordings go to, the public keys of
+// self-signed participant tokens, the ingest configurations RTMP(S)
+// encoders publish with, the encoder configurations compositions
+// encode with, and the compositions, read through the
 // ivs-realtime API of this server with SigV4-signed requests, as the AWS
 // CLI reads them; and the delivery of the event
 // stream to its sinks, with the dead letters to redrive, read through the
@@ -39,9 +41,12 @@ let actionError = ""; // what the last action failed with, shown until the next 
 // What is selected, kept in the URL's fragment:
 // #tab=delivery&stage=...&session=...&participant=... (tab is empty for the
 // stages, "storage" for the storage configurations, "keys" for the public
-// keys).
-const selectionKeys = ["tab", "stage", "session", "participant"];
-const selection = { tab: "", stage: "", session: "", participant: "" };
+// keys, "ingest" for the ingest configurations, "encoders" for the encoder
+// configurations, "compositions" for the compositions; composition is the
+// id of the composition shown there).
+const selectionKeys = ["tab", "stage", "session", "participant", "composition"];
+const selection = { tab: "", stage: "", session: "", participant: "", composition: "" };
+const tabs = new Set(["", "delivery", "storage", "keys", "ingest", "encoders", "compositions"]);
 // What the last refresh read.
 const view = { stages: [], live: new Map(), sessions: [], participants: [], events: [], participant: null, replicas: [] };
 // Where each participant of the session is recorded, by participant id:
@@ -49,6 +54,10 @@ const view = { stages: [], live: new Map(), sessions: [], participants: [], even
 // recording state changes (ListParticipants gives the state alone).
 // segments is how many a FAILED recording's playlist lists.
 const recordings = { session: "", byParticipant: new Map() };
+// The protocol of each RTMP(S) encoder of the session, by participant id:
+// {state, protocol}; ListParticipants gives none, so it is read with
+// GetParticipant when the encoder's state changes.
+const encoders = { session: "", byParticipant: new Map() };
 // The recording playing: {participantId, session, bucket, prefix, player}.
 let playing = null;
 // What the last refresh of the storage tab read.
@@ -56,6 +65,28 @@ const storage = { loaded: false, configurations: [] };
 // What the last refresh of the public keys tab read; ListPublicKeys gives
 // no fingerprint, so each key's is read once with GetPublicKey.
 const publicKeys = { loaded: false, keys: [], fingerprints: new Map() };
+// What the last refresh of the encoders tab read. ListEncoderConfigurations
+// gives no video, so each configuration's is read once with
+// GetEncoderConfiguration: a configuration never changes.
+const encoderConfigs = { loaded: false, configurations: [], videos: new Map() };
+// What the last refresh of the compositions tab read: the compositions,
+// newest first, of the stage filtered by (its ARN, "" for all); the stages
+// and storage configurations the start form offers (the encoder
+// configurations are encoderConfigs'); and each composition as
+// GetComposition gave it, by ARN, read once: its layout and its
+// destinations' configurations never change, and the list has their
+// states and times.
+const compositions = { loaded: false, list: [], stage: "", stages: [], storage: [], details: new Map() };
+// What the last refresh of the ingest tab read: the configurations (no
+// stream keys: ListIngestConfigurations gives none) and the stages they
+// may name.
+const ingest = { loaded: false, configurations: [], stages: [], readAt: 0 };
+// The ARN of the ingest configuration whose stream keys #ingest-key shows,
+// "" for none. The keys themselves are only in that card's fields: never
+// in the URL, the rows, or anything the refresh keeps. shownAt is when
+// they were shown: a list read before may not have the configuration yet.
+let shownKey = "";
+let shownAt = 0;
 // What the last refresh of the delivery tab read. pages is how many pages
 // of dead letters to read: one, and one more for each "Load more".
 const delivery = { loaded: false, sinks: [], deadLetters: [], nextToken: "", pages: 1, sink: "" };
@@ -210,8 +241,27 @@ async function load() {
     await loadPublicKeys();
     return;
   }
+  if (selection.tab === "encoders") {
+    await loadEncoderConfigurations();
+    return;
+  }
+  if (selection.tab === "compositions") {
+    return loadCompositions(stale);
+  }
+  if (selection.tab === "ingest") {
+    const readAt = performance.now();
+    const [configurations, stages] = await Promise.all([
+      listAll("ListIngestConfigurations", {}, "ingestConfigurations"),
+      listAll("ListStages", {}, "stages"),
+    ]);
+    ingest.configurations = configurations;
+    ingest.stages = stages.sort(byStageName);
+    ingest.readAt = readAt;
+    ingest.loaded = true;
+    return;
+  }
   const stages = await listAll("ListStages", {}, "stages");
-  stages.sort((a, b) => (a.name || stageId(a.arn)).localeCompare(b.name || stageId(b.arn)));
+  stages.sort(byStageName);
   const live = new Map();
   await Promise.all(stages.filter((s) => s.activeSessionId).map(async (s) => {
     const connected = await listAll("ListParticipants",
@@ -240,7 +290,7 @@ async function load() {
   view.participants = await listAll("ListParticipants", { stageArn: stage.arn, sessionId: selection.session }, "participants");
   if (stale()) return false;
   view.participants.sort((a, b) => (a.firstJoinTime || "").localeCompare(b.firstJoinTime || ""));
-  await loadRecordings(stage);
+  await Promise.all([loadRecordings(stage), loadEncoders(stage)]);
   if (stale()) return false;
   if (!selection.participant) return;
   if (!view.participants.some((p) => p.participantId === selection.participant)) {
@@ -286,6 +336,27 @@ async function loadRecordings(stage) {
     }
     recordings.byParticipant.set(p.participantId, r);
   }));
+}
+
+// loadEncoders reads the protocol of the session's RTMP(S) encoders, the
+// participants of an ingest configuration, when their state changed since
+// the last read.
+async function loadEncoders(stage) {
+  if (encoders.session !== selection.session) {
+    encoders.session = selection.session;
+    encoders.byParticipant.clear();
+  }
+  await Promise.all(view.participants.filter((p) => p.ingestConfigurationArn).map(async (p) => {
+    const known = encoders.byParticipant.get(p.participantId);
+    if (known && known.state === p.state) return;
+    const got = await api("GetParticipant", { stageArn: stage.arn, sessionId: selection.session, participantId: p.participantId });
+    encoders.byParticipant.set(p.participantId, { state: p.state, protocol: got.participant.protocol || "" });
+  }));
+}
+
+// byStageName orders stages by name, or id when they have none.
+function byStageName(a, b) {
+  return (a.name || stageId(a.arn)).localeCompare(b.name || stageId(b.arn));
 }
 
 // playable tells whether a recording can be played: one that STOPPED, or
@@ -341,10 +412,17 @@ function render() {
   }
   const onStorage = selection.tab === "storage";
   const onKeys = selection.tab === "keys";
-  $("stages-view").hidden = onDelivery || onStorage || onKeys;
+  const onIngest = selection.tab === "ingest";
+  const onEncoders = selection.tab === "encoders";
+  const onCompositions = selection.tab === "compositions";
+  $("stages-view").hidden = selection.tab !== "";
   $("delivery-view").hidden = !onDelivery;
   $("storage-view").hidden = !onStorage;
   $("keys-view").hidden = !onKeys;
+  $("ingest-view").hidden = !onIngest;
+  $("encoders-view").hidden = !onEncoders;
+  $("compositions-view").hidden = !onCompositions;
+  if (!onIngest) hideKey(); // stream keys do not stay on screen behind another tab
   if (onDelivery) {
     renderDelivery();
     return;
@@ -355,6 +433,18 @@ function render() {
   }
   if (onKeys) {
     renderPublicKeys();
+    return;
+  }
+  if (onIngest) {
+    renderIngest();
+    return;
+  }
+  if (onEncoders) {
+    renderEncoderConfigurations();
+    return;
+  }
+  if (onCompositions) {
+    renderCompositions();
     return;
   }
   renderStages();
@@ -417,7 +507,7 @@ function renderParticipants() {
     const where = r && r.state === state && r.bucket ? `s3://${r.bucket}/${r.prefix}` : "";
     return el("tr", { "data-participant-id": p.participantId, "data-state": p.state, "data-recording-state": state,
       class: p.participantId === selection.participant ? "selected" : "", tabindex: "0" },
-      el("td", { class: "strong" }, p.userId || el("span", { class: "muted" }, "(none)"), replicationBadge(p)),
+      el("td", { class: "strong" }, p.userId || el("span", { class: "muted" }, "(none)"), protocolBadge(p), replicationBadge(p)),
       el("td", {}, el("code", {}, p.participantId)),
       el("td", {}, el("span", { class: "badge " + (connected ? "ok" : "off") }, p.state)),
       el("td", {}, p.published ? "yes" : "no"),
@@ -430,6 +520,16 @@ function renderParticipants() {
         playable(r) && r.state === state ? el("button", { type: "button", class: "small", "data-action": "play" }, "Play") : "",
         connected ? el("button", { type: "button", class: "small danger", "data-action": "disconnect" }, "Disconnect") : ""));
   }));
+}
+
+// protocolBadge says that a participant is an RTMP(S) encoder, and with
+// which of the two it publishes.
+function protocolBadge(p) {
+  if (!p.ingestConfigurationArn) return "";
+  const known = encoders.byParticipant.get(p.participantId);
+  const protocol = (known && known.protocol) || "RTMP(S)";
+  const title = `${protocol} encoder of ingest configuration ${p.ingestConfigurationArn}` + (p.redundantIngest ? ", with redundant ingest" : "");
+  return el("span", { class: "badge info protocol", title }, protocol);
 }
 
 // replicationBadge says that a participant is a replica from another
@@ -505,6 +605,9 @@ function renderEvents() {
     ["Protocol", p.protocol || ""], ["Attributes", Object.entries(p.attributes || {}).map(([k, v]) => `${k}=${v}`).join(", ") || "none"],
     ["Recording", p.recordingState || "DISABLED"],
   ];
+  if (p.ingestConfigurationArn) {
+    facts.push(["Ingest configuration", p.ingestConfigurationArn + (p.redundantIngest ? " (redundant ingest)" : "")]);
+  }
   if (p.recordingS3BucketName) facts.push(["Recording bucket", p.recordingS3BucketName], ["Recording prefix", p.recordingS3Prefix || ""]);
   if (p.replicationType === "REPLICA") {
     facts.push(["Replica of", `${stageName(p.sourceStageArn)} (session ${p.sourceSessionId || ""})`], ["Replication", p.replicationState || ""]);
@@ -605,6 +708,437 @@ function renderPublicKeys() {
       el("td", {}, tags || el("span", { class: "muted" }, "none")),
       el("td", { class: "actions" }, el("button", { type: "button", class: "small danger", "data-action": "delete-key" }, "Delete")));
   }));
+}
+
+async function loadEncoderConfigurations() {
+  const configurations = await listAll("ListEncoderConfigurations", {}, "encoderConfigurations");
+  const known = encoderConfigs.videos;
+  await Promise.all(configurations.filter((c) => !known.has(c.arn)).map(async (c) => {
+    try {
+      const res = await api("GetEncoderConfiguration", { arn: c.arn });
+      known.set(c.arn, res.encoderConfiguration.video);
+    } catch (err) {
+      if (err.code !== "ResourceNotFoundException") throw err; // deleted meanwhile
+    }
+  }));
+  encoderConfigs.configurations = configurations;
+  encoderConfigs.loaded = true;
+}
+
+function renderEncoderConfigurations() {
+  const { loaded, configurations, videos } = encoderConfigs;
+  $("encoder-count").textContent = configurations.length ? String(configurations.length) : "";
+  $("no-encoders").hidden = !loaded || configurations.length > 0;
+  $("encoders").hidden = !configurations.length;
+  replaceRows($("encoders"), configurations.map((c) => {
+    const tags = Object.entries(c.tags || {}).map(([k, v]) => `${k}=${v}`).join(", ");
+    return el("tr", { "data-encoder-arn": c.arn },
+      el("td", { class: "strong" }, c.name || el("span", { class: "muted" }, "(no name)")),
+      el("td", { title: c.arn }, el("code", {}, resourceId(c.arn))),
+      el("td", { class: "nowrap" }, formatVideo(videos.get(c.arn))),
+      el("td", {}, tags || el("span", { class: "muted" }, "none")),
+      el("td", { class: "actions" }, el("button", { type: "button", class: "small danger", "data-action": "delete-encoder" }, "Delete")));
+  }));
+}
+
+// formatVideo shows an encoder configuration's video in a few words:
+// "1280×720, 30 fps, 2.5 Mbps"; "" before it is known.
+export function formatVideo(video) {
+  if (!video) return "";
+  const bps = video.bitrate;
+  const rate = bps >= 1e6 ? `${+(bps / 1e6).toFixed(3)} Mbps` : bps >= 1e3 ? `${+(bps / 1e3).toFixed(3)} kbps` : `${bps} bps`;
+  return `${video.width}×${video.height}, ${video.framerate} fps, ${rate}`;
+}
+
+// encoderVideo is the video of the create form's fields (text as typed,
+// bitrate in kbps): the members given, as numbers, and none of the empty
+// ones, which the server fills in with its defaults. null when all are
+// empty.
+export function encoderVideo({ width, height, framerate, bitrate }) {
+  const video = {};
+  const number = (text) => (String(text).trim() === "" ? null : Number(text));
+  if (number(width) !== null) video.width = number(width);
+  if (number(height) !== null) video.height = number(height);
+  if (number(framerate) !== null) video.framerate = number(framerate);
+  if (number(bitrate) !== null) video.bitrate = Math.round(number(bitrate) * 1000);
+  return Object.keys(video).length ? video : null;
+}
+
+// loadCompositions reads the compositions (of the stage filtered by), what
+// the start form offers, and each composition not read yet with
+// GetComposition; false if the filter or the selection changed meanwhile.
+async function loadCompositions(stale) {
+  const filter = compositions.stage;
+  const [list, stages, storageConfigurations] = await Promise.all([
+    listAll("ListCompositions", filter ? { filterByStageArn: filter } : {}, "compositions"),
+    listAll("ListStages", {}, "stages"),
+    listAll("ListStorageConfigurations", {}, "storageConfigurations"),
+    loadEncoderConfigurations(),
+  ]);
+  const known = compositions.details;
+  await Promise.all(list.filter((c) => !known.has(c.arn)).map(async (c) => {
+    try {
+      known.set(c.arn, (await api("GetComposition", { arn: c.arn })).composition);
+    } catch (err) {
+      if (err.code !== "ResourceNotFoundException") throw err; // gone meanwhile
+    }
+  }));
+  if (stale() || filter !== compositions.stage) return false;
+  const listed = new Set(list.map((c) => c.arn));
+  for (const arn of known.keys()) if (!listed.has(arn)) known.delete(arn);
+  compositions.list = list.reverse(); // listed oldest first
+  compositions.stages = stages.sort(byStageName);
+  compositions.storage = storageConfigurations;
+  compositions.loaded = true;
+  if (selection.composition && !list.some((c) => resourceId(c.arn) === selection.composition)) {
+    selection.composition = ""; // ended long ago, or not of the stage filtered by
+    writeSelection();
+  }
+}
+
+// compositionEnded tells whether a composition, or a destination, is in a
+// state it never leaves.
+export function compositionEnded(state) {
+  return state === "STOPPED" || state === "FAILED";
+}
+
+function compositionClass(state) {
+  if (state === "ACTIVE") return "ok";
+  if (state === "FAILED") return "bad";
+  if (state === "STARTING" || state === "STOPPING" || state === "RECONNECTING") return "warn";
+  return "off";
+}
+
+function renderCompositions() {
+  const { loaded, list, stages, details } = compositions;
+  $("composition-count").textContent = list.length ? String(list.length) : "";
+  $("no-compositions").hidden = !loaded || list.length > 0;
+  $("no-compositions").textContent = compositions.stage ? "No compositions of this stage." : "No compositions. Start one below.";
+  $("compositions").hidden = !list.length;
+  replaceRows($("compositions"), list.map((c) => {
+    const id = resourceId(c.arn);
+    const detail = details.get(c.arn);
+    return el("tr", { "data-composition-id": id, "data-composition-arn": c.arn, "data-state": c.state,
+      class: id === selection.composition ? "selected" : "", tabindex: "0" },
+      el("td", { title: c.arn }, el("code", {}, id)),
+      el("td", { class: "stage" }, stageLink(c.stageArn, stages)),
+      el("td", {}, el("span", { class: "badge " + compositionClass(c.state) }, c.state)),
+      el("td", { class: "destinations" }, (c.destinations || []).map((d) => {
+        const kind = destinationKind(detail, d.id);
+        return el("span", { class: "badge destination " + compositionClass(d.state), "data-destination-id": d.id, "data-state": d.state,
+          title: `Destination ${d.id}` }, (kind ? kind + " " : "") + d.state);
+      })),
+      el("td", { class: "nowrap" }, formatTime(c.startTime)),
+      el("td", { class: "nowrap" }, formatTime(c.endTime)),
+      el("td", { class: "actions" }, compositionEnded(c.state)
+        ? "" : el("button", { type: "button", class: "small danger", "data-action": "stop-composition" }, "Stop")));
+  }));
+
+  // The filter offers the stages, and the one filtered by if it is gone.
+  const options = [{ value: "", text: "All stages" }, ...stages.map((s) => ({ value: s.arn, text: s.name || stageId(s.arn) }))];
+  if (compositions.stage && !stages.some((s) => s.arn === compositions.stage)) {
+    options.push({ value: compositions.stage, text: stageId(compositions.stage) + " (not found)" });
+  }
+  fillSelect($("composition-stage"), options, compositions.stage, true);
+
+  renderComposition();
+  renderCompositionForm();
+}
+
+// destinationKind is "S3" or "channel" for a destination of a composition
+// as GetComposition gave it; "" before it is read.
+function destinationKind(detail, id) {
+  const d = ((detail && detail.destinations) || []).find((x) => x.id === id);
+  const conf = (d && d.configuration) || {};
+  return conf.s3 ? "S3" : conf.channel ? "channel" : "";
+}
+
+// renderComposition shows the selected composition: its states and times
+// from the list, its layout and destinations from GetComposition.
+function renderComposition() {
+  const c = compositions.list.find((x) => resourceId(x.arn) === selection.composition);
+  $("composition-card").hidden = !c;
+  if (!c) return;
+  const detail = compositions.details.get(c.arn) || {};
+  const card = $("composition-card");
+  card.dataset.arn = c.arn;
+  $("composition-title").textContent = resourceId(c.arn);
+  $("composition-state").textContent = c.state;
+  $("composition-state").className = "badge " + compositionClass(c.state);
+  $("composition-stop").hidden = compositionEnded(c.state);
+  const tags = Object.entries(c.tags || {}).map(([k, v]) => `${k}=${v}`).join(", ");
+  const facts = [
+    ["ARN", el("code", {}, c.arn)],
+    ["Stage", stageLink(c.stageArn, compositions.stages)],
+    ["Layout", detail.layout ? describeLayout(detail.layout) : ""],
+    ["Started", c.startTime ? formatTime(c.startTime, true) : el("span", { class: "muted" }, "not yet")],
+    ["Ended", c.endTime ? formatTime(c.endTime, true) : el("span", { class: "muted" }, compositionEnded(c.state) ? "" : "running")],
+    ["Tags", tags || el("span", { class: "muted" }, "none")],
+  ];
+  replaceChildren($("composition-facts"), facts.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
+  const full = new Map((detail.destinations || []).map((d) => [d.id, d]));
+  replaceRows($("composition-destinations"), (c.destinations || []).map((d) => {
+    const f = full.get(d.id) || {};
+    const conf = f.configuration || {};
+    return el("tr", { "data-destination-id": d.id, "data-state": d.state },
+      el("td", { title: "Destination " + d.id }, conf.name ? el("span", { class: "strong" }, conf.name) : el("code", {}, d.id)),
+      el("td", { class: "where" }, destinationWhere(conf, f.detail)),
+      el("td", {}, destinationEncoding(conf)),
+      el("td", {}, el("span", { class: "badge " + compositionClass(d.state) }, d.state)),
+      el("td", { class: "nowrap" }, formatTime(d.startTime, true)),
+      el("td", { class: "nowrap" }, formatTime(d.endTime, true)));
+  }));
+}
+
+// destinationWhere says where a destination goes: the storage
+// configuration, its bucket and the recording's prefix in it, or the
+// channel.
+function destinationWhere(conf, detail) {
+  if (conf.s3) {
+    const arn = conf.s3.storageConfigurationArn;
+    const sc = compositions.storage.find((x) => x.arn === arn);
+    const bucket = sc && sc.s3 && sc.s3.bucketName;
+    const prefix = (detail && detail.s3 && detail.s3.recordingPrefix) || "";
+    return [
+      el("div", {}, "S3 ", sc
+        ? el("span", { title: arn }, sc.name || resourceId(arn), bucket ? [" (", el("code", {}, bucket), ")"] : "")
+        : el("span", { class: "muted", title: arn }, el("code", {}, resourceId(arn)), " (not found)")),
+      prefix ? el("div", { class: "muted small" }, "prefix ",
+        el("code", { class: "recording-prefix", title: bucket ? `s3://${bucket}/${prefix}/` : prefix }, prefix)) : "",
+    ];
+  }
+  if (conf.channel) return el("div", {}, "channel ", el("code", { class: "channel-arn" }, conf.channel.channelArn));
+  return "";
+}
+
+// destinationEncoding names a destination's encoder configuration with
+// its video, or says it takes the default.
+function destinationEncoding(conf) {
+  const arn = conf.s3 ? (conf.s3.encoderConfigurationArns || [])[0] : conf.channel ? conf.channel.encoderConfigurationArn : "";
+  if (!conf.s3 && !conf.channel) return "";
+  if (!arn) return el("span", { class: "muted" }, "default · " + defaultVideoText);
+  const c = encoderConfigs.configurations.find((x) => x.arn === arn);
+  if (!c) return el("span", { class: "muted", title: arn }, el("code", {}, resourceId(arn)), " (not found)");
+  return el("span", { title: arn }, encoderLabel(c));
+}
+
+// The video of a destination without an encoder configuration.
+const defaultVideoText = "1280×720, 30 fps, 2.5 Mbps";
+
+// encoderLabel names an encoder configuration with its video.
+function encoderLabel(c) {
+  const video = formatVideo(encoderConfigs.videos.get(c.arn));
+  return (c.name || resourceId(c.arn)) + (video ? " · " + video : "");
+}
+
+// describeLayout says what a composition's layout is, in a few words:
+// "Grid, featured participant attribute featured", "Picture-in-picture
+// at the bottom right, PiP participant attribute guest".
+export function describeLayout(layout) {
+  const l = layout || {};
+  const parts = [];
+  const o = l.pip || l.grid || {};
+  if (l.pip) {
+    parts.push("Picture-in-picture at the " + (l.pip.pipPosition || "BOTTOM_RIGHT").toLowerCase().replace("_", " "));
+  } else {
+    parts.push("Grid");
+  }
+  if (o.featuredParticipantAttribute) parts.push("featured participant attribute " + o.featuredParticipantAttribute);
+  if (l.pip && l.pip.pipParticipantAttribute) parts.push("PiP participant attribute " + l.pip.pipParticipantAttribute);
+  if (o.omitStoppedVideo) parts.push("stopped video left out");
+  return parts.join(", ");
+}
+
+// renderCompositionForm offers the stages, storage and encoder
+// configurations in the start form, keeping what was chosen.
+function renderCompositionForm() {
+  const { stages, storage: storages } = compositions;
+  fillSelect($("new-composition-stage"), stages.map((s) => ({ value: s.arn, text: s.name || stageId(s.arn) })),
+    compositions.stage, false, "No stages: create one in the Stages tab");
+  fillSelect($("new-composition-storage"), storages.map((c) => ({
+    value: c.arn, text: (c.name || resourceId(c.arn)) + (c.s3 && c.s3.bucketName ? ` (${c.s3.bucketName})` : ""),
+  })), "", false, "No storage configurations");
+  const encoders = encoderConfigs.configurations.map((c) => ({ value: c.arn, text: encoderLabel(c) }));
+  fillSelect($("new-composition-s3-encoder"), encoders, "", false, "No encoder configurations");
+  fillSelect($("new-composition-channel-encoder"), [{ value: "", text: "Default · " + defaultVideoText }, ...encoders], "");
+  $("new-composition-s3-missing").hidden = !compositions.loaded || (storages.length > 0 && encoders.length > 0);
+  syncCompositionForm();
+}
+
+// fillSelect offers options ({value, text}) in select: the choice stays
+// while it is offered, unless forced, and is otherwise value, or the first
+// option. With no options, select shows none as a choice that is no
+// choice.
+function fillSelect(select, options, value, force, none) {
+  if (!options.length && none) options = [{ value: "", text: none }];
+  const offered = (v) => options.some((o) => o.value === v);
+  let chosen = options.length ? options[0].value : "";
+  if (!force && select.dataset.touched && offered(select.value)) chosen = select.value;
+  else if (offered(value)) chosen = value;
+  replaceChildren(select, options.map((o) => el("option", { value: o.value, ...(o.value === chosen ? { selected: "" } : {}) }, o.text)));
+  if (select.value !== chosen) select.value = chosen;
+}
+
+// syncCompositionForm shows the PiP options of a PiP layout, and leaves
+// out (disables) a destination not asked for.
+function syncCompositionForm() {
+  const pip = $("new-composition-layout").value === "pip";
+  $("new-composition-pip").hidden = !pip;
+  $("new-composition-pip").disabled = !pip;
+  $("new-composition-s3-fields").disabled = !$("new-composition-s3").checked;
+  $("new-composition-channel-fields").disabled = !$("new-composition-channel").checked;
+}
+
+// compositionInput is the StartComposition input of the start form's
+// fields: the layout with what was given of it, and a destination for
+// each of s3 and channel that is checked (none if neither is). An empty
+// attribute is left out, and so is the channel's encoder configuration
+// when none is chosen (the default video).
+export function compositionInput(f) {
+  const options = {};
+  if (String(f.featured || "").trim()) options.featuredParticipantAttribute = f.featured.trim();
+  if (f.omitStopped) options.omitStoppedVideo = true;
+  if (f.layout === "pip") {
+    if (String(f.pipAttribute || "").trim()) options.pipParticipantAttribute = f.pipAttribute.trim();
+    if (f.pipPosition) options.pipPosition = f.pipPosition;
+  }
+  const destinations = [];
+  if (f.s3) {
+    destinations.push({ s3: { storageConfigurationArn: f.storageArn, encoderConfigurationArns: f.s3Encoder ? [f.s3Encoder] : [] } });
+  }
+  if (f.channel) {
+    destinations.push({ channel: { channelArn: String(f.channelArn || "").trim(), ...(f.channelEncoder ? { encoderConfigurationArn: f.channelEncoder } : {}) } });
+  }
+  return { stageArn: f.stageArn, layout: f.layout === "pip" ? { pip: options } : { grid: options }, destinations };
+}
+
+// stopComposition asks to confirm, then stops a composition.
+function stopComposition(arn) {
+  confirmDialog({
+    title: "Stop composition?",
+    text: `Stop composition ${resourceId(arn)}? Its recording ends and its channel stream stops; a composition cannot be started again.`,
+    ok: "Stop",
+  }).then((ok) => {
+    if (!ok) return;
+    act(() => api("StopComposition", { arn }));
+  });
+}
+
+function renderIngest() {
+  const { loaded, configurations, stages } = ingest;
+  $("ingest-count").textContent = configurations.length ? String(configurations.length) : "";
+  $("no-ingest").hidden = !loaded || configurations.length > 0;
+  $("ingest").hidden = !configurations.length;
+  replaceRows($("ingest"), configurations.map((c) =>
+    el("tr", { "data-ingest-arn": c.arn, "data-state": c.state },
+      el("td", { class: "strong", title: c.arn }, c.name || el("span", { class: "muted" }, "(no name)")),
+      el("td", { class: "stage" }, stageLink(c.stageArn, stages)),
+      el("td", { class: "nowrap" }, c.ingestProtocol,
+        c.redundantIngest ? el("span", { class: "badge info protocol", title: "A second encoder may publish the same content" }, "redundant") : ""),
+      el("td", {}, el("span", { class: "badge " + (c.state === "ACTIVE" ? "ok" : "off") }, c.state)),
+      el("td", {}, c.userId || el("span", { class: "muted" }, "(none)")),
+      el("td", {}, el("code", {}, c.participantId)),
+      el("td", { class: "actions nowrap" },
+        el("button", { type: "button", class: "small", "data-action": "show-ingest-key" }, "Show key"),
+        el("button", { type: "button", class: "small", "data-action": "change-ingest-stage" }, "Change stage"),
+        el("button", { type: "button", class: "small danger", "data-action": "delete-ingest" }, "Delete")))));
+
+  // The create form offers the stages, the first by default.
+  const select = $("new-ingest-stage");
+  const chosen = select.dataset.touched ? select.value : null;
+  replaceChildren(select, [...stages.map((s) => el("option", { value: s.arn, ...(s.arn === chosen ? { selected: "" } : {}) }, s.name || stageId(s.arn))),
+    el("option", { value: "", ...(chosen === "" ? { selected: "" } : {}) }, "No stage")]);
+  $("new-ingest-insecure").hidden = $("new-ingest-protocol").value !== "RTMP";
+
+  if (shownKey && loaded && ingest.readAt > shownAt && !configurations.some((c) => c.arn === shownKey)) hideKey(); // deleted
+}
+
+// stageLink links to a stage of stages (the ingest or compositions tab's
+// list) by its name: "none" for no stage, the id of one that is gone.
+function stageLink(arn, stages) {
+  if (!arn) return el("span", { class: "muted" }, "none");
+  const s = stages.find((x) => x.arn === arn);
+  if (!s) return el("span", { class: "muted", title: arn }, el("code", {}, stageId(arn)), " (not found)");
+  return el("a", { class: "stage-link", href: "#stage=" + encodeURIComponent(stageId(arn)), title: arn },
+    s.name ? el("span", { class: "stage-name" }, s.name) : el("code", {}, stageId(arn)));
+}
+
+// ingestEndpoint is where an encoder of protocol publishes, of a stage's
+// endpoints: "" if the server does not serve that protocol.
+export function ingestEndpoint(endpoints, protocol) {
+  return (endpoints && (protocol === "RTMP" ? endpoints.rtmp : endpoints.rtmps)) || "";
+}
+
+// showKey shows the stream keys of an ingest configuration as
+// CreateIngestConfiguration, GetIngestConfiguration or
+// UpdateIngestConfiguration return it, with the endpoint of its stage.
+async function showKey(ic) {
+  let endpoints = null;
+  let stageGone = false;
+  if (ic.stageArn) {
+    try {
+      endpoints = (await api("GetStage", { arn: ic.stageArn })).stage.endpoints || {};
+    } catch (err) {
+      if (err.code !== "ResourceNotFoundException") throw err;
+      stageGone = true;
+    }
+  }
+  const endpoint = ingestEndpoint(endpoints, ic.ingestProtocol);
+  const parts = [];
+  if (!ic.stageArn) {
+    parts.push(el("p", { class: "key-note" }, "This configuration has no stage: its keys publish nowhere until it is given one."));
+  } else if (stageGone) {
+    parts.push(el("p", { class: "key-note" }, `Its stage ${stageId(ic.stageArn)} is gone: its keys publish nowhere until it is given another.`));
+  } else if (!endpoint) {
+    parts.push(el("p", { class: "key-note" }, ic.ingestProtocol === "RTMP"
+      ? "This server does not serve RTMP (it was started with --rtmp-port -1)."
+      : "This server does not serve RTMPS: start it with --rtmps-port, --rtmps-cert and --rtmps-key."));
+  }
+  if (endpoint) parts.push(copyField("Server", "ingest-server", endpoint));
+  const credentials = [{ title: "Encoder", suffix: "", participantId: ic.participantId, streamKey: ic.streamKey },
+    ...(ic.redundantIngestCredentials || []).map((c, i) => ({
+      title: "Redundant encoder", suffix: "-redundant" + (i ? "-" + (i + 1) : ""), participantId: c.participantId, streamKey: c.streamKey,
+    }))];
+  for (const c of credentials) {
+    parts.push(el("div", { class: "credential", "data-participant-id": c.participantId },
+      el("h3", {}, c.title, " ", el("span", { class: "muted small" }, "participant ", el("code", {}, c.participantId))),
+      copyField("Stream key", "ingest-stream-key" + c.suffix, c.streamKey),
+      endpoint ? copyField("Encoder URL", "ingest-url" + c.suffix, endpoint + c.streamKey) : ""));
+  }
+  $("ingest-key-title").textContent = "of " + (ic.name || resourceId(ic.arn)) + " · " + ic.ingestProtocol;
+  $("ingest-credentials").replaceChildren(...parts);
+  $("ingest-key").dataset.arn = ic.arn;
+  $("ingest-key").hidden = false;
+  shownKey = ic.arn;
+  shownAt = performance.now();
+  $("ingest-key").scrollIntoView({ block: "nearest" });
+}
+
+// copyField is a read-only field with a copy button; its value is set on
+// the element, never as an attribute.
+function copyField(label, id, value) {
+  const input = el("input", { id, readonly: "", spellcheck: "false" });
+  input.value = value;
+  return el("label", {}, label,
+    el("span", { class: "copyable" }, input, el("button", { type: "button", "data-copy": id }, "Copy")));
+}
+
+function hideKey() {
+  if (!shownKey && $("ingest-key").hidden) return;
+  shownKey = "";
+  $("ingest-key").hidden = true;
+  delete $("ingest-key").dataset.arn;
+  $("ingest-credentials").replaceChildren();
+}
+
+// parseAttributes reads key=value pairs separated by commas or new lines.
+export function parseAttributes(text) {
+  const attributes = {};
+  for (const line of text.split(/[,\n]/)) {
+    const [k, ...v] = line.split("=");
+    if (k.trim()) attributes[k.trim()] = v.join("=").trim();
+  }
+  return attributes;
 }
 
 function renderDelivery() {
@@ -736,7 +1270,7 @@ function readSelection() {
   selectionVersion++;
   const q = new URLSearchParams(location.hash.slice(1));
   for (const k of selectionKeys) selection[k] = q.get(k) || "";
-  if (selection.tab !== "delivery" && selection.tab !== "storage" && selection.tab !== "keys") selection.tab = "";
+  if (!tabs.has(selection.tab)) selection.tab = "";
 }
 
 function writeSelection() {
@@ -757,13 +1291,26 @@ function select(changes) {
 
 // --- actions --------------------------------------------------------------
 
-function confirmDialog({ title, text, ok, reason }) {
+// confirmDialog asks to confirm an action, and resolves to null if it is
+// cancelled, or to what the dialog asked: a reason (with reason), the
+// choice among choice.options (with choice: {label, options: [{value,
+// text}], value}), whether check (its text) is checked. Its OK button is
+// that of something that cannot be undone unless safe is set.
+function confirmDialog({ title, text, ok, reason, choice, check, safe }) {
   const dialog = $("confirm");
   $("confirm-title").textContent = title;
   $("confirm-text").textContent = text;
   $("confirm-ok").textContent = ok;
+  $("confirm-ok").className = safe ? "primary" : "danger";
   $("confirm-reason-label").hidden = !reason;
   $("confirm-reason").value = "";
+  $("confirm-choice-label").hidden = !choice;
+  $("confirm-choice-text").textContent = choice ? choice.label : "";
+  $("confirm-choice").replaceChildren(...(choice ? choice.options.map((o) => el("option", { value: o.value }, o.text)) : []));
+  if (choice) $("confirm-choice").value = choice.value;
+  $("confirm-check-label").hidden = !check;
+  $("confirm-check-text").textContent = check || "";
+  $("confirm-check").checked = false;
   return new Promise((resolve) => {
     const done = (value) => {
       $("confirm-form").onsubmit = null;
@@ -774,13 +1321,27 @@ function confirmDialog({ title, text, ok, reason }) {
     };
     $("confirm-form").onsubmit = (e) => {
       e.preventDefault();
-      done({ reason: $("confirm-reason").value.trim() });
+      done({ reason: $("confirm-reason").value.trim(), choice: $("confirm-choice").value, checked: $("confirm-check").checked });
     };
     $("confirm-cancel").onclick = () => done(null);
     dialog.onclose = () => done(null);
     dialog.showModal();
     if (reason) $("confirm-reason").focus();
+    else if (choice) $("confirm-choice").focus();
   });
+}
+
+// copy copies input's value, and says so on button for a moment.
+async function copy(button, input) {
+  try {
+    await navigator.clipboard.writeText(input.value);
+  } catch {
+    input.select();
+    document.execCommand("copy");
+  }
+  if (button.dataset.label === undefined) button.dataset.label = button.textContent;
+  button.textContent = "Copied";
+  setTimeout(() => { button.textContent = button.dataset.label; }, 1500);
 }
 
 async function act(fn) {
@@ -846,6 +1407,170 @@ function wireActions() {
     });
   });
 
+  $("create-encoder").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const input = {};
+    const name = $("new-encoder-name").value.trim();
+    if (name) input.name = name;
+    const fields = ["width", "height", "framerate", "bitrate"];
+    const video = encoderVideo(Object.fromEntries(fields.map((f) => [f, $("new-encoder-" + f).value])));
+    if (video) input.video = video;
+    act(async () => {
+      await api("CreateEncoderConfiguration", input);
+      for (const f of ["name", ...fields]) $("new-encoder-" + f).value = "";
+    });
+  });
+
+  $("encoders").tBodies[0].addEventListener("click", (e) => {
+    const row = e.target.closest("tr[data-encoder-arn]");
+    if (!row || !e.target.closest("[data-action=delete-encoder]")) return;
+    const name = row.cells[0].textContent;
+    confirmDialog({ title: "Delete encoder configuration?", text: `Delete ${name} (${row.cells[1].textContent})?`, ok: "Delete" }).then((ok) => {
+      if (!ok) return;
+      act(() => api("DeleteEncoderConfiguration", { arn: row.dataset.encoderArn }));
+    });
+  });
+
+  $("start-composition").addEventListener("change", (e) => {
+    if (e.target.matches("select")) e.target.dataset.touched = "1";
+    syncCompositionForm();
+  });
+
+  $("start-composition").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const input = compositionInput({
+      stageArn: $("new-composition-stage").value,
+      layout: $("new-composition-layout").value,
+      featured: $("new-composition-featured").value,
+      pipAttribute: $("new-composition-pip-attribute").value,
+      pipPosition: $("new-composition-pip-position").value,
+      omitStopped: $("new-composition-omit-stopped").checked,
+      s3: $("new-composition-s3").checked,
+      storageArn: $("new-composition-storage").value,
+      s3Encoder: $("new-composition-s3-encoder").value,
+      channel: $("new-composition-channel").checked,
+      channelArn: $("new-composition-channel-arn").value,
+      channelEncoder: $("new-composition-channel-encoder").value,
+    });
+    const button = $("start-composition-submit");
+    act(async () => {
+      if (!input.destinations.length) throw new Error("Choose where the composition goes: record to S3, send to a channel, or both.");
+      button.disabled = true;
+      try {
+        const res = await api("StartComposition", input);
+        // Show it, even when the list shows another stage's.
+        if (compositions.stage && compositions.stage !== input.stageArn) compositions.stage = "";
+        select({ composition: resourceId(res.composition.arn) });
+      } finally {
+        button.disabled = false;
+      }
+    });
+  });
+
+  $("compositions").tBodies[0].addEventListener("click", (e) => {
+    const row = e.target.closest("tr[data-composition-id]");
+    if (!row || e.target.closest("a")) return;
+    if (e.target.closest("[data-action=stop-composition]")) {
+      stopComposition(row.dataset.compositionArn);
+      return;
+    }
+    const id = row.dataset.compositionId;
+    select({ composition: id === selection.composition ? "" : id });
+  });
+
+  $("composition-stop").addEventListener("click", () => {
+    if ($("composition-card").dataset.arn) stopComposition($("composition-card").dataset.arn);
+  });
+  $("composition-close").addEventListener("click", () => select({ composition: "" }));
+
+  $("composition-stage").addEventListener("change", (e) => {
+    compositions.stage = e.target.value;
+    refresh();
+  });
+
+  $("create-ingest").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const input = { ingestProtocol: $("new-ingest-protocol").value };
+    if (input.ingestProtocol === "RTMP") input.insecureIngest = true; // RTMP needs it said
+    const name = $("new-ingest-name").value.trim();
+    if (name) input.name = name;
+    const stageArn = $("new-ingest-stage").value;
+    if (stageArn) input.stageArn = stageArn;
+    const userId = $("new-ingest-user").value.trim();
+    if (userId) input.userId = userId;
+    const attributes = parseAttributes($("new-ingest-attributes").value);
+    if (Object.keys(attributes).length) input.attributes = attributes;
+    if ($("new-ingest-redundant").checked) input.redundantIngest = true;
+    act(async () => {
+      const res = await api("CreateIngestConfiguration", input);
+      for (const id of ["new-ingest-name", "new-ingest-user", "new-ingest-attributes"]) $(id).value = "";
+      $("new-ingest-redundant").checked = false;
+      await showKey(res.ingestConfiguration);
+    });
+  });
+
+  $("new-ingest-protocol").addEventListener("change", () => {
+    $("new-ingest-insecure").hidden = $("new-ingest-protocol").value !== "RTMP";
+  });
+  $("new-ingest-stage").addEventListener("change", () => {
+    $("new-ingest-stage").dataset.touched = "1";
+  });
+
+  $("ingest").tBodies[0].addEventListener("click", (e) => {
+    const row = e.target.closest("tr[data-ingest-arn]");
+    const button = e.target.closest("[data-action]");
+    if (!row || !button) return;
+    const arn = row.dataset.ingestArn;
+    const c = ingest.configurations.find((x) => x.arn === arn);
+    if (!c) return;
+    const name = c.name || resourceId(arn);
+    const active = c.state === "ACTIVE";
+    switch (button.dataset.action) {
+    case "show-ingest-key":
+      act(async () => showKey((await api("GetIngestConfiguration", { arn })).ingestConfiguration));
+      break;
+    case "change-ingest-stage": {
+      const options = ingest.stages.map((s) => ({ value: s.arn, text: s.name || stageId(s.arn) }));
+      if (c.stageArn && !ingest.stages.some((s) => s.arn === c.stageArn)) options.push({ value: c.stageArn, text: stageId(c.stageArn) + " (not found)" });
+      options.push({ value: "", text: "No stage" });
+      confirmDialog({
+        title: "Change stage?",
+        text: `Choose the stage the encoder of ${name} publishes to.` +
+          (active ? " An encoder publishes with it now: its stage cannot change until the encoder stops." : ""),
+        ok: "Change stage", safe: true, choice: { label: "Stage", options, value: c.stageArn || "" },
+      }).then((ok) => {
+        if (!ok || ok.choice === (c.stageArn || "")) return;
+        act(async () => {
+          const res = await api("UpdateIngestConfiguration", { arn, stageArn: ok.choice });
+          if (shownKey === arn) await showKey(res.ingestConfiguration);
+        });
+      });
+      break;
+    }
+    case "delete-ingest":
+      confirmDialog({
+        title: "Delete ingest configuration?",
+        text: active
+          ? `An encoder publishes with ${name} now. Delete it? Its stream keys stop working; without force the server refuses while the encoder publishes.`
+          : `Delete ${name}? Its stream keys stop working.`,
+        ok: "Delete", check: active ? "Force: disconnect the encoder" : "",
+      }).then((ok) => {
+        if (!ok) return;
+        act(async () => {
+          await api("DeleteIngestConfiguration", { arn, ...(ok.checked ? { force: true } : {}) });
+          if (shownKey === arn) hideKey();
+        });
+      });
+      break;
+    }
+  });
+
+  $("ingest-credentials").addEventListener("click", (e) => {
+    const button = e.target.closest("button[data-copy]");
+    if (button) copy(button, $(button.dataset.copy));
+  });
+  $("ingest-key-hide").addEventListener("click", hideKey);
+
   $("import-key").addEventListener("submit", (e) => {
     e.preventDefault();
     const name = $("new-key-name").value.trim();
@@ -900,8 +1625,12 @@ function wireActions() {
     }
     if (e.target.closest("[data-action=disconnect]")) {
       const stage = selectedStage();
-      const name = row.cells[0].textContent;
-      confirmDialog({ title: "Disconnect participant?", text: `Disconnect ${name} (${id})? Its token is revoked for good.`, ok: "Disconnect", reason: true }).then((ok) => {
+      const p = view.participants.find((x) => x.participantId === id);
+      const name = (p && p.userId) || "(none)";
+      const text = p && p.ingestConfigurationArn
+        ? `Disconnect ${name} (${id})? The encoder is cut off, and its ingest configuration loses the stage until it is given one again.`
+        : `Disconnect ${name} (${id})? Its token is revoked for good.`;
+      confirmDialog({ title: "Disconnect participant?", text, ok: "Disconnect", reason: true }).then((ok) => {
         if (!ok || !stage) return;
         act(() => api("DisconnectParticipant", { stageArn: stage.arn, participantId: id, ...(ok.reason ? { reason: ok.reason } : {}) }));
       });
@@ -910,7 +1639,7 @@ function wireActions() {
     select({ participant: id === selection.participant ? "" : id });
   });
 
-  for (const id of ["stages", "sessions", "participants"]) {
+  for (const id of ["stages", "sessions", "participants", "compositions"]) {
     $(id).tBodies[0].addEventListener("keydown", (e) => {
       if ((e.key === "Enter" || e.key === " ") && e.target.matches("tr")) {
         e.preventDefault();
@@ -930,11 +1659,7 @@ function wireActions() {
     if (duration) input.duration = duration;
     if ($("mint-publish").checked) input.capabilities.push("PUBLISH");
     if ($("mint-subscribe").checked) input.capabilities.push("SUBSCRIBE");
-    const attributes = {};
-    for (const line of $("mint-attributes").value.split(/[,\n]/)) {
-      const [k, ...v] = line.split("=");
-      if (k.trim()) attributes[k.trim()] = v.join("=").trim();
-    }
+    const attributes = parseAttributes($("mint-attributes").value);
     if (Object.keys(attributes).length) input.attributes = attributes;
     act(async () => {
       const { participantToken: t } = await api("CreateParticipantToken", input);
@@ -950,18 +1675,7 @@ function wireActions() {
   });
 
   for (const [button, input] of [["copy-link", "join-link"], ["copy-token", "minted-token"]]) {
-    $(button).addEventListener("click", async () => {
-      const text = $(input).value;
-      try {
-        await navigator.clipboard.writeText(text);
-      } catch {
-        $(input).select();
-        document.execCommand("copy");
-      }
-      const label = $(button).textContent;
-      $(button).textContent = "Copied";
-      setTimeout(() => { $(button).textContent = label; }, 1500);
-    });
+    $(button).addEventListener("click", () => copy($(button), $(input)));
   }
 
   for (const tab of document.querySelectorAll("#tabs [data-tab]")) {
@@ -1021,6 +1735,7 @@ function wireActions() {
 
 function signOut(message) {
   stopPlaying();
+  hideKey();
   clearInterval(pollTimer);
   pollTimer = 0;
   credentials = null;
