@@ -104,6 +104,8 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 
 	ec.exchange = func(raw string) any { return s.exchangeToken(ctx, st, p.id, ec, raw) }
 	ec.videoSize = func(remote ivsrt.ParticipantID, w, h int) { st.setVideoSize(p.id, remote, w, h) }
+	ec.mute = func(kind string, muted bool) { st.setMuted(p.id, kind, muted) }
+	ec.preferLayer = func(remote ivsrt.ParticipantID, rid string) { st.setPreferredLayer(p.id, remote, rid) }
 	ec.run(ctx, s.pingInterval, s.pingTimeout)
 
 	st.lock()
@@ -133,6 +135,17 @@ func (st *stage) attachEvents(ctx context.Context, c claims, conn *websocket.Con
 	ec := newEventsConn(conn)
 	p.events = ec
 	st.changed = true
+	// The layers chosen were the previous client's: this one tells its own.
+	old := p.preferredLayers
+	p.preferredLayers = nil
+	for remote := range old {
+		if ss := p.subs[remote]; ss != nil {
+			for _, d := range ss.downs {
+				d.SetPreferredLayer("")
+			}
+			st.tellWish(ss)
+		}
+	}
 	caps := tok.Capabilities
 	if caps == nil {
 		caps = []ivsrt.Capability{}
@@ -205,6 +218,10 @@ type eventsConn struct {
 	// client shows a publisher's video at (adapt.go). Set before run.
 	exchange  func(raw string) any
 	videoSize func(remote ivsrt.ParticipantID, width, height int)
+	// mute takes what the client says it muted or unmuted; preferLayer
+	// the simulcast layer it asks for of a publisher's video.
+	mute        func(kind string, muted bool)
+	preferLayer func(remote ivsrt.ParticipantID, rid string)
 
 	mu         sync.Mutex
 	queue      [][]byte
@@ -355,14 +372,20 @@ func (c *eventsConn) write(ctx context.Context, buf []byte) bool {
 // {"type":"pong"}; {"type":"exchangeToken","token":"..."}, answered with
 // "tokenExchanged" or "exchangeTokenError"; {"type":"videoSize",
 // "participantId":"...","width":640,"height":360}, the size in pixels the
-// client shows that publisher's video at (0×0: not shown). Other messages
-// are ignored.
+// client shows that publisher's video at (0×0: not shown);
+// {"type":"mute","kind":"video","muted":true}, what it muted or unmuted;
+// {"type":"preferLayer","participantId":"...","rid":"h"}, the simulcast
+// layer it asks for of that publisher ("": none). Other messages are
+// ignored.
 type clientMessage struct {
 	Type          string              `json:"type"`
 	Token         string              `json:"token,omitempty"`
 	ParticipantID ivsrt.ParticipantID `json:"participantId,omitempty"`
 	Width         int                 `json:"width,omitempty"`
 	Height        int                 `json:"height,omitempty"`
+	Kind          string              `json:"kind,omitempty"`
+	Muted         bool                `json:"muted,omitempty"`
+	RID           *string             `json:"rid,omitempty"`
 }
 
 func (c *eventsConn) read(ctx context.Context) {
@@ -375,6 +398,14 @@ func (c *eventsConn) read(ctx context.Context) {
 		if json.Unmarshal(data, &m) != nil {
 			continue
 		}
+		if m.ParticipantID != "" {
+			// What a participant keeps per publisher is keyed by an id
+			// of the form ids have.
+			var v ivsrt.Validation
+			if !v.TokenParticipantID("participantId", string(m.ParticipantID)) {
+				continue
+			}
+		}
 		switch m.Type {
 		case "ping":
 			c.send(clientMessage{Type: "pong"})
@@ -385,6 +416,14 @@ func (c *eventsConn) read(ctx context.Context) {
 		case "videoSize":
 			if c.videoSize != nil && m.Width >= 0 && m.Height >= 0 && m.Width <= maxVideoSide && m.Height <= maxVideoSide {
 				c.videoSize(m.ParticipantID, m.Width, m.Height)
+			}
+		case "preferLayer":
+			if c.preferLayer != nil && m.RID != nil && validRID(*m.RID) {
+				c.preferLayer(m.ParticipantID, *m.RID)
+			}
+		case "mute":
+			if c.mute != nil && (m.Kind == "audio" || m.Kind == "video") {
+				c.mute(m.Kind, m.Muted)
 			}
 		}
 	}

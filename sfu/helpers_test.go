@@ -114,7 +114,7 @@ func newHarnessConfig(t testing.TB, cfg sfu.Config, opts ...sfu.Option) *harness
 		AccountID:     "123456789012",
 		PublicURL:     base,
 		PaginationKey: bytes.Repeat([]byte{7}, 32),
-	}, api.WithMediaPlane(media), api.WithLogger(logger), api.WithClock(clk.Now))
+	}, api.WithMediaPlane(media), api.WithLogger(logger), api.WithClock(clk.Now), api.WithCompositor(media))
 	if err != nil {
 		t.Fatalf("start API: %v", err)
 	}

@@ -29,6 +29,7 @@ const (
 	codeSessionEnded         = "SESSION_ENDED"
 	codeUnsupportedMediaType = "UNSUPPORTED_MEDIA_TYPE"
 	codeShuttingDown         = "SHUTTING_DOWN"
+	codeUnavailable          = "UNAVAILABLE" // another node of the cluster could not be reached
 	codeInvalidInput         = "INVALID_INPUT"
 	codeInvalidAudioCodec    = "INVALID_AUDIO_CODEC"
 	codeInvalidVideoCodec    = "INVALID_VIDEO_CODEC"

@@ -207,6 +207,12 @@ func (s *Server) sessionPC(id string) (*webrtc.PeerConnection, string, bool) {
 			pc = r.pc
 		}
 		st.unlock()
+	case *edgeSession:
+		s.edgeMu.Lock()
+		if !r.ended {
+			pc = r.pc
+		}
+		s.edgeMu.Unlock()
 	}
 	if pc == nil {
 		return nil, "", false

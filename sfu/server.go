@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -32,7 +33,7 @@ import (
 // Defaults of a Server's limits and timers.
 const (
 	DefaultMaxPublishers  = 12    // per stage, as in Amazon IVS
-	DefaultMaxSubscribers = 10000 // subscriptions per stage
+	DefaultMaxSubscribers = 10000 // subscribers per stage: participants receiving any publisher
 
 	DefaultPingInterval   = 5 * time.Second
 	DefaultPingTimeout    = 5 * time.Second
@@ -83,8 +84,9 @@ type Config struct {
 	// the layer that fits the size they show, whatever their path.
 	NoBandwidthEstimation bool
 
-	// MaxPublishers and MaxSubscribers bound a stage; zero means the
-	// defaults.
+	// MaxPublishers and MaxSubscribers bound a stage: its participants
+	// publishing, and those subscribing to any publisher (on every node of
+	// a cluster); zero means the defaults.
 	MaxPublishers  int
 	MaxSubscribers int
 
@@ -110,8 +112,20 @@ type Server struct {
 
 	backlog *backlog // events the store failed to take, retried
 
+	ingestMu sync.Mutex
+	ingests  map[*ingestStream]struct{} // RTMP(S) encoders publishing here
+	// ingestStateMu makes the writes of ingest credentials' states one at
+	// a time (ingest.go).
+	ingestStateMu sync.Mutex
+
 	objects     ivsrt.ObjectStore // where recordings go; nil: nothing is recorded
 	recObserver RecordingObserver
+
+	// Compositions (composition.go): nil compCfg runs none. compMu is a
+	// leaf: nothing is locked or written under it.
+	compCfg *CompositionConfig
+	compMu  sync.Mutex
+	comps   map[ivsrt.CompositionARN]*compositionRun
 
 	counters  *forward.Counters // of every source
 	draining  atomic.Bool       // new participants are refused; see Drain
@@ -145,6 +159,16 @@ type Server struct {
 	// single node), and the WebRTC API of the connections made to them.
 	feeds  map[string]*feed
 	remote RemoteFeeds
+
+	// Edges (edge.go, edge_origin.go): the subscriptions of stages hosted
+	// here that edge nodes serve, by id; and, as an edge, the pulls of
+	// other nodes' publications, under edgeMu, a leaf lock.
+	edgeSubs     map[string]*subscribeSession
+	edgeMu       sync.Mutex
+	pulls        map[pullKey]*edgePull
+	edgeSessions map[string]*edgeSession // live, by id
+	// edgePullsOpened counts the pulls opened since start.
+	edgePullsOpened atomic.Int64
 
 	iceServers ivsrt.ICEServerSource // nil: none to hand out
 
@@ -331,6 +355,7 @@ func (s *Server) Close() error {
 		stages = append(stages, st)
 	}
 	s.mu.Unlock()
+	s.stopCompositions(errServerClosing)
 
 	ctx := context.Background()
 	for _, st := range stages {
@@ -338,6 +363,7 @@ func (s *Server) Close() error {
 		st.closeAll(ctx, closeShutdown, "server shutting down")
 		st.unlock()
 	}
+	s.closeEdges()
 	if err := s.backlog.close(ctx); err != nil {
 		s.logger.Error("close: store unavailable", "error", err)
 	}
@@ -385,6 +411,9 @@ func (s *Server) CloseStage(ctx context.Context, arn ivsrt.StageARN) error {
 	}
 	s.tombstones[arn] = now.Add(tombstoneTTL)
 	s.mu.Unlock()
+	for _, r := range s.compositionsOf(arn) {
+		r.requestStop(errStageDeleted)
+	}
 	st := s.existingStage(arn)
 	if st == nil {
 		return nil
@@ -579,8 +608,15 @@ func (s *Server) EvictStage(ctx context.Context, arn ivsrt.StageARN, reason stri
 	st.closeAll(ctx, closeEvicted, reason)
 }
 
-// resourceURL returns the absolute URL of a session resource at path.
+// resourceURL returns the absolute URL of a session resource at path: on
+// the node the client used (ivsrt.ForwardedPublicURLHeader), else on
+// this one.
 func (s *Server) resourceURL(r *http.Request, path string) string {
+	if v := r.Header.Get(ivsrt.ForwardedPublicURLHeader); v != "" {
+		if u, err := url.Parse(v); err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" {
+			return strings.TrimSuffix(v, "/") + path
+		}
+	}
 	if s.cfg.PublicURL != "" {
 		return s.cfg.PublicURL + path
 	}

@@ -123,6 +123,31 @@ type layerWatcher struct {
 	layers []byte
 }
 
+// watchLayers subscribes to the video of publisher (a simulcastPublisher)
+// through h with tok, and keeps which layer each packet is of.
+func watchLayers(h *harness, publisher, tok string) *layerWatcher {
+	h.t.Helper()
+	pc, _ := newClientPC(h.t)
+	if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo,
+		webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+		h.t.Fatal(err)
+	}
+	w := &layerWatcher{}
+	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		for {
+			p, _, err := tr.ReadRTP()
+			if err != nil {
+				return
+			}
+			w.mu.Lock()
+			w.layers = append(w.layers, p.Payload[len(p.Payload)-1])
+			w.mu.Unlock()
+		}
+	})
+	h.exchangeDirect(pc, "/whep/"+publisher, tok)
+	return w
+}
+
 func (w *layerWatcher) last(n int) []byte {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -143,24 +168,7 @@ func TestSimulcast(t *testing.T) {
 
 	subEvents := h.dialEvents(*subTok.Token)
 	subEvents.next("joined")
-	pc, _ := newClientPC(t)
-	if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo,
-		webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
-		t.Fatal(err)
-	}
-	w := &layerWatcher{}
-	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
-		for {
-			p, _, err := tr.ReadRTP()
-			if err != nil {
-				return
-			}
-			w.mu.Lock()
-			w.layers = append(w.layers, p.Payload[len(p.Payload)-1])
-			w.mu.Unlock()
-		}
-	})
-	h.exchangeDirect(pc, "/whep/"+*pubTok.ParticipantId, *subTok.Token)
+	w := watchLayers(h, *pubTok.ParticipantId, *subTok.Token)
 
 	eventually(t, "the subscriber gets the highest layer", func() error {
 		if got := w.last(10); len(got) < 10 || slices.ContainsFunc(got, func(l byte) bool { return l != 3 }) {
@@ -193,6 +201,61 @@ func TestSimulcast(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("the publisher was not told that only q is needed; last: %v", m)
+		}
+	}
+
+	// The subscriber is told the layers it may choose from, and the one
+	// it gets; it asks for h, whatever its tile's size, and gets it.
+	layers := nextLayers(t, subEvents, func(m map[string]any) bool {
+		ls, _ := m["layers"].([]any)
+		return m["selected"] == "q" && len(ls) > 0 && !slices.ContainsFunc(ls, func(l any) bool {
+			return l.(map[string]any)["bitrateBps"].(float64) <= 0 || l.(map[string]any)["framesPerSecond"].(float64) <= 0
+		})
+	})
+	ls := layers["layers"].([]any)
+	if len(ls) != 3 || layers["participantId"] != *pubTok.ParticipantId {
+		t.Fatalf("layers message %v: want the publisher's 3 layers", layers)
+	}
+	for i, want := range []string{"q", "h", "f"} {
+		l := ls[i].(map[string]any)
+		if l["rid"] != want || l["bitrateBps"].(float64) <= 0 || l["framesPerSecond"].(float64) <= 0 {
+			t.Errorf("layer %d: %v, want %s with a bitrate and a frame rate", i, l, want)
+		}
+	}
+	for _, bad := range []string{`{"type":"preferLayer","participantId":"x","rid":"not a rid!"}`, `{"type":"preferLayer"}`} {
+		if err := subEvents.conn.Write(ctx, websocket.MessageText, []byte(bad)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	msg, _ = json.Marshal(map[string]any{"type": "preferLayer", "participantId": *pubTok.ParticipantId, "rid": "h"})
+	if err := subEvents.conn.Write(ctx, websocket.MessageText, msg); err != nil {
+		t.Fatal(err)
+	}
+	nextLayers(t, subEvents, func(m map[string]any) bool { return m["preferred"] == "h" && m["selected"] == "h" })
+	eventually(t, "the subscriber gets the layer it prefers", func() error {
+		if got := w.last(10); len(got) < 10 || slices.ContainsFunc(got, func(l byte) bool { return l != 2 }) {
+			return fmt.Errorf("last layers %v, want h (2)", got)
+		}
+		return nil
+	})
+	msg, _ = json.Marshal(map[string]any{"type": "preferLayer", "participantId": *pubTok.ParticipantId, "rid": ""})
+	if err := subEvents.conn.Write(ctx, websocket.MessageText, msg); err != nil {
+		t.Fatal(err)
+	}
+	nextLayers(t, subEvents, func(m map[string]any) bool { return m["preferred"] == nil && m["selected"] == "q" })
+}
+
+// nextLayers returns the first "layers" message ok accepts.
+func nextLayers(t *testing.T, c *wsClient, ok func(map[string]any) bool) map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		m := c.next("layers")
+		if ok(m) {
+			return m
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no layers message as wanted; last: %v", m)
 		}
 	}
 }

@@ -69,6 +69,7 @@ type participant struct {
 	pub      *publishSession
 	subs     map[ivsrt.ParticipantID]*subscribeSession // by publisher
 	replica  *replica                                  // set while it is a replica (replica.go)
+	ingest   *ingestStream                             // set while it is an RTMP(S) encoder (ingest.go)
 
 	// videoSizes is the size it shows each publisher's video at, as its
 	// client said (videoSize messages): it gets no larger a layer.
@@ -76,6 +77,13 @@ type participant struct {
 	// layersNeeded is what it was last told of the simulcast layers of
 	// its video that are needed: told again on a new events WebSocket.
 	layersNeeded []string
+	// preferredLayers is the simulcast layer (rid) it asked for of each
+	// publisher's video (preferLayer messages), whatever the size and
+	// bandwidth.
+	preferredLayers map[ivsrt.ParticipantID]string
+	// muted holds the kinds of media ("audio", "video") its client says
+	// it has muted (mute messages): subscribers see it in the state.
+	muted map[string]bool
 }
 
 type videoSize struct{ width, height int }
@@ -83,7 +91,7 @@ type videoSize struct{ width, height int }
 // present reports whether the participant still has a connection, or is
 // a replica.
 func (p *participant) present() bool {
-	return p.events != nil || p.pub != nil || len(p.subs) > 0 || p.replica != nil
+	return p.events != nil || p.pub != nil || len(p.subs) > 0 || p.replica != nil || p.ingest != nil
 }
 
 // publication is what a participant publishes, as subscribers see it. It
@@ -107,12 +115,18 @@ type publication struct {
 	replica *replica
 	feeds   map[*feed]struct{}
 	final   bool
+
+	// An RTMP(S) encoder's publication is fed by its stream (ingest.go).
+	ingest *ingestStream
 }
 
 // live reports whether the publisher is publishing now.
 func (pub *publication) live() bool {
 	if pub.replica != nil {
 		return pub.replica.live
+	}
+	if pub.ingest != nil {
+		return pub.ingest.live
 	}
 	return pub.session != nil && pub.session.started
 }
@@ -122,6 +136,7 @@ func (st *stage) lock() { st.mu.Lock() }
 // unlock publishes the stage state if it changed, forgets the stage if
 // nobody is left, releases the lock and starts the queued closings.
 func (st *stage) unlock() {
+	changed := st.changed
 	if !st.dead && st.changed {
 		st.changed = false
 		st.broadcast()
@@ -129,6 +144,10 @@ func (st *stage) unlock() {
 	if !st.dead && len(st.parts) == 0 && len(st.pubs) == 0 && len(st.starting) == 0 {
 		st.dead = true
 		st.s.forget(st)
+		changed = true
+	}
+	if changed {
+		st.s.stageChangedForCompositions(st.arn)
 	}
 	after := st.after
 	st.after = nil
@@ -268,23 +287,30 @@ func (st *stage) admit(ctx context.Context, c claims) (*ivsrt.ParticipantToken, 
 	return tok, nil
 }
 
+// joinOption adds to a JOINED event what only some joins know.
+type joinOption func(*ivsrt.Event)
+
 // join puts tok's participant in the stage if it is not in it yet,
 // recording JOINED, which starts a session if the stage was idle.
-func (st *stage) join(ctx context.Context, tok *ivsrt.ParticipantToken, client ivsrt.ClientDetails, protocol string) (*participant, *refusal) {
+func (st *stage) join(ctx context.Context, tok *ivsrt.ParticipantToken, client ivsrt.ClientDetails, protocol string, opts ...joinOption) (*participant, *refusal) {
 	if p := st.parts[tok.ParticipantID]; p != nil {
 		return p, nil
 	}
 	if st.s.draining.Load() {
 		return nil, errDraining
 	}
-	err := st.recordJoin(ctx, &ivsrt.Event{
+	ev := &ivsrt.Event{
 		Name:          ivsrt.EventJoined,
 		ParticipantID: tok.ParticipantID,
 		UserID:        tok.UserID,
 		Attributes:    tok.Attributes,
 		Protocol:      protocol,
 		Client:        client,
-	})
+	}
+	for _, o := range opts {
+		o(ev)
+	}
+	err := st.recordJoin(ctx, ev)
 	if ivsrt.ErrorCode(err) == ivsrt.ENOTFOUND {
 		return nil, &refusal{http.StatusNotFound, codeStageNotFound, "the stage no longer exists"}
 	} else if err != nil {
@@ -341,7 +367,7 @@ func (st *stage) refuseAction(ctx context.Context, tok *ivsrt.ParticipantToken, 
 func (st *stage) publishers(except ivsrt.ParticipantID) int {
 	n := 0
 	for id, pub := range st.pubs {
-		if id != except && (pub.session != nil || pub.replica != nil) {
+		if id != except && (pub.session != nil || pub.replica != nil || pub.ingest != nil) {
 			n++
 		}
 	}
@@ -349,10 +375,14 @@ func (st *stage) publishers(except ivsrt.ParticipantID) int {
 }
 
 // subscriptions counts the subscriptions in the stage.
-func (st *stage) subscriptions() int {
+// subscribers counts the participants subscribing to anyone: the stage's
+// subscribers, as IVS counts them against its quota.
+func (st *stage) subscribers() int {
 	n := 0
-	for _, pub := range st.pubs {
-		n += len(pub.subs)
+	for _, p := range st.parts {
+		if len(p.subs) > 0 {
+			n++
+		}
 	}
 	return n
 }
@@ -379,14 +409,7 @@ func (st *stage) publication(id ivsrt.ParticipantID) *publication {
 func (st *stage) source(pub *publication, kind webrtc.RTPCodecType) *forward.Source {
 	src := pub.sources[kind]
 	if src == nil {
-		var opts []forward.Option
-		if st.s.keyframeInterval > 0 {
-			opts = append(opts, forward.WithKeyframeInterval(st.s.keyframeInterval))
-		}
-		if g, ok := st.s.udpConn.(*udpGroup); ok {
-			opts = append(opts, forward.WithBatcher(g))
-		}
-		opts = append(opts, forward.WithCounters(st.s.counters))
+		opts := st.s.sourceOptions()
 		if kind == webrtc.RTPCodecTypeVideo && pub.replica == nil {
 			owner := pub.owner
 			opts = append(opts, forward.WithLayersNeeded(func(rids []string) { st.tellLayersNeeded(owner, rids) }))
@@ -395,6 +418,19 @@ func (st *stage) source(pub *publication, kind webrtc.RTPCodecType) *forward.Sou
 		pub.sources[kind] = src
 	}
 	return src
+}
+
+// sourceOptions are the options of every source of this server: its
+// keyframe interval, its socket's batching, its counters.
+func (s *Server) sourceOptions() []forward.Option {
+	var opts []forward.Option
+	if s.keyframeInterval > 0 {
+		opts = append(opts, forward.WithKeyframeInterval(s.keyframeInterval))
+	}
+	if g, ok := s.udpConn.(*udpGroup); ok {
+		opts = append(opts, forward.WithBatcher(g))
+	}
+	return append(opts, forward.WithCounters(s.counters))
 }
 
 // endPublish ends a WHIP session: PUBLISH_STOPPED if it had started, and
@@ -498,7 +534,14 @@ func (st *stage) endSubscribe(ctx context.Context, ss *subscribeSession) {
 	}
 	ss.ended = true
 	close(ss.done)
-	st.s.removeResource(ss.id)
+	if ss.edge != nil {
+		st.s.removeEdgeSubscription(ss)
+		if out := ss.edge.out; out != nil {
+			out.post(ivsrt.EdgeNotice{Ended: true})
+		}
+	} else {
+		st.s.removeResource(ss.id)
+	}
 	for _, d := range ss.downs {
 		d.Close()
 	}
@@ -525,6 +568,12 @@ func (st *stage) endSubscribe(ctx context.Context, ss *subscribeSession) {
 func (st *stage) disconnect(ctx context.Context, id ivsrt.ParticipantID, code int, reason string) {
 	if p := st.parts[id]; p != nil && p.replica != nil {
 		st.endReplica(ctx, p.replica)
+	}
+	if pub := st.pubs[id]; pub != nil && pub.ingest != nil {
+		pub.final = code == closeDisconnected || code == closeStageDeleted
+	}
+	if p := st.parts[id]; p != nil && p.ingest != nil {
+		st.endIngest(ctx, p.ingest)
 	}
 	if pub := st.pubs[id]; pub != nil {
 		// Disconnected for good, or its stage deleted: its replicas end
@@ -578,6 +627,7 @@ type participantState struct {
 	Attributes    map[string]string   `json:"attributes"`
 	Protocol      string              `json:"protocol"`
 	JoinedAt      time.Time           `json:"joinedAt"`
+	Capabilities  []ivsrt.Capability  `json:"capabilities"`
 	Publishing    bool                `json:"publishing"`
 	Tracks        []trackState        `json:"tracks,omitempty"`
 	Replica       bool                `json:"replica,omitempty"` // a replica from another stage
@@ -586,6 +636,7 @@ type participantState struct {
 type trackState struct {
 	Kind  string `json:"kind"`
 	Codec string `json:"codec,omitempty"`
+	Muted bool   `json:"muted,omitempty"`
 }
 
 // broadcast pushes the stage state to every events WebSocket.
@@ -600,15 +651,19 @@ func (st *stage) broadcast() {
 			Attributes:    p.tok.Attributes,
 			Protocol:      p.protocol,
 			JoinedAt:      p.joinedAt.Truncate(time.Millisecond),
+			Capabilities:  p.tok.Capabilities,
 			Replica:       p.replica != nil,
 		}
 		if ps.Attributes == nil {
 			ps.Attributes = map[string]string{}
 		}
+		if ps.Capabilities == nil {
+			ps.Capabilities = []ivsrt.Capability{}
+		}
 		if pub := st.pubs[p.id]; pub != nil && pub.live() {
 			ps.Publishing = true
 			for kind, src := range pub.sources {
-				t := trackState{Kind: kind.String()}
+				t := trackState{Kind: kind.String(), Muted: p.muted[kind.String()]}
 				if c, ok := src.Codec(); ok {
 					t.Codec = c.MimeType
 				}
@@ -634,4 +689,20 @@ func (st *stage) broadcast() {
 			p.events.setState(buf)
 		}
 	}
+}
+
+// setMuted records that participant id's client muted or unmuted its
+// audio or video, which the stage state tells everyone.
+func (st *stage) setMuted(id ivsrt.ParticipantID, kind string, muted bool) {
+	st.lock()
+	defer st.unlock()
+	p := st.parts[id]
+	if p == nil || p.muted[kind] == muted {
+		return
+	}
+	if p.muted == nil {
+		p.muted = map[string]bool{}
+	}
+	p.muted[kind] = muted
+	st.changed = true
 }

@@ -19,6 +19,8 @@ func (s *Server) MediaStats() ivsrt.MediaStats {
 		PacketsOut:             c.PacketsOut,
 		BytesOut:               c.BytesOut,
 		Retransmitted:          c.Retransmitted,
+		ResendRepeated:         c.ResendRepeated,
+		ResendOverBudget:       c.ResendOverBudget,
 		Padding:                c.Padding,
 		LayerSwitches:          c.LayerSwitches,
 		NACKs:                  c.NACKs,
@@ -48,7 +50,11 @@ func (s *Server) MediaStats() ivsrt.MediaStats {
 			if p.pub != nil || p.replica != nil {
 				out.Publishers++
 			}
-			out.Subscriptions += len(p.subs)
+			for _, ss := range p.subs {
+				if ss.edge == nil { // an edge node serves the others
+					out.Subscriptions++
+				}
+			}
 		}
 		st.mu.Unlock()
 		if present > 0 {
@@ -56,6 +62,13 @@ func (s *Server) MediaStats() ivsrt.MediaStats {
 			out.Participants += present
 		}
 	}
+	edge := s.edgeStats()
+	out.EdgePulls, out.EdgeSubscriptions = edge.Pulls, edge.Subscriptions
+	out.Subscriptions += edge.Subscriptions
+	out.EdgePullsOpened = uint64(s.edgePullsOpened.Load())
+	s.mu.Lock()
+	out.FeedsOut = len(s.feeds)
+	s.mu.Unlock()
 	return out
 }
 

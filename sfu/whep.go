@@ -27,6 +27,7 @@ type subscribeSession struct {
 	ended   bool
 	replica bool     // the publisher is a replica: its events say so
 	lost    lostPath // while the connection has failed
+	edge    *edgeLeg // served by an edge node: no connection here (edge_origin.go)
 
 	done chan struct{} // closed when the session ends
 }
@@ -43,11 +44,14 @@ func (s *Server) postWHEP(w http.ResponseWriter, r *http.Request) {
 		writeRefusal(w, &refusal{http.StatusNotFound, ivsrt.ErrPublisherNotFound, "no participant has that id"})
 		return
 	}
+	if s.serveAsEdge(w, r, remote) {
+		return
+	}
 	offer, c, st, ok := s.admitOffer(w, r)
 	if !ok {
 		return
 	}
-	ss, ref := st.startSubscribe(ctx, c, remote)
+	ss, ref := st.startSubscribe(ctx, c, remote, nil)
 	st.unlock()
 	if ref != nil {
 		writeRefusal(w, ref)
@@ -69,8 +73,15 @@ func (s *Server) postWHEP(w http.ResponseWriter, r *http.Request) {
 		writeRefusal(w, ref)
 		return
 	}
-	w.Header().Set("Location", s.resourceURL(r, "/whep/"+string(remote)+"/"+ss.id))
-	s.setICELinks(w.Header(), c.tok)
+	s.writeAnswer(w, r, "/whep/"+string(remote)+"/"+ss.id, c.tok, answer)
+}
+
+// writeAnswer answers a WHIP or WHEP POST that created the session at
+// path: 201 Created, its Location, the participant's ICE servers, the
+// SDP answer.
+func (s *Server) writeAnswer(w http.ResponseWriter, r *http.Request, path string, tok *ivsrt.ParticipantToken, answer string) {
+	w.Header().Set("Location", s.resourceURL(r, path))
+	s.setICELinks(w.Header(), tok)
 	w.Header().Set("Content-Type", "application/sdp")
 	w.WriteHeader(http.StatusCreated)
 	w.Write([]byte(answer))
@@ -78,8 +89,9 @@ func (s *Server) postWHEP(w http.ResponseWriter, r *http.Request) {
 
 // startSubscribe checks that the participant may subscribe to remote and
 // registers its new WHEP session, which replaces any previous one to the
-// same publisher. The stage is locked.
-func (st *stage) startSubscribe(ctx context.Context, c claims, remote ivsrt.ParticipantID) (*subscribeSession, *refusal) {
+// same publisher; with edge, a session an edge node serves, under the id
+// the edge gave it. The stage is locked.
+func (st *stage) startSubscribe(ctx context.Context, c claims, remote ivsrt.ParticipantID, edge *edgeLeg) (*subscribeSession, *refusal) {
 	tok, ref := st.admit(ctx, c)
 	if ref != nil {
 		return nil, ref
@@ -99,9 +111,9 @@ func (st *stage) startSubscribe(ctx context.Context, c claims, remote ivsrt.Part
 	if p != nil {
 		old = p.subs[remote]
 	}
-	if old == nil && st.subscriptions() >= st.s.cfg.MaxSubscribers {
+	if (p == nil || len(p.subs) == 0) && st.subscribers() >= st.s.cfg.MaxSubscribers {
 		st.refuseAction(ctx, tok, c.client, protocolUnknown, ivsrt.EventSubscribeError, ivsrt.ErrQuotaExceeded, remote)
-		return nil, &refusal{http.StatusForbidden, ivsrt.ErrQuotaExceeded, "the stage already has the most subscriptions it may have"}
+		return nil, &refusal{http.StatusForbidden, ivsrt.ErrQuotaExceeded, "the stage already has the most subscribers it may have"}
 	}
 	p, ref = st.join(ctx, tok, c.client, protocolUnknown)
 	if ref != nil {
@@ -109,17 +121,40 @@ func (st *stage) startSubscribe(ctx context.Context, c claims, remote ivsrt.Part
 	}
 	ss := &subscribeSession{id: st.s.newResourceID(), st: st, pid: id, remote: remote,
 		sources: make(map[webrtc.RTPCodecType]*forward.Source, len(pub.sources)), replica: pub.replica != nil,
-		done: make(chan struct{})}
+		done: make(chan struct{}), edge: edge}
 	for k, src := range pub.sources {
 		ss.sources[k] = src
+	}
+	if edge != nil {
+		ss.id = edge.id
 	}
 	p.subs[remote] = ss
 	pub.subs[ss] = struct{}{}
 	if old != nil {
 		st.endSubscribe(ctx, old)
 	}
-	st.s.addResource(ss.id, ss)
+	if edge != nil {
+		st.s.addEdgeSubscription(ss)
+	} else {
+		st.s.addResource(ss.id, ss)
+	}
 	return ss, nil
+}
+
+// subscriberPeerAPI returns the WebRTC API of a subscriber's connection:
+// one of its own with a bandwidth estimator (est), unless estimation is
+// off (est nil, the server's API).
+func (s *Server) subscriberPeerAPI() (api *webrtc.API, est *bwe.Estimator, ref *refusal) {
+	if s.cfg.NoBandwidthEstimation {
+		return s.api, nil, nil
+	}
+	est = bwe.New(pionLoggerFactory{s.logger})
+	api, err := s.subscriberAPI(est)
+	if err != nil {
+		s.logger.Error("create peer connection failed", "error", err)
+		return nil, nil, errInternal
+	}
+	return api, est, nil
 }
 
 // negotiateSubscribe answers a WHEP offer with the publisher's tracks of
@@ -127,15 +162,9 @@ func (st *stage) startSubscribe(ctx context.Context, c claims, remote ivsrt.Part
 func (s *Server) negotiateSubscribe(ctx context.Context, ss *subscribeSession, offer string) (string, *refusal) {
 	var sources map[webrtc.RTPCodecType]*forward.Source
 	st := ss.st
-	api := s.api
-	var est *bwe.Estimator
-	if !s.cfg.NoBandwidthEstimation {
-		est = bwe.New(pionLoggerFactory{s.logger})
-		var err error
-		if api, err = s.subscriberAPI(est); err != nil {
-			s.logger.Error("create peer connection failed", "error", err)
-			return "", errInternal
-		}
+	api, est, ref := s.subscriberPeerAPI()
+	if ref != nil {
+		return "", ref
 	}
 	pc, ref := s.newPeer(api, st, func(pc *webrtc.PeerConnection) bool {
 		if ss.ended {
@@ -197,7 +226,12 @@ func (s *Server) negotiateSubscribe(ctx context.Context, ss *subscribeSession, o
 			if size, ok := p.videoSizes[ss.remote]; ok {
 				video.SetMaxSize(size.width, size.height)
 			}
+			video.SetPreferredLayer(p.preferredLayers[ss.remote])
 		}
+		go st.reportLayers(ss, sources[webrtc.RTPCodecTypeVideo], func() (string, bool, string) {
+			rid, ok := video.Layer()
+			return rid, ok, video.PreferredLayer()
+		})
 		if est != nil {
 			go adaptSubscription(est, video, audio, ss.done)
 		}
@@ -255,6 +289,12 @@ func (s *Server) subscribeState(ss *subscribeSession, state webrtc.PeerConnectio
 
 // deleteWHEP ends a WHEP session.
 func (s *Server) deleteWHEP(w http.ResponseWriter, r *http.Request) {
+	if es, ok := s.resource(r.PathValue("id")).(*edgeSession); ok && string(es.remote) == r.PathValue("participant") {
+		origins, _ := s.remoteOrigins()
+		s.endEdgeSession(es, origins)
+		w.WriteHeader(http.StatusOK)
+		return
+	}
 	ss, ok := s.resource(r.PathValue("id")).(*subscribeSession)
 	if !ok || string(ss.remote) != r.PathValue("participant") {
 		writeRefusal(w, &refusal{http.StatusNotFound, codeNotFound, "no such WHEP session"})

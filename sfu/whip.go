@@ -72,11 +72,7 @@ func (s *Server) postWHIP(w http.ResponseWriter, r *http.Request) {
 		writeRefusal(w, ref)
 		return
 	}
-	w.Header().Set("Location", s.resourceURL(r, "/whip/"+ps.id))
-	s.setICELinks(w.Header(), c.tok)
-	w.Header().Set("Content-Type", "application/sdp")
-	w.WriteHeader(http.StatusCreated)
-	w.Write([]byte(answer))
+	s.writeAnswer(w, r, "/whip/"+ps.id, c.tok, answer)
 }
 
 // startPublish checks that the participant may publish and registers its

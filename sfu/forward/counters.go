@@ -16,6 +16,8 @@ type Counters struct {
 	packetsIn, bytesIn   atomic.Uint64 // from publishers
 	packetsOut, bytesOut atomic.Uint64 // to subscribers, retransmissions included
 	retransmitted        atomic.Uint64 // packets sent again for a subscriber's NACK
+	resendRepeated       atomic.Uint64 // asked for again within a round trip of the last resend: not sent
+	resendOverBudget     atomic.Uint64 // asked for again past the subscriber's budget: not sent
 	nacks                atomic.Uint64 // NACK messages from subscribers
 	keyframeRequestsIn   atomic.Uint64 // PLI and FIR from subscribers
 	keyframeRequestsOut  atomic.Uint64 // PLIs sent to publishers
@@ -50,6 +52,8 @@ type CounterSnapshot struct {
 	PacketsIn, BytesIn     uint64
 	PacketsOut, BytesOut   uint64
 	Retransmitted          uint64
+	ResendRepeated         uint64
+	ResendOverBudget       uint64
 	NACKs                  uint64
 	KeyframeRequestsIn     uint64
 	KeyframeRequestsOut    uint64
@@ -67,6 +71,8 @@ func (c *Counters) Snapshot() CounterSnapshot {
 		PacketsOut:             c.packetsOut.Load(),
 		BytesOut:               c.bytesOut.Load(),
 		Retransmitted:          c.retransmitted.Load(),
+		ResendRepeated:         c.resendRepeated.Load(),
+		ResendOverBudget:       c.resendOverBudget.Load(),
 		NACKs:                  c.nacks.Load(),
 		KeyframeRequestsIn:     c.keyframeRequestsIn.Load(),
 		KeyframeRequestsOut:    c.keyframeRequestsOut.Load(),
@@ -86,6 +92,7 @@ func WithCounters(c *Counters) Option {
 // added to the Counters at its end.
 type turnCounts struct {
 	packets, bytes, retransmitted, noKeyframe, padding, switches uint64
+	resendRepeated, resendOverBudget                             uint64
 }
 
 func (c *Counters) add(t *turnCounts) {
@@ -95,6 +102,12 @@ func (c *Counters) add(t *turnCounts) {
 	}
 	if t.retransmitted > 0 {
 		c.retransmitted.Add(t.retransmitted)
+	}
+	if t.resendRepeated > 0 {
+		c.resendRepeated.Add(t.resendRepeated)
+	}
+	if t.resendOverBudget > 0 {
+		c.resendOverBudget.Add(t.resendOverBudget)
 	}
 	if t.noKeyframe > 0 {
 		c.droppedNoKeyframe.Add(t.noKeyframe)

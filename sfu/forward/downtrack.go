@@ -35,10 +35,12 @@ type DownTrack struct {
 	want   atomic.Int32
 	maxW   atomic.Uint32
 	maxH   atomic.Uint32
-	budget atomic.Int64 // bits per second; 0: not limited
-	ideal  atomic.Int32 // the slot it would get with bandwidth to spare
+	budget atomic.Int64           // bits per second; 0: not limited
+	ideal  atomic.Int32           // the slot it would get with bandwidth to spare
+	prefer atomic.Pointer[string] // the rid asked for; nil or "": none
 
 	keyframeAt atomic.Int64 // unix nanoseconds the last keyframe was sent to it
+	rtt        atomic.Int64 // the subscriber's latest round trip, nanoseconds; 0: unknown
 
 	// Owned by the worker handling the track.
 	curL      *Layer // the layer being forwarded
@@ -55,6 +57,7 @@ type DownTrack struct {
 	hdr       rtp.Header
 	counted   turnCounts
 	rtxSeq    uint16 // the next sequence number of the retransmission stream
+	resend    resendLimiter
 }
 
 // binding is what the subscriber's peer connection negotiated for the
@@ -284,6 +287,7 @@ func (d *DownTrack) drain() bool {
 		case itemNACK:
 			d.retransmit(it.nack)
 		case itemBarrier:
+			d.src.counters.add(&d.counted) // what was done before it is counted too
 			close(it.done)
 		}
 	}
@@ -411,6 +415,7 @@ func (d *DownTrack) forward(p *rtp.Packet, l *Layer, now time.Time) {
 		payload = d.vp8.rewrite(payload, key, fresh)
 	}
 	n, err := d.send(b, p, payload, seq, ts, u.audioLevel(p))
+	d.resend.earn(n)
 	if n > 0 && key {
 		d.keyframeAt.Store(now.UnixNano())
 	}
@@ -472,7 +477,8 @@ func (d *DownTrack) sendRTX(b *binding, p *rtp.Packet, media []byte, seq uint16,
 
 // retransmit answers a NACK of the subscriber (RFC 4585, section 6.2.1):
 // each packet it lost that the source still keeps is sent again, with the
-// same sequence number and timestamp as the first time.
+// same sequence number and timestamp as the first time, within the limits
+// of resendLimiter.
 func (d *DownTrack) retransmit(nack *rtcp.TransportLayerNack) {
 	b := d.bound.Load()
 	if b == nil || b != d.ptBinding || nack.MediaSSRC != b.ssrc || !d.live || !d.m.synced ||
@@ -480,6 +486,8 @@ func (d *DownTrack) retransmit(nack *rtcp.TransportLayerNack) {
 		return
 	}
 	cache := &d.curL.cache
+	now := time.Now()
+	hold := resendHold(time.Duration(d.rtt.Load()))
 	for _, pair := range nack.Nacks {
 		pair.Range(func(seq uint16) bool {
 			ext, ok := d.m.sourceSeq(seq)
@@ -487,6 +495,14 @@ func (d *DownTrack) retransmit(nack *rtcp.TransportLayerNack) {
 				return true
 			}
 			if p := cache.get(d.m.gen, d.m.ssrc, uint16(ext)); p != nil {
+				switch d.resend.allow(seq, rtpHeaderSize+len(p.Payload), now, hold) {
+				case resendRepeated:
+					d.counted.resendRepeated++
+					return true
+				case resendOverBudget:
+					d.counted.resendOverBudget++
+					return true
+				}
 				var n int
 				if rtxPT, ok := b.rtxPT[d.pt]; ok {
 					n, _ = d.sendRTX(b, p, d.sentPayload(p), seq, p.Timestamp+d.m.tsOff, rtxPT)
@@ -599,10 +615,6 @@ func (m *munger) rewrite(h *rtp.Header, now time.Time) (uint16, uint32, bool) {
 // observeReports tells the counters' observer what the subscriber's
 // report blocks about this track say.
 func (d *DownTrack) observeReports(reports []rtcp.ReceptionReport, ssrc uint32) {
-	o := d.src.counters.reception
-	if o == nil {
-		return
-	}
 	now := time.Now()
 	for _, r := range reports {
 		if r.SSRC != ssrc {
@@ -611,6 +623,13 @@ func (d *DownTrack) observeReports(reports []rtcp.ReceptionReport, ssrc uint32) 
 		rec := Reception{
 			FractionLost: float64(r.FractionLost) / 256,
 			RTT:          roundTrip(now, r.LastSenderReport, r.Delay),
+		}
+		if rec.RTT > 0 {
+			d.rtt.Store(int64(rec.RTT))
+		}
+		o := d.src.counters.reception
+		if o == nil {
+			continue
 		}
 		if u := d.src.up.Load(); u != nil && u.codec.ClockRate > 0 {
 			rec.Jitter = time.Duration(uint64(r.Jitter) * uint64(time.Second) / uint64(u.codec.ClockRate))

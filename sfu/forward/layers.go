@@ -40,11 +40,14 @@ type Layer struct {
 	resumedAt atomic.Int64
 	width     atomic.Uint32 // of the newest keyframe; 0: not known
 	height    atomic.Uint32
+	frames    atomic.Uint64 // received, ever: packets that end a frame (RTP marker)
 
 	// Updated by the source's selector.
-	rate     atomic.Int64 // bits per second received, smoothed
-	peakRate atomic.Int64 // the highest smoothed rate, forgotten slowly (peakDecay)
-	selBytes uint64       // bytes at the previous measurement
+	rate      atomic.Int64 // bits per second received, smoothed
+	peakRate  atomic.Int64 // the highest smoothed rate, forgotten slowly (peakDecay)
+	fps       atomic.Int64 // frames per second received, smoothed, in thousandths
+	selBytes  uint64       // bytes at the previous measurement
+	selFrames uint64       // frames at the previous measurement
 }
 
 // settled reports whether the layer has been sent long enough since it
@@ -90,6 +93,9 @@ func (l *Layer) WriteRTP(p *rtp.Packet) error {
 	s.counters.bytesIn.Add(size)
 	now := time.Now()
 	l.bytes.Add(size)
+	if p.Marker {
+		l.frames.Add(1)
+	}
 	if last := l.lastAt.Swap(now.UnixNano()); last == 0 || now.UnixNano()-last >= int64(layerIdle) {
 		l.resumedAt.Store(now.UnixNano())
 	}

@@ -113,19 +113,15 @@ func (sel *selector) tick(now time.Time) {
 		if l == nil || !(first || measure) {
 			continue
 		}
-		b := l.bytes.Load()
+		b, f := l.bytes.Load(), l.frames.Load()
 		inst := float64(b-l.selBytes) * 8 / dt.Seconds()
-		l.selBytes = b
+		instFPS := float64(f-l.selFrames) * 1000 / dt.Seconds()
+		l.selBytes, l.selFrames = b, f
 		if first || !l.active(now) {
-			continue // a paused layer keeps the rate it had when sent
+			continue // a paused layer keeps the rates it had when sent
 		}
-		rate := float64(l.rate.Load())
-		if rate == 0 {
-			rate = inst
-		} else {
-			rate += rateSmoothing * (inst - rate)
-		}
-		l.measured(int64(rate))
+		l.measured(int64(smooth(float64(l.rate.Load()), inst)))
+		l.fps.Store(int64(smooth(float64(l.fps.Load()), instFPS)))
 	}
 	var needed [MaxLayers]bool
 	if downs := s.downs.Load(); downs != nil {
@@ -203,14 +199,38 @@ func (sel *selector) pickLocked(d *DownTrack, u *Upstream, now time.Time) int {
 	return needed.id
 }
 
+// smooth adds a measurement to a smoothed value (0: none yet).
+func smooth(value, measured float64) float64 {
+	if value == 0 {
+		return measured
+	}
+	return value + rateSmoothing*(measured-value)
+}
+
 // choose picks among layers, ranked from lowest to highest, the best one
 // no larger than d shows the video at whose bitrate fits d's budget; the
 // lowest if none fits. cur is the slot d gets now: a move up needs
 // upgradeMargin more bandwidth than the layer's bitrate. Without
-// byBudget, the bandwidth is not considered.
+// byBudget, the bandwidth is not considered. A layer the subscriber
+// prefers (SetPreferredLayer) is chosen whatever its size and bitrate,
+// if it is among layers; else the best one no larger.
 func choose(layers []*Layer, d *DownTrack, cur int32, byBudget bool, now time.Time) *Layer {
 	top := len(layers) - 1
-	if w, h := d.maxW.Load(), d.maxH.Load(); w > 0 || h > 0 {
+	if rid := d.PreferredLayer(); rid != "" {
+		if i := slices.IndexFunc(layers, func(l *Layer) bool { return l.rid == rid }); i >= 0 {
+			return layers[i]
+		}
+		// Not sent now: the best of those no larger. A preference is
+		// the app's choice over the bandwidth's, for the stand-in too.
+		if p := preferred(d, rid); p != nil {
+			area := int64(p.width.Load()) * int64(p.height.Load())
+			for top > 0 && area > 0 && int64(layers[top].width.Load())*int64(layers[top].height.Load()) > area {
+				top--
+			}
+		}
+		return layers[top]
+	}
+	if w, h := d.maxW.Load(), d.maxH.Load(); (w > 0 || h > 0) && d.PreferredLayer() == "" {
 		for i, l := range layers {
 			lw, lh := l.width.Load(), l.height.Load()
 			if lw == 0 || lh == 0 {
@@ -253,6 +273,20 @@ func choose(layers []*Layer, d *DownTrack, cur int32, byBudget bool, now time.Ti
 		}
 	}
 	return layers[0]
+}
+
+// preferred returns the layer of rid d's source receives, or nil.
+func preferred(d *DownTrack, rid string) *Layer {
+	u := d.src.up.Load()
+	if u == nil {
+		return nil
+	}
+	for i := range u.layers {
+		if l := u.layers[i].Load(); l != nil && l.rid == rid {
+			return l
+		}
+	}
+	return nil
 }
 
 // ranked returns u's layers from lowest to highest: by picture size where
@@ -305,6 +339,69 @@ func (d *DownTrack) SetBitrateBudget(bps int64) {
 	if sel := d.src.selectorOf(); sel != nil && d.started.Load() && d.Bitrate() > bps {
 		sel.pick(d, time.Now())
 	}
+}
+
+// SetPreferredLayer asks for the layer of the publisher's rid whatever
+// the size the video is shown at and the bandwidth; while that layer is
+// not sent, the subscriber gets the best of those no larger. "": no
+// preference, the layer is chosen for it.
+func (d *DownTrack) SetPreferredLayer(rid string) {
+	if old := d.prefer.Swap(&rid); old != nil && *old == rid {
+		return
+	}
+	if sel := d.src.selectorOf(); sel != nil && d.started.Load() {
+		sel.pick(d, time.Now())
+	}
+}
+
+// PreferredLayer returns the rid SetPreferredLayer asked for, "" if none.
+func (d *DownTrack) PreferredLayer() string {
+	if p := d.prefer.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+// LayerInfo describes a layer of a simulcast publisher, as received.
+type LayerInfo struct {
+	RID           string
+	Width, Height int     // of its latest keyframe; 0 if not known
+	Bitrate       int64   // bits per second: its peak, as the selector counts it
+	FPS           float64 // frames per second
+	Active        bool    // its packets flow now (the publisher may pause it)
+}
+
+// Layers returns the layers the source receives from a simulcast
+// publisher, from lowest to highest; none for a publisher of one layer.
+func (s *Source) Layers() []LayerInfo {
+	u := s.up.Load()
+	if u == nil || u.single {
+		return nil
+	}
+	now := time.Now()
+	var out []LayerInfo
+	for _, l := range ranked(u, now, false) {
+		out = append(out, LayerInfo{RID: l.rid, Width: int(l.width.Load()), Height: int(l.height.Load()),
+			Bitrate: l.peakRate.Load(), FPS: float64(l.fps.Load()) / 1000, Active: l.active(now)})
+	}
+	return out
+}
+
+// LayerRIDs returns the rids of the layers of the source's simulcast
+// upstream, declared or seen, in the order they were declared; none for
+// an upstream of one layer.
+func (s *Source) LayerRIDs() []string {
+	u := s.up.Load()
+	if u == nil || u.single {
+		return nil
+	}
+	var out []string
+	for i := range u.layers {
+		if l := u.layers[i].Load(); l != nil {
+			out = append(out, l.rid)
+		}
+	}
+	return out
 }
 
 // Layer returns the rid of the layer the subscriber gets, and whether it

@@ -342,3 +342,89 @@ func TestSimulcastDeclaredLayers(t *testing.T) {
 		t.Errorf("AddLayer of a declared rid: slot %v, %v; want its slot 2", l, err)
 	}
 }
+
+// TestSimulcastPreferredLayer: a subscriber's preferred layer is given
+// whatever the size it shows the video at and its bandwidth; while the
+// publisher pauses it, the best layer no larger is, and the publisher is
+// told it is needed. Layers() tells the layers as received: rid, size,
+// bitrate, frame rate.
+func TestSimulcastPreferredLayer(t *testing.T) {
+	src := NewSource(webrtc.RTPCodecTypeVideo, "video", "publisher", WithKeyframeInterval(time.Millisecond))
+	src.selectEvery = time.Hour
+	defer src.Close()
+	pub := newSimulcastPublisher(t, src)
+	sel := src.selectorOf()
+	send := func(layers int, key bool) {
+		for j, l := range pub.layers[:layers] {
+			sz := simulcastSizes[j]
+			p := vp8Frame(uint32(j+1), pub.seq[j], key, sz[0], sz[1], sz[2])
+			p.Marker = true // one packet per frame
+			if err := l.WriteRTP(p); err != nil {
+				t.Fatal(err)
+			}
+			pub.seq[j]++
+		}
+	}
+	send(3, true)
+	sel.tick(time.Now())
+	start := time.Now()
+	for time.Since(start) < 1200*time.Millisecond {
+		time.Sleep(25 * time.Millisecond)
+		send(3, false)
+		if time.Since(sel.last) >= 250*time.Millisecond {
+			sel.tick(time.Now())
+		}
+	}
+	infos := src.Layers()
+	if len(infos) != 3 {
+		t.Fatalf("Layers() = %+v, want 3", infos)
+	}
+	for i, want := range []string{"q", "h", "f"} {
+		l := infos[i]
+		if l.RID != want || l.Width != simulcastSizes[i][0] || l.Height != simulcastSizes[i][1] || !l.Active {
+			t.Errorf("layer %d = %+v, want %s %dx%d, active", i, l, want, simulcastSizes[i][0], simulcastSizes[i][1])
+		}
+		// 25 ms apart plus the time to send: 25 to 40 frames a second.
+		if l.FPS < 15 || l.FPS > 45 {
+			t.Errorf("layer %s: %.1f frames per second, want about 30-40", l.RID, l.FPS)
+		}
+		if i > 0 && l.Bitrate <= infos[i-1].Bitrate {
+			t.Errorf("layer %s: bitrate %d, not above the layer below's %d", l.RID, l.Bitrate, infos[i-1].Bitrate)
+		}
+	}
+
+	d, _ := bindDown(t, src, nil)
+	defer d.Close()
+	d.SetMaxSize(320, 180)
+	d.SetBitrateBudget(infos[0].Bitrate * 2)
+	sel.tick(time.Now())
+	if got := d.want.Load(); got != 0 {
+		t.Fatalf("a small, narrow subscriber wants layer %d, want 0", got)
+	}
+	d.SetPreferredLayer("f")
+	if got := d.want.Load(); got != 2 {
+		t.Errorf("preferring f: wants layer %d, want 2 at once", got)
+	}
+	if d.PreferredLayer() != "f" {
+		t.Errorf("PreferredLayer() = %q", d.PreferredLayer())
+	}
+
+	// f is paused: h, the best layer no larger, until it is back; f is
+	// still needed.
+	time.Sleep(layerIdle + 100*time.Millisecond)
+	send(2, true)
+	sel.tick(time.Now())
+	if got, ideal := d.want.Load(), d.ideal.Load(); got != 1 || ideal != 2 {
+		t.Errorf("f paused: wants %d and needs %d, want 1 (h) and 2 (f)", got, ideal)
+	}
+	if infos := src.Layers(); infos[2].Active {
+		t.Errorf("paused layer f reported active: %+v", infos[2])
+	}
+
+	// No preference: the size rules again.
+	d.SetPreferredLayer("")
+	sel.tick(time.Now())
+	if got := d.want.Load(); got != 0 {
+		t.Errorf("no preference: wants layer %d, want 0", got)
+	}
+}
