@@ -61,7 +61,9 @@ type StorageConfigurationStore interface {
 
 	// DeleteStorageConfiguration removes it with its tags. Returns
 	// ENOTFOUND if it does not exist, and ECONFLICT while the
-	// AutoParticipantRecording of a stage names it.
+	// AutoParticipantRecording of a stage names it, or while the S3
+	// destination of a composition that has not ended (see
+	// CompositionState.Ended) names it.
 	DeleteStorageConfiguration(ctx context.Context, arn StorageConfigurationARN) error
 }
 
@@ -99,20 +101,23 @@ func (v *Validation) S3BucketName(field, name string) bool {
 }
 
 // ResourceARN checks the ARN of a taggable resource: a stage, a storage
-// configuration or a public key. The model's ResourceArn pattern allows
+// configuration, a public key, an ingest configuration, an encoder
+// configuration or a composition. The model's ResourceArn pattern allows
 // one character before the slash and so matches none; the message names
-// the patterns of the three kinds instead.
+// the patterns of the six kinds instead.
 func (v *Validation) ResourceARN(field, arn string) bool {
 	if !v.Length(field, arn, 1, MaxStageARNLength) {
 		return false
 	}
-	if stageARNPattern.MatchString(arn) || storageConfigurationARNPattern.MatchString(arn) || publicKeyARNPattern.MatchString(arn) {
-		return true
+	kinds := []*regexp.Regexp{stageARNPattern, storageConfigurationARNPattern, publicKeyARNPattern,
+		ingestConfigurationARNPattern, encoderConfigurationARNPattern, compositionARNPattern}
+	shown := make([]string, len(kinds))
+	for i, re := range kinds {
+		if re.MatchString(arn) {
+			return true
+		}
+		shown[i] = strings.TrimSuffix(strings.TrimPrefix(re.String(), "^"), "$")
 	}
-	unanchored := func(re *regexp.Regexp) string {
-		return strings.TrimSuffix(strings.TrimPrefix(re.String(), "^"), "$")
-	}
-	v.violate(field, quote(arn), "satisfy regular expression pattern: "+unanchored(stageARNPattern)+
-		" or "+unanchored(storageConfigurationARNPattern)+" or "+unanchored(publicKeyARNPattern))
+	v.violate(field, quote(arn), "satisfy regular expression pattern: "+strings.Join(shown, " or "))
 	return false
 }

@@ -54,10 +54,16 @@ func TestStorageValidation(t *testing.T) {
 		{"resource storage configuration", func(v *Validation) bool {
 			return v.ResourceARN("resourceArn", "arn:aws:ivs:us-east-1:123456789012:storage-configuration/abc")
 		}, ""},
+		{"resource composition", func(v *Validation) bool {
+			return v.ResourceARN("resourceArn", "arn:aws:ivs:us-east-1:123456789012:composition/abcDEF123456")
+		}, ""},
 		{"resource channel", func(v *Validation) bool {
 			return v.ResourceARN("resourceArn", "arn:aws:ivs:us-east-1:123456789012:channel/abc")
 		}, "Member must satisfy regular expression pattern: arn:aws:ivs:[a-z0-9-]+:[0-9]+:stage/[a-zA-Z0-9-]+ or " +
 			"arn:aws:ivs:[a-z0-9-]+:[0-9]+:storage-configuration/[a-zA-Z0-9-]+"},
+		{"resource channel names the composition pattern", func(v *Validation) bool {
+			return v.ResourceARN("resourceArn", "arn:aws:ivs:us-east-1:123456789012:channel/abc")
+		}, " or arn:aws:ivs:[a-z0-9-]+:[0-9]+:composition/[a-zA-Z0-9-]+"},
 		{"resource empty", func(v *Validation) bool { return v.ResourceARN("resourceArn", "") },
 			"Member must have length greater than or equal to 1"},
 	}

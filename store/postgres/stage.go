@@ -241,7 +241,8 @@ func (db *DB) ListStages(ctx context.Context, page ivsrt.Page) ([]*ivsrt.Stage, 
 }
 
 // lockResource locks the row of a taggable resource, a stage, a storage
-// configuration or a public key, until tx ends, so that its taggers take
+// configuration, a public key, an ingest configuration, an encoder
+// configuration or a composition, until tx ends, so that its taggers take
 // turns. Returns ENOTFOUND if there is no such resource.
 func lockResource(ctx context.Context, tx *Tx, arn string) error {
 	var err error
@@ -254,6 +255,15 @@ func lockResource(ctx context.Context, tx *Tx, arn string) error {
 	case storecore.PublicKeyResource:
 		var one int
 		err = tx.QueryRow(ctx, `SELECT 1 FROM public_keys WHERE arn = $1 FOR NO KEY UPDATE`, arn).Scan(&one)
+	case storecore.IngestConfigurationResource:
+		var one int
+		err = tx.QueryRow(ctx, `SELECT 1 FROM ingest_configurations WHERE arn = $1 FOR NO KEY UPDATE`, arn).Scan(&one)
+	case storecore.EncoderConfigurationResource:
+		var one int
+		err = tx.QueryRow(ctx, `SELECT 1 FROM encoder_configurations WHERE arn = $1 FOR NO KEY UPDATE`, arn).Scan(&one)
+	case storecore.CompositionResource:
+		var one int
+		err = tx.QueryRow(ctx, `SELECT 1 FROM compositions WHERE arn = $1 FOR NO KEY UPDATE`, arn).Scan(&one)
 	default:
 		err = pgx.ErrNoRows
 	}
@@ -296,7 +306,8 @@ func (db *DB) UntagResource(ctx context.Context, arn string, keys []string) erro
 }
 
 // ListTags implements ivsrt.StageStore. One statement tells whether the
-// resource, a stage, a storage configuration or a public key, exists and
+// resource, a stage, a storage configuration, a public key, an ingest
+// configuration, an encoder configuration or a composition, exists and
 // reads its tags.
 func (db *DB) ListTags(ctx context.Context, arn string) (map[string]string, error) {
 	var (
@@ -306,7 +317,10 @@ func (db *DB) ListTags(ctx context.Context, arn string) (map[string]string, erro
 	err := db.read(ctx, func(conn *pgx.Conn) error {
 		rows, err := conn.Query(ctx, `SELECT t.key, t.value
 			FROM (SELECT arn FROM stages WHERE arn = $1 UNION ALL SELECT arn FROM storage_configurations WHERE arn = $1
-				UNION ALL SELECT arn FROM public_keys WHERE arn = $1) r
+				UNION ALL SELECT arn FROM public_keys WHERE arn = $1
+				UNION ALL SELECT arn FROM ingest_configurations WHERE arn = $1
+				UNION ALL SELECT arn FROM encoder_configurations WHERE arn = $1
+				UNION ALL SELECT arn FROM compositions WHERE arn = $1) r
 			LEFT JOIN tags t ON t.resource_arn = r.arn`, arn)
 		if err != nil {
 			return err

@@ -121,10 +121,11 @@ func (db *DB) ListStorageConfigurations(ctx context.Context, page ivsrt.Page) ([
 //
 // The delete locks the row: it waits for every stage write that has found
 // the storage configuration (they hold a key share lock on its row, see
-// checkRecordingStorage), and those that come later wait for it and then
-// find the row gone. So the stages read next, in a snapshot taken after
-// the wait, are all the stages that can use it; if one does, the delete is
-// rolled back.
+// checkRecordingStorage), and every composition being created that has
+// (see CreateComposition); those that come later wait for it and then find
+// the row gone. So the stages and compositions read next, in snapshots
+// taken after the wait, are all those that can use it; if a stage does,
+// or a composition that has not ended, the delete is rolled back.
 func (db *DB) DeleteStorageConfiguration(ctx context.Context, arn ivsrt.StorageConfigurationARN) error {
 	return db.write(ctx, pgx.ReadCommitted, func(tx *Tx) error {
 		tag, err := tx.Exec(ctx, `DELETE FROM storage_configurations WHERE arn = $1`, string(arn))
@@ -141,6 +142,11 @@ func (db *DB) DeleteStorageConfiguration(ctx context.Context, arn ivsrt.StorageC
 			return storecore.StorageConfigurationInUse(arn, ivsrt.StageARN(stage))
 		case !errors.Is(err, pgx.ErrNoRows):
 			return fmt.Errorf("find stages using the storage configuration: %w", err)
+		}
+		if c, err := compositionUsing(ctx, tx, string(arn)); err != nil {
+			return err
+		} else if c != "" {
+			return storecore.StorageConfigurationComposed(arn, c)
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM tags WHERE resource_arn = $1`, string(arn)); err != nil {
 			return fmt.Errorf("delete storage configuration tags: %w", err)

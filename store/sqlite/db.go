@@ -316,6 +316,14 @@ func millis(t time.Time) int64 { return t.UnixMilli() }
 
 func fromMillis(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
 
+// millisOrNull is t for a nullable time column: NULL for the zero time.
+func millisOrNull(t time.Time) sql.NullInt64 {
+	if t.IsZero() {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: millis(t), Valid: true}
+}
+
 func nullMillis(ms sql.NullInt64) time.Time {
 	if !ms.Valid {
 		return time.Time{}

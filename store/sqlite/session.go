@@ -68,7 +68,8 @@ func (s sessionTx) EndSession(ctx context.Context, stage ivsrt.StageARN, id ivsr
 
 func (s sessionTx) Join(ctx context.Context, p *ivsrt.Participant) (userID string, err error) {
 	// A participant who joins again keeps what its first client said,
-	// and gains what that one left unsaid.
+	// and gains what that one left unsaid; a join that names an ingest
+	// configuration (an encoder's) sets it.
 	c := p.Client
 	attrs, err := storecore.EncodeAttributes(p.Attributes)
 	if err != nil {
@@ -77,12 +78,14 @@ func (s sessionTx) Join(ctx context.Context, p *ivsrt.Participant) (userID strin
 	if err := s.tx.QueryRowContext(ctx, `INSERT INTO participants
 		(session_id, participant_id, user_id, attributes, state, first_join_time, protocol,
 		 isp_name, os_name, os_version, browser_name, browser_version, sdk_version,
-		 replication_type, source_stage_arn, source_session_id)
-		VALUES (?, ?, ?, ?, 'CONNECTED', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		 replication_type, source_stage_arn, source_session_id, ingest_configuration_arn, redundant_ingest)
+		VALUES (?, ?, ?, ?, 'CONNECTED', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (session_id, participant_id) DO UPDATE SET state = 'CONNECTED',
 			replication_type = CASE WHEN excluded.replication_type = '' THEN participants.replication_type ELSE excluded.replication_type END,
 			source_stage_arn = CASE WHEN excluded.replication_type = '' THEN participants.source_stage_arn ELSE excluded.source_stage_arn END,
 			source_session_id = CASE WHEN excluded.replication_type = '' THEN participants.source_session_id ELSE excluded.source_session_id END,
+			ingest_configuration_arn = CASE WHEN excluded.ingest_configuration_arn = '' THEN participants.ingest_configuration_arn ELSE excluded.ingest_configuration_arn END,
+			redundant_ingest = CASE WHEN excluded.ingest_configuration_arn = '' THEN participants.redundant_ingest ELSE excluded.redundant_ingest END,
 			isp_name = CASE WHEN participants.isp_name = '' THEN excluded.isp_name ELSE participants.isp_name END,
 			os_name = CASE WHEN participants.os_name = '' THEN excluded.os_name ELSE participants.os_name END,
 			os_version = CASE WHEN participants.os_version = '' THEN excluded.os_version ELSE participants.os_version END,
@@ -92,7 +95,8 @@ func (s sessionTx) Join(ctx context.Context, p *ivsrt.Participant) (userID strin
 		RETURNING user_id`,
 		string(p.SessionID), string(p.ID), p.UserID, string(attrs), millis(p.FirstJoinTime), p.Protocol,
 		c.ISPName, c.OSName, c.OSVersion, c.BrowserName, c.BrowserVersion, c.SDKVersion,
-		string(p.ReplicationType), string(p.SourceStageARN), string(p.SourceSessionID)).Scan(&userID); err != nil {
+		string(p.ReplicationType), string(p.SourceStageARN), string(p.SourceSessionID),
+		string(p.IngestConfigurationARN), p.RedundantIngest).Scan(&userID); err != nil {
 		return "", fmt.Errorf("upsert participant: %w", err)
 	}
 	return userID, nil
@@ -264,7 +268,8 @@ func (db *DB) ListStageSessions(ctx context.Context, stage ivsrt.StageARN, page 
 const participantColumns = `p.seq, p.participant_id, s.stage_arn, p.session_id, p.user_id, p.attributes,
 	p.state, p.first_join_time, p.published, p.protocol, p.recording_bucket, p.recording_prefix, p.recording_state,
 	p.isp_name, p.os_name, p.os_version, p.browser_name, p.browser_version, p.sdk_version,
-	p.replication_type, p.replication_state, p.source_stage_arn, p.source_session_id`
+	p.replication_type, p.replication_state, p.source_stage_arn, p.source_session_id,
+	p.ingest_configuration_arn, p.redundant_ingest`
 
 func scanParticipant(row interface{ Scan(...any) error }) (*ivsrt.Participant, int64, error) {
 	var (
@@ -276,7 +281,8 @@ func scanParticipant(row interface{ Scan(...any) error }) (*ivsrt.Participant, i
 	if err := row.Scan(&seq, &p.ID, &p.StageARN, &p.SessionID, &p.UserID, &attrs, &p.State, &first, &p.Published, &p.Protocol,
 		&p.RecordingBucket, &p.RecordingPrefix, &p.RecordingState,
 		&p.Client.ISPName, &p.Client.OSName, &p.Client.OSVersion, &p.Client.BrowserName, &p.Client.BrowserVersion, &p.Client.SDKVersion,
-		&p.ReplicationType, &p.ReplicationState, &p.SourceStageARN, &p.SourceSessionID); err != nil {
+		&p.ReplicationType, &p.ReplicationState, &p.SourceStageARN, &p.SourceSessionID,
+		&p.IngestConfigurationARN, &p.RedundantIngest); err != nil {
 		return nil, 0, err
 	}
 	var err error

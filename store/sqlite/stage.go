@@ -324,10 +324,14 @@ const (
 	qStageExists                = `SELECT COUNT(*) FROM stages WHERE arn = ?`
 	qStorageConfigurationExists = `SELECT COUNT(*) FROM storage_configurations WHERE arn = ?`
 	qPublicKeyExists            = `SELECT COUNT(*) FROM public_keys WHERE arn = ?`
+	qIngestConfigurationExists  = `SELECT COUNT(*) FROM ingest_configurations WHERE arn = ?`
+	qEncoderConfigurationExists = `SELECT COUNT(*) FROM encoder_configurations WHERE arn = ?`
+	qCompositionExists          = `SELECT COUNT(*) FROM compositions WHERE arn = ?`
 )
 
 // resourceExists checks a taggable resource: a stage, a storage
-// configuration or a public key.
+// configuration, a public key, an ingest configuration, an encoder
+// configuration or a composition.
 func resourceExists(ctx context.Context, tx *Tx, arn string) error {
 	var query string
 	switch storecore.KindOf(arn) {
@@ -337,6 +341,12 @@ func resourceExists(ctx context.Context, tx *Tx, arn string) error {
 		query = qStorageConfigurationExists
 	case storecore.PublicKeyResource:
 		query = qPublicKeyExists
+	case storecore.IngestConfigurationResource:
+		query = qIngestConfigurationExists
+	case storecore.EncoderConfigurationResource:
+		query = qEncoderConfigurationExists
+	case storecore.CompositionResource:
+		query = qCompositionExists
 	default:
 		return ivsrt.Errorf(ivsrt.ENOTFOUND, "resource not found")
 	}

@@ -112,8 +112,8 @@ func (db *DB) ListStorageConfigurations(ctx context.Context, page ivsrt.Page) ([
 }
 
 // DeleteStorageConfiguration implements ivsrt.StorageConfigurationStore.
-// The one writer makes the check for stages that use it and the delete
-// one step: no stage can start using it in between.
+// The one writer makes the check for stages and compositions that use it
+// and the delete one step: none can start using it in between.
 func (db *DB) DeleteStorageConfiguration(ctx context.Context, arn ivsrt.StorageConfigurationARN) error {
 	tx, err := db.beginWrite(ctx)
 	if err != nil {
@@ -131,6 +131,11 @@ func (db *DB) DeleteStorageConfiguration(ctx context.Context, arn ivsrt.StorageC
 	case sql.ErrNoRows:
 	default:
 		return fmt.Errorf("find stages using the storage configuration: %w", err)
+	}
+	if c, err := compositionUsing(ctx, tx, string(arn)); err != nil {
+		return err
+	} else if c != "" {
+		return storecore.StorageConfigurationComposed(arn, c)
 	}
 	if _, err := tx.ExecContext(ctx, `DELETE FROM storage_configurations WHERE arn = ?`, string(arn)); err != nil {
 		return fmt.Errorf("delete storage configuration: %w", err)

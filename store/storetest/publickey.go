@@ -50,19 +50,7 @@ func (e *env) importKey(t *testing.T, name string, tags map[string]string) *ivsr
 
 func (e *env) getKey(t *testing.T, arn ivsrt.PublicKeyARN) *ivsrt.PublicKey {
 	t.Helper()
-	pk, err := e.s.GetPublicKey(e.ctx, arn)
-	if err != nil {
-		t.Fatalf("GetPublicKey: %v", err)
-	}
-	return pk
-}
-
-func keyARNs(keys []*ivsrt.PublicKey) []ivsrt.PublicKeyARN {
-	arns := make([]ivsrt.PublicKeyARN, len(keys))
-	for i, pk := range keys {
-		arns[i] = pk.ARN
-	}
-	return arns
+	return fetch(t, e, "GetPublicKey", e.s.GetPublicKey, arn)
 }
 
 func checkKey(t *testing.T, what string, got, want *ivsrt.PublicKey) {
@@ -139,11 +127,7 @@ func testPublicKey(t *testing.T, open OpenFunc) {
 	}
 	_, err = e.s.GetPublicKey(e.ctx, pk.ARN)
 	wantCode(t, "GetPublicKey after delete", err, ivsrt.ENOTFOUND)
-	_, err = e.s.ListTags(e.ctx, string(pk.ARN))
-	wantCode(t, "ListTags after delete", err, ivsrt.ENOTFOUND)
-	wantCode(t, "TagResource after delete", e.s.TagResource(e.ctx, string(pk.ARN), map[string]string{"a": "b"}), ivsrt.ENOTFOUND)
-	wantCode(t, "UntagResource after delete", e.s.UntagResource(e.ctx, string(pk.ARN), []string{"team"}), ivsrt.ENOTFOUND)
-	wantCode(t, "DeletePublicKey again", e.s.DeletePublicKey(e.ctx, pk.ARN), ivsrt.ENOTFOUND)
+	e.checkGone(t, string(pk.ARN), []string{"team"}, "DeletePublicKey", func() error { return e.s.DeletePublicKey(e.ctx, pk.ARN) })
 	checkTags(t, "tags of the stage with the same id", e.listTags(t, twin.ARN), map[string]string{"stage": "yes"})
 	checkTags(t, "tags of the storage configuration with the same id", e.getStorage(t, twinStorage.ARN).Tags, map[string]string{"storage": "yes"})
 	checkKey(t, "the other public key", e.getKey(t, bare.ARN), &wantBare)
@@ -159,11 +143,18 @@ func testPublicKey(t *testing.T, open OpenFunc) {
 		Material: pk.Material, Fingerprint: pk.Fingerprint, Tags: map[string]string{}, CreatedAt: again})
 }
 
+// keyListing is how the list tests reach public keys.
+func (e *env) keyListing() listing[*ivsrt.PublicKey, ivsrt.PublicKeyARN] {
+	return listing[*ivsrt.PublicKey, ivsrt.PublicKeyARN]{op: "ListPublicKeys", noun: "public key",
+		list:  func(p ivsrt.Page) ([]*ivsrt.PublicKey, string, error) { return e.s.ListPublicKeys(e.ctx, p) },
+		arn:   func(pk *ivsrt.PublicKey) ivsrt.PublicKeyARN { return pk.ARN },
+		check: checkKey}
+}
+
 func testListPublicKeys(t *testing.T, open OpenFunc) {
 	e := newEnv(t, open)
-	if keys, next, err := e.s.ListPublicKeys(e.ctx, ivsrt.Page{Limit: 3}); err != nil || len(keys) != 0 || next != "" {
-		t.Errorf("ListPublicKeys of an empty store: got %d, next %q, err %v, want 0 \"\" nil", len(keys), next, err)
-	}
+	keys := e.keyListing()
+	keys.checkEmpty(t)
 	// Stages and storage configurations are not public keys.
 	e.createStage(t, "not-listed", nil)
 	e.createStorage(t, "notlisted", nil)
@@ -182,88 +173,33 @@ func testListPublicKeys(t *testing.T, open OpenFunc) {
 		}
 		want = append(want, &w)
 	}
-	got := paginate(t, 3, func(p ivsrt.Page) ([]*ivsrt.PublicKey, string, error) { return e.s.ListPublicKeys(e.ctx, p) })
-	sizes := make([]int, len(got))
-	for i, page := range got {
-		sizes[i] = len(page)
-	}
-	if !slices.Equal(sizes, []int{3, 3, 1}) {
-		t.Errorf("page sizes: got %v, want [3 3 1]", sizes)
-	}
-	all := flatten(got)
-	if !slices.Equal(keyARNs(all), keyARNs(want)) {
-		t.Fatalf("ListPublicKeys: got %v, want %v in import order", keyARNs(all), keyARNs(want))
-	}
-	for i := range all {
-		checkKey(t, fmt.Sprintf("ListPublicKeys[%d]", i), all[i], want[i])
-	}
-
+	keys.testPageSizes(t, want)
 	// A key deleted between pages is not listed, and the position still
 	// leads on.
-	first, next, err := e.s.ListPublicKeys(e.ctx, ivsrt.Page{Limit: 3})
-	if err != nil || len(first) != 3 || next == "" {
-		t.Fatalf("ListPublicKeys: got %d, %q, %v", len(first), next, err)
-	}
-	for _, pk := range want[2:4] {
-		if err := e.s.DeletePublicKey(e.ctx, pk.ARN); err != nil {
-			t.Fatalf("DeletePublicKey: %v", err)
-		}
-	}
-	rest, last, err := e.s.ListPublicKeys(e.ctx, ivsrt.Page{After: next, Limit: 10})
-	if err != nil || last != "" {
-		t.Fatalf("ListPublicKeys after: got next %q, %v", last, err)
-	}
-	if !slices.Equal(keyARNs(rest), keyARNs(want[4:])) {
-		t.Errorf("after deletes between pages: got %v, want %v", keyARNs(rest), keyARNs(want[4:]))
-	}
-	_, _, err = e.s.ListPublicKeys(e.ctx, ivsrt.Page{Limit: 0})
+	t.Run("changed between pages", func(t *testing.T) {
+		keys.checkChangedBetweenPages(t, want,
+			func(arn ivsrt.PublicKeyARN) error { return e.s.DeletePublicKey(e.ctx, arn) },
+			func(t *testing.T) *ivsrt.PublicKey { return e.importKey(t, "added", nil) })
+	})
+	_, _, err := e.s.ListPublicKeys(e.ctx, ivsrt.Page{Limit: 0})
 	wantCode(t, "ListPublicKeys with limit 0", err, ivsrt.EINVALID)
 	_, _, err = e.s.ListPublicKeys(e.ctx, ivsrt.Page{After: "x", Limit: 1})
 	wantCode(t, "ListPublicKeys after a bad position", err, ivsrt.EINVALID)
 }
 
 func testPublicKeyTags(t *testing.T, open OpenFunc) {
-	e := newEnv(t, open)
-	pk := e.importKey(t, "tagged", map[string]string{"env": "test"})
-	other := e.importKey(t, "other", map[string]string{"env": "other"})
-	arn := string(pk.ARN)
-	if err := e.s.TagResource(e.ctx, arn, map[string]string{"env": "prod", "team": "video"}); err != nil {
-		t.Fatalf("TagResource: %v", err)
-	}
-	want := map[string]string{"env": "prod", "team": "video"}
-	checkTags(t, "GetPublicKey after TagResource", e.getKey(t, pk.ARN).Tags, want)
-	if err := e.s.UntagResource(e.ctx, arn, []string{"env", "absent"}); err != nil {
-		t.Fatalf("UntagResource: %v", err)
-	}
-	tags, err := e.s.ListTags(e.ctx, arn)
-	if err != nil {
-		t.Fatalf("ListTags: %v", err)
-	}
-	checkTags(t, "ListTags after UntagResource", tags, map[string]string{"team": "video"})
-	keys, _, err := e.s.ListPublicKeys(e.ctx, ivsrt.Page{Limit: 10})
-	if err != nil || len(keys) != 2 {
-		t.Fatalf("ListPublicKeys: got %d, %v", len(keys), err)
-	}
-	checkTags(t, "ListPublicKeys tags", keys[0].Tags, map[string]string{"team": "video"})
-	checkTags(t, "tags of the other key", e.getKey(t, other.ARN).Tags, map[string]string{"env": "other"})
-
-	// Up to MaxTagsPerResource, and not one more.
-	fifty := map[string]string{}
-	for i := range ivsrt.MaxTagsPerResource - 1 {
-		fifty[fmt.Sprintf("k%02d", i)] = "v"
-	}
-	if err := e.s.TagResource(e.ctx, arn, fifty); err != nil {
-		t.Fatalf("TagResource up to the limit: %v", err)
-	}
-	wantCode(t, "TagResource past the limit", e.s.TagResource(e.ctx, arn, map[string]string{"one-more": "x"}), ivsrt.EINVALID)
-	if n := len(e.getKey(t, pk.ARN).Tags); n != ivsrt.MaxTagsPerResource {
-		t.Errorf("tags after the refused TagResource: got %d, want %d", n, ivsrt.MaxTagsPerResource)
-	}
-	missing := string(newPublicKeyARN())
-	wantCode(t, "TagResource of a missing key", e.s.TagResource(e.ctx, missing, map[string]string{"a": "b"}), ivsrt.ENOTFOUND)
-	wantCode(t, "UntagResource of a missing key", e.s.UntagResource(e.ctx, missing, []string{"a"}), ivsrt.ENOTFOUND)
-	_, err = e.s.ListTags(e.ctx, missing)
-	wantCode(t, "ListTags of a missing key", err, ivsrt.ENOTFOUND)
+	testResourceTags(t, open, tagging{get: "GetPublicKey", list: "ListPublicKeys",
+		create: func(t *testing.T, e *env, _ ivsrt.StageARN, name string, tags map[string]string) string {
+			return string(e.importKey(t, name, tags).ARN)
+		},
+		got: func(t *testing.T, e *env, arn string) map[string]string {
+			return e.getKey(t, ivsrt.PublicKeyARN(arn)).Tags
+		},
+		listed: func(t *testing.T, e *env, _ ivsrt.StageARN) map[string]string {
+			return firstListed(t, e.keyListing(), func(pk *ivsrt.PublicKey) map[string]string { return pk.Tags })
+		},
+		missing: func() string { return string(newPublicKeyARN()) },
+	})
 }
 
 func testPublicKeyQuota(t *testing.T, open OpenFunc) {

@@ -3,7 +3,6 @@ package storetest
 import (
 	"fmt"
 	"maps"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -29,24 +28,12 @@ func (e *env) createStorage(t *testing.T, name string, tags map[string]string) *
 
 func (e *env) getStorage(t *testing.T, arn ivsrt.StorageConfigurationARN) *ivsrt.StorageConfiguration {
 	t.Helper()
-	sc, err := e.s.GetStorageConfiguration(e.ctx, arn)
-	if err != nil {
-		t.Fatalf("GetStorageConfiguration: %v", err)
-	}
-	return sc
+	return fetch(t, e, "GetStorageConfiguration", e.s.GetStorageConfiguration, arn)
 }
 
 // recordingTo is a recording configuration naming arn.
 func recordingTo(arn ivsrt.StorageConfigurationARN) *ivsrt.AutoParticipantRecording {
 	return &ivsrt.AutoParticipantRecording{StorageConfigurationARN: string(arn), MediaTypes: []string{"AUDIO_VIDEO"}}
-}
-
-func storageARNs(scs []*ivsrt.StorageConfiguration) []ivsrt.StorageConfigurationARN {
-	arns := make([]ivsrt.StorageConfigurationARN, len(scs))
-	for i, sc := range scs {
-		arns[i] = sc.ARN
-	}
-	return arns
 }
 
 func checkStorage(t *testing.T, what string, got, want *ivsrt.StorageConfiguration) {
@@ -102,10 +89,7 @@ func testStorageConfiguration(t *testing.T, open OpenFunc) {
 	}
 	_, err = e.s.GetStorageConfiguration(e.ctx, sc.ARN)
 	wantCode(t, "GetStorageConfiguration after delete", err, ivsrt.ENOTFOUND)
-	_, err = e.s.ListTags(e.ctx, string(sc.ARN))
-	wantCode(t, "ListTags after delete", err, ivsrt.ENOTFOUND)
-	wantCode(t, "TagResource after delete", e.s.TagResource(e.ctx, string(sc.ARN), map[string]string{"a": "b"}), ivsrt.ENOTFOUND)
-	wantCode(t, "DeleteStorageConfiguration again", e.s.DeleteStorageConfiguration(e.ctx, sc.ARN), ivsrt.ENOTFOUND)
+	e.checkGone(t, string(sc.ARN), []string{"team"}, "DeleteStorageConfiguration", func() error { return e.s.DeleteStorageConfiguration(e.ctx, sc.ARN) })
 	checkTags(t, "tags of the stage with the same id", e.listTags(t, twin.ARN), map[string]string{"stage": "yes"})
 	checkStorage(t, "the other storage configuration", e.getStorage(t, bare.ARN),
 		&ivsrt.StorageConfiguration{ARN: bare.ARN, S3BucketName: "abc", Tags: map[string]string{}, CreatedAt: created})
@@ -120,11 +104,22 @@ func testStorageConfiguration(t *testing.T, open OpenFunc) {
 		&ivsrt.StorageConfiguration{ARN: sc.ARN, Name: "reborn", S3BucketName: "new-bucket", Tags: map[string]string{}, CreatedAt: again})
 }
 
+// storageListing is how the list tests reach storage configurations.
+func (e *env) storageListing() listing[*ivsrt.StorageConfiguration, ivsrt.StorageConfigurationARN] {
+	return listing[*ivsrt.StorageConfiguration, ivsrt.StorageConfigurationARN]{
+		op: "ListStorageConfigurations", noun: "storage configuration",
+		list: func(p ivsrt.Page) ([]*ivsrt.StorageConfiguration, string, error) {
+			return e.s.ListStorageConfigurations(e.ctx, p)
+		},
+		arn:   func(sc *ivsrt.StorageConfiguration) ivsrt.StorageConfigurationARN { return sc.ARN },
+		check: checkStorage,
+	}
+}
+
 func testListStorageConfigurations(t *testing.T, open OpenFunc) {
 	e := newEnv(t, open)
-	if scs, next, err := e.s.ListStorageConfigurations(e.ctx, ivsrt.Page{Limit: 3}); err != nil || len(scs) != 0 || next != "" {
-		t.Errorf("ListStorageConfigurations of an empty store: got %d, next %q, err %v, want 0 \"\" nil", len(scs), next, err)
-	}
+	storages := e.storageListing()
+	storages.checkEmpty(t)
 	// Stages are not storage configurations.
 	e.createStage(t, "not-listed", nil)
 	var want []*ivsrt.StorageConfiguration
@@ -140,116 +135,27 @@ func testListStorageConfigurations(t *testing.T, open OpenFunc) {
 		}
 		want = append(want, &ivsrt.StorageConfiguration{ARN: sc.ARN, Name: sc.Name, S3BucketName: sc.S3BucketName, Tags: sc.Tags, CreatedAt: now})
 	}
-	tests := []struct {
-		limit int
-		sizes []int
-	}{
-		{1, []int{1, 1, 1, 1, 1, 1, 1}},
-		{3, []int{3, 3, 1}},
-		{6, []int{6, 1}},
-		{7, []int{7}},
-		{ivsrt.MaxPageSize, []int{7}},
-	}
-	for _, tt := range tests {
-		t.Run(fmt.Sprintf("limit %d", tt.limit), func(t *testing.T) {
-			pages := paginate(t, tt.limit, func(p ivsrt.Page) ([]*ivsrt.StorageConfiguration, string, error) {
-				return e.s.ListStorageConfigurations(e.ctx, p)
-			})
-			if got := sizes(pages); !slices.Equal(got, tt.sizes) {
-				t.Errorf("page sizes: got %v, want %v", got, tt.sizes)
-			}
-			got := flatten(pages)
-			if !slices.Equal(storageARNs(got), storageARNs(want)) {
-				t.Fatalf("storage configurations: got %v, want %v", storageARNs(got), storageARNs(want))
-			}
-			for i := range got {
-				checkStorage(t, fmt.Sprintf("storage configuration %d", i), got[i], want[i])
-			}
-		})
-	}
-
+	storages.testPageSizes(t, want)
 	t.Run("changed between pages", func(t *testing.T) {
-		first, next, err := e.s.ListStorageConfigurations(e.ctx, ivsrt.Page{Limit: 3})
-		if err != nil || next == "" {
-			t.Fatalf("first page: got %d, next %q, err %v, want a next page", len(first), next, err)
-		}
-		// Delete the last one returned and the first one not yet returned,
-		// and add one.
-		for _, sc := range want[2:4] {
-			if err := e.s.DeleteStorageConfiguration(e.ctx, sc.ARN); err != nil {
-				t.Fatalf("DeleteStorageConfiguration: %v", err)
-			}
-		}
-		added := e.createStorage(t, "added", nil)
-		var rest []*ivsrt.StorageConfiguration
-		for range 10 {
-			page, n, err := e.s.ListStorageConfigurations(e.ctx, ivsrt.Page{After: next, Limit: 3})
-			if err != nil {
-				t.Fatalf("ListStorageConfigurations after %q: %v", next, err)
-			}
-			rest = append(rest, page...)
-			if next = n; next == "" {
-				break
-			}
-		}
-		wantRest := append(storageARNs(want[4:]), added.ARN)
-		if got := storageARNs(rest); !slices.Equal(got, wantRest) {
-			t.Errorf("later pages: got %v, want %v", got, wantRest)
-		}
+		storages.checkChangedBetweenPages(t, want,
+			func(arn ivsrt.StorageConfigurationARN) error { return e.s.DeleteStorageConfiguration(e.ctx, arn) },
+			func(t *testing.T) *ivsrt.StorageConfiguration { return e.createStorage(t, "added", nil) })
 	})
 }
 
 func testStorageConfigurationTags(t *testing.T, open OpenFunc) {
-	many := func(n int) map[string]string {
-		m := map[string]string{}
-		for i := range n {
-			m[fmt.Sprintf("k%02d", i)] = fmt.Sprintf("v%d", i)
-		}
-		return m
-	}
-	ab := map[string]string{"a": "1", "b": "2"}
-	tests := []struct {
-		name    string
-		initial map[string]string
-		tag     map[string]string
-		untag   []string
-		code    string
-		want    map[string]string
-	}{
-		{name: "merge and overwrite", initial: ab, tag: map[string]string{"a": "9", "c": "3"}, want: map[string]string{"a": "9", "b": "2", "c": "3"}},
-		{name: "into none", tag: map[string]string{"c": "3"}, want: map[string]string{"c": "3"}},
-		{name: "untag with an absent key", initial: ab, untag: []string{"a", "zz"}, want: map[string]string{"b": "2"}},
-		{name: "untag all", initial: ab, untag: []string{"a", "b"}, want: nil},
-		{name: "up to the limit", initial: many(49), tag: map[string]string{"last": "x"}, want: func() map[string]string {
-			m := many(49)
-			m["last"] = "x"
-			return m
-		}()},
-		{name: "51st tag", initial: many(50), tag: map[string]string{"new": "x"}, code: ivsrt.EINVALID, want: many(50)},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			e := newEnv(t, open)
-			sc := e.createStorage(t, "tagged", tt.initial)
-			neighbour := e.createStorage(t, "neighbour", map[string]string{"a": "other"})
-			stage := e.createStage(t, "stage", map[string]string{"a": "stage"})
-			var err error
-			if tt.tag != nil {
-				err = e.s.TagResource(e.ctx, string(sc.ARN), tt.tag)
-			} else {
-				err = e.s.UntagResource(e.ctx, string(sc.ARN), tt.untag)
-			}
-			wantCode(t, "tag operation", err, tt.code)
-			got, err := e.s.ListTags(e.ctx, string(sc.ARN))
-			if err != nil {
-				t.Fatalf("ListTags: %v", err)
-			}
-			checkTags(t, "ListTags", got, tt.want)
-			checkTags(t, "GetStorageConfiguration tags", e.getStorage(t, sc.ARN).Tags, tt.want)
-			checkTags(t, "neighbour's tags", e.getStorage(t, neighbour.ARN).Tags, map[string]string{"a": "other"})
-			checkTags(t, "stage's tags", e.listTags(t, stage.ARN), map[string]string{"a": "stage"})
-		})
-	}
+	testResourceTags(t, open, tagging{get: "GetStorageConfiguration", list: "ListStorageConfigurations",
+		create: func(t *testing.T, e *env, _ ivsrt.StageARN, name string, tags map[string]string) string {
+			return string(e.createStorage(t, name, tags).ARN)
+		},
+		got: func(t *testing.T, e *env, arn string) map[string]string {
+			return e.getStorage(t, ivsrt.StorageConfigurationARN(arn)).Tags
+		},
+		listed: func(t *testing.T, e *env, _ ivsrt.StageARN) map[string]string {
+			return firstListed(t, e.storageListing(), func(sc *ivsrt.StorageConfiguration) map[string]string { return sc.Tags })
+		},
+		missing: func() string { return string(newStorageARN()) },
+	})
 }
 
 func testStorageConfigurationInUse(t *testing.T, open OpenFunc) {

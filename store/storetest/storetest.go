@@ -90,6 +90,22 @@ func Run(t *testing.T, open OpenFunc) {
 		{"PublicKeyTags", testPublicKeyTags},
 		{"PublicKeyQuota", testPublicKeyQuota},
 		{"PublicKeyImportRace", testPublicKeyImportRace},
+		{"IngestConfiguration", testIngestConfiguration},
+		{"ListIngestConfigurations", testListIngestConfigurations},
+		{"UpdateIngestConfiguration", testUpdateIngestConfiguration},
+		{"IngestActive", testIngestActive},
+		{"DetachIngest", testDetachIngest},
+		{"IngestActiveRace", testIngestActiveRace},
+		{"ParticipantIngest", testParticipantIngest},
+		{"EncoderConfiguration", testEncoderConfiguration},
+		{"ListEncoderConfigurations", testListEncoderConfigurations},
+		{"EncoderConfigurationTags", testEncoderConfigurationTags},
+		{"Composition", testComposition},
+		{"ListCompositions", testListCompositions},
+		{"UpdateComposition", testUpdateComposition},
+		{"CompositionTags", testCompositionTags},
+		{"ConfigurationsInUseByComposition", testConfigurationsInUseByComposition},
+		{"CompositionDeleteRace", testCompositionDeleteRace},
 		{"SelfSignedToken", testSelfSignedToken},
 		{"TokenExchange", testTokenExchange},
 		{"ParticipantToken", testParticipantToken},
@@ -255,13 +271,20 @@ func (e *env) event(t *testing.T, arn ivsrt.StageARN, name ivsrt.EventName, id i
 	return e.record(t, &ivsrt.Event{StageARN: arn, Name: name, ParticipantID: id, Time: e.clock.Advance(time.Second)})
 }
 
+// fetch is what get, the Get operation op, returns of key, failing the
+// test on an error.
+func fetch[K, T any](t *testing.T, e *env, op string, get func(context.Context, K) (T, error), key K) T {
+	t.Helper()
+	x, err := get(e.ctx, key)
+	if err != nil {
+		t.Fatalf("%s: %v", op, err)
+	}
+	return x
+}
+
 func (e *env) getStage(t *testing.T, arn ivsrt.StageARN) *ivsrt.Stage {
 	t.Helper()
-	st, err := e.s.GetStage(e.ctx, arn)
-	if err != nil {
-		t.Fatalf("GetStage: %v", err)
-	}
-	return st
+	return fetch(t, e, "GetStage", e.s.GetStage, arn)
 }
 
 func (e *env) getSession(t *testing.T, arn ivsrt.StageARN, id ivsrt.SessionID) *ivsrt.StageSession {
@@ -517,6 +540,10 @@ func checkParticipant(t *testing.T, what string, got, want *ivsrt.Participant) {
 	}
 	if got.Client != want.Client {
 		t.Errorf("%s: Client: got %+v, want %+v", what, got.Client, want.Client)
+	}
+	if got.IngestConfigurationARN != want.IngestConfigurationARN || got.RedundantIngest != want.RedundantIngest {
+		t.Errorf("%s: ingest configuration: got %q, redundant %v, want %q, redundant %v", what,
+			got.IngestConfigurationARN, got.RedundantIngest, want.IngestConfigurationARN, want.RedundantIngest)
 	}
 	checkRecordingState(t, what, got, want.RecordingBucket, want.RecordingPrefix, want.RecordingState)
 }
@@ -929,11 +956,18 @@ func testDeleteStage(t *testing.T, open OpenFunc) {
 	}
 }
 
+// stageListing is how the list tests reach stages.
+func (e *env) stageListing() listing[*ivsrt.Stage, ivsrt.StageARN] {
+	return listing[*ivsrt.Stage, ivsrt.StageARN]{op: "ListStages", noun: "stage",
+		list:  func(p ivsrt.Page) ([]*ivsrt.Stage, string, error) { return e.s.ListStages(e.ctx, p) },
+		arn:   func(st *ivsrt.Stage) ivsrt.StageARN { return st.ARN },
+		check: checkStage}
+}
+
 func testListStages(t *testing.T, open OpenFunc) {
 	e := newEnv(t, open)
-	if stages, next, err := e.s.ListStages(e.ctx, ivsrt.Page{Limit: 3}); err != nil || len(stages) != 0 || next != "" {
-		t.Errorf("ListStages of an empty store: got %d stages next %q err %v, want 0 \"\" nil", len(stages), next, err)
-	}
+	stages := e.stageListing()
+	stages.checkEmpty(t)
 	e.addRecordingStorage(t)
 	var want []*ivsrt.Stage
 	for i := range 7 {
@@ -947,80 +981,22 @@ func testListStages(t *testing.T, open OpenFunc) {
 		}
 		want = append(want, st)
 	}
-	tests := []struct {
-		limit int
-		sizes []int
-	}{
-		{1, []int{1, 1, 1, 1, 1, 1, 1}},
-		{3, []int{3, 3, 1}},
-		{6, []int{6, 1}},
-		{7, []int{7}},
-		{ivsrt.MaxPageSize, []int{7}},
-	}
-	for _, tt := range tests {
-		t.Run(fmt.Sprintf("limit %d", tt.limit), func(t *testing.T) {
-			pages := paginate(t, tt.limit, func(p ivsrt.Page) ([]*ivsrt.Stage, string, error) { return e.s.ListStages(e.ctx, p) })
-			if got := sizes(pages); !slices.Equal(got, tt.sizes) {
-				t.Errorf("page sizes: got %v, want %v", got, tt.sizes)
-			}
-			got := flatten(pages)
-			if !slices.Equal(stageARNs(got), stageARNs(want)) {
-				t.Fatalf("stages: got %v, want %v", stageARNs(got), stageARNs(want))
-			}
-			for i := range got {
-				checkStage(t, fmt.Sprintf("stage %d", i), got[i], want[i])
-			}
-		})
-	}
+	stages.testPageSizes(t, want)
 }
 
 func testListStagesChangedBetweenPages(t *testing.T, open OpenFunc) {
 	e := newEnv(t, open)
-	var arns []ivsrt.StageARN
+	var want []*ivsrt.Stage
 	for i := range 7 {
-		arns = append(arns, e.createStage(t, fmt.Sprintf("s%d", i), nil).ARN)
+		want = append(want, e.createStage(t, fmt.Sprintf("s%d", i), nil))
 	}
-	first, next, err := e.s.ListStages(e.ctx, ivsrt.Page{Limit: 3})
-	if err != nil {
-		t.Fatalf("ListStages: %v", err)
-	}
-	if got := stageARNs(first); !slices.Equal(got, arns[:3]) || next == "" {
-		t.Fatalf("first page: got %v next %q, want %v and a next page", got, next, arns[:3])
-	}
-	// Delete the last stage returned and the first one not yet returned,
-	// and add one.
-	for _, arn := range arns[2:4] {
-		if err := e.s.DeleteStage(e.ctx, arn); err != nil {
-			t.Fatalf("DeleteStage: %v", err)
-		}
-	}
-	added := e.createStage(t, "added", nil).ARN
-
-	var rest []*ivsrt.Stage
-	for range 10 {
-		page, n, err := e.s.ListStages(e.ctx, ivsrt.Page{After: next, Limit: 3})
-		if err != nil {
-			t.Fatalf("ListStages after %q: %v", next, err)
-		}
-		rest = append(rest, page...)
-		if next = n; next == "" {
-			break
-		}
-	}
-	want := append(slices.Clone(arns[4:]), added)
-	if got := stageARNs(rest); !slices.Equal(got, want) {
-		t.Errorf("later pages: got %v, want %v", got, want)
-	}
+	e.stageListing().checkChangedBetweenPages(t, want,
+		func(arn ivsrt.StageARN) error { return e.s.DeleteStage(e.ctx, arn) },
+		func(t *testing.T) *ivsrt.Stage { return e.createStage(t, "added", nil) })
 }
 
 func testTags(t *testing.T, open OpenFunc) {
-	tags := func(n int) map[string]string {
-		m := map[string]string{}
-		for i := range n {
-			m[fmt.Sprintf("k%02d", i)] = fmt.Sprintf("v%d", i)
-		}
-		return m
-	}
+	tags := manyTags
 	with := func(m map[string]string, kv ...string) map[string]string {
 		m = maps.Clone(m)
 		for i := 0; i < len(kv); i += 2 {
@@ -1801,6 +1777,11 @@ func testMalformedPage(t *testing.T, open OpenFunc) {
 		}{
 			{"ListStages", func() error { _, _, err := e.s.ListStages(e.ctx, page); return err }},
 			{"ListStorageConfigurations", func() error { _, _, err := e.s.ListStorageConfigurations(e.ctx, page); return err }},
+			{"ListEncoderConfigurations", func() error { _, _, err := e.s.ListEncoderConfigurations(e.ctx, page); return err }},
+			{"ListCompositions", func() error {
+				_, _, err := e.s.ListCompositions(e.ctx, ivsrt.CompositionFilter{}, page)
+				return err
+			}},
 			{"ListStageSessions", func() error { _, _, err := e.s.ListStageSessions(e.ctx, st.ARN, page); return err }},
 			{"ListParticipants", func() error {
 				_, _, err := e.s.ListParticipants(e.ctx, st.ARN, sid, ivsrt.ParticipantFilter{}, page)

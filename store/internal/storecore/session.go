@@ -26,8 +26,9 @@ type SessionTx interface {
 
 	// Join lists p in its session as CONNECTED or, if it joined the
 	// session before, marks it CONNECTED again, and a replica (p's
-	// ReplicationType REPLICA) as one of p's source. It returns the user
-	// id of the participant's first join.
+	// ReplicationType REPLICA) as one of p's source, and an encoder (p's
+	// IngestConfigurationARN set) as one of that configuration. It
+	// returns the user id of the participant's first join.
 	Join(ctx context.Context, p *ivsrt.Participant) (userID string, err error)
 
 	// ParticipantState returns the state and user id of a participant of
@@ -96,6 +97,9 @@ func RecordEvent(ctx context.Context, tx SessionTx, ev *ivsrt.Event) error {
 			FirstJoinTime: ev.Time,
 			Protocol:      protocol,
 			Client:        ev.Client,
+
+			IngestConfigurationARN: ev.IngestConfigurationARN,
+			RedundantIngest:        ev.RedundantIngest,
 		}
 		if ev.Replica {
 			// A replica is one from the moment it joins; its replication

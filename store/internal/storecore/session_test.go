@@ -161,3 +161,26 @@ func TestRecordEventRejoinKeepsUserID(t *testing.T) {
 		t.Errorf("participant: got %+v, want user first, protocol %s, published, connected", p, UnknownProtocol)
 	}
 }
+
+func TestRecordEventJoinOfEncoder(t *testing.T) {
+	const (
+		stage  = ivsrt.StageARN("arn:aws:ivs:us-east-1:123456789012:stage/abcdefghijkl")
+		ingest = ivsrt.IngestConfigurationARN("arn:aws:ivs:us-east-1:123456789012:ingest-configuration/abcdefghijkl")
+	)
+	tx := &memTx{}
+	ctx := context.Background()
+	for _, e := range []*ivsrt.Event{
+		{StageARN: stage, Name: ivsrt.EventJoined, ParticipantID: "a", Protocol: "RTMPS", IngestConfigurationARN: ingest, RedundantIngest: true},
+		{StageARN: stage, Name: ivsrt.EventJoined, ParticipantID: "b", Protocol: "WHIP"},
+	} {
+		if err := RecordEvent(ctx, tx, e); err != nil {
+			t.Fatalf("%s of %s: %v", e.Name, e.ParticipantID, err)
+		}
+	}
+	if p := tx.participants["a"]; p.IngestConfigurationARN != ingest || !p.RedundantIngest {
+		t.Errorf("encoder: got ingest configuration %q, redundant %v, want %q, true", p.IngestConfigurationARN, p.RedundantIngest, ingest)
+	}
+	if p := tx.participants["b"]; p.IngestConfigurationARN != "" || p.RedundantIngest {
+		t.Errorf("WHIP participant: got ingest configuration %q, redundant %v, want none", p.IngestConfigurationARN, p.RedundantIngest)
+	}
+}

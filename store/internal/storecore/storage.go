@@ -10,6 +10,9 @@ const (
 	StageResource
 	StorageConfigurationResource
 	PublicKeyResource
+	IngestConfigurationResource
+	EncoderConfigurationResource
+	CompositionResource
 )
 
 // KindOf returns the kind of resource arn names, by its resource type.
@@ -21,6 +24,12 @@ func KindOf(arn string) ResourceKind {
 		return StorageConfigurationResource
 	case ivsrt.PublicKeyARN(arn).ID() != "":
 		return PublicKeyResource
+	case ivsrt.IngestConfigurationARN(arn).ID() != "":
+		return IngestConfigurationResource
+	case ivsrt.EncoderConfigurationARN(arn).ID() != "":
+		return EncoderConfigurationResource
+	case ivsrt.CompositionARN(arn).ID() != "":
+		return CompositionResource
 	}
 	return UnknownResource
 }

@@ -14,8 +14,11 @@ func TestKindOf(t *testing.T) {
 		{"arn:aws:ivs:us-east-1:123456789012:stage/abcdABCD1234", StageResource},
 		{"arn:aws:ivs:us-east-1:123456789012:storage-configuration/abcdABCD1234", StorageConfigurationResource},
 		{"arn:aws:ivs:us-east-1:123456789012:public-key/abcdABCD1234", PublicKeyResource},
+		{"arn:aws:ivs:us-east-1:123456789012:ingest-configuration/abcdABCD1234", IngestConfigurationResource},
 		{"arn:aws:ivs:us-east-1:123456789012:channel/abcdABCD1234", UnknownResource},
-		{"arn:aws:ivs:us-east-1:123456789012:encoder-configuration/abcdABCD1234", UnknownResource},
+		{"arn:aws:ivs:us-east-1:123456789012:encoder-configuration/abcdABCD1234", EncoderConfigurationResource},
+		{"arn:aws:ivs:us-east-1:123456789012:composition/abcdABCD1234", CompositionResource},
+		{"arn:aws:ivs:us-east-1:123456789012:composition/", UnknownResource},
 		{"", UnknownResource},
 	}
 	for _, tt := range tests {
