@@ -304,7 +304,7 @@ func benchRun(cfg config, n int, dir string) (run, error) {
 		} else {
 			p, err = startProcess("ivsrt serve", cfg.Server, []string{"serve", "--listen", addr,
 				"--data", filepath.Join(dir, "data"), "--access-key-id", cfg.KeyID, "--secret-access-key", cfg.Secret,
-				"--turn-udp-port", "-1", "--log-level", "warn"}, addr, filepath.Join(dir, "server.log"))
+				"--turn-udp-port", "-1", "--rtmp-port", "-1", "--log-level", "warn"}, addr, filepath.Join(dir, "server.log"))
 		}
 		if err != nil {
 			return r, err

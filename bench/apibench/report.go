@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/ivsrt/ivsrt/bench/internal/procstat"
 )
 
 // row is one line of a results table.
@@ -153,7 +155,7 @@ func formatHeader(b *strings.Builder, cfg config, args []string, concurrency str
 	case cfg.CPUProfile != "":
 		server = "apibench --profile-server (the ivsrt API wired as `ivsrt serve` wires it, with pprof), a process of its own"
 	}
-	fmt.Fprintf(b, "- Machine: %s, %d cores, Linux %s, %s\n", cpuModel(), runtime.NumCPU(), kernel(), runtime.Version())
+	fmt.Fprintf(b, "- Machine: %s, %d cores, Linux %s, %s\n", procstat.CPUModel(), runtime.NumCPU(), kernel(), runtime.Version())
 	if rev := gitRevision(); rev != "" {
 		fmt.Fprintf(b, "- Code: %s\n", rev)
 	}
@@ -233,16 +235,6 @@ func fmtSeconds(s float64) string {
 		return "n/a"
 	}
 	return fmt.Sprintf("%.2f", s)
-}
-
-func cpuModel() string {
-	data, _ := os.ReadFile("/proc/cpuinfo")
-	for _, line := range strings.Split(string(data), "\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return runtime.GOARCH
 }
 
 func kernel() string {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ivsrt/ivsrt/bench/internal/procstat"
 	"github.com/ivsrt/ivsrt/events"
 )
 
@@ -216,7 +217,7 @@ func formatReport(cfg *config, runs []runResult) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# ivsrt event delivery: eventbench, %s\n\n", time.Now().Format("2006-01-02 15:04 MST"))
 	fmt.Fprintf(&b, "```\n%s\n```\n\n", strings.TrimSpace("go run ./bench/eventbench "+strings.Join(cfg.Args, " ")))
-	fmt.Fprintf(&b, "- Machine: %s, %d cores, Linux %s, %s\n", cpuModel(), runtime.NumCPU(), kernel(), runtime.Version())
+	fmt.Fprintf(&b, "- Machine: %s, %d cores, Linux %s, %s\n", procstat.CPUModel(), runtime.NumCPU(), kernel(), runtime.Version())
 	if rev := gitRevision(); rev != "" {
 		fmt.Fprintf(&b, "- Code: %s\n", rev)
 	}
@@ -275,16 +276,6 @@ func formatReport(cfg *config, runs []runResult) string {
 		}
 	}
 	return b.String()
-}
-
-func cpuModel() string {
-	data, _ := os.ReadFile("/proc/cpuinfo")
-	for _, line := range strings.Split(string(data), "\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return runtime.GOARCH
 }
 
 func kernel() string {

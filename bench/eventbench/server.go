@@ -86,7 +86,7 @@ func startServer(ctx context.Context, bin, dir, name string, extra ...string) (*
 	}
 	args := append([]string{"serve", "--listen", addr, "--data", filepath.Join(data, "data"),
 		"--access-key-id", keyID, "--secret-access-key", secret,
-		"--rtc-udp-port", "0", "--rtc-tcp-port", "-1", "--turn-udp-port", "-1", "--log-level", "warn"}, extra...)
+		"--rtc-udp-port", "0", "--rtc-tcp-port", "-1", "--turn-udp-port", "-1", "--rtmp-port", "-1", "--log-level", "warn"}, extra...)
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	// Should the bench die without cleaning up, the kernel ends the server.

@@ -2,32 +2,24 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
-	"net/netip"
-	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
-	"github.com/pion/logging"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/ivsrt/ivsrt/bench/internal/rtcpeer"
 )
 
 // vp8 is the codec of the bench's publisher and subscribers, with the
 // feedback a browser offers.
-var vp8 = webrtc.RTPCodecParameters{PayloadType: 96, RTPCodecCapability: webrtc.RTPCodecCapability{
-	MimeType: webrtc.MimeTypeVP8, ClockRate: 90000, RTCPFeedback: browserFeedback}}
-
-var browserFeedback = []webrtc.RTCPFeedback{{Type: "nack"}, {Type: "nack", Parameter: "pli"}, {Type: "ccm", Parameter: "fir"}}
+var vp8 = rtcpeer.VP8
 
 // videoSpec is the video a subscriber receives: the codec it offers, and
 // how it tells which of its publisher's packets one is.
@@ -69,184 +61,17 @@ func (v videoSpec) note(t *tally, payload []byte, now time.Time, rtx bool) {
 	}
 }
 
-// countingConn is a peer's UDP socket that counts what it receives: the
-// bytes on the wire (UDP payloads: SRTP, SRTCP, STUN, DTLS).
-type countingConn struct {
-	*net.UDPConn
-	bytes atomic.Uint64
+// newPeer returns a peer as o says, on a socket with the bench's buffer
+// sizes.
+func newPeer(o rtcpeer.Options) (*rtcpeer.Peer, error) {
+	o.SocketBuffer = socketBuffer
+	return rtcpeer.New(o)
 }
-
-// ReadFromAddrPort and WriteToAddrPort let pion's UDP mux use the socket
-// without allocating per packet, as it does a bare *net.UDPConn.
-func (c *countingConn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
-	n, addr, err := c.UDPConn.ReadFromUDPAddrPort(b)
-	c.bytes.Add(uint64(n))
-	return n, addr, err
-}
-
-func (c *countingConn) WriteToAddrPort(b []byte, addr netip.AddrPort) (int, error) {
-	return c.UDPConn.WriteToUDPAddrPort(b, addr)
-}
-
-func (c *countingConn) ReadFrom(b []byte) (int, net.Addr, error) {
-	n, addr, err := c.UDPConn.ReadFrom(b)
-	c.bytes.Add(uint64(n))
-	return n, addr, err
-}
-
-// peer is one pion peer connection of the bench on a UDP socket of its
-// own on 127.0.0.1, as a browser tab has.
-type peer struct {
-	pc        *webrtc.PeerConnection
-	mux       ice.UDPMux
-	conn      *countingConn
-	connected chan struct{}
-}
-
-var quietLogs = &logging.DefaultLoggerFactory{Writer: io.Discard, DefaultLogLevel: logging.LogLevelDisabled}
-
-// peerExtras are what some peers negotiate beyond their codecs and
-// feedback.
-type peerExtras struct {
-	// simulcast: the header extensions a simulcast sender tags each
-	// layer's packets with (the MID and the rid, RFC 8852).
-	simulcast bool
-	// twcc: transport-wide congestion control feedback (sent with
-	// rtcpFeedback) and retransmissions in a stream of their own (RFC
-	// 4588), as a browser's receiver negotiates them: the server
-	// estimates the subscriber's bandwidth from the feedback, and probes
-	// it with padding in the retransmission stream.
-	twcc bool
-}
-
-// newPeer returns a peer that sends or receives the video codec (and the
-// audio one, if any). With rtcpFeedback its interceptors send receiver
-// reports and NACKs and answer NACKs, as a browser's do; without, it
-// sends no RTCP of its own but keyframe requests.
-func newPeer(rtcpFeedback bool, video webrtc.RTPCodecParameters, audio *webrtc.RTPCodecParameters, extras peerExtras) (*peer, error) {
-	var me webrtc.MediaEngine
-	if err := me.RegisterCodec(video, webrtc.RTPCodecTypeVideo); err != nil {
-		return nil, err
-	}
-	if audio != nil {
-		if err := me.RegisterCodec(*audio, webrtc.RTPCodecTypeAudio); err != nil {
-			return nil, err
-		}
-	}
-	var ir interceptor.Registry
-	if extras.twcc {
-		// The server numbers its retransmission payload type one above
-		// the codec's; offering the same keeps the answer simple.
-		rtx := webrtc.RTPCodecParameters{PayloadType: video.PayloadType + 1, RTPCodecCapability: webrtc.RTPCodecCapability{
-			MimeType: webrtc.MimeTypeRTX, ClockRate: video.ClockRate, SDPFmtpLine: fmt.Sprintf("apt=%d", video.PayloadType)}}
-		if err := me.RegisterCodec(rtx, webrtc.RTPCodecTypeVideo); err != nil {
-			return nil, err
-		}
-	}
-	if extras.simulcast {
-		if err := webrtc.ConfigureSimulcastExtensionHeaders(&me); err != nil {
-			return nil, err
-		}
-	}
-	if rtcpFeedback {
-		if err := webrtc.ConfigureNack(&me, &ir); err != nil {
-			return nil, err
-		}
-		if err := webrtc.ConfigureRTCPReports(&ir); err != nil {
-			return nil, err
-		}
-		if extras.twcc {
-			if err := webrtc.ConfigureTWCCSender(&me, &ir); err != nil {
-				return nil, err
-			}
-		}
-	}
-	udp, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		return nil, err
-	}
-	udp.SetReadBuffer(socketBuffer)
-	udp.SetWriteBuffer(socketBuffer)
-	conn := &countingConn{UDPConn: udp}
-	mux := webrtc.NewICEUDPMux(quietLogs.NewLogger("ice"), conn)
-	var se webrtc.SettingEngine
-	se.LoggerFactory = quietLogs
-	se.SetICEUDPMux(mux)
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
-	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	pc, err := webrtc.NewAPI(webrtc.WithMediaEngine(&me), webrtc.WithInterceptorRegistry(&ir), webrtc.WithSettingEngine(se)).
-		NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		mux.Close()
-		return nil, err
-	}
-	p := &peer{pc: pc, mux: mux, conn: conn, connected: make(chan struct{})}
-	var once sync.Once
-	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
-		if s == webrtc.PeerConnectionStateConnected {
-			once.Do(func() { close(p.connected) })
-		}
-	})
-	return p, nil
-}
-
-func (p *peer) close() {
-	p.pc.Close()
-	p.mux.Close()
-}
-
-// offer returns the peer's offer with all its candidates.
-func (p *peer) offer(ctx context.Context) (string, error) {
-	o, err := p.pc.CreateOffer(nil)
-	if err != nil {
-		return "", err
-	}
-	gathered := webrtc.GatheringCompletePromise(p.pc)
-	if err := p.pc.SetLocalDescription(o); err != nil {
-		return "", err
-	}
-	select {
-	case <-gathered:
-	case <-ctx.Done():
-		return "", ctx.Err()
-	}
-	return p.pc.LocalDescription().SDP, nil
-}
-
-// exchange posts the offer to a WHIP or WHEP endpoint and applies the
-// answer.
-func (p *peer) exchange(ctx context.Context, client *http.Client, url, token, offer string) error {
-	answer, err := postOffer(ctx, client, url, token, offer)
-	if err != nil {
-		return err
-	}
-	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
-		return fmt.Errorf("apply answer: %w", err)
-	}
-	return nil
-}
-
-// refused is an error answer of WHIP or WHEP.
-type refused struct {
-	status        int
-	code, message string
-}
-
-// refusal reads the JSON body of an error answer.
-func refusal(status int, body []byte) error {
-	var e struct{ Code, Message string }
-	json.Unmarshal(body, &e)
-	return &refused{status, e.Code, e.Message}
-}
-
-func (e *refused) Error() string { return fmt.Sprintf("%d %s: %s", e.status, e.code, e.message) }
 
 // publisher is a WHIP client that sends the synthetic stream: one, or
 // with simulcast one per layer.
 type publisher struct {
-	*peer
+	*rtcpeer.Peer
 	layers []*sender // lowest first; one without simulcast
 	sender *sender   // the top layer's, whose counter subscribers count
 }
@@ -266,7 +91,7 @@ func (p *publisher) keyRequests() uint64 {
 // one track each, its own SSRC and sequence, the first added as the
 // track and the others as encodings of its sender.
 func publish(ctx context.Context, client *http.Client, base, token string, cfg streamConfig, rtcpFeedback, simulcast bool) (*publisher, error) {
-	p, err := newPeer(rtcpFeedback, vp8, nil, peerExtras{simulcast: simulcast})
+	p, err := newPeer(rtcpeer.Options{Video: vp8, RTCPFeedback: rtcpFeedback, Simulcast: simulcast})
 	if err != nil {
 		return nil, err
 	}
@@ -281,22 +106,22 @@ func publish(ctx context.Context, client *http.Client, base, token string, cfg s
 			opts = append(opts, webrtc.WithRTPStreamID(rid))
 		}
 		if tracks[i], err = webrtc.NewTrackLocalStaticRTP(vp8.RTPCodecCapability, "video", "sfubench", opts...); err != nil {
-			p.close()
+			p.Close()
 			return nil, err
 		}
 	}
-	tr, err := p.pc.AddTransceiverFromTrack(tracks[0], webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+	tr, err := p.PC.AddTransceiverFromTrack(tracks[0], webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
 	if err != nil {
-		p.close()
+		p.Close()
 		return nil, err
 	}
 	for _, t := range tracks[1:] {
 		if err := tr.Sender().AddEncoding(t); err != nil {
-			p.close()
+			p.Close()
 			return nil, err
 		}
 	}
-	pub := &publisher{peer: p}
+	pub := &publisher{Peer: p}
 	// The rids' header extension, and the MID's, are known once
 	// negotiated: the layers start sending only then.
 	var tags struct{ mid, rid uint8 }
@@ -363,12 +188,12 @@ func publish(ctx context.Context, client *http.Client, base, token string, cfg s
 			}
 		}()
 	}
-	offer, err := p.offer(ctx)
+	offer, err := p.Offer(ctx)
 	if err == nil {
-		err = p.exchange(ctx, client, base+"/whip", token, offer)
+		_, _, err = p.Exchange(ctx, client, base+"/whip", token, offer)
 	}
 	if err != nil {
-		p.close()
+		p.Close()
 		return nil, fmt.Errorf("WHIP: %w", err)
 	}
 	if simulcast {
@@ -381,17 +206,17 @@ func publish(ctx context.Context, client *http.Client, base, token string, cfg s
 			}
 		}
 		if tags.mid == 0 || tags.rid == 0 {
-			p.close()
+			p.Close()
 			return nil, errors.New("WHIP: the answer has no MID or rid header extension for simulcast")
 		}
 	}
 	select {
-	case <-p.connected:
+	case <-p.Connected:
 	case <-time.After(10 * time.Second):
-		p.close()
+		p.Close()
 		return nil, errors.New("WHIP: the publisher did not connect")
 	case <-ctx.Done():
-		p.close()
+		p.Close()
 		return nil, ctx.Err()
 	}
 	for _, l := range pub.layers {
@@ -404,31 +229,31 @@ func (p *publisher) close() {
 	for _, l := range p.layers {
 		l.close()
 	}
-	p.peer.close()
+	p.Peer.Close()
 }
 
 // subscriber is a WHEP client that counts what it receives.
 type subscriber struct {
-	*peer
+	*rtcpeer.Peer
 	start time.Time // when the WHEP request began
 	tally tally
 }
 
 // subscribe starts a WHEP session to the publisher's video; with twcc it
 // negotiates what a browser does for the server to estimate its
-// bandwidth (see peerExtras).
+// bandwidth (see rtcpeer.Options).
 func subscribe(ctx context.Context, client *http.Client, base, token, publisherID string, rtcpFeedback, twcc bool, video videoSpec) (*subscriber, error) {
-	p, err := newPeer(rtcpFeedback, video.codec, nil, peerExtras{twcc: twcc})
+	p, err := newPeer(rtcpeer.Options{Video: video.codec, RTCPFeedback: rtcpFeedback, TWCC: twcc})
 	if err != nil {
 		return nil, err
 	}
-	s := &subscriber{peer: p}
-	if _, err := p.pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo,
+	s := &subscriber{Peer: p}
+	if _, err := p.PC.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo,
 		webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
-		p.close()
+		p.Close()
 		return nil, err
 	}
-	p.pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+	p.PC.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		buf := make([]byte, 1500)
 		for {
 			n, attrs, err := tr.Read(buf)
@@ -442,14 +267,14 @@ func subscribe(ctx context.Context, client *http.Client, base, token, publisherI
 			}
 		}
 	})
-	offer, err := p.offer(ctx)
+	offer, err := p.Offer(ctx)
 	if err != nil {
-		p.close()
+		p.Close()
 		return nil, err
 	}
 	s.start = time.Now()
-	if err := p.exchange(ctx, client, base+"/whep/"+publisherID, token, offer); err != nil {
-		p.close()
+	if _, _, err := p.Exchange(ctx, client, base+"/whep/"+publisherID, token, offer); err != nil {
+		p.Close()
 		return nil, err
 	}
 	return s, nil
@@ -464,8 +289,9 @@ type receiver interface {
 }
 
 func (s *subscriber) counts() *tally       { return &s.tally }
-func (s *subscriber) wire() uint64         { return s.conn.bytes.Load() }
+func (s *subscriber) wire() uint64         { return s.WireBytes() }
 func (s *subscriber) began() time.Time     { return s.start }
+func (s *subscriber) close()               { s.Close() }
 func (s *liteSubscriber) counts() *tally   { return &s.tally }
 func (s *liteSubscriber) wire() uint64     { return s.bytes.Load() }
 func (s *liteSubscriber) began() time.Time { return s.start }

@@ -14,20 +14,14 @@ import (
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/ivsrt/ivsrt/bench/internal/rtcpeer"
 	"github.com/ivsrt/ivsrt/internal/testmedia"
 )
 
 // The record phases' publishers send real media, as a browser does:
 // H.264 constrained baseline and Opus, from a clip ffmpeg encodes once,
 // sent over and over with sequence numbers and timestamps going on.
-var (
-	h264 = webrtc.RTPCodecParameters{PayloadType: 102, RTPCodecCapability: webrtc.RTPCodecCapability{
-		MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
-		SDPFmtpLine:  "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
-		RTCPFeedback: browserFeedback}}
-	opus = webrtc.RTPCodecParameters{PayloadType: 111, RTPCodecCapability: webrtc.RTPCodecCapability{
-		MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2, SDPFmtpLine: "minptime=10;useinbandfec=1"}}
-)
+var h264, opus = rtcpeer.H264, rtcpeer.Opus
 
 // clip is the media of the record phases, and what tells its packets
 // apart. An H.264 payload cannot carry the bench's trailer (the recording
@@ -126,7 +120,7 @@ func (c *clip) video(log *sendLog) videoSpec {
 
 // clipPublisher is a WHIP client that sends the clip, video and audio.
 type clipPublisher struct {
-	*peer
+	*rtcpeer.Peer
 	video, audio *webrtc.TrackLocalStaticRTP
 	log          *sendLog
 	keyAsked     atomic.Bool
@@ -140,22 +134,22 @@ type clipPublisher struct {
 // publishClip starts a WHIP session that sends the clip once connected,
 // each frame's packets paced at pacing × the average rate (0: at once).
 func publishClip(ctx context.Context, client *http.Client, base, token string, c *clip, mtu int, pacing float64, rtcpFeedback bool) (*clipPublisher, error) {
-	p, err := newPeer(rtcpFeedback, h264, &opus, peerExtras{})
+	p, err := newPeer(rtcpeer.Options{Video: h264, Audio: &opus, RTCPFeedback: rtcpFeedback})
 	if err != nil {
 		return nil, err
 	}
-	pub := &clipPublisher{peer: p, log: c.newSendLog(), stop: make(chan struct{}), done: make(chan struct{})}
+	pub := &clipPublisher{Peer: p, log: c.newSendLog(), stop: make(chan struct{}), done: make(chan struct{})}
 	if pub.video, err = webrtc.NewTrackLocalStaticRTP(h264.RTPCodecCapability, "video", "sfubench"); err == nil {
 		pub.audio, err = webrtc.NewTrackLocalStaticRTP(opus.RTPCodecCapability, "audio", "sfubench")
 	}
 	if err != nil {
-		p.close()
+		p.Close()
 		return nil, err
 	}
 	for _, t := range []*webrtc.TrackLocalStaticRTP{pub.video, pub.audio} {
-		tr, err := p.pc.AddTransceiverFromTrack(t, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+		tr, err := p.PC.AddTransceiverFromTrack(t, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
 		if err != nil {
-			p.close()
+			p.Close()
 			return nil, err
 		}
 		go func() {
@@ -174,29 +168,26 @@ func publishClip(ctx context.Context, client *http.Client, base, token string, c
 			}
 		}()
 	}
-	offer, err := p.offer(ctx)
+	offer, err := p.Offer(ctx)
 	var answer string
 	if err == nil {
-		answer, pub.location, err = postOfferAt(ctx, client, base+"/whip", token, offer)
-	}
-	if err == nil {
-		err = p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer})
+		answer, pub.location, err = p.Exchange(ctx, client, base+"/whip", token, offer)
 	}
 	if err != nil {
-		p.close()
+		p.Close()
 		return nil, fmt.Errorf("WHIP: %w", err)
 	}
 	if !strings.Contains(answer, "H264/90000") {
-		p.close()
+		p.Close()
 		return nil, errors.New("WHIP: the answer has no H.264")
 	}
 	select {
-	case <-p.connected:
+	case <-p.Connected:
 	case <-time.After(10 * time.Second):
-		p.close()
+		p.Close()
 		return nil, errors.New("WHIP: the publisher did not connect")
 	case <-ctx.Done():
-		p.close()
+		p.Close()
 		return nil, ctx.Err()
 	}
 	pub.started = time.Now()
@@ -279,5 +270,5 @@ func (p *clipPublisher) halt() {
 
 func (p *clipPublisher) close() {
 	p.halt()
-	p.peer.close()
+	p.Peer.Close()
 }

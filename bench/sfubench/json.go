@@ -1,9 +1,6 @@
 package main
 
 import (
-	"encoding/json"
-	"os"
-	"path/filepath"
 	"runtime"
 	"time"
 )
@@ -126,15 +123,4 @@ func newJSONReport(o *options, mode string) *jsonReport {
 		Stream: jsonStream{BitrateKbps: float64(o.stream.bitrate) / 1000, FPS: o.stream.fps,
 			PacketsPerSecond: o.stream.packetsPerSecond()},
 		Duration: jsonDuration{Warmup: o.warmup.Seconds(), Measured: o.duration.Seconds()}}
-}
-
-func (r *jsonReport) write(path string) error {
-	data, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	return os.WriteFile(path, append(data, '\n'), 0o644)
 }

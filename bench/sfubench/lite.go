@@ -7,7 +7,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -27,6 +26,8 @@ import (
 	"github.com/pion/srtp/v3"
 	"github.com/pion/stun/v4"
 	"github.com/pion/transport/v5/deadline"
+
+	"github.com/ivsrt/ivsrt/bench/internal/rtcpeer"
 )
 
 // liteSubscriber is a WHEP subscriber that does what a browser does on
@@ -147,7 +148,7 @@ func subscribeLite(ctx context.Context, client *http.Client, base, token, publis
 		"",
 	}, "\r\n")
 	s.start = time.Now()
-	answer, err := postOffer(ctx, client, base+"/whep/"+publisherID, token, offer)
+	answer, _, err := rtcpeer.PostOffer(ctx, client, base+"/whep/"+publisherID, token, offer)
 	if err != nil {
 		s.close()
 		return nil, err
@@ -159,36 +160,6 @@ func subscribeLite(ctx context.Context, client *http.Client, base, token, publis
 	go s.check()
 	go s.handshake(cert)
 	return s, nil
-}
-
-// postOffer sends a WHIP or WHEP offer and returns the answer.
-func postOffer(ctx context.Context, client *http.Client, url, token, offer string) (string, error) {
-	answer, _, err := postOfferAt(ctx, client, url, token, offer)
-	return answer, err
-}
-
-// postOfferAt sends a WHIP or WHEP offer and returns the answer and the
-// session's URL (its Location).
-func postOfferAt(ctx context.Context, client *http.Client, url, token, offer string) (answer, location string, err error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(offer))
-	if err != nil {
-		return "", "", err
-	}
-	req.Header.Set("Content-Type", "application/sdp")
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := client.Do(req)
-	if err != nil {
-		return "", "", err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return "", "", err
-	}
-	if resp.StatusCode != http.StatusCreated {
-		return "", "", refusal(resp.StatusCode, body)
-	}
-	return string(body), resp.Header.Get("Location"), nil
 }
 
 // applyAnswer takes the server's ICE credentials and UDP candidate from
@@ -350,7 +321,7 @@ func (s *liteSubscriber) handshake(cert tls.Certificate) {
 		SRTPProtectionProfiles: []dtls.SRTPProtectionProfile{dtls.SRTP_AEAD_AES_128_GCM, dtls.SRTP_AES128_CM_HMAC_SHA1_80},
 		ExtendedMasterSecret:   dtls.RequireExtendedMasterSecret,
 		FlightInterval:         50 * time.Millisecond,
-		LoggerFactory:          quietLogs,
+		LoggerFactory:          rtcpeer.QuietLogs,
 	})
 	if err != nil {
 		return

@@ -19,16 +19,14 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
-	"path/filepath"
 	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
-	"github.com/ivsrt/ivsrt/bench/internal/procstat"
+	"github.com/ivsrt/ivsrt/bench/internal/report"
+	"github.com/ivsrt/ivsrt/bench/internal/serverproc"
 )
 
 func main() {
@@ -41,14 +39,7 @@ func main() {
 			return
 		}
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:])
-	stop()
-	killChildren()
-	if err != nil && !errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintln(os.Stderr, "sfubench:", err)
-		os.Exit(1)
-	}
+	serverproc.Main("sfubench", run)
 }
 
 func logf(format string, args ...any) {
@@ -170,32 +161,19 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	root, rootErr := procstat.ModuleRoot()
-	if o.serverBin == "" {
-		if rootErr != nil {
-			return rootErr
-		}
-		logf("building ivsrt")
-		if o.serverBin, err = procstat.BuildServer(ctx, root, tmp); err != nil {
-			return err
-		}
+	reportName := "sfu.md"
+	switch {
+	case o.meeting > 0:
+		reportName = "sfu-meeting.md"
+	case o.record != nil:
+		reportName = "sfu-record.md"
+	case o.simulcast:
+		reportName = "sfu-simulcast.md"
+	case o.compareBWE:
+		reportName = "sfu-bwe.md"
 	}
-	if o.out == "" {
-		if rootErr != nil {
-			return rootErr
-		}
-		name := "sfu.md"
-		switch {
-		case o.meeting > 0:
-			name = "sfu-meeting.md"
-		case o.record != nil:
-			name = "sfu-record.md"
-		case o.simulcast:
-			name = "sfu-simulcast.md"
-		case o.compareBWE:
-			name = "sfu-bwe.md"
-		}
-		o.out = filepath.Join(root, "bench", "results", time.Now().Format("2006-01-02"), name)
+	if err := serverproc.Defaults(ctx, tmp, &o.serverBin, &o.out, reportName); err != nil {
+		return err
 	}
 	if o.meeting > 0 {
 		return runMeetings(ctx, o, tmp)
@@ -268,11 +246,11 @@ func run(ctx context.Context, args []string) error {
 				j.Phases = append(j.Phases, p)
 			}
 		}
-		if err := j.write(o.jsonOut); err != nil {
+		if err := report.WriteJSON(o.jsonOut, j); err != nil {
 			return err
 		}
 	}
-	return output(o, writeReport(o, results))
+	return report.Write(o.out, writeReport(o, results))
 }
 
 // runMeetings measures the meeting for each viewer count, o.runs times.
@@ -294,26 +272,11 @@ func runMeetings(ctx context.Context, o *options, tmp string) error {
 		}
 	}
 	if o.jsonOut != "" {
-		if err := j.write(o.jsonOut); err != nil {
+		if err := report.WriteJSON(o.jsonOut, j); err != nil {
 			return err
 		}
 	}
-	return output(o, writeMeetingReport(o, results))
-}
-
-// output prints the report and writes it to o.out.
-func output(o *options, report string) error {
-	fmt.Print(report)
-	if o.out != "-" {
-		if err := os.MkdirAll(filepath.Dir(o.out), 0o755); err != nil {
-			return err
-		}
-		if err := os.WriteFile(o.out, []byte(report), 0o644); err != nil {
-			return err
-		}
-		logf("wrote %s", o.out)
-	}
-	return nil
+	return report.Write(o.out, writeMeetingReport(o, results))
 }
 
 // result is one run's measurements for one subscriber count: ivsrt as

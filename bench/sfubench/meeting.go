@@ -7,6 +7,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/ivsrt/ivsrt/bench/internal/procstat"
+	"github.com/ivsrt/ivsrt/bench/internal/serverproc"
 )
 
 // runMeeting measures a meeting: o.meeting publishers, each subscribed to
@@ -16,24 +19,24 @@ import (
 // then the participants join, o.joinConcurrency at a time, each opening
 // its subscriptions at once.
 func runMeeting(ctx context.Context, o *options, tmp string, viewers int) (*measurement, error) {
-	if err := waitQuiet(ctx, o.quietWait); err != nil {
+	if err := procstat.WaitQuiet(ctx, o.quietWait, logf); err != nil {
 		return nil, err
 	}
-	srv, err := startServer(ctx, o.serverBin, tmp, o.serverFlags)
+	srv, err := serverproc.StartServer(ctx, o.serverBin, tmp, o.serverFlags)
 	if err != nil {
 		return nil, err
 	}
-	defer srv.stop()
+	defer srv.Stop()
 	np := o.meeting
 	parts := np + viewers
 	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{Proxy: nil,
 		MaxIdleConnsPerHost: o.joinConcurrency*np + 8}}
 	defer hc.CloseIdleConnections()
-	toks, err := makeTokens(ctx, apiClient(srv.url, hc), parts)
+	toks, err := makeTokens(ctx, srv.API(hc), parts)
 	if err != nil {
 		return nil, err
 	}
-	m := &measurement{viewers: viewers, rssIdle: processRSS(srv.pid())}
+	m := &measurement{viewers: viewers, rssIdle: processRSS(srv.PID())}
 
 	pubs := make([]*publisher, np)
 	defer func() {
@@ -44,8 +47,8 @@ func runMeeting(ctx context.Context, o *options, tmp string, viewers int) (*meas
 		}
 	}()
 	for i := range np {
-		if pubs[i], err = publish(ctx, hc, srv.url, toks[i].token, o.stream, o.rtcpFeedback, false); err != nil {
-			return nil, fmt.Errorf("publisher %d: %w (server log: %s)", i+1, err, tail(srv.log))
+		if pubs[i], err = publish(ctx, hc, srv.URL, toks[i].token, o.stream, o.rtcpFeedback, false); err != nil {
+			return nil, fmt.Errorf("publisher %d: %w (server log: %s)", i+1, err, serverproc.Tail(srv.Log))
 		}
 	}
 
@@ -55,7 +58,7 @@ func runMeeting(ctx context.Context, o *options, tmp string, viewers int) (*meas
 	)
 	defer func() {
 		// The server goes first: nobody's departure needs recording.
-		srv.stop()
+		srv.Stop()
 		var wg sync.WaitGroup
 		for _, s := range sessions {
 			if s.recv != nil {
@@ -80,7 +83,7 @@ func runMeeting(ctx context.Context, o *options, tmp string, viewers int) (*meas
 		for k, j := range targets {
 			own[k] = &session{pub: j}
 			wg.Go(func() {
-				own[k].recv, own[k].err = joinOne(ctx, hc, srv.url, toks[p].token, toks[j].id, o, vp8Video)
+				own[k].recv, own[k].err = joinOne(ctx, hc, srv.URL, toks[p].token, toks[j].id, o, vp8Video)
 			})
 		}
 		wg.Wait()
@@ -149,13 +152,13 @@ func runMeeting(ctx context.Context, o *options, tmp string, viewers int) (*meas
 		m.plis += p.sender.keyRequests.Load()
 	}
 	if m.subscribed == 0 {
-		return nil, fmt.Errorf("no subscription could be set up: %v (server log: %s)", firstErr, tail(srv.log))
+		return nil, fmt.Errorf("no subscription could be set up: %v (server log: %s)", firstErr, serverproc.Tail(srv.Log))
 	}
 	if firstErr != nil {
 		logf("  %d of %d subscriptions failed, the first: %v", m.failed, m.n, firstErr)
 	}
-	m.rssJoined = processRSS(srv.pid())
-	if err := sleep(ctx, o.warmup); err != nil {
+	m.rssJoined = processRSS(srv.PID())
+	if err := procstat.Sleep(ctx, o.warmup); err != nil {
 		return nil, err
 	}
 

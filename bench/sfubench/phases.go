@@ -14,10 +14,11 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ivsrealtime"
 
 	"github.com/ivsrt/ivsrt/bench/internal/procstat"
+	"github.com/ivsrt/ivsrt/bench/internal/rtcpeer"
+	"github.com/ivsrt/ivsrt/bench/internal/serverproc"
 )
 
 // options are the bench's settings (its flags).
@@ -118,17 +119,6 @@ func (m *measurement) between(a, b window) {
 	m.drops = b.cpu.drops - a.cpu.drops
 }
 
-// apiClient returns an SDK client of the server's API with throwaway keys
-// (the server runs with --dev).
-func apiClient(base string, hc *http.Client) *ivsrealtime.Client {
-	return ivsrealtime.NewFromConfig(aws.Config{
-		Region:           "us-east-1",
-		Credentials:      credentials.NewStaticCredentialsProvider("AKIDSFUBENCH", "sfubench-secret", ""),
-		RetryMaxAttempts: 1,
-		HTTPClient:       hc,
-	}, func(o *ivsrealtime.Options) { o.BaseEndpoint = aws.String(base) })
-}
-
 type participantToken struct{ id, token string }
 
 // makeTokens creates a stage and n participant tokens in it.
@@ -172,25 +162,25 @@ func makeStageTokens(ctx context.Context, api *ivsrealtime.Client, in *ivsrealti
 // forwarding one publisher to n subscribers. name tells the phase apart
 // in the names of perf's files.
 func runSFU(ctx context.Context, o *options, tmp string, n int, run int, flags []string, name string) (*measurement, error) {
-	if err := waitQuiet(ctx, o.quietWait); err != nil {
+	if err := procstat.WaitQuiet(ctx, o.quietWait, logf); err != nil {
 		return nil, err
 	}
-	srv, err := startServer(ctx, o.serverBin, tmp, flags)
+	srv, err := serverproc.StartServer(ctx, o.serverBin, tmp, flags)
 	if err != nil {
 		return nil, err
 	}
-	defer srv.stop()
+	defer srv.Stop()
 	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: o.joinConcurrency + 8}}
 	defer hc.CloseIdleConnections()
-	toks, err := makeTokens(ctx, apiClient(srv.url, hc), n+1)
+	toks, err := makeTokens(ctx, srv.API(hc), n+1)
 	if err != nil {
 		return nil, err
 	}
-	rssIdle := processRSS(srv.pid())
+	rssIdle := processRSS(srv.PID())
 
-	pub, err := publish(ctx, hc, srv.url, toks[0].token, o.stream, o.rtcpFeedback, o.simulcast)
+	pub, err := publish(ctx, hc, srv.URL, toks[0].token, o.stream, o.rtcpFeedback, o.simulcast)
 	if err != nil {
-		return nil, fmt.Errorf("%w (server log: %s)", err, tail(srv.log))
+		return nil, fmt.Errorf("%w (server log: %s)", err, serverproc.Tail(srv.Log))
 	}
 	defer pub.close()
 	if o.simulcast {
@@ -198,7 +188,7 @@ func runSFU(ctx context.Context, o *options, tmp string, n int, run int, flags [
 		// server has measured: each then starts as any later one does.
 		// Before, the first ones would start while the layers' bitrates
 		// are unknown, which the layer selection treats otherwise.
-		if err := sleep(ctx, simulcastLead); err != nil {
+		if err := procstat.Sleep(ctx, simulcastLead); err != nil {
 			return nil, err
 		}
 	}
@@ -211,7 +201,7 @@ func runSFU(ctx context.Context, o *options, tmp string, n int, run int, flags [
 	}
 	defer func() {
 		// The server goes first: nobody's departure needs recording.
-		srv.stop()
+		srv.Stop()
 		var wg sync.WaitGroup
 		for _, s := range subs {
 			if s != nil {
@@ -227,7 +217,7 @@ func runSFU(ctx context.Context, o *options, tmp string, n int, run int, flags [
 	for range o.joinConcurrency {
 		wg.Go(func() {
 			for i := range next {
-				s, err := joinOne(ctx, hc, srv.url, toks[i+1].token, toks[0].id, o, video)
+				s, err := joinOne(ctx, hc, srv.URL, toks[i+1].token, toks[0].id, o, video)
 				mu.Lock()
 				subs[i], joinErrs[i] = s, err
 				mu.Unlock()
@@ -263,19 +253,19 @@ func runSFU(ctx context.Context, o *options, tmp string, n int, run int, flags [
 		}
 	}
 	if m.subscribed == 0 {
-		return nil, fmt.Errorf("no subscriber could join: %v (server log: %s)", firstErr, tail(srv.log))
+		return nil, fmt.Errorf("no subscriber could join: %v (server log: %s)", firstErr, serverproc.Tail(srv.Log))
 	}
 	if firstErr != nil {
 		logf("  %d of %d subscribers failed to join, the first: %v", m.failed, n, firstErr)
 	}
 
-	m.rssJoined = processRSS(srv.pid())
-	if err := sleep(ctx, o.warmup); err != nil {
+	m.rssJoined = processRSS(srv.PID())
+	if err := procstat.Sleep(ctx, o.warmup); err != nil {
 		return nil, err
 	}
 	var perf *exec.Cmd
 	if o.perfDir != "" {
-		perf = startPerf(o.perfDir, fmt.Sprintf("%s-n%d-run%d", name, n, run), srv.pid())
+		perf = startPerf(o.perfDir, fmt.Sprintf("%s-n%d-run%d", name, n, run), srv.PID())
 	}
 	wire := func(w *window) {
 		for _, s := range subs {
@@ -292,22 +282,22 @@ func runSFU(ctx context.Context, o *options, tmp string, n int, run int, flags [
 		}
 	}
 	measure(true)
-	start, err := mark(srv.pid(), pub.sender, wire)
+	start, err := mark(srv.PID(), pub.sender, wire)
 	if err != nil {
 		return nil, err
 	}
-	if err := sleep(ctx, o.duration); err != nil {
+	if err := procstat.Sleep(ctx, o.duration); err != nil {
 		return nil, err
 	}
-	end, err := mark(srv.pid(), pub.sender, wire)
+	end, err := mark(srv.PID(), pub.sender, wire)
 	if err != nil {
 		return nil, err
 	}
 	measure(false)
 	stopPerf(perf)
 	m.between(start, end)
-	m.rssEnd = processRSS(srv.pid())
-	if err := sleep(ctx, o.drain); err != nil {
+	m.rssEnd = processRSS(srv.PID())
+	if err := procstat.Sleep(ctx, o.drain); err != nil {
 		return nil, err
 	}
 	for _, s := range subs {
@@ -340,8 +330,8 @@ func joinOne(ctx context.Context, hc *http.Client, base, token, publisherID stri
 		} else {
 			s, err = subscribeLite(ctx, hc, base, token, publisherID, video)
 		}
-		var ref *refused
-		if errors.As(err, &ref) && ref.code == "PUBLISHER_NOT_FOUND" && time.Now().Before(deadline) {
+		var ref *rtcpeer.Refused
+		if errors.As(err, &ref) && ref.Code == "PUBLISHER_NOT_FOUND" && time.Now().Before(deadline) {
 			time.Sleep(20 * time.Millisecond)
 			continue
 		}
@@ -369,7 +359,7 @@ func mark(pid int, snd *sender, received func(*window)) (window, error) {
 // runBaseline measures the relay forwarding the same stream to n
 // receivers.
 func runBaseline(ctx context.Context, o *options, n int) (*measurement, error) {
-	if err := waitQuiet(ctx, o.quietWait); err != nil {
+	if err := procstat.WaitQuiet(ctx, o.quietWait, logf); err != nil {
 		return nil, err
 	}
 	relay, err := startRelay(ctx)
@@ -396,7 +386,7 @@ func runBaseline(ctx context.Context, o *options, n int) (*measurement, error) {
 	defer snd.close()
 
 	m := &measurement{n: n, subscribed: n}
-	if err := sleep(ctx, o.warmup); err != nil {
+	if err := procstat.Sleep(ctx, o.warmup); err != nil {
 		return nil, err
 	}
 	wire := func(w *window) {
@@ -412,7 +402,7 @@ func runBaseline(ctx context.Context, o *options, n int) (*measurement, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := sleep(ctx, o.duration); err != nil {
+	if err := procstat.Sleep(ctx, o.duration); err != nil {
 		return nil, err
 	}
 	end, err := mark(relay.pid(), snd, wire)
@@ -423,7 +413,7 @@ func runBaseline(ctx context.Context, o *options, n int) (*measurement, error) {
 		r.tally.setMeasure(false)
 	}
 	m.between(start, end)
-	if err := sleep(ctx, o.drain); err != nil {
+	if err := procstat.Sleep(ctx, o.drain); err != nil {
 		return nil, err
 	}
 	for _, r := range rs {
@@ -445,7 +435,7 @@ func startPerf(dir, name string, pid int) *exec.Cmd {
 	cmd := exec.Command("perf", "record", "-F", "499", "-g", "-p", fmt.Sprint(pid),
 		"-o", filepath.Join(dir, name+".perf.data"))
 	cmd.Stdout, cmd.Stderr = nil, nil
-	if err := startChild(cmd); err != nil {
+	if err := serverproc.Start(cmd); err != nil {
 		logf("  perf: %v", err)
 		return nil
 	}
@@ -458,60 +448,7 @@ func stopPerf(cmd *exec.Cmd) {
 	}
 	done := make(chan struct{})
 	go func() { cmd.Wait(); close(done) }()
-	cmd.Process.Signal(syscall.SIGINT)
-	select {
-	case <-done:
-	case <-time.After(30 * time.Second):
-		cmd.Process.Kill()
-		<-done
-	}
-	children.mu.Lock()
-	delete(children.procs, cmd.Process)
-	children.mu.Unlock()
-}
-
-// waitQuiet waits, up to max, for the rest of the machine to go idle (at
-// most 0.15 cores busy over a second): other work on the same cores
-// makes the figures of a phase worse than they are.
-func waitQuiet(ctx context.Context, max time.Duration) error {
-	if max <= 0 {
-		return nil
-	}
-	deadline := time.Now().Add(max)
-	for {
-		a, err := procstat.MachineCPU()
-		if err != nil {
-			return err
-		}
-		t := time.Now()
-		if err := sleep(ctx, time.Second); err != nil {
-			return err
-		}
-		b, err := procstat.MachineCPU()
-		if err != nil {
-			return err
-		}
-		busy := (b - a).Seconds() / time.Since(t).Seconds()
-		if busy <= 0.15 {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			logf("  the machine is still busy (%.2f cores); measuring anyway", busy)
-			return nil
-		}
-	}
-}
-
-// sleep waits for d or until ctx is done.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	serverproc.Signal(cmd, done, syscall.SIGINT, 30*time.Second)
 }
 
 // session is one subscription of a phase: a receiver of publisher pub's
@@ -527,7 +464,7 @@ type session struct {
 // over o.duration, against the np publishers' counters (sent(i) is
 // publisher i's), then, after o.drain, the packets of the window that
 // arrived and their latency. It fills in m.
-func measureWindow(ctx context.Context, o *options, srv *server, m *measurement, live []*session, np int, sent func(i int) uint64) error {
+func measureWindow(ctx context.Context, o *options, srv *serverproc.Server, m *measurement, live []*session, np int, sent func(i int) uint64) error {
 	counters := func() []uint64 {
 		c := make([]uint64, np)
 		for i := range np {
@@ -547,15 +484,15 @@ func measureWindow(ctx context.Context, o *options, srv *server, m *measurement,
 	var err error
 	from := counters()
 	received(&start)
-	if start.cpu, err = sampleCPU(srv.pid()); err != nil {
+	if start.cpu, err = sampleCPU(srv.PID()); err != nil {
 		return err
 	}
-	if err := sleep(ctx, o.duration); err != nil {
+	if err := procstat.Sleep(ctx, o.duration); err != nil {
 		return err
 	}
 	to := counters()
 	received(&end)
-	if end.cpu, err = sampleCPU(srv.pid()); err != nil {
+	if end.cpu, err = sampleCPU(srv.PID()); err != nil {
 		return err
 	}
 	for _, s := range live {
@@ -566,8 +503,8 @@ func measureWindow(ctx context.Context, o *options, srv *server, m *measurement,
 		end.counter += to[i]
 	}
 	m.between(start, end)
-	m.rssEnd = processRSS(srv.pid())
-	if err := sleep(ctx, o.drain); err != nil {
+	m.rssEnd = processRSS(srv.PID())
+	if err := procstat.Sleep(ctx, o.drain); err != nil {
 		return err
 	}
 	for _, s := range live {

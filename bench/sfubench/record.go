@@ -21,6 +21,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ivsrealtime/types"
 
 	"github.com/ivsrt/ivsrt/bench/internal/procstat"
+	"github.com/ivsrt/ivsrt/bench/internal/report"
+	"github.com/ivsrt/ivsrt/bench/internal/serverproc"
 	"github.com/ivsrt/ivsrt/internal/testmedia"
 	"github.com/ivsrt/ivsrt/recording"
 )
@@ -96,11 +98,11 @@ func runRecords(ctx context.Context, o *options, tmp string) error {
 		}
 	}
 	if o.jsonOut != "" {
-		if err := j.write(o.jsonOut); err != nil {
+		if err := report.WriteJSON(o.jsonOut, j); err != nil {
 			return err
 		}
 	}
-	return output(o, writeRecordReport(o, results))
+	return report.Write(o.out, writeRecordReport(o, results))
 }
 
 func onOff(on bool) string {
@@ -113,18 +115,18 @@ func onOff(on bool) string {
 // runRecordPhase measures np publishers with o.recordSubs subscribers
 // each, on a stage that records them or not.
 func runRecordPhase(ctx context.Context, o *options, tmp string, np int, record bool) (*recordPhase, error) {
-	if err := waitQuiet(ctx, o.quietWait); err != nil {
+	if err := procstat.WaitQuiet(ctx, o.quietWait, logf); err != nil {
 		return nil, err
 	}
-	srv, err := startServer(ctx, o.serverBin, tmp, o.serverFlags)
+	srv, err := serverproc.StartServer(ctx, o.serverBin, tmp, o.serverFlags)
 	if err != nil {
 		return nil, err
 	}
-	defer srv.stop()
+	defer srv.Stop()
 	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{Proxy: nil,
 		MaxIdleConnsPerHost: o.joinConcurrency + np + 8}}
 	defer hc.CloseIdleConnections()
-	api := apiClient(srv.url, hc)
+	api := srv.API(hc)
 	in := &ivsrealtime.CreateStageInput{Name: aws.String("sfubench")}
 	if record {
 		sc, err := api.CreateStorageConfiguration(ctx, &ivsrealtime.CreateStorageConfigurationInput{
@@ -141,7 +143,7 @@ func runRecordPhase(ctx context.Context, o *options, tmp string, np int, record 
 	if err != nil {
 		return nil, err
 	}
-	ph := &recordPhase{measurement: &measurement{n: nsubs, rssIdle: processRSS(srv.pid())}, publishers: np, record: record}
+	ph := &recordPhase{measurement: &measurement{n: nsubs, rssIdle: processRSS(srv.PID())}, publishers: np, record: record}
 	m := ph.measurement
 
 	pubs := make([]*clipPublisher, np)
@@ -153,15 +155,15 @@ func runRecordPhase(ctx context.Context, o *options, tmp string, np int, record 
 		}
 	}()
 	for i := range np {
-		if pubs[i], err = publishClip(ctx, hc, srv.url, toks[i].token, o.clip, o.stream.payloadSize, o.stream.pacing, o.rtcpFeedback); err != nil {
-			return nil, fmt.Errorf("publisher %d: %w (server log: %s)", i+1, err, tail(srv.log))
+		if pubs[i], err = publishClip(ctx, hc, srv.URL, toks[i].token, o.clip, o.stream.payloadSize, o.stream.pacing, o.rtcpFeedback); err != nil {
+			return nil, fmt.Errorf("publisher %d: %w (server log: %s)", i+1, err, serverproc.Tail(srv.Log))
 		}
 	}
 
 	sessions := make([]*session, nsubs)
 	defer func() {
 		// The server goes first: nobody's departure needs recording.
-		srv.stop()
+		srv.Stop()
 		var wg sync.WaitGroup
 		for _, s := range sessions {
 			if s != nil && s.recv != nil {
@@ -176,7 +178,7 @@ func runRecordPhase(ctx context.Context, o *options, tmp string, np int, record 
 		wg.Go(func() {
 			for i := range next {
 				s := &session{pub: i % np}
-				s.recv, s.err = joinOne(ctx, hc, srv.url, toks[np+i].token, toks[s.pub].id, o, o.clip.video(pubs[s.pub].log))
+				s.recv, s.err = joinOne(ctx, hc, srv.URL, toks[np+i].token, toks[s.pub].id, o, o.clip.video(pubs[s.pub].log))
 				sessions[i] = s
 			}
 		})
@@ -214,21 +216,21 @@ func runRecordPhase(ctx context.Context, o *options, tmp string, np int, record 
 		m.plis += p.keyRequests.Load()
 	}
 	if m.subscribed == 0 {
-		return nil, fmt.Errorf("no subscriber could join: %v (server log: %s)", firstErr, tail(srv.log))
+		return nil, fmt.Errorf("no subscriber could join: %v (server log: %s)", firstErr, serverproc.Tail(srv.Log))
 	}
 	if firstErr != nil {
 		logf("  %d of %d subscribers failed to join, the first: %v", m.failed, nsubs, firstErr)
 	}
-	bucket := filepath.Join(srv.data, "s3", recordBucket)
+	bucket := filepath.Join(srv.Data, "s3", recordBucket)
 	if record {
 		// Every publisher's recording has started (its metadata is
 		// stored) before the warm-up.
 		if err := waitFiles(ctx, bucket, recording.StartedKey, np, 15*time.Second); err != nil {
-			return nil, fmt.Errorf("%w (server log: %s)", err, tail(srv.log))
+			return nil, fmt.Errorf("%w (server log: %s)", err, serverproc.Tail(srv.Log))
 		}
 	}
-	m.rssJoined = processRSS(srv.pid())
-	if err := sleep(ctx, o.warmup); err != nil {
+	m.rssJoined = processRSS(srv.PID())
+	if err := procstat.Sleep(ctx, o.warmup); err != nil {
 		return nil, err
 	}
 
@@ -248,15 +250,15 @@ func runRecordPhase(ctx context.Context, o *options, tmp string, np int, record 
 	}
 	if record {
 		if err := ph.readRecordings(ctx, bucket, np); err != nil {
-			return nil, fmt.Errorf("%w (server log: %s)", err, tail(srv.log))
+			return nil, fmt.Errorf("%w (server log: %s)", err, serverproc.Tail(srv.Log))
 		}
 		// The thumbnails' ffmpeg runs are over once the recordings ended.
-		if ph.thumbCPU, err = procstat.ChildrenCPU(srv.pid()); err != nil {
+		if ph.thumbCPU, err = procstat.ChildrenCPU(srv.PID()); err != nil {
 			return nil, err
 		}
 		if ph.failed > 0 || ph.playlists < np {
 			logf("  %d of %d recordings failed, %d have a playlist with segments and an end (server log: %s)",
-				ph.failed, np, ph.playlists, tail(srv.log))
+				ph.failed, np, ph.playlists, serverproc.Tail(srv.Log))
 		}
 	}
 	return ph, nil
@@ -274,7 +276,7 @@ func waitFiles(ctx context.Context, bucket, name string, n int, timeout time.Dur
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%d of %d recordings have %s after %v", got, n, name, timeout)
 		}
-		if err := sleep(ctx, 50*time.Millisecond); err != nil {
+		if err := procstat.Sleep(ctx, 50*time.Millisecond); err != nil {
 			return err
 		}
 	}
@@ -307,7 +309,7 @@ func (ph *recordPhase) readRecordings(ctx context.Context, bucket string, np int
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%d of %d recordings ended within 60 s of their publishers leaving", ended, np)
 		}
-		if err := sleep(ctx, 100*time.Millisecond); err != nil {
+		if err := procstat.Sleep(ctx, 100*time.Millisecond); err != nil {
 			return err
 		}
 	}

@@ -3,10 +3,11 @@ package main
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/ivsrt/ivsrt/bench/internal/procstat"
 )
 
 // figures are the derived numbers of one measurement.
@@ -202,9 +203,9 @@ func writeReport(o *options, results [][]result) string {
 func writeHeader(b *strings.Builder, o *options) {
 	fmt.Fprintf(b, "# sfubench — %s\n\n", time.Now().Format("2006-01-02 15:04"))
 	fmt.Fprintf(b, "- machine: %d cores (%s), Linux %s, net.core.rmem_max %s, wmem_max %s\n",
-		runtime.NumCPU(), cpuModel(), readTrim("/proc/sys/kernel/osrelease"),
-		readTrim("/proc/sys/net/core/rmem_max"), readTrim("/proc/sys/net/core/wmem_max"))
-	fmt.Fprintf(b, "- ivsrt: %s, %s\n", gitDescribe(), runtime.Version())
+		runtime.NumCPU(), procstat.CPUModel(), procstat.ReadTrim("/proc/sys/kernel/osrelease"),
+		procstat.ReadTrim("/proc/sys/net/core/rmem_max"), procstat.ReadTrim("/proc/sys/net/core/wmem_max"))
+	fmt.Fprintf(b, "- ivsrt: %s, %s\n", procstat.GitDescribe(""), runtime.Version())
 	s := o.stream
 	if c := o.clip; c != nil {
 		fmt.Fprintf(b, "- publisher: a %v clip ffmpeg encoded (`testsrc2` with moving noise, libx264 at %d kbit/s), sent over and over: H.264 constrained baseline %dx%d at 30 fps, a keyframe every 2 s, %.0f kbit/s of RTP payload in %.0f packets/s (payloads up to %d bytes, a frame paced at %.1f×), and Opus at %.0f kbit/s in 20 ms packets\n",
@@ -377,29 +378,3 @@ const compareNotes = `- **on / off**: the server with its bandwidth estimation (
   relative to off. With lite subscribers, or pion ones without TWCC, there is no feedback:
   the difference is what the estimator's interceptors cost on every packet.
 `
-
-func cpuModel() string {
-	data, _ := os.ReadFile("/proc/cpuinfo")
-	for _, line := range strings.Split(string(data), "\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "unknown CPU"
-}
-
-func readTrim(path string) string {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return "?"
-	}
-	return strings.TrimSpace(string(data))
-}
-
-func gitDescribe() string {
-	out, err := exec.Command("git", "describe", "--always", "--dirty").Output()
-	if err != nil {
-		return "unknown commit"
-	}
-	return "commit " + strings.TrimSpace(string(out))
-}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ivsrt/ivsrt/bench/internal/plot"
+	"github.com/ivsrt/ivsrt/bench/internal/procstat"
 )
 
 // report gathers what the benchmarks measured into report.md and its
@@ -111,7 +112,7 @@ func (r *report) write() (string, []chartFile, error) {
 		cmd += " " + strings.Join(r.opts.args, " ")
 	}
 	fmt.Fprintf(&b, "```\n%s\n```\n\n", cmd)
-	fmt.Fprintf(&b, "- Machine: %s, %d cores, Linux %s, %s\n", cpuModel(), runtime.NumCPU(), readTrim("/proc/sys/kernel/osrelease"), runtime.Version())
+	fmt.Fprintf(&b, "- Machine: %s, %d cores, Linux %s, %s\n", procstat.CPUModel(), runtime.NumCPU(), procstat.ReadTrim("/proc/sys/kernel/osrelease"), runtime.Version())
 	fmt.Fprintf(&b, "- Code: %s\n", gitDescribe(r.root))
 	fmt.Fprintf(&b, "- Everything on 127.0.0.1: each benchmark starts `ivsrt serve` (built from ./cmd/ivsrt) as a process of its own, and its load generator shares the same cores\n")
 	fmt.Fprintf(&b, "- Total time: **%s**", r.total.Round(time.Second))
@@ -784,24 +785,6 @@ func (r *report) memorySection() string {
 }
 
 // ---- machine ----
-
-func cpuModel() string {
-	data, _ := os.ReadFile("/proc/cpuinfo")
-	for _, line := range strings.Split(string(data), "\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return runtime.GOARCH
-}
-
-func readTrim(path string) string {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return "?"
-	}
-	return strings.TrimSpace(string(data))
-}
 
 func gitDescribe(root string) string {
 	cmd := exec.Command("git", "describe", "--always", "--dirty")
