@@ -58,6 +58,19 @@ var fuzzOps = []string{
 	"StartParticipantReplication",
 	"StopParticipantReplication",
 	"ListParticipantReplicas",
+	"CreateIngestConfiguration",
+	"GetIngestConfiguration",
+	"UpdateIngestConfiguration",
+	"DeleteIngestConfiguration",
+	"ListIngestConfigurations",
+	"CreateEncoderConfiguration",
+	"GetEncoderConfiguration",
+	"ListEncoderConfigurations",
+	"DeleteEncoderConfiguration",
+	"StartComposition",
+	"GetComposition",
+	"ListCompositions",
+	"StopComposition",
 }
 
 // A fixture stage with a token, a session and a participant gives the
@@ -65,13 +78,17 @@ var fuzzOps = []string{
 // and a fixture public key. Seeds write $ARN, $PID, $SID, $NEXT, $SCARN
 // and $PKARN for the stage's ARN, participant id, session id, a valid
 // ListStages nextToken, the storage configuration's ARN and the public
-// key's, and $DARN for a second stage, where the fixture's participant
-// may be replicated; the harness substitutes the current values.
+// key's, $DARN for a second stage, where the fixture's participant
+// may be replicated, $IARN for a fixture ingest configuration of the
+// stage, and $ECARN for a fixture encoder configuration; the harness
+// substitutes the current values.
 const (
 	fuzzFixtureARN       = ivsrt.StageARN("arn:aws:ivs:us-east-1:123456789012:stage/FuzzFixture1")
 	fuzzDestinationARN   = ivsrt.StageARN("arn:aws:ivs:us-east-1:123456789012:stage/FuzzDestina1")
 	fuzzFixtureStorage   = ivsrt.StorageConfigurationARN("arn:aws:ivs:us-east-1:123456789012:storage-configuration/abcdABCD1234")
 	fuzzFixturePublicKey = ivsrt.PublicKeyARN("arn:aws:ivs:us-east-1:123456789012:public-key/FuzzPubKey12")
+	fuzzFixtureIngest    = ivsrt.IngestConfigurationARN("arn:aws:ivs:us-east-1:123456789012:ingest-configuration/FuzzIngest12")
+	fuzzFixtureEncoder   = ivsrt.EncoderConfigurationARN("arn:aws:ivs:us-east-1:123456789012:encoder-configuration/FuzzEncode12")
 	fuzzFixturePID       = ivsrt.ParticipantID("FuzzPartici1")
 	fuzzRegion           = "us-east-1"
 	fuzzHost             = "ivs.fuzz.test"
@@ -219,6 +236,23 @@ func (h *fuzzHarness) ensureFixture(tb testing.TB) {
 	} else if err != nil {
 		tb.Fatalf("get fixture public key: %v", err)
 	}
+	if _, err := h.db.GetIngestConfiguration(ctx, fuzzFixtureIngest); ivsrt.ErrorCode(err) == ivsrt.ENOTFOUND {
+		ic := &ivsrt.IngestConfiguration{ARN: fuzzFixtureIngest, Name: "fixture", StageARN: fuzzFixtureARN, Protocol: ivsrt.IngestRTMPS,
+			Credentials: []ivsrt.IngestCredential{ivsrt.NewIngestCredential(fuzzFixtureIngest, false)}, Tags: map[string]string{"env": "fuzz"}}
+		if err := h.db.CreateIngestConfiguration(ctx, ic); err != nil {
+			tb.Fatalf("create fixture ingest configuration: %v", err)
+		}
+	} else if err != nil {
+		tb.Fatalf("get fixture ingest configuration: %v", err)
+	}
+	if _, err := h.db.GetEncoderConfiguration(ctx, fuzzFixtureEncoder); ivsrt.ErrorCode(err) == ivsrt.ENOTFOUND {
+		ec := &ivsrt.EncoderConfiguration{ARN: fuzzFixtureEncoder, Name: "fixture", Video: ivsrt.DefaultVideo(), Tags: map[string]string{"env": "fuzz"}}
+		if err := h.db.CreateEncoderConfiguration(ctx, ec); err != nil {
+			tb.Fatalf("create fixture encoder configuration: %v", err)
+		}
+	} else if err != nil {
+		tb.Fatalf("get fixture encoder configuration: %v", err)
+	}
 	if _, err := h.db.GetStage(ctx, fuzzDestinationARN); ivsrt.ErrorCode(err) == ivsrt.ENOTFOUND {
 		if err := h.db.CreateStage(ctx, &ivsrt.Stage{ARN: fuzzDestinationARN, Name: "destination"}, nil, ivsrt.StageQuota{}); err != nil {
 			tb.Fatalf("create destination fixture: %v", err)
@@ -274,6 +308,8 @@ func (h *fuzzHarness) expand(s string) string {
 		"$SCARN", string(fuzzFixtureStorage),
 		"$PKARN", string(fuzzFixturePublicKey),
 		"$DARN", string(fuzzDestinationARN),
+		"$IARN", string(fuzzFixtureIngest),
+		"$ECARN", string(fuzzFixtureEncoder),
 	).Replace(s)
 }
 
@@ -364,6 +400,8 @@ func (h *fuzzHarness) operation(tb testing.TB, op string, body []byte) fuzzRespo
 		h.checkCreated(tb, r.body)
 	case "CreateStorageConfiguration":
 		h.checkCreatedStorage(tb, r.body)
+	case "CreateEncoderConfiguration":
+		h.checkCreatedEncoder(tb, body, r.body)
 	case "ImportPublicKey":
 		h.checkImported(tb, body, r.body)
 	case "StartParticipantReplication", "StopParticipantReplication":
@@ -463,6 +501,44 @@ func (h *fuzzHarness) checkCreatedStorage(tb testing.TB, created []byte) {
 	if g, w := got.StorageConfiguration, out.StorageConfiguration; g.Arn != w.Arn || g.Name != w.Name ||
 		g.S3 == nil || w.S3 == nil || *g.S3 != *w.S3 || !maps.Equal(g.Tags, w.Tags) {
 		tb.Fatalf("GetStorageConfiguration after CreateStorageConfiguration:\ngot  %+v\nwant %+v", g, w)
+	}
+}
+
+// checkCreatedEncoder reads back an encoder configuration that
+// CreateEncoderConfiguration acknowledged: GetEncoderConfiguration returns
+// it as created, its video is what was asked with the defaults for what
+// was not, and that video passes the checks a request's must.
+func (h *fuzzHarness) checkCreatedEncoder(tb testing.TB, request, created []byte) {
+	tb.Helper()
+	var out encoderConfigurationOutput
+	if err := json.Unmarshal(created, &out); err != nil || out.EncoderConfiguration.Arn == "" {
+		tb.Fatalf("CreateEncoderConfiguration answered 200 with %.500s (%v)", created, err)
+	}
+	var in createEncoderConfigurationInput
+	if err := decode(request, &in); err != nil {
+		tb.Fatalf("CreateEncoderConfiguration answered 200 to %.500q (%v)", request, err)
+	}
+	want := in.Video.toDomain()
+	got := out.EncoderConfiguration.Video
+	if got != (videoWire{Width: want.Width, Height: want.Height, Framerate: want.Framerate, Bitrate: want.Bitrate}) {
+		tb.Fatalf("CreateEncoderConfiguration answered video %+v to a request for %+v", got, want)
+	}
+	var v ivsrt.Validation
+	if !v.Video("video", want) {
+		tb.Fatalf("CreateEncoderConfiguration took video %+v: %v", want, v.Err())
+	}
+	arnBody, _ := json.Marshal(map[string]string{"arn": out.EncoderConfiguration.Arn})
+	r, _ := h.do(tb, http.MethodPost, "/GetEncoderConfiguration", arnBody)
+	h.check(tb, "GetEncoderConfiguration after CreateEncoderConfiguration", r)
+	if r.status != http.StatusOK {
+		tb.Fatalf("GetEncoderConfiguration of %s: got status %d, want 200: %s", out.EncoderConfiguration.Arn, r.status, r.body)
+	}
+	var back encoderConfigurationOutput
+	if err := json.Unmarshal(r.body, &back); err != nil {
+		tb.Fatalf("GetEncoderConfiguration body: %v", err)
+	}
+	if g, w := back.EncoderConfiguration, out.EncoderConfiguration; g.Arn != w.Arn || g.Name != w.Name || g.Video != w.Video || !maps.Equal(g.Tags, w.Tags) {
+		tb.Fatalf("GetEncoderConfiguration after CreateEncoderConfiguration:\ngot  %+v\nwant %+v", g, w)
 	}
 }
 
@@ -594,6 +670,30 @@ var fuzzValid = map[string]string{
 		`"reconnectWindowSeconds":300,"attributes":{"k":"v"}}`,
 	"StopParticipantReplication": `{"sourceStageArn":"$ARN","destinationStageArn":"$DARN","participantId":"$PID"}`,
 	"ListParticipantReplicas":    `{"sourceStageArn":"$ARN","participantId":"$PID","maxResults":50,"nextToken":""}`,
+
+	"CreateIngestConfiguration": `{"name":"fuzz-ingest_1","stageArn":"$ARN","userId":"u1","attributes":{"k":"v"},` +
+		`"ingestProtocol":"RTMP","insecureIngest":true,"redundantIngest":true,"tags":{"team":"a","empty":""}}`,
+	"GetIngestConfiguration":    `{"arn":"$IARN"}`,
+	"UpdateIngestConfiguration": `{"arn":"$IARN","stageArn":"$DARN","redundantIngest":true}`,
+	"DeleteIngestConfiguration": `{"arn":"$IARN","force":true}`,
+	"ListIngestConfigurations":  `{"filterByStageArn":"$ARN","maxResults":1}`,
+
+	"CreateEncoderConfiguration": `{"name":"fuzz-ec_1","video":{"width":1080,"height":1920,"framerate":29.97,"bitrate":8500000},` +
+		`"tags":{"team":"a","empty":""}}`,
+	"GetEncoderConfiguration":    `{"arn":"$ECARN"}`,
+	"ListEncoderConfigurations":  `{"maxResults":1}`,
+	"DeleteEncoderConfiguration": `{"arn":"$ECARN"}`,
+
+	// The fuzz server runs no compositions: a valid start is refused
+	// (ServiceQuotaExceeded) after every check.
+	"StartComposition": `{"stageArn":"$ARN","idempotencyToken":"tok-1","layout":{"pip":{"pipPosition":"TOP_LEFT","pipWidth":320,"gridGap":4}},` +
+		`"destinations":[{"name":"d1","s3":{"storageConfigurationArn":"$SCARN","encoderConfigurationArns":["$ECARN"],` +
+		`"recordingConfiguration":{"hlsConfiguration":{"targetSegmentDurationSeconds":4},"format":"HLS"},` +
+		`"thumbnailConfigurations":[{"targetIntervalSeconds":30,"storage":["LATEST"]}]}},` +
+		`{"channel":{"channelArn":"arn:aws:ivs:us-east-1:123456789012:channel/abcdABCD1234","encoderConfigurationArn":"$ECARN"}}],"tags":{"a":"b"}}`,
+	"GetComposition":   `{"arn":"arn:aws:ivs:us-east-1:123456789012:composition/abcdABCD1234"}`,
+	"ListCompositions": `{"filterByStageArn":"$ARN","maxResults":1}`,
+	"StopComposition":  `{"arn":"arn:aws:ivs:us-east-1:123456789012:composition/abcdABCD1234"}`,
 }
 
 // fuzzJSONString returns s as a JSON string.
@@ -659,6 +759,10 @@ func fuzzHostileBodies() []string {
 		`{"sourceStageArn":"$ARN","participantId":"$PID","maxResults":51}`,
 		`{"sourceStageArn":"$ARN","participantId":"under_score"}`,
 		`{"tags":{"` + strings.Repeat("k", 100<<10) + `":1}}`,
+		`{"video":{"width":1920,"height":1920}}`, `{"video":{"height":1920}}`, `{"video":{"width":1281}}`,
+		`{"video":{"width":1e400}}`, `{"video":{"framerate":1e39}}`, `{"video":{"framerate":-0}}`, `{"video":{"framerate":1e-46}}`,
+		`{"video":{"framerate":60.000001}}`, `{"video":{"framerate":"30"}}`, `{"video":{"bitrate":8500001}}`, `{"video":[]}`,
+		`{"video":{"width":2,"height":2,"framerate":1,"bitrate":1}}`, `{"video":{"width":-9223372036854775808}}`,
 		`{"attributes":{"` + strings.Repeat("k", 100<<10) + `":[]},"participantTokenConfigurations":[{"attributes":{"` + strings.Repeat("k", 100<<10) + `":{}}}]}`,
 	}
 }
@@ -712,6 +816,7 @@ func FuzzTags(f *testing.F) {
 	}
 	escapedStorage := url.PathEscape(string(fuzzFixtureStorage))
 	escapedKey := url.PathEscape(string(fuzzFixturePublicKey))
+	escapedEncoder := url.PathEscape(string(fuzzFixtureEncoder))
 	seeds := []struct{ method, arn, query, body string }{
 		{"GET", "$ARN", "", ""},
 		{"POST", "$ARN", "", `{"tags":{"a":"b","c":""}}`},
@@ -723,6 +828,10 @@ func FuzzTags(f *testing.F) {
 		{"POST", "$PKARN", "", `{"tags":{"a":"b"}}`},
 		{"DELETE", "$PKARN", "tagKeys=a&tagKeys=env", ""},
 		{"GET", "arn%3Aaws%3Aivs%3Aus-east-1%3A123456789012%3Apublic-key%2FnoSuchKey123", "", ""},
+		{"GET", "$ECARN", "", ""},
+		{"POST", "$ECARN", "", `{"tags":{"a":"b"}}`},
+		{"DELETE", "$ECARN", "tagKeys=a&tagKeys=env", ""},
+		{"GET", "arn%3Aaws%3Aivs%3Aus-east-1%3A123456789012%3Aencoder-configuration%2FnoSuchCodec1", "", ""},
 		{"DELETE", "$ARN", "tagKeys=a&tagKeys=b", ""},
 		{"DELETE", "$ARN", "tagKeys=env", ""},
 		{"GET", strings.ReplaceAll(escaped, ":", "%3A"), "", ""},
@@ -768,6 +877,7 @@ func FuzzTags(f *testing.F) {
 		h.ensureFixture(t)
 		escapedARN = strings.ReplaceAll(escapedARN, "$SCARN", escapedStorage)
 		escapedARN = strings.ReplaceAll(escapedARN, "$PKARN", escapedKey)
+		escapedARN = strings.ReplaceAll(escapedARN, "$ECARN", escapedEncoder)
 		escapedARN = strings.ReplaceAll(escapedARN, "$ARN", escaped)
 		h.tags(t, method, escapedARN, h.expand(query), []byte(h.expand(string(body))))
 	})

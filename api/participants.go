@@ -110,6 +110,19 @@ func (s *Server) disconnectParticipant(ctx context.Context, body []byte) (any, e
 		return nil, err
 	}
 	stage, id := ivsrt.StageARN(*in.StageArn), ivsrt.ParticipantID(*in.ParticipantID)
+	// An encoder publishing with an ingest configuration has no token to
+	// revoke: its configuration loses the stage instead, as AWS
+	// documents, so that its stream key no longer publishes there.
+	switch err := s.store.DetachIngestParticipant(ctx, stage, id); ivsrt.ErrorCode(err) {
+	case "":
+		if err := s.media.DisconnectParticipant(ctx, stage, id, deref(in.Reason)); err != nil {
+			return nil, fmt.Errorf("disconnect ingest participant: %w", err)
+		}
+		return struct{}{}, nil
+	case ivsrt.ENOTFOUND:
+	default:
+		return nil, err
+	}
 	if err := s.store.RevokeParticipantToken(ctx, stage, id, deref(in.Reason)); err != nil {
 		if ivsrt.ErrorCode(err) == ivsrt.ENOTFOUND {
 			// A replica has no token of the stage: disconnecting it stops
@@ -284,6 +297,7 @@ func (s *Server) getParticipant(ctx context.Context, body []byte) (any, error) {
 			RecordingState:             recordingState(p),
 			Protocol:                   p.Protocol,
 			participantReplicationWire: replicationFromDomain(p),
+			participantIngestWire:      participantIngest(p),
 		},
 		RecordingS3BucketName: p.RecordingBucket,
 		RecordingS3Prefix:     p.RecordingPrefix,
@@ -367,6 +381,7 @@ func (s *Server) listParticipants(ctx context.Context, body []byte) (any, error)
 			Published:                  p.Published,
 			RecordingState:             recordingState(p),
 			participantReplicationWire: replicationFromDomain(p),
+			participantIngestWire:      participantIngest(p),
 		})
 	}
 	return out, nil

@@ -31,7 +31,14 @@ type Config struct {
 	// PublicURL is the base URL clients reach this server at; stage
 	// endpoints and token claims point under it.
 	PublicURL string
-	Quota     ivsrt.StageQuota
+	// RTMPURL and RTMPSURL are where encoders publish with the stream keys
+	// of ingest configurations, as stages show them in endpoints.rtmp and
+	// endpoints.rtmps; an encoder appends the stream key. AWS's have the
+	// forms rtmp://{host}/app/ and rtmps://{host}:443/app/. "" when this
+	// server takes no RTMP, or no RTMPS: the stage then shows none.
+	RTMPURL  string
+	RTMPSURL string
+	Quota    ivsrt.StageQuota
 	// PublicKeyQuota bounds ImportPublicKey.
 	PublicKeyQuota ivsrt.PublicKeyQuota
 	// ReplicationQuota bounds StartParticipantReplication.
@@ -61,6 +68,13 @@ type Server struct {
 	// buckets checks the bucket of a new storage configuration; nil
 	// checks nothing.
 	buckets BucketChecker
+
+	// ingest ends the publishing of an ingest configuration's encoders;
+	// nil when no RTMP(S) server runs.
+	ingest ivsrt.IngestDisconnector
+
+	// compositor runs compositions; nil when the server runs none.
+	compositor ivsrt.Compositor
 }
 
 type operation func(ctx context.Context, body []byte) (any, error)
@@ -103,6 +117,12 @@ func NewServer(store ivsrt.Store, tokens ivsrt.TokenIssuer, auth *SigV4Verifier,
 	if err := checkPublicURL(cfg.PublicURL); err != nil {
 		return nil, err
 	}
+	if err := checkIngestURL(cfg.RTMPURL, "rtmp"); err != nil {
+		return nil, err
+	}
+	if err := checkIngestURL(cfg.RTMPSURL, "rtmps"); err != nil {
+		return nil, err
+	}
 	s.eventsURL, s.whipURL = EndpointURLs(cfg.PublicURL)
 	s.ops = map[string]operation{
 		"CreateStage":            s.createStage,
@@ -128,6 +148,22 @@ func NewServer(store ivsrt.Store, tokens ivsrt.TokenIssuer, auth *SigV4Verifier,
 		"ListPublicKeys":  s.listPublicKeys,
 		"DeletePublicKey": s.deletePublicKey,
 
+		"CreateIngestConfiguration": s.createIngestConfiguration,
+		"GetIngestConfiguration":    s.getIngestConfiguration,
+		"UpdateIngestConfiguration": s.updateIngestConfiguration,
+		"DeleteIngestConfiguration": s.deleteIngestConfiguration,
+		"ListIngestConfigurations":  s.listIngestConfigurations,
+
+		"CreateEncoderConfiguration": s.createEncoderConfiguration,
+		"GetEncoderConfiguration":    s.getEncoderConfiguration,
+		"ListEncoderConfigurations":  s.listEncoderConfigurations,
+		"DeleteEncoderConfiguration": s.deleteEncoderConfiguration,
+
+		"StartComposition": s.startComposition,
+		"GetComposition":   s.getComposition,
+		"ListCompositions": s.listCompositions,
+		"StopComposition":  s.stopComposition,
+
 		"StartParticipantReplication": s.startParticipantReplication,
 		"StopParticipantReplication":  s.stopParticipantReplication,
 		"ListParticipantReplicas":     s.listParticipantReplicas,
@@ -146,6 +182,20 @@ func checkPublicURL(publicURL string) error {
 	u, err := url.Parse(publicURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("api: public URL %q must be an absolute http(s) URL", publicURL)
+	}
+	return nil
+}
+
+// checkIngestURL checks an RTMP(S) endpoint: "" for none, or an absolute
+// URL of scheme with a host and nothing after its path, to which encoders
+// append the stream key.
+func checkIngestURL(endpoint, scheme string) error {
+	if endpoint == "" {
+		return nil
+	}
+	u, err := url.Parse(endpoint)
+	if err != nil || u.Scheme != scheme || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("api: %s endpoint %q must be an absolute %s:// URL, like %s://host/app/", scheme, endpoint, scheme, scheme)
 	}
 	return nil
 }
@@ -286,6 +336,8 @@ func jsonTypeName(goType string) string {
 		return "string"
 	case strings.Contains(goType, "int"):
 		return "integer"
+	case strings.Contains(goType, "float"):
+		return "float"
 	case strings.Contains(goType, "bool"):
 		return "boolean"
 	}

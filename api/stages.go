@@ -18,7 +18,8 @@ func (s *Server) stageFromDomain(st *ivsrt.Stage) *stageWire {
 		ActiveSessionID:                       string(st.ActiveSessionID),
 		Tags:                                  tags,
 		AutoParticipantRecordingConfiguration: recordingFromDomain(st.AutoParticipantRecording),
-		Endpoints:                             &stageEndpoints{Events: s.eventsURL, Whip: s.whipURL},
+		Endpoints: &stageEndpoints{Events: s.eventsURL, Whip: s.whipURL,
+			RTMP: s.cfg.RTMPURL, RTMPS: s.cfg.RTMPSURL},
 	}
 }
 
@@ -161,6 +162,13 @@ func (s *Server) deleteStage(ctx context.Context, body []byte) (any, error) {
 	arn := ivsrt.StageARN(*in.Arn)
 	if _, err := s.store.GetStage(ctx, arn); err != nil {
 		return nil, stageNotFound(err, *in.Arn)
+	}
+	// The ingest configurations whose encoders publish to the stage lose
+	// it, as AWS documents: while they are still marked ACTIVE, before
+	// their encoders are disconnected with everyone, and so that an
+	// encoder that reconnects at once finds no stage to publish to.
+	if _, err := s.store.DetachActiveIngest(ctx, arn); err != nil {
+		return nil, fmt.Errorf("detach ingest configurations: %w", err)
 	}
 	// Everyone leaves before the stage goes, so that their LEFT events and
 	// the session's end are recorded against a stage that still exists.

@@ -24,8 +24,8 @@ func (s *Server) serveTags(r *http.Request, escapedARN string, body []byte) (any
 		return nil, ivsrt.Errorf(ivsrt.EINVALID, "1 validation error detected: Value at 'resourceArn' failed to satisfy constraint: Member must be a percent-encoded ARN")
 	}
 	// The model's ResourceArn pattern cannot match any ARN of a real
-	// resource; the patterns of the taggable kinds, stages, storage
-	// configurations and public keys, are the right check.
+	// resource; the patterns of the taggable kinds (see
+	// ivsrt.Validation.ResourceARN) are the right check.
 	var v ivsrt.Validation
 	v.ResourceARN("resourceArn", arn)
 	ctx := r.Context()

@@ -116,6 +116,8 @@ func recordingFromDomain(d *ivsrt.AutoParticipantRecording) *recordingWire {
 type stageEndpoints struct {
 	Events string `json:"events,omitempty"`
 	Whip   string `json:"whip,omitempty"`
+	RTMP   string `json:"rtmp,omitempty"`
+	RTMPS  string `json:"rtmps,omitempty"`
 }
 
 type stageWire struct {
@@ -205,6 +207,19 @@ type participantWire struct {
 	RecordingState string            `json:"recordingState"`
 	Protocol       string            `json:"protocol,omitempty"`
 	participantReplicationWire
+	participantIngestWire
+}
+
+// participantIngestWire is the ingest configuration of an RTMP(S)
+// encoder, as Participant and ParticipantSummary have it: the ARN is left
+// out for any other participant, whose redundantIngest is false.
+type participantIngestWire struct {
+	IngestConfigurationArn string `json:"ingestConfigurationArn,omitempty"`
+	RedundantIngest        bool   `json:"redundantIngest"`
+}
+
+func participantIngest(p *ivsrt.Participant) participantIngestWire {
+	return participantIngestWire{IngestConfigurationArn: string(p.IngestConfigurationARN), RedundantIngest: p.RedundantIngest}
 }
 
 // participantReplicationWire is a participant's replication, as
@@ -237,6 +252,7 @@ type participantSummaryWire struct {
 	Published      bool       `json:"published"`
 	RecordingState string     `json:"recordingState"`
 	participantReplicationWire
+	participantIngestWire
 }
 
 type eventWire struct {

@@ -3,6 +3,7 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -340,7 +341,9 @@ func unpackArg(f flagSpec, vals []string) (any, error) {
 			}
 			x, err := backCompat(target, parsed)
 			if err != nil {
-				return nil, paramError(f.cli, "%v", err)
+				// The aws CLI lets the ValueError of this conversion
+				// through unwrapped: it prints alone, and exits 255.
+				return nil, err
 			}
 			list = append(list, x)
 		}
@@ -377,10 +380,31 @@ func scalarArg(cliName string, s *shape, v string) (any, error) {
 			return nil, paramError(cliName, "invalid literal for int() with base 10: '%s'", v)
 		}
 		return json.Number(strconv.FormatInt(n, 10)), nil
+	case "float", "double":
+		f, err := floatArg(v)
+		if err != nil {
+			return nil, paramError(cliName, "%v", err)
+		}
+		return f, nil
 	case "boolean":
 		return !strings.EqualFold(v, "false") && v != "", nil
 	}
 	return v, nil
+}
+
+// floatArg converts a value given as text to a float member, as the aws
+// CLI does with Python's float(): "30" is 30.0. The number is kept as the
+// text Python would print, for messages that quote it; a value that is
+// not a finite number cannot be sent as JSON and is refused.
+func floatArg(v string) (json.Number, error) {
+	f, err := parsePyFloat(v)
+	if err != nil {
+		return "", fmt.Errorf("could not convert string to float: '%s'", v)
+	}
+	if x := float64(f); math.IsInf(x, 0) || math.IsNaN(x) {
+		return "", fmt.Errorf("%s is not a finite number", v)
+	}
+	return json.Number(f.String()), nil
 }
 
 // backCompat adjusts what the shorthand parser gives to the model, as the
@@ -445,6 +469,10 @@ func backCompat(s *shape, v any) (any, error) {
 				return nil, fmt.Errorf("invalid literal for int() with base 10: '%s'", str)
 			}
 			return json.Number(strconv.FormatInt(n, 10)), nil
+		}
+	case "float", "double":
+		if str, ok := v.(string); ok {
+			return floatArg(str)
 		}
 	case "boolean":
 		if str, ok := v.(string); ok {
@@ -541,6 +569,16 @@ func validate(s *shape, v any, where, path string) []string {
 		}
 		if s.Min != nil && n < *s.Min {
 			errs = append(errs, fmt.Sprintf("Invalid value for parameter %s, value: %d, valid min value: %d", path, n, *s.Min))
+		}
+	case "float", "double":
+		num, ok := v.(json.Number)
+		f, err := parsePyFloat(num.String())
+		if !ok || err != nil {
+			typeErr("<class 'float'>, <class 'decimal.Decimal'>, <class 'int'>")
+			return errs
+		}
+		if s.Min != nil && float64(f) < float64(*s.Min) {
+			errs = append(errs, fmt.Sprintf("Invalid value for parameter %s, value: %s, valid min value: %d", path, num, *s.Min))
 		}
 	case "boolean":
 		if _, ok := v.(bool); !ok {

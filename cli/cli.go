@@ -318,6 +318,8 @@ func skeleton(s *shape, depth int) any {
 		return o
 	case "integer", "long":
 		return 0
+	case "float", "double":
+		return pyFloat(0)
 	case "boolean":
 		return true
 	case "timestamp":

@@ -134,6 +134,27 @@ func TestUnpackArg(t *testing.T) {
 			t.Errorf("import-public-key %v got %s, want %s", tt.args, b, tt.want)
 		}
 	}
+	ec := operationByCommand("create-encoder-configuration")
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		// Floats become Python floats, as the aws CLI's float() makes them.
+		{[]string{"--video", "width=1920,height=1080,framerate=30,bitrate=6000000"},
+			`{"video":{"width":1920,"height":1080,"framerate":30.0,"bitrate":6000000}}`},
+		{[]string{"--video", "framerate=29.97", "--name", "ntsc"}, `{"name":"ntsc","video":{"framerate":29.97}}`},
+		{[]string{"--video", `{"framerate": 25, "width": 640}`}, `{"video":{"framerate":25,"width":640}}`},
+		{[]string{"--video", "framerate= 6e1 "}, `{"video":{"framerate":60.0}}`},
+	} {
+		ca, err := parseCommandArgs(ec, tt.args)
+		if err != nil {
+			t.Errorf("%v: %v", tt.args, err)
+			continue
+		}
+		if b, _ := ca.input.MarshalJSON(); string(b) != tt.want {
+			t.Errorf("create-encoder-configuration %v got %s, want %s", tt.args, b, tt.want)
+		}
+	}
 	lk := operationByCommand("list-public-keys")
 	ca, err := parseCommandArgs(lk, []string{"--page-size", "2", "--max-items", "3"})
 	if err != nil || ca.page.manual {
@@ -178,11 +199,50 @@ func TestValidate(t *testing.T) {
 		{"delete-public-key", nil, "the following arguments are required: --arn"},
 		{"list-public-keys", []string{"--max-results", "0"}, "Invalid value for parameter maxResults, value: 0, valid min value: 1"},
 		{"list-public-keys", []string{"--max-results", "2", "--page-size", "2"}, "Cannot specify --no-paginate along with pagination arguments: --page-size"},
+		{"create-encoder-configuration", []string{"--video", "width=0,framerate=0"},
+			"Invalid value for parameter video.width, value: 0, valid min value: 2\nInvalid value for parameter video.framerate, value: 0.0, valid min value: 1"},
+		{"create-encoder-configuration", []string{"--cli-input-json", `{"video": {"framerate": 0}}`}, "Invalid value for parameter video.framerate, value: 0, valid min value: 1"},
+		{"create-encoder-configuration", []string{"--cli-input-json", `{"video": {"framerate": "30"}}`},
+			"Invalid type for parameter video.framerate, value: 30, type: <class 'str'>, valid types: <class 'float'>, <class 'decimal.Decimal'>, <class 'int'>"},
+		{"create-encoder-configuration", []string{"--video", "framerate=abc"}, "could not convert string to float: 'abc'"},
+		{"create-encoder-configuration", []string{"--video", "framerate=nan"}, "nan is not a finite number"},
+		{"create-encoder-configuration", []string{"--video", "width=1.5"}, "invalid literal for int() with base 10: '1.5'"},
+		{"get-encoder-configuration", []string{"--arn", ""}, "Invalid length for parameter arn, value: 0, valid min length: 1"},
+		{"delete-encoder-configuration", nil, "the following arguments are required: --arn"},
+		{"list-encoder-configurations", []string{"--max-results", "0"}, "Invalid value for parameter maxResults, value: 0, valid min value: 1"},
 	} {
 		_, err := parseCommandArgs(operationByCommand(tt.cmd), tt.args)
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s %v: got %v, want %q", tt.cmd, tt.args, err, tt.want)
 		}
+	}
+}
+
+// TestPyFloat checks floats print as Python's repr() prints them (the
+// wanted texts are Python 3's).
+func TestPyFloat(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"30", "30.0"}, {"29.97", "29.97"}, {"0", "0.0"}, {"-0", "-0.0"}, {"1e-5", "1e-05"}, {"0.0001", "0.0001"},
+		{"1e16", "1e+16"}, {"1e15", "1000000000000000.0"}, {"123456789012345678", "1.2345678901234568e+17"}, {"0.1", "0.1"},
+		{"1.5e-7", "1.5e-07"}, {"60.000001", "60.000001"}, {"59.940000000000001", "59.94"}, {"1e400", "inf"}, {"-2.5", "-2.5"},
+		{"100.0", "100.0"}, {"1E2", "100.0"}, {"8500000", "8500000.0"},
+	} {
+		f, err := parsePyFloat(tt.in)
+		if err != nil {
+			t.Errorf("parsePyFloat(%q): %v", tt.in, err)
+			continue
+		}
+		if got := f.String(); got != tt.want {
+			t.Errorf("repr of float(%q): got %q, want %q", tt.in, got, tt.want)
+		}
+	}
+	if _, err := parsePyFloat("abc"); err == nil {
+		t.Errorf("parsePyFloat(abc): no error")
+	}
+	var b bytes.Buffer
+	writePythonJSON(&b, skeleton(shapeOf("Video"), 0), 0)
+	if want := "{\n    \"width\": 0,\n    \"height\": 0,\n    \"framerate\": 0.0,\n    \"bitrate\": 0\n}"; b.String() != want {
+		t.Errorf("skeleton of a Video: got %s, want %s", b.String(), want)
 	}
 }
 
@@ -242,6 +302,14 @@ var goldenResponses = []struct{ name, op, body string }{
 	{"list-public-keys", "ListPublicKeys", `{"publicKeys":[
 		{"arn":"arn:aws:ivs:us-east-1:123456789012:public-key/abcdABCD1234","name":"signer","tags":{"env":"prod"}},
 		{"arn":"arn:aws:ivs:us-east-1:123456789012:public-key/ZyxwZYXW9876","name":"","tags":{}}],
+		"nextToken":"AQEyNjk"}`},
+	{"create-encoder-configuration", "CreateEncoderConfiguration", `{"encoderConfiguration":{"arn":"arn:aws:ivs:us-east-1:123456789012:encoder-configuration/abcdABCD1234",
+		"name":"ntsc","video":{"width":1920,"height":1080,"framerate":29.97,"bitrate":6000000},"tags":{"env":"prod"}}}`},
+	{"get-encoder-configuration", "GetEncoderConfiguration", `{"encoderConfiguration":{"arn":"arn:aws:ivs:us-east-1:123456789012:encoder-configuration/abcdABCD1234",
+		"name":"","video":{"width":1280,"height":720,"framerate":30,"bitrate":2500000},"tags":{}}}`},
+	{"list-encoder-configurations", "ListEncoderConfigurations", `{"encoderConfigurations":[
+		{"arn":"arn:aws:ivs:us-east-1:123456789012:encoder-configuration/abcdABCD1234","name":"ntsc","tags":{"env":"prod"}},
+		{"arn":"arn:aws:ivs:us-east-1:123456789012:encoder-configuration/ZyxwZYXW9876","name":"","tags":{}}],
 		"nextToken":"AQEyNjk"}`},
 	{"delete-stage", "DeleteStage", `{}`},
 }

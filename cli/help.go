@@ -85,6 +85,25 @@ var examples = map[string]string{
 	"GetPublicKey":    `ivsrt get-public-key --arn arn:aws:ivs:us-east-1:123456789012:public-key/abcdABCD1234`,
 	"ListPublicKeys":  `ivsrt list-public-keys --output table`,
 	"DeletePublicKey": `ivsrt delete-public-key --arn arn:aws:ivs:us-east-1:123456789012:public-key/abcdABCD1234`,
+
+	"CreateIngestConfiguration": `ivsrt create-ingest-configuration --stage-arn arn:aws:ivs:us-east-1:123456789012:stage/abcdABCD1234 \
+    --ingest-protocol RTMPS --user-id obs --attributes role=camera`,
+	"GetIngestConfiguration":    `ivsrt get-ingest-configuration --arn arn:aws:ivs:us-east-1:123456789012:ingest-configuration/abcdABCD1234`,
+	"ListIngestConfigurations":  `ivsrt list-ingest-configurations --filter-by-state ACTIVE --output table`,
+	"UpdateIngestConfiguration": `ivsrt update-ingest-configuration --arn arn:aws:ivs:us-east-1:123456789012:ingest-configuration/abcdABCD1234 --stage-arn arn:aws:ivs:us-east-1:123456789012:stage/efghEFGH5678`,
+	"DeleteIngestConfiguration": `ivsrt delete-ingest-configuration --arn arn:aws:ivs:us-east-1:123456789012:ingest-configuration/abcdABCD1234 --force`,
+
+	"CreateEncoderConfiguration": `ivsrt create-encoder-configuration --name hd --video width=1920,height=1080,framerate=30,bitrate=6000000 --tags env=prod`,
+	"GetEncoderConfiguration":    `ivsrt get-encoder-configuration --arn arn:aws:ivs:us-east-1:123456789012:encoder-configuration/abcdABCD1234`,
+	"ListEncoderConfigurations":  `ivsrt list-encoder-configurations --output table`,
+	"DeleteEncoderConfiguration": `ivsrt delete-encoder-configuration --arn arn:aws:ivs:us-east-1:123456789012:encoder-configuration/abcdABCD1234`,
+
+	"StartComposition": `ivsrt start-composition --stage-arn arn:aws:ivs:us-east-1:123456789012:stage/abcdABCD1234 \
+    --layout '{"grid":{"featuredParticipantAttribute":"featured"}}' \
+    --destinations '[{"s3":{"storageConfigurationArn":"arn:aws:ivs:us-east-1:123456789012:storage-configuration/abcdABCD1234","encoderConfigurationArns":["arn:aws:ivs:us-east-1:123456789012:encoder-configuration/abcdABCD1234"]}}]'`,
+	"GetComposition":   `ivsrt get-composition --arn arn:aws:ivs:us-east-1:123456789012:composition/abcdABCD1234`,
+	"ListCompositions": `ivsrt list-compositions --filter-by-stage-arn arn:aws:ivs:us-east-1:123456789012:stage/abcdABCD1234 --output table`,
+	"StopComposition":  `ivsrt stop-composition --arn arn:aws:ivs:us-east-1:123456789012:composition/abcdABCD1234`,
 }
 
 // commandHelp is a command's --help.

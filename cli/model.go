@@ -11,7 +11,7 @@ import "strings"
 // shape is one shape of the model.
 type shape struct {
 	Name     string
-	Type     string   // structure, list, map, string, integer, long, boolean, timestamp
+	Type     string   // structure, list, map, string, integer, long, float, double, boolean, timestamp
 	Members  []member // structure
 	Required []string // structure
 	Member   string   // list: the shape of the elements

@@ -27,6 +27,10 @@ var cliOperations = []string{
 	"ImportPublicKey", "ListParticipantEvents", "ListParticipantReplicas", "ListParticipants", "ListPublicKeys", "ListStageSessions", "ListStages",
 	"ListStorageConfigurations", "ListTagsForResource", "StartParticipantReplication", "StopParticipantReplication",
 	"TagResource", "UntagResource", "UpdateStage",
+	"CreateIngestConfiguration", "GetIngestConfiguration", "ListIngestConfigurations", "UpdateIngestConfiguration",
+	"DeleteIngestConfiguration",
+	"CreateEncoderConfiguration", "GetEncoderConfiguration", "ListEncoderConfigurations", "DeleteEncoderConfiguration",
+	"StartComposition", "GetComposition", "ListCompositions", "StopComposition",
 }
 
 // botocoreModel reads the ivs-realtime model of the botocore installed

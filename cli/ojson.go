@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -153,6 +154,8 @@ func writePythonJSON(w *bytes.Buffer, v any, indent int) {
 		writePythonString(w, v)
 	case json.Number:
 		w.WriteString(v.String())
+	case pyFloat:
+		w.WriteString(v.jsonText())
 	case int:
 		w.WriteString(strconv.Itoa(v))
 	case int64:
@@ -243,8 +246,82 @@ func pyStr(v any) string {
 		return v
 	case json.Number:
 		return v.String()
+	case pyFloat:
+		return v.String()
 	}
 	return fmt.Sprint(v)
+}
+
+// pyFloat is a number of a float or double member as botocore parses it,
+// a Python float, which prints as Python prints one: 30.0, 29.97, 1e-05.
+type pyFloat float64
+
+// parsePyFloat reads s as Python's float() does for the decimal numbers
+// JSON and the command line give.
+func parsePyFloat(s string) (pyFloat, error) {
+	f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+	if err != nil && !errors.Is(err, strconv.ErrRange) { // out of range is ±inf or 0, as in Python
+		return 0, err
+	}
+	return pyFloat(f), nil
+}
+
+// String is Python's repr() of the float, which str() and json.dumps
+// print too: the shortest digits that read back as the same float, in
+// positional notation with at least one digit after the point, unless the
+// decimal exponent is below -4 or above 15 (1e-05, 1e+16).
+func (f pyFloat) String() string {
+	x := float64(f)
+	switch {
+	case math.IsNaN(x):
+		return "nan"
+	case math.IsInf(x, 1):
+		return "inf"
+	case math.IsInf(x, -1):
+		return "-inf"
+	}
+	// -d.ddde±XX: the shortest digits and the exponent of the first.
+	sci := strconv.FormatFloat(math.Abs(x), 'e', -1, 64)
+	mantissa, exponent, _ := strings.Cut(sci, "e")
+	digits := strings.Replace(mantissa, ".", "", 1)
+	exp, _ := strconv.Atoi(exponent)
+	point := exp + 1 // digits before the point
+	var s string
+	switch {
+	case point <= -4 || point > 16:
+		s = digits[:1]
+		if len(digits) > 1 {
+			s += "." + digits[1:]
+		}
+		sign := "+"
+		if exp < 0 {
+			sign, exp = "-", -exp
+		}
+		s += fmt.Sprintf("e%s%02d", sign, exp)
+	case point <= 0:
+		s = "0." + strings.Repeat("0", -point) + digits
+	case point >= len(digits):
+		s = digits + strings.Repeat("0", point-len(digits)) + ".0"
+	default:
+		s = digits[:point] + "." + digits[point:]
+	}
+	if math.Signbit(x) {
+		s = "-" + s
+	}
+	return s
+}
+
+// jsonText is the float as Python's json module writes it.
+func (f pyFloat) jsonText() string {
+	switch x := float64(f); {
+	case math.IsNaN(x):
+		return "NaN"
+	case math.IsInf(x, 1):
+		return "Infinity"
+	case math.IsInf(x, -1):
+		return "-Infinity"
+	}
+	return f.String()
 }
 
 func isScalar(v any) bool {

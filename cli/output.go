@@ -52,6 +52,14 @@ func shapeOutput(s *shape, v any) any {
 			out.set(k, shapeOutput(shapeOf(s.Value), in.vals[k]))
 		}
 		return out
+	case "float", "double":
+		// Floats are Python floats once botocore has parsed them: 30
+		// prints as 30.0.
+		if n, ok := v.(json.Number); ok {
+			if f, err := parsePyFloat(n.String()); err == nil {
+				return f
+			}
+		}
 	}
 	return v
 }
@@ -339,6 +347,10 @@ func (t *table) build(title string, v any, indent int) bool {
 		}
 	case json.Number:
 		if x == "0" {
+			return false
+		}
+	case pyFloat:
+		if x == 0 {
 			return false
 		}
 	}

@@ -25,6 +25,9 @@ var paginators = map[string]string{
 	"ListStorageConfigurations": "storageConfigurations",
 	"ListPublicKeys":            "publicKeys",
 	"ListParticipantReplicas":   "replicas",
+	"ListIngestConfigurations":  "ingestConfigurations",
+	"ListEncoderConfigurations": "encoderConfigurations",
+	"ListCompositions":          "compositions",
 }
 
 // page is one response of a paginated call, shaped as botocore parses it.
