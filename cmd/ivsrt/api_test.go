@@ -213,6 +213,7 @@ func TestCreateStage(t *testing.T) {
 		checkJSON(t, "endpoints", st.Endpoints, &types.StageEndpoints{
 			Events: aws.String("ws://" + m.Addr() + "/events"),
 			Whip:   aws.String("http://" + m.Addr() + "/whip"),
+			Rtmp:   aws.String(m.rtmpURL),
 		})
 		// Left-out recording settings come back with the documented defaults.
 		checkJSON(t, "autoParticipantRecordingConfiguration", st.AutoParticipantRecordingConfiguration, &types.AutoParticipantRecordingConfiguration{
@@ -1976,7 +1977,7 @@ func TestUnknownOperation(t *testing.T) {
 		{"PUT", tagsPath(arn), `{"tags":{"a":"b"}}`},
 		{"PATCH", tagsPath(arn), `{"tags":{"a":"b"}}`},
 		{"GET", "/tags", ``},
-		{"POST", "/CreateEncoderConfiguration", `{}`},
+		{"POST", "/CreateChannel", `{}`}, // of the IVS low-latency API, not this one
 	}
 	for _, tt := range tests {
 		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
@@ -2084,8 +2085,12 @@ func (tr *transcript) normalize(s string) string {
 	s = timePattern.ReplaceAllString(s, "<time>")
 	s = jwtPattern.ReplaceAllString(s, "<token>")
 	s = nextTokenPattern.ReplaceAllString(s, `"nextToken": "<nextToken>"`)
+	// The RTMP endpoint has a port of its own, any free one in tests.
+	s = rtmpPortPattern.ReplaceAllString(s, "${1}<rtmp-port>/")
 	return strings.ReplaceAll(s, tr.m.Addr(), "<addr>")
 }
+
+var rtmpPortPattern = regexp.MustCompile(`(rtmps?://[^:/"]+:)[0-9]+/`)
 
 func indentJSON(t testing.TB, b []byte) string {
 	if len(b) == 0 {

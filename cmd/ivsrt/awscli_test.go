@@ -135,7 +135,7 @@ func TestAWSCLI(t *testing.T) {
 		Arn:       arn,
 		Name:      "cli-stage",
 		Tags:      map[string]string{"env": "test", "team": "video", "owner": "cli"},
-		Endpoints: map[string]string{"events": "ws://" + m.Addr() + "/events", "whip": "http://" + m.Addr() + "/whip"},
+		Endpoints: map[string]string{"events": "ws://" + m.Addr() + "/events", "whip": "http://" + m.Addr() + "/whip", "rtmp": m.rtmpURL},
 	})
 	if len(created.ParticipantTokens) != 1 {
 		t.Fatalf("participantTokens got %v, want 1", len(created.ParticipantTokens))

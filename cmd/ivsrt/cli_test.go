@@ -25,6 +25,7 @@ import (
 
 	"github.com/ivsrt/ivsrt"
 	"github.com/ivsrt/ivsrt/bot"
+	"github.com/ivsrt/ivsrt/internal/testmedia"
 	"github.com/ivsrt/ivsrt/store/postgres/pgtest"
 	"github.com/ivsrt/ivsrt/web/webtest"
 )
@@ -184,6 +185,72 @@ func cliCompareOutputs(t *testing.T, m *Main, outputs []string, wantCode int, no
 		if g, w := normalize(got.stderr), normalize(want.stderr); g != w {
 			t.Errorf("ivsrt %s: stderr differs from the aws CLI's\n--- ivsrt\n%q\n--- aws\n%q", strings.Join(full, " "), g, w)
 		}
+	}
+}
+
+// cliListsAll runs a list command of ivsrt (list-encoder-configurations…)
+// with page sizes of 1, 2 and 50: ivsrt pages through everything by
+// itself, as for the other lists, so each prints the same ARNs, those of
+// member (the list in the output, matched as encoding/json matches a
+// field's name), and no nextToken. Without the aws CLI, whose runs of
+// the test create more, there are want of them.
+func cliListsAll(t *testing.T, m *Main, command, member string, want int) {
+	t.Helper()
+	// field is what out holds under name, matched as encoding/json does.
+	field := func(out map[string]json.RawMessage, name string) json.RawMessage {
+		for k, v := range out {
+			if strings.EqualFold(k, name) {
+				return v
+			}
+		}
+		return nil
+	}
+	var all []string
+	for _, page := range []string{"1", "2", "50"} {
+		out := cliMust(t, m, command, "--page-size", page)
+		var (
+			listed    map[string]json.RawMessage
+			items     []struct{ Arn string }
+			nextToken *string
+		)
+		err := json.Unmarshal([]byte(out), &listed)
+		if raw := field(listed, member); err == nil && raw == nil {
+			err = fmt.Errorf("no %s", member)
+		} else if err == nil {
+			err = json.Unmarshal(raw, &items)
+		}
+		if raw := field(listed, "NextToken"); err == nil && raw != nil {
+			err = json.Unmarshal(raw, &nextToken)
+		}
+		if err != nil {
+			t.Fatalf("%s --page-size %s: %v\n%s", command, page, err, out)
+		}
+		var arns []string
+		for _, x := range items {
+			arns = append(arns, x.Arn)
+		}
+		if all == nil {
+			all = arns
+		}
+		if fmt.Sprint(arns) != fmt.Sprint(all) || nextToken != nil {
+			t.Errorf("%s --page-size %s: got %v (nextToken %v), want %v and none", command, page, arns, nextToken, all)
+		}
+	}
+	if cliAWSPath() == "" && len(all) != want {
+		t.Errorf("%s: got %d, want %d", command, len(all), want)
+	}
+}
+
+// cliDeletes deletes arn with a delete command of ivsrt, which must print
+// nothing, after which get, the resource's Get operation op, must not find
+// it.
+func cliDeletes(t *testing.T, m *Main, command, arn, op string, get func(ctx context.Context) error) {
+	t.Helper()
+	if r := cliRun(t, m, command, "--arn", arn); r.code != 0 || r.stdout != "" {
+		t.Errorf("%s: exit %d, output %q, want 0 and none", command, r.code, r.stdout)
+	}
+	if err := get(testContext(t)); err == nil {
+		t.Errorf("%s after %s: got it, want ResourceNotFoundException", op, command)
 	}
 }
 
@@ -828,4 +895,90 @@ func TestCLIBotInBrowser(t *testing.T) {
 	if got.Level < 0.05 {
 		t.Errorf("audio peak %.3f, want the tone (about 0.1 to 0.35)", got.Level)
 	}
+}
+
+// TestCLIIngestConfigurations: the ingest configuration commands print
+// what the aws CLI prints; a redundant ingest the CLI cannot send is
+// refused rather than dropped.
+func TestCLIIngestConfigurations(t *testing.T) {
+	t.Parallel()
+	m, c := startServer(t)
+	stage := createStage(t, c, "cli-ingest")
+	out := cliMust(t, m, "create-ingest-configuration", "--stage-arn", stage, "--ingest-protocol", "RTMPS",
+		"--user-id", "obs", "--attributes", "role=camera", "--name", "camera-1")
+	var created struct {
+		IngestConfiguration struct {
+			Arn       string `json:"arn"`
+			StreamKey string `json:"streamKey"`
+			State     string `json:"state"`
+		} `json:"ingestConfiguration"`
+	}
+	if err := json.Unmarshal([]byte(out), &created); err != nil {
+		t.Fatalf("create-ingest-configuration output %s: %v", out, err)
+	}
+	ic := created.IngestConfiguration
+	if !strings.HasPrefix(ic.StreamKey, "rt_123456789012_us-east-1_") || ic.State != "INACTIVE" {
+		t.Errorf("create-ingest-configuration: got %+v", ic)
+	}
+	cliCompare(t, m, 0, nil, "get-ingest-configuration", "--arn", ic.Arn)
+	cliCompare(t, m, 0, nil, "list-ingest-configurations")
+	cliCompare(t, m, 0, nil, "list-ingest-configurations", "--filter-by-state", "INACTIVE")
+	cliCompare(t, m, 0, nil, "update-ingest-configuration", "--arn", ic.Arn, "--stage-arn", stage)
+	if r := cliRun(t, m, "create-ingest-configuration", "--ingest-protocol", "RTMPS", "--redundant-ingest"); r.code == 0 ||
+		!strings.Contains(r.stderr, "--redundant-ingest") {
+		t.Errorf("--redundant-ingest: exit %d, %s; want a refusal naming it", r.code, r.stderr)
+	}
+	cliCompare(t, m, 254, nil, "create-ingest-configuration", "--ingest-protocol", "RTMP")
+	// (A delete cannot be made twice: ivsrt's alone.)
+	if out := cliMust(t, m, "delete-ingest-configuration", "--arn", ic.Arn); out != "" {
+		t.Errorf("delete-ingest-configuration printed %q, want nothing", out)
+	}
+	cliCompare(t, m, 254, nil, "get-ingest-configuration", "--arn", ic.Arn)
+	cliCompare(t, m, 254, nil, "delete-ingest-configuration", "--arn", ic.Arn)
+}
+
+// TestCLICompositions: start-composition, get-composition,
+// list-compositions and stop-composition print as the aws CLI does. The
+// composition's one destination is a channel the server does not map, so
+// that it fails at once and prints the same for both CLIs.
+func TestCLICompositions(t *testing.T) {
+	t.Parallel()
+	testmedia.NeedFFmpeg(t)
+	m, c := startServer(t)
+	stage := createStage(t, c, "cli-compositions")
+	channel := "arn:aws:ivs:us-east-1:123456789012:channel/notMapped123"
+	out := cliMust(t, m, "start-composition", "--stage-arn", stage,
+		"--destinations", `[{"name":"live","channel":{"channelArn":"`+channel+`"}}]`, "--layout", `{"pip":{"pipPosition":"TOP_LEFT"}}`)
+	var started struct {
+		Composition struct {
+			Arn    string `json:"arn"`
+			Layout struct {
+				Pip struct {
+					PipPosition string `json:"pipPosition"`
+				} `json:"pip"`
+			} `json:"layout"`
+		} `json:"composition"`
+	}
+	if err := json.Unmarshal([]byte(out), &started); err != nil {
+		t.Fatalf("start-composition output %s: %v", out, err)
+	}
+	arn := started.Composition.Arn
+	if !strings.Contains(arn, ":composition/") || started.Composition.Layout.Pip.PipPosition != "TOP_LEFT" {
+		t.Errorf("start-composition: %s", out)
+	}
+	eventually(t, 20*time.Second, "the composition failed", func() error {
+		got, err := c.GetComposition(testContext(t), &ivsrealtime.GetCompositionInput{Arn: aws.String(arn)})
+		if err != nil {
+			return err
+		}
+		if got.Composition.State != types.CompositionStateFailed {
+			return fmt.Errorf("state %s", got.Composition.State)
+		}
+		return nil
+	})
+	cliCompare(t, m, 0, nil, "get-composition", "--arn", arn)
+	cliCompare(t, m, 0, nil, "list-compositions", "--filter-by-stage-arn", stage)
+	cliCompare(t, m, 0, nil, "stop-composition", "--arn", arn)
+	cliCompare(t, m, 254, nil, "get-composition", "--arn", strings.Replace(arn, ":composition/", ":composition/x", 1))
+	cliCompare(t, m, 252, nil, "start-composition", "--stage-arn", stage, "--destinations", "[]")
 }

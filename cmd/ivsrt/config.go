@@ -9,6 +9,7 @@ import (
 	"github.com/ivsrt/ivsrt/cluster"
 	"github.com/ivsrt/ivsrt/events"
 	"github.com/ivsrt/ivsrt/internal/config"
+	"github.com/ivsrt/ivsrt/sfu"
 	"github.com/ivsrt/ivsrt/turnrelay"
 )
 
@@ -66,6 +67,9 @@ func (m *Main) settings() *config.Set {
 			{Flag: "max-stages", Env: "IVSRT_MAX_STAGES", Key: "max_stages",
 				Value: config.Int(&c.MaxStages, 0),
 				Help:  "most stages that may exist at once, 0 for no limit; more is ServiceQuotaExceededException"},
+			{Flag: "max-subscribers", Env: "IVSRT_MAX_SUBSCRIBERS", Key: "max_subscribers",
+				Value: config.Int(&c.MaxSubscribers, sfu.DefaultMaxSubscribers),
+				Help:  "most participants of a stage subscribing to anyone at once (on every node of a cluster); more get QUOTA_EXCEEDED"},
 			{Flag: "max-public-keys", Env: "IVSRT_MAX_PUBLIC_KEYS", Key: "max_public_keys",
 				Value: config.Int(&c.MaxPublicKeys, 0),
 				Help:  "most public keys (for self-signed tokens) that may be imported at once, 0 for no limit; more is ServiceQuotaExceededException"},
@@ -117,6 +121,29 @@ func (m *Main) settings() *config.Set {
 				Value: config.Int(&c.TURNMaxAllocations, turnrelay.DefaultMaxAllocations),
 				Help:  "most TURN allocations one participant may hold at once on the embedded server"},
 
+			{Flag: "rtmp-port", Env: "IVSRT_RTMP_PORT", Key: "rtmp_port",
+				Value: config.Int(&c.RTMPPort, defaultRTMPPort),
+				Help:  "port RTMP encoders publish to with an ingest configuration's stream key, on the --listen address; 0 for any free port, -1 to disable"},
+			{Flag: "rtmps-port", Env: "IVSRT_RTMPS_PORT", Key: "rtmps_port",
+				Value: config.Int(&c.RTMPSPort, -1),
+				Help:  "port of RTMP over TLS (443 in production), with --rtmps-cert and --rtmps-key; -1 to disable"},
+			{Flag: "rtmps-cert", Env: "IVSRT_RTMPS_CERT", Key: "rtmps_cert",
+				Value: config.String(&c.RTMPSCert, ""),
+				Help:  "PEM certificate (chain) of RTMPS, for the name encoders reach --ingest-host by"},
+			{Flag: "rtmps-key", Env: "IVSRT_RTMPS_KEY", Key: "rtmps_key",
+				Value: config.String(&c.RTMPSKey, ""),
+				Help:  "PEM private key of --rtmps-cert"},
+			{Flag: "ingest-host", Env: "IVSRT_INGEST_HOST", Key: "ingest_host",
+				Value: config.String(&c.IngestHost, ""),
+				Help:  "host name or address the stages' RTMP(S) endpoints name; default: --public-url's"},
+
+			{Flag: "max-compositions", Env: "IVSRT_MAX_COMPOSITIONS", Key: "max_compositions",
+				Value: config.Int(&c.MaxCompositions, defaultMaxCompositions),
+				Help:  "most compositions (StartComposition) running at once; each encodes video, about a core at 720p30"},
+			{Flag: "composition-channel", Env: "IVSRT_COMPOSITION_CHANNEL", Key: "composition_channel",
+				Value: config.List(&c.CompositionChannels, nil),
+				Help:  "CHANNEL_ARN=rtmp(s)://host/app/key: where a composition's channel destination of that ARN sends (repeatable); a channel not listed fails"},
+
 			{Flag: "event-sinks", Env: "IVSRT_EVENT_SINKS", Key: "event_sinks",
 				Value: config.String(&c.EventSinksFile, ""),
 				Help:  "JSON file of the event stream's webhooks and NATS sinks, as docs/events.md describes"},
@@ -166,6 +193,9 @@ func (m *Main) settings() *config.Set {
 			{Flag: "cluster-dead-after", Env: "IVSRT_CLUSTER_DEAD_AFTER", Key: "cluster_dead_after",
 				Value: config.Duration(&c.ClusterDeadAfter, cluster.DefaultDeadAfter),
 				Help:  "silence after which a node counts as dead and its stages are cleaned up"},
+			{Flag: "node-max-subscriptions", Env: "IVSRT_NODE_MAX_SUBSCRIPTIONS", Key: "node_max_subscriptions",
+				Value: config.Int(&c.NodeMaxSubscriptions, 0), Default: "no limit",
+				Help: "subscriptions a cluster node serves (of its stages, and as an edge of others') before new subscribers go to another node"},
 
 			{Flag: "metrics-listen", Env: "IVSRT_METRICS_LISTEN", Key: "metrics_listen",
 				Value: config.String(&c.MetricsListen, ""), Default: "the API's address",

@@ -12,6 +12,7 @@ import (
 	"github.com/ivsrt/ivsrt"
 	"github.com/ivsrt/ivsrt/cluster"
 	"github.com/ivsrt/ivsrt/events"
+	"github.com/ivsrt/ivsrt/sfu"
 	"github.com/ivsrt/ivsrt/turnrelay"
 )
 
@@ -63,8 +64,9 @@ func TestConfigDefaults(t *testing.T) {
 		EventRetryFor: events.DefaultRetryFor, EventRetention: events.DefaultRetention,
 		ClusterLeaseTTL: cluster.DefaultLeaseTTL, ClusterHeartbeat: cluster.DefaultHeartbeatInterval,
 		ClusterDeadAfter: cluster.DefaultDeadAfter, DrainTimeout: DefaultDrainTimeout,
-		MaxReplicas: ivsrt.DefaultMaxReplicasPerParticipant,
+		MaxReplicas: ivsrt.DefaultMaxReplicasPerParticipant, MaxSubscribers: sfu.DefaultMaxSubscribers,
 		TURNUDPPort: defaultTURNPort, TURNTLSPort: -1, TURNMaxAllocations: turnrelay.DefaultMaxAllocations,
+		RTMPPort: defaultRTMPPort, RTMPSPort: -1, MaxCompositions: defaultMaxCompositions,
 		RTCBandwidthEstimation: true,
 	}
 	if !reflect.DeepEqual(got, want) {

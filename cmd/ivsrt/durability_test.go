@@ -96,10 +96,11 @@ func durableStart(t *testing.T, bin, data, addr string, extraArgs ...string) *du
 	}
 	defer logFile.Close()
 
-	// Media on any free UDP port and no ICE-TCP port: the default 7881
-	// may be taken by anything else on the machine.
+	// Media on any free UDP port and no ICE-TCP port, RTMP on any free
+	// port (the arguments may name one): the default ports may be taken
+	// by anything else on the machine, another server of the test.
 	cmd := exec.Command(bin, "serve", "--listen", addr, "--data", data,
-		"--rtc-udp-port", "0", "--rtc-tcp-port", "-1", "--turn-udp-port", "-1",
+		"--rtc-udp-port", "0", "--rtc-tcp-port", "-1", "--turn-udp-port", "-1", "--rtmp-port", "0",
 		"--access-key-id", durableKeyID, "--secret-access-key", durableSecret, "--log-level", "warn")
 	cmd.Args = append(cmd.Args, extraArgs...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile

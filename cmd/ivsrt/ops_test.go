@@ -25,6 +25,7 @@ import (
 	"github.com/ivsrt/ivsrt/bot"
 	"github.com/ivsrt/ivsrt/events/eventstest"
 	"github.com/ivsrt/ivsrt/health"
+	"github.com/ivsrt/ivsrt/internal/natstest"
 	"github.com/ivsrt/ivsrt/secrets"
 	"github.com/ivsrt/ivsrt/store/postgres/pgtest"
 	"github.com/jackc/pgx/v5"
@@ -582,10 +583,10 @@ func TestBackupCommand(t *testing.T) {
 // joined through it is placed on another node.
 func TestClusterDrainPlacesElsewhere(t *testing.T) {
 	dsn := pgtest.Start(t)
-	ns := startNATS(t)
+	natsURL := natstest.Start(t)
 	node := func(id string) (*Main, *ivsrealtime.Client) {
 		return startServer(t, func(c *Config) {
-			c.Store, c.ClusterNATS, c.NodeID = dsn, ns.ClientURL(), id
+			c.Store, c.ClusterNATS, c.NodeID = dsn, natsURL, id
 		})
 	}
 	a, ca := node("a")

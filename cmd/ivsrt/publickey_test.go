@@ -665,12 +665,10 @@ func TestPublicKeyCLI(t *testing.T) {
 	}
 
 	// A delete prints nothing.
-	if r := cliRun(t, m, "delete-public-key", "--arn", arn); r.code != 0 || r.stdout != "" {
-		t.Errorf("delete-public-key: exit %d, output %q, want 0 and none", r.code, r.stdout)
-	}
-	if _, err := c.GetPublicKey(testContext(t), &ivsrealtime.GetPublicKeyInput{Arn: aws.String(arn)}); err == nil {
-		t.Errorf("GetPublicKey after delete-public-key: got it, want ResourceNotFoundException")
-	}
+	cliDeletes(t, m, "delete-public-key", arn, "GetPublicKey", func(ctx context.Context) error {
+		_, err := c.GetPublicKey(ctx, &ivsrealtime.GetPublicKeyInput{Arn: aws.String(arn)})
+		return err
+	})
 }
 
 func mustP256(t testing.TB) *ecdsa.PublicKey {

@@ -26,6 +26,7 @@ import (
 	s3store "github.com/ivsrt/ivsrt/objectstore/s3"
 	"github.com/ivsrt/ivsrt/playback"
 	"github.com/ivsrt/ivsrt/recording"
+	"github.com/ivsrt/ivsrt/rtmpingest"
 	"github.com/ivsrt/ivsrt/secrets"
 	"github.com/ivsrt/ivsrt/sfu"
 	"github.com/ivsrt/ivsrt/token"
@@ -46,6 +47,7 @@ type Config struct {
 	AccessKeyID     string
 	SecretAccessKey string
 	MaxStages       int
+	MaxSubscribers  int // per stage
 	MaxPublicKeys   int
 	MaxReplicas     int // of one participant at once
 	LogLevel        string
@@ -72,6 +74,17 @@ type Config struct {
 	TURNSecret         string
 	TURNMaxAllocations int
 
+	// RTMP(S) ingest (see ingest.go): the ports encoders publish to (-1
+	// disables either), the certificate of RTMPS, the host the stages'
+	// endpoints name (default: --public-url's).
+	RTMPPort, RTMPSPort int
+	// Compositions (see composition.go): how many run at once, and the
+	// RTMP(S) targets of channel ARNs (CHANNEL_ARN=URL).
+	MaxCompositions     int
+	CompositionChannels []string
+	RTMPSCert, RTMPSKey string
+	IngestHost          string
+
 	// The event stream's sinks (see sinks.go) and how long delivered
 	// events are kept (0 for ever).
 	EventSinksFile    string
@@ -97,6 +110,9 @@ type Config struct {
 	ClusterLeaseTTL  time.Duration
 	ClusterHeartbeat time.Duration
 	ClusterDeadAfter time.Duration
+	// NodeMaxSubscriptions is how many subscriptions a node serves before
+	// new subscribers are placed on another node; 0: no limit.
+	NodeMaxSubscriptions int
 
 	// MetricsListen, when set, serves /metrics on its own address instead
 	// of the API's. DrainTimeout is how long a draining server (SIGTERM)
@@ -158,8 +174,15 @@ type Main struct {
 	// a server listening on port 0 takes free media ports too, so that
 	// servers started side by side (tests) do not collide.
 	rtcPortsGiven bool
-	// turnPortsGiven is the same for the TURN ports.
-	turnPortsGiven bool
+	// turnPortsGiven is the same for the TURN ports, ingestPortsGiven for
+	// the RTMP(S) ones.
+	turnPortsGiven   bool
+	ingestPortsGiven bool
+
+	// ingest is the RTMP(S) server, if it runs, and rtmpURL and rtmpsURL
+	// the endpoints stages show ("" when off).
+	ingest            *rtmpingest.Server
+	rtmpURL, rtmpsURL string
 
 	// turn is the embedded TURN server, if it runs.
 	turn *turnrelay.Server
@@ -198,6 +221,9 @@ func (m *Main) ParseFlags(args []string) error {
 	if sources.Given("turn-udp-port") || sources.Given("turn-tls-port") {
 		m.turnPortsGiven = true
 	}
+	if sources.Given("rtmp-port") || sources.Given("rtmps-port") {
+		m.ingestPortsGiven = true
+	}
 	if err := m.validate(); err != nil {
 		return err
 	}
@@ -224,6 +250,9 @@ func (m *Main) validate() error {
 	if (c.AccessKeyID == "") != (c.SecretAccessKey == "") {
 		return errors.New("--access-key-id and --secret-access-key go together: give both or neither")
 	}
+	if c.MaxSubscribers < 1 {
+		return fmt.Errorf("--max-subscribers %d: want 1 or more", c.MaxSubscribers)
+	}
 	if c.MaxStages < 0 {
 		return fmt.Errorf("--max-stages %d: want 0 or more", c.MaxStages)
 	}
@@ -232,6 +261,9 @@ func (m *Main) validate() error {
 	}
 	if c.MaxReplicas < 0 {
 		return fmt.Errorf("--max-replicas-per-participant %d: want 0 or more", c.MaxReplicas)
+	}
+	if err := c.validateIngest(); err != nil {
+		return err
 	}
 	if err := c.validateTURN(); err != nil {
 		return err
@@ -258,6 +290,9 @@ func (m *Main) validate() error {
 	}
 	if c.ClusterLeaseTTL <= 0 || c.ClusterHeartbeat <= 0 || c.ClusterDeadAfter <= 0 || c.ClusterHeartbeat >= c.ClusterLeaseTTL {
 		return errors.New("--cluster-lease, --cluster-heartbeat and --cluster-dead-after must be positive, the heartbeat shorter than the lease")
+	}
+	if c.NodeMaxSubscriptions < 0 {
+		return errors.New("--node-max-subscriptions must not be negative")
 	}
 	if c.EventRetryFor <= 0 {
 		return fmt.Errorf("--event-retry-for %v: want a positive duration", c.EventRetryFor)
@@ -350,6 +385,7 @@ func (m *Main) Run(ctx context.Context) error {
 		PublicIPs:             publicIPs(c.RTCPublicIPs),
 		PublicURL:             publicURL,
 		NoBandwidthEstimation: !c.RTCBandwidthEstimation,
+		MaxSubscribers:        c.MaxSubscribers,
 	}
 	if m.Node != nil {
 		rtc.ResourcePrefix = m.Node.ResourcePrefix()
@@ -369,6 +405,14 @@ func (m *Main) Run(ctx context.Context) error {
 	if iceServers != nil {
 		sfuOpts = append(sfuOpts, sfu.WithICEServers(iceServers))
 	}
+	channels, err := compositionChannels(c.CompositionChannels)
+	if err != nil {
+		return err
+	}
+	compositions, composing := m.compositionOption(channels)
+	if composing {
+		sfuOpts = append(sfuOpts, compositions)
+	}
 	if m.SFU, err = sfu.New(m.DB, issuer, rtc, sfuOpts...); err != nil {
 		return err
 	}
@@ -386,6 +430,16 @@ func (m *Main) Run(ctx context.Context) error {
 		} else if n > 0 {
 			m.Logger.Info("ended sessions left open by the last run", "departures", n)
 		}
+		if n, err := resetIngestStates(ctx, m.DB); err != nil {
+			return fmt.Errorf("reset ingest configurations left active: %w", err)
+		} else if n > 0 {
+			m.Logger.Info("ingest configurations left active by the last run are inactive", "credentials", n)
+		}
+		if n, err := failInterruptedCompositions(ctx, m.DB, time.Now()); err != nil {
+			return fmt.Errorf("end compositions left running: %w", err)
+		} else if n > 0 {
+			m.Logger.Info("compositions left running by the last run have failed", "compositions", n)
+		}
 	} else {
 		if err := m.joinCluster(ctx); err != nil {
 			return err
@@ -396,7 +450,12 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 
 	verifier := &api.SigV4Verifier{Credentials: creds, Service: "ivs", Region: c.Region, Dev: c.Dev}
+	if m.rtmpURL, m.rtmpsURL, err = m.startIngest(ctx, publicURL, host, m.DB); err != nil {
+		return err
+	}
 	m.API, err = api.NewServer(m.DB, issuer, verifier, api.Config{
+		RTMPURL:          m.rtmpURL,
+		RTMPSURL:         m.rtmpsURL,
 		Region:           c.Region,
 		AccountID:        c.AccountID,
 		PublicURL:        publicURL,
@@ -405,7 +464,7 @@ func (m *Main) Run(ctx context.Context) error {
 		ReplicationQuota: ivsrt.ReplicationQuota{MaxReplicasPerParticipant: c.MaxReplicas},
 		PaginationKey:    pageKey,
 	}, api.WithLogger(m.Logger.With("component", "api")), api.WithMediaPlane(media), api.WithRequestObserver(m.Metrics),
-		api.WithBucketChecker(m.Objects))
+		api.WithBucketChecker(m.Objects), api.WithIngestDisconnector(m.SFU), compositorOption(m.SFU, composing))
 	if err != nil {
 		return err
 	}
@@ -455,6 +514,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	if m.Node != nil {
 		routes.ClusterStatus = m.Node.StatusHandler(verifier.Authorize)
+		routes.ClusterStages = m.Node.StagesHandler(verifier.Authorize)
 	}
 	m.http = front.NewServer(front.Router(routes), m.Logger)
 	m.http.RegisterOnShutdown(stream.Close) // streams never end by themselves
@@ -637,6 +697,11 @@ func (m *Main) Drain(ctx context.Context) {
 // serving, letting requests in flight finish, and closes the store.
 func (m *Main) Close() error {
 	var errs []error
+	if m.ingest != nil {
+		// Encoders first: none starts while the stages close.
+		errs = append(errs, m.ingest.Close())
+		m.ingest = nil
+	}
 	if m.SFU != nil {
 		errs = append(errs, m.SFU.Close())
 		m.SFU = nil

@@ -607,31 +607,7 @@ func TestStorageCLI(t *testing.T) {
 	cliCompare(t, m, 0, nil, "list-storage-configurations")
 	cliCompare(t, m, 0, nil, "list-storage-configurations", "--max-results", "1")
 
-	// ivsrt pages through everything by itself, as for the other lists.
-	var all []string
-	for _, page := range []string{"1", "2", "50"} {
-		var listed struct {
-			StorageConfigurations []struct{ Arn string }
-			NextToken             *string
-		}
-		out := cliMust(t, m, "list-storage-configurations", "--page-size", page)
-		if err := json.Unmarshal([]byte(out), &listed); err != nil {
-			t.Fatalf("list-storage-configurations --page-size %s: %v\n%s", page, err, out)
-		}
-		var arns []string
-		for _, sc := range listed.StorageConfigurations {
-			arns = append(arns, sc.Arn)
-		}
-		if all == nil {
-			all = arns
-		}
-		if fmt.Sprint(arns) != fmt.Sprint(all) || listed.NextToken != nil {
-			t.Errorf("list-storage-configurations --page-size %s: got %v (nextToken %v), want %v and none", page, arns, listed.NextToken, all)
-		}
-	}
-	if want := 2; cliAWSPath() == "" && len(all) != want {
-		t.Errorf("list-storage-configurations: got %d, want %d", len(all), want)
-	}
+	cliListsAll(t, m, "list-storage-configurations", "storageConfigurations", 2)
 
 	// Errors: the server's, and the CLI's own checks before sending.
 	if _, err := c.CreateStage(testContext(t), &ivsrealtime.CreateStageInput{AutoParticipantRecordingConfiguration: recordingTo(arn)}); err != nil {
@@ -654,12 +630,10 @@ func TestStorageCLI(t *testing.T) {
 
 	// A delete prints nothing.
 	other := createStorage(t, c, "other", "other-bucket", nil)
-	if r := cliRun(t, m, "delete-storage-configuration", "--arn", other); r.code != 0 || r.stdout != "" {
-		t.Errorf("delete-storage-configuration: exit %d, output %q, want 0 and none", r.code, r.stdout)
-	}
-	if _, err := c.GetStorageConfiguration(testContext(t), &ivsrealtime.GetStorageConfigurationInput{Arn: aws.String(other)}); err == nil {
-		t.Errorf("GetStorageConfiguration after delete-storage-configuration: got it, want ResourceNotFoundException")
-	}
+	cliDeletes(t, m, "delete-storage-configuration", other, "GetStorageConfiguration", func(ctx context.Context) error {
+		_, err := c.GetStorageConfiguration(ctx, &ivsrealtime.GetStorageConfigurationInput{Arn: aws.String(other)})
+		return err
+	})
 }
 
 // TestBrowserConsoleStorage checks the console's storage tab: it lists
