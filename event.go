@@ -24,6 +24,17 @@ const (
 	ErrQuotaExceeded            = "QUOTA_EXCEEDED"
 	ErrPublisherNotFound        = "PUBLISHER_NOT_FOUND"
 	ErrInternalServer           = "INTERNAL_SERVER_EXCEPTION"
+
+	// Refusals of RTMP(S) encoders (ingest configurations).
+	ErrInvalidStreamKey   = "INVALID_STREAM_KEY"
+	ErrReuseOfStreamKey   = "REUSE_OF_STREAM_KEY"
+	ErrInvalidProtocol    = "INVALID_PROTOCOL"
+	ErrBFramePresent      = "B_FRAME_PRESENT"
+	ErrInvalidVideoCodec  = "INVALID_VIDEO_CODEC"
+	ErrInvalidAudioCodec  = "INVALID_AUDIO_CODEC"
+	ErrResolutionExceeded = "RESOLUTION_EXCEEDED"
+	ErrBitrateExceeded    = "BITRATE_EXCEEDED"
+	ErrInvalidInput       = "INVALID_INPUT"
 )
 
 // Event is one thing that happened to one participant in a stage session.
@@ -42,6 +53,11 @@ type Event struct {
 	Protocol   string
 	// Set on JOINED: what the joining client says of itself.
 	Client ClientDetails
+	// Set on JOINED of an RTMP(S) encoder: the ingest configuration it
+	// publishes with, and whether that configuration has redundant
+	// ingest (see Participant.RedundantIngest).
+	IngestConfigurationARN IngestConfigurationARN
+	RedundantIngest        bool
 
 	// Replica is set on the events of a replica (see replication.go), and
 	// on subscribe events whose remote participant is one. A replica's

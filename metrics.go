@@ -9,13 +9,22 @@ type MediaStats struct {
 	Stages        int // stages with a live session here
 	Participants  int // connected participants
 	Publishers    int // participants publishing
-	Subscriptions int // one per subscriber and publisher it receives
+	Subscriptions int // served here: one per subscriber and publisher it receives
+
+	// A stage across nodes (edge.go): publications pulled here from the
+	// nodes hosting their stages, with the subscriptions served from them
+	// (counted in Subscriptions too); and feeds of publications here
+	// that other nodes pull.
+	EdgePulls, EdgeSubscriptions, FeedsOut int
+	EdgePullsOpened                        uint64 // since start
 
 	// Since start. Out counts every copy sent to a subscriber,
 	// retransmissions included.
 	PacketsIn, BytesIn     uint64
 	PacketsOut, BytesOut   uint64
 	Retransmitted          uint64 // packets sent again for subscribers' NACKs
+	ResendRepeated         uint64 // not sent again: it was, less than a round trip before
+	ResendOverBudget       uint64 // not sent again: the subscriber's retransmission budget was spent
 	NACKs                  uint64 // NACK messages from subscribers
 	KeyframeRequestsIn     uint64 // PLIs and FIRs from subscribers
 	KeyframeRequestsOut    uint64 // PLIs sent to publishers

@@ -153,9 +153,20 @@ func (e *StreamEvent) Envelope(region, account string) *Envelope {
 		Account:    account,
 		Time:       e.Time.UTC().Format("2006-01-02T15:04:05Z"),
 		Region:     region,
-		Resources:  []string{string(e.StageARN)},
+		Resources:  e.resources(),
 		Detail:     detail,
 	}
+}
+
+// resources are the ARNs the event is about: its stage's, or, for a
+// composition's state change, the composition's, as IVS names them.
+func (e *StreamEvent) resources() []string {
+	if e.DetailType == DetailTypeCompositionStateChange {
+		if arn, ok := e.Detail["composition_arn"].(string); ok && arn != "" {
+			return []string{arn}
+		}
+	}
+	return []string{string(e.StageARN)}
 }
 
 // EventStream reads the log of stream events.

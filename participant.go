@@ -116,6 +116,15 @@ const (
 	WHEPPrefix = "/whep/"
 )
 
+// ForwardedPublicURLHeader carries, on a media request one node of a
+// cluster routes to another, the public URL of the node the client used:
+// the URLs the answer gives the client (the events WebSocket's WHIP and
+// WHEP URLs, a session's Location) name that node, which routes them in
+// turn, rather than one the client did not choose and its page may not
+// be allowed to reach. Whoever sets it affects only the answer to its own
+// request.
+const ForwardedPublicURLHeader = "Ivsrt-Public-Url"
+
 // IsMediaPath reports whether an HTTP request for path belongs to the
 // media plane rather than the API.
 func IsMediaPath(path string) bool {
@@ -170,6 +179,15 @@ type Participant struct {
 	ReplicationState ReplicationState
 	SourceStageARN   StageARN
 	SourceSessionID  SessionID
+
+	// The ingest configuration an RTMP(S) encoder publishes with, ""
+	// for a participant that joined otherwise. RedundantIngest is what
+	// the API documents as "whether redundant ingest is enabled for the
+	// participant": the configuration's redundantIngest, true for the
+	// encoders of both of its credentials, not whether this one is the
+	// redundant credential.
+	IngestConfigurationARN IngestConfigurationARN
+	RedundantIngest        bool
 }
 
 // ClientVersion is the version of ivsrt's client libraries, the browser

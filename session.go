@@ -72,6 +72,9 @@ type Store interface {
 	StageStore
 	StorageConfigurationStore
 	PublicKeyStore
+	IngestConfigurationStore
+	EncoderConfigurationStore
+	CompositionStore
 	TokenStore
 	SessionStore
 	ReplicationStore

@@ -108,9 +108,10 @@ type StageStore interface {
 	ListStages(ctx context.Context, page Page) (stages []*Stage, next string, err error)
 
 	// TagResource merges tags into the tags of a resource, a stage, a
-	// storage configuration or a public key, named by its ARN. Returns ENOTFOUND if
-	// the resource does not exist and EINVALID if it would end with more
-	// than MaxTagsPerResource tags.
+	// storage configuration, a public key, an ingest configuration, an
+	// encoder configuration or a composition, named by its ARN. Returns
+	// ENOTFOUND if the resource does not exist and EINVALID if it would end
+	// with more than MaxTagsPerResource tags.
 	TagResource(ctx context.Context, arn string, tags map[string]string) error
 
 	// UntagResource removes the given keys; absent keys are ignored.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -121,6 +122,21 @@ func (v *Validation) Range(field string, n, min, max int) bool {
 		v.violate(field, quote(fmt.Sprint(n)), fmt.Sprintf("have value greater than or equal to %d", min))
 	case n > max:
 		v.violate(field, quote(fmt.Sprint(n)), fmt.Sprintf("have value less than or equal to %d", max))
+	default:
+		return true
+	}
+	return false
+}
+
+// RangeFloat checks min <= f <= max for a member the model types "float",
+// showing f as the shortest text that reads back as the same float32.
+func (v *Validation) RangeFloat(field string, f float32, min, max float32) bool {
+	show := func(x float32) string { return strconv.FormatFloat(float64(x), 'g', -1, 32) }
+	switch {
+	case !(f >= min): // and NaN, which no JSON number decodes to
+		v.violate(field, quote(show(f)), "have value greater than or equal to "+show(min))
+	case f > max:
+		v.violate(field, quote(show(f)), "have value less than or equal to "+show(max))
 	default:
 		return true
 	}

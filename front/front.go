@@ -34,6 +34,7 @@ type Handlers struct {
 	Metrics       http.Handler // /metrics
 	Drain         http.Handler // POST /v1/server/drain
 	ClusterStatus http.Handler // /v1/cluster/nodes
+	ClusterStages http.Handler // /v1/cluster/stages
 	Recordings    http.Handler // GET /v1/recordings/<bucket>/<key>: recordings' objects
 }
 
@@ -62,6 +63,7 @@ func table(h Handlers) []route {
 		{"metrics", path(MetricsPath), h.Metrics},
 		{"drain", path(DrainPath), h.Drain},
 		{"cluster status", path(cluster.StatusPath), h.ClusterStatus},
+		{"cluster stages", path(cluster.StagesPath), h.ClusterStages},
 		{"event stream", func(r *http.Request) bool { return events.IsStreamPath(r.URL.Path) }, h.EventStream},
 		{"event delivery API", func(r *http.Request) bool { return events.IsEventsPath(r.URL.Path) }, h.EventAdmin},
 		{"recordings", func(r *http.Request) bool { return playback.IsPath(r.URL.Path) }, h.Recordings},

@@ -15,7 +15,7 @@ func TestRouter(t *testing.T) {
 	all := Handlers{
 		API: named("api"), Media: named("media"), Pages: named("pages"), EventStream: named("stream"),
 		EventAdmin: named("admin"), Probes: named("probes"), Metrics: named("metrics"), Drain: named("drain"),
-		ClusterStatus: named("cluster"), Recordings: named("recordings"),
+		ClusterStatus: named("cluster"), ClusterStages: named("stages"), Recordings: named("recordings"),
 	}
 	tests := []struct {
 		method, path string
@@ -38,6 +38,7 @@ func TestRouter(t *testing.T) {
 		{"GET", "/metrics", "metrics"},
 		{"POST", "/v1/server/drain", "drain"},
 		{"GET", "/v1/cluster/nodes", "cluster"},
+		{"GET", "/v1/cluster/stages", "stages"},
 		{"GET", "/v1/recordings/recs/a/st-b/c/1/media/hls/high/1.mp4", "recordings"},
 		{"HEAD", "/v1/recordings/x", "recordings"},
 		{"POST", "/v1/recordings/", "recordings"}, // refused there, not taken as an operation
@@ -55,9 +56,9 @@ func TestRouter(t *testing.T) {
 	// Without metrics or a cluster, their paths are the API's (an unknown
 	// operation).
 	partial := all
-	partial.Metrics, partial.ClusterStatus = nil, nil
+	partial.Metrics, partial.ClusterStatus, partial.ClusterStages = nil, nil, nil
 	h = Router(partial)
-	for _, p := range []string{"/metrics", "/v1/cluster/nodes"} {
+	for _, p := range []string{"/metrics", "/v1/cluster/nodes", "/v1/cluster/stages"} {
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, httptest.NewRequest("GET", p, nil))
 		if got := w.Body.String(); got != "api" {

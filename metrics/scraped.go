@@ -10,8 +10,12 @@ var (
 	descParticipants  = prometheus.NewDesc("ivsrt_participants_connected", "Participants connected to this server.", nil, nil)
 	descPublishers    = prometheus.NewDesc("ivsrt_publishers", "Participants publishing to this server.", nil, nil)
 	descSubscriptions = prometheus.NewDesc("ivsrt_subscriptions", "Subscriptions served: one per subscriber and publisher it receives.", nil, nil)
+	descEdgePulls     = prometheus.NewDesc("ivsrt_edge_pulls", "Publications this node pulls, as an edge, from the nodes hosting their stages.", nil, nil)
+	descEdgeSubs      = prometheus.NewDesc("ivsrt_edge_subscriptions", "Subscriptions this node serves as an edge, from its pulls (in ivsrt_subscriptions too).", nil, nil)
+	descEdgeOpened    = prometheus.NewDesc("ivsrt_edge_pulls_opened_total", "Pulls this node opened as an edge.", nil, nil)
+	descFeedsOut      = prometheus.NewDesc("ivsrt_feeds_out", "Feeds of publications here that other nodes pull (edges and replicas).", nil, nil)
 
-	descPacketsIn  = prometheus.NewDesc("ivsrt_media_received_packets_total", "RTP packets received from publishers.", nil, nil)
+	descPacketsIn  = prometheus.NewDesc("ivsrt_media_received_packets_total", "RTP packets received from publishers, and on an edge from the nodes it pulls from.", nil, nil)
 	descBytesIn    = prometheus.NewDesc("ivsrt_media_received_bytes_total", "RTP bytes received from publishers.", nil, nil)
 	descPacketsOut = prometheus.NewDesc("ivsrt_media_forwarded_packets_total", "RTP packets sent to subscribers, retransmissions included.", nil, nil)
 	descBytesOut   = prometheus.NewDesc("ivsrt_media_forwarded_bytes_total", "SRTP bytes sent to subscribers, retransmissions included.", nil, nil)
@@ -19,6 +23,9 @@ var (
 		"Packets not sent to a subscriber, by reason: queue_full (the subscriber fell behind), no_keyframe (it waited for a keyframe to start from), socket (the socket's send queue was full).",
 		[]string{"reason"}, nil)
 	descRetransmitted = prometheus.NewDesc("ivsrt_media_retransmitted_packets_total", "Packets sent again for subscribers' NACKs.", nil, nil)
+	descResendRefused = prometheus.NewDesc("ivsrt_media_retransmissions_refused_total",
+		"Packets subscribers' NACKs asked for that were not sent again, by reason: repeated (sent again less than a round trip before), budget (the subscriber's retransmissions had reached its stream's own rate).",
+		[]string{"reason"}, nil)
 	descNACKs         = prometheus.NewDesc("ivsrt_media_nacks_received_total", "NACK messages received from subscribers.", nil, nil)
 	descKeyframeIn    = prometheus.NewDesc("ivsrt_media_keyframe_requests_received_total", "Keyframe requests (PLI, FIR) received from subscribers.", nil, nil)
 	descKeyframeOut   = prometheus.NewDesc("ivsrt_media_keyframe_requests_sent_total", "Keyframe requests (PLI) sent to publishers.", nil, nil)
@@ -40,7 +47,8 @@ var (
 
 func (scraped) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descStages, descParticipants, descPublishers, descSubscriptions,
-		descPacketsIn, descBytesIn, descPacketsOut, descBytesOut, descDropped, descRetransmitted, descNACKs,
+		descEdgePulls, descEdgeSubs, descEdgeOpened, descFeedsOut,
+		descPacketsIn, descBytesIn, descPacketsOut, descBytesOut, descDropped, descRetransmitted, descResendRefused, descNACKs,
 		descKeyframeIn, descKeyframeOut, descPadding, descLayerSwitches, descTURNAllocations, descTURNParticipants, descTURNRefused, descSinkPending, descSinkInFlight, descSinkDelivered, descSinkFailed,
 		descSinkDead, descSinkLastOK} {
 		ch <- d
@@ -60,6 +68,10 @@ func (s scraped) Collect(ch chan<- prometheus.Metric) {
 		gauge(descParticipants, float64(st.Participants))
 		gauge(descPublishers, float64(st.Publishers))
 		gauge(descSubscriptions, float64(st.Subscriptions))
+		gauge(descEdgePulls, float64(st.EdgePulls))
+		gauge(descEdgeSubs, float64(st.EdgeSubscriptions))
+		counter(descEdgeOpened, st.EdgePullsOpened)
+		gauge(descFeedsOut, float64(st.FeedsOut))
 		counter(descPacketsIn, st.PacketsIn)
 		counter(descBytesIn, st.BytesIn)
 		counter(descPacketsOut, st.PacketsOut)
@@ -68,6 +80,8 @@ func (s scraped) Collect(ch chan<- prometheus.Metric) {
 		counter(descDropped, st.DroppedWaitingKeyframe, "no_keyframe")
 		counter(descDropped, st.DroppedSocket, "socket")
 		counter(descRetransmitted, st.Retransmitted)
+		counter(descResendRefused, st.ResendRepeated, "repeated")
+		counter(descResendRefused, st.ResendOverBudget, "budget")
 		counter(descNACKs, st.NACKs)
 		counter(descPadding, st.Padding)
 		counter(descLayerSwitches, st.LayerSwitches)

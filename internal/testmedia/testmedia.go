@@ -50,6 +50,21 @@ func Encode(t testing.TB, seconds int) Media {
 // EncodeSize returns seconds of media, the video width x height.
 func EncodeSize(t testing.TB, seconds, width, height int) Media {
 	t.Helper()
+	return encode(t, seconds, "testsrc=size="+strconv.Itoa(width)+"x"+strconv.Itoa(height)+":rate=30", 440)
+}
+
+// EncodeColor returns seconds of media whose video is a plain picture of
+// color (an ffmpeg colour name or 0xRRGGBB), width x height, and whose
+// audio is a tone of toneHz: publishers told apart in a composition by
+// where their colour is and which tones are heard.
+func EncodeColor(t testing.TB, seconds, width, height int, color string, toneHz int) Media {
+	t.Helper()
+	return encode(t, seconds, "color=c="+color+":size="+strconv.Itoa(width)+"x"+strconv.Itoa(height)+":rate=30", toneHz)
+}
+
+// encode encodes seconds of the lavfi video source and a tone.
+func encode(t testing.TB, seconds int, source string, toneHz int) Media {
+	t.Helper()
 	dir := t.TempDir()
 	video, audio := filepath.Join(dir, "v.h264"), filepath.Join(dir, "a.ogg")
 	run := func(args ...string) {
@@ -59,9 +74,9 @@ func EncodeSize(t testing.TB, seconds, width, height int) Media {
 		}
 	}
 	d := strconv.Itoa(seconds)
-	run("-f", "lavfi", "-i", "testsrc=size="+strconv.Itoa(width)+"x"+strconv.Itoa(height)+":rate=30", "-t", d, "-c:v", "libx264", "-profile:v", "baseline",
+	run("-f", "lavfi", "-i", source, "-t", d, "-c:v", "libx264", "-profile:v", "baseline",
 		"-pix_fmt", "yuv420p", "-bf", "0", "-g", "60", "-x264-params", "keyint=60:min-keyint=60:scenecut=0", "-f", "h264", video)
-	run("-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", d, "-c:a", "libopus", "-b:a", "64k",
+	run("-f", "lavfi", "-i", "sine=frequency="+strconv.Itoa(toneHz)+":sample_rate=48000", "-t", d, "-c:a", "libopus", "-b:a", "64k",
 		"-frame_duration", "20", "-page_duration", "20000", audio)
 
 	vf, err := os.Open(video)
