@@ -152,6 +152,7 @@ func (e *Engine) compose() {
 	buf := make([]byte, frameSize)
 	e.draw(buf)
 	e.video <- buf // the queue is empty
+	e.stats.framesSent.Add(1)
 	for ; chunks < 5; chunks++ {
 		e.audio <- mix.next(*e.inputsV.Load())
 	}
@@ -193,6 +194,7 @@ func (e *Engine) compose() {
 				select {
 				case e.video <- buf:
 					frames++
+					e.stats.framesSent.Add(1)
 					if frames < dueFrames { // a duplicate needs its own buffer
 						buf = slices.Clone(buf)
 					}

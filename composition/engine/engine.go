@@ -133,8 +133,8 @@ type Engine struct {
 	accepted sync.Once
 
 	stats struct {
-		framesDropped, chunksDropped, framesLate atomic.Int64
-		processCPU                               atomic.Int64 // ns, of exited processes
+		framesSent, framesDropped, chunksDropped, framesLate atomic.Int64
+		processCPU                                           atomic.Int64 // ns, of exited processes
 	}
 }
 
@@ -237,6 +237,9 @@ func (e *Engine) lifecycle(parent context.Context) {
 
 // Stats are counters of an engine's work.
 type Stats struct {
+	// FramesSent counts the canvases given to the encoder: over the
+	// frame rate, how far the output has got.
+	FramesSent int64
 	// FramesDropped and ChunksDropped are canvases and 20 ms of mix the
 	// encoder was too slow to take; FramesLate are frames given up on to
 	// catch up with the clock after a stall.
@@ -251,6 +254,7 @@ type Stats struct {
 // Stats returns the engine's counters.
 func (e *Engine) Stats() Stats {
 	s := Stats{
+		FramesSent:    e.stats.framesSent.Load(),
 		FramesDropped: e.stats.framesDropped.Load(),
 		ChunksDropped: e.stats.chunksDropped.Load(),
 		FramesLate:    e.stats.framesLate.Load(),

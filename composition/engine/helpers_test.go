@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -163,6 +164,62 @@ func newEngine(t *testing.T, cfg Config) *Engine {
 		t.Fatal("the encoder did not start")
 	}
 	return e
+}
+
+// outputPos is how far the engine's output has got: the time, in the
+// stream it makes, of the next frame it gives the encoder. Tests pick the
+// frames they check by it rather than by the wall clock: on a loaded
+// machine the encoder starts late and falls behind the clock, and
+// decoders take seconds to start.
+func outputPos(e *Engine) time.Duration {
+	return time.Duration(e.Stats().FramesSent) * time.Second / time.Duration(e.cfg.FPS)
+}
+
+// waitOutput waits for the output to reach pos.
+func waitOutput(t *testing.T, e *Engine, pos time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for outputPos(e) < pos {
+		if time.Now().After(deadline) {
+			t.Fatalf("the output is at %v after 30 s, want %v: %+v", outputPos(e), pos, e.Stats())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitDecoded waits for each input of ids to have decoded n frames, and
+// returns the output's position then: from there on the output shows
+// them.
+func waitDecoded(t *testing.T, e *Engine, n int64, ids ...string) time.Duration {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		s := e.Stats()
+		if !slices.ContainsFunc(ids, func(id string) bool { return s.Inputs[id].Frames < n }) {
+			return outputPos(e)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("inputs %v have not decoded %d frames after 30 s: %+v", ids, n, s)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitRestart waits for input id's decoder to have restarted more than
+// restarts times, and returns the frames it had decoded by then.
+func waitRestart(t *testing.T, e *Engine, id string, restarts int64) int64 {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		s := e.Stats().Inputs[id]
+		if s.Restarts > restarts {
+			return s.Frames
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("input %s's decoder has not restarted after 30 s: %+v", id, s)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // playlistDuration sums the EXTINF durations and tells whether the

@@ -70,7 +70,7 @@ type Input struct {
 	pcm      []byte
 	primed   bool
 	counters struct {
-		videoDropped, audioDropped, pcmDropped, restarts, frames atomic.Int64
+		videoDropped, audioDropped, pcmDropped, pcmDecoded, restarts, frames atomic.Int64
 	}
 }
 
@@ -80,6 +80,8 @@ type InputStats struct {
 	// decoder was behind (or undecodable); PCMDropped are bytes of decoded
 	// audio cut to keep latency bounded.
 	VideoDropped, AudioDropped, PCMDropped int64
+	// PCMDecoded counts bytes of decoded audio (48 kHz stereo s16).
+	PCMDecoded int64
 	// Restarts counts video decoder restarts (tile changes, failures).
 	Restarts int64
 	// Frames counts decoded frames.
@@ -92,6 +94,7 @@ func (in *Input) Stats() InputStats {
 		VideoDropped: in.counters.videoDropped.Load(),
 		AudioDropped: in.counters.audioDropped.Load(),
 		PCMDropped:   in.counters.pcmDropped.Load(),
+		PCMDecoded:   in.counters.pcmDecoded.Load(),
 		Restarts:     in.counters.restarts.Load(),
 		Frames:       in.counters.frames.Load(),
 	}
@@ -681,6 +684,7 @@ func (in *Input) startAudioDecoder() (*proc, *os.File, *oggwriter.OggWriter, cha
 // addPCM appends decoded audio, cutting the oldest when too much has piled
 // up (the input's clock runs fast, or it came in a burst).
 func (in *Input) addPCM(b []byte) {
+	in.counters.pcmDecoded.Add(int64(len(b)))
 	in.pcmMu.Lock()
 	defer in.pcmMu.Unlock()
 	in.pcm = append(in.pcm, b...)

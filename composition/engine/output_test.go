@@ -34,16 +34,29 @@ func TestAudioMix(t *testing.T) {
 		}
 		defer sender(in, m)()
 	}
-	time.Sleep(4 * time.Second)
-	t.Logf("%+v", e.Stats())
+	// Each input's audio decoder takes seconds to start on a loaded
+	// machine: the mix is measured from when both have given half a
+	// second of sound.
+	const halfSecond = 48000 * 4 / 2
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		s := e.Stats().Inputs
+		if s["low"].PCMDecoded >= halfSecond && s["high"].PCMDecoded >= halfSecond {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	from := max(time.Second, outputPos(e)+500*time.Millisecond)
+	waitOutput(t, e, from+2500*time.Millisecond)
+	t.Logf("%+v; measured from %v", e.Stats(), from)
 	if err := e.Close(); err != nil {
 		t.Fatal(err)
 	}
-	pcm := ffmpeg(t, "-ss", "1", "-i", playlist, "-f", "s16le", "-ac", "1", "-ar", "48000", "pipe:1")
+	pcm := ffmpeg(t, "-ss", fmt.Sprintf("%.2f", from.Seconds()), "-i", playlist, "-f", "s16le", "-ac", "1", "-ar", "48000", "pipe:1")
 	samples := make([]int16, len(pcm)/2)
 	binary.Read(bytes.NewReader(pcm), binary.LittleEndian, samples)
 	if len(samples) < 48000*2 {
-		t.Fatalf("%d samples after 1 s, want 2 s or more", len(samples))
+		t.Fatalf("%d samples after %v, want 2 s or more", len(samples), from)
 	}
 	// Measured over 100 ms windows: the clips loop every second, and a
 	// tone's phase jump at the loop would cancel a longer measure.
@@ -101,7 +114,8 @@ func TestRTMPAndHLS(t *testing.T) {
 	}
 	e.SetLayout([]layout.Tile{tile("a", layout.Rect{Width: 640, Height: 360})})
 	stop := sender(in, red)
-	time.Sleep(3 * time.Second)
+	shown := waitDecoded(t, e, 5, "a") + 500*time.Millisecond
+	waitOutput(t, e, max(shown+time.Second, 3*time.Second))
 	stop()
 	if err := e.Close(); err != nil {
 		t.Fatal(err)
@@ -123,11 +137,12 @@ func TestRTMPAndHLS(t *testing.T) {
 		if strings.Join(codecs, ",") != "h264,aac" && strings.Join(codecs, ",") != "aac,h264" {
 			t.Errorf("%s: codecs %v, want h264 and aac", filepath.Base(path), codecs)
 		}
-		if d := p.Duration(t); d < 2*time.Second {
-			t.Errorf("%s: %v long, want about 3 s", filepath.Base(path), d)
+		if d := p.Duration(t); d < shown+500*time.Millisecond {
+			t.Errorf("%s: %v long, want %v or more", filepath.Base(path), d, shown+500*time.Millisecond)
 		}
 	}
-	wantColors(t, frameAt(t, flv, 2, 640, 360), 640, "RTMP at 2 s", map[layout.Rect]string{{Width: 640, Height: 360}: "red"})
+	wantColors(t, frameAt(t, flv, shown.Seconds(), 640, 360), 640, fmt.Sprintf("RTMP at %.2f s", shown.Seconds()),
+		map[layout.Rect]string{{Width: 640, Height: 360}: "red"})
 }
 
 // waitListening waits until something listens on the local TCP port,
@@ -175,7 +190,7 @@ func TestDecoderKilled(t *testing.T) {
 	full := layout.Rect{Width: 320, Height: 180}
 	e.SetLayout([]layout.Tile{tile("a", full)})
 	defer sender(in, red)()
-	time.Sleep(1500 * time.Millisecond)
+	waitDecoded(t, e, 5, "a")
 	pid := in.videoPID.Load()
 	if pid == 0 {
 		t.Fatal("no video decoder running")
@@ -189,22 +204,18 @@ func TestDecoderKilled(t *testing.T) {
 		t.Fatalf("after the kill: %d errors reported, decoder pid %d (was %d)", reported.Load(), in.videoPID.Load(), pid)
 	}
 	// The new decoder takes seconds to start on a loaded machine: the
-	// end is checked once it has given pictures for a while.
-	before := e.Stats().Inputs["a"].Frames
-	deadline = time.Now().Add(15 * time.Second)
-	for e.Stats().Inputs["a"].Frames < before+5 && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
-	time.Sleep(time.Second)
-	t.Logf("%+v", e.Stats())
+	// picture is checked once it has given pictures again.
+	back := waitDecoded(t, e, e.Stats().Inputs["a"].Frames+5, "a") + 500*time.Millisecond
+	waitOutput(t, e, back+time.Second)
+	t.Logf("%+v; checked at %v", e.Stats(), back)
 	if err := e.Close(); err != nil {
 		t.Fatal(err)
 	}
 	d, ok := playlistDuration(t, playlist)
-	if !ok || d < 3*time.Second {
-		t.Errorf("playlist %v long, continuous and ended %v", d, ok)
+	if !ok || d < back+500*time.Millisecond {
+		t.Errorf("playlist %v long, continuous and ended %v; want one stream past %v", d, ok, back)
 	}
-	wantColors(t, frameAt(t, playlist, d.Seconds()-0.3, 320, 180), 320, "at the end", map[layout.Rect]string{full: "red"})
+	wantColors(t, frameAt(t, playlist, back.Seconds(), 320, 180), 320, fmt.Sprintf("at %.2f s", back.Seconds()), map[layout.Rect]string{full: "red"})
 }
 
 // TestEncoderKilled: a killed encoder ends the engine with an error.
