@@ -159,9 +159,6 @@ func (s *Server) StopComposition(ctx context.Context, arn ivsrt.CompositionARN) 
 	return nil
 }
 
-// errStageDeleted stops the compositions of a deleted stage.
-var errStageDeleted = errors.New("the stage was deleted")
-
 // compositionsOf returns the compositions running on stage arn.
 func (s *Server) compositionsOf(arn ivsrt.StageARN) []*compositionRun {
 	s.compMu.Lock()
@@ -317,9 +314,9 @@ func (r *compositionRun) run() {
 	r.save(events...)
 	s.logger.Info("composition started", "composition", r.arn, "stage", r.stage)
 
-	idle := time.NewTimer(cfg.IdleTimeout)
-	defer idle.Stop()
-	idleArmed := true
+	// The idle timeout runs on the server's clock, checked each second,
+	// so that a test can move the clock rather than wait a minute.
+	idleSince := now // zero while someone publishes
 	check := time.NewTicker(time.Second)
 	defer check.Stop()
 	var stopReason error
@@ -330,19 +327,18 @@ loop:
 			pubs := s.compositionSnapshot(r.stage)
 			r.reconcile(pubs)
 			switch {
-			case len(pubs) > 0 && idleArmed:
-				idle.Stop()
-				idleArmed = false
-			case len(pubs) == 0 && !idleArmed:
-				idle.Reset(cfg.IdleTimeout)
-				idleArmed = true
+			case len(pubs) > 0:
+				idleSince = time.Time{}
+			case idleSince.IsZero():
+				idleSince = s.now()
 			}
-		case <-idle.C:
-			s.logger.Info("composition: nobody published for the idle timeout", "composition", r.arn)
-			break loop
 		case stopReason = <-r.stop:
 			break loop
 		case <-check.C:
+			if !idleSince.IsZero() && s.now().Sub(idleSince) >= cfg.IdleTimeout {
+				s.logger.Info("composition: nobody published for the idle timeout", "composition", r.arn)
+				break loop
+			}
 			if !r.checkOutputs() {
 				stopReason = errors.New("every destination failed")
 				break loop
@@ -625,8 +621,8 @@ func (r *compositionRun) dropInputs(out *compositionOutput) {
 }
 
 // finish ends the composition: STOPPING, its outputs closed and their
-// last segments uploaded, then STOPPED, or FAILED when reason says its
-// stage was deleted or every output failed.
+// last segments uploaded, then STOPPED, or FAILED when reason says why
+// (every output failed).
 func (r *compositionRun) finish(reason error) {
 	s := r.s
 	r.c.State = ivsrt.CompositionStopping

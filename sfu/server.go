@@ -411,8 +411,11 @@ func (s *Server) CloseStage(ctx context.Context, arn ivsrt.StageARN) error {
 	}
 	s.tombstones[arn] = now.Add(tombstoneTTL)
 	s.mu.Unlock()
+	// A deleted stage stops its compositions as StopComposition would:
+	// the end was asked for, nothing failed.
 	for _, r := range s.compositionsOf(arn) {
-		r.requestStop(errStageDeleted)
+		s.logger.Info("composition: its stage was deleted", "composition", r.arn)
+		r.requestStop(nil)
 	}
 	st := s.existingStage(arn)
 	if st == nil {
