@@ -86,6 +86,8 @@ type edgeSession struct {
 	downs  []*forward.DownTrack
 	wish   ivsrt.VideoWish // what the subscriber asks of the video
 	wished bool            // the origin told wish since the admission
+	// initial is the layer the video's first picture comes from.
+	initial forward.InitialLayer
 	// admitted: the origin's admission came back, at admittedAt; only
 	// then may the origin's list of its subscriptions miss it for good
 	// (ConfirmEdgeSubscriptions).
@@ -118,14 +120,14 @@ func (s *Server) edgeOrigins(ctx context.Context, stage ivsrt.StageARN) (EdgeOri
 // postEdgeWHEP serves a WHEP request as an edge: the origin admits it, a
 // pull of the publication brings the media here, and the answer offers
 // this node's candidates.
-func (s *Server) postEdgeWHEP(w http.ResponseWriter, r *http.Request, origins EdgeOrigins, offer, raw string, c claims, remote ivsrt.ParticipantID) {
+func (s *Server) postEdgeWHEP(w http.ResponseWriter, r *http.Request, origins EdgeOrigins, offer, raw string, c claims, remote ivsrt.ParticipantID, initial forward.InitialLayer) {
 	ctx := r.Context()
 	if s.isClosing() || s.draining.Load() {
 		writeRefusal(w, errShuttingDown)
 		return
 	}
 	stage := c.tok.StageARN
-	es := &edgeSession{id: s.newResourceID(), stage: stage, remote: remote, done: make(chan struct{})}
+	es := &edgeSession{id: s.newResourceID(), stage: stage, remote: remote, initial: initial, done: make(chan struct{})}
 	s.edgeMu.Lock()
 	if s.edgeSessions == nil {
 		s.edgeSessions = map[string]*edgeSession{}
@@ -411,6 +413,7 @@ func (s *Server) negotiateEdge(ctx context.Context, es *edgeSession, origins Edg
 		if err != nil {
 			continue // the pull ended meanwhile
 		}
+		d.SetInitialLayer(es.initial)
 		downs = append(downs, d)
 		if _, err := pc.AddTrack(d); err != nil {
 			closeDowns()
@@ -575,7 +578,7 @@ func (s *Server) closeEdges() {
 // serveAsEdge serves a WHEP request as an edge if its stage is hosted on
 // another node of the cluster, and reports whether it did; otherwise the
 // request is this node's own, and its body is untouched.
-func (s *Server) serveAsEdge(w http.ResponseWriter, r *http.Request, remote ivsrt.ParticipantID) bool {
+func (s *Server) serveAsEdge(w http.ResponseWriter, r *http.Request, remote ivsrt.ParticipantID, initial forward.InitialLayer) bool {
 	if _, ok := s.remoteOrigins(); !ok {
 		return false
 	}
@@ -600,7 +603,7 @@ func (s *Server) serveAsEdge(w http.ResponseWriter, r *http.Request, remote ivsr
 		return true
 	}
 	c.client = clientinfo.Describe(r.Header, nil)
-	s.postEdgeWHEP(w, r, origins, offer, raw, c, remote)
+	s.postEdgeWHEP(w, r, origins, offer, raw, c, remote, initial)
 	return true
 }
 

@@ -233,7 +233,7 @@ func TestEdgeSimulcast(t *testing.T) {
 
 	subEvents := h.dialEvents(*subTok.Token)
 	subEvents.next("joined")
-	w := watchLayers(edge, *pubTok.ParticipantId, *subTok.Token)
+	w := watchLayers(edge, *pubTok.ParticipantId, *subTok.Token, "")
 	wantLayer := func(what string, layer byte) {
 		t.Helper()
 		eventually(t, what, func() error {
@@ -244,6 +244,9 @@ func TestEdgeSimulcast(t *testing.T) {
 		})
 	}
 	wantLayer("the edge's subscriber gets the highest layer", 3)
+	// One that asks to start low does, through the edge too.
+	low := watchLayers(edge, *pubTok.ParticipantId, *h.token(stage, "low").Token, "?initialLayer=lowest")
+	wantFirstLayer(t, low, "through the edge, initialLayer=lowest", 1)
 	// The subscriber receives video only: nothing else is pulled.
 	if st, e := h.sfu.MediaStats(), edge.sfu.MediaStats(); st.FeedsOut != 1 || e.EdgePulls != 1 {
 		t.Errorf("%d feeds out of the origin, %d pulls on the edge; want 1, of the video", st.FeedsOut, e.EdgePulls)

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"sync"
 	"testing"
@@ -124,8 +126,9 @@ type layerWatcher struct {
 }
 
 // watchLayers subscribes to the video of publisher (a simulcastPublisher)
-// through h with tok, and keeps which layer each packet is of.
-func watchLayers(h *harness, publisher, tok string) *layerWatcher {
+// through h with tok, and keeps which layer each packet is of; query is
+// the WHEP request's, "" for none.
+func watchLayers(h *harness, publisher, tok, query string) *layerWatcher {
 	h.t.Helper()
 	pc, _ := newClientPC(h.t)
 	if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo,
@@ -144,7 +147,7 @@ func watchLayers(h *harness, publisher, tok string) *layerWatcher {
 			w.mu.Unlock()
 		}
 	})
-	h.exchangeDirect(pc, "/whep/"+publisher, tok)
+	h.exchangeDirect(pc, "/whep/"+publisher+query, tok)
 	return w
 }
 
@@ -152,6 +155,30 @@ func (w *layerWatcher) last(n int) []byte {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return slices.Clone(w.layers[max(0, len(w.layers)-n):])
+}
+
+// first returns the layers of the first n packets, once there are n.
+func (w *layerWatcher) first(t *testing.T, n int) []byte {
+	t.Helper()
+	var got []byte
+	eventually(t, fmt.Sprintf("%d packets", n), func() error {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if len(w.layers) < n {
+			return fmt.Errorf("%d packets", len(w.layers))
+		}
+		got = slices.Clone(w.layers[:n])
+		return nil
+	})
+	return got
+}
+
+// wantFirstLayer checks that the first packets w got are all of layer.
+func wantFirstLayer(t *testing.T, w *layerWatcher, what string, layer byte) {
+	t.Helper()
+	if got := w.first(t, 5); slices.ContainsFunc(got, func(l byte) bool { return l != layer }) {
+		t.Errorf("%s: the first packets are of layers %v, want %d", what, got, layer)
+	}
 }
 
 // TestSimulcast: a WHIP publisher sends three layers; a subscriber with no
@@ -168,7 +195,7 @@ func TestSimulcast(t *testing.T) {
 
 	subEvents := h.dialEvents(*subTok.Token)
 	subEvents.next("joined")
-	w := watchLayers(h, *pubTok.ParticipantId, *subTok.Token)
+	w := watchLayers(h, *pubTok.ParticipantId, *subTok.Token, "")
 
 	eventually(t, "the subscriber gets the highest layer", func() error {
 		if got := w.last(10); len(got) < 10 || slices.ContainsFunc(got, func(l byte) bool { return l != 3 }) {
@@ -257,5 +284,41 @@ func nextLayers(t *testing.T, c *wsClient, ok func(map[string]any) bool) map[str
 		if time.Now().After(deadline) {
 			t.Fatalf("no layers message as wanted; last: %v", m)
 		}
+	}
+}
+
+// TestSimulcastInitialLayer: a WHEP request's initialLayer decides the
+// layer of the subscriber's first picture, lowest or highest; after it
+// the layer is chosen as always (an unlimited subscriber climbs to the
+// highest). Any other value is refused.
+func TestSimulcastInitialLayer(t *testing.T) {
+	h := newHarness(t)
+	stage := h.createStage("simulcast-initial")
+	pubTok := h.token(stage, "camera")
+	pubEvents := h.dialEvents(*pubTok.Token)
+	pubEvents.next("joined")
+	startSimulcastPublisher(t, h, *pubTok.Token)
+	pub := *pubTok.ParticipantId
+
+	low := watchLayers(h, pub, *h.token(stage, "low").Token, "?initialLayer=lowest")
+	high := watchLayers(h, pub, *h.token(stage, "high").Token, "?initialLayer=highest")
+	wantFirstLayer(t, low, "initialLayer=lowest", 1)
+	wantFirstLayer(t, high, "initialLayer=highest", 3)
+	eventually(t, "the subscriber that started low climbs to the highest layer", func() error {
+		if got := low.last(10); len(got) < 10 || slices.ContainsFunc(got, func(l byte) bool { return l != 3 }) {
+			return fmt.Errorf("last layers %v, want f (3)", got)
+		}
+		return nil
+	})
+
+	pc, _ := newClientPC(t)
+	if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo,
+		webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := h.post("/whep/"+pub+"?initialLayer=sideways", *h.token(stage, "odd").Token, offer(t, pc))
+	var he *httpError
+	if !errors.As(err, &he) || he.Status != http.StatusBadRequest {
+		t.Errorf("initialLayer=sideways: %v, want 400", err)
 	}
 }

@@ -3,6 +3,7 @@ package sfu
 import (
 	"context"
 	"net/http"
+	"strconv"
 
 	"github.com/pion/webrtc/v4"
 
@@ -35,7 +36,8 @@ type subscribeSession struct {
 // postWHEP creates a WHEP session: POST /whep/{participantId} with the
 // subscriber's bearer token and an SDP offer receiving audio, video or
 // both subscribes to that participant; the answer comes back with 201
-// Created and the session's URL in Location.
+// Created and the session's URL in Location. ?initialLayer=lowest or
+// highest picks the simulcast layer the first picture comes from.
 func (s *Server) postWHEP(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	remote := ivsrt.ParticipantID(r.PathValue("participant"))
@@ -44,7 +46,12 @@ func (s *Server) postWHEP(w http.ResponseWriter, r *http.Request) {
 		writeRefusal(w, &refusal{http.StatusNotFound, ivsrt.ErrPublisherNotFound, "no participant has that id"})
 		return
 	}
-	if s.serveAsEdge(w, r, remote) {
+	initial, ref := initialLayerOf(r)
+	if ref != nil {
+		writeRefusal(w, ref)
+		return
+	}
+	if s.serveAsEdge(w, r, remote, initial) {
 		return
 	}
 	offer, c, st, ok := s.admitOffer(w, r)
@@ -58,7 +65,7 @@ func (s *Server) postWHEP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	answer, ref := s.negotiateSubscribe(ctx, ss, offer)
+	answer, ref := s.negotiateSubscribe(ctx, ss, offer, initial)
 	if ref != nil {
 		st.lock()
 		if !ss.ended {
@@ -74,6 +81,21 @@ func (s *Server) postWHEP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.writeAnswer(w, r, "/whep/"+string(remote)+"/"+ss.id, c.tok, answer)
+}
+
+// initialLayerOf reads a WHEP request's initialLayer: "lowest",
+// "highest", or none (the layer is chosen as every later one).
+func initialLayerOf(r *http.Request) (forward.InitialLayer, *refusal) {
+	switch v := r.URL.Query().Get("initialLayer"); v {
+	case "":
+		return forward.InitialChosen, nil
+	case "lowest":
+		return forward.InitialLowest, nil
+	case "highest":
+		return forward.InitialHighest, nil
+	default:
+		return 0, &refusal{http.StatusBadRequest, codeInvalidInput, "initialLayer must be lowest or highest, not " + strconv.Quote(v)}
+	}
 }
 
 // writeAnswer answers a WHIP or WHEP POST that created the session at
@@ -158,8 +180,9 @@ func (s *Server) subscriberPeerAPI() (api *webrtc.API, est *bwe.Estimator, ref *
 }
 
 // negotiateSubscribe answers a WHEP offer with the publisher's tracks of
-// the kinds the offer receives.
-func (s *Server) negotiateSubscribe(ctx context.Context, ss *subscribeSession, offer string) (string, *refusal) {
+// the kinds the offer receives; the video's first picture comes from the
+// initial layer.
+func (s *Server) negotiateSubscribe(ctx context.Context, ss *subscribeSession, offer string, initial forward.InitialLayer) (string, *refusal) {
 	var sources map[webrtc.RTPCodecType]*forward.Source
 	st := ss.st
 	api, est, ref := s.subscriberPeerAPI()
@@ -195,6 +218,7 @@ func (s *Server) negotiateSubscribe(ctx context.Context, ss *subscribeSession, o
 		if err != nil {
 			continue // the publication ended meanwhile
 		}
+		d.SetInitialLayer(initial)
 		downs = append(downs, d)
 		if _, err := pc.AddTrack(d); err != nil {
 			for _, d := range downs {

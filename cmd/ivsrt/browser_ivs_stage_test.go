@@ -27,9 +27,10 @@ import (
 // participant (app.videos), fed by a MediaStream of its streams
 // (app.streams).
 const ivsApp = `window.setup = async (token, options = {}) => {
-	const { Stage, LocalStageStream, SubscribeType, StageEvents } = await import("/client/ivs-stage.js");
+	const { Stage, LocalStageStream, SubscribeType, StageEvents, InitialLayerPreference } = await import("/client/ivs-stage.js");
 	const media = await navigator.mediaDevices.getUserMedia({ audio: true, video: options.video || { width: 640, height: 360 } });
 	const app = window.app = { publish: true, choices: {}, layers: {}, log: [], videos: {}, streams: {}, remote: {},
+		initial: options.initial || {}, sei: !!options.sei, firstWidth: {}, requests: [],
 		audio: new LocalStageStream(media.getAudioTracks()[0]),
 		video: new LocalStageStream(media.getVideoTracks()[0], options.config || { maxBitrate: 1000, maxFramerate: 30 }) };
 	const strategy = {
@@ -37,6 +38,16 @@ const ivsApp = `window.setup = async (token, options = {}) => {
 		shouldPublishParticipant: () => app.publish,
 		shouldSubscribeToParticipant: (p) => app.choices[p.userId] || SubscribeType.AUDIO_VIDEO,
 		preferredLayerForStream: (p, stream) => app.layers[p.userId] ? stream.getLayers().find((l) => l.label === app.layers[p.userId]) : null,
+		subscribeConfiguration: (p) => ({
+			simulcast: app.initial[p.userId] ? { initialLayerPreference: InitialLayerPreference[app.initial[p.userId]] } : undefined,
+			inBandMessaging: { enabled: app.sei },
+		}),
+	};
+	// The URLs the page posts to (WHIP, WHEP, token exchange).
+	const fetch = window.fetch;
+	window.fetch = (url, init) => {
+		if (init && init.method === "POST") app.requests.push(String(url));
+		return fetch(url, init);
 	};
 	const stage = app.stage = new Stage(token, strategy);
 	const note = (name, p, extra) => app.log.push({ name, user: p ? p.userId : "", local: !!(p && p.isLocal), ...extra });
@@ -56,6 +67,8 @@ const ivsApp = `window.setup = async (token, options = {}) => {
 		if (!v) {
 			v = app.videos[p.userId] = document.createElement("video");
 			v.autoplay = v.playsInline = true;
+			// The width of the first picture decoded.
+			v.addEventListener("loadedmetadata", () => { app.firstWidth[p.userId] ||= v.videoWidth; });
 			document.body.append(v);
 		}
 		v.srcObject = ms;
@@ -533,6 +546,30 @@ func TestBrowserIVSStageLayers(t *testing.T) {
 		`{video: {width: 1280, height: 720}, config: {maxBitrate: 2500, simulcast: {enabled: true}}}`)
 	bob := openIVSPage(t, b, base, "bob", token("bob"))
 	bob.waitPlays("alice", true)
+	// The SDK's default initial layer, the lowest: bob's first picture of
+	// alice is 320 wide, asked for by his WHEP request.
+	bob.tab.WaitFor("bob's first picture of alice", `app.firstWidth.alice > 0`, 15*time.Second)
+	if w := webtest.Eval[int](bob.tab, `app.firstWidth.alice`); w != 320 {
+		t.Errorf("bob's first picture of alice is %d wide, want 320 (LOWEST_QUALITY, the default)", w)
+	}
+	wantRequest := func(p *ivsPage, suffix string) {
+		t.Helper()
+		reqs := webtest.Eval[[]string](p.tab, `app.requests`)
+		if !slices.ContainsFunc(reqs, func(u string) bool { return strings.HasSuffix(u, suffix) }) {
+			t.Errorf("%s's requests %v: none ends with %s", p.user, reqs, suffix)
+		}
+	}
+	wantRequest(bob, "?initialLayer=lowest")
+	// Carol's strategy asks for the highest first, and for SEI messages,
+	// which ivsrt does not carry: an error says so, and she gets alice's
+	// media all the same.
+	carol := openIVSPage(t, b, base, "carol", token("carol"), `{initial: {alice: "HIGHEST_QUALITY"}, sei: true}`)
+	carol.waitPlays("alice", true)
+	wantRequest(carol, "?initialLayer=highest")
+	carol.waitEvent("the SEI error", 0, func(e ivsEvent) bool {
+		return e.Name == "error" && e.Category == "SUBSCRIBE_ERROR" && strings.Contains(e.Message, "SEI")
+	})
+	t.Logf("carol's first picture of alice is %d wide", webtest.Eval[int](carol.tab, `app.firstWidth.alice || 0`))
 
 	// The statistics of both ends: a layer per rid sent; packets received.
 	type sent struct {

@@ -38,6 +38,8 @@ type DownTrack struct {
 	budget atomic.Int64           // bits per second; 0: not limited
 	ideal  atomic.Int32           // the slot it would get with bandwidth to spare
 	prefer atomic.Pointer[string] // the rid asked for; nil or "": none
+	// initial is the InitialLayer the first picture comes from.
+	initial atomic.Int32
 
 	keyframeAt atomic.Int64 // unix nanoseconds the last keyframe was sent to it
 	rtt        atomic.Int64 // the subscriber's latest round trip, nanoseconds; 0: unknown

@@ -57,9 +57,19 @@ func (c feedContext) RTCPReader() interceptor.RTCPReader { return c.feed }
 // bindDown adds a started subscriber of src that records what it gets.
 func bindDown(t testing.TB, src *Source, feed *rtcpFeed) (*DownTrack, *recorder) {
 	t.Helper()
+	return bindDownWith(t, src, feed, nil)
+}
+
+// bindDownWith is bindDown with setup applied to the track before it
+// starts.
+func bindDownWith(t testing.TB, src *Source, feed *rtcpFeed, setup func(*DownTrack)) (*DownTrack, *recorder) {
+	t.Helper()
 	d, err := src.NewDownTrack()
 	if err != nil {
 		t.Fatal(err)
+	}
+	if setup != nil {
+		setup(d)
 	}
 	w := &recorder{}
 	ctx := fakeContext{codecs: []webrtc.RTPCodecParameters{

@@ -213,7 +213,8 @@ func smooth(value, measured float64) float64 {
 // upgradeMargin more bandwidth than the layer's bitrate. Without
 // byBudget, the bandwidth is not considered. A layer the subscriber
 // prefers (SetPreferredLayer) is chosen whatever its size and bitrate,
-// if it is among layers; else the best one no larger.
+// if it is among layers; else the best one no larger. Until d has been
+// forwarded anything, its InitialLayer, if it has one, decides.
 func choose(layers []*Layer, d *DownTrack, cur int32, byBudget bool, now time.Time) *Layer {
 	top := len(layers) - 1
 	if rid := d.PreferredLayer(); rid != "" {
@@ -229,6 +230,14 @@ func choose(layers []*Layer, d *DownTrack, cur int32, byBudget bool, now time.Ti
 			}
 		}
 		return layers[top]
+	}
+	if d.cur.Load() < 0 { // nothing forwarded yet
+		switch InitialLayer(d.initial.Load()) {
+		case InitialLowest:
+			return layers[0]
+		case InitialHighest:
+			return layers[len(layers)-1]
+		}
 	}
 	if w, h := d.maxW.Load(), d.maxH.Load(); (w > 0 || h > 0) && d.PreferredLayer() == "" {
 		for i, l := range layers {
@@ -353,6 +362,25 @@ func (d *DownTrack) SetPreferredLayer(rid string) {
 		sel.pick(d, time.Now())
 	}
 }
+
+// InitialLayer is the layer of a simulcast source a subscriber gets its
+// first picture from; after it, its layer is chosen as always.
+type InitialLayer int32
+
+const (
+	// InitialChosen: the first layer is chosen as every later one, by
+	// size and bandwidth.
+	InitialChosen InitialLayer = iota
+	// InitialLowest: the lowest layer first, the quickest to show.
+	InitialLowest
+	// InitialHighest: the highest layer first, whatever the size and
+	// bandwidth: the best first picture, later to show.
+	InitialHighest
+)
+
+// SetInitialLayer tells which layer d's first picture is to come from;
+// set before d starts. A preferred layer (SetPreferredLayer) comes first.
+func (d *DownTrack) SetInitialLayer(l InitialLayer) { d.initial.Store(int32(l)) }
 
 // PreferredLayer returns the rid SetPreferredLayer asked for, "" if none.
 func (d *DownTrack) PreferredLayer() string {

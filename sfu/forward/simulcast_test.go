@@ -428,3 +428,57 @@ func TestSimulcastPreferredLayer(t *testing.T) {
 		t.Errorf("no preference: wants layer %d, want 0", got)
 	}
 }
+
+// TestSimulcastInitialLayer: a subscriber's first picture comes from the
+// initial layer it asked for, the lowest or the highest, whatever its
+// bandwidth; after it, its layer is chosen as always.
+func TestSimulcastInitialLayer(t *testing.T) {
+	src := NewSource(webrtc.RTPCodecTypeVideo, "video", "publisher", WithKeyframeInterval(time.Millisecond))
+	src.selectEvery = time.Hour // the test measures and decides itself
+	defer src.Close()
+	pub := newSimulcastPublisher(t, src)
+	sel := src.selectorOf()
+	pub.frame(true)
+	sel.tick(time.Now())
+	for range 40 {
+		time.Sleep(30 * time.Millisecond)
+		pub.frame(false)
+		if time.Since(sel.last) >= 250*time.Millisecond {
+			sel.tick(time.Now())
+		}
+	}
+	narrow := pub.layers[0].peakRate.Load() * 2 // fits the lowest layer only
+
+	for _, c := range []struct {
+		name          string
+		initial       InitialLayer
+		budget        int64
+		first, second int32 // the slots: first for the first picture, then
+	}{
+		{"highest, on a narrow link", InitialHighest, narrow, 2, 0},
+		{"lowest, unlimited", InitialLowest, 0, 0, 2},
+		{"chosen, on a narrow link", InitialChosen, narrow, 0, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			d, w := bindDownWith(t, src, nil, func(d *DownTrack) {
+				d.SetInitialLayer(c.initial)
+				d.SetBitrateBudget(c.budget)
+			})
+			defer d.Close()
+			if got := d.want.Load(); got != c.first {
+				t.Fatalf("before its first picture it wants layer %d, want %d", got, c.first)
+			}
+			// Its first picture: the cached one of that layer, or the
+			// next keyframe.
+			pub.frame(true)
+			d.barrier()
+			if got := w.layersGot(); len(got) == 0 || int32(got[0]) != c.first+1 {
+				t.Fatalf("its first packets came from layers %v, want %d", got, c.first+1)
+			}
+			sel.tick(time.Now())
+			if got := d.want.Load(); got != c.second {
+				t.Errorf("after its first picture it wants layer %d, want %d", got, c.second)
+			}
+		})
+	}
+}

@@ -617,6 +617,7 @@ export class Stage extends Emitter {
   #local = null; // StageParticipantInfo
   #infos = new Map(); // remote id → StageParticipantInfo
   #decisions = new Map(); // remote id → SubscribeType
+  #toldNoSEI = new Set(); // remote ids whose subscription was told SEI is not carried, since the join
   #published = []; // LocalStageStream[] given to the client
   #remote = new Map(); // remote id → RemoteStageStream[]
 
@@ -665,10 +666,12 @@ export class Stage extends Emitter {
     const client = new Client(this.#token, {
       publish: false, simulcast: false,
       subscription: (p) => this.#subscriptionOf(p),
+      initialLayer: (p) => this.#initialLayerOf(p),
     });
     this.#client = client;
     this.#infos.clear();
     this.#decisions.clear();
+    this.#toldNoSEI.clear();
     this.#remote.clear();
     this.#everConnected = false;
     this.#local = newInfo(client.localParticipant, true);
@@ -778,6 +781,28 @@ export class Stage extends Emitter {
       default:
         return "none";
     }
+  }
+
+  // #initialLayerOf is the layer a new subscription's first picture comes
+  // from: the strategy's subscribeConfiguration, LOWEST_QUALITY by default
+  // as the SDK's. Asking for SEI messages, which ivsrt does not carry, is
+  // an ERROR (the subscription goes on without them).
+  #initialLayerOf(p) {
+    const info = this.#infos.get(p.id);
+    let cfg = {};
+    if (info && typeof this.#strategy.subscribeConfiguration === "function") {
+      cfg = this.#ask("subscribeConfiguration", {}, () => this.#strategy.subscribeConfiguration(info)) || {};
+    }
+    if (cfg.inBandMessaging && cfg.inBandMessaging.enabled && !this.#toldNoSEI.has(p.id)) {
+      this.#toldNoSEI.add(p.id);
+      this[emit](StageEvents.ERROR, new StageError(StageErrorCategory.SUBSCRIBE_ERROR, StageErrorCode.FAILED,
+        "ivsrt does not carry SEI messages (in-band messaging) yet", { participantId: p.id }));
+    }
+    const pref = cfg.simulcast && cfg.simulcast.initialLayerPreference;
+    if (pref !== undefined && pref !== InitialLayerPreference.LOWEST_QUALITY && pref !== InitialLayerPreference.HIGHEST_QUALITY) {
+      console.error(`ivs-stage: simulcast.initialLayerPreference ${JSON.stringify(pref)} is not an InitialLayerPreference; LOWEST_QUALITY is used`);
+    }
+    return pref === InitialLayerPreference.HIGHEST_QUALITY ? "highest" : "lowest";
   }
 
   // #refreshPublication publishes what the strategy says, if anything.

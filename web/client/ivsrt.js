@@ -212,6 +212,8 @@ export class Stage extends EventTarget {
    * @param {boolean} [options.subscribe=true]  watch every publisher when the token allows it
    * @param {(participant: Participant) => "none"|"audio"|"audioVideo"} [options.subscription]  what to
    *     receive of each publisher (by default everything): asked as publishers come, and on refresh()
+   * @param {(participant: Participant) => "lowest"|"highest"|""} [options.initialLayer]  the simulcast
+   *     layer the first picture of each subscription comes from; "" (the default) lets the server choose
    * @param {boolean|MediaTrackConstraints} [options.audio=true]  microphone constraints
    * @param {boolean|MediaTrackConstraints} [options.video=true]  camera constraints
    * @param {MediaStream} [options.mediaStream]  publish this stream instead of asking for the camera
@@ -1038,7 +1040,7 @@ export class Stage extends EventTarget {
       else this.#watchConnection(sub, () => this.#subs.get(id) === sub, () => this.#retrySubscribe(id, sub));
     });
     try {
-      const location = await this.#exchange(this.#info.whepUrl + encodeURIComponent(id), pc);
+      const location = await this.#exchange(this.#info.whepUrl + encodeURIComponent(id) + this.#initialLayerQuery(id), pc);
       if (this.#subs.get(id) !== sub) {
         release(location);
         return;
@@ -1062,6 +1064,24 @@ export class Stage extends EventTarget {
         this.#setSubState(id, "errored", err);
       }
     }
+  }
+
+  // #initialLayerQuery is the WHEP query asking for the initial layer
+  // option's answer for a publisher, "" if none.
+  #initialLayerQuery(id) {
+    const p = this.#participants.get(id);
+    if (typeof this.#opts.initialLayer !== "function" || !p) return "";
+    let layer = "";
+    try {
+      layer = this.#opts.initialLayer(p) || "";
+    } catch (err) {
+      console.error("ivsrt: the initialLayer option threw", err);
+    }
+    if (layer !== "lowest" && layer !== "highest") {
+      if (layer) console.error(`ivsrt: initialLayer ${JSON.stringify(layer)} is not "lowest" nor "highest"; the server chooses`);
+      return "";
+    }
+    return "?initialLayer=" + layer;
   }
 
   // Subscribes again, later, while the publisher still publishes.
