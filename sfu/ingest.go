@@ -65,6 +65,13 @@ const (
 	opusClockRate   = 48000
 	ingestOpusFmtp  = "minptime=10;useinbandfec=1"
 	ingestStoreWait = 5 * time.Second
+	// ingestTakeoverSilence is how long an encoder's connection must have
+	// brought nothing for a new connection with its key to take over: an
+	// encoder sends audio every few tens of milliseconds, so its
+	// connection is dead (a network that dropped it without a word, which
+	// the read timeout would find only later) and the encoder is
+	// reconnecting.
+	ingestTakeoverSilence = 2 * time.Second
 )
 
 var _ rtmpingest.Handler = (*IngestHandler)(nil)
@@ -95,6 +102,9 @@ type ingestStream struct {
 	// disconnected, the stage deleted, the server closing): the next
 	// media fails, which disconnects the encoder.
 	stopped atomic.Bool
+	// heardAt is when the stream last brought media, or started (unix
+	// nanoseconds).
+	heardAt atomic.Int64
 
 	// Guarded by st.mu.
 	pub   *publication
@@ -162,13 +172,23 @@ func (h *IngestHandler) Start(ctx context.Context, key string, protocol rtmpinge
 	defer st.unlock()
 	is := &ingestStream{s: s, st: st, keys: h.keys, arn: ic.ARN, id: cred.ParticipantID, protocol: string(protocol),
 		audioSSRC: randomSSRC()}
+	is.heard()
 	if protocol == rtmpingest.ProtocolRTMP && !ic.InsecureIngest {
 		return nil, st.refuseIngest(ctx, is, ic, ingestRefusal(ivsrt.ErrInvalidProtocol,
 			"the ingest configuration takes RTMPS only (insecureIngest is false)"))
 	}
 	if p := st.parts[cred.ParticipantID]; p != nil {
-		return nil, st.refuseIngest(ctx, is, ic, ingestRefusal(ivsrt.ErrReuseOfStreamKey,
-			"the stream key is in use: another encoder publishes with it"))
+		old := p.ingest
+		if old == nil || old.silence() < ingestTakeoverSilence {
+			return nil, st.refuseIngest(ctx, is, ic, ingestRefusal(ivsrt.ErrReuseOfStreamKey,
+				"the stream key is in use: another encoder publishes with it"))
+		}
+		// The connection publishing with the key has gone silent: the
+		// encoder lost it and reconnects. The old stream ends (its
+		// participant leaves) and the new one joins.
+		s.logger.Info("ingest: a silent stream's key reconnects; the old stream ends", "stage", st.arn,
+			"participant", cred.ParticipantID, "silent", old.silence().Round(time.Millisecond), "remote", remote)
+		st.endIngest(ctx, old)
 	}
 	if st.publishers("") >= s.cfg.MaxPublishers {
 		return nil, st.refuseIngest(ctx, is, ic, ingestRefusal(ivsrt.ErrQuotaExceeded,
@@ -306,6 +326,7 @@ func (is *ingestStream) WriteVideo(track uint8, pts time.Duration, nalus [][]byt
 	for _, n := range nalus {
 		payloads = append(payloads, v.h264.Payload(ingestMTU, n)...)
 	}
+	is.heard()
 	for i, payload := range payloads {
 		p := &rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: ingestVideoPT, SequenceNumber: v.seq,
 			Timestamp: ts, SSRC: v.ssrc, Marker: i == len(payloads)-1}, Payload: payload}
@@ -322,6 +343,7 @@ func (is *ingestStream) WriteAudio(pts time.Duration, opus []byte) error {
 	if is.audio == nil || is.stopped.Load() {
 		return errIngestEnded
 	}
+	is.heard()
 	// Each packet starts where the one before ended: the encoder's times
 	// come in whole milliseconds, and a receiver takes a packet a few
 	// samples early for a late one. A real gap is followed.
@@ -337,6 +359,14 @@ func (is *ingestStream) WriteAudio(pts time.Duration, opus []byte) error {
 		return errIngestEnded
 	}
 	return nil
+}
+
+// heard notes that the stream brought something now.
+func (is *ingestStream) heard() { is.heardAt.Store(time.Now().UnixNano()) }
+
+// silence is how long the stream has brought nothing.
+func (is *ingestStream) silence() time.Duration {
+	return time.Duration(time.Now().UnixNano() - is.heardAt.Load())
 }
 
 // End is the encoder's stream over: a refusal is recorded with its code.

@@ -163,13 +163,18 @@ func ingestState(t *testing.T, c *ivsrealtime.Client, arn *string) types.IngestC
 // latest session, as "NAME" or "NAME CODE".
 func participantEvents(t *testing.T, c *ivsrealtime.Client, stage, id string) []string {
 	t.Helper()
-	ctx := testContext(t)
-	sessions, err := c.ListStageSessions(ctx, &ivsrealtime.ListStageSessionsInput{StageArn: aws.String(stage), MaxResults: aws.Int32(1)})
+	sessions, err := c.ListStageSessions(testContext(t), &ivsrealtime.ListStageSessionsInput{StageArn: aws.String(stage), MaxResults: aws.Int32(1)})
 	if err != nil || len(sessions.StageSessions) == 0 {
 		return nil
 	}
-	out, err := c.ListParticipantEvents(ctx, &ivsrealtime.ListParticipantEventsInput{StageArn: aws.String(stage),
-		SessionId: sessions.StageSessions[0].SessionId, ParticipantId: aws.String(id), MaxResults: aws.Int32(100)})
+	return participantEventsIn(t, c, stage, aws.ToString(sessions.StageSessions[0].SessionId), id)
+}
+
+// participantEventsIn is participantEvents of a given session.
+func participantEventsIn(t *testing.T, c *ivsrealtime.Client, stage, session, id string) []string {
+	t.Helper()
+	out, err := c.ListParticipantEvents(testContext(t), &ivsrealtime.ListParticipantEventsInput{StageArn: aws.String(stage),
+		SessionId: aws.String(session), ParticipantId: aws.String(id), MaxResults: aws.Int32(100)})
 	if err != nil {
 		return nil
 	}

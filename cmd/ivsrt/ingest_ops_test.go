@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
+	"net/url"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -163,3 +165,127 @@ func TestIngestRedundant(t *testing.T) {
 		t.Errorf("the backup still publishing, the configuration is %s, want ACTIVE", s)
 	}
 }
+
+// TestIngestReconnectAfterSilentDrop: an encoder's connection goes
+// silent without closing (a network that dropped it); the encoder
+// reconnects with its key before the server could find the old
+// connection dead: the new stream takes over (the old one ends and its
+// participant leaves; the new one joins) rather than being refused as a
+// reuse of the key.
+func TestIngestReconnectAfterSilentDrop(t *testing.T) {
+	testmedia.NeedFFmpeg(t)
+	_, c := startServer(t)
+	stage := createStage(t, c, "reconnect")
+	ic := createIngest(t, c, stage, types.IngestProtocolRtmp, "camera")
+	id := aws.ToString(ic.ParticipantId)
+	rtmpURL, _ := stageEndpoints(t, c, stage)
+	u, err := url.Parse(rtmpURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := startStallingProxy(t, u.Host)
+	viaProxy := *u
+	viaProxy.Host = proxy.addr
+	startEncoder(t, viaProxy.String()+aws.ToString(ic.StreamKey))
+	waitPublishing(t, c, stage, id)
+
+	proxy.stall()
+	time.Sleep(3 * time.Second)
+	second := startEncoder(t, rtmpURL+aws.ToString(ic.StreamKey))
+	// The old stream's leave emptied the stage, which ended its session:
+	// the new one publishes in a session of its own.
+	eventually(t, 20*time.Second, "the reconnected encoder publishing", func() error {
+		sessions, err := c.ListStageSessions(testContext(t), &ivsrealtime.ListStageSessionsInput{StageArn: aws.String(stage)})
+		if err != nil || len(sessions.StageSessions) != 2 {
+			return fmt.Errorf("sessions %+v, %v; want 2", sessions, err)
+		}
+		newer, older := aws.ToString(sessions.StageSessions[0].SessionId), aws.ToString(sessions.StageSessions[1].SessionId)
+		for _, w := range []struct{ session, want string }{
+			{older, "JOINED PUBLISH_STARTED PUBLISH_STOPPED LEFT"},
+			{newer, "JOINED PUBLISH_STARTED"},
+		} {
+			if got := strings.Join(participantEventsIn(t, c, stage, w.session, id), " "); got != w.want {
+				return fmt.Errorf("session %s: events %q, want %q", w.session, got, w.want)
+			}
+		}
+		return nil
+	})
+	time.Sleep(time.Second)
+	if !second.running() {
+		t.Errorf("the reconnected encoder stopped: %s", second.waitExit(t, time.Second))
+	}
+	if s := ingestState(t, c, ic.Arn); s != types.IngestConfigurationStateActive {
+		t.Errorf("the configuration is %s, want ACTIVE", s)
+	}
+}
+
+// stallingProxy passes TCP connections to a target until stall, after
+// which it passes nothing more but keeps every connection open.
+type stallingProxy struct {
+	addr    string
+	stalled chan struct{}
+	stallMu sync.Once
+}
+
+func startStallingProxy(t *testing.T, target string) *stallingProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &stallingProxy{addr: ln.Addr().String(), stalled: make(chan struct{})}
+	done := make(chan struct{})
+	var conns []net.Conn
+	var mu sync.Mutex
+	t.Cleanup(func() {
+		close(done)
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	pass := func(dst, src net.Conn) {
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := src.Read(buf)
+			select {
+			case <-p.stalled:
+				<-done // hold on, silent, until the test ends
+				return
+			default:
+			}
+			if n > 0 {
+				if _, werr := dst.Write(buf[:n]); werr != nil {
+					return
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}
+	go func() {
+		for {
+			in, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			out, err := net.Dial("tcp", target)
+			if err != nil {
+				in.Close()
+				continue
+			}
+			mu.Lock()
+			conns = append(conns, in, out)
+			mu.Unlock()
+			go pass(out, in)
+			go pass(in, out)
+		}
+	}()
+	return p
+}
+
+// stall stops passing anything, leaving the connections open.
+func (p *stallingProxy) stall() { p.stallMu.Do(func() { close(p.stalled) }) }
