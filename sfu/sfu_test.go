@@ -17,6 +17,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/ivsrt/ivsrt"
+	"github.com/ivsrt/ivsrt/internal/tcpfreeze"
 	"github.com/ivsrt/ivsrt/sfu"
 )
 
@@ -664,8 +665,8 @@ func TestVanishedParticipants(t *testing.T) {
 
 	// Alice's WebSocket goes through a proxy that will stop forwarding;
 	// Bob publishes over WHIP alone, from a socket that will go dark.
-	proxy := newFreezer(t, strings.TrimPrefix(h.url, "http://"))
-	wsAlice := h.dialEventsURL("ws://"+proxy.addr()+"/events?access_token="+aws.ToString(alice.Token), nil)
+	proxy := tcpfreeze.Start(t, strings.TrimPrefix(h.url, "http://"))
+	wsAlice := h.dialEventsURL("ws://"+proxy.Addr()+"/events?access_token="+aws.ToString(alice.Token), nil)
 	wsAlice.next("joined")
 	pub := h.mustPublish(aws.ToString(bob.Token), vp8, true)
 	ws.waitState("both are in", func(ps []map[string]any) bool {
@@ -675,7 +676,7 @@ func TestVanishedParticipants(t *testing.T) {
 	})
 
 	start := time.Now()
-	proxy.freeze()
+	proxy.Freeze()
 	pub.conn.cut.Store(true)
 	ws.waitState("both are gone", func(ps []map[string]any) bool {
 		all, _ := participantIDs(ps)

@@ -7,7 +7,6 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ivsrealtime"
 	"github.com/aws/aws-sdk-go-v2/service/ivsrealtime/types"
 
+	"github.com/ivsrt/ivsrt/internal/tcpfreeze"
 	"github.com/ivsrt/ivsrt/internal/testmedia"
 )
 
@@ -183,13 +183,13 @@ func TestIngestReconnectAfterSilentDrop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	proxy := startStallingProxy(t, u.Host)
+	proxy := tcpfreeze.Start(t, u.Host)
 	viaProxy := *u
-	viaProxy.Host = proxy.addr
+	viaProxy.Host = proxy.Addr()
 	startEncoder(t, viaProxy.String()+aws.ToString(ic.StreamKey))
 	waitPublishing(t, c, stage, id)
 
-	proxy.stall()
+	proxy.Freeze()
 	time.Sleep(3 * time.Second)
 	second := startEncoder(t, rtmpURL+aws.ToString(ic.StreamKey))
 	// The old stream's leave emptied the stage, which ended its session:
@@ -218,74 +218,3 @@ func TestIngestReconnectAfterSilentDrop(t *testing.T) {
 		t.Errorf("the configuration is %s, want ACTIVE", s)
 	}
 }
-
-// stallingProxy passes TCP connections to a target until stall, after
-// which it passes nothing more but keeps every connection open.
-type stallingProxy struct {
-	addr    string
-	stalled chan struct{}
-	stallMu sync.Once
-}
-
-func startStallingProxy(t *testing.T, target string) *stallingProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &stallingProxy{addr: ln.Addr().String(), stalled: make(chan struct{})}
-	done := make(chan struct{})
-	var conns []net.Conn
-	var mu sync.Mutex
-	t.Cleanup(func() {
-		close(done)
-		ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	pass := func(dst, src net.Conn) {
-		buf := make([]byte, 32<<10)
-		for {
-			n, err := src.Read(buf)
-			select {
-			case <-p.stalled:
-				<-done // hold on, silent, until the test ends
-				return
-			default:
-			}
-			if n > 0 {
-				if _, werr := dst.Write(buf[:n]); werr != nil {
-					return
-				}
-			}
-			if err != nil {
-				return
-			}
-		}
-	}
-	go func() {
-		for {
-			in, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			out, err := net.Dial("tcp", target)
-			if err != nil {
-				in.Close()
-				continue
-			}
-			mu.Lock()
-			conns = append(conns, in, out)
-			mu.Unlock()
-			go pass(out, in)
-			go pass(in, out)
-		}
-	}()
-	return p
-}
-
-// stall stops passing anything, leaving the connections open.
-func (p *stallingProxy) stall() { p.stallMu.Do(func() { close(p.stalled) }) }
