@@ -297,13 +297,13 @@ func TestComposition(t *testing.T) {
 	for _, s := range p.Streams {
 		switch s.CodecType {
 		case "video":
-			sawVideo = s.CodecName == "h264" && s.Width == 640 && s.Height == 360
+			sawVideo = s.CodecName == "h264" && s.Width == 640 && s.Height == 360 && s.FrameRate == "15/1"
 		case "audio":
 			sawAudio = s.CodecName == "aac"
 		}
 	}
 	if !sawVideo || !sawAudio {
-		t.Errorf("the recording's streams %+v: want H.264 640x360 and AAC", p.Streams)
+		t.Errorf("the recording's streams %+v: want H.264 640x360 at 15 fps, as its encoder configuration says, and AAC", p.Streams)
 	}
 	if dur < 10*time.Second {
 		t.Errorf("the recording lasts %v: want the whole composition, one recording", dur)

@@ -42,8 +42,8 @@ func TestOneInputFullCanvas(t *testing.T) {
 	for _, s := range p.Streams {
 		switch s.CodecType {
 		case "video":
-			if s.CodecName != "h264" || s.Width != 640 || s.Height != 360 {
-				t.Errorf("video %s %dx%d, want h264 640x360", s.CodecName, s.Width, s.Height)
+			if s.CodecName != "h264" || s.Width != 640 || s.Height != 360 || s.FrameRate != "30/1" {
+				t.Errorf("video %s %dx%d at %s fps, want h264 640x360 at 30/1", s.CodecName, s.Width, s.Height, s.FrameRate)
 			}
 		case "audio":
 			if s.CodecName != "aac" {

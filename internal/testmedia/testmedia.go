@@ -138,6 +138,9 @@ type Probe struct {
 		CodecType string `json:"codec_type"`
 		Width     int    `json:"width"`
 		Height    int    `json:"height"`
+		// FrameRate is the stream's frame rate as ffprobe finds it,
+		// "30/1" say.
+		FrameRate string `json:"r_frame_rate"`
 	} `json:"streams"`
 }
 
