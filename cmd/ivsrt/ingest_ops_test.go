@@ -218,3 +218,50 @@ func TestIngestReconnectAfterSilentDrop(t *testing.T) {
 		t.Errorf("the configuration is %s, want ACTIVE", s)
 	}
 }
+
+// TestIngestDeleteWhileStreaming: with an encoder publishing, deleting
+// its configuration is a conflict unless forced, and forced it
+// disconnects the encoder; deleting its stage disconnects it too and
+// leaves the configuration without a stage.
+func TestIngestDeleteWhileStreaming(t *testing.T) {
+	testmedia.NeedFFmpeg(t)
+	_, c := startServer(t)
+	ctx := testContext(t)
+	publish := func(name string) (stage string, ic *types.IngestConfiguration, e *encoder) {
+		t.Helper()
+		stage = createStage(t, c, name)
+		ic = createIngest(t, c, stage, types.IngestProtocolRtmp, name)
+		rtmpURL, _ := stageEndpoints(t, c, stage)
+		e = startEncoder(t, rtmpURL+aws.ToString(ic.StreamKey))
+		waitPublishing(t, c, stage, aws.ToString(ic.ParticipantId))
+		return stage, ic, e
+	}
+
+	stage, ic, e := publish("forced")
+	_, err := c.DeleteIngestConfiguration(ctx, &ivsrealtime.DeleteIngestConfigurationInput{Arn: ic.Arn})
+	checkError(t, err, conflict(aws.ToString(ic.Arn)))
+	if !e.running() {
+		t.Fatalf("the encoder stopped after a refused delete: %s", e.waitExit(t, time.Second))
+	}
+	if _, err := c.DeleteIngestConfiguration(ctx, &ivsrealtime.DeleteIngestConfigurationInput{Arn: ic.Arn, Force: true}); err != nil {
+		t.Fatalf("DeleteIngestConfiguration with force: %v", err)
+	}
+	e.waitExit(t, 15*time.Second)
+	waitState(t, c, stage, aws.ToString(ic.ParticipantId), "DISCONNECTED")
+
+	stage, ic, e = publish("deleted")
+	if _, err := c.DeleteStage(ctx, &ivsrealtime.DeleteStageInput{Arn: aws.String(stage)}); err != nil {
+		t.Fatalf("DeleteStage: %v", err)
+	}
+	e.waitExit(t, 15*time.Second)
+	eventually(t, 10*time.Second, "the configuration without a stage, inactive", func() error {
+		out, err := c.GetIngestConfiguration(ctx, &ivsrealtime.GetIngestConfigurationInput{Arn: ic.Arn})
+		if err != nil {
+			return err
+		}
+		if got := out.IngestConfiguration; aws.ToString(got.StageArn) != "" || got.State != types.IngestConfigurationStateInactive {
+			return fmt.Errorf("stage %q, state %s; want \"\", INACTIVE", aws.ToString(got.StageArn), got.State)
+		}
+		return nil
+	})
+}
