@@ -243,7 +243,7 @@ func TestCompositionFailures(t *testing.T) {
 		t.Errorf("events of the unreachable channel %v: want Destination Reconnecting, then the failures", evs)
 	}
 
-	// A deleted stage fails its compositions.
+	// A deleted stage stops its compositions.
 	port := freePort(t)
 	target := fmt.Sprintf("rtmp://127.0.0.1:%d/live/key", port)
 	h2, encoder2 := compositionHarness(t, target, time.Minute)

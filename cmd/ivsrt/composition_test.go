@@ -12,8 +12,10 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -482,4 +484,76 @@ func TestCompositionS3Down(t *testing.T) {
 	if !slices.Equal(evs, want) {
 		t.Errorf("events %v, want %v", evs, want)
 	}
+}
+
+// TestCompositionEncoderKilled: the encoder of a composition's S3
+// destination dies (kill -9): the destination and the composition are
+// FAILED with their events, not left ACTIVE, and the server goes on.
+func TestCompositionEncoderKilled(t *testing.T) {
+	testmedia.NeedFFmpeg(t)
+	m, c := startServer(t)
+	withTestStorage(t, m)
+	ctx := testContext(t)
+	enc, err := c.CreateEncoderConfiguration(ctx, &ivsrealtime.CreateEncoderConfigurationInput{
+		Video: &types.Video{Width: aws.Int32(320), Height: aws.Int32(180), Framerate: aws.Float32(10), Bitrate: aws.Int32(300000)}})
+	if err != nil {
+		t.Fatalf("CreateEncoderConfiguration: %v", err)
+	}
+	stage := createStage(t, c, "composition-encoder-killed")
+	pubCtx, stopPublishing := context.WithCancel(context.Background())
+	defer stopPublishing()
+	tok := createToken(t, c, &ivsrealtime.CreateParticipantTokenInput{StageArn: aws.String(stage), UserId: aws.String("red")})
+	whipH264(pubCtx, t, aws.ToString(tok.Token), testmedia.EncodeColor(t, 4, 320, 180, "red", 440))
+	waitPublishing(t, c, stage, aws.ToString(tok.ParticipantId))
+	arn := startS3Composition(t, c, stage, storageARN, aws.ToString(enc.EncoderConfiguration.Arn), nil).Arn
+	waitCompositionState(t, c, arn, types.CompositionStateActive, 30*time.Second)
+
+	// The composite's encoder: the one ffmpeg of this process reading
+	// raw pictures (decoders read the publishers' streams).
+	pid := childProcess(t, "-video_size")
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	got := waitCompositionState(t, c, arn, types.CompositionStateFailed, 30*time.Second)
+	id := aws.ToString(got.Destinations[0].Id)
+	if d := got.Destinations[0]; d.State != types.DestinationStateFailed || d.EndTime == nil {
+		t.Errorf("the destination: %s, ended %v; want FAILED with its end", d.State, d.EndTime)
+	}
+	evs := compositionEvents(t, m, aws.ToString(arn))
+	want := []string{"Session Start", "Destination Start " + id, "Destination Failure " + id, "Session Failure"}
+	if !slices.Equal(evs, want) {
+		t.Errorf("events %v, want %v", evs, want)
+	}
+	// The server goes on: another composition of the stage starts.
+	again := startS3Composition(t, c, stage, storageARN, aws.ToString(enc.EncoderConfiguration.Arn), nil)
+	waitCompositionState(t, c, again.Arn, types.CompositionStateActive, 30*time.Second)
+	stopComposition(t, c, again)
+}
+
+// childProcess returns the pid of the only child of this process whose
+// command line has arg.
+func childProcess(t *testing.T, arg string) int {
+	t.Helper()
+	var found []int
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, dir := range dirs {
+		stat, err := os.ReadFile(filepath.Join(dir, "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces, not ")".
+		fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+		if len(fields) < 2 || fields[1] != strconv.Itoa(os.Getpid()) {
+			continue
+		}
+		cmdline, _ := os.ReadFile(filepath.Join(dir, "cmdline"))
+		if slices.Contains(strings.Split(string(cmdline), "\x00"), arg) {
+			pid, _ := strconv.Atoi(filepath.Base(dir))
+			found = append(found, pid)
+		}
+	}
+	if len(found) != 1 {
+		t.Fatalf("children of this process with %s: %v, want one", arg, found)
+	}
+	return found[0]
 }
