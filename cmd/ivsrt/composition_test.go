@@ -454,24 +454,13 @@ func TestCompositionS3Down(t *testing.T) {
 	m, c := startServer(t, func(c *Config) {
 		c.S3EndpointURL, c.S3AccessKeyID, c.S3SecretAccessKey = s3.URL, "AKIDTEST", "secret"
 	})
-	ctx := testContext(t)
-	sc, err := c.CreateStorageConfiguration(ctx, &ivsrealtime.CreateStorageConfigurationInput{
+	sc, err := c.CreateStorageConfiguration(testContext(t), &ivsrealtime.CreateStorageConfigurationInput{
 		S3: &types.S3StorageConfiguration{BucketName: aws.String("recs")}})
 	if err != nil {
 		t.Fatalf("CreateStorageConfiguration: %v", err)
 	}
-	enc, err := c.CreateEncoderConfiguration(ctx, &ivsrealtime.CreateEncoderConfigurationInput{
-		Video: &types.Video{Width: aws.Int32(320), Height: aws.Int32(180), Framerate: aws.Float32(10), Bitrate: aws.Int32(300000)}})
-	if err != nil {
-		t.Fatalf("CreateEncoderConfiguration: %v", err)
-	}
-	stage := createStage(t, c, "composition-s3-down")
-	pubCtx, stopPublishing := context.WithCancel(context.Background())
-	defer stopPublishing()
-	tok := createToken(t, c, &ivsrealtime.CreateParticipantTokenInput{StageArn: aws.String(stage), UserId: aws.String("red")})
-	whipH264(pubCtx, t, aws.ToString(tok.Token), testmedia.EncodeColor(t, 4, 320, 180, "red", 440))
-	waitPublishing(t, c, stage, aws.ToString(tok.ParticipantId))
-	arn := startS3Composition(t, c, stage, aws.ToString(sc.StorageConfiguration.Arn), aws.ToString(enc.EncoderConfiguration.Arn), nil).Arn
+	stage, encoder := redStage(t, c, "composition-s3-down")
+	arn := startS3Composition(t, c, stage, aws.ToString(sc.StorageConfiguration.Arn), encoder, nil).Arn
 	time.Sleep(3 * time.Second) // a segment or so uploaded
 	down.Store(true)
 	got := waitCompositionState(t, c, arn, types.CompositionStateFailed, 60*time.Second)
@@ -493,19 +482,8 @@ func TestCompositionEncoderKilled(t *testing.T) {
 	testmedia.NeedFFmpeg(t)
 	m, c := startServer(t)
 	withTestStorage(t, m)
-	ctx := testContext(t)
-	enc, err := c.CreateEncoderConfiguration(ctx, &ivsrealtime.CreateEncoderConfigurationInput{
-		Video: &types.Video{Width: aws.Int32(320), Height: aws.Int32(180), Framerate: aws.Float32(10), Bitrate: aws.Int32(300000)}})
-	if err != nil {
-		t.Fatalf("CreateEncoderConfiguration: %v", err)
-	}
-	stage := createStage(t, c, "composition-encoder-killed")
-	pubCtx, stopPublishing := context.WithCancel(context.Background())
-	defer stopPublishing()
-	tok := createToken(t, c, &ivsrealtime.CreateParticipantTokenInput{StageArn: aws.String(stage), UserId: aws.String("red")})
-	whipH264(pubCtx, t, aws.ToString(tok.Token), testmedia.EncodeColor(t, 4, 320, 180, "red", 440))
-	waitPublishing(t, c, stage, aws.ToString(tok.ParticipantId))
-	arn := startS3Composition(t, c, stage, storageARN, aws.ToString(enc.EncoderConfiguration.Arn), nil).Arn
+	stage, encoder := redStage(t, c, "composition-encoder-killed")
+	arn := startS3Composition(t, c, stage, storageARN, encoder, nil).Arn
 	waitCompositionState(t, c, arn, types.CompositionStateActive, 30*time.Second)
 
 	// The composite's encoder: the one ffmpeg of this process reading
@@ -525,9 +503,27 @@ func TestCompositionEncoderKilled(t *testing.T) {
 		t.Errorf("events %v, want %v", evs, want)
 	}
 	// The server goes on: another composition of the stage starts.
-	again := startS3Composition(t, c, stage, storageARN, aws.ToString(enc.EncoderConfiguration.Arn), nil)
+	again := startS3Composition(t, c, stage, storageARN, encoder, nil)
 	waitCompositionState(t, c, again.Arn, types.CompositionStateActive, 30*time.Second)
 	stopComposition(t, c, again)
+}
+
+// redStage creates a stage where a red WHIP publisher publishes until
+// the test ends, and a small encoder configuration to compose it with.
+func redStage(t *testing.T, c *ivsrealtime.Client, name string) (stage, encoder string) {
+	t.Helper()
+	enc, err := c.CreateEncoderConfiguration(testContext(t), &ivsrealtime.CreateEncoderConfigurationInput{
+		Video: &types.Video{Width: aws.Int32(320), Height: aws.Int32(180), Framerate: aws.Float32(10), Bitrate: aws.Int32(300000)}})
+	if err != nil {
+		t.Fatalf("CreateEncoderConfiguration: %v", err)
+	}
+	stage = createStage(t, c, name)
+	pubCtx, stopPublishing := context.WithCancel(context.Background())
+	t.Cleanup(stopPublishing)
+	tok := createToken(t, c, &ivsrealtime.CreateParticipantTokenInput{StageArn: aws.String(stage), UserId: aws.String("red")})
+	whipH264(pubCtx, t, aws.ToString(tok.Token), testmedia.EncodeColor(t, 4, 320, 180, "red", 440))
+	waitPublishing(t, c, stage, aws.ToString(tok.ParticipantId))
+	return stage, aws.ToString(enc.EncoderConfiguration.Arn)
 }
 
 // childProcess returns the pid of the only child of this process whose
