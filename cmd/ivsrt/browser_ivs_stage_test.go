@@ -92,6 +92,24 @@ const ivsApp = `window.setup = async (token, options = {}) => {
 	await stage.join();
 	return true;
 };
+// videoState describes the element playing user's media and the video
+// received, for a test that waited for it in vain.
+window.videoState = async (user) => {
+	const v = app.videos[user];
+	if (!v) return "no element";
+	const track = v.srcObject && v.srcObject.getVideoTracks()[0];
+	const stream = (app.remote[user] || []).find((s) => s.streamType === "video");
+	let inbound = {};
+	const report = stream && await stream.requestRTCStats();
+	if (report) report.forEach((s) => {
+		if (s.type === "inbound-rtp") inbound = { packetsReceived: s.packetsReceived, packetsLost: s.packetsLost,
+			framesReceived: s.framesReceived, framesDecoded: s.framesDecoded, keyFramesDecoded: s.keyFramesDecoded,
+			framesDropped: s.framesDropped, pliCount: s.pliCount, nackCount: s.nackCount, decoder: s.decoderImplementation };
+	});
+	return JSON.stringify({ paused: v.paused, readyState: v.readyState, width: v.videoWidth,
+		frames: v.getVideoPlaybackQuality().totalVideoFrames,
+		track: track ? { muted: track.muted, readyState: track.readyState, enabled: track.enabled } : null, inbound });
+};
 // plays reports whether the video of user advances, and the loudest
 // sample of its audio over half a second.
 window.plays = async (user) => {
@@ -223,7 +241,8 @@ func (p *ivsPage) waitPlays(user string, video bool) {
 			return
 		}
 		if time.Now().After(deadline) {
-			p.t.Fatalf("%s: %s's media got %+v, want audio (peak ≥ 0.05) and video %v", p.user, user, got, video)
+			state := webtest.Eval[string](p.tab, `window.videoState(`+strconv.Quote(user)+`)`)
+			p.t.Fatalf("%s: %s's media got %+v, want audio (peak ≥ 0.05) and video %v; the video: %s", p.user, user, got, video, state)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
