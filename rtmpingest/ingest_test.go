@@ -612,12 +612,14 @@ func TestTranscoderDies(t *testing.T) {
 	testmedia.NeedFFmpeg(t)
 	t.Parallel()
 	script := filepath.Join(t.TempDir(), "ffmpeg")
-	if err := os.WriteFile(script, []byte("#!/bin/sh\n(sleep 1.5; kill -9 $$) </dev/null >/dev/null 2>&1 &\nexec ffmpeg \"$@\"\n"), 0o755); err != nil {
+	// Killed 3 s in: a loaded machine's ffmpeg takes a second or more to
+	// give its first packet.
+	if err := os.WriteFile(script, []byte("#!/bin/sh\n(sleep 3; kill -9 $$) </dev/null >/dev/null 2>&1 &\nexec ffmpeg \"$@\"\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	h := newHandler("sk_test")
 	_, url := serve(t, Config{Handler: h, FFmpeg: script}, ProtocolRTMP)
-	out, err := publish(t, url+"sk_test", encoder{seconds: 6})
+	out, err := publish(t, url+"sk_test", encoder{seconds: 8})
 	if err == nil || !strings.Contains(out, CodeInternalServerException) {
 		t.Errorf("ffmpeg: got %v: %q, want %s", err, out, CodeInternalServerException)
 	}

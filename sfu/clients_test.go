@@ -287,7 +287,7 @@ type received struct {
 // subscribe starts a WHEP session with the token to remote's tracks.
 func (h *harness) subscribe(tok, remote string) (*subscriber, error) {
 	h.t.Helper()
-	pc, conn := newClientPC(h.t)
+	pc, conn := newClientPC(h.t, h.subscriberCodecs...)
 	s := &subscriber{t: h.t, pc: pc, conn: conn, got: map[webrtc.RTPCodecType][]received{}}
 	s.connected, s.gone = watchState(pc)
 	for _, kind := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo} {

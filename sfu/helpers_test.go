@@ -56,6 +56,9 @@ type harness struct {
 	http   *http.Client
 	clock  *clock
 	issuer *token.Issuer
+	// subscriberCodecs, if set, are the only codecs subscribers offer
+	// (by default pion's, RTX included).
+	subscriberCodecs []webrtc.RTPCodecParameters
 }
 
 // clock is the time of the token issuer and the API, which a test may
